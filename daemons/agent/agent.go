@@ -1,0 +1,708 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rt "github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// Labels every Warren container carries.
+const (
+	LabelTask        = "warren.task.id"
+	LabelService     = "warren.service.id"
+	LabelServiceName = "warren.service.name"
+	LabelSlot        = "warren.task.slot"
+	LabelNode        = "warren.node.id"
+)
+
+// Config is what warren-agent is started with.
+type Config struct {
+	API     *client.Client // the local manager
+	Runtime rt.Runtime
+	Network Network // nil: no container networking (tests)
+	DataDir string
+	// Hostname reported in heartbeats (default os.Hostname).
+	Hostname string
+	// EngineVersion is reported in heartbeats.
+	EngineVersion  string
+	HeartbeatEvery time.Duration // default 2s
+	// MaxParallelStarts bounds containers started at once (default 8).
+	MaxParallelStarts int
+	// LogMaxBytes caps a container's log file before it is rotated
+	// (default 10 MiB); one rotated file is kept.
+	LogMaxBytes int64
+	Logger      *slog.Logger
+}
+
+// Agent is one running warren-agent.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	api *client.Client
+	rt  rt.Runtime
+	net Network
+
+	nodeID string
+	subnet netip.Prefix
+	rep    *reporter
+	kick   chan struct{}
+	starts chan struct{}
+
+	mu           sync.Mutex
+	tasks        map[string]*api.Task
+	synced       bool
+	containers   map[string]rt.Container
+	pendingExits map[string]rt.Exit
+	busy         map[string]bool
+	reported     map[string]api.TaskState
+	addrs        map[string]netip.Addr
+	published    string // key of the ports last published
+
+	watchActive atomic.Int64 // unix nanos of the watch loop's last sign of life
+	ready       chan struct{}
+	readyOnce   sync.Once
+}
+
+// New makes an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.API == nil || cfg.Runtime == nil {
+		return nil, errors.New("agent: an API client and a runtime are required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("agent: a data directory is required (--data-dir)")
+	}
+	if cfg.HeartbeatEvery == 0 {
+		cfg.HeartbeatEvery = 2 * time.Second
+	}
+	if cfg.MaxParallelStarts == 0 {
+		cfg.MaxParallelStarts = 8
+	}
+	if cfg.LogMaxBytes == 0 {
+		cfg.LogMaxBytes = 10 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o700); err != nil {
+		return nil, fmt.Errorf("agent: data dir: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, api: cfg.API, rt: cfg.Runtime, net: cfg.Network,
+		kick: make(chan struct{}, 1), starts: make(chan struct{}, cfg.MaxParallelStarts),
+		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
+		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
+		ready: make(chan struct{})}
+	a.watchActive.Store(time.Now().UnixNano())
+	return a, nil
+}
+
+// NodeID is the node this agent runs for (known once Run has begun).
+func (a *Agent) NodeID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nodeID
+}
+
+// Ready is closed once the agent has adopted what runs and synced its tasks.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run runs the agent until ctx ends. Containers keep running after it
+// returns.
+func (a *Agent) Run(ctx context.Context) error {
+	info, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.nodeID = info.NodeID
+	a.mu.Unlock()
+	node, err := a.api.Node(ctx, info.NodeID)
+	if err != nil {
+		return fmt.Errorf("agent: read this node: %w", err)
+	}
+	if a.net != nil {
+		a.subnet, err = netip.ParsePrefix(node.Subnet)
+		if err != nil {
+			return fmt.Errorf("agent: node %s has no usable container subnet %q", node.ID, node.Subnet)
+		}
+		if err := a.net.Setup(ctx, a.subnet); err != nil {
+			return fmt.Errorf("agent: network: %w", err)
+		}
+	}
+	if err := a.adopt(ctx); err != nil {
+		return err
+	}
+	a.rep = newReporter(a.api, info.NodeID, a.log)
+	a.log.Info("agent running", "node", info.NodeID, "subnet", node.Subnet, "adopted", len(a.containers))
+
+	var wg sync.WaitGroup
+	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop}
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// connect waits for the local manager to answer.
+func (a *Agent) connect(ctx context.Context) (*api.Info, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		info, err := a.api.Info(ctx)
+		if err == nil {
+			return info, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		a.log.Warn("waiting for the manager", "err", err)
+		if sleepCtx(ctx, backoff) != nil {
+			return nil, ctx.Err()
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// adopt takes over the containers that already run: they keep running.
+func (a *Agent) adopt(ctx context.Context) error {
+	cs, err := a.rt.List(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: list containers: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.containers = map[string]rt.Container{}
+	for _, c := range cs {
+		if c.Labels[LabelTask] == "" {
+			continue // not ours
+		}
+		a.containers[c.ID] = c
+		if a.net != nil && c.State == rt.StateRunning {
+			if _, addr, err := a.net.Attach(ctx, c.ID); err == nil {
+				a.addrs[c.ID] = addr
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) kickReconcile() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileLoop runs Step after every change, and every few seconds.
+func (a *Agent) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-tick.C:
+		}
+		a.mu.Lock()
+		acts := Step(a.tasks, Observed{Containers: a.containers, Busy: a.busy, Reported: a.reported, Synced: a.synced})
+		for _, act := range acts {
+			if act.Kind == ActReport {
+				a.reported[act.TaskID] = act.Status.State
+				continue
+			}
+			a.busy[act.TaskID] = true
+		}
+		synced := a.synced
+		a.mu.Unlock()
+		for _, act := range acts {
+			if act.Kind == ActReport {
+				a.rep.report(act.TaskID, *act.Status)
+				continue
+			}
+			go a.do(ctx, act)
+		}
+		a.publishPorts(ctx)
+		if synced {
+			a.cleanupSandboxes(ctx)
+			a.readyOnce.Do(func() { close(a.ready) })
+		}
+	}
+}
+
+func (a *Agent) do(ctx context.Context, act Action) {
+	defer func() {
+		a.mu.Lock()
+		delete(a.busy, act.TaskID)
+		a.mu.Unlock()
+		a.kickReconcile()
+	}()
+	switch act.Kind {
+	case ActStart:
+		select {
+		case a.starts <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-a.starts }()
+		a.start(ctx, act.Task)
+	case ActStop:
+		a.stop(ctx, act)
+	case ActRemove:
+		if act.Status != nil {
+			a.setReported(act.TaskID, *act.Status)
+		}
+		a.remove(ctx, act.TaskID)
+	}
+}
+
+func (a *Agent) setReported(id string, st api.TaskStatus) {
+	a.mu.Lock()
+	a.reported[id] = st.State
+	a.mu.Unlock()
+	a.rep.report(id, st)
+}
+
+// fail reports a task that could not start, and undoes what was made.
+func (a *Agent) fail(ctx context.Context, t *api.Task, state api.TaskState, err error) {
+	a.log.Warn("task failed to start", "task", t.ID, "service", t.ServiceName, "err", err)
+	a.setReported(t.ID, api.TaskStatus{State: state, Err: err.Error()})
+	a.remove(ctx, t.ID)
+}
+
+func (a *Agent) start(ctx context.Context, t *api.Task) {
+	a.setReported(t.ID, api.TaskStatus{State: api.TaskPreparing, Message: "preparing image and network"})
+	image, err := api.NormalizeImage(t.Spec.Image)
+	if err != nil {
+		a.fail(ctx, t, api.TaskRejected, fmt.Errorf("image %q: %v", t.Spec.Image, err))
+		return
+	}
+	has, err := a.rt.HasImage(ctx, image)
+	if err != nil {
+		a.fail(ctx, t, api.TaskFailed, fmt.Errorf("check image %s: %w", image, err))
+		return
+	}
+	if !has {
+		if _, err := a.rt.PullImage(ctx, image); err != nil {
+			a.fail(ctx, t, api.TaskRejected, fmt.Errorf("image %s is not on this node and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, err))
+			return
+		}
+	}
+	if err := a.checkPorts(ctx, t); err != nil {
+		a.fail(ctx, t, api.TaskRejected, err)
+		return
+	}
+	spec := rt.ContainerSpec{
+		ID: t.ID, Image: image, Command: t.Spec.Command, Args: t.Spec.Args, Env: t.Spec.Env,
+		WorkingDir: t.Spec.WorkingDir, User: t.Spec.User, Hostname: shortID(t.ID),
+		ReadOnlyRoot: t.Spec.ReadOnly,
+		MemoryLimit:  int64(t.Spec.Resources.Limits.MemoryBytes),
+		NanoCPUs:     int64(t.Spec.Resources.Limits.NanoCPUs),
+		CPUShares:    cpuShares(int64(t.Spec.Resources.Reservations.NanoCPUs)),
+		LogPath:      a.logPath(t.ID),
+		Group:        "warren-" + t.ServiceID,
+		Labels: map[string]string{LabelTask: t.ID, LabelService: t.ServiceID, LabelServiceName: t.ServiceName,
+			LabelSlot: strconv.FormatUint(t.Slot, 10), LabelNode: t.NodeID},
+	}
+	var addr netip.Addr
+	if a.net != nil {
+		ns, ad, err := a.net.Attach(ctx, t.ID)
+		if err != nil {
+			a.fail(ctx, t, api.TaskFailed, fmt.Errorf("network: %w", err))
+			return
+		}
+		spec.NetNSPath, addr = ns, ad
+		files, err := a.writeNetFiles(t, addr)
+		if err != nil {
+			a.fail(ctx, t, api.TaskFailed, err)
+			return
+		}
+		spec.Mounts = files
+	}
+	// A container left half-made by an earlier agent is made again.
+	if err := a.rt.Delete(ctx, t.ID); err != nil {
+		a.fail(ctx, t, api.TaskFailed, err)
+		return
+	}
+	a.mu.Lock()
+	delete(a.pendingExits, t.ID)
+	a.mu.Unlock()
+	if err := a.rt.Create(ctx, spec); err != nil {
+		a.fail(ctx, t, api.TaskRejected, startError(err))
+		return
+	}
+	a.setReported(t.ID, api.TaskStatus{State: api.TaskStarting, Message: "starting", ContainerID: t.ID})
+	if err := a.rt.Start(ctx, t.ID); err != nil {
+		a.fail(ctx, t, api.TaskRejected, startError(err))
+		return
+	}
+	c, err := a.rt.Inspect(ctx, t.ID)
+	if err != nil {
+		a.fail(ctx, t, api.TaskFailed, err)
+		return
+	}
+	a.mu.Lock()
+	if ex, ok := a.pendingExits[t.ID]; ok && c.State == rt.StateRunning {
+		c.State, c.Exit = rt.StateStopped, &ex
+	}
+	delete(a.pendingExits, t.ID)
+	a.containers[t.ID] = c
+	if addr.IsValid() {
+		a.addrs[t.ID] = addr
+	}
+	a.mu.Unlock()
+	if c.State == rt.StateRunning {
+		st := api.TaskStatus{State: api.TaskRunning, Message: "running", ContainerID: c.ID, PID: c.Pid, StartedAt: c.StartedAt}
+		if addr.IsValid() {
+			st.Addr = addr.String()
+		}
+		a.setReported(t.ID, st)
+		a.log.Debug("task running", "task", t.ID, "service", t.ServiceName, "pid", c.Pid, "addr", st.Addr)
+	}
+	// A container that already exited is reported by the next Step.
+}
+
+// startError says what an operator can do about a failed create or start.
+func startError(err error) error {
+	switch {
+	case errors.Is(err, rt.ErrCommandNotFound):
+		return fmt.Errorf("%w: check the service's command and args against the image", err)
+	case errors.Is(err, rt.ErrInvalidSpec):
+		return fmt.Errorf("%w: check the service's resources and settings", err)
+	case errors.Is(err, rt.ErrImageNotFound):
+		return fmt.Errorf("%w: load it with warrenctl image load FILE.tar", err)
+	}
+	return err
+}
+
+func (a *Agent) stop(ctx context.Context, act Action) {
+	ex, err := a.rt.Stop(ctx, act.TaskID, act.Grace)
+	if err != nil && !errors.Is(err, rt.ErrNotFound) {
+		a.log.Warn("stop container", "task", act.TaskID, "err", err)
+		return // retried by the next Step
+	}
+	if act.Task != nil && !act.Task.Status.State.Terminal() {
+		code := ex.Code
+		a.setReported(act.TaskID, api.TaskStatus{State: api.TaskShutdown, Message: "stopped", ExitCode: &code, ContainerID: act.TaskID})
+	}
+	a.remove(ctx, act.TaskID)
+}
+
+// remove deletes a task's container, network and log.
+func (a *Agent) remove(ctx context.Context, id string) {
+	if err := a.rt.Delete(ctx, id); err != nil {
+		a.log.Warn("delete container", "task", id, "err", err)
+		return
+	}
+	if a.net != nil {
+		if err := a.net.Detach(ctx, id); err != nil {
+			a.log.Warn("release network", "task", id, "err", err)
+		}
+	}
+	os.RemoveAll(a.netFilesDir(id))
+	a.mu.Lock()
+	delete(a.containers, id)
+	delete(a.addrs, id)
+	delete(a.pendingExits, id)
+	a.mu.Unlock()
+}
+
+// exitLoop records container exits from the runtime.
+func (a *Agent) exitLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ex, ok := <-a.rt.Exits():
+			if !ok {
+				return
+			}
+			a.mu.Lock()
+			if c, ok := a.containers[ex.ID]; ok {
+				c.State, c.Exit = rt.StateStopped, &ex
+				a.containers[ex.ID] = c
+			} else {
+				a.pendingExits[ex.ID] = ex
+			}
+			a.mu.Unlock()
+			a.log.Info("container exited", "task", ex.ID, "code", ex.Code, "oom", ex.OOMKilled)
+			a.kickReconcile()
+		}
+	}
+}
+
+// heartbeatLoop tells the managers this node is alive.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	desc := api.NodeDescription{Hostname: a.cfg.Hostname, OS: runtime.GOOS, Arch: runtime.GOARCH,
+		NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: totalMemory(), EngineVersion: a.cfg.EngineVersion}
+	tick := time.NewTicker(a.cfg.HeartbeatEvery)
+	defer tick.Stop()
+	failing := false
+	for {
+		_, err := a.api.Heartbeat(ctx, a.nodeID, api.Heartbeat{Description: desc})
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			a.log.Warn("heartbeat", "err", err)
+			failing = true
+		case err == nil && failing:
+			a.log.Info("heartbeat accepted again")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// watchLoop keeps a.tasks equal to the tasks assigned to this node.
+func (a *Agent) watchLoop(ctx context.Context) {
+	var index uint64
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		a.watchActive.Store(time.Now().UnixNano())
+		w, err := a.api.Watch(ctx, client.WatchQuery{Index: index, Kinds: []string{api.KindTask}, Node: a.nodeID})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("watch tasks", "err", err)
+			sleepCtx(ctx, backoff)
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		index = a.readWatch(w, index)
+		w.Close()
+	}
+}
+
+func (a *Agent) readWatch(w *client.Watcher, index uint64) uint64 {
+	var fresh map[string]*api.Task // being refilled after a reset
+	for {
+		ev, err := w.Next()
+		if err != nil {
+			return index
+		}
+		a.watchActive.Store(time.Now().UnixNano())
+		switch ev.Op {
+		case api.OpReset:
+			fresh = map[string]*api.Task{}
+		case api.OpSynced:
+			a.mu.Lock()
+			a.tasks, a.synced = fresh, true
+			a.mu.Unlock()
+			fresh = nil
+			index = ev.Index
+			a.kickReconcile()
+		case api.OpCreate, api.OpUpdate:
+			var t api.Task
+			if err := json.Unmarshal(ev.Object, &t); err != nil {
+				a.log.Error("watch: bad task", "err", err)
+				continue
+			}
+			if fresh != nil {
+				fresh[t.ID] = &t
+				continue
+			}
+			a.mu.Lock()
+			a.tasks[t.ID] = &t
+			a.mu.Unlock()
+			index = ev.Index
+			a.kickReconcile()
+		case api.OpDelete:
+			if fresh != nil {
+				delete(fresh, ev.ID)
+				continue
+			}
+			a.mu.Lock()
+			delete(a.tasks, ev.ID)
+			delete(a.reported, ev.ID)
+			a.mu.Unlock()
+			index = ev.Index
+			a.kickReconcile()
+		case api.OpPing:
+			if fresh == nil {
+				index = max(index, ev.Index)
+			}
+		}
+	}
+}
+
+// Healthy is the watchdog's check: the runtime answers and the watch loop
+// is alive (connected, or retrying).
+func (a *Agent) Healthy(ctx context.Context) error {
+	if err := a.rt.Ping(ctx); err != nil {
+		return fmt.Errorf("container runtime: %w", err)
+	}
+	if since := time.Since(time.Unix(0, a.watchActive.Load())); since > 45*time.Second {
+		return fmt.Errorf("the task watch has shown no sign of life for %s", since.Round(time.Second))
+	}
+	return nil
+}
+
+// Status is a one-line summary for systemd.
+func (a *Agent) Status() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	running := 0
+	for _, c := range a.containers {
+		if c.State == rt.StateRunning {
+			running++
+		}
+	}
+	return fmt.Sprintf("%d tasks assigned, %d containers running", len(a.tasks), running)
+}
+
+// publishPorts makes the node's published ports match its running tasks.
+func (a *Agent) publishPorts(ctx context.Context) {
+	if a.net == nil {
+		return
+	}
+	a.mu.Lock()
+	ports := a.desiredPorts()
+	a.mu.Unlock()
+	key := fmt.Sprint(ports)
+	if key == a.published {
+		return
+	}
+	if err := a.net.Publish(ctx, ports); err != nil {
+		a.log.Error("publish ports", "err", err)
+		return
+	}
+	a.published = key
+}
+
+// desiredPorts lists published ports and their backends: the addresses of
+// the running tasks of each service. Callers hold a.mu.
+func (a *Agent) desiredPorts() []Published {
+	byKey := map[api.PortKey]*Published{}
+	for id, t := range a.tasks {
+		if t.DesiredState != api.TaskRunning || len(t.Spec.Ports) == 0 {
+			continue
+		}
+		c, ok := a.containers[id]
+		addr := a.addrs[id]
+		if !ok || c.State != rt.StateRunning || !addr.IsValid() {
+			continue
+		}
+		for _, p := range t.Spec.Ports {
+			k := p.Key()
+			pub := byKey[k]
+			if pub == nil {
+				pub = &Published{Proto: k.Proto, HostAddr: k.HostAddr, Port: k.Port}
+				byKey[k] = pub
+			}
+			pub.Backends = append(pub.Backends, netip.AddrPortFrom(addr, p.Target))
+		}
+	}
+	out := make([]Published, 0, len(byKey))
+	for _, p := range byKey {
+		sort.Slice(p.Backends, func(i, j int) bool { return p.Backends[i].Compare(p.Backends[j]) < 0 })
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Port != out[j].Port {
+			return out[i].Port < out[j].Port
+		}
+		if out[i].Proto != out[j].Proto {
+			return out[i].Proto < out[j].Proto
+		}
+		return out[i].HostAddr.Less(out[j].HostAddr)
+	})
+	return out
+}
+
+// checkPorts refuses to start a task whose published ports another program
+// on the node holds. Ports Warren already publishes are its own.
+func (a *Agent) checkPorts(ctx context.Context, t *api.Task) error {
+	if a.net == nil {
+		return nil
+	}
+	a.mu.Lock()
+	mine := map[api.PortKey]bool{}
+	for _, p := range a.desiredPorts() {
+		mine[api.PortKey{Proto: p.Proto, HostAddr: p.HostAddr, Port: p.Port}] = true
+	}
+	a.mu.Unlock()
+	for _, p := range t.Spec.Ports {
+		k := p.Key()
+		if mine[k] {
+			continue
+		}
+		if err := a.net.CheckPort(ctx, Published{Proto: k.Proto, HostAddr: k.HostAddr, Port: k.Port}); err != nil {
+			return fmt.Errorf("port %s is in use on this node (%v): stop what holds it, or publish another port", k, err)
+		}
+	}
+	return nil
+}
+
+// cleanupSandboxes releases network sandboxes no container uses (left by a
+// crash between steps).
+func (a *Agent) cleanupSandboxes(ctx context.Context) {
+	if a.net == nil {
+		return
+	}
+	ids, err := a.net.Attached(ctx)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		a.mu.Lock()
+		_, used := a.containers[id]
+		busy := a.busy[id]
+		a.mu.Unlock()
+		if !used && !busy {
+			a.net.Detach(ctx, id)
+		}
+	}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// cpuShares maps a CPU reservation to cgroup CPU shares (1024 per CPU).
+func cpuShares(nanoCPUs int64) uint64 {
+	if nanoCPUs <= 0 {
+		return 0
+	}
+	return uint64(max(2, nanoCPUs*1024/1e9))
+}
+
+func totalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		var kb int64
+		if n, _ := fmt.Sscanf(line, "MemTotal: %d kB", &kb); n == 1 {
+			return kb << 10
+		}
+	}
+	return 0
+}

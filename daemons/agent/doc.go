@@ -1,0 +1,24 @@
+// Package agent is warren-agent: it runs this node's tasks.
+//
+// It watches the tasks assigned to its node through the local manager's
+// API, compares them with the containers the runtime reports, and acts:
+// start, stop, remove, report. The comparison is a pure step function
+// (Step, in step.go) over the desired tasks and the observed containers; the
+// agent's loop runs the actions it returns, each task's actions one at a
+// time, different tasks in parallel.
+//
+// Containers outlive the agent: a restarted agent lists the runtime's
+// containers, matches them to tasks by the task ID they carry, and adopts
+// them without restarting anything. A container whose task is gone is
+// stopped and removed.
+//
+// Task states the agent reports, in order:
+//
+//	assigned ─▶ preparing (image, network) ─▶ starting ─▶ running ─▶ complete (exit 0)
+//	                       │                                    ├─▶ failed (exit ≠ 0, OOM, gone)
+//	                       └─▶ failed / rejected (no image,     └─▶ shutdown (asked to stop)
+//	                            bad command, port in use)
+//
+// The manager replaces ended tasks under the restart policy; the agent
+// never restarts a task by itself.
+package agent

@@ -1,0 +1,120 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	rt "github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func (a *Agent) logPath(taskID string) string {
+	return filepath.Join(a.cfg.DataDir, "logs", taskID+".log")
+}
+
+func (a *Agent) netFilesDir(taskID string) string {
+	return filepath.Join(a.cfg.DataDir, "files", taskID)
+}
+
+// writeNetFiles writes the task's /etc/hosts and /etc/resolv.conf, to be
+// bind-mounted read-only into the container.
+func (a *Agent) writeNetFiles(t *api.Task, addr netip.Addr) ([]rt.Mount, error) {
+	dir := a.netFilesDir(t.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s %s\n", addr, shortID(t.ID), t.Name())
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hosts), 0o644); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(a.resolvConf()), 0o644); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return []rt.Mount{
+		{Type: "bind", Source: filepath.Join(dir, "hosts"), Destination: "/etc/hosts", ReadOnly: true},
+		{Type: "bind", Source: filepath.Join(dir, "resolv.conf"), Destination: "/etc/resolv.conf", ReadOnly: true},
+	}, nil
+}
+
+// resolvConf is the host's resolver configuration without loopback
+// nameservers, which a container cannot reach.
+func (a *Agent) resolvConf() string {
+	b, _ := os.ReadFile("/etc/resolv.conf")
+	var out strings.Builder
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if ip, err := netip.ParseAddr(f[1]); err == nil && ip.IsLoopback() {
+				continue
+			}
+			n++
+		}
+		out.WriteString(line)
+	}
+	if n == 0 {
+		out.WriteString("\n# the host's resolvers are on loopback; none is reachable from a container\n")
+	}
+	return out.String()
+}
+
+// logLoop caps the containers' log files: a file over the limit is copied
+// to NAME.1 and truncated in place (the shim appends, so it writes on at
+// the new end).
+func (a *Agent) logLoop(ctx context.Context) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		matches, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "logs", "*.log"))
+		for _, p := range matches {
+			id := strings.TrimSuffix(filepath.Base(p), ".log")
+			a.mu.Lock()
+			_, alive := a.containers[id]
+			_, known := a.tasks[id]
+			a.mu.Unlock()
+			if !alive && !known {
+				os.Remove(p)
+				os.Remove(p + ".1")
+				continue
+			}
+			if err := rotate(p, a.cfg.LogMaxBytes); err != nil {
+				a.log.Warn("rotate log", "file", p, "err", err)
+			}
+		}
+	}
+}
+
+func rotate(path string, maxBytes int64) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() <= maxBytes {
+		return nil
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.Create(path + ".1")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	return os.Truncate(path, 0)
+}

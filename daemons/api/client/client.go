@@ -1,0 +1,319 @@
+// Package client is the typed Go client of Warren's HTTP API, used by
+// warrenctl, the agent, dns, ingress and the tests. It talks to a manager
+// over its unix socket (unix:///run/warren/api.sock, the default) or over
+// HTTP(S).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// DefaultHost is where a node's manager listens.
+const DefaultHost = "unix:///run/warren/api.sock"
+
+// Client calls one manager's API.
+type Client struct {
+	host string
+	base string // scheme://authority the HTTP client sees
+	hc   *http.Client
+}
+
+// New makes a client for host: unix:///PATH, a plain socket path, or
+// http(s)://HOST:PORT. An empty host means DefaultHost.
+func New(host string) (*Client, error) {
+	if host == "" {
+		host = DefaultHost
+	}
+	c := &Client{host: host}
+	switch {
+	case strings.HasPrefix(host, "unix://") || strings.HasPrefix(host, "/"):
+		path := strings.TrimPrefix(host, "unix://")
+		if path == "" {
+			return nil, fmt.Errorf("client: %q names no socket path", host)
+		}
+		tr := &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		c.hc = &http.Client{Transport: tr}
+		c.base = "http://warren"
+	case strings.HasPrefix(host, "http://") || strings.HasPrefix(host, "https://"):
+		u, err := url.Parse(host)
+		if err != nil {
+			return nil, fmt.Errorf("client: %q is not a URL: %w", host, err)
+		}
+		c.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		c.base = u.Scheme + "://" + u.Host
+	default:
+		return nil, fmt.Errorf("client: host %q: use unix:///path/to/api.sock or http://host:port", host)
+	}
+	return c, nil
+}
+
+// Host is the address the client was made for.
+func (c *Client) Host() string { return c.host }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// ErrUnreachable wraps failures to reach the manager at all.
+var ErrUnreachable = errors.New("client: cannot reach the warren manager")
+
+func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("client: encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w at %s (%v): is warren-manager running, and may you use its socket (root or group warren)?", ErrUnreachable, c.host, unwrapNet(err))
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func unwrapNet(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err
+	}
+	return err
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e api.Error
+	if json.Unmarshal(b, &e) == nil && e.Message != "" {
+		return &e
+	}
+	return &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(b)))}
+}
+
+// do sends a request and decodes a JSON response into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.request(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("client: decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func esc(ref string) string { return url.PathEscape(ref) }
+
+// ReadOptions tune a read.
+type ReadOptions struct {
+	// Consistent makes the read wait for every earlier committed write.
+	Consistent bool
+}
+
+func (o ReadOptions) query() string {
+	if o.Consistent {
+		return "?consistent"
+	}
+	return ""
+}
+
+// Info describes the manager.
+func (c *Client) Info(ctx context.Context) (*api.Info, error) {
+	var out api.Info
+	return &out, c.do(ctx, http.MethodGet, "/v1/info", nil, &out)
+}
+
+// Health returns nil when the manager can serve.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/v1/health", nil, nil)
+}
+
+// Services lists every service.
+func (c *Client) Services(ctx context.Context, o ReadOptions) ([]api.Service, error) {
+	var out []api.Service
+	return out, c.do(ctx, http.MethodGet, "/v1/services"+o.query(), nil, &out)
+}
+
+// Service reads a service by name, ID or ID prefix.
+func (c *Client) Service(ctx context.Context, ref string, o ReadOptions) (*api.Service, error) {
+	var out api.Service
+	return &out, c.do(ctx, http.MethodGet, "/v1/services/"+esc(ref)+o.query(), nil, &out)
+}
+
+// CreateService creates a service.
+func (c *Client) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.Service, error) {
+	var out api.Service
+	return &out, c.do(ctx, http.MethodPost, "/v1/services", spec, &out)
+}
+
+// CreateServiceDryRun shows what creating the service would do.
+func (c *Client) CreateServiceDryRun(ctx context.Context, spec api.ServiceSpec) (*api.DryRun, error) {
+	var out api.DryRun
+	return &out, c.do(ctx, http.MethodPost, "/v1/services?dry-run", spec, &out)
+}
+
+// UpdateService replaces a service's spec. A non-zero version makes the
+// update fail with a conflict if the service changed since that version.
+func (c *Client) UpdateService(ctx context.Context, ref string, spec api.ServiceSpec, version uint64) (*api.Service, error) {
+	var out api.Service
+	return &out, c.do(ctx, http.MethodPut, "/v1/services/"+esc(ref)+versionQuery(version, ""), spec, &out)
+}
+
+// UpdateServiceDryRun shows what the update would do.
+func (c *Client) UpdateServiceDryRun(ctx context.Context, ref string, spec api.ServiceSpec, version uint64) (*api.DryRun, error) {
+	var out api.DryRun
+	return &out, c.do(ctx, http.MethodPut, "/v1/services/"+esc(ref)+versionQuery(version, "dry-run"), spec, &out)
+}
+
+func versionQuery(version uint64, flag string) string {
+	var q []string
+	if version != 0 {
+		q = append(q, "version="+strconv.FormatUint(version, 10))
+	}
+	if flag != "" {
+		q = append(q, flag)
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + strings.Join(q, "&")
+}
+
+// ScaleService sets a replicated service's replica count.
+func (c *Client) ScaleService(ctx context.Context, ref string, replicas uint64) (*api.Service, error) {
+	var out api.Service
+	return &out, c.do(ctx, http.MethodPost, "/v1/services/"+esc(ref)+"/scale", api.ScaleRequest{Replicas: &replicas}, &out)
+}
+
+// RollbackService returns a service to its previous spec.
+func (c *Client) RollbackService(ctx context.Context, ref string) (*api.Service, error) {
+	var out api.Service
+	return &out, c.do(ctx, http.MethodPost, "/v1/services/"+esc(ref)+"/rollback", struct{}{}, &out)
+}
+
+// RemoveService deletes a service; its tasks are stopped and removed.
+func (c *Client) RemoveService(ctx context.Context, ref string, version uint64) error {
+	return c.do(ctx, http.MethodDelete, "/v1/services/"+esc(ref)+versionQuery(version, ""), nil, nil)
+}
+
+// TaskQuery selects tasks; empty fields select all.
+type TaskQuery struct {
+	Service string // name, ID or prefix
+	Node    string // ID, prefix or hostname
+	ReadOptions
+}
+
+// Tasks lists tasks.
+func (c *Client) Tasks(ctx context.Context, q TaskQuery) ([]api.Task, error) {
+	v := url.Values{}
+	if q.Service != "" {
+		v.Set("service", q.Service)
+	}
+	if q.Node != "" {
+		v.Set("node", q.Node)
+	}
+	if q.Consistent {
+		v.Set("consistent", "1")
+	}
+	path := "/v1/tasks"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out []api.Task
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// Task reads one task by ID or prefix.
+func (c *Client) Task(ctx context.Context, ref string) (*api.Task, error) {
+	var out api.Task
+	return &out, c.do(ctx, http.MethodGet, "/v1/tasks/"+esc(ref), nil, &out)
+}
+
+// ReportTaskStatus records what a node's agent observed.
+func (c *Client) ReportTaskStatus(ctx context.Context, nodeID string, updates []api.TaskStatusUpdate) (*api.TaskStatusResult, error) {
+	var out api.TaskStatusResult
+	return &out, c.do(ctx, http.MethodPost, "/v1/tasks/status", api.TaskStatusRequest{NodeID: nodeID, Updates: updates}, &out)
+}
+
+// Nodes lists the nodes.
+func (c *Client) Nodes(ctx context.Context, o ReadOptions) ([]api.Node, error) {
+	var out []api.Node
+	return out, c.do(ctx, http.MethodGet, "/v1/nodes"+o.query(), nil, &out)
+}
+
+// Node reads a node by ID, prefix or hostname.
+func (c *Client) Node(ctx context.Context, ref string) (*api.Node, error) {
+	var out api.Node
+	return &out, c.do(ctx, http.MethodGet, "/v1/nodes/"+esc(ref), nil, &out)
+}
+
+// UpdateNodeSpec replaces a node's spec, refused if the node moved on from
+// version (when not zero).
+func (c *Client) UpdateNodeSpec(ctx context.Context, ref string, spec api.NodeSpec, version uint64) (*api.Node, error) {
+	var out api.Node
+	return &out, c.do(ctx, http.MethodPut, "/v1/nodes/"+esc(ref)+"/spec"+versionQuery(version, ""), spec, &out)
+}
+
+// RemoveNode deletes a node from the cluster.
+func (c *Client) RemoveNode(ctx context.Context, ref string, force bool) error {
+	q := ""
+	if force {
+		q = "?force"
+	}
+	return c.do(ctx, http.MethodDelete, "/v1/nodes/"+esc(ref)+q, nil, nil)
+}
+
+// Heartbeat tells the managers the node's agent is alive.
+func (c *Client) Heartbeat(ctx context.Context, nodeID string, hb api.Heartbeat) (*api.Node, error) {
+	var out api.Node
+	return &out, c.do(ctx, http.MethodPost, "/v1/nodes/"+esc(nodeID)+"/heartbeat", hb, &out)
+}
+
+// Raw performs a request and returns the response body, for endpoints the
+// typed methods do not cover (e.g. /metrics).
+func (c *Client) Raw(ctx context.Context, method, path string) ([]byte, error) {
+	resp, err := c.request(ctx, method, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}

@@ -1,0 +1,210 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Service is a declared workload: the spec an operator wrote plus what the
+// manager tracks about it.
+type Service struct {
+	Meta `yaml:",inline"`
+	Spec ServiceSpec `json:"spec" yaml:"spec"`
+	// SpecVersion is the Raft index at which Spec last changed; tasks carry
+	// the SpecVersion they were made from, so outdated tasks are known.
+	SpecVersion uint64 `json:"specVersion" yaml:"specVersion"`
+	// PreviousSpec is the spec before the last update, kept for rollback.
+	PreviousSpec *ServiceSpec `json:"previousSpec,omitempty" yaml:"previousSpec,omitempty"`
+	// UpdateStatus reports the progress of the last rolling update.
+	UpdateStatus *UpdateStatus `json:"updateStatus,omitempty" yaml:"updateStatus,omitempty"`
+}
+
+// Service modes.
+const (
+	ModeReplicated = "replicated"
+	ModeGlobal     = "global"
+)
+
+// ServiceSpec is what an operator declares. The JSON and YAML forms are the
+// same; unknown fields are refused.
+type ServiceSpec struct {
+	Name   string            `json:"name" yaml:"name"`
+	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+
+	Image string `json:"image" yaml:"image"`
+	// Command replaces the image's entrypoint; Args replace its cmd.
+	Command    []string `json:"command,omitempty" yaml:"command,omitempty"`
+	Args       []string `json:"args,omitempty" yaml:"args,omitempty"`
+	Env        []string `json:"env,omitempty" yaml:"env,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty" yaml:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty" yaml:"user,omitempty"`
+	ReadOnly   bool     `json:"readOnly,omitempty" yaml:"readOnly,omitempty"`
+
+	// Mode is "replicated" (the default) or "global".
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// Replicas is the task count of a replicated service.
+	Replicas uint64 `json:"replicas" yaml:"replicas"`
+
+	Placement     Placement     `json:"placement,omitempty" yaml:"placement,omitempty"`
+	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty" yaml:"restartPolicy,omitempty"`
+	Resources     Resources     `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Ports         []PortConfig  `json:"ports,omitempty" yaml:"ports,omitempty"`
+	UpdateConfig  UpdateConfig  `json:"updateConfig,omitempty" yaml:"updateConfig,omitempty"`
+	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL
+	// (default 10s).
+	StopGracePeriod Duration `json:"stopGracePeriod,omitempty" yaml:"stopGracePeriod,omitempty"`
+}
+
+// Placement says which nodes may run the service's tasks.
+type Placement struct {
+	// Constraints are expressions like "node.labels.zone==east",
+	// "node.role!=manager" or "node.hostname==pi-7"; all must hold.
+	Constraints []string `json:"constraints,omitempty" yaml:"constraints,omitempty"`
+}
+
+// Restart conditions.
+const (
+	RestartNone      = "none"
+	RestartOnFailure = "on-failure"
+	RestartAny       = "any"
+)
+
+// RestartPolicy says when a finished task is replaced.
+type RestartPolicy struct {
+	// Condition is "any" (the default), "on-failure" or "none".
+	Condition string `json:"condition,omitempty" yaml:"condition,omitempty"`
+	// Delay between a task's end and its replacement's start (default 5s);
+	// it doubles with each consecutive failure, up to 10 times Delay.
+	Delay Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
+	// MaxAttempts bounds the restarts within Window; 0 is unbounded.
+	MaxAttempts uint64 `json:"maxAttempts,omitempty" yaml:"maxAttempts,omitempty"`
+	// Window is the span MaxAttempts counts over; 0 counts forever.
+	Window Duration `json:"window,omitempty" yaml:"window,omitempty"`
+}
+
+// Resources are limits (enforced by the kernel) and reservations (counted
+// by the scheduler against node capacity).
+type Resources struct {
+	Limits       ResourceAmounts `json:"limits,omitempty" yaml:"limits,omitempty"`
+	Reservations ResourceAmounts `json:"reservations,omitempty" yaml:"reservations,omitempty"`
+}
+
+// ResourceAmounts is an amount of CPU and memory.
+type ResourceAmounts struct {
+	// NanoCPUs is written as a CPU count: "cpus": 0.5.
+	NanoCPUs CPUs `json:"cpus,omitempty" yaml:"cpus,omitempty"`
+	// MemoryBytes is written as bytes or with a unit: "memory": "64M".
+	MemoryBytes Bytes `json:"memory,omitempty" yaml:"memory,omitempty"`
+}
+
+// Protocols of a published port.
+const (
+	ProtoTCP = "tcp"
+	ProtoUDP = "udp"
+)
+
+// PortConfig publishes a container port on the nodes that run the task.
+type PortConfig struct {
+	// Target is the port inside the container.
+	Target uint16 `json:"target" yaml:"target"`
+	// Published is the port on the node.
+	Published uint16 `json:"published" yaml:"published"`
+	// Protocol is "tcp" (the default) or "udp".
+	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
+	// HostAddr binds the port to one address of the node; empty means all.
+	HostAddr string `json:"hostAddr,omitempty" yaml:"hostAddr,omitempty"`
+}
+
+// Update failure actions and orders.
+const (
+	FailurePause    = "pause"
+	FailureContinue = "continue"
+	FailureRollback = "rollback"
+
+	OrderStopFirst  = "stop-first"
+	OrderStartFirst = "start-first"
+)
+
+// UpdateConfig says how a changed spec rolls out over the tasks.
+type UpdateConfig struct {
+	// Parallelism is how many tasks are replaced at once (default 1; 0 means
+	// all at once).
+	Parallelism *uint64 `json:"parallelism,omitempty" yaml:"parallelism,omitempty"`
+	// Delay between batches.
+	Delay Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
+	// FailureAction is "pause" (the default), "continue" or "rollback".
+	FailureAction string `json:"failureAction,omitempty" yaml:"failureAction,omitempty"`
+	// Monitor is how long a new task must keep running to count as a
+	// success (default 5s).
+	Monitor Duration `json:"monitor,omitempty" yaml:"monitor,omitempty"`
+	// MaxFailureRatio is the share of failed updates tolerated, 0 to 1.
+	MaxFailureRatio float64 `json:"maxFailureRatio,omitempty" yaml:"maxFailureRatio,omitempty"`
+	// Order is "stop-first" (the default) or "start-first".
+	Order string `json:"order,omitempty" yaml:"order,omitempty"`
+}
+
+// UpdateStatus is the state of a service's last rolling update.
+type UpdateStatus struct {
+	State       string `json:"state" yaml:"state"` // updating, paused, completed, rolling-back, rolled-back
+	Message     string `json:"message,omitempty" yaml:"message,omitempty"`
+	StartedAt   string `json:"startedAt,omitempty" yaml:"startedAt,omitempty"`
+	CompletedAt string `json:"completedAt,omitempty" yaml:"completedAt,omitempty"`
+}
+
+// Defaults used when a spec leaves a field empty.
+const (
+	DefaultStopGracePeriod = Duration(10e9)
+	DefaultRestartDelay    = Duration(5e9)
+	DefaultUpdateMonitor   = Duration(5e9)
+)
+
+// IsGlobal says whether the spec runs one task per eligible node.
+func (s *ServiceSpec) IsGlobal() bool { return s.Mode == ModeGlobal }
+
+// EffectiveStopGrace returns the stop grace period with its default.
+func (s *ServiceSpec) EffectiveStopGrace() Duration {
+	if s.StopGracePeriod == 0 {
+		return DefaultStopGracePeriod
+	}
+	return s.StopGracePeriod
+}
+
+// EffectiveCondition returns the restart condition with its default.
+func (p RestartPolicy) EffectiveCondition() string {
+	if p.Condition == "" {
+		return RestartAny
+	}
+	return p.Condition
+}
+
+// EffectiveDelay returns the restart delay with its default.
+func (p RestartPolicy) EffectiveDelay() Duration {
+	if p.Delay == 0 {
+		return DefaultRestartDelay
+	}
+	return p.Delay
+}
+
+// EffectiveParallelism returns the update parallelism with its default of 1;
+// 0 means all tasks at once.
+func (u UpdateConfig) EffectiveParallelism() uint64 {
+	if u.Parallelism == nil {
+		return 1
+	}
+	return *u.Parallelism
+}
+
+// Proto returns the port's protocol with its default.
+func (p PortConfig) Proto() string {
+	if p.Protocol == "" {
+		return ProtoTCP
+	}
+	return p.Protocol
+}
+
+// SpecEqual says whether two specs are the same, field for field.
+func SpecEqual(a, b *ServiceSpec) bool {
+	ra, _ := json.Marshal(a)
+	rb, _ := json.Marshal(b)
+	return bytes.Equal(ra, rb)
+}

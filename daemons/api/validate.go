@@ -1,0 +1,314 @@
+package api
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// Bounds on what a spec may ask for.
+const (
+	MaxReplicas     = 10000
+	MaxNameLen      = 63
+	MaxLabels       = 64
+	MaxLabelKeyLen  = 128
+	MaxLabelValLen  = 1024
+	MaxArgs         = 256
+	MaxArgLen       = 16 << 10
+	MaxEnv          = 256
+	MaxPorts        = 256
+	MaxConstraints  = 32
+	MinMemoryLimit  = 6 << 20 // below this runc and the kernel refuse or the task cannot start
+	MaxDurationSpec = Duration(24 * 3600e9)
+)
+
+var (
+	nameRe     = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+	labelKeyRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$`)
+	envKeyRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+	userRe     = regexp.MustCompile(`^([a-z_][a-z0-9_-]*\$?|[0-9]+)(:([a-z_][a-z0-9_-]*|[0-9]+))?$`)
+)
+
+// fieldErrs gathers validation failures so one response names them all.
+type fieldErrs []FieldError
+
+func (f *fieldErrs) add(field, format string, args ...any) {
+	*f = append(*f, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (f fieldErrs) err(what string) error {
+	if len(f) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("invalid %s: %s: %s", what, f[0].Field, f[0].Message)
+	if len(f) > 1 {
+		msg = fmt.Sprintf("invalid %s: %d problems", what, len(f))
+	}
+	return &Error{Code: CodeInvalid, Message: msg, Fields: f}
+}
+
+// ValidateName checks a service name: a DNS label (lower-case letters,
+// digits and '-', starting with a letter), since tasks are found by DNS as
+// NAME and NAME.SLOT.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("a name is required")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%q is %d characters long; the limit is %d", name, len(name), MaxNameLen)
+	case !nameRe.MatchString(name):
+		return fmt.Errorf("%q is not DNS-safe: use lower-case letters, digits and '-', starting with a letter and not ending with '-'", name)
+	}
+	return nil
+}
+
+// ValidateImage checks an image reference ("busybox", "localhost/app:1.2",
+// "registry:5000/team/app@sha256:...").
+func ValidateImage(ref string) error {
+	if ref == "" {
+		return fmt.Errorf("an image is required")
+	}
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return fmt.Errorf("%q is not a valid image reference (%v): use NAME[:TAG] or NAME@sha256:DIGEST, e.g. localhost/busybox:latest", ref, err)
+	}
+	return nil
+}
+
+// NormalizeImage returns the fully qualified form of a valid reference:
+// "busybox" becomes "docker.io/library/busybox:latest".
+func NormalizeImage(ref string) (string, error) {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", err
+	}
+	return reference.TagNameOnly(n).String(), nil
+}
+
+func validateLabels(fe *fieldErrs, field string, labels map[string]string) {
+	if len(labels) > MaxLabels {
+		fe.add(field, "%d labels; the limit is %d", len(labels), MaxLabels)
+	}
+	for k, v := range labels {
+		if len(k) > MaxLabelKeyLen || !labelKeyRe.MatchString(k) {
+			fe.add(field+"."+k, "invalid label key %q: use letters, digits, '.', '_', '/' and '-', at most %d characters", k, MaxLabelKeyLen)
+		}
+		if len(v) > MaxLabelValLen || strings.ContainsAny(v, "\x00\n") {
+			fe.add(field+"."+k, "label value is longer than %d characters or holds a newline", MaxLabelValLen)
+		}
+	}
+}
+
+func validateDuration(fe *fieldErrs, field string, d Duration) {
+	if d < 0 {
+		fe.add(field, "must not be negative")
+	} else if d > MaxDurationSpec {
+		fe.add(field, "%s is more than the limit of %s", d, MaxDurationSpec)
+	}
+}
+
+// ValidateServiceSpec checks everything in a spec that does not depend on
+// other objects (name uniqueness and port clashes with other services are
+// checked against the store). It returns an *Error listing every problem.
+func ValidateServiceSpec(s *ServiceSpec) error {
+	var fe fieldErrs
+	if err := ValidateName(s.Name); err != nil {
+		fe.add("name", "%v", err)
+	}
+	validateLabels(&fe, "labels", s.Labels)
+	if err := ValidateImage(s.Image); err != nil {
+		fe.add("image", "%v", err)
+	}
+	validateArgs(&fe, "command", s.Command)
+	validateArgs(&fe, "args", s.Args)
+	if len(s.Env) > MaxEnv {
+		fe.add("env", "%d variables; the limit is %d", len(s.Env), MaxEnv)
+	}
+	for i, e := range s.Env {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || !envKeyRe.MatchString(k) || strings.ContainsRune(e, 0) {
+			fe.add(fmt.Sprintf("env[%d]", i), "%q is not KEY=VALUE with a KEY of letters, digits and '_'", e)
+		}
+	}
+	if s.WorkingDir != "" && (!path.IsAbs(s.WorkingDir) || strings.ContainsRune(s.WorkingDir, 0)) {
+		fe.add("workingDir", "%q must be an absolute path", s.WorkingDir)
+	}
+	if s.User != "" && !userRe.MatchString(s.User) {
+		fe.add("user", "%q is not USER, UID, USER:GROUP or UID:GID", s.User)
+	}
+	switch s.Mode {
+	case "", ModeReplicated:
+		if s.Replicas > MaxReplicas {
+			fe.add("replicas", "%d is more than the limit of %d", s.Replicas, MaxReplicas)
+		}
+	case ModeGlobal:
+		if s.Replicas != 0 {
+			fe.add("replicas", "a global service runs one task per node; leave replicas out")
+		}
+	default:
+		fe.add("mode", "%q is not a mode: use replicated or global", s.Mode)
+	}
+	if len(s.Placement.Constraints) > MaxConstraints {
+		fe.add("placement.constraints", "%d constraints; the limit is %d", len(s.Placement.Constraints), MaxConstraints)
+	}
+	for i, c := range s.Placement.Constraints {
+		if _, err := ParseConstraint(c); err != nil {
+			fe.add(fmt.Sprintf("placement.constraints[%d]", i), "%v", err)
+		}
+	}
+	validateRestart(&fe, s.RestartPolicy)
+	validateResources(&fe, s.Resources)
+	validatePorts(&fe, s.Ports)
+	validateUpdate(&fe, s.UpdateConfig)
+	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
+	return fe.err("service spec")
+}
+
+func validateArgs(fe *fieldErrs, field string, args []string) {
+	if len(args) > MaxArgs {
+		fe.add(field, "%d arguments; the limit is %d", len(args), MaxArgs)
+	}
+	for i, a := range args {
+		if len(a) > MaxArgLen || strings.ContainsRune(a, 0) {
+			fe.add(fmt.Sprintf("%s[%d]", field, i), "argument is longer than %d bytes or holds a NUL byte", MaxArgLen)
+		}
+	}
+}
+
+func validateRestart(fe *fieldErrs, p RestartPolicy) {
+	switch p.Condition {
+	case "", RestartAny, RestartOnFailure, RestartNone:
+	default:
+		fe.add("restartPolicy.condition", "%q is not a condition: use any, on-failure or none", p.Condition)
+	}
+	validateDuration(fe, "restartPolicy.delay", p.Delay)
+	validateDuration(fe, "restartPolicy.window", p.Window)
+	if p.MaxAttempts > 1000000 {
+		fe.add("restartPolicy.maxAttempts", "%d is more than the limit of 1000000", p.MaxAttempts)
+	}
+}
+
+func validateResources(fe *fieldErrs, r Resources) {
+	for _, a := range []struct {
+		field string
+		v     ResourceAmounts
+	}{{"resources.limits", r.Limits}, {"resources.reservations", r.Reservations}} {
+		if a.v.NanoCPUs < 0 {
+			fe.add(a.field+".cpus", "must not be negative")
+		}
+		if a.v.MemoryBytes < 0 {
+			fe.add(a.field+".memory", "must not be negative")
+		}
+	}
+	if m := r.Limits.MemoryBytes; m > 0 && m < MinMemoryLimit {
+		fe.add("resources.limits.memory", "%s is below the minimum of %s that a container can start with", FormatBytes(int64(m)), FormatBytes(MinMemoryLimit))
+	}
+	if l, res := r.Limits.MemoryBytes, r.Reservations.MemoryBytes; l > 0 && res > l {
+		fe.add("resources.reservations.memory", "reservation %s is more than the limit %s", FormatBytes(int64(res)), FormatBytes(int64(l)))
+	}
+	if l, res := r.Limits.NanoCPUs, r.Reservations.NanoCPUs; l > 0 && res > l {
+		fe.add("resources.reservations.cpus", "reservation %s is more than the limit %s", FormatCPUs(int64(res)), FormatCPUs(int64(l)))
+	}
+}
+
+// PortKey identifies what a published port occupies on a node.
+type PortKey struct {
+	Proto    string
+	HostAddr netip.Addr // the zero Addr means every address
+	Port     uint16
+}
+
+// Key returns what the port occupies on a node. It assumes a validated port.
+func (p PortConfig) Key() PortKey {
+	k := PortKey{Proto: p.Proto(), Port: p.Published}
+	if p.Published == 0 {
+		k.Port = p.Target
+	}
+	if p.HostAddr != "" {
+		if a, err := netip.ParseAddr(p.HostAddr); err == nil && !a.IsUnspecified() {
+			k.HostAddr = a.Unmap()
+		}
+	}
+	return k
+}
+
+// Clashes says whether two published ports cannot both be bound on a node:
+// same protocol and port, and the same address or either on all addresses.
+func (k PortKey) Clashes(o PortKey) bool {
+	if k.Proto != o.Proto || k.Port != o.Port {
+		return false
+	}
+	return !k.HostAddr.IsValid() || !o.HostAddr.IsValid() || k.HostAddr == o.HostAddr
+}
+
+func (k PortKey) String() string {
+	if k.HostAddr.IsValid() {
+		return fmt.Sprintf("%s/%s", netip.AddrPortFrom(k.HostAddr, k.Port), k.Proto)
+	}
+	return fmt.Sprintf("%d/%s", k.Port, k.Proto)
+}
+
+func validatePorts(fe *fieldErrs, ports []PortConfig) {
+	if len(ports) > MaxPorts {
+		fe.add("ports", "%d ports; the limit is %d", len(ports), MaxPorts)
+	}
+	for i, p := range ports {
+		f := fmt.Sprintf("ports[%d]", i)
+		if p.Target == 0 {
+			fe.add(f+".target", "a target port (1-65535) is required")
+		}
+		switch p.Protocol {
+		case "", ProtoTCP, ProtoUDP:
+		default:
+			fe.add(f+".protocol", "%q is not a protocol: use tcp or udp", p.Protocol)
+		}
+		if p.HostAddr != "" {
+			if _, err := netip.ParseAddr(p.HostAddr); err != nil {
+				fe.add(f+".hostAddr", "%q is not an IP address", p.HostAddr)
+			}
+		}
+		for j := 0; j < i; j++ {
+			if ports[j].Key().Clashes(p.Key()) {
+				fe.add(f, "publishes %s, which ports[%d] already publishes", p.Key(), j)
+			}
+		}
+	}
+}
+
+func validateUpdate(fe *fieldErrs, u UpdateConfig) {
+	validateDuration(fe, "updateConfig.delay", u.Delay)
+	validateDuration(fe, "updateConfig.monitor", u.Monitor)
+	switch u.FailureAction {
+	case "", FailurePause, FailureContinue, FailureRollback:
+	default:
+		fe.add("updateConfig.failureAction", "%q is not an action: use pause, continue or rollback", u.FailureAction)
+	}
+	switch u.Order {
+	case "", OrderStopFirst, OrderStartFirst:
+	default:
+		fe.add("updateConfig.order", "%q is not an order: use stop-first or start-first", u.Order)
+	}
+	if u.MaxFailureRatio < 0 || u.MaxFailureRatio > 1 {
+		fe.add("updateConfig.maxFailureRatio", "%v is not between 0 and 1", u.MaxFailureRatio)
+	}
+}
+
+// ValidateNodeSpec checks a node spec.
+func ValidateNodeSpec(s *NodeSpec) error {
+	var fe fieldErrs
+	switch s.Role {
+	case RoleManager, RoleWorker:
+	default:
+		fe.add("role", "%q is not a role: use manager or worker", s.Role)
+	}
+	switch s.Availability {
+	case AvailabilityActive, AvailabilityPause, AvailabilityDrain:
+	default:
+		fe.add("availability", "%q is not an availability: use active, pause or drain", s.Availability)
+	}
+	validateLabels(&fe, "labels", s.Labels)
+	return fe.err("node spec")
+}

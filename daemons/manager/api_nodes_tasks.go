@@ -1,0 +1,238 @@
+package manager
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+func (m *Manager) listNodes(w http.ResponseWriter, r *http.Request) {
+	if err := m.consistent(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	var nodes []*api.Node
+	m.state.View(func(v *store.View) error { nodes = v.Nodes(); return nil })
+	for _, n := range nodes {
+		m.decorate(n)
+	}
+	if nodes == nil {
+		nodes = []*api.Node{}
+	}
+	writeJSON(w, http.StatusOK, nodes)
+}
+
+// decorate fills in the manager status of manager nodes.
+func (m *Manager) decorate(n *api.Node) {
+	if n.Spec.Role != api.RoleManager {
+		return
+	}
+	_, leader := m.raft.r.LeaderWithID()
+	reach := "unknown"
+	if string(leader) == n.ID || n.ID == m.nodeID {
+		reach = "reachable"
+	}
+	n.Manager = &api.ManagerStatus{Leader: string(leader) == n.ID, Reachability: reach}
+}
+
+func (m *Manager) getNode(w http.ResponseWriter, r *http.Request) {
+	if err := m.consistent(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	var n *api.Node
+	var err error
+	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	m.decorate(n)
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (m *Manager) updateNodeSpec(w http.ResponseWriter, r *http.Request) {
+	version, err := queryVersion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var spec api.NodeSpec
+	if err := decodeBody(w, r, &spec); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := api.ValidateNodeSpec(&spec); err != nil {
+		writeError(w, err)
+		return
+	}
+	var n *api.Node
+	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := m.propose(store.CmdNodeSpec, store.NodeSpec{ID: n.ID, Spec: spec, ExpectVersion: version, At: time.Now().UTC()})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (m *Manager) deleteNode(w http.ResponseWriter, r *http.Request) {
+	var n *api.Node
+	var err error
+	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if n.ID == m.nodeID {
+		writeError(w, api.Errorf(api.CodeConflict, "node %s is this manager: a manager cannot remove itself", n.Description.Hostname))
+		return
+	}
+	if _, err := m.propose(store.CmdNodeRemove, store.NodeRemove{ID: n.ID, Force: queryBool(r, "force"), At: time.Now().UTC()}); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (m *Manager) postHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var hb api.Heartbeat
+	if err := decodeBody(w, r, &hb); err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := m.heartbeat(r.PathValue("ref"), hb)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (m *Manager) listTasks(w http.ResponseWriter, r *http.Request) {
+	if err := m.consistent(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	var f store.TaskFilter
+	var items [][]byte
+	var err error
+	m.state.View(func(v *store.View) error {
+		if ref := q.Get("service"); ref != "" {
+			s, e := v.Service(ref)
+			if e != nil {
+				err = e
+				return nil
+			}
+			f.ServiceID = s.ID
+		}
+		if ref := q.Get("node"); ref != "" {
+			n, e := v.Node(ref)
+			if e != nil {
+				err = e
+				return nil
+			}
+			f.NodeID = n.ID
+		}
+		return v.TasksRaw(f, func(raw []byte) error {
+			items = append(items, append([]byte(nil), raw...))
+			return nil
+		})
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeRawList(w, items)
+}
+
+func (m *Manager) getTask(w http.ResponseWriter, r *http.Request) {
+	if err := m.consistent(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	var raw []byte
+	var err error
+	m.state.View(func(v *store.View) error { raw, err = v.TaskRaw(r.PathValue("ref")); return nil })
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, raw)
+}
+
+// Caps on what an agent may write per task.
+const (
+	maxStatusUpdates = 1000
+	maxMessageLen    = 1024
+	maxHealthOutput  = 4096
+)
+
+func validateStatus(req *api.TaskStatusRequest) error {
+	if req.NodeID == "" {
+		return api.Errorf(api.CodeInvalid, "nodeID is required")
+	}
+	if len(req.Updates) > maxStatusUpdates {
+		return api.Errorf(api.CodeInvalid, "%d updates in one request; the limit is %d", len(req.Updates), maxStatusUpdates)
+	}
+	for i, u := range req.Updates {
+		st := u.Status.State
+		if u.TaskID == "" || !st.Valid() || st == api.TaskRemove || st.Before(api.TaskPreparing) {
+			return api.Errorf(api.CodeInvalid, "updates[%d]: task %q state %q: an agent reports preparing, starting, running or an end state", i, u.TaskID, st)
+		}
+		if len(u.Status.Message) > maxMessageLen || len(u.Status.Err) > maxMessageLen || len(u.Status.HealthOutput) > maxHealthOutput {
+			return api.Errorf(api.CodeInvalid, "updates[%d]: message, err or health output too long (limits %d, %d, %d bytes)", i, maxMessageLen, maxMessageLen, maxHealthOutput)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) postTaskStatus(w http.ResponseWriter, r *http.Request) {
+	var req api.TaskStatusRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := validateStatus(&req); err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := m.propose(store.CmdTaskStatus, store.TaskStatus{NodeID: req.NodeID, Updates: req.Updates, At: time.Now().UTC()})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (m *Manager) getInfo(w http.ResponseWriter, r *http.Request) {
+	info := api.Info{NodeID: m.nodeID, Role: api.RoleManager, Version: Version, DataDir: m.cfg.DataDir,
+		RaftState: m.raft.r.State().String()}
+	_, leader := m.raft.r.LeaderWithID()
+	info.Leader = string(leader)
+	m.state.View(func(v *store.View) error {
+		if c := v.Cluster(); c != nil {
+			info.ClusterID, info.ClusterCIDR = c.ClusterID, c.ClusterCIDR
+		}
+		info.Index = v.Index()
+		info.Services, info.Tasks, info.Nodes = v.ServiceCount(), v.TaskCount(), v.NodeCount()
+		return nil
+	})
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (m *Manager) getHealth(w http.ResponseWriter, r *http.Request) {
+	if err := m.Healthy(); err != nil {
+		writeError(w, api.Errorf(api.CodeUnavailable, "%v", fmt.Errorf("manager unhealthy: %w", err)))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,259 @@
+package manager
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/orchestrator"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// normalizeSpec fills in what an empty field means, so that stored specs
+// and comparisons are explicit.
+func normalizeSpec(s *api.ServiceSpec) {
+	if s.Mode == "" {
+		s.Mode = api.ModeReplicated
+	}
+	for i := range s.Ports {
+		if s.Ports[i].Protocol == "" {
+			s.Ports[i].Protocol = api.ProtoTCP
+		}
+		if s.Ports[i].Published == 0 {
+			s.Ports[i].Published = s.Ports[i].Target
+		}
+	}
+}
+
+// checkService validates a spec and checks it against the local state
+// (name taken, ports clash), so most bad writes never reach Raft. The FSM
+// checks the state conditions again when it applies the write.
+func (m *Manager) checkService(spec *api.ServiceSpec, self string) error {
+	normalizeSpec(spec)
+	if err := api.ValidateServiceSpec(spec); err != nil {
+		return err
+	}
+	var err error
+	m.state.View(func(v *store.View) error {
+		if s, e := v.Service(spec.Name); e == nil && s.ID != self && s.Spec.Name == spec.Name {
+			err = api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", spec.Name)
+			return nil
+		}
+		for _, p := range spec.Ports {
+			if owner := v.PortOwner(p.Key(), self); owner != "" {
+				name := owner
+				if s, e := v.Service(owner); e == nil {
+					name = s.Spec.Name
+				}
+				err = api.Errorf(api.CodeConflict, "port %s is already published by service %q: choose another published port or host address", p.Key(), name)
+				return nil
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// dryRun plans as if svc were stored, changing nothing: the tasks it
+// would make and place, and those it would stop.
+func (m *Manager) dryRun(svc *api.Service) api.DryRun {
+	in := m.readInput(time.Now().UTC())
+	replaced := false
+	for i, s := range in.Services {
+		if s.ID == svc.ID {
+			in.Services[i], replaced = svc, true
+		}
+	}
+	if !replaced {
+		in.Services = append(in.Services, svc)
+	}
+	plan, _ := orchestrator.Plan(in, m.orchestratorOptions())
+	out := api.DryRun{Service: svc}
+	for _, t := range plan.Creates {
+		if t.ServiceID == svc.ID {
+			out.Tasks = append(out.Tasks, t)
+		}
+	}
+	mine := map[string]bool{}
+	for _, t := range in.Tasks {
+		if t.ServiceID == svc.ID {
+			mine[t.ID] = true
+		}
+	}
+	for _, c := range plan.Updates {
+		if mine[c.ID] && (c.DesiredState == api.TaskShutdown || c.DesiredState == api.TaskRemove) {
+			out.Stops = append(out.Stops, c.ID)
+		}
+	}
+	return out
+}
+
+func (m *Manager) createService(w http.ResponseWriter, r *http.Request) {
+	var spec api.ServiceSpec
+	if err := decodeBody(w, r, &spec); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := m.checkService(&spec, ""); err != nil {
+		writeError(w, err)
+		return
+	}
+	now := time.Now().UTC()
+	svc := api.Service{Meta: api.Meta{ID: api.NewID(), CreatedAt: now, UpdatedAt: now}, Spec: spec}
+	if queryBool(r, "dry-run") {
+		svc.SpecVersion = m.state.AppliedIndex() + 1
+		writeJSON(w, http.StatusOK, m.dryRun(&svc))
+		return
+	}
+	res, err := m.propose(store.CmdServiceCreate, store.ServiceCreate{Service: svc})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, res)
+}
+
+func (m *Manager) listServices(w http.ResponseWriter, r *http.Request) {
+	if err := m.consistent(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	var items [][]byte
+	m.state.View(func(v *store.View) error {
+		return v.ServicesRaw(func(raw []byte) error {
+			items = append(items, append([]byte(nil), raw...))
+			return nil
+		})
+	})
+	writeRawList(w, items)
+}
+
+func (m *Manager) getService(w http.ResponseWriter, r *http.Request) {
+	if err := m.consistent(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	var raw []byte
+	var err error
+	m.state.View(func(v *store.View) error {
+		raw, err = v.ServiceRaw(r.PathValue("ref"))
+		return nil
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, raw)
+}
+
+func (m *Manager) lookupService(ref string) (*api.Service, error) {
+	var s *api.Service
+	var err error
+	m.state.View(func(v *store.View) error { s, err = v.Service(ref); return nil })
+	return s, err
+}
+
+func (m *Manager) updateService(w http.ResponseWriter, r *http.Request) {
+	version, err := queryVersion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var spec api.ServiceSpec
+	if err := decodeBody(w, r, &spec); err != nil {
+		writeError(w, err)
+		return
+	}
+	cur, err := m.lookupService(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := m.checkService(&spec, cur.ID); err != nil {
+		writeError(w, err)
+		return
+	}
+	if version != 0 && version != cur.Version {
+		writeError(w, api.Errorf(api.CodeConflict, "service %q has changed since version %d (now %d): read it again and retry", cur.Spec.Name, version, cur.Version))
+		return
+	}
+	if queryBool(r, "dry-run") {
+		next := *cur
+		if !api.SpecEqual(&cur.Spec, &spec) {
+			next.Spec, next.SpecVersion = spec, m.state.AppliedIndex()+1
+			next.UpdateStatus = &api.UpdateStatus{State: orchestrator.UpdateUpdating, StartedAt: time.Now().UTC().Format(time.RFC3339)}
+		}
+		writeJSON(w, http.StatusOK, m.dryRun(&next))
+		return
+	}
+	res, err := m.propose(store.CmdServiceUpdate, store.ServiceUpdate{ID: cur.ID, Spec: spec, ExpectVersion: version, At: time.Now().UTC()})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (m *Manager) scaleService(w http.ResponseWriter, r *http.Request) {
+	var req api.ScaleRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Replicas == nil {
+		writeError(w, api.Errorf(api.CodeInvalid, `the body needs "replicas": N`))
+		return
+	}
+	if *req.Replicas > api.MaxReplicas {
+		writeError(w, api.Errorf(api.CodeInvalid, "%d replicas is more than the limit of %d", *req.Replicas, api.MaxReplicas))
+		return
+	}
+	cur, err := m.lookupService(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := m.propose(store.CmdServiceScale, store.ServiceScale{ID: cur.ID, Replicas: *req.Replicas, At: time.Now().UTC()})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (m *Manager) rollbackService(w http.ResponseWriter, r *http.Request) {
+	cur, err := m.lookupService(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if cur.PreviousSpec == nil {
+		writeError(w, api.Errorf(api.CodeConflict, "service %q has no previous spec to roll back to", cur.Spec.Name))
+		return
+	}
+	res, err := m.propose(store.CmdServiceUpdate, store.ServiceUpdate{ID: cur.ID, Spec: *cur.PreviousSpec,
+		ExpectVersion: cur.Version, At: time.Now().UTC(), Rollback: true})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (m *Manager) deleteService(w http.ResponseWriter, r *http.Request) {
+	version, err := queryVersion(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cur, err := m.lookupService(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := m.propose(store.CmdServiceDelete, store.ServiceDelete{ID: cur.ID, ExpectVersion: version, At: time.Now().UTC()}); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cur)
+}

@@ -1,0 +1,177 @@
+package manager
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// pingEvery is how often an idle watch stream says it is still complete up
+// to the newest index, so that clients notice a dead connection.
+const pingEvery = 10 * time.Second
+
+// watchFilter reads ?kind=task,service&node=REF&service=REF.
+func (m *Manager) watchFilter(r *http.Request) (*store.Filter, error) {
+	q := r.URL.Query()
+	f := &store.Filter{}
+	if ks := q.Get("kind"); ks != "" {
+		f.Kinds = map[string]bool{}
+		for _, k := range strings.Split(ks, ",") {
+			switch k {
+			case api.KindService, api.KindTask, api.KindNode:
+				f.Kinds[k] = true
+			default:
+				return nil, api.Errorf(api.CodeInvalid, "kind %q: watch service, task or node (comma-separated)", k)
+			}
+		}
+	}
+	var err error
+	m.state.View(func(v *store.View) error {
+		if ref := q.Get("node"); ref != "" {
+			n, e := v.Node(ref)
+			if e != nil {
+				err = e
+				return nil
+			}
+			f.NodeID = n.ID
+		}
+		if ref := q.Get("service"); ref != "" {
+			s, e := v.Service(ref)
+			if e != nil {
+				err = e
+				return nil
+			}
+			f.ServiceID = s.ID
+		}
+		return nil
+	})
+	return f, err
+}
+
+// watch streams every change after ?index=N as NDJSON (api.Event per
+// line). With no index, or one older than the hub's history, it first
+// sends the whole watched state: a reset line, a create line per object,
+// and a synced line.
+func (m *Manager) watch(w http.ResponseWriter, r *http.Request) {
+	f, err := m.watchFilter(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var after uint64
+	if s := r.URL.Query().Get("index"); s != "" {
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			writeError(w, api.Errorf(api.CodeInvalid, "index %q is not a number", s))
+			return
+		}
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, api.Errorf(api.CodeInternal, "streaming is not supported on this connection"))
+		return
+	}
+	m.metrics.watchers.Inc()
+	defer m.metrics.watchers.Dec()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+
+	ctx := r.Context()
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	buf := make([]store.Change, 0, 256)
+	resync := after == 0
+	for {
+		wait := m.hub.Wait()
+		if resync {
+			if after, err = m.sendState(w, f); err != nil {
+				return
+			}
+			flusher.Flush()
+			resync = false
+		}
+		changes, upTo, err := m.hub.Read(after, f, 256, buf[:0])
+		if err == store.ErrTooOld {
+			resync = true
+			continue
+		}
+		for _, c := range changes {
+			if _, err := w.Write(c.Line); err != nil {
+				return
+			}
+		}
+		if len(changes) > 0 {
+			flusher.Flush()
+		}
+		after = max(after, upTo)
+		if len(changes) > 0 && upTo > changes[len(changes)-1].Index {
+			continue // more may be waiting past the batch
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+		case <-ping.C:
+			if _, err := w.Write(controlLine(api.OpPing, after)); err != nil {
+				return
+			}
+			flusher.Flush()
+		}
+	}
+}
+
+func controlLine(op string, index uint64) []byte {
+	return []byte(`{"index":` + strconv.FormatUint(index, 10) + `,"op":"` + op + `"}` + "\n")
+}
+
+// sendState writes the full state the filter selects, as of one index, and
+// returns that index.
+func (m *Manager) sendState(w http.ResponseWriter, f *store.Filter) (uint64, error) {
+	var index uint64
+	var lines [][]byte
+	add := func(kind, id string, raw []byte) {
+		lines = append(lines, []byte(`{"index":`+strconv.FormatUint(index, 10)+`,"op":"create","kind":"`+kind+`","id":`+strconv.Quote(id)+`,"object":`+string(raw)+"}\n"))
+	}
+	m.state.View(func(v *store.View) error {
+		index = v.Index()
+		if len(f.Kinds) == 0 || f.Kinds[api.KindNode] {
+			for _, n := range v.Nodes() {
+				raw, _ := v.NodeRaw(n.ID)
+				add(api.KindNode, n.ID, raw)
+			}
+		}
+		if len(f.Kinds) == 0 || f.Kinds[api.KindService] {
+			for _, s := range v.Services() {
+				raw, _ := v.ServiceRaw(s.ID)
+				add(api.KindService, s.ID, raw)
+			}
+		}
+		if len(f.Kinds) == 0 || f.Kinds[api.KindTask] {
+			v.TasksRaw(store.TaskFilter{NodeID: f.NodeID, ServiceID: f.ServiceID}, func(raw []byte) error {
+				var id struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal(raw, &id); err == nil {
+					add(api.KindTask, id.ID, raw)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	if _, err := w.Write(controlLine(api.OpReset, index)); err != nil {
+		return 0, err
+	}
+	for _, l := range lines {
+		if _, err := w.Write(l); err != nil {
+			return 0, err
+		}
+	}
+	_, err := w.Write(controlLine(api.OpSynced, index))
+	return index, err
+}

@@ -1,0 +1,325 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// Version is the Warren version, set at build time.
+var Version = "dev"
+
+// Config is what warren-manager is started with.
+type Config struct {
+	// DataDir holds the Raft log, snapshots, the state database and the
+	// node's identity.
+	DataDir string
+	// Hostname and Labels describe this node (defaults: os.Hostname, none).
+	Hostname string
+	Labels   map[string]string
+	// ClusterCIDR is the range node container subnets come from, used when
+	// this manager initialises a new cluster (default 10.240.0.0/12, /24 each).
+	ClusterCIDR string
+	SubnetBits  int
+	// RescheduleGrace is how long a down node's tasks wait before they are
+	// replaced on other nodes (default 1m).
+	RescheduleGrace time.Duration
+	// NodeTimeout is how long a node may go without a heartbeat before it
+	// is marked down (default 6s).
+	NodeTimeout time.Duration
+	// Raft timing; zero values take the defaults in raft.go.
+	HeartbeatTimeout time.Duration
+	// RaftLogLevel is the level of Raft's own log lines (default warn).
+	RaftLogLevel string
+	Logger       *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.DataDir == "" {
+		return errors.New("manager: a data directory is required (--data-dir)")
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("manager: hostname: %w", err)
+		}
+		c.Hostname = h
+	}
+	if c.ClusterCIDR == "" {
+		c.ClusterCIDR = "10.240.0.0/12"
+	}
+	if c.SubnetBits == 0 {
+		c.SubnetBits = 24
+	}
+	if c.RescheduleGrace == 0 {
+		c.RescheduleGrace = time.Minute
+	}
+	if c.NodeTimeout == 0 {
+		c.NodeTimeout = 6 * time.Second
+	}
+	if c.RaftLogLevel == "" {
+		c.RaftLogLevel = "warn"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Manager is one running warren-manager.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	nodeID  string
+	state   *store.State
+	hub     *store.Hub
+	fsm     *store.FSM
+	raft    *raftNode
+	metrics *metrics
+	beats   *heartbeats
+	handler http.Handler
+
+	mu      sync.Mutex
+	servers []*http.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// identity is what a manager keeps about itself in its data directory.
+type identity struct {
+	NodeID string `json:"nodeID"`
+}
+
+// New opens (or creates) the manager's data directory and starts Raft. On a
+// fresh directory it bootstraps a one-voter cluster.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("manager: data dir: %w", err)
+	}
+	id, err := loadIdentity(filepath.Join(cfg.DataDir, "node.json"))
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, done: make(chan struct{})}
+	m.state, err = store.OpenState(filepath.Join(cfg.DataDir, "state.db"))
+	if err != nil {
+		return nil, err
+	}
+	if m.state.Discarded != "" {
+		m.log.Warn("state database set aside; rebuilding it from the Raft snapshot and log", "why", m.state.Discarded)
+	}
+	m.hub = store.NewHub(8192, 16<<20, m.state.AppliedIndex())
+	m.fsm = store.NewFSM(m.state, m.hub)
+	m.metrics = newMetrics(m)
+	m.fsm.OnApply = m.metrics.observeApply
+	m.beats = newHeartbeats()
+	m.raft, err = startRaft(m, cfg)
+	if err != nil {
+		m.state.Close()
+		return nil, err
+	}
+	m.handler = m.routes()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go m.state.RunCheckpoints(ctx, time.Second)
+	go func() {
+		defer close(m.done)
+		m.runLeadership(ctx)
+	}()
+	return m, nil
+}
+
+func loadIdentity(path string) (identity, error) {
+	var id identity
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &id); err != nil || id.NodeID == "" {
+			return id, fmt.Errorf("manager: %s is damaged (%v): restore it from a backup, or move the data dir away to start a new node", path, err)
+		}
+		return id, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return id, fmt.Errorf("manager: %w", err)
+	}
+	id.NodeID = api.NewID()
+	b, _ = json.Marshal(id)
+	if err := writeFileAtomic(path, b); err != nil {
+		return id, fmt.Errorf("manager: save identity: %w", err)
+	}
+	return id, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// NodeID is this node's ID.
+func (m *Manager) NodeID() string { return m.nodeID }
+
+// Handler is the API's HTTP handler (for tests that serve it themselves).
+func (m *Manager) Handler() http.Handler { return m.handler }
+
+// Serve serves the API on l until Close.
+func (m *Manager) Serve(l net.Listener) error {
+	srv := &http.Server{Handler: m.handler, ReadHeaderTimeout: 10 * time.Second}
+	m.mu.Lock()
+	m.servers = append(m.servers, srv)
+	m.mu.Unlock()
+	err := srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// WaitReady blocks until this manager has a leader and its state has
+// caught up with it, and the cluster is initialised.
+func (m *Manager) WaitReady(ctx context.Context) error {
+	for {
+		if err := m.Healthy(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("manager: not ready: %w", m.Healthy())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Healthy reports whether the manager can serve: Raft runs and knows a
+// leader, and the cluster is initialised with this node in it.
+func (m *Manager) Healthy() error {
+	if st := m.raft.r.State(); st == raft.Shutdown {
+		return errors.New("raft is shut down")
+	}
+	if addr, _ := m.raft.r.LeaderWithID(); addr == "" {
+		return errors.New("no raft leader")
+	}
+	var err error
+	m.state.View(func(v *store.View) error {
+		if v.Cluster() == nil {
+			err = errors.New("cluster not initialised yet")
+		} else if _, e := v.Node(m.nodeID); e != nil {
+			err = errors.New("this node is not registered yet")
+		}
+		return nil
+	})
+	return err
+}
+
+// RaftAlive checks that Raft's main loop answers (a configuration read
+// goes through it), whatever the cluster's state.
+func (m *Manager) RaftAlive(ctx context.Context) error {
+	f := m.raft.r.GetConfiguration()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("raft: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return errors.New("raft's main loop does not answer")
+	}
+}
+
+// Status is a one-line summary for systemd's STATUS=.
+func (m *Manager) Status() string {
+	var svcs, tasks int
+	m.state.View(func(v *store.View) error {
+		svcs, tasks = v.ServiceCount(), v.TaskCount()
+		return nil
+	})
+	return fmt.Sprintf("%s, %d services, %d tasks", m.raft.r.State().String(), svcs, tasks)
+}
+
+// Close stops serving, steps down and closes the stores.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	servers := m.servers
+	m.servers = nil
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		s.Shutdown(ctx)
+	}
+	for _, s := range servers {
+		s.Close() // watch streams do not end on their own
+	}
+	m.cancel()
+	<-m.done
+	err := m.raft.close()
+	if cerr := m.state.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// localDescription describes this host.
+func localDescription(hostname string) api.NodeDescription {
+	return api.NodeDescription{
+		Hostname:    hostname,
+		OS:          runtime.GOOS,
+		Arch:        runtime.GOARCH,
+		NanoCPUs:    int64(runtime.NumCPU()) * 1e9,
+		MemoryBytes: totalMemory(),
+	}
+}
+
+func totalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		var kb int64
+		if n, _ := fmt.Sscanf(line, "MemTotal: %d kB", &kb); n == 1 {
+			return kb << 10
+		}
+	}
+	return 0
+}

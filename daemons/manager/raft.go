@@ -1,0 +1,112 @@
+package manager
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// raftNode is the Raft instance and the stores under it.
+type raftNode struct {
+	r     *raft.Raft
+	logs  *raftboltdb.BoltStore
+	trans raft.Transport
+}
+
+// Raft timing for a LAN of small devices. Elections start after
+// HeartbeatTimeout without a leader; the defaults (1 s) are made for WANs.
+const (
+	defaultHeartbeatTimeout = 500 * time.Millisecond
+	defaultElectionTimeout  = 500 * time.Millisecond
+	defaultLeaderLease      = 250 * time.Millisecond
+)
+
+func startRaft(m *Manager, cfg Config) (*raftNode, error) {
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(cfg.RaftLogLevel), Output: os.Stderr, JSONFormat: true})
+	bs, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(dir, "raft.db"),
+		BoltOptions: &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manager: open raft log %s: %w (is another warren manager using this data dir?)", dir, err)
+	}
+	logs, err := raft.NewLogCache(1024, bs)
+	if err != nil {
+		bs.Close()
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
+	if err != nil {
+		bs.Close()
+		return nil, fmt.Errorf("manager: snapshot store: %w", err)
+	}
+	// The state database survives restarts and Raft does not restore the
+	// snapshot over it (NoSnapshotRestoreOnStart). If the database is older
+	// than the newest snapshot (it was lost or replaced), fill it from the
+	// snapshot now, before Raft replays the log after it.
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > m.state.AppliedIndex() {
+		_, rc, err := snaps.Open(metas[0].ID)
+		if err != nil {
+			bs.Close()
+			return nil, fmt.Errorf("manager: open snapshot %s: %w", metas[0].ID, err)
+		}
+		if err := m.fsm.Restore(rc); err != nil {
+			bs.Close()
+			return nil, err
+		}
+		m.log.Info("state database restored from snapshot", "index", metas[0].Index)
+	}
+
+	addr, trans := raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(m.nodeID)
+	rc.Logger = logger
+	rc.NoSnapshotRestoreOnStart = true
+	rc.HeartbeatTimeout = defaultHeartbeatTimeout
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	}
+	rc.ElectionTimeout = max(defaultElectionTimeout, rc.HeartbeatTimeout)
+	rc.LeaderLeaseTimeout = min(defaultLeaderLease, rc.HeartbeatTimeout)
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+
+	has, err := raft.HasExistingState(logs, bs, snaps)
+	if err != nil {
+		bs.Close()
+		return nil, fmt.Errorf("manager: read raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, m.fsm, logs, bs, snaps, trans)
+	if err != nil {
+		bs.Close()
+		return nil, fmt.Errorf("manager: start raft: %w", err)
+	}
+	if !has {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: addr, Suffrage: raft.Voter}}})
+		if err := f.Error(); err != nil {
+			r.Shutdown()
+			bs.Close()
+			return nil, fmt.Errorf("manager: bootstrap: %w", err)
+		}
+		m.log.Info("bootstrapped a new one-manager cluster", "node", m.nodeID)
+	}
+	return &raftNode{r: r, logs: bs, trans: trans}, nil
+}
+
+func (n *raftNode) close() error {
+	err := n.r.Shutdown().Error()
+	if cerr := n.logs.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func applyNodeRegister(w *wtx, c *NodeRegister) any {
+	if n := w.node(c.ID); n != nil {
+		if n.Description == c.Description {
+			return n
+		}
+		n.Description = c.Description
+		n.UpdatedAt = c.At
+		w.putNode(n, api.OpUpdate)
+		return n
+	}
+	subnet, err := w.allocateSubnet()
+	if err != nil {
+		return err
+	}
+	role := c.Role
+	if role == "" {
+		role = api.RoleWorker
+	}
+	n := &api.Node{
+		Meta:        api.Meta{ID: c.ID, CreatedAt: c.At, UpdatedAt: c.At},
+		Spec:        api.NodeSpec{Role: role, Availability: api.AvailabilityActive, Labels: c.Labels},
+		Description: c.Description,
+		Status:      api.NodeStatus{State: api.NodeUnknown, Timestamp: c.At, Message: "registered; waiting for its agent"},
+		Subnet:      subnet,
+	}
+	w.putNode(n, api.OpCreate)
+	return n
+}
+
+// allocateSubnet gives a new node the lowest free subnet of the cluster
+// range. It is deterministic, as everything in the FSM must be.
+func (w *wtx) allocateSubnet() (string, error) {
+	cl := w.view().Cluster()
+	if cl == nil {
+		return "", nil
+	}
+	rng, err := netip.ParsePrefix(cl.ClusterCIDR)
+	if err != nil || cl.SubnetBits < rng.Bits() || cl.SubnetBits > 30 || !rng.Addr().Is4() {
+		return "", api.Errorf(api.CodeInternal, "cluster range %q /%d is not usable", cl.ClusterCIDR, cl.SubnetBits)
+	}
+	used := map[netip.Prefix]bool{}
+	for _, n := range w.view().Nodes() {
+		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
+			used[p] = true
+		}
+	}
+	size := uint32(1) << (32 - cl.SubnetBits)
+	count := uint32(1) << (cl.SubnetBits - rng.Bits())
+	base := rng.Masked().Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	for i := uint32(0); i < count; i++ {
+		a := start + i*size
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), cl.SubnetBits)
+		if !used[p] {
+			return p.String(), nil
+		}
+	}
+	return "", api.Errorf(api.CodeConflict, "the cluster range %s has no free /%d subnet for another node", cl.ClusterCIDR, cl.SubnetBits)
+}
+
+func applyNodeSpec(w *wtx, c *NodeSpec) any {
+	n := w.node(c.ID)
+	if n == nil {
+		return api.Errorf(api.CodeNotFound, "no node %q", c.ID)
+	}
+	if c.ExpectVersion != 0 && c.ExpectVersion != n.Version {
+		return versionConflict("node", n.Description.Hostname, n.Version, c.ExpectVersion)
+	}
+	if c.Spec.Role != n.Spec.Role {
+		return api.Errorf(api.CodeInvalid, "node %s is a %s: change roles with warrenctl node promote or demote", n.Description.Hostname, n.Spec.Role)
+	}
+	n.Spec = c.Spec
+	n.UpdatedAt = c.At
+	w.putNode(n, api.OpUpdate)
+	return n
+}
+
+func applyNodeStatus(w *wtx, c *NodeStatus) any {
+	n := w.node(c.ID)
+	if n == nil {
+		return api.Errorf(api.CodeNotFound, "no node %q", c.ID)
+	}
+	if n.Status.State == c.Status.State && n.Status.Message == c.Status.Message {
+		return n
+	}
+	n.Status = c.Status
+	w.putNode(n, api.OpUpdate)
+	return n
+}
+
+func applyNodeRemove(w *wtx, c *NodeRemove) any {
+	n := w.node(c.ID)
+	if n == nil {
+		return api.Errorf(api.CodeNotFound, "no node %q", c.ID)
+	}
+	if n.Status.State == api.NodeReady && !c.Force {
+		return api.Errorf(api.CodeConflict, "node %s is ready: drain and stop it first, or remove it with --force", n.Description.Hostname)
+	}
+	w.must(w.tx.Bucket(bNodes).Delete([]byte(n.ID)))
+	raw := fmt.Appendf(nil, `{"id":%q}`, n.ID)
+	w.record(api.OpDelete, api.KindNode, n.ID, "", "", raw)
+	for _, t := range w.view().Tasks(TaskFilter{NodeID: n.ID}) {
+		prev := *t
+		changed := moveDesired(t, api.TaskShutdown)
+		if !t.Status.State.Terminal() {
+			t.Status = api.TaskStatus{State: api.TaskOrphaned, Timestamp: c.At, Message: "node removed"}
+			changed = true
+		}
+		if changed {
+			t.UpdatedAt = c.At
+			w.putTask(&prev, t)
+		}
+	}
+	return nil
+}

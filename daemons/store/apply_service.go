@@ -1,0 +1,191 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func applyClusterInit(w *wtx, c *ClusterInit) any {
+	if w.view().Cluster() != nil {
+		return api.Errorf(api.CodeConflict, "the cluster is already initialised")
+	}
+	b, _ := json.Marshal(c)
+	w.must(w.tx.Bucket(bMeta).Put(kCluster, b))
+	return nil
+}
+
+// checkPorts refuses ports that another service already publishes.
+func checkPorts(v *View, self string, ports []api.PortConfig) error {
+	for _, p := range ports {
+		k := p.Key()
+		if owner := v.PortOwner(k, self); owner != "" {
+			name := owner
+			if s, err := v.Service(owner); err == nil {
+				name = s.Spec.Name
+			}
+			return api.Errorf(api.CodeConflict, "port %s is already published by service %q: choose another published port or host address", k, name)
+		}
+	}
+	return nil
+}
+
+func (w *wtx) setPorts(serviceID string, old, ports []api.PortConfig) {
+	b := w.tx.Bucket(bPorts)
+	for _, p := range old {
+		k := p.Key()
+		es := slices.DeleteFunc(portEntries(b, k), func(e portEntry) bool { return e.ServiceID == serviceID })
+		if len(es) == 0 {
+			w.must(b.Delete(portBucketKey(k)))
+		} else {
+			raw, _ := json.Marshal(es)
+			w.must(b.Put(portBucketKey(k), raw))
+		}
+	}
+	for _, p := range ports {
+		k := p.Key()
+		e := portEntry{ServiceID: serviceID, Proto: k.Proto, Port: k.Port}
+		if k.HostAddr.IsValid() {
+			e.HostAddr = k.HostAddr.String()
+		}
+		raw, _ := json.Marshal(append(portEntries(b, k), e))
+		w.must(b.Put(portBucketKey(k), raw))
+	}
+}
+
+func applyServiceCreate(w *wtx, c *ServiceCreate) any {
+	s := c.Service
+	v := w.view()
+	if w.tx.Bucket(bServices).Get([]byte(s.ID)) != nil {
+		return api.Errorf(api.CodeConflict, "a service with ID %s exists", s.ID)
+	}
+	if w.tx.Bucket(bServiceNames).Get([]byte(s.Spec.Name)) != nil {
+		return api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", s.Spec.Name)
+	}
+	if err := checkPorts(v, s.ID, s.Spec.Ports); err != nil {
+		return err
+	}
+	s.SpecVersion = w.index
+	w.must(w.tx.Bucket(bServiceNames).Put([]byte(s.Spec.Name), []byte(s.ID)))
+	w.setPorts(s.ID, nil, s.Spec.Ports)
+	w.putService(&s, api.OpCreate)
+	return &s
+}
+
+// taskSpecChanged says whether a spec change reaches the containers: a
+// change of replicas, labels, restart or update policy does not restart
+// tasks.
+func taskSpecChanged(a, b *api.ServiceSpec) bool {
+	strip := func(s api.ServiceSpec) []byte {
+		s.Replicas, s.Labels = 0, nil
+		s.RestartPolicy, s.UpdateConfig = api.RestartPolicy{}, api.UpdateConfig{}
+		raw, _ := json.Marshal(s)
+		return raw
+	}
+	return !bytes.Equal(strip(*a), strip(*b))
+}
+
+func versionConflict(kind, name string, have, want uint64) error {
+	return api.Errorf(api.CodeConflict, "%s %q has changed since version %d (now %d): read it again and retry", kind, name, want, have)
+}
+
+func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
+	s := w.service(c.ID)
+	if s == nil {
+		return api.Errorf(api.CodeNotFound, "no service %q", c.ID)
+	}
+	if c.ExpectVersion != 0 && c.ExpectVersion != s.Version {
+		return versionConflict("service", s.Spec.Name, s.Version, c.ExpectVersion)
+	}
+	if api.SpecEqual(&s.Spec, &c.Spec) {
+		return s // nothing to do: apply is idempotent
+	}
+	if c.Spec.Name != s.Spec.Name && w.tx.Bucket(bServiceNames).Get([]byte(c.Spec.Name)) != nil {
+		return api.Errorf(api.CodeConflict, "a service named %q exists", c.Spec.Name)
+	}
+	if err := checkPorts(w.view(), s.ID, c.Spec.Ports); err != nil {
+		return err
+	}
+	if c.Spec.IsGlobal() != s.Spec.IsGlobal() {
+		return api.Errorf(api.CodeInvalid, "service %q is %s: a service's mode cannot change; remove it and create it again", s.Spec.Name, modeOf(&s.Spec))
+	}
+	if c.Spec.Name != s.Spec.Name {
+		w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
+		w.must(w.tx.Bucket(bServiceNames).Put([]byte(c.Spec.Name), []byte(s.ID)))
+	}
+	w.setPorts(s.ID, s.Spec.Ports, c.Spec.Ports)
+	if taskSpecChanged(&s.Spec, &c.Spec) {
+		s.SpecVersion = w.index
+		state := "updating"
+		if c.Rollback {
+			state = "rolling-back"
+		}
+		s.UpdateStatus = &api.UpdateStatus{State: state, StartedAt: c.At.UTC().Format(timeLayout)}
+	}
+	if c.Rollback {
+		s.PreviousSpec = nil
+	} else {
+		prev := s.Spec
+		s.PreviousSpec = &prev
+	}
+	s.Spec = c.Spec
+	s.UpdatedAt = c.At
+	w.putService(s, api.OpUpdate)
+	return s
+}
+
+const timeLayout = "2006-01-02T15:04:05Z07:00"
+
+func modeOf(s *api.ServiceSpec) string {
+	if s.IsGlobal() {
+		return api.ModeGlobal
+	}
+	return api.ModeReplicated
+}
+
+func applyServiceScale(w *wtx, c *ServiceScale) any {
+	s := w.service(c.ID)
+	if s == nil {
+		return api.Errorf(api.CodeNotFound, "no service %q", c.ID)
+	}
+	if s.Spec.IsGlobal() {
+		return api.Errorf(api.CodeInvalid, "service %q is global: it runs one task per node and cannot be scaled", s.Spec.Name)
+	}
+	if s.Spec.Replicas == c.Replicas {
+		return s
+	}
+	s.Spec.Replicas = c.Replicas
+	s.UpdatedAt = c.At
+	w.putService(s, api.OpUpdate)
+	return s
+}
+
+func applyServiceDelete(w *wtx, c *ServiceDelete) any {
+	s := w.service(c.ID)
+	if s == nil {
+		return api.Errorf(api.CodeNotFound, "no service %q", c.ID)
+	}
+	if c.ExpectVersion != 0 && c.ExpectVersion != s.Version {
+		return versionConflict("service", s.Spec.Name, s.Version, c.ExpectVersion)
+	}
+	w.must(w.tx.Bucket(bServices).Delete([]byte(s.ID)))
+	w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
+	w.setPorts(s.ID, s.Spec.Ports, nil)
+	raw, _ := json.Marshal(s)
+	w.record(api.OpDelete, api.KindService, s.ID, "", "", raw)
+	for _, t := range w.view().Tasks(TaskFilter{ServiceID: s.ID}) {
+		prev := *t
+		if !moveDesired(t, api.TaskRemove) {
+			continue
+		}
+		if t.NodeID == "" && !t.Status.State.Terminal() {
+			// Never placed: no agent will report on it.
+			t.Status = api.TaskStatus{State: api.TaskShutdown, Timestamp: c.At, Message: "service removed"}
+		}
+		t.UpdatedAt = c.At
+		w.putTask(&prev, t)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+var desiredOrder = map[api.TaskState]int{api.TaskRunning: 0, api.TaskShutdown: 1, api.TaskRemove: 2}
+
+// moveDesired moves t's desired state forward to d; it reports whether it
+// changed anything.
+func moveDesired(t *api.Task, d api.TaskState) bool {
+	if desiredOrder[d] <= desiredOrder[t.DesiredState] {
+		return false
+	}
+	t.DesiredState = d
+	return true
+}
+
+func applyTaskPlan(w *wtx, c *TaskPlan) any {
+	var skipped []string
+	for i := range c.Creates {
+		t := c.Creates[i]
+		if w.tx.Bucket(bServices).Get([]byte(t.ServiceID)) == nil {
+			skipped = append(skipped, t.ID+": service is gone")
+			continue
+		}
+		if w.task(t.ID) != nil {
+			skipped = append(skipped, t.ID+": exists")
+			continue
+		}
+		t.CreatedAt, t.UpdatedAt = c.At, c.At
+		if t.Status.Timestamp.IsZero() {
+			t.Status.Timestamp = c.At
+		}
+		w.putTask(nil, &t)
+	}
+	for _, ch := range c.Updates {
+		t := w.task(ch.ID)
+		if t == nil {
+			skipped = append(skipped, ch.ID+": no such task")
+			continue
+		}
+		prev := *t
+		changed := false
+		if ch.NodeID != "" && ch.NodeID != t.NodeID {
+			if t.NodeID != "" {
+				skipped = append(skipped, fmt.Sprintf("%s: already on node %s", t.ID, t.NodeID))
+				continue
+			}
+			t.NodeID = ch.NodeID
+			changed = true
+		}
+		if ch.DesiredState != "" && moveDesired(t, ch.DesiredState) {
+			changed = true
+		}
+		if ch.State != "" {
+			switch {
+			case ch.State == t.Status.State && !t.Status.State.Terminal():
+				if t.Status.Message != ch.Message || t.Status.Err != ch.Err {
+					t.Status.Message, t.Status.Err = ch.Message, ch.Err
+					changed = true
+				}
+			case t.Status.State.CanMoveTo(ch.State):
+				t.Status = api.TaskStatus{State: ch.State, Timestamp: c.At, Message: ch.Message, Err: ch.Err}
+				changed = true
+			}
+		}
+		if changed {
+			t.UpdatedAt = c.At
+			w.putTask(&prev, t)
+		}
+	}
+	for _, id := range c.Deletes {
+		if t := w.task(id); t != nil {
+			w.deleteTask(t)
+		}
+	}
+	for id, st := range c.ServiceStatus {
+		if s := w.service(id); s != nil {
+			st := st
+			s.UpdateStatus = &st
+			w.putService(s, api.OpUpdate)
+		}
+	}
+	if len(skipped) > 0 {
+		return skipped
+	}
+	return nil
+}
+
+func applyTaskStatus(w *wtx, c *TaskStatus) any {
+	res := &api.TaskStatusResult{}
+	for _, u := range c.Updates {
+		t := w.task(u.TaskID)
+		switch {
+		case t == nil:
+			res.Skipped = append(res.Skipped, u.TaskID+": no such task")
+			continue
+		case c.NodeID != "" && t.NodeID != c.NodeID:
+			res.Skipped = append(res.Skipped, u.TaskID+": not assigned to this node")
+			continue
+		}
+		prev := *t
+		st := u.Status
+		switch {
+		case st.State == t.Status.State && !st.State.Terminal():
+			st.Timestamp = t.Status.Timestamp
+		case t.Status.State.CanMoveTo(st.State):
+			st.Timestamp = c.At
+		default:
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: cannot move from %s to %s", u.TaskID, t.Status.State, st.State))
+			continue
+		}
+		if statusEqual(&t.Status, &st) {
+			continue
+		}
+		t.Status = st
+		t.UpdatedAt = c.At
+		w.putTask(&prev, t)
+		res.Applied++
+	}
+	return res
+}
+
+func statusEqual(a, b *api.TaskStatus) bool {
+	ra, _ := json.Marshal(a)
+	rb, _ := json.Marshal(b)
+	return bytes.Equal(ra, rb)
+}

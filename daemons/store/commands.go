@@ -1,0 +1,157 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// CommandType is the first byte of every Raft log entry Warren writes. The
+// list is append-only: a value, once released, keeps its meaning forever.
+type CommandType byte
+
+const (
+	CmdClusterInit   CommandType = 1
+	CmdServiceCreate CommandType = 2
+	CmdServiceUpdate CommandType = 3
+	CmdServiceScale  CommandType = 4
+	CmdServiceDelete CommandType = 5
+	CmdNodeRegister  CommandType = 6
+	CmdNodeSpec      CommandType = 7
+	CmdNodeStatus    CommandType = 8
+	CmdNodeRemove    CommandType = 9
+	CmdTaskPlan      CommandType = 10
+	CmdTaskStatus    CommandType = 11
+)
+
+var commandNames = map[CommandType]string{
+	CmdClusterInit: "cluster-init", CmdServiceCreate: "service-create",
+	CmdServiceUpdate: "service-update", CmdServiceScale: "service-scale",
+	CmdServiceDelete: "service-delete", CmdNodeRegister: "node-register",
+	CmdNodeSpec: "node-spec", CmdNodeStatus: "node-status", CmdNodeRemove: "node-remove",
+	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
+}
+
+func (t CommandType) String() string {
+	if n, ok := commandNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("command-%d", byte(t))
+}
+
+// Encode makes a Raft log entry from a command.
+func Encode(t CommandType, payload any) ([]byte, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode %s: %w", t, err)
+	}
+	out := make([]byte, 1+len(b))
+	out[0] = byte(t)
+	copy(out[1:], b)
+	return out, nil
+}
+
+// ClusterInit is the first entry of a new cluster.
+type ClusterInit struct {
+	ClusterID   string    `json:"clusterID"`
+	ClusterCIDR string    `json:"clusterCIDR"` // the range node subnets come from
+	SubnetBits  int       `json:"subnetBits"`  // prefix length of each node's subnet
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// ServiceCreate stores a new service. ID and timestamps are set by the
+// proposer; Version and SpecVersion by the FSM.
+type ServiceCreate struct {
+	Service api.Service `json:"service"`
+}
+
+// ServiceUpdate replaces a service's spec. If ExpectVersion is not zero and
+// the service's Version differs, the update is refused with a conflict.
+type ServiceUpdate struct {
+	ID            string          `json:"id"`
+	Spec          api.ServiceSpec `json:"spec"`
+	ExpectVersion uint64          `json:"expectVersion,omitempty"`
+	At            time.Time       `json:"at"`
+	// Rollback marks an update that returns to PreviousSpec.
+	Rollback bool `json:"rollback,omitempty"`
+}
+
+// ServiceScale sets the replica count of a replicated service.
+type ServiceScale struct {
+	ID       string    `json:"id"`
+	Replicas uint64    `json:"replicas"`
+	At       time.Time `json:"at"`
+}
+
+// ServiceDelete removes a service; its tasks are marked for removal.
+type ServiceDelete struct {
+	ID            string    `json:"id"`
+	ExpectVersion uint64    `json:"expectVersion,omitempty"`
+	At            time.Time `json:"at"`
+}
+
+// NodeRegister creates a node or refreshes what it says about itself.
+type NodeRegister struct {
+	ID          string              `json:"id"`
+	Role        string              `json:"role"` // used when the node is new
+	Labels      map[string]string   `json:"labels,omitempty"`
+	Description api.NodeDescription `json:"description"`
+	At          time.Time           `json:"at"`
+}
+
+// NodeSpec replaces a node's spec (labels, availability, role).
+type NodeSpec struct {
+	ID            string       `json:"id"`
+	Spec          api.NodeSpec `json:"spec"`
+	ExpectVersion uint64       `json:"expectVersion,omitempty"`
+	At            time.Time    `json:"at"`
+}
+
+// NodeStatus records a change of a node's state (ready, down).
+type NodeStatus struct {
+	ID     string         `json:"id"`
+	Status api.NodeStatus `json:"status"`
+}
+
+// NodeRemove deletes a node from the cluster.
+type NodeRemove struct {
+	ID    string    `json:"id"`
+	Force bool      `json:"force,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// TaskPlan is what the orchestrator and scheduler decided in one pass:
+// tasks to make, desired-state and placement changes, and tasks to delete.
+type TaskPlan struct {
+	Creates []api.Task   `json:"creates,omitempty"`
+	Updates []TaskChange `json:"updates,omitempty"`
+	Deletes []string     `json:"deletes,omitempty"`
+	// ServiceStatus records rolling-update progress per service ID.
+	ServiceStatus map[string]api.UpdateStatus `json:"serviceStatus,omitempty"`
+	At            time.Time                   `json:"at"`
+}
+
+// TaskChange is a manager-side change to one task. Empty fields are left as
+// they are; states only move forward (changes that would move one back are
+// skipped, not failed: the world moved on since the plan was made).
+type TaskChange struct {
+	ID           string        `json:"id"`
+	NodeID       string        `json:"nodeID,omitempty"`
+	DesiredState api.TaskState `json:"desiredState,omitempty"`
+	// State, Message and Err set the observed status for the states the
+	// manager owns: pending (with the reason), assigned, and the terminal
+	// states of tasks no agent will ever report on (orphaned, shutdown of a
+	// never-assigned task).
+	State   api.TaskState `json:"state,omitempty"`
+	Message string        `json:"message,omitempty"`
+	Err     string        `json:"err,omitempty"`
+}
+
+// TaskStatus records what an agent observed about its tasks.
+type TaskStatus struct {
+	NodeID  string                 `json:"nodeID"`
+	Updates []api.TaskStatusUpdate `json:"updates"`
+	At      time.Time              `json:"at"`
+}

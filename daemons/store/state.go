@@ -1,0 +1,469 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// Buckets of the state database.
+var (
+	bMeta          = []byte("meta")
+	bServices      = []byte("services")
+	bServiceNames  = []byte("service_names")
+	bPorts         = []byte("ports")
+	bTasks         = []byte("tasks")
+	bTasksBySvc    = []byte("tasks_by_service")
+	bTasksByNode   = []byte("tasks_by_node")
+	bNodes         = []byte("nodes")
+	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes}
+	kAppliedIndex  = []byte("applied_index")
+	kCluster       = []byte("cluster")
+	kFormat        = []byte("format")
+	currentFormat  = []byte("1")
+	indexSeparator = byte(0)
+)
+
+// State is the bbolt database of the cluster's objects. Reads may run
+// concurrently with the FSM's writes; Restore swaps the file under a lock.
+//
+// Writes are not synced one by one: see durability.go for why the database
+// can be rebuilt from the Raft log and when it is.
+type State struct {
+	path string
+	mu   sync.RWMutex // guards db against Restore's swap
+	db   *bolt.DB
+	dur  durability
+	// Discarded says why the database found at open was not trusted and
+	// was set aside to be rebuilt from Raft ("" when it was kept).
+	Discarded string
+}
+
+// OpenState opens (or creates) the state database at path.
+func OpenState(path string) (*State, error) {
+	s := &State{path: path}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.Discarded = s.dur.open(path)
+	db, err := openBolt(path)
+	if err != nil && s.Discarded == "" {
+		// A database bbolt cannot open is rebuilt like an untrusted one.
+		s.Discarded = fmt.Sprintf("it could not be opened (%v)", err)
+		setAside(path)
+		db, err = openBolt(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	return s, nil
+}
+
+func openBolt(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         2 * time.Second,
+		NoSync:          true, // see durability.go
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 64 << 20, // address space only; avoids remaps that wait for readers
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w (is another warren manager using this data dir?)", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bMeta)
+		if f := m.Get(kFormat); f == nil {
+			return m.Put(kFormat, currentFormat)
+		} else if !bytes.Equal(f, currentFormat) {
+			return fmt.Errorf("state format %q is not the %q this warren reads", f, currentFormat)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close checkpoints and closes the database.
+func (s *State) Close() error {
+	cerr := s.Checkpoint()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return cerr
+}
+
+// View runs fn in a read transaction over a consistent state.
+func (s *State) View(fn func(v *View) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&View{tx: tx}) })
+}
+
+func (s *State) update(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.dur.mu.Lock()
+	defer s.dur.mu.Unlock()
+	if err := s.dur.dirty(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// Checkpoint syncs the database to disk and marks it clean: until the next
+// write, it is trusted after a power loss too.
+func (s *State) Checkpoint() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.dur.mu.Lock()
+	defer s.dur.mu.Unlock()
+	if s.dur.clean {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("store: sync state: %w", err)
+	}
+	return s.dur.markClean()
+}
+
+// RunCheckpoints checkpoints the database once writes have paused for
+// idle, until ctx ends.
+func (s *State) RunCheckpoints(ctx context.Context, idle time.Duration) {
+	t := time.NewTicker(idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.dur.mu.Lock()
+		due := !s.dur.clean && time.Since(s.dur.lastWrite) >= idle
+		s.dur.mu.Unlock()
+		if due {
+			s.Checkpoint()
+		}
+	}
+}
+
+// AppliedIndex is the Raft index of the last entry applied.
+func (s *State) AppliedIndex() uint64 {
+	var idx uint64
+	s.View(func(v *View) error { idx = v.Index(); return nil })
+	return idx
+}
+
+// View is a read-only, consistent view of the state. Objects it returns are
+// decoded copies; raw bytes are copied too, so both outlive the view.
+type View struct{ tx *bolt.Tx }
+
+// Index is the Raft index the view reflects.
+func (v *View) Index() uint64 {
+	b := v.tx.Bucket(bMeta).Get(kAppliedIndex)
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// Cluster returns the cluster's identity, or nil before initialisation.
+func (v *View) Cluster() *ClusterInit {
+	b := v.tx.Bucket(bMeta).Get(kCluster)
+	if b == nil {
+		return nil
+	}
+	var c ClusterInit
+	mustDecode(b, &c)
+	return &c
+}
+
+func mustDecode(b []byte, into any) {
+	if err := json.Unmarshal(b, into); err != nil {
+		panic(fmt.Sprintf("store: corrupt object %.80q: %v", b, err))
+	}
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// lookup finds an object in bucket by exact ID, then by unique ID prefix.
+// nameBucket, if set, is tried first, mapping names to IDs.
+func (v *View) lookup(bucket, nameBucket []byte, kind, ref string) ([]byte, error) {
+	if ref == "" {
+		return nil, api.Errorf(api.CodeInvalid, "no %s name or ID given", kind)
+	}
+	b := v.tx.Bucket(bucket)
+	if nameBucket != nil {
+		if id := v.tx.Bucket(nameBucket).Get([]byte(ref)); id != nil {
+			if raw := b.Get(id); raw != nil {
+				return raw, nil
+			}
+		}
+	}
+	if raw := b.Get([]byte(ref)); raw != nil {
+		return raw, nil
+	}
+	c := b.Cursor()
+	p := []byte(ref)
+	var found []byte
+	n := 0
+	for k, val := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, val = c.Next() {
+		found = val
+		n++
+		if n > 1 {
+			return nil, api.Errorf(api.CodeAmbiguous, "%s ID prefix %q matches more than one %s: give more characters", kind, ref, kind)
+		}
+	}
+	if n == 0 {
+		return nil, api.Errorf(api.CodeNotFound, "no %s %q: list them with warrenctl %s ls", kind, ref, kind)
+	}
+	return found, nil
+}
+
+// ServiceRaw returns the stored JSON of a service by name, ID or ID prefix.
+func (v *View) ServiceRaw(ref string) ([]byte, error) {
+	raw, err := v.lookup(bServices, bServiceNames, api.KindService, ref)
+	return clone(raw), err
+}
+
+// Service returns a service by name, ID or ID prefix.
+func (v *View) Service(ref string) (*api.Service, error) {
+	raw, err := v.lookup(bServices, bServiceNames, api.KindService, ref)
+	if err != nil {
+		return nil, err
+	}
+	var s api.Service
+	mustDecode(raw, &s)
+	return &s, nil
+}
+
+// Services returns every service, sorted by name.
+func (v *View) Services() []*api.Service {
+	var out []*api.Service
+	v.tx.Bucket(bServiceNames).ForEach(func(_, id []byte) error {
+		if raw := v.tx.Bucket(bServices).Get(id); raw != nil {
+			var s api.Service
+			mustDecode(raw, &s)
+			out = append(out, &s)
+		}
+		return nil
+	})
+	return out
+}
+
+// ServicesRaw appends the stored JSON of every service, sorted by name.
+func (v *View) ServicesRaw(fn func(raw []byte) error) error {
+	return v.tx.Bucket(bServiceNames).ForEach(func(_, id []byte) error {
+		if raw := v.tx.Bucket(bServices).Get(id); raw != nil {
+			return fn(raw)
+		}
+		return nil
+	})
+}
+
+// ServiceCount is the number of services.
+func (v *View) ServiceCount() int { return v.tx.Bucket(bServices).Stats().KeyN }
+
+// TaskRaw returns the stored JSON of a task by ID or ID prefix.
+func (v *View) TaskRaw(ref string) ([]byte, error) {
+	raw, err := v.lookup(bTasks, nil, api.KindTask, ref)
+	return clone(raw), err
+}
+
+// Task returns a task by ID or ID prefix.
+func (v *View) Task(ref string) (*api.Task, error) {
+	raw, err := v.lookup(bTasks, nil, api.KindTask, ref)
+	if err != nil {
+		return nil, err
+	}
+	var t api.Task
+	mustDecode(raw, &t)
+	return &t, nil
+}
+
+// TaskFilter selects tasks; empty fields match everything.
+type TaskFilter struct {
+	ServiceID string
+	NodeID    string
+}
+
+// TasksRaw calls fn with the stored JSON of each task the filter selects.
+func (v *View) TasksRaw(f TaskFilter, fn func(raw []byte) error) error {
+	tasks := v.tx.Bucket(bTasks)
+	var idx *bolt.Bucket
+	var prefix []byte
+	switch {
+	case f.ServiceID != "":
+		idx, prefix = v.tx.Bucket(bTasksBySvc), indexKey(f.ServiceID, "")
+	case f.NodeID != "":
+		idx, prefix = v.tx.Bucket(bTasksByNode), indexKey(f.NodeID, "")
+	default:
+		return tasks.ForEach(func(_, raw []byte) error { return fn(raw) })
+	}
+	c := idx.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		raw := tasks.Get(k[len(prefix):])
+		if raw == nil {
+			continue
+		}
+		if f.NodeID != "" && f.ServiceID != "" {
+			var t struct {
+				NodeID string `json:"nodeID"`
+			}
+			mustDecode(raw, &t)
+			if t.NodeID != f.NodeID {
+				continue
+			}
+		}
+		if err := fn(raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Tasks returns the tasks the filter selects.
+func (v *View) Tasks(f TaskFilter) []*api.Task {
+	var out []*api.Task
+	v.TasksRaw(f, func(raw []byte) error {
+		var t api.Task
+		mustDecode(raw, &t)
+		out = append(out, &t)
+		return nil
+	})
+	return out
+}
+
+// TaskCount is the number of tasks.
+func (v *View) TaskCount() int { return v.tx.Bucket(bTasks).Stats().KeyN }
+
+// NodeRaw returns the stored JSON of a node by ID, ID prefix or hostname.
+func (v *View) NodeRaw(ref string) ([]byte, error) {
+	raw, err := v.node(ref)
+	return clone(raw), err
+}
+
+func (v *View) node(ref string) ([]byte, error) {
+	raw, err := v.lookup(bNodes, nil, api.KindNode, ref)
+	if api.NotFound(err) {
+		// Operators name nodes by hostname.
+		var hit []byte
+		n := 0
+		v.tx.Bucket(bNodes).ForEach(func(_, b []byte) error {
+			var nd api.Node
+			mustDecode(b, &nd)
+			if nd.Description.Hostname == ref {
+				hit = b
+				n++
+			}
+			return nil
+		})
+		switch n {
+		case 1:
+			return hit, nil
+		case 0:
+			return nil, err
+		default:
+			return nil, api.Errorf(api.CodeAmbiguous, "%d nodes have hostname %q: use the node ID", n, ref)
+		}
+	}
+	return raw, err
+}
+
+// Node returns a node by ID, ID prefix or hostname.
+func (v *View) Node(ref string) (*api.Node, error) {
+	raw, err := v.node(ref)
+	if err != nil {
+		return nil, err
+	}
+	var n api.Node
+	mustDecode(raw, &n)
+	return &n, nil
+}
+
+// Nodes returns every node, sorted by hostname.
+func (v *View) Nodes() []*api.Node {
+	var out []*api.Node
+	v.tx.Bucket(bNodes).ForEach(func(_, raw []byte) error {
+		var n api.Node
+		mustDecode(raw, &n)
+		out = append(out, &n)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Description.Hostname != out[j].Description.Hostname {
+			return out[i].Description.Hostname < out[j].Description.Hostname
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// NodeCount is the number of nodes.
+func (v *View) NodeCount() int { return v.tx.Bucket(bNodes).Stats().KeyN }
+
+// PortOwner returns the ID of the service that publishes a port clashing
+// with k, other than except, or "".
+func (v *View) PortOwner(k api.PortKey, except string) string {
+	for _, e := range portEntries(v.tx.Bucket(bPorts), k) {
+		if e.ServiceID != except && e.key().Clashes(k) {
+			return e.ServiceID
+		}
+	}
+	return ""
+}
+
+func indexKey(a, b string) []byte {
+	k := make([]byte, 0, len(a)+1+len(b))
+	k = append(k, a...)
+	k = append(k, indexSeparator)
+	return append(k, b...)
+}
+
+// portEntry is one published port in the ports bucket, keyed by
+// "proto/port" so that clashes are found without scanning every service.
+type portEntry struct {
+	ServiceID string `json:"s"`
+	HostAddr  string `json:"a,omitempty"`
+	Proto     string `json:"p"`
+	Port      uint16 `json:"n"`
+}
+
+func (e portEntry) key() api.PortKey {
+	return api.PortConfig{Published: e.Port, Protocol: e.Proto, HostAddr: e.HostAddr, Target: e.Port}.Key()
+}
+
+func portBucketKey(k api.PortKey) []byte {
+	return []byte(fmt.Sprintf("%s/%d", k.Proto, k.Port))
+}
+
+func portEntries(b *bolt.Bucket, k api.PortKey) []portEntry {
+	raw := b.Get(portBucketKey(k))
+	if raw == nil {
+		return nil
+	}
+	var es []portEntry
+	mustDecode(raw, &es)
+	return es
+}

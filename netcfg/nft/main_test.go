@@ -1,0 +1,9 @@
+package nft
+
+import (
+	"testing"
+
+	"github.com/warren-edge/warren/netcfg/internal/nstest"
+)
+
+func TestMain(m *testing.M) { nstest.Main(m) }

@@ -1,10 +1,10 @@
 package manager_test
 
 import (
-	"os"
-	"strconv"
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"

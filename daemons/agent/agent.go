@@ -134,9 +134,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.nodeID = info.NodeID
 	a.mu.Unlock()
-	node, err := a.api.Node(ctx, info.NodeID)
+	node, err := a.node(ctx, info.NodeID)
 	if err != nil {
-		return fmt.Errorf("agent: read this node: %w", err)
+		return err
 	}
 	if a.net != nil {
 		a.subnet, err = netip.ParsePrefix(node.Subnet)
@@ -175,6 +175,27 @@ func (a *Agent) connect(ctx context.Context) (*api.Info, error) {
 			return nil, ctx.Err()
 		}
 		a.log.Warn("waiting for the manager", "err", err)
+		if sleepCtx(ctx, backoff) != nil {
+			return nil, ctx.Err()
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// node reads this node, waiting while a new manager registers it.
+func (a *Agent) node(ctx context.Context, id string) (*api.Node, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := a.api.Node(ctx, id)
+		switch {
+		case err == nil:
+			return n, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case !api.NotFound(err) && !errors.Is(err, client.ErrUnreachable):
+			return nil, fmt.Errorf("agent: read this node: %w", err)
+		}
+		a.log.Info("waiting for the manager to register this node", "node", id)
 		if sleepCtx(ctx, backoff) != nil {
 			return nil, ctx.Err()
 		}

@@ -17,6 +17,18 @@ type Service struct {
 	PreviousSpec *ServiceSpec `json:"previousSpec,omitempty" yaml:"previousSpec,omitempty"`
 	// UpdateStatus reports the progress of the last rolling update.
 	UpdateStatus *UpdateStatus `json:"updateStatus,omitempty" yaml:"updateStatus,omitempty"`
+	// Status counts the service's tasks; it is filled in on reads that ask
+	// for it (?status), not stored.
+	Status *ServiceStatus `json:"status,omitempty" yaml:"status,omitempty"`
+}
+
+// ServiceStatus counts a service's tasks, as docker service ls shows them.
+type ServiceStatus struct {
+	// RunningTasks are tasks meant to run that run.
+	RunningTasks uint64 `json:"runningTasks" yaml:"runningTasks"`
+	// DesiredTasks is the replica count, or for a global service the
+	// number of nodes that should run it.
+	DesiredTasks uint64 `json:"desiredTasks" yaml:"desiredTasks"`
 }
 
 // Service modes.
@@ -42,7 +54,8 @@ type ServiceSpec struct {
 
 	// Mode is "replicated" (the default) or "global".
 	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
-	// Replicas is the task count of a replicated service.
+	// Replicas is the task count of a replicated service. Left out of a
+	// create or update, it is 1 (as with docker service create).
 	Replicas uint64 `json:"replicas" yaml:"replicas"`
 
 	Placement     Placement     `json:"placement,omitempty" yaml:"placement,omitempty"`
@@ -143,9 +156,18 @@ type UpdateConfig struct {
 	Order string `json:"order,omitempty" yaml:"order,omitempty"`
 }
 
+// States of a rolling update (UpdateStatus.State).
+const (
+	UpdateUpdating    = "updating"
+	UpdatePaused      = "paused"
+	UpdateCompleted   = "completed"
+	UpdateRollingBack = "rolling-back"
+	UpdateRolledBack  = "rolled-back"
+)
+
 // UpdateStatus is the state of a service's last rolling update.
 type UpdateStatus struct {
-	State       string `json:"state" yaml:"state"` // updating, paused, completed, rolling-back, rolled-back
+	State       string `json:"state" yaml:"state"` // one of the Update* states
 	Message     string `json:"message,omitempty" yaml:"message,omitempty"`
 	StartedAt   string `json:"startedAt,omitempty" yaml:"startedAt,omitempty"`
 	CompletedAt string `json:"completedAt,omitempty" yaml:"completedAt,omitempty"`

@@ -1,6 +1,8 @@
 package manager
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -8,6 +10,28 @@ import (
 	"github.com/warren-edge/warren/daemons/orchestrator"
 	"github.com/warren-edge/warren/daemons/store"
 )
+
+// decodeSpec reads a service spec body. A spec that leaves replicas out
+// gets 1 replica, as docker service create does; an explicit 0 stays 0.
+func decodeSpec(w http.ResponseWriter, r *http.Request, spec *api.ServiceSpec) error {
+	var raw json.RawMessage
+	if err := decodeBody(w, r, &raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(spec); err != nil {
+		return bodyError(err)
+	}
+	var has struct {
+		Replicas *uint64 `json:"replicas"`
+	}
+	json.Unmarshal(raw, &has)
+	if has.Replicas == nil && spec.Mode != api.ModeGlobal {
+		spec.Replicas = 1
+	}
+	return nil
+}
 
 // normalizeSpec fills in what an empty field means, so that stored specs
 // and comparisons are explicit.
@@ -90,7 +114,7 @@ func (m *Manager) dryRun(svc *api.Service) api.DryRun {
 
 func (m *Manager) createService(w http.ResponseWriter, r *http.Request) {
 	var spec api.ServiceSpec
-	if err := decodeBody(w, r, &spec); err != nil {
+	if err := decodeSpec(w, r, &spec); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -113,9 +137,42 @@ func (m *Manager) createService(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, res)
 }
 
+// withStatus fills in each service's task counts.
+func (m *Manager) withStatus(v *store.View, svcs []*api.Service) {
+	var nodes []*api.Node
+	for _, s := range svcs {
+		st := &api.ServiceStatus{DesiredTasks: s.Spec.Replicas}
+		if s.Spec.IsGlobal() {
+			if nodes == nil {
+				nodes = v.Nodes()
+			}
+			st.DesiredTasks = orchestrator.GlobalNodes(&s.Spec, nodes)
+		}
+		for _, t := range v.Tasks(store.TaskFilter{ServiceID: s.ID}) {
+			if t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
+				st.RunningTasks++
+			}
+		}
+		s.Status = st
+	}
+}
+
 func (m *Manager) listServices(w http.ResponseWriter, r *http.Request) {
 	if err := m.consistent(r); err != nil {
 		writeError(w, err)
+		return
+	}
+	if queryBool(r, "status") {
+		var svcs []*api.Service
+		m.state.View(func(v *store.View) error {
+			svcs = v.Services()
+			m.withStatus(v, svcs)
+			return nil
+		})
+		if svcs == nil {
+			svcs = []*api.Service{}
+		}
+		writeJSON(w, http.StatusOK, svcs)
 		return
 	}
 	var items [][]byte
@@ -131,6 +188,22 @@ func (m *Manager) listServices(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) getService(w http.ResponseWriter, r *http.Request) {
 	if err := m.consistent(r); err != nil {
 		writeError(w, err)
+		return
+	}
+	if queryBool(r, "status") {
+		var s *api.Service
+		var err error
+		m.state.View(func(v *store.View) error {
+			if s, err = v.Service(r.PathValue("ref")); err == nil {
+				m.withStatus(v, []*api.Service{s})
+			}
+			return nil
+		})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, s)
 		return
 	}
 	var raw []byte
@@ -160,7 +233,7 @@ func (m *Manager) updateService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var spec api.ServiceSpec
-	if err := decodeBody(w, r, &spec); err != nil {
+	if err := decodeSpec(w, r, &spec); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -222,17 +295,25 @@ func (m *Manager) scaleService(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Manager) rollbackService(w http.ResponseWriter, r *http.Request) {
-	cur, err := m.lookupService(r.PathValue("ref"))
-	if err != nil {
-		writeError(w, err)
-		return
+	// The leader's own status writes move the version on; retry a few
+	// times rather than hand the caller a conflict it did not cause.
+	var res any
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var cur *api.Service
+		if cur, err = m.lookupService(r.PathValue("ref")); err != nil {
+			break
+		}
+		if cur.PreviousSpec == nil {
+			err = api.Errorf(api.CodeConflict, "service %q has no previous spec to roll back to", cur.Spec.Name)
+			break
+		}
+		res, err = m.propose(store.CmdServiceUpdate, store.ServiceUpdate{ID: cur.ID, Spec: *cur.PreviousSpec,
+			ExpectVersion: cur.Version, At: time.Now().UTC(), Rollback: true})
+		if !api.IsCode(err, api.CodeConflict) {
+			break
+		}
 	}
-	if cur.PreviousSpec == nil {
-		writeError(w, api.Errorf(api.CodeConflict, "service %q has no previous spec to roll back to", cur.Spec.Name))
-		return
-	}
-	res, err := m.propose(store.CmdServiceUpdate, store.ServiceUpdate{ID: cur.ID, Spec: *cur.PreviousSpec,
-		ExpectVersion: cur.Version, At: time.Now().UTC(), Rollback: true})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -40,6 +40,10 @@ func (m *Manager) routes() http.Handler {
 	handle("POST /v1/nodes/{ref}/heartbeat", m.postHeartbeat)
 	handle("DELETE /v1/nodes/{ref}", m.deleteNode)
 	handle("GET /v1/watch", m.watch)
+	handle("GET /v1/services/{ref}/logs", m.serviceLogs)
+	handle("GET /v1/tasks/{ref}/logs", m.taskLogs)
+	handle("GET /v1/images", m.proxyAgent)
+	handle("POST /v1/images/load", m.proxyAgent)
 	mux.Handle("GET /metrics", m.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeNotFound, "no endpoint %s %s: the API lives under /v1 (services, tasks, nodes, watch, info)", r.Method, r.URL.Path))

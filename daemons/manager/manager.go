@@ -42,6 +42,9 @@ type Config struct {
 	// NodeTimeout is how long a node may go without a heartbeat before it
 	// is marked down (default 6s).
 	NodeTimeout time.Duration
+	// AgentSocket is this node's agent, which serves images and task logs
+	// (default /run/warren/agent.sock).
+	AgentSocket string
 	// Raft timing; zero values take the defaults in raft.go.
 	HeartbeatTimeout time.Duration
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
@@ -71,6 +74,9 @@ func (c *Config) defaults() error {
 	}
 	if c.NodeTimeout == 0 {
 		c.NodeTimeout = 6 * time.Second
+	}
+	if c.AgentSocket == "" {
+		c.AgentSocket = "/run/warren/agent.sock"
 	}
 	if c.RaftLogLevel == "" {
 		c.RaftLogLevel = "warn"

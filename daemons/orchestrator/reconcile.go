@@ -290,6 +290,18 @@ func (r *reconciler) service(s *api.Service) {
 	}
 }
 
+// GlobalNodes counts the nodes a global service should run on now:
+// active or paused, not down, its constraints met.
+func GlobalNodes(s *api.ServiceSpec, nodes []*api.Node) uint64 {
+	var n uint64
+	for _, nd := range nodes {
+		if eligibleGlobal(nd, s) && nd.Status.State != api.NodeDown {
+			n++
+		}
+	}
+	return n
+}
+
 func eligibleGlobal(n *api.Node, s *api.ServiceSpec) bool {
 	if n.Spec.Availability != api.AvailabilityActive && n.Spec.Availability != api.AvailabilityPause {
 		return false

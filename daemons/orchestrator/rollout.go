@@ -8,10 +8,10 @@ import (
 
 // Update states in api.UpdateStatus.
 const (
-	UpdateUpdating    = "updating"
-	UpdatePaused      = "paused"
-	UpdateCompleted   = "completed"
-	UpdateRollingBack = "rolling-back"
+	UpdateUpdating    = api.UpdateUpdating
+	UpdatePaused      = api.UpdatePaused
+	UpdateCompleted   = api.UpdateCompleted
+	UpdateRollingBack = api.UpdateRollingBack
 )
 
 // rollout paces the replacement of tasks made from an older spec.
@@ -108,7 +108,7 @@ func (u *rollout) finish(r *reconciler, s *api.Service) {
 	case u.outdated == 0 && u.inflight == 0:
 		done := UpdateCompleted
 		if st.State == UpdateRollingBack {
-			done = "rolled-back"
+			done = api.UpdateRolledBack
 		}
 		r.setStatus(s, api.UpdateStatus{State: done, StartedAt: st.StartedAt, CompletedAt: r.in.Now.UTC().Format(time.RFC3339)})
 	}

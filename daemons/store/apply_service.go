@@ -118,9 +118,9 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 	w.setPorts(s.ID, s.Spec.Ports, c.Spec.Ports)
 	if taskSpecChanged(&s.Spec, &c.Spec) {
 		s.SpecVersion = w.index
-		state := "updating"
+		state := api.UpdateUpdating
 		if c.Rollback {
-			state = "rolling-back"
+			state = api.UpdateRollingBack
 		}
 		s.UpdateStatus = &api.UpdateStatus{State: state, StartedAt: c.At.UTC().Format(timeLayout)}
 	}

@@ -1,7 +1,109 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/agent"
+	ctrd "github.com/warren-edge/warren/daemons/agent/containerd"
+	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/systemd"
+)
 
 func runAgent(args []string) error {
-	return errors.New("the agent is not built yet")
+	fs := flag.NewFlagSet("warren agent", flag.ContinueOnError)
+	apiSocket := fs.String("api-socket", "/run/warren/api.sock", "unix socket of this node's warren-manager")
+	containerdSocket := fs.String("containerd-socket", "/run/containerd/containerd.sock", "containerd's gRPC socket")
+	namespace := fs.String("containerd-namespace", "warren", "containerd namespace of Warren's containers and images")
+	dataDir := fs.String("data-dir", "/var/lib/warren/agent", "directory for container logs, network files and the address pool")
+	agentSocket := fs.String("agent-socket", "/run/warren/agent.sock", "unix socket of the agent's local API (systemd socket name: agent)")
+	netnsDir := fs.String("netns-dir", "/run/warren/netns", "where task network namespaces are mounted")
+	bridge := fs.String("bridge", "warren0", "the container bridge")
+	hostNetNS := fs.String("host-netns", "", "network namespace that plays this node (tests); default: the agent's own")
+	noNetwork := fs.Bool("no-network", false, "give containers an empty network namespace instead of the bridge (no published ports)")
+	hostname := fs.String("hostname", "", "this node's name (default: the host name)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: warren agent --api-socket PATH --containerd-socket PATH --data-dir DIR [flags]\n\nRuns warren-agent: this node's containers through containerd, their network and published ports.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	log, err := newLogger(*logLevel, "agent")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), systemd.Signals...)
+	defer stop()
+
+	l, err := systemd.UnixListener("agent", *agentSocket)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	rt, err := ctrd.New(ctx, ctrd.Options{Socket: *containerdSocket, Namespace: *namespace})
+	if err != nil {
+		return fmt.Errorf("%w: is containerd running at %s?", err, *containerdSocket)
+	}
+	defer rt.Close()
+	engine := "containerd"
+	if v, err := rt.Client().Version(ctx); err == nil {
+		engine = "containerd " + v.Version
+	}
+	api, err := client.New("unix://" + *apiSocket)
+	if err != nil {
+		return err
+	}
+	cfg := agent.Config{API: api, Runtime: rt, DataDir: *dataDir, Hostname: *hostname, EngineVersion: engine, Logger: log}
+	if !*noNetwork {
+		hn := &agent.HostNetwork{Bridge: *bridge, NetNSPath: *hostNetNS, NetnsDir: *netnsDir, StateDir: *dataDir}
+		defer hn.Close()
+		cfg.Network = hn
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	var wg sync.WaitGroup
+	runErr := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); runErr <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+		log.Info("ready", "socket", *agentSocket, "node", a.NodeID())
+		systemd.Ready(a.Status())
+	case err := <-runErr:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	go systemd.Watchdog(ctx, log, a.Healthy, a.Status)
+	<-ctx.Done()
+	systemd.Stopping()
+	log.Info("stopping; containers keep running")
+	wg.Wait()
+	if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if l.Addr().String() == *agentSocket {
+		os.Remove(*agentSocket)
+	}
+	return nil
 }

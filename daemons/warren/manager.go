@@ -19,6 +19,7 @@ func runManager(args []string) error {
 	cfg := manager.Config{Labels: labelsFlag{}}
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/warren/manager", "directory for the Raft log, snapshots, state and node identity")
 	apiSocket := fs.String("api-socket", "/run/warren/api.sock", "unix socket of the local API (systemd socket name: api)")
+	fs.StringVar(&cfg.AgentSocket, "agent-socket", "/run/warren/agent.sock", "this node's agent, which serves images and task logs")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "this node's name in the cluster (default: the host name)")
 	fs.Var(labelsFlag(cfg.Labels), "label", "a node label KEY=VALUE, repeatable")
 	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.240.0.0/12", "range node container subnets come from, for a new cluster")

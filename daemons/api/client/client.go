@@ -97,7 +97,7 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w at %s (%v): is warren-manager running, and may you use its socket (root or group warren)?", ErrUnreachable, c.host, unwrapNet(err))
+		return nil, fmt.Errorf("%w at %s (%w): is warren-manager running, and may you use its socket (root or group warren)?", ErrUnreachable, c.host, unwrapNet(err))
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
@@ -146,13 +146,22 @@ func esc(ref string) string { return url.PathEscape(ref) }
 type ReadOptions struct {
 	// Consistent makes the read wait for every earlier committed write.
 	Consistent bool
+	// Status asks for services' task counts (Service.Status).
+	Status bool
 }
 
 func (o ReadOptions) query() string {
+	v := url.Values{}
 	if o.Consistent {
-		return "?consistent"
+		v.Set("consistent", "1")
 	}
-	return ""
+	if o.Status {
+		v.Set("status", "1")
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
 }
 
 // Info describes the manager.

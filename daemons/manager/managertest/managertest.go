@@ -31,6 +31,9 @@ type Options struct {
 	DataDir         string // reuse a data dir (restart tests)
 	RescheduleGrace time.Duration
 	NodeTimeout     time.Duration
+	// AgentSocket is the agent's local socket the manager passes image and
+	// log calls to.
+	AgentSocket string
 }
 
 // Start runs a manager until the test ends.
@@ -52,7 +55,8 @@ func Start(t testing.TB, o Options) *Manager {
 	m, err := manager.New(manager.Config{
 		DataDir: o.DataDir, Hostname: "node-1",
 		RescheduleGrace: o.RescheduleGrace, NodeTimeout: o.NodeTimeout, RaftLogLevel: "error",
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})),
+		AgentSocket: o.AgentSocket,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})),
 	})
 	if err != nil {
 		t.Fatalf("start manager: %v", err)

@@ -1,0 +1,292 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+	"gopkg.in/yaml.v3"
+)
+
+// TestEndToEnd drives a real in-process manager and agent through the
+// commands an operator types, and checks what the operator would see.
+func TestEndToEnd(t *testing.T) {
+	c := startCluster(t)
+
+	// create waits until the tasks run and prints the ID.
+	r := c.must("service", "create", "--name", "web", "--replicas", "2", "-e", "A=1",
+		"--limit-memory", "64M", "--restart-delay", "20ms", "localhost/busybox", "sleep", "1000")
+	id := strings.TrimSpace(r.stdout)
+	svc, err := c.m.Client.Service(c.ctx, "web", client.ReadOptions{})
+	if err != nil {
+		t.Fatalf("service create printed %q, but the service cannot be read: %v", id, err)
+	}
+	if id != svc.ID {
+		t.Errorf("service create printed %q, want the service ID %s", id, svc.ID)
+	}
+	if !strings.Contains(r.stderr, "web: 2/2 running") {
+		t.Errorf("service create progress is %q, want a line \"web: 2/2 running\"", r.stderr)
+	}
+	want := api.ServiceSpec{Name: "web", Image: "localhost/busybox", Args: []string{"sleep", "1000"}, Env: []string{"A=1"},
+		Mode: api.ModeReplicated, Replicas: 2,
+		RestartPolicy: api.RestartPolicy{Delay: api.Duration(20e6)},
+		Resources:     api.Resources{Limits: api.ResourceAmounts{MemoryBytes: 64 << 20}}}
+	if !api.SpecEqual(&svc.Spec, &want) {
+		t.Errorf("service create stored spec %+v, want %+v", svc.Spec, want)
+	}
+	if got := len(c.runningTasks("web")); got != 2 {
+		t.Errorf("after service create returned, %d tasks run, want 2", got)
+	}
+
+	// ls shows 2/2; golden with the ID masked.
+	r = c.must("service", "ls")
+	golden(t, "service_ls", mask(r.stdout, svc.ID))
+	if got := c.must("service", "ls", "-q").stdout; got != svc.ID+"\n" {
+		t.Errorf("service ls -q = %q, want the ID", got)
+	}
+
+	// ps shows the tasks running on node-1.
+	r = c.must("service", "ps", "web")
+	rows := tableRows(r.stdout)
+	if len(rows) != 2 {
+		t.Fatalf("service ps web shows %d tasks, want 2:\n%s", len(rows), r.stdout)
+	}
+	for _, row := range rows {
+		if row[3] != "node-1" || row[4] != "Running" || !strings.HasPrefix(row[5], "Running ") {
+			t.Errorf("service ps web row %q: want NODE node-1, DESIRED Running, CURRENT Running ...", row)
+		}
+	}
+	golden(t, "service_ps", mask(r.stdout, c.taskIDs("web")...))
+
+	// scale waits for the third task.
+	r = c.must("service", "scale", "web=3")
+	if r.stdout != "web scaled to 3\n" || !strings.Contains(r.stderr, "web: 3/3 running") {
+		t.Errorf("service scale web=3: stdout %q stderr %q; want \"web scaled to 3\" and progress to 3/3", r.stdout, r.stderr)
+	}
+	if rows := tableRows(c.must("service", "ls").stdout); len(rows) != 1 || rows[0][3] != "3/3" {
+		t.Errorf("service ls after scale shows %q, want REPLICAS 3/3", rows)
+	}
+
+	// update --env-add rolls the tasks to the new spec and waits.
+	r = c.must("service", "update", "--env-add", "FOO=bar", "--update-parallelism", "0", "--update-monitor", "10ms", "web")
+	if r.stdout != "web\n" {
+		t.Errorf("service update printed %q, want the service's name", r.stdout)
+	}
+	var inspected []api.Service
+	if err := json.Unmarshal([]byte(c.must("service", "inspect", "web").stdout), &inspected); err != nil || len(inspected) != 1 {
+		t.Fatalf("service inspect web is not a JSON array of one service: %v", err)
+	}
+	if env := inspected[0].Spec.Env; !slices.Equal(env, []string{"A=1", "FOO=bar"}) {
+		t.Errorf("after update --env-add FOO=bar, env is %q, want [A=1 FOO=bar]", env)
+	}
+	for _, tk := range c.runningTasks("web") {
+		if tk.SpecVersion != inspected[0].SpecVersion {
+			t.Errorf("after service update returned, task %s runs spec version %d, want %d", tk.Name(), tk.SpecVersion, inspected[0].SpecVersion)
+		}
+	}
+	if got := c.must("service", "inspect", "--pretty", "web").stdout; !strings.Contains(got, "FOO=bar") || !strings.Contains(got, "Replicas:") {
+		t.Errorf("service inspect --pretty web does not show the env and replicas:\n%s", got)
+	}
+	var asYAML []api.Service
+	if err := yaml.Unmarshal([]byte(c.must("service", "inspect", "-o", "yaml", "web").stdout), &asYAML); err != nil ||
+		len(asYAML) != 1 || asYAML[0].Spec.Name != "web" {
+		t.Errorf("service inspect -o yaml web does not read back as YAML: %v %+v", err, asYAML)
+	}
+	// An update with no change says so and writes nothing.
+	r = c.must("service", "update", "--env-add", "FOO=bar", "web")
+	if !strings.Contains(r.stderr, "nothing to change") {
+		t.Errorf("a no-op update printed %q, want \"nothing to change\"", r.stderr)
+	}
+
+	// node ls marks the node warrenctl talks to.
+	nodes, _ := c.m.Client.Nodes(c.ctx, client.ReadOptions{})
+	r = c.must("node", "ls")
+	golden(t, "node_ls", mask(r.stdout, nodes[0].ID))
+	if !strings.Contains(r.stdout, nodes[0].ID+" *") {
+		t.Errorf("node ls does not mark the manager's node with *:\n%s", r.stdout)
+	}
+
+	// Draining the only node leaves the tasks pending with a reason.
+	c.must("node", "update", "--availability", "drain", "--label-add", "zone=east", "node-1")
+	var n []api.Node
+	if err := json.Unmarshal([]byte(c.must("node", "inspect", "node-1").stdout), &n); err != nil || len(n) != 1 ||
+		n[0].Spec.Availability != api.AvailabilityDrain || n[0].Spec.Labels["zone"] != "east" {
+		t.Fatalf("after node update, node inspect says %+v (%v); want drain and zone=east", n, err)
+	}
+	c.waitFor("web's tasks pending", func() bool {
+		ps := c.must("service", "ps", "-f", "desired-state=running", "web").stdout
+		return strings.Count(ps, "Pending") == 3
+	})
+	ps := c.must("service", "ps", "-f", "desired-state=running", "--no-trunc", "web").stdout
+	for _, row := range tableRows(ps) {
+		if !strings.Contains(row[len(row)-1], "drained") {
+			t.Errorf("a pending task's ERROR does not say why: %q", row)
+		}
+	}
+	// A create that cannot run says why and gives up at the timeout.
+	r = c.run("service", "create", "--name", "late", "--timeout", "500ms", "localhost/busybox", "sleep", "1")
+	if r.code != 1 || !strings.Contains(r.stderr, "late.1 pending: ") || !strings.Contains(r.stderr, "0/1 running after 500ms") {
+		t.Errorf("create on a drained cluster: exit %d, stderr:\n%s\nwant exit 1, the pending reason and the timeout", r.code, r.stderr)
+	}
+	c.must("node", "update", "--availability", "active", "--label-rm", "zone", "node-1")
+	c.waitFor("web back to 3 running", func() bool { return len(c.runningTasks("web")) == 3 })
+
+	// rm removes both; ls is empty.
+	r = c.must("service", "rm", "web", "late")
+	if r.stdout != "web\nlate\n" {
+		t.Errorf("service rm web late printed %q, want each name", r.stdout)
+	}
+	if got := c.must("service", "ls", "-q").stdout; got != "" {
+		t.Errorf("service ls -q after rm = %q, want nothing", got)
+	}
+	r = c.run("service", "rm", "web")
+	if r.code != 1 || !strings.Contains(r.stderr, `no service "web"`) {
+		t.Errorf("service rm of a removed service: exit %d, stderr %q; want 1 and \"no service\"", r.code, r.stderr)
+	}
+}
+
+func TestCreateReportsRejectedTask(t *testing.T) {
+	c := startCluster(t)
+	r := c.run("service", "create", "--name", "bad", "localhost/nothing:here")
+	if r.code != 1 || !strings.Contains(r.stderr, "bad.1 rejected") || !strings.Contains(r.stderr, "could not be pulled") {
+		t.Errorf("create with a missing image: exit %d, stderr:\n%s\nwant exit 1 and the rejection's reason", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warrenctl service ps bad") {
+		t.Errorf("create with a missing image does not say where to look next:\n%s", r.stderr)
+	}
+}
+
+func TestCreateDetachAndDryRun(t *testing.T) {
+	c := startCluster(t)
+	r := c.must("service", "create", "--dry-run", "--name", "web", "--replicas", "2", "localhost/busybox")
+	if !strings.Contains(r.stdout, "would be created") || strings.Count(r.stdout, "would start on node-1") != 2 {
+		t.Errorf("create --dry-run printed:\n%s\nwant both tasks to start on node-1", r.stdout)
+	}
+	if svcs, _ := c.m.Client.Services(c.ctx, client.ReadOptions{}); len(svcs) != 0 {
+		t.Errorf("create --dry-run created %d services", len(svcs))
+	}
+	r = c.must("service", "create", "-d", "--mode", "global", "localhost/busybox", "sleep", "100")
+	name := ""
+	if svc, err := c.m.Client.Service(c.ctx, strings.TrimSpace(r.stdout), client.ReadOptions{}); err == nil {
+		name = svc.Spec.Name
+	}
+	if !strings.HasPrefix(name, "svc-") || len(name) != 9 || r.stderr != "" {
+		t.Errorf("create -d without --name made service %q (stderr %q); want a generated svc-xxxxx and no progress", name, r.stderr)
+	}
+	c.waitFor("the global task to run", func() bool { return len(c.runningTasks(name)) == 1 })
+	r = c.must("service", "ls", "-f", "mode=global")
+	if rows := tableRows(r.stdout); len(rows) != 1 || rows[0][3] != "1/1" {
+		t.Errorf("service ls of a global service on one node shows %q, want 1/1", rows)
+	}
+	r = c.run("service", "scale", name+"=3")
+	if r.code != 1 || !strings.Contains(r.stderr, "global") {
+		t.Errorf("scale of a global service: exit %d, stderr %q; want 1 and a word about global", r.code, r.stderr)
+	}
+}
+
+func TestUpdateRollback(t *testing.T) {
+	c := startCluster(t)
+	c.must("service", "create", "--name", "web", "--update-monitor", "10ms", "-p", "127.0.0.1:8080:80", "-p", "53/udp",
+		"localhost/busybox:latest", "sleep", "100")
+	if rows := tableRows(c.must("service", "ls").stdout); len(rows) != 1 || rows[0][5] != "127.0.0.1:8080->80/tcp, *:53->53/udp" {
+		t.Errorf("service ls shows %q, want PORTS 127.0.0.1:8080->80/tcp, *:53->53/udp", rows)
+	}
+	c.must("service", "update", "--image", "localhost/busybox:1.37", "web")
+	r := c.must("service", "update", "--dry-run", "--image", "localhost/busybox:latest", "web")
+	if !strings.Contains(r.stdout, "- image: localhost/busybox:1.37\n") || !strings.Contains(r.stdout, "+ image: localhost/busybox:latest\n") {
+		t.Errorf("update --dry-run does not show the image change:\n%s", r.stdout)
+	}
+	c.must("service", "update", "--rollback", "web")
+	svc, _ := c.m.Client.Service(c.ctx, "web", client.ReadOptions{})
+	if svc.Spec.Image != "localhost/busybox:latest" {
+		t.Errorf("after --rollback the image is %s, want localhost/busybox:latest", svc.Spec.Image)
+	}
+	if r := c.run("service", "update", "--rollback", "--image", "x", "web"); r.code != 2 {
+		t.Errorf("--rollback with another flag: exit %d, want 2", r.code)
+	}
+	if r := c.run("service", "update", "--force", "web"); r.code != 1 || !strings.Contains(r.stderr, "not supported yet") {
+		t.Errorf("--force: exit %d, stderr %q; want 1 and \"not supported yet\"", r.code, r.stderr)
+	}
+}
+
+func TestLogsOfMissingService(t *testing.T) {
+	c := startCluster(t)
+	r := c.run("service", "logs", "nope")
+	if r.code != 1 || !strings.Contains(r.stderr, `no service "nope"`) {
+		t.Errorf("service logs of a missing service: exit %d, stderr %q; want the API's not-found message", r.code, r.stderr)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	c := startCluster(t)
+	c.must("service", "create", "-d", "--name", "web", "localhost/busybox")
+	c.must("service", "create", "-d", "--name", "worker", "localhost/busybox")
+	c.must("service", "create", "-d", "--name", "api", "localhost/busybox")
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "service", "inspect", "w"}, []string{"web", "worker"}},
+		{[]string{"__complete", "service", "rm", "web", ""}, []string{"api", "worker"}},
+		{[]string{"__complete", "service", "scale", "a"}, []string{"api="}},
+		{[]string{"__complete", "service", "update", "web", ""}, nil},
+		{[]string{"__complete", "node", "update", "n"}, []string{"node-1"}},
+		{[]string{"__complete", "node", "update", "--availability", ""}, []string{"active", "pause", "drain"}},
+		{[]string{"__complete", "service", "ls", "-o", ""}, []string{"table", "json", "yaml"}},
+	}
+	for _, tt := range tests {
+		r := c.must(tt.args...)
+		var got []string
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			if l != "" && !strings.HasPrefix(l, ":") {
+				got = append(got, l)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("warrenctl %s completes %q, want %q", strings.Join(tt.args, " "), got, tt.want)
+		}
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if r := c.must("completion", sh); !strings.Contains(r.stdout, "warrenctl") {
+			t.Errorf("completion %s printed no script", sh)
+		}
+	}
+	if r := c.run("completion", "tcsh"); r.code != 2 {
+		t.Errorf("completion tcsh: exit %d, want 2", r.code)
+	}
+}
+
+// runningTasks lists the service's tasks that run and should.
+func (c *cluster) runningTasks(service string) []api.Task {
+	ts, _ := c.m.Client.Tasks(c.ctx, client.TaskQuery{Service: service})
+	var out []api.Task
+	for _, t := range ts {
+		if t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (c *cluster) taskIDs(service string) []string {
+	ts, _ := c.m.Client.Tasks(c.ctx, client.TaskQuery{Service: service})
+	var ids []string
+	for _, t := range ts {
+		ids = append(ids, t.ID)
+	}
+	return ids
+}
+
+func (c *cluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	for range 750 {
+		if cond() {
+			return
+		}
+		sleep()
+	}
+	c.t.Fatalf("never saw %s", what)
+}

@@ -1,0 +1,257 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// fakeManager serves the few endpoints a test needs, over HTTP, and
+// records what it was asked. Another writer can be simulated: when
+// raceOnPut is set, the next PUT finds the object changed by someone else.
+type fakeManager struct {
+	mu        sync.Mutex
+	svc       api.Service
+	node      api.Node
+	puts      []string // the version= of each PUT
+	raceOnPut int      // how many PUTs meet a concurrent change
+	clash     bool     // PUTs fail with a non-version conflict
+	noLogs    bool     // no logs endpoint, as managers before it
+	logsQuery string
+}
+
+func newFake(t *testing.T) (*fakeManager, string) {
+	f := &fakeManager{
+		svc: api.Service{Meta: api.Meta{ID: "svc0000000000000000000001", Version: 1}, SpecVersion: 1,
+			Spec: api.ServiceSpec{Name: "web", Image: "busybox", Mode: api.ModeReplicated, Replicas: 1}},
+		node: api.Node{Meta: api.Meta{ID: "node000000000000000000001", Version: 1},
+			Spec:        api.NodeSpec{Role: api.RoleWorker, Availability: api.AvailabilityActive},
+			Description: api.NodeDescription{Hostname: "pi-1"}},
+	}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	path, q := r.URL.Path, r.URL.Query()
+	svcPath := path == "/v1/services/web" || path == "/v1/services/"+f.svc.ID
+	nodePath := path == "/v1/nodes/pi-1" || path == "/v1/nodes/"+f.node.ID
+	switch {
+	case r.Method == "GET" && svcPath:
+		writeJSON(w, 200, f.svc)
+	case r.Method == "GET" && nodePath:
+		writeJSON(w, 200, f.node)
+	case r.Method == "GET" && path == "/v1/services/"+f.svc.ID+"/logs" && !f.noLogs:
+		f.logsQuery = r.URL.RawQuery
+		w.Header().Set("Content-Type", "text/plain")
+		for i := 1; i <= 3; i++ {
+			w.Write([]byte("web.1 | line " + strconv.Itoa(i) + "\n"))
+			w.(http.Flusher).Flush()
+		}
+	case r.Method == "PUT" && (svcPath || path == "/v1/nodes/"+f.node.ID+"/spec"):
+		f.puts = append(f.puts, q.Get("version"))
+		meta := &f.svc.Meta
+		if !svcPath {
+			meta = &f.node.Meta
+		}
+		if f.clash {
+			writeJSON(w, 409, api.Errorf(api.CodeConflict, "port 80/tcp is already published by service \"other\""))
+			return
+		}
+		if f.raceOnPut > 0 {
+			// Someone else writes first.
+			f.raceOnPut--
+			meta.Version++
+			if svcPath {
+				f.svc.Spec.Labels = map[string]string{"by": "someone-else"}
+			} else {
+				f.node.Spec.Labels = map[string]string{"by": "someone-else"}
+			}
+		}
+		if v, _ := strconv.ParseUint(q.Get("version"), 10, 64); v != meta.Version {
+			writeJSON(w, 409, api.Errorf(api.CodeConflict, "changed since version %d (now %d): read it again and retry", v, meta.Version))
+			return
+		}
+		meta.Version++
+		if svcPath {
+			f.svc.Spec = api.ServiceSpec{}
+			json.NewDecoder(r.Body).Decode(&f.svc.Spec)
+			writeJSON(w, 200, f.svc)
+		} else {
+			f.node.Spec = api.NodeSpec{}
+			json.NewDecoder(r.Body).Decode(&f.node.Spec)
+			writeJSON(w, 200, f.node)
+		}
+	default:
+		writeJSON(w, 404, api.Errorf(api.CodeNotFound, "no endpoint %s %s", r.Method, path))
+	}
+}
+
+func TestUpdateRetriesOnConflict(t *testing.T) {
+	f, url := newFake(t)
+	f.raceOnPut = 2
+	r := runWith(context.Background(), url, "", "service", "update", "-d", "--env-add", "B=2", "web")
+	if r.code != 0 {
+		t.Fatalf("service update with two concurrent writers: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if want := []string{"1", "2", "3"}; !slices.Equal(f.puts, want) {
+		t.Errorf("service update sent PUTs with versions %q, want %q (read again after each conflict)", f.puts, want)
+	}
+	if !slices.Equal(f.svc.Spec.Env, []string{"B=2"}) || f.svc.Spec.Labels["by"] != "someone-else" {
+		t.Errorf("after the retries the spec is %+v; want env B=2 and the other writer's label kept", f.svc.Spec)
+	}
+
+	f, url = newFake(t)
+	f.raceOnPut = 10
+	r = runWith(context.Background(), url, "", "service", "update", "-d", "--env-add", "B=2", "web")
+	if r.code != 1 || len(f.puts) != 5 || !strings.Contains(r.stderr, "changed since version") {
+		t.Errorf("service update against a writer that always wins: exit %d after %d PUTs, stderr %q; want 1 after 5", r.code, len(f.puts), r.stderr)
+	}
+
+	f, url = newFake(t)
+	f.clash = true
+	r = runWith(context.Background(), url, "", "service", "update", "-d", "--publish-add", "80", "web")
+	if r.code != 1 || len(f.puts) != 1 || !strings.Contains(r.stderr, `already published by service "other"`) {
+		t.Errorf("service update meeting a port clash: exit %d after %d PUTs, stderr %q; want 1 after 1, with the API's message", r.code, len(f.puts), r.stderr)
+	}
+}
+
+func TestNodeUpdateRetriesOnConflict(t *testing.T) {
+	f, url := newFake(t)
+	f.raceOnPut = 1
+	r := runWith(context.Background(), url, "", "node", "update", "--availability", "drain", "--label-add", "zone=east", "pi-1")
+	if r.code != 0 || r.stdout != "pi-1\n" {
+		t.Fatalf("node update with a concurrent writer: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if want := []string{"1", "2"}; !slices.Equal(f.puts, want) {
+		t.Errorf("node update sent PUTs with versions %q, want %q", f.puts, want)
+	}
+	if s := f.node.Spec; s.Availability != api.AvailabilityDrain || s.Labels["zone"] != "east" || s.Labels["by"] != "someone-else" {
+		t.Errorf("after node update the spec is %+v; want drain, zone=east and the other writer's label", s)
+	}
+	r = runWith(context.Background(), url, "", "node", "update", "--label-rm", "by", "pi-1")
+	if r.code != 0 || f.node.Spec.Labels["by"] != "" || f.node.Spec.Labels["zone"] != "east" {
+		t.Errorf("node update --label-rm by: exit %d, labels %v; want only zone=east", r.code, f.node.Spec.Labels)
+	}
+}
+
+func TestLogsStream(t *testing.T) {
+	f, url := newFake(t)
+	r := runWith(context.Background(), url, "", "service", "logs", "-f", "--tail", "5", "web")
+	if r.code != 0 || r.stdout != "web.1 | line 1\nweb.1 | line 2\nweb.1 | line 3\n" {
+		t.Errorf("service logs: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if f.logsQuery != "follow=1&tail=5" {
+		t.Errorf("service logs -f --tail 5 asked with query %q, want follow=1&tail=5", f.logsQuery)
+	}
+}
+
+func TestLogsEndpointMissing(t *testing.T) {
+	f, url := newFake(t)
+	f.noLogs = true
+	r := runWith(context.Background(), url, "", "service", "logs", "web")
+	if r.code != 1 || !strings.Contains(r.stderr, "does not serve service logs") || !strings.Contains(r.stderr, "404") {
+		t.Errorf("service logs against a manager without the endpoint: exit %d, stderr %q; want 1 and a clear message", r.code, r.stderr)
+	}
+	r = runWith(context.Background(), url, "", "service", "logs", "nope")
+	if r.code != 1 || strings.Contains(r.stderr, "does not serve service logs") {
+		t.Errorf("service logs of a missing service: exit %d, stderr %q; want 1 and not the missing-endpoint message", r.code, r.stderr)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	want := "warrenctl: cannot reach the warren manager at unix:///nonexistent/b.sock (no such file or directory): " +
+		"is warren-manager running, and may you use its socket (root or group warren)?\n"
+	// --host wins over $WARREN_HOST.
+	r := runWith(context.Background(), "unix:///nonexistent/a.sock", "", "--host", "unix:///nonexistent/b.sock", "service", "ls")
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("service ls without a manager: exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
+	}
+	// A plain path works as well.
+	r = runWith(context.Background(), "/nonexistent/b.sock", "", "node", "ls")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the warren manager at /nonexistent/b.sock") {
+		t.Errorf("node ls with WARREN_HOST=/nonexistent/b.sock: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runWith(context.Background(), "unix:///nonexistent/b.sock", "", "version")
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "Client: warrenctl ") {
+		t.Errorf("version without a manager: exit %d, stdout %q; want 1 after the client's version", r.code, r.stdout)
+	}
+	r = runWith(context.Background(), "unix:///nonexistent/b.sock", "", "version", "--client")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Client: warrenctl ") {
+		t.Errorf("version --client: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string // part of stderr
+	}{
+		{[]string{"bogus"}, 2, `unknown command "bogus" for "warrenctl"`},
+		{[]string{"service", "bogus"}, 2, `unknown command "bogus" for "warrenctl service"`},
+		{[]string{"service", "ls", "--bogus"}, 2, "unknown flag: --bogus"},
+		{[]string{"service", "create"}, 2, `"warrenctl service create" requires at least 1 argument`},
+		{[]string{"service", "create", "-p", "70000:80", "busybox"}, 2, `published port "70000" is not a number from 1 to 65535`},
+		{[]string{"service", "create", "-p", "::1:80:80", "busybox"}, 2, "put an IPv6 host address in brackets"},
+		{[]string{"service", "create", "--limit-memory", "lots", "busybox"}, 2, `--limit-memory: invalid size "lots"`},
+		{[]string{"service", "create", "--limit-cpu", "half", "busybox"}, 2, `--limit-cpu: invalid CPU count "half"`},
+		{[]string{"service", "create", "--constraint", "node.zone==east", "busybox"}, 2, `unknown attribute "node.zone"`},
+		{[]string{"service", "create", "-e", "1X=y", "busybox"}, 2, `"1X" is not a variable name`},
+		{[]string{"service", "create", "--mode", "global", "--replicas", "2", "busybox"}, 2, "--replicas does not go with --mode global"},
+		{[]string{"service", "create", "--restart-delay", "5x", "busybox"}, 2, `invalid argument "5x" for "--restart-delay"`},
+		{[]string{"service", "create", "--name", "Web_1", "busybox"}, 1, `name: "Web_1" is not DNS-safe`},
+		{[]string{"service", "create", "--limit-memory", "1M", "busybox"}, 1, "below the minimum"},
+		{[]string{"service", "create", "--restart-condition", "sometimes", "busybox"}, 1, `"sometimes" is not a condition`},
+		{[]string{"service", "scale", "web"}, 2, `"web" is not SERVICE=REPLICAS`},
+		{[]string{"service", "ls", "-o", "xml"}, 2, "-o xml: use table, json, yaml"},
+		{[]string{"service", "ls", "-f", "color=red"}, 2, "the filters are name, id, mode and label"},
+		{[]string{"service", "inspect", "--pretty", "-o", "yaml", "web"}, 2, "--pretty and -o do not go together"},
+		{[]string{"service", "inspect", "-o", "table", "web"}, 2, "-o table: use json, yaml"},
+		{[]string{"service", "update", "web", "api"}, 2, "requires exactly 1 argument"},
+		{[]string{"service", "logs", "--tail", "many", "web"}, 2, `--tail "many"`},
+		{[]string{"node", "update", "pi-1"}, 2, "nothing to change"},
+		{[]string{"node", "update", "--availability", "gone", "pi-1"}, 2, `--availability "gone": use active, pause or drain`},
+		{[]string{"node", "ls", "extra"}, 2, "accepts no arguments"},
+		{[]string{"apply", "-f"}, 2, "flag needs an argument"},
+		{[]string{"--host", "ftp://x", "service", "ls"}, 2, `--host "ftp://x"`},
+	}
+	for _, tt := range tests {
+		r := runWith(context.Background(), "unix:///nonexistent/api.sock", "", tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) || !strings.HasPrefix(r.stderr, "warrenctl: ") {
+			t.Errorf("warrenctl %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.code, tt.want)
+		}
+		if tt.code == 2 && !strings.Contains(r.stderr, "--help'.") {
+			t.Errorf("warrenctl %s: a usage error that does not point to --help: %q", strings.Join(tt.args, " "), r.stderr)
+		}
+	}
+}
+
+func TestInterrupted(t *testing.T) {
+	_, url := newFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	<-ctx.Done()
+	r := runWith(ctx, url, "", "service", "ls")
+	if r.code != 1 || !strings.Contains(r.stderr, "interrupted") {
+		t.Errorf("a command run after its context ended: exit %d, stderr %q; want 1 and \"interrupted\"", r.code, r.stderr)
+	}
+}

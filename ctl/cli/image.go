@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warren-edge/warren/ctl/format"
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func (s *session) imageCmd() *cobra.Command {
+	cmd := groupCmd("image", "Manage the images on a node",
+		`Edge devices often have no registry: load images from OCI or
+"docker save" tarballs straight into the node's containerd, and list what
+a node has. The node is the one whose manager warrenctl talks to.`)
+	cmd.AddCommand(s.imageLoadCmd(), s.imageLsCmd())
+	return cmd
+}
+
+func (s *session) imageLoadCmd() *cobra.Command {
+	var input string
+	cmd := &cobra.Command{
+		Use:   "load [-i] FILE.tar",
+		Short: "Load an image tarball into the node",
+		Long: `Load an OCI image-layout or "docker save" tarball into the node's
+containerd and unpack it, so services can use it with no registry.
+Use - (or no file with -i -) to read the tarball from standard input.`,
+		Example: `  warrenctl image load busybox.tar
+  docker save myapp:1.2 | ssh pi-7 warrenctl image load -
+  warrenctl image load -i myapp.tar`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 || (len(args) == 0 && input == "") || (len(args) == 1 && input != "") {
+				return usagef(cmd, "give one tarball, as an argument or with -i.\nUsage:  %s", cmd.UseLine())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := input
+			if len(args) == 1 {
+				path = args[0]
+			}
+			var r io.Reader = s.app.Stdin
+			if path != "-" {
+				f, err := os.Open(path)
+				if err != nil {
+					return fmt.Errorf("image load: %w", err)
+				}
+				defer f.Close()
+				r = f
+			}
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			imgs, err := c.LoadImage(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			for _, i := range imgs {
+				fmt.Fprintf(s.out(), "Loaded image: %s\n", i.Name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "read the tarball from this file (- for standard input)")
+	return cmd
+}
+
+func (s *session) imageLsCmd() *cobra.Command {
+	var out outputFlag
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the images on the node",
+		Example: `  warrenctl image ls
+  warrenctl image ls -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(cmd); err != nil {
+				return err
+			}
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			imgs, err := c.Images(cmd.Context())
+			if err != nil {
+				return err
+			}
+			slices.SortFunc(imgs, func(a, b api.Image) int { return strings.Compare(a.Name, b.Name) })
+			if imgs == nil {
+				imgs = []api.Image{}
+			}
+			if quiet {
+				for _, i := range imgs {
+					fmt.Fprintln(s.out(), i.Name)
+				}
+				return nil
+			}
+			if ok, err := out.encode(s.out(), imgs); ok {
+				return err
+			}
+			rows := make([][]string, 0, len(imgs))
+			for _, i := range imgs {
+				d := strings.TrimPrefix(i.Digest, "sha256:")
+				if len(d) > 12 {
+					d = d[:12]
+				}
+				rows = append(rows, []string{i.Name, d, api.FormatBytes(i.Size)})
+			}
+			return format.WriteTable(s.out(), []string{"NAME", "DIGEST", "SIZE"}, rows)
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print image names")
+	addOutputFlag(cmd, &out, format.Table, format.Table, format.JSON, format.YAML)
+	return cmd
+}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func TestEveryCommandHasHelpAndExamples(t *testing.T) {
+	s := &session{app: &App{}}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || strings.HasPrefix(c.Name(), "__") {
+			return
+		}
+		if c.Short == "" {
+			t.Errorf("%q has no short help", c.CommandPath())
+		}
+		if c.Example == "" && c.HasParent() && !c.HasSubCommands() {
+			t.Errorf("%q has no examples", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		// --help works and exits 0.
+		args := append(strings.Fields(c.CommandPath())[1:], "--help")
+		var out, errb bytes.Buffer
+		a := &App{Stdout: &out, Stderr: &errb}
+		if code := a.Run(context.Background(), args); code != 0 || !strings.Contains(out.String(), "Usage:") {
+			t.Errorf("warrenctl %s: exit %d, output %q", strings.Join(args, " "), code, out.String())
+		}
+	}
+	walk(s.rootCmd())
+}
+
+func task(id string, specVersion uint64, desired, state api.TaskState, at time.Time, err string) api.Task {
+	return api.Task{Meta: api.Meta{ID: id}, ServiceID: "s", ServiceName: "web", Slot: 1, SpecVersion: specVersion,
+		DesiredState: desired, Status: api.TaskStatus{State: state, Timestamp: at, Err: err}}
+}
+
+func TestMeasure(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	before, after := t0.Add(-time.Minute), t0.Add(time.Second)
+	svc := &api.Service{Meta: api.Meta{ID: "s"}, SpecVersion: 10, Spec: api.ServiceSpec{Name: "web", Replicas: 2}}
+	R, S := api.TaskRunning, api.TaskShutdown
+	tests := []struct {
+		name     string
+		tasks    []api.Task
+		want     string
+		done     bool
+		failed   string
+		pendings int
+	}{
+		{"nothing yet", nil, "0/2 running", false, "", 0},
+		{"all running", []api.Task{task("a", 10, R, R, after, ""), task("b", 10, R, R, after, "")}, "2/2 running", true, "", 0},
+		{"one pending", []api.Task{task("a", 10, R, R, after, ""), task("b", 10, R, api.TaskPending, after, "no suitable node")}, "1/2 running", false, "", 1},
+		{"rolling update", []api.Task{task("a", 10, R, R, after, ""), task("b", 9, R, R, before, ""), task("c", 9, S, S, before, "")},
+			"1/2 running, 1 on the old spec", false, "", 0},
+		{"scaled down, one stopping", []api.Task{task("a", 10, R, R, after, ""), task("b", 10, R, R, after, ""), task("c", 10, S, R, after, "")},
+			"2/2 running, 1 stopping", false, "", 0},
+		{"a failure of this change", []api.Task{task("a", 10, R, R, after, ""), task("b", 10, S, api.TaskFailed, after, "exit 1")},
+			"1/2 running", false, "b", 0},
+		{"a failure from before", []api.Task{task("a", 10, R, R, after, ""), task("b", 10, R, R, after, ""), task("c", 10, S, api.TaskFailed, before, "exit 1")},
+			"2/2 running", true, "", 0},
+		{"a rejection of the old spec", []api.Task{task("a", 10, R, R, after, ""), task("b", 10, R, R, after, ""), task("c", 9, S, api.TaskRejected, after, "no image")},
+			"2/2 running", true, "", 0},
+	}
+	for _, tt := range tests {
+		p := measure(svc, tt.tasks, nil, t0)
+		if p.String() != tt.want || p.Done() != tt.done || len(p.Pending) != tt.pendings {
+			t.Errorf("measure(%s) = %q done=%v pending=%q; want %q done=%v %d pending", tt.name, p, p.Done(), p.Pending, tt.want, tt.done, tt.pendings)
+		}
+		got := ""
+		if p.Failed != nil {
+			got = p.Failed.ID
+		}
+		if got != tt.failed {
+			t.Errorf("measure(%s) failed task %q, want %q", tt.name, got, tt.failed)
+		}
+	}
+
+	// A global service wants a task on each active node that is not down
+	// and meets its constraints, and keeps those on paused nodes.
+	glob := &api.Service{Meta: api.Meta{ID: "s"}, SpecVersion: 1, Spec: api.ServiceSpec{Name: "agent", Mode: api.ModeGlobal,
+		Placement: api.Placement{Constraints: []string{"node.labels.zone!=west"}}}}
+	node := func(id, avail, state, zone string) api.Node {
+		return api.Node{Meta: api.Meta{ID: id}, Spec: api.NodeSpec{Availability: avail, Labels: map[string]string{"zone": zone}},
+			Status: api.NodeStatus{State: state}}
+	}
+	nodes := []api.Node{node("n1", "active", "ready", "east"), node("n2", "active", "down", "east"), node("n3", "drain", "ready", "east"),
+		node("n4", "active", "ready", "west"), node("n5", "pause", "ready", "east"), node("n6", "pause", "ready", "east")}
+	onNode := func(id, n string) api.Task {
+		t := task(id, 1, R, R, after, "")
+		t.NodeID = n
+		return t
+	}
+	p := measure(glob, []api.Task{onNode("a", "n1"), onNode("b", "n5")}, nodes, t0)
+	if p.Desired != 2 || !p.Done() {
+		t.Errorf("measure(global) = %s, done %v; want 2/2 (n1, and n5 which is paused but holds its task)", p, p.Done())
+	}
+}
+
+func TestSpecFlagsUpdate(t *testing.T) {
+	one := uint64(1)
+	cur := api.ServiceSpec{Name: "web", Image: "nginx", Mode: "replicated", Replicas: 2,
+		Env:          []string{"A=1", "B=2"},
+		Labels:       map[string]string{"tier": "web"},
+		Placement:    api.Placement{Constraints: []string{"node.labels.zone==east", "node.role!=manager"}},
+		Ports:        []api.PortConfig{{Target: 80, Published: 8080, Protocol: "tcp"}, {Target: 443, Published: 443, Protocol: "tcp"}},
+		UpdateConfig: api.UpdateConfig{Parallelism: &one}}
+	var f specFlags
+	cmd := &cobra.Command{Use: "update"}
+	f.register(cmd, true)
+	err := cmd.ParseFlags([]string{"--image", "nginx:1.27", "--env-rm", "A", "--env-add", "B=3", "--env-add", "C=4",
+		"--label-rm", "tier", "--label-add", "team=edge", "--constraint-rm", "node.labels.zone == east", "--constraint-add", "node.hostname!=pi-9",
+		"--publish-rm", "443", "--publish-add", "8081:80", "--limit-memory", "128M", "--update-parallelism", "0",
+		"--entrypoint", "sh -c", "--args", "'echo hi; sleep 9'", "--read-only"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := cloneSpec(&cur)
+	if err := f.apply(cmd.Flags(), &spec, func(string) string { return "" }); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	check := func(what string, ok bool, got any) {
+		if !ok {
+			t.Errorf("after update flags, %s is %v", what, got)
+		}
+	}
+	check("image", spec.Image == "nginx:1.27", spec.Image)
+	check("env", slices.Equal(spec.Env, []string{"B=3", "C=4"}), spec.Env)
+	check("labels", len(spec.Labels) == 1 && spec.Labels["team"] == "edge", spec.Labels)
+	check("constraints", slices.Equal(spec.Placement.Constraints, []string{"node.role!=manager", "node.hostname!=pi-9"}), spec.Placement.Constraints)
+	check("ports", len(spec.Ports) == 2 && spec.Ports[0].Published == 8080 && spec.Ports[1] == (api.PortConfig{Target: 80, Published: 8081, Protocol: "tcp"}), spec.Ports)
+	check("memory limit", spec.Resources.Limits.MemoryBytes == 128<<20, spec.Resources.Limits.MemoryBytes)
+	check("parallelism", spec.UpdateConfig.Parallelism != nil && *spec.UpdateConfig.Parallelism == 0, spec.UpdateConfig.Parallelism)
+	check("command", slices.Equal(spec.Command, []string{"sh", "-c"}), spec.Command)
+	check("args", slices.Equal(spec.Args, []string{"echo hi; sleep 9"}), spec.Args)
+	check("read-only", spec.ReadOnly, spec.ReadOnly)
+	check("replicas (not given)", spec.Replicas == 2, spec.Replicas)
+	check("the current spec (untouched)", cur.Env[0] == "A=1" && cur.Labels["tier"] == "web" && *cur.UpdateConfig.Parallelism == 1, cur)
+}
+
+func TestRandomName(t *testing.T) {
+	for range 100 {
+		if n := randomName(); api.ValidateName(n) != nil || len(n) != 9 || !strings.HasPrefix(n, "svc-") {
+			t.Fatalf("randomName() = %q: not a valid svc-xxxxx name", n)
+		}
+	}
+}

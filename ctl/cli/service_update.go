@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/warren-edge/warren/ctl/format"
+	"github.com/warren-edge/warren/ctl/manifest"
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// errNotSupported marks flags warrenctl knows from docker but cannot do yet.
+var errNotSupported = errors.New("not supported yet")
+
+// conflictRetries bounds how often an update is redone after another
+// writer changed the object between our read and our write.
+const conflictRetries = 5
+
+func (s *session) serviceUpdateCmd() *cobra.Command {
+	var f specFlags
+	var w waitOpts
+	var dryRun, rollback, force bool
+	cmd := &cobra.Command{
+		Use:   "update SERVICE",
+		Short: "Change a service",
+		Long: `Change a service: warrenctl reads it, applies the flags given, and
+writes it back naming the version it read. If someone else changed the
+service in between, it reads it again and retries.
+
+A change that reaches the containers (image, env, ports, limits, ...)
+rolls out by the service's update policy; replicas, labels and the
+policies themselves change without restarting tasks. Unless -d is given,
+warrenctl waits until the tasks run the new spec, printing progress on
+stderr. --rollback returns to the spec before the last update.
+--dry-run shows the change and what the manager would do, and changes
+nothing.
+
+--force (restart the tasks without a change) is not supported yet.`,
+		Example: `  warrenctl service update --image nginx:1.27 web
+  warrenctl service update --env-add LOG_LEVEL=debug --env-rm OLD web
+  warrenctl service update --publish-add 8443:443 --publish-rm 80 web
+  warrenctl service update --replicas 5 --update-parallelism 2 web
+  warrenctl service update --rollback web`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: s.completeService,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := args[0]
+			if force {
+				return fmt.Errorf("--force is %w: to restart the tasks, change something in the spec, e.g. --env-add RESTARTED_AT=$(date +%%s)", errNotSupported)
+			}
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			if rollback {
+				changed := false
+				cmd.Flags().Visit(func(fl *pflag.Flag) {
+					switch fl.Name {
+					case "rollback", "detach", "timeout", "quiet", "host":
+					default:
+						changed = true
+					}
+				})
+				if changed {
+					return usagef(cmd, "--rollback goes alone: it returns to the previous spec; change it afterwards")
+				}
+				if dryRun {
+					return usagef(cmd, "--rollback does not do a dry run yet: service inspect shows the previous spec under previousSpec")
+				}
+				// The manager rolls back from the version it reads; the
+				// orchestrator may write the service (its update status)
+				// in between, so retry while the service moves on.
+				for attempt := 1; ; attempt++ {
+					before, err := c.Service(cmd.Context(), ref, client.ReadOptions{})
+					if err != nil {
+						return err
+					}
+					svc, err := c.RollbackService(cmd.Context(), before.ID)
+					if api.IsCode(err, api.CodeConflict) && attempt < conflictRetries {
+						if again, e := c.Service(cmd.Context(), before.ID, client.ReadOptions{}); e == nil && again.Version != before.Version {
+							continue
+						}
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintln(s.out(), ref)
+					return s.converge(cmd.Context(), svc, w, rolledBack)
+				}
+			}
+			for attempt := 1; ; attempt++ {
+				cur, err := c.Service(cmd.Context(), ref, client.ReadOptions{})
+				if err != nil {
+					return err
+				}
+				spec := cloneSpec(&cur.Spec)
+				if err := f.apply(cmd.Flags(), &spec, s.app.Getenv); err != nil {
+					return usagef(cmd, "%v", err)
+				}
+				manifest.Normalize(&spec)
+				if api.SpecEqual(&cur.Spec, &spec) {
+					s.progressf("service %s: nothing to change", cur.Spec.Name)
+					fmt.Fprintln(s.out(), ref)
+					return nil
+				}
+				if err := api.ValidateServiceSpec(&spec); err != nil {
+					return err
+				}
+				if dryRun {
+					dr, err := c.UpdateServiceDryRun(cmd.Context(), cur.ID, spec, 0)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(s.out(), "Dry run: service %s would change:\n%s", cur.Spec.Name, format.SpecDiff(&cur.Spec, &spec))
+					return s.printPlan(cmd.Context(), dr)
+				}
+				upd, err := c.UpdateService(cmd.Context(), cur.ID, spec, cur.Version)
+				if api.IsCode(err, api.CodeConflict) && attempt < conflictRetries {
+					// Retry only if the service moved on; a name or port
+					// conflict will not go away by itself.
+					if again, e := c.Service(cmd.Context(), cur.ID, client.ReadOptions{}); e == nil && again.Version != cur.Version {
+						continue
+					}
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(s.out(), ref)
+				what := configured
+				if upd.SpecVersion != cur.SpecVersion {
+					what = updated
+				}
+				return s.converge(cmd.Context(), upd, w, what)
+			}
+		},
+	}
+	f.register(cmd, true)
+	addWaitFlags(cmd, &w)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the change and what the manager would do, and change nothing")
+	cmd.Flags().BoolVar(&rollback, "rollback", false, "return to the spec before the last update")
+	cmd.Flags().BoolVar(&force, "force", false, "not supported yet")
+	cmd.Flags().MarkHidden("force")
+	return cmd
+}

@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/warren-edge/warren/ctl/opts"
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// specFlags are the flags of service create and update that set fields
+// of the spec. Only flags given on the command line change the spec.
+type specFlags struct {
+	// create only
+	name        string
+	mode        string
+	publish     []string
+	env         []string
+	labels      []string
+	constraints []string
+	// update only
+	image                       string
+	args                        string
+	envAdd, envRm               []string
+	labelAdd, labelRm           []string
+	constraintAdd, constraintRm []string
+	publishAdd, publishRm       []string
+	// both
+	replicas                    uint64
+	limitMemory, limitCPU       string
+	reserveMemory, reserveCPU   string
+	restartCondition            string
+	restartDelay, restartWindow time.Duration
+	restartMaxAttempts          uint64
+	updateParallelism           uint64
+	updateDelay, updateMonitor  time.Duration
+	updateFailureAction         string
+	updateOrder                 string
+	updateMaxFailureRatio       float64
+	stopGrace                   time.Duration
+	workdir, user, entrypoint   string
+	readOnly                    bool
+}
+
+func (f *specFlags) register(cmd *cobra.Command, update bool) {
+	fs := cmd.Flags()
+	if !update {
+		fs.StringVar(&f.name, "name", "", "service name: lower-case letters, digits and '-' (default: a generated svc-xxxxx)")
+		fs.StringVar(&f.mode, "mode", api.ModeReplicated, "replicated (N tasks) or global (one task per node)")
+		fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO], e.g. 8080:80 or 127.0.0.1:53:53/udp")
+		fs.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable: KEY=VALUE (KEY alone takes warrenctl's own value)")
+		fs.StringArrayVarP(&f.labels, "label", "l", nil, "set a service label: KEY=VALUE")
+		fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==east or node.role!=manager")
+		cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeReplicated, api.ModeGlobal}, cobra.ShellCompDirectiveNoFileComp))
+		cmd.RegisterFlagCompletionFunc("constraint", completeConstraint)
+	} else {
+		fs.StringVar(&f.image, "image", "", "run another image")
+		fs.StringVar(&f.args, "args", "", `replace the arguments, split like a shell would: --args "sleep 100"`)
+		fs.StringArrayVar(&f.envAdd, "env-add", nil, "add or change an environment variable: KEY=VALUE")
+		fs.StringArrayVar(&f.envRm, "env-rm", nil, "remove an environment variable: KEY")
+		fs.StringArrayVar(&f.labelAdd, "label-add", nil, "add or change a service label: KEY=VALUE")
+		fs.StringArrayVar(&f.labelRm, "label-rm", nil, "remove a service label: KEY")
+		fs.StringArrayVar(&f.constraintAdd, "constraint-add", nil, "add a placement constraint, e.g. node.labels.zone==east")
+		fs.StringArrayVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
+		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO]")
+		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port, named by its target port (80) or in full (8080:80/tcp)")
+		cmd.RegisterFlagCompletionFunc("constraint-add", completeConstraint)
+	}
+	fs.Uint64Var(&f.replicas, "replicas", 1, "number of tasks of a replicated service")
+	fs.StringVar(&f.limitMemory, "limit-memory", "", "memory limit, e.g. 64M or 1G")
+	fs.StringVar(&f.limitCPU, "limit-cpu", "", "CPU limit, e.g. 0.5")
+	fs.StringVar(&f.reserveMemory, "reserve-memory", "", "memory the scheduler reserves for each task, e.g. 32M")
+	fs.StringVar(&f.reserveCPU, "reserve-cpu", "", "CPUs the scheduler reserves for each task, e.g. 0.25")
+	fs.StringVar(&f.restartCondition, "restart-condition", "", "when to replace a finished task: any (default), on-failure or none")
+	fs.DurationVar(&f.restartDelay, "restart-delay", 0, "wait between a task's end and its replacement (default 5s)")
+	fs.Uint64Var(&f.restartMaxAttempts, "restart-max-attempts", 0, "most restarts within --restart-window (0: no limit)")
+	fs.DurationVar(&f.restartWindow, "restart-window", 0, "the span --restart-max-attempts counts over (0: forever)")
+	fs.Uint64Var(&f.updateParallelism, "update-parallelism", 1, "tasks replaced at once in a rolling update (0: all)")
+	fs.DurationVar(&f.updateDelay, "update-delay", 0, "wait between batches of a rolling update")
+	fs.StringVar(&f.updateFailureAction, "update-failure-action", "", "when an update fails: pause (default), continue or rollback")
+	fs.DurationVar(&f.updateMonitor, "update-monitor", 0, "how long a new task must run to count as a success (default 5s)")
+	fs.Float64Var(&f.updateMaxFailureRatio, "update-max-failure-ratio", 0, "share of failed task updates tolerated, 0 to 1")
+	fs.StringVar(&f.updateOrder, "update-order", "", "stop-first (default) or start-first")
+	fs.DurationVar(&f.stopGrace, "stop-grace-period", 0, "time between SIGTERM and SIGKILL when a task stops (default 10s)")
+	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fs.StringVarP(&f.user, "user", "u", "", "user to run as: USER, UID, USER:GROUP or UID:GID")
+	fs.StringVar(&f.entrypoint, "entrypoint", "", `replace the image's entrypoint, split like a shell would: --entrypoint "sh -c"`)
+	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
+	for flag, values := range map[string][]string{
+		"restart-condition":     {api.RestartAny, api.RestartOnFailure, api.RestartNone},
+		"update-failure-action": {api.FailurePause, api.FailureContinue, api.FailureRollback},
+		"update-order":          {api.OrderStopFirst, api.OrderStartFirst},
+	} {
+		cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
+}
+
+func completeConstraint(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"node.labels.", "node.role==", "node.role!=", "node.hostname==", "node.hostname!=", "node.id==",
+		"node.platform.os==", "node.platform.arch=="}, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+}
+
+// apply changes spec by the flags given in fs. Its errors are about flag
+// values: usage errors.
+func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(string) string) error {
+	set := fs.Changed
+	lookup := func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}
+	if set("mode") {
+		spec.Mode = f.mode
+		if f.mode == api.ModeGlobal {
+			if set("replicas") {
+				return fmt.Errorf("--replicas does not go with --mode global: a global service runs one task per node")
+			}
+			spec.Replicas = 0
+		}
+	}
+	if set("replicas") {
+		spec.Replicas = f.replicas
+	}
+	if set("image") {
+		spec.Image = f.image
+	}
+	if set("args") {
+		words, err := opts.SplitWords(f.args)
+		if err != nil {
+			return fmt.Errorf("--args: %w", err)
+		}
+		spec.Args = words
+	}
+	if set("entrypoint") {
+		words, err := opts.SplitWords(f.entrypoint)
+		if err != nil {
+			return fmt.Errorf("--entrypoint: %w", err)
+		}
+		spec.Command = words
+	}
+	if set("workdir") {
+		spec.WorkingDir = f.workdir
+	}
+	if set("user") {
+		spec.User = f.user
+	}
+	if set("read-only") {
+		spec.ReadOnly = f.readOnly
+	}
+
+	// Environment: remove, then add (docker's order).
+	spec.Env = opts.RemoveEnv(spec.Env, f.envRm...)
+	for _, e := range append(slices.Clone(f.env), f.envAdd...) {
+		kv, ok, err := opts.ParseEnv(e, lookup)
+		if err != nil {
+			return err
+		}
+		if ok {
+			spec.Env = opts.SetEnv(spec.Env, kv)
+		}
+	}
+
+	// Labels.
+	if len(f.labelRm) > 0 || len(f.labels) > 0 || len(f.labelAdd) > 0 {
+		labels := maps.Clone(spec.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		for _, k := range f.labelRm {
+			delete(labels, k)
+		}
+		for _, l := range append(slices.Clone(f.labels), f.labelAdd...) {
+			k, v, err := opts.ParseLabel(l)
+			if err != nil {
+				return err
+			}
+			labels[k] = v
+		}
+		if len(labels) == 0 {
+			labels = nil
+		}
+		spec.Labels = labels
+	}
+
+	// Constraints.
+	for _, c := range f.constraintRm {
+		canon, err := opts.ParseConstraint(c)
+		if err != nil {
+			canon = c
+		}
+		spec.Placement.Constraints = slices.DeleteFunc(spec.Placement.Constraints, func(have string) bool {
+			h, err := opts.ParseConstraint(have)
+			return have == c || err == nil && h == canon
+		})
+	}
+	for _, c := range append(slices.Clone(f.constraints), f.constraintAdd...) {
+		canon, err := opts.ParseConstraint(c)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(spec.Placement.Constraints, canon) {
+			spec.Placement.Constraints = append(spec.Placement.Constraints, canon)
+		}
+	}
+	if len(spec.Placement.Constraints) == 0 {
+		spec.Placement.Constraints = nil
+	}
+
+	// Ports.
+	if len(f.publishRm) > 0 {
+		ports, err := opts.RemovePorts(spec.Ports, f.publishRm)
+		if err != nil {
+			return fmt.Errorf("--publish-rm: %w", err)
+		}
+		spec.Ports = ports
+	}
+	for _, p := range append(slices.Clone(f.publish), f.publishAdd...) {
+		pc, err := opts.ParsePort(p)
+		if err != nil {
+			return err
+		}
+		pc = opts.NormalizePort(pc)
+		// A port published again at the same place replaces the old one.
+		spec.Ports = slices.DeleteFunc(spec.Ports, func(have api.PortConfig) bool { return have.Key() == pc.Key() })
+		spec.Ports = append(spec.Ports, pc)
+	}
+
+	// Resources.
+	res := &spec.Resources
+	for _, m := range []struct {
+		flag string
+		val  string
+		dst  *api.Bytes
+	}{{"limit-memory", f.limitMemory, &res.Limits.MemoryBytes}, {"reserve-memory", f.reserveMemory, &res.Reservations.MemoryBytes}} {
+		if set(m.flag) {
+			v, err := opts.ParseMemory(m.val)
+			if err != nil {
+				return fmt.Errorf("--%s: %w", m.flag, err)
+			}
+			*m.dst = v
+		}
+	}
+	for _, c := range []struct {
+		flag string
+		val  string
+		dst  *api.CPUs
+	}{{"limit-cpu", f.limitCPU, &res.Limits.NanoCPUs}, {"reserve-cpu", f.reserveCPU, &res.Reservations.NanoCPUs}} {
+		if set(c.flag) {
+			v, err := opts.ParseCPUs(c.val)
+			if err != nil {
+				return fmt.Errorf("--%s: %w", c.flag, err)
+			}
+			*c.dst = v
+		}
+	}
+
+	// Restart and update policies.
+	rp, uc := &spec.RestartPolicy, &spec.UpdateConfig
+	if set("restart-condition") {
+		rp.Condition = f.restartCondition
+	}
+	if set("restart-delay") {
+		rp.Delay = api.Duration(f.restartDelay)
+	}
+	if set("restart-max-attempts") {
+		rp.MaxAttempts = f.restartMaxAttempts
+	}
+	if set("restart-window") {
+		rp.Window = api.Duration(f.restartWindow)
+	}
+	if set("update-parallelism") {
+		n := f.updateParallelism
+		uc.Parallelism = &n
+	}
+	if set("update-delay") {
+		uc.Delay = api.Duration(f.updateDelay)
+	}
+	if set("update-failure-action") {
+		uc.FailureAction = f.updateFailureAction
+	}
+	if set("update-monitor") {
+		uc.Monitor = api.Duration(f.updateMonitor)
+	}
+	if set("update-max-failure-ratio") {
+		uc.MaxFailureRatio = f.updateMaxFailureRatio
+	}
+	if set("update-order") {
+		uc.Order = f.updateOrder
+	}
+	if set("stop-grace-period") {
+		spec.StopGracePeriod = api.Duration(f.stopGrace)
+	}
+	return nil
+}
+
+// cloneSpec deep-copies a spec.
+func cloneSpec(s *api.ServiceSpec) api.ServiceSpec {
+	var out api.ServiceSpec
+	b, err := json.Marshal(s)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		panic("cli: copy spec: " + err.Error())
+	}
+	return out
+}

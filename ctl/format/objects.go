@@ -1,0 +1,170 @@
+package format
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// Ports writes published ports as docker does: "*:8080->80/tcp",
+// "127.0.0.1:53->53/udp", "[::1]:8080->80/tcp".
+func Ports(ps []api.PortConfig) string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		host := "*"
+		if p.HostAddr != "" {
+			host = p.HostAddr
+			if strings.Contains(host, ":") {
+				host = "[" + host + "]"
+			}
+		}
+		pub := p.Published
+		if pub == 0 {
+			pub = p.Target
+		}
+		out = append(out, fmt.Sprintf("%s:%d->%d/%s", host, pub, p.Target, p.Proto()))
+	}
+	return strings.Join(out, ", ")
+}
+
+// Mode is a spec's mode with its default.
+func Mode(s *api.ServiceSpec) string {
+	if s.IsGlobal() {
+		return api.ModeGlobal
+	}
+	return api.ModeReplicated
+}
+
+// Replicas counts a service's tasks the way service ls shows them: tasks
+// running out of tasks wanted. A replicated service wants its replica
+// count; a global one wants the tasks its nodes should run.
+func Replicas(s *api.Service, tasks []api.Task) (running, desired int) {
+	for i := range tasks {
+		t := &tasks[i]
+		if t.ServiceID != s.ID || t.DesiredState != api.TaskRunning {
+			continue
+		}
+		if t.Status.State == api.TaskRunning {
+			running++
+		}
+		if s.Spec.IsGlobal() && !t.Status.State.Terminal() {
+			desired++
+		}
+	}
+	if !s.Spec.IsGlobal() {
+		desired = int(s.Spec.Replicas)
+	}
+	return running, desired
+}
+
+// ServiceTable writes service ls: ID NAME MODE REPLICAS IMAGE PORTS, by name.
+func ServiceTable(w io.Writer, services []api.Service, tasks []api.Task) error {
+	services = slices.Clone(services)
+	slices.SortFunc(services, func(a, b api.Service) int { return cmp.Compare(a.Spec.Name, b.Spec.Name) })
+	rows := make([][]string, 0, len(services))
+	for i := range services {
+		s := &services[i]
+		run, want := Replicas(s, tasks)
+		replicas := fmt.Sprintf("%d/%d", run, want)
+		if st := s.UpdateStatus; st != nil && st.State != api.UpdateCompleted && st.State != "" {
+			replicas += " (" + st.State + ")"
+		}
+		rows = append(rows, []string{ShortID(s.ID), s.Spec.Name, Mode(&s.Spec), replicas, s.Spec.Image, Ports(s.Spec.Ports)})
+	}
+	return WriteTable(w, []string{"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"}, rows)
+}
+
+// SortTasks orders tasks as service ps shows them: by service, slot (or
+// node, for global services), then newest first.
+func SortTasks(tasks []api.Task) {
+	slices.SortStableFunc(tasks, func(a, b api.Task) int {
+		return cmp.Or(
+			cmp.Compare(a.ServiceName, b.ServiceName),
+			cmp.Compare(a.Slot, b.Slot),
+			cmp.Compare(a.NodeID, b.NodeID),
+			b.CreatedAt.Compare(a.CreatedAt),
+			cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// TaskError is what the ERROR column says: the task's error or, for a
+// pending task, why it waits.
+func TaskError(t *api.Task) string {
+	if t.Status.Err != "" {
+		return t.Status.Err
+	}
+	if t.Status.State == api.TaskPending && t.Status.Message != "" {
+		return t.Status.Message
+	}
+	return ""
+}
+
+// TaskTable writes service ps: ID NAME IMAGE NODE DESIRED STATE CURRENT
+// STATE ERROR. Older tasks of a slot are shown under the newest as
+// " \_ web.1", as docker does. hostnames maps node IDs to hostnames.
+func TaskTable(w io.Writer, tasks []api.Task, hostnames map[string]string, now time.Time, noTrunc bool) error {
+	tasks = slices.Clone(tasks)
+	SortTasks(tasks)
+	rows := make([][]string, 0, len(tasks))
+	prev := ""
+	for i := range tasks {
+		t := &tasks[i]
+		name := t.Name()
+		if t.ServiceID+name == prev {
+			name = ` \_ ` + name
+		}
+		prev = t.ServiceID + t.Name()
+		id, image, errText := ShortID(t.ID), t.Spec.Image, TaskError(t)
+		node := hostnames[t.NodeID]
+		if node == "" {
+			node = ShortID(t.NodeID)
+		}
+		if !noTrunc {
+			image, _, _ = strings.Cut(image, "@")
+			errText = Truncate(errText, 60)
+		} else {
+			id = t.ID
+		}
+		rows = append(rows, []string{id, name, image, node, Title(string(t.DesiredState)),
+			StateAgo(string(t.Status.State), t.Status.Timestamp, now), errText})
+	}
+	return WriteTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"}, rows)
+}
+
+// ManagerStatus is the MANAGER STATUS column: Leader, Reachable,
+// Unreachable, or empty for a worker.
+func ManagerStatus(n *api.Node) string {
+	if n.Manager == nil {
+		return ""
+	}
+	if n.Manager.Leader {
+		return "Leader"
+	}
+	return Title(n.Manager.Reachability)
+}
+
+// NodeTable writes node ls: ID HOSTNAME STATUS AVAILABILITY MANAGER
+// STATUS ENGINE VERSION, by hostname; self (the node warrenctl talks to)
+// is marked with "*" after its ID.
+func NodeTable(w io.Writer, nodes []api.Node, self string) error {
+	nodes = slices.Clone(nodes)
+	slices.SortFunc(nodes, func(a, b api.Node) int {
+		return cmp.Or(cmp.Compare(a.Description.Hostname, b.Description.Hostname), cmp.Compare(a.ID, b.ID))
+	})
+	rows := make([][]string, 0, len(nodes))
+	for i := range nodes {
+		n := &nodes[i]
+		id := n.ID
+		if id == self {
+			id += " *"
+		}
+		rows = append(rows, []string{id, n.Description.Hostname, Title(n.Status.State), Title(n.Spec.Availability),
+			ManagerStatus(n), n.Description.EngineVersion})
+	}
+	return WriteTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"}, rows)
+}

@@ -1,0 +1,228 @@
+package format
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// pretty collects "Key:\tvalue" lines for tabwriter; sub-items are
+// indented by one space per level, as docker's --pretty is.
+type pretty struct{ lines []string }
+
+func (p *pretty) kv(indent int, key string, val any) {
+	p.lines = append(p.lines, fmt.Sprintf("%s%s:\t%v", strings.Repeat(" ", indent), key, val))
+}
+
+func (p *pretty) kvIf(indent int, key string, val string) {
+	if val != "" {
+		p.kv(indent, key, val)
+	}
+}
+
+func (p *pretty) head(indent int, key string) {
+	p.lines = append(p.lines, strings.Repeat(" ", indent)+key+":")
+}
+
+func (p *pretty) item(indent int, s string) {
+	p.lines = append(p.lines, strings.Repeat(" ", indent)+s)
+}
+
+func (p *pretty) labels(indent int, l map[string]string) {
+	if len(l) == 0 {
+		return
+	}
+	p.head(indent, "Labels")
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		p.item(indent+1, "- "+k+"="+l[k])
+	}
+}
+
+// write aligns every value in one column, as docker's --pretty does.
+func (p *pretty) write(w io.Writer) error {
+	width := 0
+	for _, l := range p.lines {
+		if k, _, ok := strings.Cut(l, "\t"); ok {
+			width = max(width, len(k))
+		}
+	}
+	var b strings.Builder
+	for _, l := range p.lines {
+		if k, v, ok := strings.Cut(l, "\t"); ok {
+			l = k + strings.Repeat(" ", width-len(k)+1) + v
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func quoteWords(ws []string) string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		if w == "" || strings.ContainsAny(w, " \t\"'\\$") {
+			w = strconv.Quote(w)
+		}
+		out[i] = w
+	}
+	return strings.Join(out, " ")
+}
+
+func amounts(p *pretty, indent int, name string, a api.ResourceAmounts) {
+	if a.NanoCPUs == 0 && a.MemoryBytes == 0 {
+		return
+	}
+	p.head(indent, name)
+	if a.NanoCPUs != 0 {
+		p.kv(indent+1, "CPU", api.FormatCPUs(int64(a.NanoCPUs)))
+	}
+	if a.MemoryBytes != 0 {
+		p.kv(indent+1, "Memory", api.FormatBytes(int64(a.MemoryBytes)))
+	}
+}
+
+// PrettyService writes service inspect --pretty.
+func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
+	var p pretty
+	sp := &s.Spec
+	p.kv(0, "ID", s.ID)
+	p.kv(0, "Name", sp.Name)
+	p.labels(0, sp.Labels)
+	p.kv(0, "Created", Ago(now, s.CreatedAt))
+	p.kv(0, "Updated", Ago(now, s.UpdatedAt))
+	p.kv(0, "Service Mode", Title(Mode(sp)))
+	if !sp.IsGlobal() {
+		p.kv(1, "Replicas", sp.Replicas)
+	}
+	if st := s.UpdateStatus; st != nil {
+		p.head(0, "UpdateStatus")
+		p.kv(1, "State", st.State)
+		p.kvIf(1, "Started", st.StartedAt)
+		p.kvIf(1, "Completed", st.CompletedAt)
+		p.kvIf(1, "Message", st.Message)
+	}
+	if len(sp.Placement.Constraints) > 0 {
+		p.head(0, "Placement")
+		p.kv(1, "Constraints", "["+strings.Join(sp.Placement.Constraints, ", ")+"]")
+	}
+	u := sp.UpdateConfig
+	p.head(0, "UpdateConfig")
+	p.kv(1, "Parallelism", u.EffectiveParallelism())
+	p.kvIf(1, "Delay", durationIf(u.Delay))
+	p.kv(1, "On failure", orDefault(u.FailureAction, api.FailurePause))
+	p.kv(1, "Monitoring Period", orDefaultD(u.Monitor, api.DefaultUpdateMonitor))
+	p.kv(1, "Max failure ratio", u.MaxFailureRatio)
+	p.kv(1, "Update order", orDefault(u.Order, api.OrderStopFirst))
+	r := sp.RestartPolicy
+	p.head(0, "RestartPolicy")
+	p.kv(1, "Condition", r.EffectiveCondition())
+	p.kv(1, "Delay", r.EffectiveDelay())
+	if r.MaxAttempts > 0 {
+		p.kv(1, "Max attempts", r.MaxAttempts)
+	}
+	p.kvIf(1, "Window", durationIf(r.Window))
+	p.head(0, "ContainerSpec")
+	p.kv(1, "Image", sp.Image)
+	p.kvIf(1, "Command", quoteWords(sp.Command))
+	p.kvIf(1, "Args", quoteWords(sp.Args))
+	if len(sp.Env) > 0 {
+		p.head(1, "Env")
+		for _, e := range sp.Env {
+			p.item(2, e)
+		}
+	}
+	p.kvIf(1, "Dir", sp.WorkingDir)
+	p.kvIf(1, "User", sp.User)
+	if sp.ReadOnly {
+		p.kv(1, "Read Only", "true")
+	}
+	p.kv(1, "Stop Grace Period", sp.EffectiveStopGrace())
+	if lim, res := sp.Resources.Limits, sp.Resources.Reservations; lim != (api.ResourceAmounts{}) || res != (api.ResourceAmounts{}) {
+		p.head(0, "Resources")
+		amounts(&p, 1, "Limits", lim)
+		amounts(&p, 1, "Reservations", res)
+	}
+	if len(sp.Ports) > 0 {
+		p.head(0, "Ports")
+		for _, pc := range sp.Ports {
+			pub := pc.Published
+			if pub == 0 {
+				pub = pc.Target
+			}
+			p.item(1, fmt.Sprintf("PublishedPort = %d", pub))
+			p.item(2, "Protocol = "+pc.Proto())
+			p.item(2, fmt.Sprintf("TargetPort = %d", pc.Target))
+			if pc.HostAddr != "" {
+				p.item(2, "HostAddr = "+pc.HostAddr)
+			}
+		}
+	}
+	return p.write(w)
+}
+
+func durationIf(d api.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orDefaultD(d, def api.Duration) api.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// PrettyNode writes node inspect --pretty.
+func PrettyNode(w io.Writer, n *api.Node, now time.Time) error {
+	var p pretty
+	p.kv(0, "ID", n.ID)
+	p.kv(0, "Hostname", n.Description.Hostname)
+	p.labels(0, n.Spec.Labels)
+	p.kv(0, "Joined at", Ago(now, n.CreatedAt))
+	p.kv(0, "Role", n.Spec.Role)
+	p.head(0, "Status")
+	p.kv(1, "State", Title(n.Status.State))
+	p.kvIf(1, "Message", n.Status.Message)
+	p.kv(1, "Availability", Title(n.Spec.Availability))
+	p.kvIf(1, "Address", n.Description.Addr)
+	p.kvIf(1, "Last seen", Ago(now, n.Status.Timestamp))
+	if m := n.Manager; m != nil {
+		p.head(0, "Manager Status")
+		p.kvIf(1, "Address", m.Addr)
+		p.kv(1, "Raft Status", Title(m.Reachability))
+		leader := "No"
+		if m.Leader {
+			leader = "Yes"
+		}
+		p.kv(1, "Leader", leader)
+	}
+	p.head(0, "Platform")
+	p.kv(1, "Operating System", n.Description.OS)
+	p.kv(1, "Architecture", n.Description.Arch)
+	p.head(0, "Resources")
+	p.kv(1, "CPUs", api.FormatCPUs(n.Description.NanoCPUs))
+	p.kv(1, "Memory", api.FormatBytes(n.Description.MemoryBytes))
+	p.kvIf(0, "Subnet", n.Subnet)
+	p.kvIf(0, "Engine Version", n.Description.EngineVersion)
+	return p.write(w)
+}

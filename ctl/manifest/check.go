@@ -1,0 +1,79 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// Normalize fills in what an empty field means the way the manager does
+// before it stores a spec (mode replicated, port protocol tcp, published
+// port = target), so api.SpecEqual can compare a spec read from a file
+// with the stored one.
+func Normalize(s *api.ServiceSpec) {
+	if s.Mode == "" {
+		s.Mode = api.ModeReplicated
+	}
+	for i := range s.Ports {
+		if s.Ports[i].Protocol == "" {
+			s.Ports[i].Protocol = api.ProtoTCP
+		}
+		if s.Ports[i].Published == 0 {
+			s.Ports[i].Published = s.Ports[i].Target
+		}
+	}
+}
+
+// Validate checks the document's spec with api.ValidateServiceSpec and
+// names each problem with its line.
+func (d *Document) Validate() error {
+	err := api.ValidateServiceSpec(&d.Spec)
+	if err == nil {
+		return nil
+	}
+	var ae *api.Error
+	if !errors.As(err, &ae) || len(ae.Fields) == 0 {
+		return Problems{{d.File, d.Line, err.Error()}}
+	}
+	var ps Problems
+	for _, f := range ae.Fields {
+		ps = append(ps, Problem{d.File, d.LineOf(f.Field), f.Field + ": " + f.Message})
+	}
+	return ps
+}
+
+// CheckSet finds what no single document shows: two documents for one
+// service name, and ports two services would both publish.
+func CheckSet(docs []Document) error {
+	type published struct {
+		key api.PortKey
+		doc *Document
+		i   int
+	}
+	var ps Problems
+	var seen []published
+	byName := map[string]*Document{}
+	for di := range docs {
+		d := &docs[di]
+		if first := byName[d.Spec.Name]; first != nil {
+			ps = append(ps, Problem{d.File, d.LineOf("name"), fmt.Sprintf("service %q is also defined at %s: give each service one document", d.Spec.Name, first.Where())})
+			continue
+		}
+		byName[d.Spec.Name] = d
+		for i, p := range d.Spec.Ports {
+			k := p.Key()
+			for _, o := range seen {
+				if o.key.Clashes(k) {
+					field := fmt.Sprintf("ports[%d]", i)
+					ps = append(ps, Problem{d.File, d.LineOf(field), fmt.Sprintf("%s: %s is also published by service %q at %s:%d",
+						field, k, o.doc.Spec.Name, o.doc.File, o.doc.LineOf(fmt.Sprintf("ports[%d]", o.i)))})
+				}
+			}
+		}
+		for i, p := range d.Spec.Ports {
+			seen = append(seen, published{p.Key(), d, i})
+		}
+	}
+	return ps.err()
+}

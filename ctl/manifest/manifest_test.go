@@ -1,0 +1,199 @@
+package manifest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func TestReadDocuments(t *testing.T) {
+	const in = `# two services and an empty document
+kind: service
+name: web
+image: localhost/web:1.2
+replicas: 3
+ports:
+  - target: 80
+    published: 8080
+restartPolicy:
+  delay: 2s
+resources:
+  limits: {memory: 64M, cpus: 0.5}
+---
+# nothing here
+---
+name: agent
+image: localhost/agent
+mode: global
+---
+kind: Service
+name: one
+image: busybox
+`
+	docs, err := Read("stack.yaml", []byte(in))
+	if err != nil {
+		t.Fatalf("Read(stack.yaml) failed: %v", err)
+	}
+	if len(docs) != 3 {
+		t.Fatalf("Read(stack.yaml) gave %d documents, want 3 (the empty one skipped)", len(docs))
+	}
+	web := docs[0].Spec
+	if web.Name != "web" || web.Replicas != 3 || web.Image != "localhost/web:1.2" || len(web.Ports) != 1 ||
+		web.Ports[0] != (api.PortConfig{Target: 80, Published: 8080}) || web.RestartPolicy.Delay.D() != 2*time.Second ||
+		web.Resources.Limits.MemoryBytes != 64<<20 || web.Resources.Limits.NanoCPUs != 5e8 {
+		t.Errorf("document 1 read as %+v", web)
+	}
+	if docs[1].Spec.Replicas != 0 || docs[1].Spec.Mode != api.ModeGlobal {
+		t.Errorf("global document read with replicas %d mode %q; want 0, global", docs[1].Spec.Replicas, docs[1].Spec.Mode)
+	}
+	if docs[2].Spec.Replicas != 1 {
+		t.Errorf("document without replicas: got %d replicas, want the default of 1", docs[2].Spec.Replicas)
+	}
+	for i, want := range []string{"stack.yaml:2", "stack.yaml:16", "stack.yaml:20"} {
+		if got := docs[i].Where(); got != want {
+			t.Errorf("document %d: Where() = %s, want %s", i+1, got, want)
+		}
+	}
+}
+
+func TestReadProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // the problems, in order
+	}{
+		{
+			name: "unknown field",
+			in:   "name: web\nimage: busybox\nreplicaz: 3\n",
+			want: []string{`web.yaml:3: unknown field "replicaz" (did you mean "replicas"?)`},
+		},
+		{
+			name: "unknown field in a later document and a nested one",
+			in:   "name: a\nimage: busybox\n---\nname: b\nimage: busybox\nports:\n  - target: 80\n    publshed: 8080\n",
+			want: []string{`web.yaml:8: unknown field "publshed" (did you mean "published"?)`},
+		},
+		{
+			name: "unknown field far from any",
+			in:   "name: a\nimage: busybox\ncolour: blue\n",
+			want: []string{`web.yaml:3: unknown field "colour"`},
+		},
+		{
+			name: "other kind",
+			in:   "name: a\nimage: busybox\n---\nkind: Deployment\nmetadata: {name: x}\n",
+			want: []string{`web.yaml:4: kind "Deployment" is not something apply knows: it reads services (kind: service, or no kind line)`},
+		},
+		{
+			name: "wrong types",
+			in:   "name: a\nimage: busybox\nreplicas: three\nenv: A=1\n",
+			want: []string{`web.yaml:3: replicas: "three" is not a whole number`, `web.yaml:4: env: "A=1" is not a list`},
+		},
+		{
+			name: "bad duration",
+			in:   "name: a\nimage: busybox\nrestartPolicy:\n  delay: 5x\n",
+			want: []string{`web.yaml:4: restartPolicy.delay: invalid duration "5x": use a number with a unit, like 500ms, 10s or 5m`},
+		},
+		{
+			name: "not a mapping",
+			in:   "- name: a\n",
+			want: []string{`web.yaml:1: a document must be a service spec: fields such as name: and image:, not a list`},
+		},
+		{
+			name: "syntax",
+			in:   "name: a\n  image: b\n",
+			want: []string{"web.yaml:2: not valid YAML: mapping values are not allowed in this context"},
+		},
+		{
+			name: "duplicate key",
+			in:   "name: a\nimage: b\nname: c\n",
+			want: []string{`web.yaml:3: name: mapping key "name" already defined at line 1`},
+		},
+	}
+	for _, tt := range tests {
+		docs, err := Read("web.yaml", []byte(tt.in))
+		var ps Problems
+		if !errors.As(err, &ps) {
+			t.Errorf("%s: Read gave %d documents and error %v; want problems %q", tt.name, len(docs), err, tt.want)
+			continue
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.String())
+		}
+		if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("%s: Read problems:\n%s\nwant:\n%s", tt.name, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+		}
+	}
+}
+
+func TestReadKeepsGoodDocuments(t *testing.T) {
+	docs, err := Read("web.yaml", []byte("name: a\nimage: busybox\n---\nname: b\nreplicaz: 1\n---\nname: c\nimage: busybox\n"))
+	if err == nil || len(docs) != 2 || docs[0].Spec.Name != "a" || docs[1].Spec.Name != "c" {
+		t.Errorf("Read of three documents, the second bad, gave %d documents and %v; want a and c and a problem", len(docs), err)
+	}
+}
+
+func TestValidateNamesLines(t *testing.T) {
+	const in = `name: web
+image: "Not An Image"
+replicas: 2
+ports:
+  - target: 80
+  - target: 0
+    published: 81
+labels:
+  com.example.tier: "a\nb"
+`
+	docs, err := Read("web.yaml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = docs[0].Validate()
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Validate() = %v, want Problems", err)
+	}
+	want := map[string]int{"image": 2, "ports[1].target": 6, "labels.com.example.tier": 9}
+	for _, p := range ps {
+		field, _, _ := strings.Cut(p.Msg, ":")
+		line, ok := want[field]
+		if !ok {
+			t.Errorf("Validate() reported %s, which is not among the expected fields", p)
+			continue
+		}
+		if p.Line != line {
+			t.Errorf("Validate() put %s at line %d, want %d", field, p.Line, line)
+		}
+		delete(want, field)
+	}
+	for f := range want {
+		t.Errorf("Validate() did not report %s; problems: %v", f, ps)
+	}
+}
+
+func TestCheckSet(t *testing.T) {
+	a, _ := Read("a.yaml", []byte("name: web\nimage: busybox\nports:\n  - target: 80\n"))
+	b, _ := Read("b.yaml", []byte("name: api\nimage: busybox\nports:\n  - target: 8080\n  - {target: 81, published: 80}\n---\nname: web\nimage: busybox\n"))
+	err := CheckSet(append(a, b...))
+	want := `b.yaml:5: ports[1]: 80/tcp is also published by service "web" at a.yaml:4
+b.yaml:7: service "web" is also defined at a.yaml:1: give each service one document`
+	if err == nil || err.Error() != want {
+		t.Errorf("CheckSet(a.yaml, b.yaml) = %v\nwant:\n%s", err, want)
+	}
+	c, _ := Read("c.yaml", []byte("name: dns\nimage: busybox\nports:\n  - {target: 53, protocol: udp}\n"))
+	if err := CheckSet(append(a, c...)); err != nil {
+		t.Errorf("CheckSet(a.yaml, c.yaml) = %v, want nil", err)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	s := api.ServiceSpec{Name: "web", Ports: []api.PortConfig{{Target: 80}, {Target: 53, Published: 5353, Protocol: "udp"}}}
+	Normalize(&s)
+	want := api.ServiceSpec{Name: "web", Mode: api.ModeReplicated, Ports: []api.PortConfig{
+		{Target: 80, Published: 80, Protocol: "tcp"}, {Target: 53, Published: 5353, Protocol: "udp"}}}
+	if !api.SpecEqual(&s, &want) {
+		t.Errorf("Normalize gave %+v, want %+v", s, want)
+	}
+}

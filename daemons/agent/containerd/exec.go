@@ -1,0 +1,147 @@
+package containerd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+
+	"github.com/warren-edge/warren/daemons/agent/runtime"
+)
+
+// MaxExecOutput is how much of an exec'd command's output Exec returns.
+const MaxExecOutput = 4096
+
+// ErrExecTimeout is wrapped by Exec's error when the command outlived its
+// timeout and was killed.
+var ErrExecTimeout = errors.New("containerd: exec timed out")
+
+// Exec runs args in the running container id, with the environment, user
+// and working directory of the container's process, and returns its exit
+// code and the first MaxExecOutput bytes of its stdout and stderr. A
+// command still running after timeout (if positive) is killed and Exec
+// returns an error wrapping ErrExecTimeout with the output so far.
+func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout time.Duration) (int, []byte, error) {
+	if len(args) == 0 {
+		return -1, nil, fmt.Errorf("containerd: exec in %s: no command: %w", id, runtime.ErrInvalidSpec)
+	}
+	ctx = r.nsctx(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return -1, nil, r.notFound("exec in", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return -1, nil, fmt.Errorf("containerd: exec in %s: the container is not running", id)
+	}
+	if err != nil {
+		return -1, nil, wrap("exec in "+id, err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return -1, nil, wrap("exec in "+id, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = args
+	pspec.Terminal = false
+	pspec.ConsoleSize = nil
+
+	out := &capBuffer{max: MaxExecOutput}
+	copts := []cio.Opt{cio.WithStreams(nil, out, out)}
+	if r.opts.FIFODir != "" {
+		copts = append(copts, cio.WithFIFODir(r.opts.FIFODir))
+	}
+	execID := "exec-" + randomHex(8)
+	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(copts...))
+	if err != nil {
+		return -1, nil, classifyStartErr("exec in "+id, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		proc.Delete(dctx, containerd.WithProcessKill)
+	}()
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		return -1, nil, wrap("exec in "+id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return -1, nil, classifyStartErr("exec in "+id, err)
+	}
+
+	var timeoutC <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	var es containerd.ExitStatus
+	select {
+	case es = <-statusC:
+	case <-timeoutC:
+		proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		<-statusC
+		waitIO(proc)
+		return -1, out.Bytes(), fmt.Errorf("containerd: exec %q in %s: %w after %v", args, id, ErrExecTimeout, timeout)
+	case <-ctx.Done():
+		proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		return -1, out.Bytes(), fmt.Errorf("containerd: exec %q in %s: %w", args, id, ctx.Err())
+	}
+	if err := es.Error(); err != nil {
+		return -1, out.Bytes(), wrap("exec in "+id, err)
+	}
+	waitIO(proc)
+	return int(es.ExitCode()), out.Bytes(), nil
+}
+
+// waitIO waits briefly for the output copy to finish: a background child
+// of the command may hold its output open for much longer.
+func waitIO(p containerd.Process) {
+	done := make(chan struct{})
+	go func() { p.IO().Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+		p.IO().Cancel()
+	}
+}
+
+// capBuffer keeps the first max bytes written to it and discards the rest,
+// never blocking the writer.
+type capBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - len(c.b); room > 0 {
+		if len(p) < room {
+			room = len(p)
+		}
+		c.b = append(c.b, p[:room]...)
+	}
+	return len(p), nil
+}
+
+func (c *capBuffer) Bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.b...)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,177 @@
+package containerd
+
+// Tests of the pure parts; they need neither root nor containerd.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/agent/runtime"
+)
+
+func TestClassifyStartErr(t *testing.T) {
+	// Messages as containerd 1.6.20 and runc 1.1.5 give them.
+	for _, c := range []struct {
+		msg      string
+		want     error
+		mentions string
+	}{
+		{`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "nope": executable file not found in $PATH: unknown`,
+			runtime.ErrCommandNotFound, `"nope"`},
+		{`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "/bin/nope": stat /bin/nope: no such file or directory: unknown`,
+			runtime.ErrCommandNotFound, `"/bin/nope"`},
+		{`OCI runtime exec failed: exec failed: unable to start container process: exec: "nope": executable file not found in $PATH: unknown`,
+			runtime.ErrCommandNotFound, `"nope"`},
+		{`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "/etc/passwd": permission denied: unknown`,
+			runtime.ErrCommandNotFound, "not executable"},
+		{`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error setting cgroup config for procHooks process: unable to set memory limit to 4096 (current usage: 1826816, peak usage: 1990656): unknown`,
+			runtime.ErrInvalidSpec, "unable to set memory limit to 4096 (current usage: 1826816"},
+		{`connection error: desc = "transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: connection refused": unavailable`,
+			runtime.ErrUnavailable, "connection refused"},
+	} {
+		err := classifyStartErr("start x", errors.New(c.msg))
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.mentions) || !strings.HasPrefix(err.Error(), "containerd: start x: ") {
+			t.Errorf("classifyStartErr(%q) = %v; want an error wrapping %v that mentions %s", c.msg, err, c.want, c.mentions)
+		}
+	}
+	if err := classifyStartErr("start x", errors.New("something else")); errors.Is(err, runtime.ErrCommandNotFound) || errors.Is(err, runtime.ErrInvalidSpec) {
+		t.Errorf("an unknown error was classified: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := runtime.ContainerSpec{ID: "a", Image: "busybox", MemoryLimit: MinMemoryLimit, NanoCPUs: 10_000_000,
+		LogPath: "/var/log/a.log", Mounts: []runtime.Mount{{Type: "bind", Source: "/x", Destination: "/y"}, {Type: "tmpfs", Destination: "/t"}}}
+	if err := validate(ok); err != nil {
+		t.Fatalf("validate(%+v) = %v", ok, err)
+	}
+	for name, mutate := range map[string]func(*runtime.ContainerSpec){
+		"empty ID":          func(s *runtime.ContainerSpec) { s.ID = "" },
+		"memory too low":    func(s *runtime.ContainerSpec) { s.MemoryLimit = MinMemoryLimit - 1 },
+		"negative memory":   func(s *runtime.ContainerSpec) { s.MemoryLimit = -1 },
+		"cpu too low":       func(s *runtime.ContainerSpec) { s.NanoCPUs = 9_999_999 },
+		"relative log path": func(s *runtime.ContainerSpec) { s.LogPath = "a.log" },
+		"bad mount type":    func(s *runtime.ContainerSpec) { s.Mounts = []runtime.Mount{{Type: "nfs", Destination: "/y"}} },
+		"relative source": func(s *runtime.ContainerSpec) {
+			s.Mounts = []runtime.Mount{{Type: "bind", Source: "x", Destination: "/y"}}
+		},
+		"relative dest": func(s *runtime.ContainerSpec) { s.Mounts = []runtime.Mount{{Type: "tmpfs", Destination: "y"}} },
+	} {
+		s := ok
+		mutate(&s)
+		if err := validate(s); !errors.Is(err, runtime.ErrInvalidSpec) {
+			t.Errorf("validate with %s = %v, want ErrInvalidSpec", name, err)
+		}
+	}
+	if q := cpuQuota(1_500_000_000); q != 150000 {
+		t.Errorf("cpuQuota(1.5 CPU) = %d, want 150000", q)
+	}
+}
+
+func TestNormalizeRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"busybox":                  "docker.io/library/busybox:latest",
+		"busybox:1.35":             "docker.io/library/busybox:1.35",
+		"localhost/busybox:latest": "localhost/busybox:latest",
+		"127.0.0.1:5000/a/b":       "127.0.0.1:5000/a/b:latest",
+	} {
+		if got, err := NormalizeRef(in); err != nil || got != want {
+			t.Errorf("NormalizeRef(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := NormalizeRef("Busybox"); !errors.Is(err, runtime.ErrInvalidSpec) {
+		t.Errorf("NormalizeRef of an invalid reference: %v, want ErrInvalidSpec", err)
+	}
+	for in, want := range map[string]string{"latest": "", "1.35": "", "busybox:1": "docker.io/library/busybox:1", "x/y": "docker.io/x/y:latest"} {
+		if got := ociRefName(in); got != want {
+			t.Errorf("ociRefName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCapBuffer(t *testing.T) {
+	b := &capBuffer{max: 10}
+	for _, s := range []string{"hello ", "world", "!!!"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v; want all of it accepted", s, n, err)
+		}
+	}
+	if got := string(b.Bytes()); got != "hello worl" {
+		t.Errorf("capped output = %q, want %q", got, "hello worl")
+	}
+}
+
+func TestTaskStateDedupes(t *testing.T) {
+	s := newTaskState()
+	s.started("a")
+	s.started("b")
+	at := time.Unix(100, 5)
+	if !s.exited("a", at) {
+		t.Errorf("first exit of a not new")
+	}
+	if s.exited("a", at) {
+		t.Errorf("the same exit of a reported twice")
+	}
+	if gone := s.swapRunning(map[string]bool{}); len(gone) != 1 || gone[0] != "b" {
+		t.Errorf("swapRunning = %v, want [b] (a already exited)", gone)
+	}
+	s.started("a")
+	if !s.exited("a", at.Add(time.Second)) {
+		t.Errorf("a second run's exit is not new")
+	}
+	s.oomed("a")
+	if !s.oomSeen("a") {
+		t.Errorf("OOM not remembered")
+	}
+	s.started("a")
+	if s.oomSeen("a") {
+		t.Errorf("OOM of an earlier run carried into a new run")
+	}
+}
+
+func TestExitQueueNeverBlocksAndCloses(t *testing.T) {
+	q := newExitQueue()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.run(ctx); close(done) }()
+	for i := 0; i < 1000; i++ {
+		q.push(runtime.Exit{ID: "x", Code: i})
+	}
+	for i := 0; i < 1000; i++ {
+		if e := <-q.out; e.Code != i {
+			t.Fatalf("exit %d came out as %d: order lost", i, e.Code)
+		}
+	}
+	cancel()
+	<-done
+	q.close()
+	if _, ok := <-q.out; ok {
+		t.Errorf("out not closed")
+	}
+}
+
+func TestReadCounter(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "memory.oom_control")
+	os.WriteFile(f, []byte("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), 0o644)
+	if n, err := readCounter(f, "oom_kill"); err != nil || n != 2 {
+		t.Errorf("readCounter = %d, %v; want 2", n, err)
+	}
+	if _, err := readCounter(f, "nope"); err == nil {
+		t.Errorf("readCounter of a missing key succeeded")
+	}
+}
+
+func TestNewWithoutContainerd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	_, err := New(ctx, Options{Socket: sock, ConnectTimeout: 500 * time.Millisecond})
+	if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), sock) {
+		t.Errorf("New with no containerd = %v; want ErrUnavailable naming the socket", err)
+	}
+}

@@ -1,0 +1,187 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/warren-edge/warren/netcfg/ipam"
+	"github.com/warren-edge/warren/netcfg/link"
+	"github.com/warren-edge/warren/netcfg/nft"
+)
+
+// HostNetwork is the real Network: a bridge on the node's subnet, a network
+// namespace and veth per task (netcfg/link), addresses from a persisted
+// pool (netcfg/ipam), and published ports in table inet warren
+// (netcfg/nft).
+type HostNetwork struct {
+	// Bridge is the bridge's name (default warren0).
+	Bridge string
+	// NetNSPath is the namespace that plays the node; "" is the agent's
+	// own. Tests run a whole node inside a namespace they made.
+	NetNSPath string
+	// NetnsDir is where task namespaces are mounted (default
+	// /run/warren/netns).
+	NetnsDir string
+	// StateDir holds the address pool (ipam.json).
+	StateDir string
+
+	mu     sync.Mutex
+	host   *link.Host
+	pool   *ipam.Pool
+	table  *nft.Table
+	subnet netip.Prefix
+}
+
+var _ Network = (*HostNetwork)(nil)
+
+func (n *HostNetwork) poolPath() string { return filepath.Join(n.StateDir, "ipam.json") }
+
+// Setup builds the bridge and the base ruleset (masquerade, no ports).
+func (n *HostNetwork) Setup(ctx context.Context, subnet netip.Prefix) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.Bridge == "" {
+		n.Bridge = "warren0"
+	}
+	if n.NetnsDir == "" {
+		n.NetnsDir = link.DefaultNetnsDir
+	}
+	if n.StateDir == "" {
+		return errors.New("agent: network: no state directory")
+	}
+	host, err := link.Open(link.Config{NetNSPath: n.NetNSPath, NetnsDir: n.NetnsDir})
+	if err != nil {
+		return err
+	}
+	pool, err := ipam.Load(n.poolPath(), subnet)
+	if err != nil {
+		host.Close()
+		return fmt.Errorf("%w (if the node's subnet changed, remove the file and restart the agent)", err)
+	}
+	gw := netip.PrefixFrom(pool.Gateway(), subnet.Bits())
+	if err := host.EnsureBridge(n.Bridge, gw); err != nil {
+		host.Close()
+		return err
+	}
+	var opts []nft.Option
+	if n.NetNSPath != "" {
+		opts = append(opts, nft.InNetNS(int(host.NetNS())))
+	}
+	n.host, n.pool, n.subnet, n.table = host, pool, subnet, nft.NewTable(opts...)
+	return n.table.Apply(nft.Config{Bridge: n.Bridge, Subnet: subnet})
+}
+
+// Attach gives the task an address and a namespace on the bridge.
+func (n *HostNetwork) Attach(ctx context.Context, id string) (string, netip.Addr, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addr, err := n.pool.Allocate(id)
+	if err != nil {
+		return "", netip.Addr{}, err
+	}
+	if err := n.pool.Save(n.poolPath()); err != nil {
+		n.pool.Release(id)
+		return "", netip.Addr{}, err
+	}
+	ns, err := n.host.CreateSandbox(id, n.Bridge, netip.PrefixFrom(addr, n.subnet.Bits()), n.pool.Gateway())
+	if err != nil {
+		return "", netip.Addr{}, err
+	}
+	return ns, addr, nil
+}
+
+// Detach removes the task's namespace and frees its address.
+func (n *HostNetwork) Detach(ctx context.Context, id string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.host.DeleteSandbox(id); err != nil {
+		return err
+	}
+	if _, ok := n.pool.Lookup(id); ok {
+		n.pool.Release(id)
+		return n.pool.Save(n.poolPath())
+	}
+	return nil
+}
+
+// Attached lists tasks holding a namespace or an address.
+func (n *HostNetwork) Attached(ctx context.Context) ([]string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ids, err := n.host.ListSandboxes()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		seen[id] = true
+	}
+	for _, id := range n.pool.Owners() {
+		seen[id] = true
+	}
+	out := make([]string, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Publish applies the node's published ports in one transaction.
+func (n *HostNetwork) Publish(ctx context.Context, ports []Published) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cfg := nft.Config{Bridge: n.Bridge, Subnet: n.subnet}
+	for _, p := range ports {
+		cfg.Ports = append(cfg.Ports, nft.PublishedPort{Proto: nft.Proto(p.Proto), HostAddr: p.HostAddr, Port: p.Port, Backends: p.Backends})
+	}
+	return n.table.Apply(cfg)
+}
+
+// CheckPort tries to bind the port in the node's namespace.
+func (n *HostNetwork) CheckPort(ctx context.Context, p Published) error {
+	addr := ""
+	if p.HostAddr.IsValid() {
+		addr = p.HostAddr.String()
+	}
+	hostport := net.JoinHostPort(addr, fmt.Sprint(p.Port))
+	return n.host.Do(func() error {
+		var err error
+		if p.Proto == "udp" {
+			var c net.PacketConn
+			if c, err = net.ListenPacket("udp4", hostport); err == nil {
+				c.Close()
+			}
+		} else {
+			var l net.Listener
+			if l, err = net.Listen("tcp4", hostport); err == nil {
+				l.Close()
+			}
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return errors.New("another program listens on it")
+		}
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return fmt.Errorf("%s is not an address of this node", addr)
+		}
+		return err
+	})
+}
+
+// Close releases the netlink handles; the bridge, namespaces and rules stay
+// for the next agent.
+func (n *HostNetwork) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.host != nil {
+		return n.host.Close()
+	}
+	return nil
+}

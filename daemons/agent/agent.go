@@ -44,6 +44,11 @@ type Config struct {
 	HeartbeatEvery time.Duration // default 2s
 	// MaxParallelStarts bounds containers started at once (default 8).
 	MaxParallelStarts int
+	// ClusterDNS makes containers resolve through warren-dns on their
+	// node's bridge address (the subnet's gateway), under ClusterDomain.
+	// Without it they get the host's resolvers.
+	ClusterDNS    bool
+	ClusterDomain string // default warren.internal
 	// LogMaxBytes caps a container's log file before it is rotated
 	// (default 10 MiB); one rotated file is kept.
 	LogMaxBytes int64
@@ -72,9 +77,12 @@ type Agent struct {
 	busy         map[string]bool
 	reported     map[string]api.TaskState
 	addrs        map[string]netip.Addr
-	published    string // key of the ports last published
+	netns        map[string]string             // task → its network namespace path
+	health       map[string]context.CancelFunc // task → its probe loop
+	published    string                        // key of the ports last published
 
-	watchActive atomic.Int64 // unix nanos of the watch loop's last sign of life
+	runCtx      context.Context // Run's context, for work that outlives a loop
+	watchActive atomic.Int64    // unix nanos of the watch loop's last sign of life
 	ready       chan struct{}
 	readyOnce   sync.Once
 }
@@ -93,6 +101,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MaxParallelStarts == 0 {
 		cfg.MaxParallelStarts = 8
 	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "warren.internal"
+	}
 	if cfg.LogMaxBytes == 0 {
 		cfg.LogMaxBytes = 10 << 20
 	}
@@ -109,6 +120,7 @@ func New(cfg Config) (*Agent, error) {
 		kick: make(chan struct{}, 1), starts: make(chan struct{}, cfg.MaxParallelStarts),
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
+		netns: map[string]string{}, health: map[string]context.CancelFunc{},
 		ready: make(chan struct{})}
 	a.watchActive.Store(time.Now().UnixNano())
 	return a, nil
@@ -127,6 +139,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // Run runs the agent until ctx ends. Containers keep running after it
 // returns.
 func (a *Agent) Run(ctx context.Context) error {
+	a.runCtx = ctx
 	info, err := a.connect(ctx)
 	if err != nil {
 		return err
@@ -218,8 +231,8 @@ func (a *Agent) adopt(ctx context.Context) error {
 		}
 		a.containers[c.ID] = c
 		if a.net != nil && c.State == rt.StateRunning {
-			if _, addr, err := a.net.Attach(ctx, c.ID); err == nil {
-				a.addrs[c.ID] = addr
+			if ns, addr, err := a.net.Attach(ctx, c.ID); err == nil {
+				a.addrs[c.ID], a.netns[c.ID] = addr, ns
 			}
 		}
 	}
@@ -254,6 +267,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			a.busy[act.TaskID] = true
 		}
 		synced := a.synced
+		a.syncHealth(ctx)
 		a.mu.Unlock()
 		for _, act := range acts {
 			if act.Kind == ActReport {
@@ -311,6 +325,12 @@ func (a *Agent) fail(ctx context.Context, t *api.Task, state api.TaskState, err 
 }
 
 func (a *Agent) start(ctx context.Context, t *api.Task) {
+	began := time.Now()
+	var phases []any
+	phase := func(name string) {
+		phases = append(phases, name, time.Since(began).Round(time.Millisecond))
+	}
+	defer func() { a.log.Debug("start phases", append([]any{"task", t.ID}, phases...)...) }()
 	a.setReported(t.ID, api.TaskStatus{State: api.TaskPreparing, Message: "preparing image and network"})
 	image, err := api.NormalizeImage(t.Spec.Image)
 	if err != nil {
@@ -328,6 +348,7 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 			return
 		}
 	}
+	phase("image")
 	if err := a.checkPorts(ctx, t); err != nil {
 		a.fail(ctx, t, api.TaskRejected, err)
 		return
@@ -340,7 +361,7 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		NanoCPUs:     int64(t.Spec.Resources.Limits.NanoCPUs),
 		CPUShares:    cpuShares(int64(t.Spec.Resources.Reservations.NanoCPUs)),
 		LogPath:      a.logPath(t.ID),
-		Group:        "warren-" + t.ServiceID,
+		Group:        groupOf(t),
 		Labels: map[string]string{LabelTask: t.ID, LabelService: t.ServiceID, LabelServiceName: t.ServiceName,
 			LabelSlot: strconv.FormatUint(t.Slot, 10), LabelNode: t.NodeID},
 	}
@@ -359,6 +380,7 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		}
 		spec.Mounts = files
 	}
+	phase("network")
 	// A container left half-made by an earlier agent is made again.
 	if err := a.rt.Delete(ctx, t.ID); err != nil {
 		a.fail(ctx, t, api.TaskFailed, err)
@@ -367,20 +389,24 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 	a.mu.Lock()
 	delete(a.pendingExits, t.ID)
 	a.mu.Unlock()
+	phase("delete")
 	if err := a.rt.Create(ctx, spec); err != nil {
 		a.fail(ctx, t, api.TaskRejected, startError(err))
 		return
 	}
+	phase("create")
 	a.setReported(t.ID, api.TaskStatus{State: api.TaskStarting, Message: "starting", ContainerID: t.ID})
 	if err := a.rt.Start(ctx, t.ID); err != nil {
 		a.fail(ctx, t, api.TaskRejected, startError(err))
 		return
 	}
+	phase("start")
 	c, err := a.rt.Inspect(ctx, t.ID)
 	if err != nil {
 		a.fail(ctx, t, api.TaskFailed, err)
 		return
 	}
+	phase("inspect")
 	a.mu.Lock()
 	if ex, ok := a.pendingExits[t.ID]; ok && c.State == rt.StateRunning {
 		c.State, c.Exit = rt.StateStopped, &ex
@@ -388,13 +414,16 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 	delete(a.pendingExits, t.ID)
 	a.containers[t.ID] = c
 	if addr.IsValid() {
-		a.addrs[t.ID] = addr
+		a.addrs[t.ID], a.netns[t.ID] = addr, spec.NetNSPath
 	}
 	a.mu.Unlock()
 	if c.State == rt.StateRunning {
 		st := api.TaskStatus{State: api.TaskRunning, Message: "running", ContainerID: c.ID, PID: c.Pid, StartedAt: c.StartedAt}
 		if addr.IsValid() {
 			st.Addr = addr.String()
+		}
+		if t.Spec.HealthCheck != nil {
+			st.Health = api.HealthStarting
 		}
 		a.setReported(t.ID, st)
 		a.log.Debug("task running", "task", t.ID, "service", t.ServiceName, "pid", c.Pid, "addr", st.Addr)
@@ -443,7 +472,12 @@ func (a *Agent) remove(ctx context.Context, id string) {
 	a.mu.Lock()
 	delete(a.containers, id)
 	delete(a.addrs, id)
+	delete(a.netns, id)
 	delete(a.pendingExits, id)
+	if cancel, ok := a.health[id]; ok {
+		cancel()
+		delete(a.health, id)
+	}
 	a.mu.Unlock()
 }
 
@@ -727,3 +761,9 @@ func totalMemory() int64 {
 	}
 	return 0
 }
+
+// groupOf names the shim that serves a task: one shim per service on a
+// node. A runc shim costs about 13 MB; shared, a task's share is 1.3 MB at
+// 10 tasks and 0.2 MB at 100. A group is also a failure domain: if its shim
+// dies, all its containers are reported dead and restarted.
+func groupOf(t *api.Task) string { return "warren-" + t.ServiceID }

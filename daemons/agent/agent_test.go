@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -392,4 +393,54 @@ func TestNodeDownThenTasksRescheduledAfterGrace(t *testing.T) {
 	if got := n.runningContainers(); len(got) != 1 || got[0] == first.ID {
 		t.Errorf("after the node came back the runtime runs %v; want only the replacement", got)
 	}
+}
+
+func TestUnhealthyTaskIsReplaced(t *testing.T) {
+	n := startNode(t, managertest.Options{})
+	healthy := map[string]bool{}
+	var mu sync.Mutex
+	n.rt.SetExec(func(id string, args []string) (int, []byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if healthy[id] {
+			return 0, []byte("ok"), nil
+		}
+		return 1, []byte("not ready"), nil
+	})
+	s := svc("web", 1)
+	s.HealthCheck = &api.HealthCheck{Type: api.HealthExec, Command: []string{"check"}, Interval: api.Duration(100 * time.Millisecond), Retries: 2}
+	if _, err := n.m.Client.CreateService(n.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	first := running(n.waitTasks("web", "1 running", countRunning(1)))[0]
+	if first.Status.Health != api.HealthStarting && first.Status.Health != api.HealthUnhealthy {
+		t.Errorf("a new task with a check reports health %q, want starting", first.Status.Health)
+	}
+	// It never passes: after 2 failures it is stopped and replaced.
+	ts := n.waitTasks("web", "the unhealthy task failed and replaced", func(ts []api.Task) bool {
+		for _, tk := range ts {
+			if tk.ID == first.ID && tk.Status.State == api.TaskFailed && strings.Contains(tk.Status.Err, "unhealthy") {
+				return len(ts) >= 2
+			}
+		}
+		return false
+	})
+	_ = ts
+	// Make the next one pass: it turns healthy and stays.
+	mu.Lock()
+	for _, tk := range ts {
+		healthy[tk.ID] = true
+	}
+	mu.Unlock()
+	n.waitTasks("web", "a healthy task", func(ts []api.Task) bool {
+		for _, tk := range running(ts) {
+			mu.Lock()
+			healthy[tk.ID] = true
+			mu.Unlock()
+			if tk.Status.Health == api.HealthHealthy && tk.Status.HealthOutput == "ok" {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -42,10 +42,24 @@ func (a *Agent) writeNetFiles(t *api.Task, addr netip.Addr) ([]rt.Mount, error) 
 	}, nil
 }
 
-// resolvConf is the host's resolver configuration without loopback
-// nameservers, which a container cannot reach.
+// resolvConf is what a container resolves with. With cluster DNS it is
+// warren-dns alone, on the node's bridge address: a second nameserver is
+// only asked on timeouts and would answer NXDOMAIN for cluster names; and
+// ndots:2 sends "web.2" to the cluster domain first. Otherwise it is the
+// host's configuration without loopback nameservers, which a container
+// cannot reach.
 func (a *Agent) resolvConf() string {
 	b, _ := os.ReadFile("/etc/resolv.conf")
+	if a.cfg.ClusterDNS && a.subnet.IsValid() {
+		search := []string{a.cfg.ClusterDomain}
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) > 1 && (f[0] == "search" || f[0] == "domain") {
+				search = append(search, f[1:]...)
+			}
+		}
+		gw := a.subnet.Masked().Addr().Next()
+		return fmt.Sprintf("nameserver %s\nsearch %s\noptions ndots:2\n", gw, strings.Join(search, " "))
+	}
 	var out strings.Builder
 	n := 0
 	for line := range strings.Lines(string(b)) {

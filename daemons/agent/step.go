@@ -135,7 +135,11 @@ func Step(tasks map[string]*api.Task, obs Observed) []Action {
 			}
 		case wanted && c.State == runtime.StateRunning:
 			if t.Status.State != api.TaskRunning && obs.Reported[id] != api.TaskRunning {
-				report(t, api.TaskStatus{State: api.TaskRunning, Message: "running", ContainerID: c.ID, PID: c.Pid, StartedAt: c.StartedAt})
+				st := api.TaskStatus{State: api.TaskRunning, Message: "running", ContainerID: c.ID, PID: c.Pid, StartedAt: c.StartedAt}
+				if t.Spec.HealthCheck != nil {
+					st.Health = api.HealthStarting
+				}
+				report(t, st)
 			}
 		case wanted && c.State == runtime.StateStopped:
 			st := exitStatus(c)

@@ -3,6 +3,9 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Service is a declared workload: the spec an operator wrote plus what the
@@ -66,6 +69,90 @@ type ServiceSpec struct {
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGracePeriod Duration `json:"stopGracePeriod,omitempty" yaml:"stopGracePeriod,omitempty"`
+	// HealthCheck probes each task; an unhealthy task leaves DNS and is
+	// replaced under the restart policy.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty" yaml:"healthCheck,omitempty"`
+}
+
+// Health check kinds.
+const (
+	HealthHTTP = "http"
+	HealthTCP  = "tcp"
+	HealthExec = "exec"
+)
+
+// Task health (TaskStatus.Health).
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
+
+// HealthCheck says how the agent probes a task. http and tcp probes connect
+// from inside the task's network namespace to 127.0.0.1:Port; exec runs
+// Command in the container and wants exit code 0.
+type HealthCheck struct {
+	// Type is "http", "tcp" or "exec".
+	Type string `json:"type" yaml:"type"`
+	// Port in the container, for http and tcp.
+	Port uint16 `json:"port,omitempty" yaml:"port,omitempty"`
+	// Path for http (default "/").
+	Path string `json:"path,omitempty" yaml:"path,omitempty"`
+	// Status is the range of HTTP statuses that count as healthy, "200-399"
+	// by default; a single code ("204") works too.
+	Status string `json:"status,omitempty" yaml:"status,omitempty"`
+	// Command for exec, e.g. ["sh", "-c", "test -f /tmp/ready"].
+	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
+	// Interval between probes (default 10s).
+	Interval Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
+	// Timeout of one probe (default 5s).
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// Retries: consecutive failures that make a task unhealthy (default 3).
+	Retries uint64 `json:"retries,omitempty" yaml:"retries,omitempty"`
+	// StartPeriod: failures in this time after the start do not count.
+	StartPeriod Duration `json:"startPeriod,omitempty" yaml:"startPeriod,omitempty"`
+}
+
+// Effective returns the check with its defaults filled in.
+func (h HealthCheck) Effective() HealthCheck {
+	if h.Interval == 0 {
+		h.Interval = Duration(10e9)
+	}
+	if h.Timeout == 0 {
+		h.Timeout = Duration(5e9)
+	}
+	if h.Retries == 0 {
+		h.Retries = 3
+	}
+	if h.Type == HealthHTTP && h.Path == "" {
+		h.Path = "/"
+	}
+	if h.Type == HealthHTTP && h.Status == "" {
+		h.Status = "200-399"
+	}
+	return h
+}
+
+// StatusRange parses Status ("200-399" or "204") into bounds.
+func (h HealthCheck) StatusRange() (lo, hi int, err error) {
+	s := h.Status
+	if s == "" {
+		s = "200-399"
+	}
+	a, b, found := strings.Cut(s, "-")
+	if lo, err = strconv.Atoi(strings.TrimSpace(a)); err != nil {
+		return 0, 0, fmt.Errorf("%q is not a status or a range like 200-399", h.Status)
+	}
+	hi = lo
+	if found {
+		if hi, err = strconv.Atoi(strings.TrimSpace(b)); err != nil {
+			return 0, 0, fmt.Errorf("%q is not a status or a range like 200-399", h.Status)
+		}
+	}
+	if lo < 100 || hi > 599 || lo > hi {
+		return 0, 0, fmt.Errorf("%q is not a range of HTTP statuses (100-599)", h.Status)
+	}
+	return lo, hi, nil
 }
 
 // Placement says which nodes may run the service's tasks.

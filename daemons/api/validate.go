@@ -164,6 +164,9 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	validatePorts(&fe, s.Ports)
 	validateUpdate(&fe, s.UpdateConfig)
 	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
+	if s.HealthCheck != nil {
+		validateHealth(&fe, *s.HealthCheck)
+	}
 	return fe.err("service spec")
 }
 
@@ -311,4 +314,45 @@ func ValidateNodeSpec(s *NodeSpec) error {
 	}
 	validateLabels(&fe, "labels", s.Labels)
 	return fe.err("node spec")
+}
+
+func validateHealth(fe *fieldErrs, h HealthCheck) {
+	switch h.Type {
+	case HealthHTTP, HealthTCP:
+		if h.Port == 0 {
+			fe.add("healthCheck.port", "a %s check needs the port in the container to probe", h.Type)
+		}
+		if len(h.Command) > 0 {
+			fe.add("healthCheck.command", "only an exec check runs a command")
+		}
+	case HealthExec:
+		if len(h.Command) == 0 {
+			fe.add("healthCheck.command", "an exec check needs a command, e.g. [\"sh\", \"-c\", \"test -f /tmp/ready\"]")
+		}
+		validateArgs(fe, "healthCheck.command", h.Command)
+	default:
+		fe.add("healthCheck.type", "%q is not a check: use http, tcp or exec", h.Type)
+	}
+	if h.Type == HealthHTTP {
+		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+			fe.add("healthCheck.path", "%q must start with /", h.Path)
+		}
+		if _, _, err := h.StatusRange(); err != nil {
+			fe.add("healthCheck.status", "%v", err)
+		}
+	} else if h.Path != "" || h.Status != "" {
+		fe.add("healthCheck", "path and status apply to http checks only")
+	}
+	for _, d := range []struct {
+		f string
+		v Duration
+	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"startPeriod", h.StartPeriod}} {
+		validateDuration(fe, "healthCheck."+d.f, d.v)
+	}
+	if h.Interval != 0 && h.Interval < Duration(100e6) {
+		fe.add("healthCheck.interval", "%s is shorter than the minimum of 100ms", h.Interval)
+	}
+	if h.Retries > 100 {
+		fe.add("healthCheck.retries", "%d is more than the limit of 100", h.Retries)
+	}
 }

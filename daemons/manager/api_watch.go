@@ -80,6 +80,7 @@ func (m *Manager) watch(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	flusher.Flush() // the client knows at once that the stream is open
 
 	ctx := r.Context()
 	ping := time.NewTicker(pingEvery)

@@ -29,6 +29,8 @@ func runAgent(args []string) error {
 	hostNetNS := fs.String("host-netns", "", "network namespace that plays this node (tests); default: the agent's own")
 	noNetwork := fs.Bool("no-network", false, "give containers an empty network namespace instead of the bridge (no published ports)")
 	hostname := fs.String("hostname", "", "this node's name (default: the host name)")
+	clusterDNS := fs.Bool("cluster-dns", true, "containers resolve through warren-dns on the node's bridge address")
+	clusterDomain := fs.String("cluster-domain", "warren.internal", "the domain warren-dns answers for")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: warren agent --api-socket PATH --containerd-socket PATH --data-dir DIR [flags]\n\nRuns warren-agent: this node's containers through containerd, their network and published ports.\n\nFlags:\n")
@@ -65,7 +67,8 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := agent.Config{API: api, Runtime: rt, DataDir: *dataDir, Hostname: *hostname, EngineVersion: engine, Logger: log}
+	cfg := agent.Config{API: api, Runtime: rt, DataDir: *dataDir, Hostname: *hostname, EngineVersion: engine, Logger: log,
+		ClusterDNS: *clusterDNS && !*noNetwork, ClusterDomain: *clusterDomain}
 	if !*noNetwork {
 		hn := &agent.HostNetwork{Bridge: *bridge, NetNSPath: *hostNetNS, NetnsDir: *netnsDir, StateDir: *dataDir}
 		defer hn.Close()

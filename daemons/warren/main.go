@@ -27,6 +27,7 @@ type command struct {
 var commands = map[string]command{
 	"manager": {runManager, "the cluster store and API (Raft, bbolt, the local unix socket)"},
 	"agent":   {runAgent, "this node's containers, networking and published ports"},
+	"dns":     {runDNS, "service discovery for containers; other names go upstream"},
 	"version": {runVersion, "print the version"},
 }
 

@@ -28,6 +28,8 @@ type section struct {
 
 var sections = []section{
 	{"manager", benchManager},
+	{"node", benchNode},
+	{"dns", benchDNS},
 	{"scheduler", benchScheduler},
 	{"binary", benchBinary},
 }

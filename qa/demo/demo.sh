@@ -42,6 +42,7 @@ stop() {
       sleep 0.2
     done
   fi
+  stop_pid dns
   stop_pid agent
   stop_pid manager
   # Anything the agent did not get to.
@@ -89,12 +90,16 @@ echo $! > "$RUN/containerd.pid"
 for _ in $(seq 100); do [ -S "$RUN/containerd/containerd.sock" ] && break; sleep 0.1; done
 [ -S "$RUN/containerd/containerd.sock" ] || die "containerd did not start; see $RUN/containerd.log"
 
-say "Starting warren-manager and warren-agent (logs in $RUN/*.log)"
+say "Starting warren-manager, warren-agent and warren-dns (logs in $RUN/*.log)"
 "$BIN/warren" manager --data-dir "$RUN/manager" --api-socket "$RUN/api.sock" --agent-socket "$RUN/agent.sock" >"$RUN/manager.log" 2>&1 &
 echo $! > "$RUN/manager.pid"
 "$BIN/warren" agent --api-socket "$RUN/api.sock" --containerd-socket "$RUN/containerd/containerd.sock" \
   --data-dir "$RUN/agent" --agent-socket "$RUN/agent.sock" --netns-dir "$RUN/netns" >"$RUN/agent.log" 2>&1 &
 echo $! > "$RUN/agent.pid"
+# warren-dns answers containers on the bridge address (the agent makes the
+# bridge; dns waits for the address to appear).
+"$BIN/warren" dns --api-socket "$RUN/api.sock" --listen 10.240.0.1:53 >"$RUN/dns.log" 2>&1 &
+echo $! > "$RUN/dns.pid"
 for _ in $(seq 150); do
   "$BIN/warrenctl" node ls 2>/dev/null | grep -q ready && [ -S "$RUN/agent.sock" ] && break
   sleep 0.2
@@ -121,6 +126,10 @@ ip addr add 192.168.250.1/30 dev warren-demo0 && ip link set warren-demo0 up
 ip -n "$CLIENT_NS" addr add 192.168.250.2/30 dev eth0
 ip -n "$CLIENT_NS" link set eth0 up && ip -n "$CLIENT_NS" link set lo up
 run ip netns exec "$CLIENT_NS" curl -s --max-time 3 http://192.168.250.1:8080/
+
+say "Service discovery: from inside a container, 'web' resolves to the healthy tasks"
+task=$("$BIN/warrenctl" service ps web -q --no-trunc -f desired-state=running | head -n1)
+run ctr --address "$RUN/containerd/containerd.sock" -n warren task exec --exec-id demo-lookup "$task" nslookup web
 
 say "Killing one container's process: the restart policy brings the slot back"
 task=$("$BIN/warrenctl" service ps web -q --no-trunc -f desired-state=running | head -n1)

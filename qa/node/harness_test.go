@@ -339,3 +339,34 @@ func (n *node) ctrdOutput(args ...string) string {
 	out, _ := exec.Command("ctr", append([]string{"--address", n.ctrd.Socket, "--namespace", "warren"}, args...)...).CombinedOutput()
 	return string(out)
 }
+
+// startDNS runs warren-dns inside the node's namespace on the bridge
+// address, where the agent points the containers' resolv.conf.
+func (n *node) startDNS() {
+	n.t.Helper()
+	log := &bytes.Buffer{}
+	cmd := exec.Command("ip", "netns", "exec", n.hostNS, warrenBin, "dns", "--api-socket", n.m.Socket,
+		"--listen", "10.240.0.1:53", "--upstream", "127.0.0.1:1", "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+		if n.t.Failed() {
+			n.t.Logf("dns log:\n%s", log)
+		}
+	})
+}
+
+// exec runs a command in a task's container.
+func (n *node) exec(taskID string, args ...string) string {
+	return n.ctrdOutput(append([]string{"task", "exec", "--exec-id", randName("x"), taskID}, args...)...)
+}

@@ -305,3 +305,75 @@ func TestServiceLogs(t *testing.T) {
 		return nil
 	})
 }
+
+func TestHealthChecksAndDNSInRealContainers(t *testing.T) {
+	n := startNode(t)
+	n.startDNS()
+	// An http check against a server that answers 500: never healthy.
+	broken := web("broken", 1)
+	broken.Command = []string{"sh", "-c", `mkdir -p /www/cgi-bin && printf '#!/bin/sh\necho "Status: 500 Internal Server Error"\necho\necho broken\n' > /www/cgi-bin/health && chmod +x /www/cgi-bin/health && exec httpd -f -p 80 -h /www`}
+	broken.HealthCheck = &api.HealthCheck{Type: api.HealthHTTP, Port: 80, Path: "/cgi-bin/health", Interval: api.Duration(200 * time.Millisecond), Retries: 2}
+	broken.RestartPolicy = api.RestartPolicy{Condition: api.RestartNone}
+	// An exec check the test turns on and off.
+	app := web("app", 2)
+	app.HealthCheck = &api.HealthCheck{Type: api.HealthExec, Command: []string{"test", "-f", "/tmp/healthy"},
+		Interval: api.Duration(300 * time.Millisecond), Retries: 2, StartPeriod: api.Duration(time.Minute)}
+	for _, s := range []api.ServiceSpec{broken, app} {
+		if _, err := n.c.CreateService(n.ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.waitTasks("broken", "unhealthy and failed", func(ts []api.Task) bool {
+		return len(ts) == 1 && ts[0].Status.State == api.TaskFailed && strings.Contains(ts[0].Status.Err, "unhealthy") &&
+			strings.Contains(ts[0].Status.Err, "500")
+	})
+	tasks := running(n.waitTasks("app", "2 running", countRunning(2)))
+	for _, tk := range tasks {
+		n.exec(tk.ID, "touch", "/tmp/healthy")
+	}
+	n.waitTasks("app", "2 healthy", func(ts []api.Task) bool {
+		h := 0
+		for _, tk := range running(ts) {
+			if tk.Status.Health == api.HealthHealthy {
+				h++
+			}
+		}
+		return h == 2
+	})
+	// From inside a container, through its resolv.conf: the service, a
+	// slot, and the search domain.
+	lookup := func(name string) string { return n.exec(tasks[0].ID, "nslookup", name) }
+	eventually(t, "app resolves to both tasks from inside a container", 10*time.Second, func() error {
+		out := lookup("app")
+		for _, tk := range tasks {
+			if !strings.Contains(out, tk.Status.Addr) {
+				return fmt.Errorf("nslookup app: %q lacks %s", out, tk.Status.Addr)
+			}
+		}
+		return nil
+	})
+	slot := "app." + strconv.FormatUint(tasks[1].Slot, 10) + ".warren.internal"
+	if out := lookup(slot); !strings.Contains(out, tasks[1].Status.Addr) || strings.Contains(out, tasks[0].Status.Addr) {
+		t.Errorf("nslookup %s: %q, want only %s", slot, out, tasks[1].Status.Addr)
+	}
+	if out := n.exec(tasks[0].ID, "cat", "/etc/resolv.conf"); !strings.Contains(out, "nameserver 10.240.0.1") || !strings.Contains(out, "search warren.internal") {
+		t.Errorf("container resolv.conf:\n%s\nwant warren-dns on the bridge and the cluster search domain", out)
+	}
+	// One task turns unhealthy: it leaves DNS, then it is replaced.
+	sick := tasks[0]
+	n.exec(sick.ID, "rm", "/tmp/healthy")
+	eventually(t, "the unhealthy task leaves DNS", 5*time.Second, func() error {
+		if out := n.exec(tasks[1].ID, "nslookup", "app"); strings.Contains(out, sick.Status.Addr) {
+			return fmt.Errorf("still answered: %s", out)
+		}
+		return nil
+	})
+	n.waitTasks("app", "the unhealthy task replaced", func(ts []api.Task) bool {
+		for _, tk := range ts {
+			if tk.ID == sick.ID && tk.Status.State == api.TaskFailed {
+				return len(running(ts)) == 2
+			}
+		}
+		return false
+	})
+}

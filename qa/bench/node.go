@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/netcfg/nft"
+	"github.com/warren-edge/warren/qa/containerdtest"
+	"github.com/warren-edge/warren/qa/testimage"
+)
+
+// sleeper runs until it is told to stop. (A plain sleep as PID 1 ignores
+// SIGTERM and would cost every stop its full grace period.)
+var sleeper = []string{"sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"}
+
+// benchNode measures issue 3's figures on a real node: a private
+// containerd, the manager and agent binaries, the node's network inside a
+// namespace made for the bench.
+func benchNode(r *report) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root")
+	}
+	if err := containerdtest.Available(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "wb")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns := fmt.Sprintf("warren-bench-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns add: %v: %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+
+	ctrd, err := containerdtest.StartDaemon(filepath.Join(dir, "c"))
+	if err != nil {
+		return err
+	}
+	defer ctrd.Stop()
+	agentSock := filepath.Join(dir, "agent.sock")
+	p, c, err := startManager("--agent-socket", agentSock)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	netnsDir := filepath.Join(dir, "netns")
+	agent := exec.Command(binPath("warren"), "agent", "--api-socket", strings.TrimPrefix(c.Host(), "unix://"),
+		"--containerd-socket", ctrd.Socket, "--data-dir", filepath.Join(dir, "agent"), "--agent-socket", agentSock,
+		"--netns-dir", netnsDir, "--host-netns", "/run/netns/"+ns, "--log-level", "warn")
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		agent.Process.Signal(syscall.SIGTERM)
+		agent.Wait()
+		entries, _ := os.ReadDir(netnsDir)
+		for _, e := range entries {
+			syscall.Unmount(filepath.Join(netnsDir, e.Name()), syscall.MNT_DETACH)
+		}
+		syscall.Unmount(netnsDir, syscall.MNT_DETACH)
+	}()
+	ctx := context.Background()
+	if err := waitReady(ctx, c, agentSock); err != nil {
+		return err
+	}
+	var img bytes.Buffer
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/busybox:latest"}); err != nil {
+		return err
+	}
+	if _, err := c.LoadImage(ctx, &img); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	r.add("agent resident memory, idle", fmt.Sprintf("%.1f MB", rssMB(agent.Process.Pid)), "< 32 MB", "")
+
+	// service create → container running, one at a time.
+	var lat []time.Duration
+	for i := 0; i < 20; i++ {
+		name := fmt.Sprintf("lat-%d", i)
+		d, err := timeToRunning(ctx, c, api.ServiceSpec{Name: name, Image: "localhost/busybox", Replicas: 1, Args: sleeper})
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d)
+		if err := c.RemoveService(ctx, name, 0); err != nil {
+			return err
+		}
+		if err := waitNoContainers(ctx, c); err != nil {
+			return err
+		}
+	}
+	p50, p99 := percentiles(lat)
+	r.add("service create → container running (image present)", "p50 "+ms(p50)+", p99 "+ms(p99), "p50 < 300 ms", "containerd+runc alone ≈ 190 ms")
+	if err := waitNoContainers(ctx, c); err != nil {
+		return err
+	}
+
+	// One service scaled 0 → 100.
+	if _, err := c.CreateService(ctx, api.ServiceSpec{Name: "scale", Image: "localhost/busybox", Replicas: 0, Args: sleeper}); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := c.ScaleService(ctx, "scale", 100); err != nil {
+		return err
+	}
+	if err := waitRunning(ctx, c, "scale", 100, 2*time.Minute); err != nil {
+		return err
+	}
+	r.add("one service scaled 0 → 100 replicas, all running", time.Since(start).Round(10*time.Millisecond).String(), "< 4 s", "Swarm 14.8 s; Nomad 13.7 s")
+	time.Sleep(2 * time.Second)
+	agentRSS := rssMB(agent.Process.Pid)
+	r.add("agent resident memory, 100 containers", fmt.Sprintf("%.1f MB", agentRSS), "", "dockerd 242 MB with 300 tasks")
+	shims, _ := containerdtest.ShimPIDs(ctrd.TTRPCSocket)
+	if len(shims) == 0 {
+		shims, _ = containerdtest.ShimPIDs(ctrd.Socket)
+	}
+	var shimPSS int64
+	for _, pid := range shims {
+		if v, err := containerdtest.PSS(pid); err == nil {
+			shimPSS += v
+		}
+	}
+	agentPSS, _ := containerdtest.PSS(agent.Process.Pid)
+	idlePSS := int64(0) // the agent's own idle share is not per task
+	per := float64(shimPSS+agentPSS-idlePSS) / 100 / (1 << 20)
+	r.add("memory per running task, Warren's share (agent + shim PSS / 100)", fmt.Sprintf("%.2f MB (%d shim(s) %.1f MB, agent %.1f MB)", per, len(shims), float64(shimPSS)/(1<<20), float64(agentPSS)/(1<<20)), "< 1.5 MB", "Swarm ≈ 2.4 MB per task in shims")
+	c.RemoveService(ctx, "scale", 0)
+	waitNoContainers(ctx, c)
+	return benchNFT(r, ns)
+}
+
+func waitReady(ctx context.Context, c *client.Client, agentSock string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := c.Info(ctx)
+		if err == nil {
+			if n, err := c.Node(ctx, info.NodeID); err == nil && n.Status.State == api.NodeReady {
+				if _, err := os.Stat(agentSock); err == nil {
+					return nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the agent did not get ready")
+}
+
+// timeToRunning creates a service and times until its task runs, seen
+// through a watch.
+func timeToRunning(ctx context.Context, c *client.Client, spec api.ServiceSpec) (time.Duration, error) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	w, err := c.Watch(ctx, client.WatchQuery{Index: info.Index, Kinds: []string{api.KindTask}})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	start := time.Now()
+	s, err := c.CreateService(ctx, spec)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		ev, err := w.Next()
+		if err != nil {
+			return 0, err
+		}
+		var t api.Task
+		if json.Unmarshal(ev.Object, &t) == nil && t.ServiceID == s.ID && t.Status.State == api.TaskRunning {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > time.Minute {
+			return 0, fmt.Errorf("service %s did not run within a minute", spec.Name)
+		}
+	}
+}
+
+func waitRunning(ctx context.Context, c *client.Client, svc string, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		ts, err := c.Tasks(ctx, client.TaskQuery{Service: svc})
+		if err == nil {
+			k := 0
+			for _, t := range ts {
+				if t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
+					k++
+				}
+			}
+			if k >= n {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: fewer than %d tasks running after %s", svc, n, limit)
+}
+
+func waitNoContainers(ctx context.Context, c *client.Client) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		ts, err := c.Tasks(ctx, client.TaskQuery{})
+		if err == nil && len(ts) == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("tasks remain after removing their services")
+}
+
+// benchNFT times applying 500 published ports in the bench's namespace.
+func benchNFT(r *report, ns string) error {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	t := nft.NewTable(nft.InNetNS(int(h)))
+	cfg := nft.Config{Bridge: "wb0", Subnet: netip.MustParsePrefix("10.99.0.0/24")}
+	for i := 0; i < 500; i++ {
+		cfg.Ports = append(cfg.Ports, nft.PublishedPort{Proto: nft.TCP, Port: uint16(20000 + i),
+			Backends: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("10.99.0.2"), 80), netip.AddrPortFrom(netip.MustParseAddr("10.99.0.3"), 80)}})
+	}
+	var ds []time.Duration
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		if err := t.Apply(cfg); err != nil {
+			return err
+		}
+		ds = append(ds, time.Since(start))
+	}
+	t.Remove()
+	p50, _ := percentiles(ds)
+	r.add("nftables apply, 500 published ports (one transaction)", ms(p50), "", "")
+	return nil
+}

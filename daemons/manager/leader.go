@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -85,8 +89,37 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// initialise makes a new cluster's first entries, and registers this node.
+// initialise makes a new cluster's first entry.
 func (m *Manager) initialise() error {
+	var cluster *store.ClusterInit
+	m.state.View(func(v *store.View) error { cluster = v.Cluster(); return nil })
+	if cluster != nil {
+		return nil
+	}
+	_, err := m.propose(store.CmdClusterInit, store.ClusterInit{
+		ClusterID: api.NewID(), ClusterCIDR: m.cfg.ClusterCIDR, SubnetBits: m.cfg.SubnetBits, CreatedAt: time.Now().UTC()})
+	if err != nil && !api.IsCode(err, api.CodeConflict) {
+		m.log.Warn("initialise cluster", "err", err)
+		return err
+	}
+	return nil
+}
+
+// registerSelf keeps this manager's node registered with its current
+// description and address, through the leader, whoever it is.
+func (m *Manager) registerSelf(ctx context.Context) {
+	for {
+		err := m.registerOnce(ctx)
+		if err == nil {
+			return
+		}
+		if sleepCtx(ctx, 250*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+func (m *Manager) registerOnce(ctx context.Context) error {
 	var cluster *store.ClusterInit
 	var self *api.Node
 	m.state.View(func(v *store.View) error {
@@ -94,23 +127,57 @@ func (m *Manager) initialise() error {
 		self, _ = v.Node(m.nodeID)
 		return nil
 	})
-	now := time.Now().UTC()
 	if cluster == nil {
-		_, err := m.propose(store.CmdClusterInit, store.ClusterInit{
-			ClusterID: api.NewID(), ClusterCIDR: m.cfg.ClusterCIDR, SubnetBits: m.cfg.SubnetBits, CreatedAt: now})
-		if err != nil && !api.IsCode(err, api.CodeConflict) {
-			m.log.Warn("initialise cluster", "err", err)
-			return err
-		}
+		return errors.New("cluster not initialised yet")
 	}
 	desc := localDescription(m.cfg.Hostname)
-	if self == nil || self.Description != desc {
-		_, err := m.propose(store.CmdNodeRegister, store.NodeRegister{
-			ID: m.nodeID, Role: api.RoleManager, Labels: m.cfg.Labels, Description: desc, At: now})
-		if err != nil {
-			m.log.Warn("register this node", "err", err)
-			return err
+	desc.Addr = m.cfg.AdvertiseAddr
+	if self != nil {
+		want := self.Description
+		want.Hostname, want.OS, want.Arch, want.NanoCPUs, want.MemoryBytes = desc.Hostname, desc.OS, desc.Arch, desc.NanoCPUs, desc.MemoryBytes
+		if desc.Addr != "" {
+			want.Addr = desc.Addr
 		}
+		if want == self.Description {
+			return nil
+		}
+	}
+	reg := store.NodeRegister{ID: m.nodeID, Role: api.RoleManager, Labels: m.cfg.Labels, Description: desc, At: time.Now().UTC()}
+	return m.leaderWrite(ctx, store.CmdNodeRegister, reg)
+}
+
+// leaderWrite commits a command from inside the manager: proposed here on
+// the leader, sent to the leader's internal endpoint from a follower.
+func (m *Manager) leaderWrite(ctx context.Context, t store.CommandType, payload any) error {
+	if m.isLeader() {
+		_, err := m.propose(t, payload)
+		return err
+	}
+	leader := m.leaderID()
+	if leader == "" || m.cfg.Peers == nil {
+		return errors.New("no leader to write to")
+	}
+	hc, base, err := m.cfg.Peers.Client(leader)
+	if err != nil {
+		return err
+	}
+	body, err := store.Encode(t, payload)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/command", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("leader %s: %s: %s", leader, resp.Status, b)
 	}
 	return nil
 }

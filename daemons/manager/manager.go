@@ -47,6 +47,22 @@ type Config struct {
 	AgentSocket string
 	// Raft timing; zero values take the defaults in raft.go.
 	HeartbeatTimeout time.Duration
+
+	// AdvertiseAddr is this manager's node port as the other nodes reach
+	// it (host:port); it is recorded on the node and in peers' address
+	// books, never used as its identity.
+	AdvertiseAddr string
+	// RaftTransport replaces the node port's Raft transport (tests use
+	// raft's in-memory transport). Raft server addresses are node IDs.
+	RaftTransport raft.Transport
+	// Peers reaches other managers' APIs (forwarding writes to the leader).
+	// Nil: the node port's mTLS client. Tests pass an in-memory one.
+	Peers PeerDialer
+	// BootstrapVoters, when set on a fresh data dir, bootstraps a cluster of
+	// these voters (node IDs) instead of a one-manager cluster (tests).
+	BootstrapVoters []string
+	// NodeID fixes this node's ID on a fresh data dir (tests); empty: random.
+	NodeID string
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
 	Logger       *slog.Logger
@@ -104,6 +120,8 @@ type Manager struct {
 	servers []*http.Server
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// bootstrap: a fresh data dir starts a new cluster (not a join).
+	bootstrap bool
 }
 
 // identity is what a manager keeps about itself in its data directory.
@@ -120,11 +138,11 @@ func New(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: data dir: %w", err)
 	}
-	id, err := loadIdentity(filepath.Join(cfg.DataDir, "node.json"))
+	id, err := loadIdentity(filepath.Join(cfg.DataDir, "node.json"), cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, done: make(chan struct{})}
+	m := &Manager{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, done: make(chan struct{}), bootstrap: true}
 	m.state, err = store.OpenState(filepath.Join(cfg.DataDir, "state.db"))
 	if err != nil {
 		return nil, err
@@ -146,6 +164,7 @@ func New(cfg Config) (*Manager, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	go m.state.RunCheckpoints(ctx, time.Second)
+	go m.registerSelf(ctx)
 	go func() {
 		defer close(m.done)
 		m.runLeadership(ctx)
@@ -153,7 +172,7 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-func loadIdentity(path string) (identity, error) {
+func loadIdentity(path, wantID string) (identity, error) {
 	var id identity
 	b, err := os.ReadFile(path)
 	switch {
@@ -165,7 +184,10 @@ func loadIdentity(path string) (identity, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return id, fmt.Errorf("manager: %w", err)
 	}
-	id.NodeID = api.NewID()
+	id.NodeID = wantID
+	if id.NodeID == "" {
+		id.NodeID = api.NewID()
+	}
 	b, _ = json.Marshal(id)
 	if err := writeFileAtomic(path, b); err != nil {
 		return id, fmt.Errorf("manager: save identity: %w", err)

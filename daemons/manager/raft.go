@@ -67,7 +67,13 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 		m.log.Info("state database restored from snapshot", "index", metas[0].Index)
 	}
 
-	addr, trans := raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
+	// Raft addresses are node IDs: the transport resolves them to the
+	// current node-port address, so a manager whose address changes keeps
+	// its place in the cluster.
+	trans := cfg.RaftTransport
+	if trans == nil {
+		_, trans = raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
+	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(m.nodeID)
 	rc.Logger = logger
@@ -91,14 +97,22 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 		bs.Close()
 		return nil, fmt.Errorf("manager: start raft: %w", err)
 	}
-	if !has {
-		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: addr, Suffrage: raft.Voter}}})
+	if !has && m.bootstrap {
+		voters := cfg.BootstrapVoters
+		if len(voters) == 0 {
+			voters = []string{m.nodeID}
+		}
+		var conf raft.Configuration
+		for _, id := range voters {
+			conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(id), Suffrage: raft.Voter})
+		}
+		f := r.BootstrapCluster(conf)
 		if err := f.Error(); err != nil {
 			r.Shutdown()
 			bs.Close()
 			return nil, fmt.Errorf("manager: bootstrap: %w", err)
 		}
-		m.log.Info("bootstrapped a new one-manager cluster", "node", m.nodeID)
+		m.log.Info("bootstrapped a new cluster", "node", m.nodeID, "voters", len(voters))
 	}
 	return &raftNode{r: r, logs: bs, trans: trans}, nil
 }

@@ -9,10 +9,19 @@ import (
 
 func applyNodeRegister(w *wtx, c *NodeRegister) any {
 	if n := w.node(c.ID); n != nil {
-		if n.Description == c.Description {
+		// The manager knows the node's address, the agent its engine: each
+		// leaves the other's field empty, and empty fields are kept.
+		d := c.Description
+		if d.Addr == "" {
+			d.Addr = n.Description.Addr
+		}
+		if d.EngineVersion == "" {
+			d.EngineVersion = n.Description.EngineVersion
+		}
+		if n.Description == d {
 			return n
 		}
-		n.Description = c.Description
+		n.Description = d
 		n.UpdatedAt = c.At
 		w.putNode(n, api.OpUpdate)
 		return n
@@ -121,4 +130,21 @@ func applyNodeRemove(w *wtx, c *NodeRemove) any {
 		}
 	}
 	return nil
+}
+
+func applyNodeRole(w *wtx, c *NodeRole) any {
+	n := w.node(c.ID)
+	if n == nil {
+		return api.Errorf(api.CodeNotFound, "no node %q", c.ID)
+	}
+	if c.Role != api.RoleManager && c.Role != api.RoleWorker {
+		return api.Errorf(api.CodeInvalid, "%q is not a role", c.Role)
+	}
+	if n.Spec.Role == c.Role {
+		return n
+	}
+	n.Spec.Role = c.Role
+	n.UpdatedAt = c.At
+	w.putNode(n, api.OpUpdate)
+	return n
 }

@@ -8,6 +8,12 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 )
 
+func applyJoinTokens(w *wtx, c *JoinTokens) any {
+	b, _ := json.Marshal(c.Tokens)
+	w.must(w.tx.Bucket(bMeta).Put(kTokens, b))
+	return nil
+}
+
 func applyClusterInit(w *wtx, c *ClusterInit) any {
 	if w.view().Cluster() != nil {
 		return api.Errorf(api.CodeConflict, "the cluster is already initialised")

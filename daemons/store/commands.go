@@ -24,6 +24,8 @@ const (
 	CmdNodeRemove    CommandType = 9
 	CmdTaskPlan      CommandType = 10
 	CmdTaskStatus    CommandType = 11
+	CmdJoinTokens    CommandType = 12
+	CmdNodeRole      CommandType = 13
 )
 
 var commandNames = map[CommandType]string{
@@ -32,6 +34,7 @@ var commandNames = map[CommandType]string{
 	CmdServiceDelete: "service-delete", CmdNodeRegister: "node-register",
 	CmdNodeSpec: "node-spec", CmdNodeStatus: "node-status", CmdNodeRemove: "node-remove",
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
+	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role",
 }
 
 func (t CommandType) String() string {
@@ -59,6 +62,33 @@ type ClusterInit struct {
 	ClusterCIDR string    `json:"clusterCIDR"` // the range node subnets come from
 	SubnetBits  int       `json:"subnetBits"`  // prefix length of each node's subnet
 	CreatedAt   time.Time `json:"createdAt"`
+	// The cluster CA. Only managers hold the state database; the key never
+	// reaches a worker (the watch hub carries no cluster metadata).
+	CACertPEM string `json:"caCert,omitempty"`
+	CAKeyPEM  string `json:"caKey,omitempty"`
+}
+
+// JoinTokens replaces the cluster's join tokens (rotation, revocation).
+type JoinTokens struct {
+	Tokens []JoinToken `json:"tokens"`
+}
+
+// JoinToken is one join token as the managers keep it. The secret is kept
+// (managers print the current token on request, as Swarm does); the
+// managers' database already holds the CA key, a stronger secret.
+type JoinToken struct {
+	Kind      string    `json:"kind"` // api.RoleWorker or api.RoleManager
+	Token     string    `json:"token"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	Revoked   bool      `json:"revoked,omitempty"`
+}
+
+// NodeRole changes a node's role (promote, demote).
+type NodeRole struct {
+	ID   string    `json:"id"`
+	Role string    `json:"role"`
+	At   time.Time `json:"at"`
 }
 
 // ServiceCreate stores a new service. ID and timestamps are set by the

@@ -43,6 +43,8 @@ var appliers = map[CommandType]applyFunc{
 	CmdNodeRemove:    decoded(applyNodeRemove),
 	CmdTaskPlan:      decoded(applyTaskPlan),
 	CmdTaskStatus:    decoded(applyTaskStatus),
+	CmdJoinTokens:    decoded(applyJoinTokens),
+	CmdNodeRole:      decoded(applyNodeRole),
 }
 
 // decoded adapts a typed apply function. A payload that does not decode is

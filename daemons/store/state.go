@@ -30,6 +30,7 @@ var (
 	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
+	kTokens        = []byte("tokens")
 	kFormat        = []byte("format")
 	currentFormat  = []byte("1")
 	indexSeparator = byte(0)
@@ -197,6 +198,17 @@ func (v *View) Cluster() *ClusterInit {
 	var c ClusterInit
 	mustDecode(b, &c)
 	return &c
+}
+
+// JoinTokens returns the cluster's join tokens.
+func (v *View) JoinTokens() []JoinToken {
+	b := v.tx.Bucket(bMeta).Get(kTokens)
+	if b == nil {
+		return nil
+	}
+	var ts []JoinToken
+	mustDecode(b, &ts)
+	return ts
 }
 
 func mustDecode(b []byte, into any) {

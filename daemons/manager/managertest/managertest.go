@@ -34,6 +34,8 @@ type Options struct {
 	// AgentSocket is the agent's local socket the manager passes image and
 	// log calls to.
 	AgentSocket string
+	// HeartbeatTimeout is Raft's (default: the manager's).
+	HeartbeatTimeout time.Duration
 }
 
 // Start runs a manager until the test ends.

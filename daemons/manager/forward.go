@@ -1,0 +1,142 @@
+package manager
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// PeerDialer reaches other managers' APIs by node ID.
+type PeerDialer interface {
+	// Client returns an HTTP client and the base URL of a manager's API.
+	Client(nodeID string) (*http.Client, string, error)
+}
+
+// forwardedHeader marks a request a manager passed on, so that it is never
+// passed on again (a request reaching a non-leader twice fails instead of
+// bouncing between managers during an election).
+const forwardedHeader = "X-Warren-Forwarded-By"
+
+func (m *Manager) isLeader() bool { return m.raft.r.State() == raft.Leader }
+
+// IsLeader says whether this manager leads the cluster now.
+func (m *Manager) IsLeader() bool { return m.isLeader() }
+
+// leaderID is the current leader's node ID, or "".
+func (m *Manager) leaderID() string {
+	_, id := m.raft.r.LeaderWithID()
+	return string(id)
+}
+
+// toLeader runs h on the leader: on a follower, the request is passed to
+// the leader and its answer passed back.
+func (m *Manager) toLeader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if m.isLeader() {
+			h(&indexWriter{ResponseWriter: w, m: m}, r)
+			return
+		}
+		leader := m.leaderID()
+		switch {
+		case leader == "":
+			writeError(w, api.Errorf(api.CodeNotLeader, "the managers have no leader now (an election is on, or no quorum is reachable): retry in a moment; if it persists, check that a majority of managers runs"))
+			return
+		case r.Header.Get(forwardedHeader) != "":
+			writeError(w, api.Errorf(api.CodeNotLeader, "this manager is not the leader any more (leadership moved during the request): retry"))
+			return
+		}
+		m.forward(w, r, leader)
+	}
+}
+
+// readToLeader sends consistent reads to the leader; other reads are
+// served here.
+func (m *Manager) readToLeader(h http.HandlerFunc) http.HandlerFunc {
+	lead := m.toLeader(h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if queryBool(r, "consistent") {
+			lead(w, r)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (m *Manager) forward(w http.ResponseWriter, r *http.Request, leader string) {
+	if m.cfg.Peers == nil {
+		writeError(w, api.Errorf(api.CodeNotLeader, "this manager is not the leader and cannot reach the others (no node port configured)"))
+		return
+	}
+	hc, base, err := m.cfg.Peers.Client(leader)
+	if err != nil {
+		writeError(w, api.Errorf(api.CodeUnavailable, "cannot reach the leader %s: %v", leader, err))
+		return
+	}
+	target, err := url.Parse(base)
+	if err != nil {
+		writeError(w, api.Errorf(api.CodeInternal, "leader address %q: %v", base, err))
+		return
+	}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(forwardedHeader, m.nodeID)
+		},
+		Transport:     hc.Transport,
+		FlushInterval: -1,
+		// Read your writes: answer once this manager has applied what the
+		// leader had applied when it answered.
+		ModifyResponse: func(resp *http.Response) error {
+			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+				defer cancel()
+				m.hub.WaitFor(ctx, idx)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, api.Errorf(api.CodeUnavailable, "the leader %s did not answer (%v): retry in a moment", leader, err))
+		},
+	}
+	p.ServeHTTP(w, r)
+}
+
+// indexHeader carries the leader's applied index on its answers.
+const indexHeader = "X-Warren-Index"
+
+// indexWriter stamps the applied index on the leader's answer.
+type indexWriter struct {
+	http.ResponseWriter
+	m       *Manager
+	stamped bool
+}
+
+func (w *indexWriter) stamp() {
+	if !w.stamped {
+		w.stamped = true
+		w.Header().Set(indexHeader, strconv.FormatUint(w.m.hub.Last(), 10))
+	}
+}
+
+func (w *indexWriter) WriteHeader(code int) {
+	w.stamp()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *indexWriter) Write(b []byte) (int, error) {
+	w.stamp()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *indexWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

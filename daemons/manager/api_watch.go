@@ -30,6 +30,13 @@ func (m *Manager) watchFilter(r *http.Request) (*store.Filter, error) {
 			}
 		}
 	}
+	// A worker watches its own node scope only: whatever it asks, its
+	// certificate decides.
+	if p, ok := peerOf(r); ok && p.Role != api.RoleManager {
+		f.Worker = p.NodeID
+	} else if id := q.Get("worker"); id != "" {
+		f.Worker = id
+	}
 	var err error
 	m.state.View(func(v *store.View) error {
 		if ref := q.Get("node"); ref != "" {
@@ -101,8 +108,8 @@ func (m *Manager) watch(w http.ResponseWriter, r *http.Request) {
 			resync = true
 			continue
 		}
-		for _, c := range changes {
-			if _, err := w.Write(c.Line); err != nil {
+		for i := range changes {
+			if _, err := w.Write(f.LineFor(&changes[i])); err != nil {
 				return
 			}
 		}
@@ -131,37 +138,47 @@ func controlLine(op string, index uint64) []byte {
 }
 
 // sendState writes the full state the filter selects, as of one index, and
-// returns that index.
+// returns that index. A worker's scope gets the public projection of what
+// is not its own.
 func (m *Manager) sendState(w http.ResponseWriter, f *store.Filter) (uint64, error) {
 	var index uint64
 	var lines [][]byte
-	add := func(kind, id string, raw []byte) {
+	add := func(kind, id string, obj any) {
+		raw, _ := json.Marshal(obj)
 		lines = append(lines, []byte(`{"index":`+strconv.FormatUint(index, 10)+`,"op":"create","kind":"`+kind+`","id":`+strconv.Quote(id)+`,"object":`+string(raw)+"}\n"))
 	}
 	m.state.View(func(v *store.View) error {
 		index = v.Index()
 		if len(f.Kinds) == 0 || f.Kinds[api.KindNode] {
 			for _, n := range v.Nodes() {
-				raw, _ := v.NodeRaw(n.ID)
-				add(api.KindNode, n.ID, raw)
+				if f.Worker != "" && n.ID != f.Worker {
+					add(api.KindNode, n.ID, api.PublicNode(n))
+				} else {
+					add(api.KindNode, n.ID, n)
+				}
 			}
 		}
 		if len(f.Kinds) == 0 || f.Kinds[api.KindService] {
 			for _, s := range v.Services() {
-				raw, _ := v.ServiceRaw(s.ID)
-				add(api.KindService, s.ID, raw)
+				if f.Worker != "" {
+					add(api.KindService, s.ID, api.PublicService(s))
+				} else {
+					add(api.KindService, s.ID, s)
+				}
 			}
 		}
 		if len(f.Kinds) == 0 || f.Kinds[api.KindTask] {
-			v.TasksRaw(store.TaskFilter{NodeID: f.NodeID, ServiceID: f.ServiceID}, func(raw []byte) error {
-				var id struct {
-					ID string `json:"id"`
+			tf := store.TaskFilter{NodeID: f.NodeID, ServiceID: f.ServiceID}
+			if f.Worker != "" {
+				tf.NodeID = ""
+			}
+			for _, t := range v.Tasks(tf) {
+				if f.Worker != "" && t.NodeID != f.Worker {
+					add(api.KindTask, t.ID, api.PublicTask(t))
+				} else {
+					add(api.KindTask, t.ID, t)
 				}
-				if err := json.Unmarshal(raw, &id); err == nil {
-					add(api.KindTask, id.ID, raw)
-				}
-				return nil
-			})
+			}
 		}
 		return nil
 	})

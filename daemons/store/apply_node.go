@@ -116,7 +116,7 @@ func applyNodeRemove(w *wtx, c *NodeRemove) any {
 	}
 	w.must(w.tx.Bucket(bNodes).Delete([]byte(n.ID)))
 	raw := fmt.Appendf(nil, `{"id":%q}`, n.ID)
-	w.record(api.OpDelete, api.KindNode, n.ID, "", "", raw)
+	w.record(api.OpDelete, api.KindNode, n.ID, "", "", raw, nil)
 	for _, t := range w.view().Tasks(TaskFilter{NodeID: n.ID}) {
 		prev := *t
 		changed := moveDesired(t, api.TaskShutdown)

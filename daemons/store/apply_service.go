@@ -180,7 +180,7 @@ func applyServiceDelete(w *wtx, c *ServiceDelete) any {
 	w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
 	w.setPorts(s.ID, s.Spec.Ports, nil)
 	raw, _ := json.Marshal(s)
-	w.record(api.OpDelete, api.KindService, s.ID, "", "", raw)
+	w.record(api.OpDelete, api.KindService, s.ID, "", "", raw, api.PublicService(s))
 	for _, t := range w.view().Tasks(TaskFilter{ServiceID: s.ID}) {
 		prev := *t
 		if !moveDesired(t, api.TaskRemove) {

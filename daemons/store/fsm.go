@@ -214,12 +214,22 @@ type wtx struct {
 
 func (w *wtx) view() *View { return &View{tx: w.tx} }
 
-func (w *wtx) record(op, kind, id, nodeID, serviceID string, obj []byte) {
+// record adds a change for the hub; public, if not nil, is the object's
+// public projection, encoded once for every worker's watch.
+func (w *wtx) record(op, kind, id, nodeID, serviceID string, obj []byte, public any) {
 	line := encodeChange(w.index, op, kind, id, obj)
 	// The object is the line's tail, before the closing "}\n".
 	object := line[len(line)-2-len(obj) : len(line)-2]
-	w.changes = append(w.changes, Change{Index: w.index, Op: op, Kind: kind, ID: id,
-		NodeID: nodeID, ServiceID: serviceID, Line: line, Object: object})
+	c := Change{Index: w.index, Op: op, Kind: kind, ID: id,
+		NodeID: nodeID, ServiceID: serviceID, Line: line, Object: object}
+	if public != nil {
+		pb, err := json.Marshal(public)
+		if err != nil {
+			panic(fmt.Sprintf("store: encode %s: %v", id, err))
+		}
+		c.Public = encodeChange(w.index, op, kind, id, pb)
+	}
+	w.changes = append(w.changes, c)
 }
 
 func (w *wtx) put(bucket []byte, id string, obj any) []byte {
@@ -242,13 +252,13 @@ func (w *wtx) must(err error) {
 func (w *wtx) putService(s *api.Service, op string) {
 	s.Version = w.index
 	raw := w.put(bServices, s.ID, s)
-	w.record(op, api.KindService, s.ID, "", "", raw)
+	w.record(op, api.KindService, s.ID, "", "", raw, api.PublicService(s))
 }
 
 func (w *wtx) putNode(n *api.Node, op string) {
 	n.Version = w.index
 	raw := w.put(bNodes, n.ID, n)
-	w.record(op, api.KindNode, n.ID, "", "", raw)
+	w.record(op, api.KindNode, n.ID, "", "", raw, api.PublicNode(n))
 }
 
 // putTask stores t; prev is its stored form before this change (nil when new).
@@ -266,7 +276,7 @@ func (w *wtx) putTask(prev, t *api.Task) {
 		}
 		w.must(w.tx.Bucket(bTasksByNode).Put(indexKey(t.NodeID, t.ID), nil))
 	}
-	w.record(op, api.KindTask, t.ID, t.NodeID, t.ServiceID, raw)
+	w.record(op, api.KindTask, t.ID, t.NodeID, t.ServiceID, raw, api.PublicTask(t))
 }
 
 func (w *wtx) deleteTask(t *api.Task) {
@@ -276,7 +286,7 @@ func (w *wtx) deleteTask(t *api.Task) {
 	if t.NodeID != "" {
 		w.must(w.tx.Bucket(bTasksByNode).Delete(indexKey(t.NodeID, t.ID)))
 	}
-	w.record(api.OpDelete, api.KindTask, t.ID, t.NodeID, t.ServiceID, raw)
+	w.record(api.OpDelete, api.KindTask, t.ID, t.NodeID, t.ServiceID, raw, api.PublicTask(t))
 }
 
 // task returns the stored task with exactly this ID, or nil.

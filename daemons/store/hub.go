@@ -27,6 +27,10 @@ type Change struct {
 	// Object is the object's JSON after the change (before it, for a
 	// delete): a slice of Line.
 	Object []byte
+	// Public is the line with the object's public projection (api.Public*),
+	// sent to workers for objects that are not theirs; nil when it is the
+	// same as Line.
+	Public []byte
 }
 
 // Filter selects changes for a watcher. Empty fields match everything.
@@ -34,6 +38,24 @@ type Filter struct {
 	Kinds     map[string]bool
 	NodeID    string // tasks on this node only
 	ServiceID string // tasks of this service only
+	// Worker, when set, is a worker node's ID: the watcher gets every
+	// object, in full only if it is its own (its tasks, its node), as the
+	// public projection otherwise. NodeID is then ignored.
+	Worker string
+}
+
+// LineFor returns the line this watcher may see of a matching change.
+func (f *Filter) LineFor(c *Change) []byte {
+	if f.Worker == "" || c.Public == nil {
+		return c.Line
+	}
+	switch {
+	case c.Kind == api.KindTask && c.NodeID == f.Worker:
+		return c.Line
+	case c.Kind == api.KindNode && c.ID == f.Worker:
+		return c.Line
+	}
+	return c.Public
 }
 
 // Match says whether c passes the filter.
@@ -41,7 +63,7 @@ func (f *Filter) Match(c *Change) bool {
 	if len(f.Kinds) > 0 && !f.Kinds[c.Kind] {
 		return false
 	}
-	if c.Kind == api.KindTask {
+	if c.Kind == api.KindTask && f.Worker == "" {
 		if f.NodeID != "" && c.NodeID != f.NodeID {
 			return false
 		}

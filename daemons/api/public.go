@@ -1,0 +1,34 @@
+package api
+
+// What a worker may know of other nodes' objects. A worker's manager keeps
+// a node-scoped replica (DESIGN.md §3): its own tasks in full, and of the
+// rest only what service discovery and ingress need, so a stolen device
+// holds only what it runs. These projections are that "rest".
+
+// PublicService keeps a service's name, mode, ports and health check: no
+// image arguments, environment or user, which may carry secrets.
+func PublicService(s *Service) *Service {
+	p := &Service{Meta: s.Meta, SpecVersion: s.SpecVersion}
+	p.Spec = publicSpec(&s.Spec)
+	return p
+}
+
+func publicSpec(s *ServiceSpec) ServiceSpec {
+	return ServiceSpec{Name: s.Name, Image: s.Image, Mode: s.Mode, Replicas: s.Replicas,
+		Ports: s.Ports, HealthCheck: s.HealthCheck}
+}
+
+// PublicTask keeps what DNS answers from: the task's identity, node,
+// address, state and health.
+func PublicTask(t *Task) *Task {
+	return &Task{Meta: t.Meta, ServiceID: t.ServiceID, ServiceName: t.ServiceName, Slot: t.Slot,
+		NodeID: t.NodeID, Spec: publicSpec(&t.Spec), SpecVersion: t.SpecVersion, DesiredState: t.DesiredState,
+		Status: TaskStatus{State: t.Status.State, Timestamp: t.Status.Timestamp, Addr: t.Status.Addr, Health: t.Status.Health}}
+}
+
+// PublicNode keeps a node's name, role, address and state.
+func PublicNode(n *Node) *Node {
+	return &Node{Meta: n.Meta, Spec: NodeSpec{Role: n.Spec.Role, Availability: n.Spec.Availability},
+		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr},
+		Status:      n.Status, Subnet: n.Subnet}
+}

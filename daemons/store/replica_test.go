@@ -1,0 +1,81 @@
+package store
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+func ev(index uint64, op, kind string, obj any) api.Event {
+	e := api.Event{Index: index, Op: op, Kind: kind}
+	if obj != nil {
+		b, _ := json.Marshal(obj)
+		e.Object = b
+		var k replicaKeys
+		json.Unmarshal(b, &k)
+		e.ID = k.ID
+	}
+	return e
+}
+
+func TestReplicaAppliesAStream(t *testing.T) {
+	st, err := OpenState(filepath.Join(t.TempDir(), "replica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	hub := NewHub(100, 1<<20, 0)
+	r := NewReplica(st, hub)
+	svc := &api.Service{Meta: api.Meta{ID: "s1", Version: 3}, Spec: api.ServiceSpec{Name: "web"}}
+	t1 := &api.Task{Meta: api.Meta{ID: "t1", Version: 4}, ServiceID: "s1", NodeID: "n1", Slot: 1}
+	t2 := &api.Task{Meta: api.Meta{ID: "t2", Version: 5}, ServiceID: "s1", NodeID: "n2", Slot: 2}
+	stale := &api.Task{Meta: api.Meta{ID: "gone"}, ServiceID: "s0", NodeID: "n1"}
+	// Something from before the resend, which the resend must drop.
+	r.Apply(ev(1, api.OpCreate, api.KindTask, stale))
+	for _, e := range []api.Event{
+		{Index: 5, Op: api.OpReset},
+		ev(5, api.OpCreate, api.KindService, svc),
+		ev(5, api.OpCreate, api.KindTask, t1),
+		ev(5, api.OpCreate, api.KindTask, t2),
+		{Index: 5, Op: api.OpSynced},
+	} {
+		if err := r.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.View(func(v *View) error {
+		if v.Index() != 5 || v.TaskCount() != 2 {
+			t.Errorf("after the resend: index %d, %d tasks; want 5 and 2", v.Index(), v.TaskCount())
+		}
+		if s, err := v.Service("web"); err != nil || s.Version != 3 {
+			t.Errorf("Service(web) = %v, %v; want version 3 as sent", s, err)
+		}
+		if ts := v.Tasks(TaskFilter{NodeID: "n1"}); len(ts) != 1 || ts[0].ID != "t1" {
+			t.Errorf("Tasks(node n1) = %v", ts)
+		}
+		return nil
+	})
+	// Live changes: an update moves nothing in the indexes it should not,
+	// a delete removes.
+	t1.Status.State = api.TaskRunning
+	r.Apply(ev(6, api.OpUpdate, api.KindTask, t1))
+	r.Apply(api.Event{Index: 7, Op: api.OpDelete, Kind: api.KindTask, ID: "t2", Object: mustJSON(t2)})
+	changes, upTo, err := hub.Read(5, &Filter{}, 10, nil)
+	if err != nil || len(changes) != 2 || upTo != 7 || changes[1].Op != api.OpDelete || changes[1].NodeID != "n2" {
+		t.Errorf("hub after live changes: %d changes up to %d, %v; want the update and the delete (with its node)", len(changes), upTo, err)
+	}
+	st.View(func(v *View) error {
+		tk, _ := v.Task("t1")
+		if tk.Status.State != api.TaskRunning || v.TaskCount() != 1 || len(v.Tasks(TaskFilter{ServiceID: "s1"})) != 1 {
+			t.Errorf("after update and delete: t1 %s, %d tasks", tk.Status.State, v.TaskCount())
+		}
+		return nil
+	})
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

@@ -27,7 +27,7 @@ func (m *Manager) listNodes(w http.ResponseWriter, r *http.Request) {
 
 // decorate fills in the manager status of manager nodes.
 func (m *Manager) decorate(n *api.Node) {
-	if n.Spec.Role != api.RoleManager {
+	if n.Spec.Role != api.RoleManager || m.isWorker() {
 		return
 	}
 	_, leader := m.raft.r.LeaderWithID()
@@ -214,10 +214,13 @@ func (m *Manager) postTaskStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Manager) getInfo(w http.ResponseWriter, r *http.Request) {
-	info := api.Info{NodeID: m.nodeID, Role: api.RoleManager, Version: Version, DataDir: m.cfg.DataDir,
-		RaftState: m.raft.r.State().String()}
-	_, leader := m.raft.r.LeaderWithID()
-	info.Leader = string(leader)
+	info := api.Info{NodeID: m.nodeID, Role: api.RoleManager, Version: Version, DataDir: m.cfg.DataDir}
+	if m.isWorker() {
+		info.Role = api.RoleWorker
+	} else {
+		info.RaftState = m.raft.r.State().String()
+		info.Leader = m.leaderID()
+	}
 	m.state.View(func(v *store.View) error {
 		if c := v.Cluster(); c != nil {
 			info.ClusterID, info.ClusterCIDR = c.ClusterID, c.ClusterCIDR

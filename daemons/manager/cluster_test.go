@@ -229,3 +229,67 @@ func TestLeaderCutFromMajorityStepsDown(t *testing.T) {
 		return err
 	})
 }
+
+func TestWorkerReplicaIsNodeScopedAndSurvivesOutages(t *testing.T) {
+	c := managertest.StartCluster(t, 3, managertest.Options{})
+	ctx := ctx(t)
+	w := c.AddWorker("wrk1")
+	leader := c.Leader()
+	spec := svcSpec("web")
+	spec.Env = []string{"PASSWORD=hunter2"}
+	spec.Replicas = 1
+	s, err := leader.Client.CreateService(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the worker's replica has the service", 10*time.Second, func() error {
+		_, err := w.Client.Service(ctx, "web", client.ReadOptions{})
+		return err
+	})
+	got, _ := w.Client.Service(ctx, "web", client.ReadOptions{})
+	if len(got.Spec.Env) != 0 {
+		t.Errorf("a worker that runs none of its tasks holds the service's environment %v", got.Spec.Env)
+	}
+	// Writes a worker may not make are refused locally.
+	if _, err := w.Client.CreateService(ctx, svcSpec("nope")); !api.IsCode(err, api.CodeForbidden) {
+		t.Errorf("CreateService on a worker = %v, want forbidden", err)
+	}
+	// Heartbeats from the worker's agent reach the leader through it.
+	if _, err := w.Client.Heartbeat(ctx, "wrk1", api.Heartbeat{Description: api.NodeDescription{Hostname: "wrk1", NanoCPUs: 2e9, MemoryBytes: 1 << 30}}); err != nil {
+		t.Fatalf("heartbeat through the worker = %v", err)
+	}
+	eventually(t, "the worker node ready and running web", 10*time.Second, func() error {
+		ts, err := w.Client.Tasks(ctx, client.TaskQuery{Node: "wrk1"})
+		if err != nil {
+			return err
+		}
+		if len(ts) != 1 || ts[0].ServiceID != s.ID {
+			return fmt.Errorf("%d tasks on the worker", len(ts))
+		}
+		if len(ts[0].Spec.Env) != 1 {
+			return fmt.Errorf("its own task lacks its environment: %v", ts[0].Spec.Env)
+		}
+		return nil
+	})
+	// Cut the worker off: it keeps serving what it knows.
+	c.Cut(w)
+	time.Sleep(200 * time.Millisecond)
+	if ts, err := w.Client.Tasks(ctx, client.TaskQuery{Node: "wrk1"}); err != nil || len(ts) != 1 {
+		t.Errorf("cut-off worker's tasks = %d, %v; want its last-known task", len(ts), err)
+	}
+	// It restarts while cut off: the replica persisted.
+	w.Stop()
+	w.RestartWorker()
+	if ts, err := w.Client.Tasks(ctx, client.TaskQuery{Node: "wrk1"}); err != nil || len(ts) != 1 {
+		t.Errorf("after a restart while cut off: %d tasks, %v; want its last-known task", len(ts), err)
+	}
+	// Healed, it catches up with what changed meanwhile.
+	if _, err := leader.Client.CreateService(ctx, svcSpec("later")); err != nil {
+		t.Fatal(err)
+	}
+	c.Heal()
+	eventually(t, "the healed worker catches up", 15*time.Second, func() error {
+		_, err := w.Client.Service(ctx, "later", client.ReadOptions{})
+		return err
+	})
+}

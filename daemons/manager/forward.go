@@ -24,13 +24,16 @@ type PeerDialer interface {
 // bouncing between managers during an election).
 const forwardedHeader = "X-Warren-Forwarded-By"
 
-func (m *Manager) isLeader() bool { return m.raft.r.State() == raft.Leader }
+func (m *Manager) isLeader() bool { return m.raft != nil && m.raft.r.State() == raft.Leader }
 
 // IsLeader says whether this manager leads the cluster now.
 func (m *Manager) IsLeader() bool { return m.isLeader() }
 
 // leaderID is the current leader's node ID, or "".
 func (m *Manager) leaderID() string {
+	if m.raft == nil {
+		return ""
+	}
 	_, id := m.raft.r.LeaderWithID()
 	return string(id)
 }
@@ -43,6 +46,10 @@ func (m *Manager) toLeader(h http.HandlerFunc) http.HandlerFunc {
 			h(&indexWriter{ResponseWriter: w, m: m}, r)
 			return
 		}
+		if m.isWorker() {
+			writeError(w, api.Errorf(api.CodeForbidden, "this node is a worker: change the cluster from a manager (warrenctl node ls shows them)"))
+			return
+		}
 		leader := m.leaderID()
 		switch {
 		case leader == "":
@@ -52,7 +59,7 @@ func (m *Manager) toLeader(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, api.Errorf(api.CodeNotLeader, "this manager is not the leader any more (leadership moved during the request): retry"))
 			return
 		}
-		m.forward(w, r, leader)
+		m.forward(w, r, leader, true)
 	}
 }
 
@@ -69,7 +76,10 @@ func (m *Manager) readToLeader(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (m *Manager) forward(w http.ResponseWriter, r *http.Request, leader string) {
+// forward passes a request to another manager. toLeader marks it so the
+// receiver never passes it on again; a worker's requests go to any
+// manager, which passes them to its leader.
+func (m *Manager) forward(w http.ResponseWriter, r *http.Request, leader string, toLeader bool) {
 	if m.cfg.Peers == nil {
 		writeError(w, api.Errorf(api.CodeNotLeader, "this manager is not the leader and cannot reach the others (no node port configured)"))
 		return
@@ -87,7 +97,9 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, leader string)
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.Out.Header.Set(forwardedHeader, m.nodeID)
+			if toLeader {
+				pr.Out.Header.Set(forwardedHeader, m.nodeID)
+			}
 		},
 		Transport:     hc.Transport,
 		FlushInterval: -1,

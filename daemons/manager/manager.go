@@ -63,6 +63,10 @@ type Config struct {
 	BootstrapVoters []string
 	// NodeID fixes this node's ID on a fresh data dir (tests); empty: random.
 	NodeID string
+	// Worker runs this node's manager as a worker's: no Raft, a node-scoped
+	// replica streamed from Managers (node IDs), the same local API.
+	Worker   bool
+	Managers []string
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
 	Logger       *slog.Logger
@@ -122,6 +126,8 @@ type Manager struct {
 	done    chan struct{}
 	// bootstrap: a fresh data dir starts a new cluster (not a join).
 	bootstrap bool
+	// work is the worker's replica state (nil on a manager).
+	work *workerState
 }
 
 // identity is what a manager keeps about itself in its data directory.
@@ -155,15 +161,26 @@ func New(cfg Config) (*Manager, error) {
 	m.metrics = newMetrics(m)
 	m.fsm.OnApply = m.metrics.observeApply
 	m.beats = newHeartbeats()
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go m.state.RunCheckpoints(ctx, time.Second)
+	if cfg.Worker {
+		m.work = &workerState{replica: store.NewReplica(m.state, m.hub), since: time.Now()}
+		m.work.alive.Store(time.Now().UnixNano())
+		m.handler = m.routes()
+		go func() {
+			defer close(m.done)
+			m.runReplica(ctx)
+		}()
+		return m, nil
+	}
 	m.raft, err = startRaft(m, cfg)
 	if err != nil {
+		cancel()
 		m.state.Close()
 		return nil, err
 	}
 	m.handler = m.routes()
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	go m.state.RunCheckpoints(ctx, time.Second)
 	go m.registerSelf(ctx)
 	go func() {
 		defer close(m.done)
@@ -259,6 +276,9 @@ func (m *Manager) WaitReady(ctx context.Context) error {
 // Healthy reports whether the manager can serve: Raft runs and knows a
 // leader, and the cluster is initialised with this node in it.
 func (m *Manager) Healthy() error {
+	if m.isWorker() {
+		return nil // a worker serves its replica, connected or not
+	}
 	if st := m.raft.r.State(); st == raft.Shutdown {
 		return errors.New("raft is shut down")
 	}
@@ -280,6 +300,12 @@ func (m *Manager) Healthy() error {
 // RaftAlive checks that Raft's main loop answers (a configuration read
 // goes through it), whatever the cluster's state.
 func (m *Manager) RaftAlive(ctx context.Context) error {
+	if m.isWorker() {
+		if since := time.Since(time.Unix(0, m.work.alive.Load())); since > 3*pingEvery+10*time.Second {
+			return fmt.Errorf("the replica loop has shown no sign of life for %s", since.Round(time.Second))
+		}
+		return nil
+	}
 	f := m.raft.r.GetConfiguration()
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
@@ -296,6 +322,9 @@ func (m *Manager) RaftAlive(ctx context.Context) error {
 
 // Status is a one-line summary for systemd's STATUS=.
 func (m *Manager) Status() string {
+	if m.isWorker() {
+		return m.workerStatus()
+	}
 	var svcs, tasks int
 	m.state.View(func(v *store.View) error {
 		svcs, tasks = v.ServiceCount(), v.TaskCount()
@@ -320,7 +349,10 @@ func (m *Manager) Close() error {
 	}
 	m.cancel()
 	<-m.done
-	err := m.raft.close()
+	var err error
+	if m.raft != nil {
+		err = m.raft.close()
+	}
 	if cerr := m.state.Close(); err == nil {
 		err = cerr
 	}

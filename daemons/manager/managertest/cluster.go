@@ -1,6 +1,7 @@
 package managertest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/manager"
+	"github.com/warren-edge/warren/daemons/store"
 )
 
 // Cluster is several managers in one process: Raft over raft's in-memory
@@ -41,17 +44,59 @@ type Member struct {
 	stopped bool
 }
 
-// memNet routes manager-to-manager HTTP calls to handlers, unless cut.
+// memNet carries manager-to-manager HTTP calls over loopback servers, one
+// per member, and can cut links: a cut refuses new connections and closes
+// the open ones.
 type memNet struct {
-	mu       sync.Mutex
-	handlers map[string]http.Handler
-	cut      map[[2]string]bool
+	mu      sync.Mutex
+	servers map[string]*httptest.Server
+	cut     map[[2]string]bool
+	conns   map[[2]string][]net.Conn
 }
 
 func (n *memNet) isCut(a, b string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cut[[2]string{a, b}]
+	return n.cut[[2]string{a, b}] || n.cut[[2]string{b, a}]
+}
+
+// serve starts (or replaces) a member's loopback server.
+func (n *memNet) serve(id string, h http.Handler) {
+	srv := httptest.NewServer(h)
+	n.mu.Lock()
+	old := n.servers[id]
+	n.servers[id] = srv
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+func (n *memNet) stop(id string) {
+	n.mu.Lock()
+	srv := n.servers[id]
+	delete(n.servers, id)
+	n.mu.Unlock()
+	if srv != nil {
+		srv.CloseClientConnections()
+		srv.Close()
+	}
+}
+
+// cutLinks closes the open connections of the cut links.
+func (n *memNet) cutLinks() {
+	n.mu.Lock()
+	var toClose []net.Conn
+	for k, cs := range n.conns {
+		if n.cut[k] || n.cut[[2]string{k[1], k[0]}] {
+			toClose = append(toClose, cs...)
+			delete(n.conns, k)
+		}
+	}
+	n.mu.Unlock()
+	for _, c := range toClose {
+		c.Close()
+	}
 }
 
 // peers is one member's view of the memNet.
@@ -65,38 +110,33 @@ func (p peers) Client(id string) (*http.Client, string, error) {
 		return nil, "", fmt.Errorf("managertest: link %s → %s is cut", p.self, id)
 	}
 	p.net.mu.Lock()
-	h := p.net.handlers[id]
+	srv := p.net.servers[id]
 	p.net.mu.Unlock()
-	if h == nil {
+	if srv == nil {
 		return nil, "", fmt.Errorf("managertest: no manager %s", id)
 	}
-	return &http.Client{Transport: handlerTransport{h: h, check: func() error {
+	addr := srv.Listener.Addr().String()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		if p.net.isCut(p.self, id) {
-			return errors.New("link cut")
+			return nil, errors.New("link cut")
 		}
-		return nil
-	}}}, "http://" + id, nil
-}
-
-// handlerTransport serves a request with a handler in the same process.
-type handlerTransport struct {
-	h     http.Handler
-	check func() error
-}
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			p.net.mu.Lock()
+			k := [2]string{p.self, id}
+			p.net.conns[k] = append(p.net.conns[k], c)
+			p.net.mu.Unlock()
+		}
+		return c, err
+	}}
+	return &http.Client{Transport: tr}, "http://" + id, nil
 }
 
 // StartCluster runs n managers that bootstrap one cluster together.
 func StartCluster(t testing.TB, n int, o Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, net: &memNet{handlers: map[string]http.Handler{}, cut: map[[2]string]bool{}}}
+	c := &Cluster{t: t, net: &memNet{servers: map[string]*httptest.Server{}, cut: map[[2]string]bool{}, conns: map[[2]string][]net.Conn{}}}
 	var ids []string
 	for i := 1; i <= n; i++ {
 		ids = append(ids, fmt.Sprintf("mgr%d", i))
@@ -150,10 +190,19 @@ func (m *Member) start(o Options, voters []string) {
 	go mgr.Serve(l)
 	m.Manager, m.stopped = mgr, false
 	m.Client, _ = client.New("unix://" + m.Socket)
-	m.cluster.net.mu.Lock()
-	m.cluster.net.handlers[m.ID] = mgr.Handler()
-	m.cluster.net.mu.Unlock()
+	m.cluster.net.serve(m.ID, mgr.Handler())
 	t.Cleanup(m.Stop)
+}
+
+// Cut cuts the links between one member and every other.
+func (c *Cluster) Cut(m *Member) {
+	var others []*Member
+	for _, x := range c.Managers {
+		if x != m {
+			others = append(others, x)
+		}
+	}
+	c.Partition(others...)
 }
 
 // Stop stops a member (a clean shutdown; its transport stays for a restart).
@@ -162,9 +211,7 @@ func (m *Member) Stop() {
 		return
 	}
 	m.stopped = true
-	m.cluster.net.mu.Lock()
-	delete(m.cluster.net.handlers, m.ID)
-	m.cluster.net.mu.Unlock()
+	m.cluster.net.stop(m.ID)
 	m.Client.Close()
 	m.Manager.Close()
 }
@@ -185,7 +232,7 @@ func (m *Member) Restart(o Options) {
 // Leader returns the member that leads now, or nil.
 func (c *Cluster) Leader() *Member {
 	for _, m := range c.Managers {
-		if !m.stopped && m.Manager.IsLeader() {
+		if !m.stopped && m.trans != nil && m.Manager.IsLeader() {
 			return m
 		}
 	}
@@ -215,7 +262,7 @@ func (c *Cluster) WaitLeader() *Member {
 func (c *Cluster) Followers() []*Member {
 	var out []*Member
 	for _, m := range c.Managers {
-		if !m.stopped && !m.Manager.IsLeader() {
+		if !m.stopped && m.trans != nil && !m.Manager.IsLeader() {
 			out = append(out, m)
 		}
 	}
@@ -229,12 +276,15 @@ func (c *Cluster) Partition(group ...*Member) {
 	for _, m := range group {
 		in[m] = true
 	}
+	defer c.net.cutLinks()
 	c.net.mu.Lock()
 	defer c.net.mu.Unlock()
 	for _, a := range c.Managers {
 		for _, b := range c.Managers {
 			if a != b && in[a] != in[b] {
-				a.trans.Disconnect(raft.ServerAddress(b.ID))
+				if a.trans != nil && b.trans != nil {
+					a.trans.Disconnect(raft.ServerAddress(b.ID))
+				}
 				c.net.cut[[2]string{a.ID, b.ID}] = true
 			}
 		}
@@ -247,10 +297,74 @@ func (c *Cluster) Heal() {
 	defer c.net.mu.Unlock()
 	for _, a := range c.Managers {
 		for _, b := range c.Managers {
-			if a != b {
+			if a != b && a.trans != nil && b.trans != nil {
 				a.trans.Connect(raft.ServerAddress(b.ID), b.trans)
 			}
 		}
 	}
 	c.net.cut = map[[2]string]bool{}
+}
+
+// AddWorker starts a worker node's manager that follows the cluster's
+// managers, registering the node first as a join would.
+func (c *Cluster) AddWorker(id string) *Member {
+	c.t.Helper()
+	m := &Member{ID: id, DataDir: c.t.TempDir(), cluster: c}
+	c.Managers = append(c.Managers, m)
+	var mgrs []string
+	for _, x := range c.Managers {
+		if x.trans != nil {
+			mgrs = append(mgrs, x.ID)
+		}
+	}
+	// Register the node through the leader's internal endpoint, as the
+	// join handler does for a joining device.
+	leader := c.WaitLeader()
+	reg := store.NodeRegister{ID: id, Role: api.RoleWorker, Description: api.NodeDescription{Hostname: id}, At: time.Now().UTC()}
+	body, _ := store.Encode(store.CmdNodeRegister, reg)
+	rec := httptest.NewRecorder()
+	leader.Manager.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/internal/command", bytes.NewReader(body)))
+	if rec.Code != http.StatusOK {
+		c.t.Fatalf("register worker %s: %d %s", id, rec.Code, rec.Body)
+	}
+	m.startWorker(mgrs)
+	return m
+}
+
+func (m *Member) startWorker(managers []string) {
+	t := m.cluster.t
+	mgr, err := manager.New(manager.Config{
+		DataDir: m.DataDir, Hostname: m.ID, NodeID: m.ID, Worker: true, Managers: managers,
+		Peers: peers{self: m.ID, net: m.cluster.net}, RaftLogLevel: "error",
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("worker", m.ID),
+	})
+	if err != nil {
+		t.Fatalf("start worker %s: %v", m.ID, err)
+	}
+	sockDir, err := os.MkdirTemp("", "warren-w-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	m.Socket = filepath.Join(sockDir, "api.sock")
+	l, err := net.Listen("unix", m.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go mgr.Serve(l)
+	m.Manager, m.stopped = mgr, false
+	m.Client, _ = client.New("unix://" + m.Socket)
+	m.cluster.net.serve(m.ID, mgr.Handler())
+	t.Cleanup(m.Stop)
+}
+
+// RestartWorker starts a stopped worker again on its data dir.
+func (m *Member) RestartWorker() {
+	var mgrs []string
+	for _, x := range m.cluster.Managers {
+		if x.trans != nil {
+			mgrs = append(mgrs, x.ID)
+		}
+	}
+	m.startWorker(mgrs)
 }

@@ -75,10 +75,12 @@ type Heartbeat struct {
 
 // Info describes the manager answering the call.
 type Info struct {
-	ClusterID   string `json:"clusterID"`
-	NodeID      string `json:"nodeID"`
-	Role        string `json:"role"`
-	RaftState   string `json:"raftState"`
+	ClusterID string `json:"clusterID"`
+	NodeID    string `json:"nodeID"`
+	Role      string `json:"role"`
+	RaftState string `json:"raftState"`
+	// RaftVoter: this manager votes (a new one votes once caught up).
+	RaftVoter   bool   `json:"raftVoter,omitempty"`
 	Leader      string `json:"leader"`
 	Index       uint64 `json:"index"`
 	Version     string `json:"version"`

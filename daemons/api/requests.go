@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Request and response bodies of the endpoints that are not plain objects.
 
 // ScaleRequest is the body of POST /v1/services/{ref}/scale.
@@ -29,4 +31,54 @@ type DryRun struct {
 	Tasks []Task `json:"tasks,omitempty"`
 	// Stops are the IDs of tasks that would be stopped.
 	Stops []string `json:"stops,omitempty"`
+}
+
+// JoinRequest is the body of POST /v1/join: a device asking to join with a
+// token. The key stays on the device; only its certificate request is sent.
+type JoinRequest struct {
+	Token       string          `json:"token"`
+	CSR         []byte          `json:"csr"` // DER, base64 in JSON
+	Description NodeDescription `json:"description"`
+}
+
+// JoinResponse is what a joining device gets: its identity and the
+// cluster's managers.
+type JoinResponse struct {
+	NodeID    string `json:"nodeID"`
+	ClusterID string `json:"clusterID"`
+	Role      string `json:"role"`
+	CertPEM   string `json:"cert"`
+	BundlePEM string `json:"bundle"`
+	// Managers and their node-port addresses.
+	Managers []PeerAddr `json:"managers"`
+	// Index is the leader's applied index: a joining manager asks to vote
+	// once it has applied this far.
+	Index uint64 `json:"index"`
+}
+
+// PeerAddr is a manager and its node port.
+type PeerAddr struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+}
+
+// JoinTokenInfo is what warrenctl join-token prints.
+type JoinTokenInfo struct {
+	Kind      string    `json:"kind"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Managers are the addresses to join through.
+	Managers []string `json:"managers,omitempty"`
+}
+
+// RenewRequest is the body of POST /v1/certs/renew.
+type RenewRequest struct {
+	CSR []byte `json:"csr"`
+}
+
+// RenewResponse carries a renewed (or re-roled) certificate.
+type RenewResponse struct {
+	Role      string `json:"role"`
+	CertPEM   string `json:"cert"`
+	BundlePEM string `json:"bundle"`
 }

@@ -95,6 +95,16 @@ func (m *Manager) deleteNode(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeConflict, "node %s is this manager: a manager cannot remove itself", n.Description.Hostname))
 		return
 	}
+	if n.Status.State == api.NodeReady && !queryBool(r, "force") {
+		writeError(w, api.Errorf(api.CodeConflict, "node %s is ready: drain and stop it first, or remove it with --force", n.Description.Hostname))
+		return
+	}
+	if n.Spec.Role == api.RoleManager {
+		if err := m.leaveRaft(n.ID); err != nil {
+			writeError(w, api.Errorf(api.CodeUnavailable, "remove manager %s from raft: %v", n.Description.Hostname, err))
+			return
+		}
+	}
 	if _, err := m.propose(store.CmdNodeRemove, store.NodeRemove{ID: n.ID, Force: queryBool(r, "force"), At: time.Now().UTC()}); err != nil {
 		writeError(w, err)
 		return
@@ -220,6 +230,7 @@ func (m *Manager) getInfo(w http.ResponseWriter, r *http.Request) {
 	} else {
 		info.RaftState = m.raft.r.State().String()
 		info.Leader = m.leaderID()
+		info.RaftVoter = m.isVoter()
 	}
 	m.state.View(func(v *store.View) error {
 		if c := v.Cluster(); c != nil {

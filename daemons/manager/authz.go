@@ -52,3 +52,5 @@ func jsonUnmarshalStrict(b []byte, v any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/orchestrator"
+	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -69,6 +70,11 @@ func (m *Manager) lead(ctx context.Context) {
 			return
 		}
 	}
+	if m.credentials() == nil {
+		if err := m.selfSign(); err != nil {
+			m.log.Warn("make this manager's certificate", "err", err)
+		}
+	}
 	m.log.Info("leading the cluster", "node", m.nodeID)
 	m.beats.reset(time.Now())
 	var wg sync.WaitGroup
@@ -96,8 +102,19 @@ func (m *Manager) initialise() error {
 	if cluster != nil {
 		return nil
 	}
-	_, err := m.propose(store.CmdClusterInit, store.ClusterInit{
-		ClusterID: api.NewID(), ClusterCIDR: m.cfg.ClusterCIDR, SubnetBits: m.cfg.SubnetBits, CreatedAt: time.Now().UTC()})
+	now := time.Now().UTC()
+	clusterID := api.NewID()
+	ca, err := pki.NewCA(clusterID, now)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	_, err = m.propose(store.CmdClusterInit, store.ClusterInit{
+		ClusterID: clusterID, ClusterCIDR: m.cfg.ClusterCIDR, SubnetBits: m.cfg.SubnetBits, CreatedAt: now,
+		CACertPEM: string(ca.CertPEM()), CAKeyPEM: string(keyPEM)})
 	if err != nil && !api.IsCode(err, api.CodeConflict) {
 		m.log.Warn("initialise cluster", "err", err)
 		return err

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -64,9 +66,23 @@ type Config struct {
 	// NodeID fixes this node's ID on a fresh data dir (tests); empty: random.
 	NodeID string
 	// Worker runs this node's manager as a worker's: no Raft, a node-scoped
-	// replica streamed from Managers (node IDs), the same local API.
+	// replica streamed from Managers (node IDs), the same local API. (A
+	// joined node's role comes from its token; this is for tests.)
 	Worker   bool
 	Managers []string
+
+	// NodePort is the listener of the node port (mTLS between nodes);
+	// nil with ListenAddr empty: no node port (one manager, local API only).
+	NodePort   net.Listener
+	ListenAddr string
+	// JoinAddr and JoinToken join a fresh data dir to a cluster through the
+	// manager at JoinAddr; the token's kind makes the node a manager or a
+	// worker. Ignored once the node has joined.
+	JoinAddr  string
+	JoinToken string
+	// ForceNewCluster makes this manager the only voter of its cluster,
+	// keeping the state: the recovery from a lost quorum.
+	ForceNewCluster bool
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
 	Logger       *slog.Logger
@@ -128,11 +144,26 @@ type Manager struct {
 	bootstrap bool
 	// work is the worker's replica state (nil on a manager).
 	work *workerState
+
+	book     *addrBook
+	np       *nodePort
+	credMu   sync.Mutex
+	creds    *pki.Credentials
+	joined   *api.JoinResponse // set on the start that joined
+	identity identity
+
+	roleChanged chan struct{}
+	roleOnce    sync.Once
+	dropState   bool // a demoted manager drops the full state on Close
 }
 
-// identity is what a manager keeps about itself in its data directory.
+// identity is what a node keeps about itself in its data directory.
 type identity struct {
-	NodeID string `json:"nodeID"`
+	NodeID    string `json:"nodeID"`
+	ClusterID string `json:"clusterID,omitempty"`
+	Role      string `json:"role,omitempty"` // "" is a manager (a cluster it started)
+	// Managers it learned at join time, to follow or to reach first.
+	Managers []api.PeerAddr `json:"managers,omitempty"`
 }
 
 // New opens (or creates) the manager's data directory and starts Raft. On a
@@ -144,11 +175,46 @@ func New(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: data dir: %w", err)
 	}
-	id, err := loadIdentity(filepath.Join(cfg.DataDir, "node.json"), cfg.NodeID)
+	idPath := filepath.Join(cfg.DataDir, "node.json")
+	id, fresh, err := loadIdentity(idPath, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, done: make(chan struct{}), bootstrap: true}
+	m := &Manager{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, done: make(chan struct{}), bootstrap: true,
+		book: newAddrBook(), roleChanged: make(chan struct{})}
+	// Bind the node port first: a joining manager announces its address.
+	if m.cfg.NodePort == nil && m.cfg.ListenAddr != "" {
+		l, err := net.Listen("tcp", m.cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("manager: node port: %w", err)
+		}
+		m.cfg.NodePort = l
+	}
+	if m.cfg.NodePort != nil && m.cfg.AdvertiseAddr == "" {
+		m.cfg.AdvertiseAddr = advertiseFor(m.cfg.NodePort.Addr())
+	}
+	if fresh && cfg.JoinAddr != "" {
+		if err := m.joinNow(&id); err != nil {
+			if m.cfg.NodePort != nil {
+				m.cfg.NodePort.Close()
+			}
+			return nil, err
+		}
+	}
+	if err := saveIdentity(idPath, id); err != nil {
+		return nil, err
+	}
+	m.identity = id
+	if id.Role == api.RoleWorker {
+		cfg.Worker, m.cfg.Worker = true, true
+	}
+	for _, p := range id.Managers {
+		m.book.set(p.ID, p.Addr)
+		m.cfg.Managers = append(m.cfg.Managers, p.ID)
+	}
+	if m.creds, err = m.loadCredentials(); err != nil {
+		return nil, err
+	}
 	m.state, err = store.OpenState(filepath.Join(cfg.DataDir, "state.db"))
 	if err != nil {
 		return nil, err
@@ -161,27 +227,47 @@ func New(cfg Config) (*Manager, error) {
 	m.metrics = newMetrics(m)
 	m.fsm.OnApply = m.metrics.observeApply
 	m.beats = newHeartbeats()
+	if id.Role != "" || m.joined != nil {
+		m.bootstrap = false // a joined node never starts a cluster of its own
+	}
+	m.state.View(func(v *store.View) error { m.book.learn(v); return nil })
+	if err := m.openNodePort(); err != nil {
+		m.state.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	go m.state.RunCheckpoints(ctx, time.Second)
-	if cfg.Worker {
+	if m.cfg.Worker {
 		m.work = &workerState{replica: store.NewReplica(m.state, m.hub), since: time.Now()}
 		m.work.alive.Store(time.Now().UnixNano())
 		m.handler = m.routes()
+		go m.watchOwnRole(ctx)
 		go func() {
 			defer close(m.done)
 			m.runReplica(ctx)
 		}()
 		return m, nil
 	}
-	m.raft, err = startRaft(m, cfg)
+	m.raft, err = startRaft(m, m.cfg)
 	if err != nil {
 		cancel()
+		m.closeNodePort()
 		m.state.Close()
 		return nil, err
 	}
 	m.handler = m.routes()
 	go m.registerSelf(ctx)
+	go m.keepCredentials(ctx)
+	go m.watchOwnRole(ctx)
+	go m.learnAddresses(ctx)
+	if !m.bootstrap {
+		var index uint64
+		if m.joined != nil {
+			index = m.joined.Index
+		}
+		go m.askToVote(ctx, index)
+	}
 	go func() {
 		defer close(m.done)
 		m.runLeadership(ctx)
@@ -189,27 +275,68 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-func loadIdentity(path, wantID string) (identity, error) {
-	var id identity
+// loadIdentity reads the node's identity, or makes one for a fresh data
+// dir (fresh is then true; nothing is written yet).
+func loadIdentity(path, wantID string) (id identity, fresh bool, err error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &id); err != nil || id.NodeID == "" {
-			return id, fmt.Errorf("manager: %s is damaged (%v): restore it from a backup, or move the data dir away to start a new node", path, err)
+			return id, false, fmt.Errorf("manager: %s is damaged (%v): restore it from a backup, or move the data dir away to start a new node", path, err)
 		}
-		return id, nil
+		return id, false, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return id, fmt.Errorf("manager: %w", err)
+		return id, false, fmt.Errorf("manager: %w", err)
 	}
 	id.NodeID = wantID
 	if id.NodeID == "" {
 		id.NodeID = api.NewID()
 	}
-	b, _ = json.Marshal(id)
-	if err := writeFileAtomic(path, b); err != nil {
-		return id, fmt.Errorf("manager: save identity: %w", err)
+	return id, true, nil
+}
+
+func saveIdentity(path string, id identity) error {
+	b, _ := json.Marshal(id)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
 	}
-	return id, nil
+	if err := writeFileAtomic(path, b); err != nil {
+		return fmt.Errorf("manager: save identity: %w", err)
+	}
+	return nil
+}
+
+// joinNow joins the cluster before anything else starts.
+func (m *Manager) joinNow(id *identity) error {
+	desc := localDescription(m.cfg.Hostname)
+	desc.Addr = m.cfg.AdvertiseAddr
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The manager may not be up yet (devices boot together): retry what
+	// did not reach it; a refusal is final.
+	var jr *api.JoinResponse
+	var keyPEM []byte
+	var err error
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		jr, keyPEM, err = joinCluster(ctx, m.cfg.JoinAddr, m.cfg.JoinToken, desc)
+		if err == nil || !errors.Is(err, errJoinUnreachable) || ctx.Err() != nil {
+			break
+		}
+		m.log.Info("waiting for the manager to join through", "addr", m.cfg.JoinAddr, "err", err)
+		sleepCtx(ctx, backoff)
+	}
+	if err != nil {
+		return err
+	}
+	id.NodeID, id.ClusterID, id.Role, id.Managers = jr.NodeID, jr.ClusterID, jr.Role, jr.Managers
+	m.nodeID = jr.NodeID
+	if err := m.saveCredentials([]byte(jr.CertPEM), keyPEM, []byte(jr.BundlePEM)); err != nil {
+		return err
+	}
+	m.joined = jr
+	m.bootstrap = false
+	m.log.Info("joined the cluster", "node", jr.NodeID, "role", jr.Role, "cluster", jr.ClusterID)
+	return nil
 }
 
 func writeFileAtomic(path string, b []byte) error {
@@ -247,6 +374,7 @@ func (m *Manager) Handler() http.Handler { return m.handler }
 
 // Serve serves the API on l until Close.
 func (m *Manager) Serve(l net.Listener) error {
+	clearDeadline(l)
 	srv := &http.Server{Handler: m.handler, ReadHeaderTimeout: 10 * time.Second}
 	m.mu.Lock()
 	m.servers = append(m.servers, srv)
@@ -353,8 +481,12 @@ func (m *Manager) Close() error {
 	if m.raft != nil {
 		err = m.raft.close()
 	}
+	m.closeNodePort()
 	if cerr := m.state.Close(); err == nil {
 		err = cerr
+	}
+	if m.dropState {
+		m.dropFullState()
 	}
 	return err
 }
@@ -382,4 +514,12 @@ func totalMemory() int64 {
 		}
 	}
 	return 0
+}
+
+// clearDeadline undoes the deadline an earlier manager on the same
+// listener set to stop accepting (a restart in a new role).
+func clearDeadline(l net.Listener) {
+	if d, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Time{})
+	}
 }

@@ -71,7 +71,13 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	// current node-port address, so a manager whose address changes keeps
 	// its place in the cluster.
 	trans := cfg.RaftTransport
-	if trans == nil {
+	switch {
+	case trans != nil:
+	case m.np != nil:
+		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: m.np.raft, MaxPool: 4, Timeout: 2 * time.Second, Logger: logger})
+	default:
+		// No node port: a manager alone, reachable only on its socket.
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
 	}
 	rc := raft.DefaultConfig()
@@ -91,6 +97,18 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	if err != nil {
 		bs.Close()
 		return nil, fmt.Errorf("manager: read raft state: %w", err)
+	}
+	if cfg.ForceNewCluster {
+		if !has {
+			bs.Close()
+			return nil, fmt.Errorf("manager: --force-new-cluster needs the state of an existing manager in %s", cfg.DataDir)
+		}
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(m.nodeID), Suffrage: raft.Voter}}}
+		if err := raft.RecoverCluster(rc, m.fsm, logs, bs, snaps, trans, conf); err != nil {
+			bs.Close()
+			return nil, fmt.Errorf("manager: force a new cluster: %w", err)
+		}
+		m.log.Warn("forced a new cluster: this manager is its only voter; add managers back with join tokens", "node", m.nodeID)
 	}
 	r, err := raft.NewRaft(rc, m.fsm, logs, bs, snaps, trans)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/pki"
 )
 
 // CommandType is the first byte of every Raft log entry Warren writes. The
@@ -73,15 +74,13 @@ type JoinTokens struct {
 	Tokens []JoinToken `json:"tokens"`
 }
 
-// JoinToken is one join token as the managers keep it. The secret is kept
-// (managers print the current token on request, as Swarm does); the
-// managers' database already holds the CA key, a stronger secret.
+// JoinToken is one join token as the managers keep it: the record the
+// pki package checks tokens against, and the token itself, which managers
+// print on request (as Swarm does; their database holds the CA key, a
+// stronger secret, anyway).
 type JoinToken struct {
-	Kind      string    `json:"kind"` // api.RoleWorker or api.RoleManager
-	Token     string    `json:"token"`
-	CreatedAt time.Time `json:"createdAt"`
-	ExpiresAt time.Time `json:"expiresAt,omitzero"`
-	Revoked   bool      `json:"revoked,omitempty"`
+	pki.TokenRecord
+	Token string `json:"token"`
 }
 
 // NodeRole changes a node's role (promote, demote).

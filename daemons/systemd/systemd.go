@@ -41,6 +41,9 @@ func inherited() map[string][]*os.File {
 	return inherits
 }
 
+// Has says whether systemd passed a socket of that name.
+func Has(name string) bool { return len(inherited()[name]) > 0 }
+
 // Activated says whether systemd passed any sockets.
 func Activated() bool { return len(inherited()) > 0 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,15 +21,28 @@ func runManager(args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/warren/manager", "directory for the Raft log, snapshots, state and node identity")
 	apiSocket := fs.String("api-socket", "/run/warren/api.sock", "unix socket of the local API (systemd socket name: api)")
 	fs.StringVar(&cfg.AgentSocket, "agent-socket", "/run/warren/agent.sock", "this node's agent, which serves images and task logs")
+	fs.StringVar(&cfg.ListenAddr, "listen-addr", "", "the node port, HOST:PORT, mTLS between nodes (systemd socket name: node); empty: this node only")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "HOST:PORT other nodes reach the node port at (default: derived from --listen-addr)")
+	fs.StringVar(&cfg.JoinAddr, "join", "", "join a cluster through the manager at HOST:PORT (a fresh data dir only)")
+	fs.StringVar(&cfg.JoinToken, "token", "", "the join token (warrenctl join-token worker|manager on a manager)")
+	fs.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", false, "recover from a lost quorum: make this manager the only voter, keeping its state")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "this node's name in the cluster (default: the host name)")
 	fs.Var(labelsFlag(cfg.Labels), "label", "a node label KEY=VALUE, repeatable")
 	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.240.0.0/12", "range node container subnets come from, for a new cluster")
 	fs.IntVar(&cfg.SubnetBits, "subnet-bits", 24, "prefix length of each node's container subnet")
 	fs.DurationVar(&cfg.RescheduleGrace, "reschedule-grace", time.Minute, "how long a down node's tasks wait before moving to other nodes")
 	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft's heartbeat and election timeout (default 300ms, made for a LAN)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: warren manager --data-dir DIR --api-socket PATH [flags]\n\nRuns warren-manager: the Raft store and the API on a unix socket.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), `usage: warren manager --data-dir DIR --api-socket PATH [flags]
+
+Runs warren-manager. On a fresh data dir it starts a new cluster (creating
+its CA), or with --join and --token joins one as a manager or a worker, as
+the token says. On a worker it keeps the node's replica of the cluster.
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -37,6 +51,9 @@ func runManager(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if (cfg.JoinAddr == "") != (cfg.JoinToken == "") {
+		return fmt.Errorf("--join and --token go together")
+	}
 	log, err := newLogger(*logLevel, "manager")
 	if err != nil {
 		return err
@@ -44,56 +61,104 @@ func runManager(args []string) error {
 	cfg.Logger = log
 	manager.Version = Version
 
-	l, err := systemd.UnixListener("api", *apiSocket)
+	apiL, err := systemd.UnixListener("api", *apiSocket)
 	if err != nil {
 		return err
 	}
-	m, err := manager.New(cfg)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- m.Serve(l) }()
-
-	ctx, stop := signal.NotifyContext(context.Background(), systemd.Signals...)
-	defer stop()
-	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = m.WaitReady(readyCtx)
-	cancel()
-	if err != nil && ctx.Err() == nil {
-		log.Warn("not ready yet; serving anyway", "err", err)
-	}
-	log.Info("serving", "socket", *apiSocket, "node", m.NodeID(), "data_dir", cfg.DataDir)
-	systemd.Ready(m.Status())
-
-	// The watchdog is fed while the Raft loop answers and the API answers
-	// through the real socket (its bound path, which under systemd is the
-	// socket unit's).
-	self, err := client.New("unix://" + l.Addr().String())
-	if err != nil {
-		return err
-	}
-	go systemd.Watchdog(ctx, log, func(ctx context.Context) error {
-		if err := m.RaftAlive(ctx); err != nil {
+	defer apiL.Close()
+	var nodeL net.Listener
+	if cfg.ListenAddr != "" || systemd.Has("node") {
+		if nodeL, err = systemd.TCPListener("node", cfg.ListenAddr); err != nil {
 			return err
 		}
-		_, err := self.Info(ctx)
-		return err
-	}, m.Status)
+		defer nodeL.Close()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), systemd.Signals...)
+	defer stop()
 
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		if err != nil && err != http.ErrServerClosed {
-			log.Error("API server stopped", "err", err)
+	// A change of role (promotion, demotion) restarts the manager in its
+	// new mode on the same sockets.
+	for ready := false; ; {
+		c := cfg
+		if nodeL != nil {
+			c.NodePort = keepOpen{nodeL}
 		}
+		m, err := manager.New(c)
+		if err != nil {
+			return err
+		}
+		cfg.JoinAddr, cfg.JoinToken, cfg.ForceNewCluster = "", "", false // once
+		serveErr := make(chan error, 1)
+		go func() { serveErr <- m.Serve(keepOpen{apiL}) }()
+		readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = m.WaitReady(readyCtx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("not ready yet; serving anyway", "err", err)
+		}
+		log.Info("serving", "socket", *apiSocket, "node", m.NodeID(), "data_dir", cfg.DataDir)
+		if !ready {
+			systemd.Ready(m.Status())
+			ready = true
+		}
+		// The watchdog is fed while the Raft loop (or a worker's replica
+		// loop) answers and the API answers through the real socket.
+		self, err := client.New("unix://" + apiL.Addr().String())
+		if err != nil {
+			return err
+		}
+		wctx, wcancel := context.WithCancel(ctx)
+		go systemd.Watchdog(wctx, log, func(ctx context.Context) error {
+			if err := m.RaftAlive(ctx); err != nil {
+				return err
+			}
+			_, err := self.Info(ctx)
+			return err
+		}, m.Status)
+		restart := false
+		select {
+		case <-ctx.Done():
+		case <-m.RoleChanged():
+			restart = true
+		case err := <-serveErr:
+			if err != nil && err != http.ErrServerClosed {
+				log.Error("API server stopped", "err", err)
+			}
+		}
+		wcancel()
+		self.Close()
+		if !restart {
+			systemd.Stopping()
+			log.Info("stopping")
+		}
+		if err := m.Close(); err != nil {
+			return err
+		}
+		if !restart {
+			os.Remove(*apiSocket)
+			return nil
+		}
+		log.Info("restarting in the node's new role")
 	}
-	systemd.Stopping()
-	log.Info("stopping")
-	if err := m.Close(); err != nil {
-		return err
+}
+
+// keepOpen lets a manager that restarts in a new role stop accepting on a
+// socket the daemon keeps: Close only wakes the Accept in progress (a
+// deadline); the next manager clears it.
+type keepOpen struct{ net.Listener }
+
+type deadliner interface{ SetDeadline(time.Time) error }
+
+func (k keepOpen) Close() error {
+	if d, ok := k.Listener.(deadliner); ok {
+		return d.SetDeadline(time.Now())
 	}
-	os.Remove(*apiSocket)
+	return nil
+}
+
+func (k keepOpen) SetDeadline(t time.Time) error {
+	if d, ok := k.Listener.(deadliner); ok {
+		return d.SetDeadline(t)
+	}
 	return nil
 }

@@ -326,3 +326,18 @@ func (c *Client) Raw(ctx context.Context, method, path string) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// JoinToken returns the current join token of a kind ("worker" or
+// "manager"); rotate makes a new one and revokes the old; a ttl > 0 makes
+// a new one that expires.
+func (c *Client) JoinToken(ctx context.Context, kind string, rotate bool, ttl time.Duration) (*api.JoinTokenInfo, error) {
+	var out api.JoinTokenInfo
+	q := ""
+	if ttl > 0 {
+		q = "?ttl=" + url.QueryEscape(ttl.String())
+	}
+	if rotate {
+		return &out, c.do(ctx, http.MethodPost, "/v1/join-tokens/"+esc(kind)+"/rotate"+q, struct{}{}, &out)
+	}
+	return &out, c.do(ctx, http.MethodGet, "/v1/join-tokens/"+esc(kind)+q, nil, &out)
+}

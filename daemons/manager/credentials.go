@@ -1,0 +1,167 @@
+package manager
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/pki"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// A node's TLS files live in DATA/tls: its key (made on the node, never
+// sent), its certificate chain and the cluster's trust bundle. The key and
+// certificate are the node's identity on the node port.
+const (
+	tlsDir      = "tls"
+	keyFile     = "node.key"
+	certFile    = "node.crt"
+	bundleFile  = "ca.crt"
+	nodeCertTTL = 90 * 24 * time.Hour
+)
+
+func (m *Manager) tlsPath(name string) string { return filepath.Join(m.cfg.DataDir, tlsDir, name) }
+
+// loadCredentials reads the node's TLS files, if it has them.
+func (m *Manager) loadCredentials() (*pki.Credentials, error) {
+	certPEM, err := os.ReadFile(m.tlsPath(certFile))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(m.tlsPath(keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("manager: %s has a certificate but no key: %w", tlsDir, err)
+	}
+	bundlePEM, err := os.ReadFile(m.tlsPath(bundleFile))
+	if err != nil {
+		return nil, fmt.Errorf("manager: %s has no trust bundle: %w", tlsDir, err)
+	}
+	bundle, err := pki.ParseBundle(bundlePEM)
+	if err != nil {
+		return nil, fmt.Errorf("manager: %s: %w", m.tlsPath(bundleFile), err)
+	}
+	creds, err := pki.NewCredentials(certPEM, keyPEM, bundle)
+	if err != nil {
+		return nil, fmt.Errorf("manager: %s: %w (rejoin the cluster with a new token)", m.tlsPath(certFile), err)
+	}
+	return creds, nil
+}
+
+// saveCredentials writes the node's TLS files and swaps them in.
+func (m *Manager) saveCredentials(certPEM, keyPEM, bundlePEM []byte) error {
+	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, tlsDir), 0o700); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{keyFile, keyPEM}, {certFile, certPEM}, {bundleFile, bundlePEM}} {
+		if err := writeFileAtomic(m.tlsPath(f.name), f.b); err != nil {
+			return fmt.Errorf("manager: save %s: %w", f.name, err)
+		}
+	}
+	bundle, err := pki.ParseBundle(bundlePEM)
+	if err != nil {
+		return err
+	}
+	m.credMu.Lock()
+	defer m.credMu.Unlock()
+	if m.creds == nil {
+		c, err := pki.NewCredentials(certPEM, keyPEM, bundle)
+		if err != nil {
+			return err
+		}
+		m.creds = c
+		return nil
+	}
+	return m.creds.Update(certPEM, keyPEM, bundle)
+}
+
+// credentials returns the node's credentials (nil before it has any).
+func (m *Manager) credentials() *pki.Credentials {
+	m.credMu.Lock()
+	defer m.credMu.Unlock()
+	return m.creds
+}
+
+// clusterCA reads the CA from the managers' state.
+func (m *Manager) clusterCA() (*pki.CA, error) {
+	var cl *store.ClusterInit
+	m.state.View(func(v *store.View) error { cl = v.Cluster(); return nil })
+	if cl == nil || cl.CACertPEM == "" {
+		return nil, fmt.Errorf("the cluster has no CA yet")
+	}
+	return pki.LoadCA([]byte(cl.CACertPEM), []byte(cl.CAKeyPEM))
+}
+
+// selfSign gives a manager a certificate from the CA it holds: at the
+// cluster's start, and when its certificate is due for renewal.
+func (m *Manager) selfSign() error {
+	ca, err := m.clusterCA()
+	if err != nil {
+		return err
+	}
+	k, keyPEM, err := m.nodeKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(k, m.nodeID)
+	if err != nil {
+		return err
+	}
+	certPEM, err := ca.SignNode(csr, pki.Identity{ClusterID: ca.ClusterID(), NodeID: m.nodeID, Role: pki.RoleManager}, nodeCertTTL, time.Now())
+	if err != nil {
+		return err
+	}
+	bundle, err := pki.NewBundle(ca.Certificate())
+	if err != nil {
+		return err
+	}
+	return m.saveCredentials(certPEM, keyPEM, bundle.PEM())
+}
+
+// nodeKey reads the node's key, or makes one: it never leaves the node.
+func (m *Manager) nodeKey() (crypto.Signer, []byte, error) {
+	if b, err := os.ReadFile(m.tlsPath(keyFile)); err == nil {
+		k, err := pki.ParseKey(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("manager: %s: %w", m.tlsPath(keyFile), err)
+		}
+		return k, b, nil
+	}
+	k, b, err := pki.NewKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, b, nil
+}
+
+// keepCredentials gives a manager its certificate once the cluster has a
+// CA, and renews it when due.
+func (m *Manager) keepCredentials(ctx context.Context) {
+	for {
+		c := m.credentials()
+		if c == nil || c.RenewalDue(time.Now()) {
+			if err := m.selfSign(); err != nil {
+				m.log.Debug("node certificate not made yet", "err", err)
+			} else if c == nil {
+				m.log.Info("node certificate made", "node", m.nodeID)
+			} else {
+				m.log.Info("node certificate renewed", "node", m.nodeID)
+			}
+		}
+		wait := time.Hour
+		if m.credentials() == nil {
+			wait = 200 * time.Millisecond
+		}
+		if sleepCtx(ctx, wait) != nil {
+			return
+		}
+	}
+}

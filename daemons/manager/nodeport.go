@@ -1,0 +1,402 @@
+package manager
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/pki"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// The node port: one TCP port per manager for everything between nodes,
+// mutual TLS 1.3, the protocol chosen by ALPN:
+//
+//	"warren-raft" ─▶ Raft's transport (manager certificates only)
+//	"http/1.1"    ─▶ the API: managers, workers (their scope), and anonymous
+//	                 callers for POST /v1/join only
+//
+// Raft addresses are node IDs; the address book maps them to the node
+// port a node last announced (its node record, its Raft hello, the join
+// answer), so a manager whose address changes keeps its place.
+const (
+	alpnRaft = "warren-raft"
+	alpnHTTP = "http/1.1"
+)
+
+// addrBook maps node IDs to node-port addresses.
+type addrBook struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newAddrBook() *addrBook { return &addrBook{m: map[string]string{}} }
+
+func (b *addrBook) set(id, addr string) {
+	if id == "" || addr == "" {
+		return
+	}
+	b.mu.Lock()
+	b.m[id] = addr
+	b.mu.Unlock()
+}
+
+func (b *addrBook) get(id string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.m[id]
+	return a, ok
+}
+
+// learn fills the book from the node records of the state.
+func (b *addrBook) learn(v *store.View) {
+	for _, n := range v.Nodes() {
+		if n.Description.Addr != "" {
+			b.set(n.ID, n.Description.Addr)
+		}
+	}
+}
+
+// hello is the first line a manager sends on a Raft connection: who it is
+// (which its certificate must confirm) and where it listens.
+type hello struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+}
+
+// streamLayer is raft.StreamLayer over the node port.
+type streamLayer struct {
+	m      *Manager
+	addr   net.Addr
+	accept chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.accept:
+		return c, nil
+	case <-s.done:
+		return nil, errors.New("manager: raft stream layer closed")
+	}
+}
+
+func (s *streamLayer) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return nil
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.addr }
+
+// Dial connects to the manager whose node ID is address.
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	id := string(address)
+	to, ok := s.m.book.get(id)
+	if !ok {
+		return nil, fmt.Errorf("manager: no known address for manager %s", id)
+	}
+	creds := s.m.credentials()
+	if creds == nil {
+		return nil, errors.New("manager: no node certificate yet")
+	}
+	cfg := pki.ClientConfig(creds, wantNode(id, pki.RoleManager))
+	cfg.NextProtos = []string{alpnRaft}
+	d := &net.Dialer{Timeout: timeout}
+	c, err := tls.DialWithDialer(d, "tcp", to, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("manager: raft dial %s at %s: %w", id, to, err)
+	}
+	b, _ := json.Marshal(hello{ID: s.m.nodeID, Addr: s.m.cfg.AdvertiseAddr})
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// wantNode checks that the peer is the node we meant to reach.
+func wantNode(id string, role pki.Role) func(pki.Identity) error {
+	return func(i pki.Identity) error {
+		if i.Role != role {
+			return fmt.Errorf("peer %s is a %s, not a %s", i.NodeID, i.Role, role)
+		}
+		if id != "" && i.NodeID != id {
+			return fmt.Errorf("reached node %s instead of %s", i.NodeID, id)
+		}
+		return nil
+	}
+}
+
+// nodePort serves the node port on a listener.
+type nodePort struct {
+	m      *Manager
+	l      net.Listener
+	raft   *streamLayer
+	httpL  *chanListener
+	server *http.Server
+}
+
+// chanListener hands connections accepted elsewhere to an http.Server.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+func newNodePort(m *Manager, l net.Listener) *nodePort {
+	np := &nodePort{m: m, l: l,
+		raft:  &streamLayer{m: m, addr: l.Addr(), accept: make(chan net.Conn), done: make(chan struct{})},
+		httpL: &chanListener{addr: l.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}}
+	np.server = &http.Server{
+		Handler:           m.nodePortHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				if id, err := pki.PeerIdentity(tc.ConnectionState()); err == nil {
+					return withPeer(ctx, Peer{ClusterID: id.ClusterID, NodeID: id.NodeID, Role: string(id.Role)})
+				}
+			}
+			return withPeer(ctx, Peer{}) // anonymous: only the join endpoint
+		},
+	}
+	return np
+}
+
+// serve accepts connections until the listener closes.
+func (np *nodePort) serve() {
+	clearDeadline(np.l)
+	go np.server.Serve(np.httpL)
+	for {
+		c, err := np.l.Accept()
+		if err != nil {
+			np.httpL.Close()
+			np.raft.Close()
+			return
+		}
+		go np.handshake(c)
+	}
+}
+
+func (np *nodePort) close() {
+	np.l.Close()
+	np.httpL.Close()
+	np.raft.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	np.server.Shutdown(ctx)
+	np.server.Close()
+}
+
+func (np *nodePort) handshake(c net.Conn) {
+	creds := np.m.credentials()
+	if creds == nil {
+		c.Close()
+		return
+	}
+	cfg := pki.JoinServerConfig(creds)
+	cfg.NextProtos = []string{alpnRaft, alpnHTTP}
+	tc := tls.Server(c, cfg)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		np.m.log.Debug("node port: handshake refused", "from", c.RemoteAddr(), "err", err)
+		c.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	switch tc.ConnectionState().NegotiatedProtocol {
+	case alpnRaft:
+		id, err := pki.PeerIdentity(tc.ConnectionState())
+		if err != nil || id.Role != pki.RoleManager {
+			np.m.log.Warn("node port: raft connection refused: not a manager certificate", "from", c.RemoteAddr(), "identity", id, "err", err)
+			tc.Close()
+			return
+		}
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(tc)
+		line, err := r.ReadBytes('\n')
+		var h hello
+		if err != nil || json.Unmarshal(line, &h) != nil || h.ID != id.NodeID {
+			tc.Close()
+			return
+		}
+		tc.SetReadDeadline(time.Time{})
+		np.m.book.set(h.ID, h.Addr)
+		select {
+		case np.raft.accept <- &bufferedConn{Conn: tc, r: r}:
+		case <-np.raft.done:
+			tc.Close()
+		}
+	default:
+		select {
+		case np.httpL.ch <- tc:
+		case <-np.httpL.done:
+			tc.Close()
+		}
+	}
+}
+
+// bufferedConn keeps what the hello's reader read ahead.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// tlsPeers reaches other managers' APIs over the node port.
+type tlsPeers struct{ m *Manager }
+
+func (p tlsPeers) Client(id string) (*http.Client, string, error) {
+	addr, ok := p.m.book.get(id)
+	if !ok {
+		return nil, "", fmt.Errorf("no known address for manager %s", id)
+	}
+	creds := p.m.credentials()
+	if creds == nil {
+		return nil, "", errors.New("no node certificate yet")
+	}
+	cfg := pki.ClientConfig(creds, wantNode(id, pki.RoleManager))
+	cfg.NextProtos = []string{alpnHTTP}
+	tr := &http.Transport{
+		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			d := &tls.Dialer{Config: cfg}
+			return d.DialContext(ctx, "tcp", addr)
+		},
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     60 * time.Second,
+	}
+	return &http.Client{Transport: tr}, "https://" + id, nil
+}
+
+// nodePortHandler is the API as served on the node port: what a caller
+// may do depends on its certificate.
+func (m *Manager) nodePortHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := peerOf(r)
+		switch {
+		case p.Role == api.RoleManager:
+			m.handler.ServeHTTP(w, r)
+		case p.Role == api.RoleWorker:
+			if err := workerMay(r, p.NodeID); err != nil {
+				writeError(w, err)
+				return
+			}
+			m.handler.ServeHTTP(w, r)
+		case r.Method == http.MethodPost && r.URL.Path == "/v1/join":
+			m.handler.ServeHTTP(w, r)
+		default:
+			writeError(w, api.Errorf(api.CodeForbidden, "the node port needs a node certificate of this cluster: join the node first (warren manager --join ADDR --token TOKEN)"))
+		}
+	})
+}
+
+// workerMay says what a worker's certificate allows: its own heartbeats,
+// statuses and certificate renewal, and reading its own scope.
+func workerMay(r *http.Request, self string) error {
+	path := r.URL.Path
+	switch {
+	case r.Method == http.MethodGet && path == "/v1/watch":
+		return nil // held to the worker's scope by the watch handler
+	case r.Method == http.MethodGet && path == "/v1/info":
+		return nil
+	case r.Method == http.MethodPost && path == "/v1/nodes/"+self+"/heartbeat":
+		return nil
+	case r.Method == http.MethodPost && path == "/v1/tasks/status":
+		return nil // the handler holds it to the worker's own node
+	case r.Method == http.MethodPost && path == "/v1/certs/renew":
+		return nil
+	}
+	return api.Errorf(api.CodeForbidden, "a worker certificate may not call %s %s: that needs a manager", r.Method, path)
+}
+
+// openNodePort serves the node port (bound by New), and wires Raft's transport
+// and the peer dialer to it.
+func (m *Manager) openNodePort() error {
+	if l := m.cfg.NodePort; l != nil {
+		m.np = newNodePort(m, l)
+		go m.np.serve()
+	}
+	if m.cfg.Peers == nil && (m.np != nil || m.cfg.Worker || m.creds != nil) {
+		m.cfg.Peers = tlsPeers{m: m}
+	}
+	return nil
+}
+
+func (m *Manager) closeNodePort() {
+	if m.np != nil {
+		m.np.close()
+	}
+}
+
+// advertiseFor picks the address peers reach a listener at: its own, or
+// for an unspecified one the host's first non-loopback IPv4 address.
+func advertiseFor(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if !ta.IP.IsUnspecified() {
+		return ta.String()
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, x := range addrs {
+		if in, ok := x.(*net.IPNet); ok && in.IP.To4() != nil && !in.IP.IsLoopback() {
+			return net.JoinHostPort(in.IP.String(), fmt.Sprint(ta.Port))
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
+}
+
+// learnAddresses keeps the address book in step with the node records.
+func (m *Manager) learnAddresses(ctx context.Context) {
+	f := &store.Filter{Kinds: map[string]bool{api.KindNode: true}}
+	index := m.hub.Last()
+	var buf []store.Change
+	for {
+		wait := m.hub.Wait()
+		changes, upTo, err := m.hub.Read(index, f, 1024, buf[:0])
+		if err != nil || len(changes) > 0 {
+			m.state.View(func(v *store.View) error { m.book.learn(v); return nil })
+		}
+		if err == nil {
+			index = upTo
+		} else {
+			index = m.hub.Last()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wait:
+		}
+	}
+}

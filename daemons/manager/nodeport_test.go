@@ -1,0 +1,364 @@
+package manager_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/manager"
+	"github.com/warren-edge/warren/daemons/pki"
+)
+
+// netNode is a manager process's worth of a node on loopback: the real
+// node port, mTLS, join tokens.
+type netNode struct {
+	mu sync.Mutex
+	*manager.Manager
+	dir     string
+	sock    string
+	client  *client.Client
+	addr    string
+	stopped chan struct{}
+}
+
+func startNetNode(t *testing.T, dir, join, token string) *netNode {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockDir, _ := os.MkdirTemp("", "warren-np-")
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	n := &netNode{dir: dir, sock: filepath.Join(sockDir, "api.sock"), addr: l.Addr().String()}
+	n.start(t, l, join, token)
+	t.Cleanup(func() { n.stop() })
+	return n
+}
+
+// start runs the node's manager; like the daemon, it restarts it in the
+// node's new role when that changes.
+func (n *netNode) start(t *testing.T, l net.Listener, join, token string) {
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	m, err := manager.New(manager.Config{DataDir: n.dir, Hostname: filepath.Base(n.dir), NodePort: l,
+		JoinAddr: join, JoinToken: token, RaftLogLevel: "error",
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", filepath.Base(n.dir))})
+	if err != nil {
+		l.Close()
+		t.Fatalf("start node %s: %v", n.dir, err)
+	}
+	os.Remove(n.sock)
+	ul, err := net.Listen("unix", n.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go m.Serve(ul)
+	n.mu.Lock()
+	n.Manager = m
+	n.client, _ = client.New("unix://" + n.sock)
+	n.mu.Unlock()
+	go func() {
+		select {
+		case <-m.RoleChanged():
+		case <-n.done():
+			return
+		}
+		n.mu.Lock()
+		if n.Manager != m {
+			n.mu.Unlock()
+			return
+		}
+		n.client.Close()
+		m.Close()
+		n.Manager = nil
+		n.mu.Unlock()
+		l2, err := net.Listen("tcp", n.addr)
+		if err != nil {
+			t.Errorf("rebind %s: %v", n.addr, err)
+			return
+		}
+		n.start(t, l2, "", "")
+	}()
+}
+
+func (n *netNode) done() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped == nil {
+		n.stopped = make(chan struct{})
+	}
+	return n.stopped
+}
+
+func (n *netNode) cl() *client.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.client
+}
+
+func (n *netNode) stop() {
+	n.done()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.stopped:
+	default:
+		close(n.stopped)
+	}
+	if n.Manager != nil {
+		n.client.Close()
+		n.Manager.Close()
+		n.Manager = nil
+	}
+}
+
+func TestJoinWithTokensOverMTLS(t *testing.T) {
+	ctx := ctx(t)
+	base := t.TempDir()
+	a := startNetNode(t, filepath.Join(base, "a"), "", "")
+	eventually(t, "the first manager ready with a certificate", 15*time.Second, func() error {
+		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+		return err
+	})
+	mtok, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
+	if !strings.HasPrefix(mtok.Token, "WRN-1-m-") || !strings.HasPrefix(wtok.Token, "WRN-1-w-") {
+		t.Fatalf("tokens %q and %q do not look like manager and worker tokens", mtok.Token, wtok.Token)
+	}
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
+	c := startNetNode(t, filepath.Join(base, "c"), b.addr, mtok.Token) // join through any manager
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+
+	eventually(t, "three managers vote and a worker is registered", 20*time.Second, func() error {
+		nodes, err := a.cl().Nodes(ctx, client.ReadOptions{})
+		if err != nil {
+			return err
+		}
+		roles := map[string]int{}
+		for _, n := range nodes {
+			roles[n.Spec.Role]++
+		}
+		if roles[api.RoleManager] != 3 || roles[api.RoleWorker] != 1 {
+			return fmt.Errorf("roles %v", roles)
+		}
+		return nil
+	})
+	for _, n := range []*netNode{a, b, c} {
+		info, err := n.cl().Info(ctx)
+		if err != nil || info.Role != api.RoleManager {
+			t.Errorf("manager %s info = %+v, %v", n.dir, info, err)
+		}
+	}
+	if info, _ := w.cl().Info(ctx); info == nil || info.Role != api.RoleWorker {
+		t.Errorf("the worker's info = %+v, want role worker", info)
+	}
+	// A write through the last joiner, seen by the worker's replica.
+	if _, err := c.cl().CreateService(ctx, api.ServiceSpec{Name: "web", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatalf("create through a joined manager: %v", err)
+	}
+	eventually(t, "the worker's replica follows", 10*time.Second, func() error {
+		_, err := w.cl().Service(ctx, "web", client.ReadOptions{})
+		return err
+	})
+
+	// Refused joins: each with its reason, nothing registered.
+	before, _ := a.cl().Nodes(ctx, client.ReadOptions{})
+	expiring, err := a.cl().JoinToken(ctx, api.RoleWorker, true, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token, want string
+	}{
+		{"garbage", "hello", "malformed"},
+		{"rotated out", wtok.Token, "revoked"},
+		{"wrong secret", expiring.Token[:len(expiring.Token)-4] + "aaaa", "secret"},
+		{"another cluster's CA", strings.Replace(expiring.Token, expiring.Token[8:20], "aaaaaaaaaaaa", 1), "another cluster"},
+	} {
+		n, err := manager.New(manager.Config{DataDir: filepath.Join(base, "bad-"+strings.ReplaceAll(tc.name, " ", "-")), Hostname: "bad",
+			JoinAddr: a.addr, JoinToken: tc.token, RaftLogLevel: "error", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil {
+			n.Close()
+			t.Errorf("join with a %s token succeeded", tc.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("join with a %s token: %v; want it to say %q", tc.name, err, tc.want)
+		}
+	}
+	after, _ := a.cl().Nodes(ctx, client.ReadOptions{})
+	if len(after) != len(before) {
+		t.Errorf("refused joins registered %d nodes", len(after)-len(before))
+	}
+
+	// The node port refuses callers without a certificate, with a foreign
+	// one, and workers calling manager endpoints.
+	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}}
+	resp, err := anon.Get("https://" + a.addr + "/v1/services")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("anonymous GET /v1/services on the node port = %d %s, want 403", resp.StatusCode, body)
+		}
+	}
+	foreign := foreignClient(t)
+	if _, err := foreign.Get("https://" + a.addr + "/v1/services"); err == nil {
+		t.Error("a certificate from another CA was accepted on the node port")
+	}
+	wc := workerClient(t, w.dir)
+	for _, path := range []string{"/v1/services", "/v1/tasks", "/v1/join-tokens/manager"} {
+		resp, err := wc.Get("https://" + a.addr + path)
+		if err != nil {
+			t.Errorf("worker GET %s: %v", path, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("worker certificate GET %s = %d, want 403", path, resp.StatusCode)
+		}
+	}
+	// Its watch is held to its scope, whatever it asks for.
+	resp, err = wc.Get("https://" + a.addr + "/v1/watch?worker=somebody-else")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	k, _ := io.ReadAtLeast(resp.Body, buf, 1)
+	resp.Body.Close()
+	if strings.Contains(string(buf[:k]), `"env"`) {
+		t.Errorf("a worker's watch carried another scope's environment: %s", buf[:k])
+	}
+}
+
+// foreignClient has a certificate from a CA of another cluster.
+func foreignClient(t *testing.T) *http.Client {
+	ca, err := pki.NewCA("other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, keyPEM, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, "intruder")
+	certPEM, err := ca.SignNode(csr, pki.Identity{ClusterID: "other", NodeID: "intruder", Role: pki.RoleManager}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}}}
+}
+
+// workerClient uses a joined worker's own certificate.
+func workerClient(t *testing.T, dir string) *http.Client {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls", "node.crt"), filepath.Join(dir, "tls", "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}}}
+}
+
+var _ = context.Background
+
+func TestPromoteAndDemote(t *testing.T) {
+	ctx := ctx(t)
+	base := t.TempDir()
+	a := startNetNode(t, filepath.Join(base, "a"), "", "")
+	eventually(t, "the first manager ready", 15*time.Second, func() error {
+		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+		return err
+	})
+	mtok, _ := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	wID := w.NodeID()
+	bID := b.NodeID()
+	roleOf := func(id string) string {
+		n, err := a.cl().Node(ctx, id)
+		if err != nil {
+			return ""
+		}
+		return n.Spec.Role
+	}
+	// Promote the worker: it restarts as a manager and comes to vote.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://warren/v1/nodes/"+wID+"/promote", nil)
+	if _, err := rawDo(a.sock, req); err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	eventually(t, "the promoted node runs as a manager", 20*time.Second, func() error {
+		info, err := w.cl().Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Role != api.RoleManager || !info.RaftVoter {
+			return fmt.Errorf("info %+v", info)
+		}
+		return nil
+	})
+	if r := roleOf(wID); r != api.RoleManager {
+		t.Errorf("promoted node's role %q", r)
+	}
+	// Demote b: it restarts as a worker and keeps following.
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, "http://warren/v1/nodes/"+bID+"/demote", nil)
+	if _, err := rawDo(a.sock, req); err != nil {
+		t.Fatalf("demote: %v", err)
+	}
+	eventually(t, "the demoted node runs as a worker", 20*time.Second, func() error {
+		info, err := b.cl().Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Role != api.RoleWorker {
+			return fmt.Errorf("info %+v", info)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(b.dir, "raft")); err == nil {
+		t.Error("the demoted node kept its Raft log: a worker must not hold the cluster's state")
+	}
+	if _, err := a.cl().CreateService(ctx, api.ServiceSpec{Name: "after", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the demoted node follows as a worker", 15*time.Second, func() error {
+		_, err := b.cl().Service(ctx, "after", client.ReadOptions{})
+		return err
+	})
+}
+
+func rawDo(sock string, req *http.Request) ([]byte, error) {
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return b, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return b, nil
+}

@@ -523,3 +523,43 @@ func clearDeadline(l net.Listener) {
 		d.SetDeadline(time.Time{})
 	}
 }
+
+// ReadIdentity reads the identity of the node whose data dir this is.
+func ReadIdentity(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "node.json"))
+	if err != nil {
+		return "", err
+	}
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return "", err
+	}
+	return id.NodeID, nil
+}
+
+// InitInfo waits for a new cluster's CA and certificate, and returns the
+// cluster's identity and its first join tokens (warren init).
+func (m *Manager) InitInfo(ctx context.Context) (*api.Info, []api.JoinTokenInfo, error) {
+	for m.credentials() == nil {
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return nil, nil, fmt.Errorf("manager: no certificate yet: %w", err)
+		}
+	}
+	var info api.Info
+	m.state.View(func(v *store.View) error {
+		if c := v.Cluster(); c != nil {
+			info.ClusterID = c.ClusterID
+		}
+		return nil
+	})
+	info.NodeID = m.nodeID
+	var out []api.JoinTokenInfo
+	for _, kind := range []string{api.RoleWorker, api.RoleManager} {
+		t, err := m.tokenFor(kind, false, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, api.JoinTokenInfo{Kind: kind, Token: t.Token})
+	}
+	return &info, out, nil
+}

@@ -341,3 +341,15 @@ func (c *Client) JoinToken(ctx context.Context, kind string, rotate bool, ttl ti
 	}
 	return &out, c.do(ctx, http.MethodGet, "/v1/join-tokens/"+esc(kind)+q, nil, &out)
 }
+
+// PromoteNode makes a worker a manager; DemoteNode the reverse.
+func (c *Client) PromoteNode(ctx context.Context, ref string) (*api.Node, error) {
+	var out api.Node
+	return &out, c.do(ctx, http.MethodPost, "/v1/nodes/"+esc(ref)+"/promote", struct{}{}, &out)
+}
+
+// DemoteNode makes a manager a worker.
+func (c *Client) DemoteNode(ctx context.Context, ref string) (*api.Node, error) {
+	var out api.Node
+	return &out, c.do(ctx, http.MethodPost, "/v1/nodes/"+esc(ref)+"/demote", struct{}{}, &out)
+}

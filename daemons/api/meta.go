@@ -137,14 +137,22 @@ func ParseBytes(s string) (int64, error) {
 		return 0, nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return n, nil
+		return n, nil // a negative one is refused by validation, naming the field
+	}
+	bad := fmt.Errorf("invalid size %q: use a number of bytes or a unit like 64M or 1G", s)
+	// A fraction needs a unit ("1.5G"); a bare one ("1.9") is a mistake.
+	if strings.IndexFunc(s, func(r rune) bool { return r >= 'A' && r <= 'z' }) < 0 {
+		return 0, bad
 	}
 	v, err := units.RAMInBytes(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid size %q: use a number of bytes or a unit like 64M or 1G", s)
+	if err != nil || v < 0 || v > maxBytes {
+		return 0, bad
 	}
 	return v, nil
 }
+
+// maxBytes bounds a size: 1 PiB (and no overflow).
+const maxBytes = 1 << 50
 
 // FormatBytes writes a size the way ParseBytes reads it, e.g. "64MiB".
 func FormatBytes(n int64) string {
@@ -162,6 +170,10 @@ func (c CPUs) MarshalJSON() ([]byte, error) { return []byte(FormatCPUs(int64(c))
 
 func (c *CPUs) UnmarshalJSON(data []byte) error {
 	s := string(data)
+	if s == "null" {
+		*c = 0
+		return nil
+	}
 	if len(data) > 0 && data[0] == '"' {
 		if err := json.Unmarshal(data, &s); err != nil {
 			return err
@@ -196,7 +208,7 @@ func ParseCPUs(s string) (int64, error) {
 		return 0, nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1e6 {
+	if err != nil || !(f >= 0 && f <= 1e6) { // also NaN and infinities
 		return 0, fmt.Errorf("invalid CPU count %q: use a number like 0.5 or 2", s)
 	}
 	return int64(math.Round(f * 1e9)), nil

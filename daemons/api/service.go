@@ -233,9 +233,12 @@ type UpdateConfig struct {
 	// Delay between batches.
 	Delay Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
 	// FailureAction is "pause" (the default), "continue" or "rollback".
+	// A failed task of the new spec pauses the update; "rollback" pauses
+	// too for now (warrenctl service update --rollback rolls back).
 	FailureAction string `json:"failureAction,omitempty" yaml:"failureAction,omitempty"`
 	// Monitor is how long a new task must keep running to count as a
-	// success (default 5s).
+	// success (default 5s). Stored and validated; the rollout does not
+	// wait on it yet: any failure of a new task during the update counts.
 	Monitor Duration `json:"monitor,omitempty" yaml:"monitor,omitempty"`
 	// MaxFailureRatio is the share of failed updates tolerated, 0 to 1.
 	MaxFailureRatio float64 `json:"maxFailureRatio,omitempty" yaml:"maxFailureRatio,omitempty"`

@@ -2,9 +2,11 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -33,10 +35,16 @@ var (
 	userRe     = regexp.MustCompile(`^([a-z_][a-z0-9_-]*\$?|[0-9]+)(:([a-z_][a-z0-9_-]*|[0-9]+))?$`)
 )
 
-// fieldErrs gathers validation failures so one response names them all.
+// fieldErrs gathers validation failures so one response names them all
+// (up to maxFieldErrs: a hostile spec must not make a huge answer).
 type fieldErrs []FieldError
 
+const maxFieldErrs = 50
+
 func (f *fieldErrs) add(field, format string, args ...any) {
+	if len(*f) >= maxFieldErrs {
+		return
+	}
 	*f = append(*f, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -92,7 +100,8 @@ func validateLabels(fe *fieldErrs, field string, labels map[string]string) {
 	if len(labels) > MaxLabels {
 		fe.add(field, "%d labels; the limit is %d", len(labels), MaxLabels)
 	}
-	for k, v := range labels {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
 		if len(k) > MaxLabelKeyLen || !labelKeyRe.MatchString(k) {
 			fe.add(field+"."+k, "invalid label key %q: use letters, digits, '.', '_', '/' and '-', at most %d characters", k, MaxLabelKeyLen)
 		}
@@ -257,6 +266,7 @@ func (k PortKey) String() string {
 func validatePorts(fe *fieldErrs, ports []PortConfig) {
 	if len(ports) > MaxPorts {
 		fe.add("ports", "%d ports; the limit is %d", len(ports), MaxPorts)
+		return // and no pairwise check over a hostile list
 	}
 	for i, p := range ports {
 		f := fmt.Sprintf("ports[%d]", i)
@@ -276,6 +286,7 @@ func validatePorts(fe *fieldErrs, ports []PortConfig) {
 		for j := 0; j < i; j++ {
 			if ports[j].Key().Clashes(p.Key()) {
 				fe.add(f, "publishes %s, which ports[%d] already publishes", p.Key(), j)
+				break // one clash per port says enough
 			}
 		}
 	}
@@ -294,7 +305,7 @@ func validateUpdate(fe *fieldErrs, u UpdateConfig) {
 	default:
 		fe.add("updateConfig.order", "%q is not an order: use stop-first or start-first", u.Order)
 	}
-	if u.MaxFailureRatio < 0 || u.MaxFailureRatio > 1 {
+	if !(u.MaxFailureRatio >= 0 && u.MaxFailureRatio <= 1) { // also NaN
 		fe.add("updateConfig.maxFailureRatio", "%v is not between 0 and 1", u.MaxFailureRatio)
 	}
 }
@@ -349,7 +360,7 @@ func validateHealth(fe *fieldErrs, h HealthCheck) {
 	}{{"interval", h.Interval}, {"timeout", h.Timeout}, {"startPeriod", h.StartPeriod}} {
 		validateDuration(fe, "healthCheck."+d.f, d.v)
 	}
-	if h.Interval != 0 && h.Interval < Duration(100e6) {
+	if h.Interval > 0 && h.Interval < Duration(100e6) {
 		fe.add("healthCheck.interval", "%s is shorter than the minimum of 100ms", h.Interval)
 	}
 	if h.Retries > 100 {

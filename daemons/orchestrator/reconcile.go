@@ -224,8 +224,10 @@ func (r *reconciler) service(s *api.Service) {
 		}
 		groups[taskKey(t)] = append(groups[taskKey(t)], t)
 	}
+	order := sortedKeys(groups)
 	// Move tasks off drained and lost nodes first: their slots then refill.
-	for _, ts := range groups {
+	for _, k := range order {
+		ts := groups[k]
 		for _, t := range ts {
 			if !r.live(t) || t.NodeID == "" {
 				continue
@@ -255,7 +257,8 @@ func (r *reconciler) service(s *api.Service) {
 	// Stop what is no longer wanted: slots above the count, global tasks
 	// on nodes that stopped qualifying (but not on nodes merely down: an
 	// offline device keeps running its tasks).
-	for k, ts := range groups {
+	for _, k := range order {
+		ts := groups[k]
 		if wanted[k] {
 			continue
 		}
@@ -271,22 +274,12 @@ func (r *reconciler) service(s *api.Service) {
 		}
 	}
 	u := newRollout(s, groups, wanted, r)
-	keys := make([]key, 0, len(wanted))
-	for k := range wanted {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].slot != keys[j].slot {
-			return keys[i].slot < keys[j].slot
-		}
-		return keys[i].node < keys[j].node
-	})
-	for _, k := range keys {
+	for _, k := range sortedKeys(wanted) {
 		r.slot(s, k, groups[k], u)
 	}
 	u.finish(r, s)
-	for _, ts := range groups {
-		r.history(ts)
+	for _, k := range order {
+		r.history(groups[k])
 	}
 }
 
@@ -300,6 +293,22 @@ func GlobalNodes(s *api.ServiceSpec, nodes []*api.Node) uint64 {
 		}
 	}
 	return n
+}
+
+// sortedKeys orders slots (then global nodes) so that plans are the same
+// for the same input.
+func sortedKeys[V any](m map[key]V) []key {
+	keys := make([]key, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].slot != keys[j].slot {
+			return keys[i].slot < keys[j].slot
+		}
+		return keys[i].node < keys[j].node
+	})
+	return keys
 }
 
 func eligibleGlobal(n *api.Node, s *api.ServiceSpec) bool {
@@ -340,6 +349,10 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 		if n := r.nodes[k.node]; n == nil || n.Spec.Availability != api.AvailabilityActive || n.Status.State == api.NodeDown {
 			return // a global task goes only to an active node that is not down
 		}
+	}
+	if last != nil && r.desired(last) != api.TaskRunning && !r.state(last).Terminal() && last.NodeID != "" &&
+		r.nodes[last.NodeID] != nil && !r.nodeGone(last.NodeID) && !r.nodeDrained(last.NodeID) {
+		return // its old task is still stopping (stop-first): wait for the end
 	}
 	if last == nil || r.desired(last) != api.TaskRunning {
 		r.create(s, k, last, false)

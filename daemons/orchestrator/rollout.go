@@ -34,7 +34,7 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 	}
 	var failed int
 	var lastUp time.Time
-	for k := range wanted {
+	for _, k := range sortedKeys(wanted) {
 		var oldLive, newRunning, newStarting bool
 		for _, t := range groups[k] {
 			current := t.SpecVersion >= s.SpecVersion
@@ -58,16 +58,18 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 			u.inflight++
 		}
 	}
-	if u.outdated == 0 {
-		return u
-	}
 	cfg := s.Spec.UpdateConfig
-	if failed > 0 && cfg.FailureAction != api.FailureContinue {
+	// Failures count in the last batch too (a one-replica service has no
+	// other).
+	if failed > 0 && cfg.FailureAction != api.FailureContinue && st != nil && st.State != UpdatePaused {
 		ratio := float64(failed) / float64(max(1, len(wanted)))
 		if ratio > cfg.MaxFailureRatio {
 			u.paused = true
 			u.message = "update paused: a task made from the new spec failed; fix the spec and update again"
 		}
+	}
+	if u.outdated == 0 {
+		return u
 	}
 	u.budget = -1
 	if p := cfg.EffectiveParallelism(); p > 0 {
@@ -89,7 +91,9 @@ func (u *rollout) consider(r *reconciler, s *api.Service, k key, t *api.Task) {
 	if u.budget > 0 {
 		u.budget--
 	}
-	if u.startFirst {
+	// Start-first keeps a running old task until its successor runs; an old
+	// task that never ran has nothing to keep.
+	if u.startFirst && r.state(t) == api.TaskRunning {
 		r.create(s, k, nil, false)
 		return
 	}

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,12 +17,14 @@ import (
 // sent), its certificate chain and the cluster's trust bundle. The key and
 // certificate are the node's identity on the node port.
 const (
-	tlsDir      = "tls"
-	keyFile     = "node.key"
-	certFile    = "node.crt"
-	bundleFile  = "ca.crt"
-	nodeCertTTL = 90 * 24 * time.Hour
+	tlsDir     = "tls"
+	keyFile    = "node.key"
+	certFile   = "node.crt"
+	bundleFile = "ca.crt"
 )
+
+// nodeCertTTL is how long a node certificate lasts (tests shorten it).
+var nodeCertTTL = 90 * 24 * time.Hour
 
 func (m *Manager) tlsPath(name string) string { return filepath.Join(m.cfg.DataDir, tlsDir, name) }
 
@@ -156,7 +159,7 @@ func (m *Manager) keepCredentials(ctx context.Context) {
 				m.log.Info("node certificate renewed", "node", m.nodeID)
 			}
 		}
-		wait := time.Hour
+		wait := m.untilRenewal()
 		if m.credentials() == nil {
 			wait = 200 * time.Millisecond
 		}
@@ -164,4 +167,55 @@ func (m *Manager) keepCredentials(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// keepWorkerCredentials renews a worker's certificate through a manager
+// when it is due (a worker holds no CA).
+func (m *Manager) keepWorkerCredentials(ctx context.Context) {
+	for {
+		if c := m.credentials(); c != nil && c.RenewalDue(time.Now()) {
+			if err := m.renewThroughManagers(ctx); err != nil {
+				m.log.Warn("renew this node's certificate", "err", err)
+				if sleepCtx(ctx, time.Minute) != nil {
+					return
+				}
+				continue
+			}
+			m.log.Info("node certificate renewed", "node", m.nodeID)
+		}
+		if sleepCtx(ctx, m.untilRenewal()) != nil {
+			return
+		}
+	}
+}
+
+// untilRenewal is how long to wait before looking at the certificate
+// again: until it is due, at most an hour.
+func (m *Manager) untilRenewal() time.Duration {
+	c := m.credentials()
+	if c == nil {
+		return time.Second
+	}
+	return min(max(time.Until(pki.RenewAt(c.Leaf())), time.Second), time.Hour)
+}
+
+func (m *Manager) renewThroughManagers(ctx context.Context) error {
+	key, keyPEM, err := m.nodeKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(key, m.nodeID)
+	if err != nil {
+		return err
+	}
+	var lastErr error = errors.New("no manager known")
+	for _, id := range m.renewTargets() {
+		res, err := m.renew(ctx, id, csr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return m.saveCredentials([]byte(res.CertPEM), keyPEM, []byte(res.BundlePEM))
+	}
+	return lastErr
 }

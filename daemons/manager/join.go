@@ -162,6 +162,19 @@ func (m *Manager) join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 		clusterID = v.Cluster().ClusterID
 		return nil
 	})
+	// This manager is one to reach, registered yet or not.
+	self := false
+	for i, p := range managers {
+		if p.ID == m.nodeID {
+			self = true
+			if p.Addr == "" {
+				managers[i].Addr = m.cfg.AdvertiseAddr
+			}
+		}
+	}
+	if !self {
+		managers = append(managers, api.PeerAddr{ID: m.nodeID, Addr: m.cfg.AdvertiseAddr})
+	}
 	if err := pki.CheckToken(rec, tok, bundle.Digests(), time.Now()); err != nil {
 		return nil, api.Errorf(api.CodeForbidden, "%v", err)
 	}

@@ -243,6 +243,7 @@ func New(cfg Config) (*Manager, error) {
 		m.work.alive.Store(time.Now().UnixNano())
 		m.handler = m.routes()
 		go m.watchOwnRole(ctx)
+		go m.keepWorkerCredentials(ctx)
 		go func() {
 			defer close(m.done)
 			m.runReplica(ctx)

@@ -362,3 +362,30 @@ func rawDo(sock string, req *http.Request) ([]byte, error) {
 	}
 	return b, nil
 }
+
+func TestCertificatesRenewBeforeTheyExpire(t *testing.T) {
+	defer manager.SetCertTTLForTest(6 * time.Second)()
+	ctx := ctx(t)
+	base := t.TempDir()
+	a := startNetNode(t, filepath.Join(base, "a"), "", "")
+	eventually(t, "the first manager ready", 15*time.Second, func() error {
+		_, err := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
+		return err
+	})
+	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	first, _ := os.ReadFile(filepath.Join(w.dir, "tls", "node.crt"))
+	// Past the certificates' lifetime both nodes still talk.
+	time.Sleep(8 * time.Second)
+	now, _ := os.ReadFile(filepath.Join(w.dir, "tls", "node.crt"))
+	if string(now) == string(first) {
+		t.Error("the worker's certificate was not renewed")
+	}
+	if _, err := a.cl().CreateService(ctx, api.ServiceSpec{Name: "late", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the worker follows on renewed certificates", 15*time.Second, func() error {
+		_, err := w.cl().Service(ctx, "late", client.ReadOptions{})
+		return err
+	})
+}

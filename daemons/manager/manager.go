@@ -83,6 +83,9 @@ type Config struct {
 	// ForceNewCluster makes this manager the only voter of its cluster,
 	// keeping the state: the recovery from a lost quorum.
 	ForceNewCluster bool
+	// RaftLogStore is "bbolt" (the default) or "wal" (raft-wal, faster
+	// writes: see raft.go). A data dir keeps the store it started with.
+	RaftLogStore string
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
 	Logger       *slog.Logger

@@ -4,19 +4,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
 	bolt "go.etcd.io/bbolt"
 )
 
 // raftNode is the Raft instance and the stores under it.
 type raftNode struct {
-	r     *raft.Raft
-	logs  *raftboltdb.BoltStore
-	trans raft.Transport
+	r       *raft.Raft
+	closers []func() error // the log and stable stores
+	trans   raft.Transport
 }
 
 // Raft timing for a LAN of small devices. Elections start after
@@ -40,14 +42,58 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manager: open raft log %s: %w (is another warren manager using this data dir?)", dir, err)
 	}
-	logs, err := raft.NewLogCache(1024, bs)
-	if err != nil {
+	// The log store: bbolt (the default; the stable store is always bbolt)
+	// or raft-wal, an append-only log with one fdatasync per batch where
+	// bbolt needs two (about 0.5 ms against 2.5 ms a batch here).
+	var store raft.LogStore = bs
+	var closers []func() error
+	kind := cfg.RaftLogStore
+	if kind == "" {
+		kind = "bbolt"
+	}
+	// A data dir keeps the log store it started with.
+	marker := filepath.Join(dir, "logstore")
+	if b, err := os.ReadFile(marker); err == nil {
+		if have := strings.TrimSpace(string(b)); have != kind {
+			bs.Close()
+			return nil, fmt.Errorf("manager: this data dir's Raft log is kept in %s: start it with --raft-log-store %s", have, have)
+		}
+	} else if err := writeFileAtomic(marker, []byte(kind+"\n")); err != nil {
 		bs.Close()
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	switch kind {
+	case "", "bbolt":
+	case "wal":
+		if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
+			bs.Close()
+			return nil, fmt.Errorf("manager: %w", err)
+		}
+		w, err := wal.Open(filepath.Join(dir, "wal"))
+		if err != nil {
+			bs.Close()
+			return nil, fmt.Errorf("manager: open raft wal: %w", err)
+		}
+		store = w
+		closers = append(closers, w.Close)
+	default:
+		bs.Close()
+		return nil, fmt.Errorf("manager: raft log store %q: use bbolt or wal", cfg.RaftLogStore)
+	}
+	closers = append(closers, bs.Close)
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
 	if err != nil {
-		bs.Close()
+		closeAll()
 		return nil, fmt.Errorf("manager: snapshot store: %w", err)
 	}
 	// The state database survives restarts and Raft does not restore the
@@ -57,11 +103,11 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	if metas, err := snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > m.state.AppliedIndex() {
 		_, rc, err := snaps.Open(metas[0].ID)
 		if err != nil {
-			bs.Close()
+			closeAll()
 			return nil, fmt.Errorf("manager: open snapshot %s: %w", metas[0].ID, err)
 		}
 		if err := m.fsm.Restore(rc); err != nil {
-			bs.Close()
+			closeAll()
 			return nil, err
 		}
 		m.log.Info("state database restored from snapshot", "index", metas[0].Index)
@@ -95,24 +141,24 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 
 	has, err := raft.HasExistingState(logs, bs, snaps)
 	if err != nil {
-		bs.Close()
+		closeAll()
 		return nil, fmt.Errorf("manager: read raft state: %w", err)
 	}
 	if cfg.ForceNewCluster {
 		if !has {
-			bs.Close()
+			closeAll()
 			return nil, fmt.Errorf("manager: --force-new-cluster needs the state of an existing manager in %s", cfg.DataDir)
 		}
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(m.nodeID), Suffrage: raft.Voter}}}
 		if err := raft.RecoverCluster(rc, m.fsm, logs, bs, snaps, trans, conf); err != nil {
-			bs.Close()
+			closeAll()
 			return nil, fmt.Errorf("manager: force a new cluster: %w", err)
 		}
 		m.log.Warn("forced a new cluster: this manager is its only voter; add managers back with join tokens", "node", m.nodeID)
 	}
 	r, err := raft.NewRaft(rc, m.fsm, logs, bs, snaps, trans)
 	if err != nil {
-		bs.Close()
+		closeAll()
 		return nil, fmt.Errorf("manager: start raft: %w", err)
 	}
 	if !has && m.bootstrap {
@@ -127,18 +173,20 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 		f := r.BootstrapCluster(conf)
 		if err := f.Error(); err != nil {
 			r.Shutdown()
-			bs.Close()
+			closeAll()
 			return nil, fmt.Errorf("manager: bootstrap: %w", err)
 		}
 		m.log.Info("bootstrapped a new cluster", "node", m.nodeID, "voters", len(voters))
 	}
-	return &raftNode{r: r, logs: bs, trans: trans}, nil
+	return &raftNode{r: r, closers: closers, trans: trans}, nil
 }
 
 func (n *raftNode) close() error {
 	err := n.r.Shutdown().Error()
-	if cerr := n.logs.Close(); err == nil {
-		err = cerr
+	for _, c := range n.closers {
+		if cerr := c(); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }

@@ -105,8 +105,8 @@ func runAgent(args []string) error {
 	if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	if l.Addr().String() == *agentSocket {
-		os.Remove(*agentSocket)
+	if !systemd.Has("agent") {
+		os.Remove(*agentSocket) // a socket unit's file stays for the next start
 	}
 	return nil
 }

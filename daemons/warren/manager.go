@@ -136,7 +136,9 @@ Flags:
 			return err
 		}
 		if !restart {
-			os.Remove(*apiSocket)
+			if !systemd.Has("api") {
+				os.Remove(*apiSocket) // a socket unit's file stays for the next start
+			}
 			return nil
 		}
 		log.Info("restarting in the node's new role")

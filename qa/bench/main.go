@@ -30,6 +30,7 @@ var sections = []section{
 	{"manager", benchManager},
 	{"node", benchNode},
 	{"dns", benchDNS},
+	{"appliance", benchAppliance},
 	{"scheduler", benchScheduler},
 	{"binary", benchBinary},
 }

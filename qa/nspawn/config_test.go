@@ -41,13 +41,18 @@ func TestWarrenConfig(t *testing.T) {
 		wantErr    string   // part of the error; "" = must succeed
 	}{
 		{"no file: first manager with defaults", "<none>",
-			[]string{"WARREN_ROLE=manager", "WARREN_CLUSTER=init", `WARREN_MANAGER_FLAGS=""`}, ""},
+			[]string{"WARREN_ROLE=manager", "WARREN_CLUSTER=init", `WARREN_MANAGER_FLAGS="--listen-addr=0.0.0.0:4242"`}, ""},
 		{"first manager", "# c\nrole = manager\n\nhostname = edge-1\nlabels = zone=a,rack=3\ncluster_cidr=10.240.0.0/12\nsubnet_bits = 26\nlog_level = debug\n",
-			[]string{`WARREN_MANAGER_FLAGS="--hostname=edge-1 --label=zone=a --label=rack=3 --cluster-cidr=10.240.0.0/12 --subnet-bits=26 --log-level=debug"`,
+			[]string{`WARREN_MANAGER_FLAGS="--listen-addr=0.0.0.0:4242 --hostname=edge-1 --label=zone=a --label=rack=3 --cluster-cidr=10.240.0.0/12 --subnet-bits=26 --log-level=debug"`,
 				`WARREN_AGENT_FLAGS="--log-level=debug"`}, ""},
-		{"no final newline", "role=manager\nhostname=h", []string{`WARREN_MANAGER_FLAGS="--hostname=h"`}, ""},
+		{"no final newline", "role=manager\nhostname=h", []string{`WARREN_MANAGER_FLAGS="--listen-addr=0.0.0.0:4242 --hostname=h"`}, ""},
 		{"join fields exported", "role=manager\nmanagers=10.0.0.1:4242\nadvertise_addr=10.0.0.2:4242\n",
-			[]string{"WARREN_MANAGERS=10.0.0.1:4242", "WARREN_ADVERTISE_ADDR=10.0.0.2:4242"}, ""},
+			[]string{"WARREN_MANAGERS=10.0.0.1:4242", "WARREN_ADVERTISE_ADDR=10.0.0.2:4242",
+				`WARREN_MANAGER_FLAGS="--listen-addr=0.0.0.0:4242 --advertise-addr=10.0.0.2:4242"`}, ""},
+		{"worker joins", "role=worker\njoin_token=WRN-1-w-abc\nmanagers=10.0.0.1:4242,10.0.0.3:4242\n",
+			[]string{`WARREN_MANAGER_FLAGS="--listen-addr=0.0.0.0:4242 --join=10.0.0.1:4242 --token=WRN-1-w-abc"`}, ""},
+		{"manager joins", "role=manager\ncluster=join\njoin_token=WRN-1-m-abc\nmanagers=10.0.0.1:4242\n",
+			[]string{`WARREN_MANAGER_FLAGS="--listen-addr=0.0.0.0:4242 --join=10.0.0.1:4242 --token=WRN-1-m-abc"`}, ""},
 		{"unknown key", "rolle=manager\n", nil, `unknown key "rolle"`},
 		{"bad role", "role=boss\n", nil, "role must be manager or worker"},
 		{"not key=value", "role manager\n", nil, "is not key = value"},
@@ -57,7 +62,8 @@ func TestWarrenConfig(t *testing.T) {
 		{"bad cidr", "cluster_cidr=ten\n", nil, "is not an IPv4 prefix"},
 		{"worker needs a token", "role=worker\n", nil, "needs join_token"},
 		{"worker needs managers", "role=worker\njoin_token=t\n", nil, "needs managers"},
-		{"joining is not there yet", "role=worker\njoin_token=t\nmanagers=m:1\n", nil, "not implemented yet"},
+		{"not a token", "role=worker\njoin_token=t\nmanagers=m:1\n", nil, "does not look like a Warren join token"},
+		{"token of the other kind", "role=worker\njoin_token=WRN-1-m-abc\nmanagers=m:1\n", nil, "is a manager token but role = worker"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -256,6 +256,6 @@ or the address in --host or $WARREN_HOST. The commands follow
 	root.PersistentFlags().StringVarP(&s.host, "host", "H", "",
 		"the manager's API: unix:///PATH, a socket path or http://HOST:PORT (default $"+EnvHost+", else "+client.DefaultHost+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, msg: err.Error()} })
-	root.AddCommand(s.serviceCmd(), s.nodeCmd(), s.imageCmd(), s.joinTokenCmd(), s.applyCmd(), s.completionCmd(), s.versionCmd())
+	root.AddCommand(s.serviceCmd(), s.nodeCmd(), s.imageCmd(), s.joinTokenCmd(), s.caCmd(), s.applyCmd(), s.completionCmd(), s.versionCmd())
 	return root
 }

@@ -115,3 +115,68 @@ cannot be demoted, nor the leader from its own socket.`,
 		},
 	}
 }
+
+func (s *session) caCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "Show the cluster's CA, or rotate it",
+		Long: `Show the digest of the cluster's CA (join tokens pin it) and whether a
+rotation is running.`,
+		Example: `  warrenctl ca
+  warrenctl ca rotate
+  warrenctl ca rotate --finish`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			info, err := c.CA(cmd.Context())
+			if err != nil {
+				return err
+			}
+			printCA(s, info)
+			return nil
+		},
+	}
+	var finish bool
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Roll a new CA through the fleet, with no downtime",
+		Long: `Start a CA rotation: a new CA, cross-signed by the current one, becomes
+the one managers sign with; every node trusts both and renews its
+certificate under the new one within about half a minute, while old and
+new certificates keep talking. When every node shows ready again, end the
+rotation with --finish: the old CA is dropped, join tokens are renewed
+(print them with warrenctl join-token), and a node that never renewed must
+join again.`,
+		Example: `  warrenctl ca rotate
+  warrenctl node ls            # every node ready?
+  warrenctl ca rotate --finish`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			info, err := c.RotateCA(cmd.Context(), finish)
+			if err != nil {
+				return err
+			}
+			printCA(s, info)
+			return nil
+		},
+	}
+	rotate.Flags().BoolVar(&finish, "finish", false, "end the running rotation: drop the old CA")
+	cmd.AddCommand(rotate)
+	return cmd
+}
+
+func printCA(s *session, info *api.CAInfo) {
+	fmt.Fprintf(s.out(), "CA digest:  %s\n", info.Digest)
+	if info.Rotating {
+		fmt.Fprintf(s.out(), "Rotating:   yes; also trusted: %d other CA(s). Finish with warrenctl ca rotate --finish once every node is ready.\n", len(info.Digests)-1)
+	} else {
+		fmt.Fprintf(s.out(), "Rotating:   no\n")
+	}
+}

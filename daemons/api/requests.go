@@ -82,3 +82,14 @@ type RenewResponse struct {
 	CertPEM   string `json:"cert"`
 	BundlePEM string `json:"bundle"`
 }
+
+// CAInfo is the cluster's CA as nodes see it (GET /v1/ca).
+type CAInfo struct {
+	// Digest is the active CA's, the one new tokens pin.
+	Digest string `json:"digest"`
+	// Digests are every trusted CA's (two during a rotation).
+	Digests  []string `json:"digests"`
+	Rotating bool     `json:"rotating"`
+	// BundlePEM holds the trusted CA certificates, the active one first.
+	BundlePEM string `json:"bundle"`
+}

@@ -93,14 +93,30 @@ func (m *Manager) credentials() *pki.Credentials {
 	return m.creds
 }
 
-// clusterCA reads the CA from the managers' state.
+// clusterCA reads the active CA from the managers' state.
 func (m *Manager) clusterCA() (*pki.CA, error) {
-	var cl *store.ClusterInit
-	m.state.View(func(v *store.View) error { cl = v.Cluster(); return nil })
-	if cl == nil || cl.CACertPEM == "" {
-		return nil, fmt.Errorf("the cluster has no CA yet")
+	ca, _, err := m.caAndTrust()
+	return ca, err
+}
+
+// caAndTrust reads the active CA and the roots every node must trust.
+func (m *Manager) caAndTrust() (*pki.CA, *pki.Bundle, error) {
+	var rec *store.CA
+	m.state.View(func(v *store.View) error { rec = v.CA(); return nil })
+	if rec == nil {
+		return nil, nil, fmt.Errorf("the cluster has no CA yet")
 	}
-	return pki.LoadCA([]byte(cl.CACertPEM), []byte(cl.CAKeyPEM))
+	ca, err := pki.LoadCA([]byte(rec.CertPEM), []byte(rec.KeyPEM))
+	if err != nil {
+		return nil, nil, err
+	}
+	var bundle *pki.Bundle
+	if rec.BundlePEM != "" {
+		bundle, err = pki.ParseBundle([]byte(rec.BundlePEM))
+	} else {
+		bundle, err = pki.NewBundle(ca.Certificate())
+	}
+	return ca, bundle, err
 }
 
 // selfSign gives a manager a certificate from the CA it holds: at the
@@ -118,11 +134,11 @@ func (m *Manager) selfSign() error {
 	if err != nil {
 		return err
 	}
-	certPEM, err := ca.SignNode(csr, pki.Identity{ClusterID: ca.ClusterID(), NodeID: m.nodeID, Role: pki.RoleManager}, nodeCertTTL, time.Now())
+	_, bundle, err := m.caAndTrust()
 	if err != nil {
 		return err
 	}
-	bundle, err := pki.NewBundle(ca.Certificate())
+	certPEM, err := ca.SignNode(csr, pki.Identity{ClusterID: ca.ClusterID(), NodeID: m.nodeID, Role: pki.RoleManager}, nodeCertTTL, time.Now())
 	if err != nil {
 		return err
 	}

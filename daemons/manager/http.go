@@ -48,6 +48,8 @@ func (m *Manager) routes() http.Handler {
 	handle("GET /v1/join-tokens/{kind}", m.toLeader(m.joinToken))
 	handle("POST /v1/join-tokens/{kind}/rotate", m.toLeader(m.joinToken))
 	handle("POST /v1/certs/renew", m.postRenew)
+	handle("GET /v1/ca", m.caInfo)
+	handle("POST /v1/ca/rotate", m.toLeader(m.rotateCA))
 	handle("GET /v1/services/{ref}/logs", m.serviceLogs)
 	handle("GET /v1/tasks/{ref}/logs", m.taskLogs)
 	handle("GET /v1/images", m.proxyAgent)

@@ -133,13 +133,9 @@ func (m *Manager) join(ctx context.Context, req *api.JoinRequest) (*api.JoinResp
 	if req.Description.Hostname == "" {
 		return nil, api.Errorf(api.CodeInvalid, "the joining node must say its hostname")
 	}
-	ca, err := m.clusterCA()
+	ca, bundle, err := m.caAndTrust()
 	if err != nil {
 		return nil, api.Errorf(api.CodeUnavailable, "%v", err)
-	}
-	bundle, err := pki.NewBundle(ca.Certificate())
-	if err != nil {
-		return nil, api.Errorf(api.CodeInternal, "%v", err)
 	}
 	var rec pki.TokenRecord
 	var stale []*api.Node
@@ -387,12 +383,11 @@ func (m *Manager) postRenew(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeForbidden, "node %s is not in the cluster any more: join it again", p.NodeID))
 		return
 	}
-	ca, err := m.clusterCA()
+	ca, bundle, err := m.caAndTrust()
 	if err != nil {
 		writeError(w, api.Errorf(api.CodeUnavailable, "%v", err))
 		return
 	}
-	bundle, _ := pki.NewBundle(ca.Certificate())
 	certPEM, err := ca.SignNode(req.CSR, pki.Identity{ClusterID: ca.ClusterID(), NodeID: n.ID, Role: pki.Role(n.Spec.Role)}, nodeCertTTL, time.Now())
 	if err != nil {
 		writeError(w, api.Errorf(api.CodeInvalid, "certificate request: %v", err))

@@ -247,6 +247,7 @@ func New(cfg Config) (*Manager, error) {
 		m.handler = m.routes()
 		go m.watchOwnRole(ctx)
 		go m.keepWorkerCredentials(ctx)
+		go m.followCA(ctx)
 		go func() {
 			defer close(m.done)
 			m.runReplica(ctx)
@@ -264,6 +265,7 @@ func New(cfg Config) (*Manager, error) {
 	go m.registerSelf(ctx)
 	go m.keepCredentials(ctx)
 	go m.watchOwnRole(ctx)
+	go m.followCA(ctx)
 	go m.learnAddresses(ctx)
 	if !m.bootstrap {
 		var index uint64

@@ -335,6 +335,8 @@ func workerMay(r *http.Request, self string) error {
 		return nil // the handler holds it to the worker's own node
 	case r.Method == http.MethodPost && path == "/v1/certs/renew":
 		return nil
+	case r.Method == http.MethodGet && path == "/v1/ca":
+		return nil
 	}
 	return api.Errorf(api.CodeForbidden, "a worker certificate may not call %s %s: that needs a manager", r.Method, path)
 }

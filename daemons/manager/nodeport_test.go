@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -388,4 +389,77 @@ func TestCertificatesRenewBeforeTheyExpire(t *testing.T) {
 		_, err := w.cl().Service(ctx, "late", client.ReadOptions{})
 		return err
 	})
+}
+
+func TestCARotationWithoutDowntime(t *testing.T) {
+	defer manager.SetCAPollForTest(200 * time.Millisecond)()
+	ctx := ctx(t)
+	base := t.TempDir()
+	a := startNetNode(t, filepath.Join(base, "a"), "", "")
+	eventually(t, "the first manager ready", 15*time.Second, func() error {
+		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+		return err
+	})
+	mtok, _ := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	before, err := a.cl().CA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := a.cl().RotateCA(ctx, false)
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if !started.Rotating || started.Digest == before.Digest || len(started.Digests) != 2 {
+		t.Fatalf("after rotate: %+v; want rotating, a new active digest, two trusted", started)
+	}
+	// While rotating, writes flow and the worker follows.
+	issuer := func(dir string) string {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls", "node.crt"), filepath.Join(dir, "tls", "node.key"))
+		if err != nil {
+			return ""
+		}
+		if len(cert.Certificate) < 2 {
+			return ""
+		}
+		return pki.Digest(mustParse(t, cert.Certificate[len(cert.Certificate)-1]))
+	}
+	eventually(t, "every node renewed under the new CA", 20*time.Second, func() error {
+		for _, n := range []*netNode{a, b, w} {
+			if got := issuer(n.dir); got != started.Digest {
+				return fmt.Errorf("%s's chain ends at %s", filepath.Base(n.dir), got)
+			}
+		}
+		return nil
+	})
+	if _, err := b.cl().CreateService(ctx, api.ServiceSpec{Name: "during", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatalf("write during the rotation: %v", err)
+	}
+	finished, err := a.cl().RotateCA(ctx, true)
+	if err != nil || finished.Rotating || len(finished.Digests) != 1 || finished.Digest != started.Digest {
+		t.Fatalf("finish = %+v, %v; want the new CA alone", finished, err)
+	}
+	if _, err := a.cl().CreateService(ctx, api.ServiceSpec{Name: "after", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the worker follows after the rotation", 15*time.Second, func() error {
+		_, err := w.cl().Service(ctx, "after", client.ReadOptions{})
+		return err
+	})
+	// The old token pinned the old CA: refused now.
+	_, err = manager.New(manager.Config{DataDir: filepath.Join(base, "late"), Hostname: "late", JoinAddr: a.addr, JoinToken: wtok.Token,
+		RaftLogLevel: "error", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil {
+		t.Error("a token from before the rotation still joins")
+	}
+}
+
+func mustParse(t *testing.T, der []byte) *x509.Certificate {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -8,3 +8,10 @@ func SetCertTTLForTest(d time.Duration) func() {
 	nodeCertTTL = d
 	return func() { nodeCertTTL = old }
 }
+
+// SetCAPollForTest makes workers look at the CA more often.
+func SetCAPollForTest(d time.Duration) func() {
+	old := workerCAPoll
+	workerCAPoll = d
+	return func() { workerCAPoll = old }
+}

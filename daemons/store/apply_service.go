@@ -14,6 +14,15 @@ func applyJoinTokens(w *wtx, c *JoinTokens) any {
 	return nil
 }
 
+func applyCA(w *wtx, c *CA) any {
+	if w.view().Cluster() == nil {
+		return api.Errorf(api.CodeConflict, "the cluster is not initialised")
+	}
+	b, _ := json.Marshal(c)
+	w.must(w.tx.Bucket(bMeta).Put(kCA, b))
+	return nil
+}
+
 func applyClusterInit(w *wtx, c *ClusterInit) any {
 	if w.view().Cluster() != nil {
 		return api.Errorf(api.CodeConflict, "the cluster is already initialised")

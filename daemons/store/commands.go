@@ -27,6 +27,7 @@ const (
 	CmdTaskStatus    CommandType = 11
 	CmdJoinTokens    CommandType = 12
 	CmdNodeRole      CommandType = 13
+	CmdCA            CommandType = 14
 )
 
 var commandNames = map[CommandType]string{
@@ -35,7 +36,7 @@ var commandNames = map[CommandType]string{
 	CmdServiceDelete: "service-delete", CmdNodeRegister: "node-register",
 	CmdNodeSpec: "node-spec", CmdNodeStatus: "node-status", CmdNodeRemove: "node-remove",
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
-	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role",
+	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 }
 
 func (t CommandType) String() string {
@@ -81,6 +82,17 @@ type JoinTokens struct {
 type JoinToken struct {
 	pki.TokenRecord
 	Token string `json:"token"`
+}
+
+// CA replaces the cluster's CA: the active one (its certificate chain
+// and key: during a rotation the new CA, cross-signed by the old) and the
+// roots every node trusts.
+type CA struct {
+	CertPEM   string    `json:"cert"`
+	KeyPEM    string    `json:"key"`
+	BundlePEM string    `json:"bundle"`
+	Rotating  bool      `json:"rotating,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // NodeRole changes a node's role (promote, demote).

@@ -45,6 +45,7 @@ var appliers = map[CommandType]applyFunc{
 	CmdTaskStatus:    decoded(applyTaskStatus),
 	CmdJoinTokens:    decoded(applyJoinTokens),
 	CmdNodeRole:      decoded(applyNodeRole),
+	CmdCA:            decoded(applyCA),
 }
 
 // decoded adapts a typed apply function. A payload that does not decode is

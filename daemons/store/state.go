@@ -31,6 +31,7 @@ var (
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")
+	kCA            = []byte("ca")
 	kFormat        = []byte("format")
 	currentFormat  = []byte("1")
 	indexSeparator = byte(0)
@@ -198,6 +199,21 @@ func (v *View) Cluster() *ClusterInit {
 	var c ClusterInit
 	mustDecode(b, &c)
 	return &c
+}
+
+// CA returns the cluster's current CA: the last rotation's, or the one
+// the cluster started with. Nil before initialisation.
+func (v *View) CA() *CA {
+	if b := v.tx.Bucket(bMeta).Get(kCA); b != nil {
+		var c CA
+		mustDecode(b, &c)
+		return &c
+	}
+	cl := v.Cluster()
+	if cl == nil || cl.CACertPEM == "" {
+		return nil
+	}
+	return &CA{CertPEM: cl.CACertPEM, KeyPEM: cl.CAKeyPEM, At: cl.CreatedAt}
 }
 
 // JoinTokens returns the cluster's join tokens.

@@ -353,3 +353,19 @@ func (c *Client) DemoteNode(ctx context.Context, ref string) (*api.Node, error) 
 	var out api.Node
 	return &out, c.do(ctx, http.MethodPost, "/v1/nodes/"+esc(ref)+"/demote", struct{}{}, &out)
 }
+
+// CA describes the cluster's CA.
+func (c *Client) CA(ctx context.Context) (*api.CAInfo, error) {
+	var out api.CAInfo
+	return &out, c.do(ctx, http.MethodGet, "/v1/ca", nil, &out)
+}
+
+// RotateCA starts a CA rotation, or with finish ends the running one.
+func (c *Client) RotateCA(ctx context.Context, finish bool) (*api.CAInfo, error) {
+	var out api.CAInfo
+	q := ""
+	if finish {
+		q = "?finish"
+	}
+	return &out, c.do(ctx, http.MethodPost, "/v1/ca/rotate"+q, struct{}{}, &out)
+}

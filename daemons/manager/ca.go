@@ -1,0 +1,209 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/pki"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// CA rotation with no downtime (daemons/pki/README.md has the states):
+//
+//	rotate:  new CA B, cross-signed by the old A; every node trusts [B, A];
+//	         managers sign with B; every node renews under B (managers
+//	         themselves, workers through a manager) as soon as it sees the
+//	         new trust, while old and new certificates still talk.
+//	finish:  trust [B] only; A's key is gone; tokens are renewed; a node
+//	         that never renewed must join again.
+//
+// Managers see the CA record in their state; workers ask a manager for the
+// trust bundle (GET /v1/ca) every half minute.
+
+// workerCAPoll is how often a worker asks what to trust (tests shorten it).
+var workerCAPoll = 30 * time.Second
+
+// caInfo answers GET /v1/ca: what every node must trust.
+func (m *Manager) caInfo(w http.ResponseWriter, r *http.Request) {
+	var rec *store.CA
+	m.state.View(func(v *store.View) error { rec = v.CA(); return nil })
+	if rec == nil {
+		writeError(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
+		return
+	}
+	_, bundle, err := m.caAndTrust()
+	if err != nil {
+		writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.CAInfo{Digest: pki.Digest(bundle.Active()), Digests: bundle.Digests(),
+		Rotating: rec.Rotating, BundlePEM: string(bundle.PEM())})
+}
+
+// rotateCA answers POST /v1/ca/rotate (?finish ends a rotation).
+func (m *Manager) rotateCA(w http.ResponseWriter, r *http.Request) {
+	if !peerIsManager(r) {
+		writeError(w, api.Errorf(api.CodeForbidden, "only managers' operators rotate the CA"))
+		return
+	}
+	var rec *store.CA
+	var clusterID string
+	m.state.View(func(v *store.View) error {
+		rec = v.CA()
+		if c := v.Cluster(); c != nil {
+			clusterID = c.ClusterID
+		}
+		return nil
+	})
+	if rec == nil {
+		writeError(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
+		return
+	}
+	cur, err := pki.LoadCA([]byte(rec.CertPEM), []byte(rec.KeyPEM))
+	if err != nil {
+		writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+		return
+	}
+	now := time.Now().UTC()
+	var next store.CA
+	switch {
+	case queryBool(r, "finish"):
+		if !rec.Rotating {
+			writeError(w, api.Errorf(api.CodeConflict, "no CA rotation is running: start one with warrenctl ca rotate"))
+			return
+		}
+		b := cur.WithoutCrossSigned()
+		key, _ := b.KeyPEM()
+		bundle, _ := pki.NewBundle(b.Certificate())
+		next = store.CA{CertPEM: string(b.CertPEM()), KeyPEM: string(key), BundlePEM: string(bundle.PEM()), At: now}
+	default:
+		if rec.Rotating {
+			writeError(w, api.Errorf(api.CodeConflict, "a CA rotation is running: finish it first (warrenctl ca rotate --finish) once every node shows ready"))
+			return
+		}
+		b, err := pki.NewCA(clusterID, now)
+		if err != nil {
+			writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+			return
+		}
+		bx, err := cur.CrossSign(b, now)
+		if err != nil {
+			writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+			return
+		}
+		key, _ := bx.KeyPEM()
+		bundle, err := pki.NewBundle(b.Certificate(), cur.Certificate())
+		if err != nil {
+			writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+			return
+		}
+		next = store.CA{CertPEM: string(bx.CertPEM()), KeyPEM: string(key), BundlePEM: string(bundle.PEM()), Rotating: true, At: now}
+	}
+	if _, err := m.propose(store.CmdCA, next); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !next.Rotating {
+		// Tokens pinned the old CA: make new ones on request.
+		var tokens []store.JoinToken
+		m.state.View(func(v *store.View) error { tokens = v.JoinTokens(); return nil })
+		for i := range tokens {
+			tokens[i].Revoked = true
+		}
+		m.propose(store.CmdJoinTokens, store.JoinTokens{Tokens: tokens})
+	}
+	m.log.Info("CA rotation", "finished", !next.Rotating)
+	m.caInfo(w, r)
+}
+
+// followCA keeps this node's trust and certificate in step with the
+// cluster's CA: from the state on a manager, from a manager on a worker.
+func (m *Manager) followCA(ctx context.Context) {
+	every := 2 * time.Second
+	if m.isWorker() {
+		every = workerCAPoll
+	}
+	for {
+		if err := m.followCAOnce(ctx); err != nil {
+			m.log.Debug("follow the CA", "err", err)
+		}
+		if sleepCtx(ctx, every) != nil {
+			return
+		}
+	}
+}
+
+func (m *Manager) followCAOnce(ctx context.Context) error {
+	creds := m.credentials()
+	if creds == nil {
+		return nil
+	}
+	var bundle *pki.Bundle
+	if m.isWorker() {
+		info, err := m.fetchCA(ctx)
+		if err != nil {
+			return err
+		}
+		if bundle, err = pki.ParseBundle([]byte(info.BundlePEM)); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if _, bundle, err = m.caAndTrust(); err != nil {
+			return err
+		}
+	}
+	if !bytes.Equal(bundle.PEM(), creds.Trust().PEM()) {
+		// Trust the new roots first (old and new talk through the
+		// cross-signature), then renew under the active CA.
+		if err := creds.SetTrust(bundle); err != nil {
+			return err
+		}
+		m.log.Info("trust bundle changed", "roots", len(bundle.Certificates()))
+	}
+	if !bundle.IssuedByActive(creds.Leaf()) {
+		var err error
+		if m.isWorker() {
+			err = m.renewThroughManagers(ctx)
+		} else {
+			err = m.selfSign()
+		}
+		if err != nil {
+			return fmt.Errorf("renew under the new CA: %w", err)
+		}
+		m.log.Info("node certificate renewed under the new CA", "node", m.nodeID)
+	}
+	return nil
+}
+
+// fetchCA asks a manager what to trust.
+func (m *Manager) fetchCA(ctx context.Context) (*api.CAInfo, error) {
+	var lastErr error = fmt.Errorf("no manager known")
+	for _, id := range m.renewTargets() {
+		hc, base, err := m.cfg.Peers.Client(id)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/ca", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var info api.CAInfo
+		err = json.NewDecoder(resp.Body).Decode(&info)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			lastErr = fmt.Errorf("GET /v1/ca on %s: %s %v", id, resp.Status, err)
+			continue
+		}
+		return &info, nil
+	}
+	return nil, lastErr
+}

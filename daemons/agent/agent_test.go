@@ -364,7 +364,7 @@ func TestDrainMovesTasksOff(t *testing.T) {
 }
 
 func TestNodeDownThenTasksRescheduledAfterGrace(t *testing.T) {
-	n := startNode(t, managertest.Options{NodeTimeout: 400 * time.Millisecond, RescheduleGrace: 300 * time.Millisecond})
+	n := startNode(t, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: 300 * time.Millisecond})
 	n.m.Client.CreateService(n.ctx, svc("web", 1))
 	first := running(n.waitTasks("web", "1 running", countRunning(1)))[0]
 	n.stopAgent() // the node goes silent; its container keeps running

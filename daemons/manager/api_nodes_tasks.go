@@ -118,6 +118,10 @@ func (m *Manager) postHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if p, ok := peerOf(r); ok && p.Role != api.RoleManager && r.PathValue("ref") != p.NodeID {
+		writeError(w, api.Errorf(api.CodeForbidden, "a worker sends its own node's heartbeats only"))
+		return
+	}
 	n, err := m.heartbeat(r.PathValue("ref"), hb)
 	if err != nil {
 		writeError(w, err)
@@ -213,6 +217,10 @@ func (m *Manager) postTaskStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := validateStatus(&req); err != nil {
 		writeError(w, err)
+		return
+	}
+	if p, ok := peerOf(r); ok && p.Role != api.RoleManager && req.NodeID != p.NodeID {
+		writeError(w, api.Errorf(api.CodeForbidden, "a worker reports the tasks of its own node only"))
 		return
 	}
 	res, err := m.propose(store.CmdTaskStatus, store.TaskStatus{NodeID: req.NodeID, Updates: req.Updates, At: time.Now().UTC()})

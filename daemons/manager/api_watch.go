@@ -114,6 +114,11 @@ func (m *Manager) watch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if len(changes) > 0 {
+			// The batch ends on an index boundary: say so, so a replica
+			// knows the last index is whole.
+			if _, err := w.Write(controlLine(api.OpPing, upTo)); err != nil {
+				return
+			}
 			flusher.Flush()
 		}
 		after = max(after, upTo)

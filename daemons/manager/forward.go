@@ -106,7 +106,8 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, leader string,
 		// Read your writes: answer once this manager has applied what the
 		// leader had applied when it answered.
 		ModifyResponse: func(resp *http.Response) error {
-			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+			// (A worker sees only its scope: it cannot wait for an index.)
+			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil && !m.isWorker() {
 				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 				defer cancel()
 				m.hub.WaitFor(ctx, idx)

@@ -33,6 +33,9 @@ import (
 // tokenFor returns the current token of a kind, making one if there is
 // none (or the current one has expired or been revoked).
 func (m *Manager) tokenFor(kind string, rotate bool, ttl time.Duration) (store.JoinToken, error) {
+	// One at a time: each writes the whole list it read.
+	m.tokenMu.Lock()
+	defer m.tokenMu.Unlock()
 	var tokens []store.JoinToken
 	m.state.View(func(v *store.View) error { tokens = v.JoinTokens(); return nil })
 	now := time.Now().UTC()

@@ -342,7 +342,14 @@ func (m *Manager) heartbeat(nodeID string, hb api.Heartbeat) (*api.Node, error) 
 	}
 	m.beats.record(n.ID, time.Now())
 	now := time.Now().UTC()
-	if hb.Description.Hostname != "" && hb.Description != n.Description {
+	d := hb.Description // empty fields keep the record's (as the FSM merges)
+	if d.Addr == "" {
+		d.Addr = n.Description.Addr
+	}
+	if d.EngineVersion == "" {
+		d.EngineVersion = n.Description.EngineVersion
+	}
+	if hb.Description.Hostname != "" && d != n.Description {
 		if _, err := m.propose(store.CmdNodeRegister, store.NodeRegister{ID: n.ID, Description: hb.Description, At: now}); err != nil {
 			return nil, err
 		}

@@ -114,6 +114,9 @@ func (c *Config) defaults() error {
 	if c.NodeTimeout == 0 {
 		c.NodeTimeout = 6 * time.Second
 	}
+	if c.NodeTimeout < time.Second {
+		return fmt.Errorf("manager: a node timeout of %s would mark healthy nodes down: give at least three agent heartbeats (agents report every 2s, so 6s)", c.NodeTimeout)
+	}
 	if c.AgentSocket == "" {
 		c.AgentSocket = "/run/warren/agent.sock"
 	}
@@ -155,6 +158,7 @@ type Manager struct {
 	joined   *api.JoinResponse // set on the start that joined
 	identity identity
 
+	tokenMu     sync.Mutex // serialises join token changes on the leader
 	roleChanged chan struct{}
 	roleOnce    sync.Once
 	dropState   bool // a demoted manager drops the full state on Close

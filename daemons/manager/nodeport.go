@@ -273,10 +273,25 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
-// tlsPeers reaches other managers' APIs over the node port.
-type tlsPeers struct{ m *Manager }
+// tlsPeers reaches other managers' APIs over the node port. It keeps one
+// HTTP transport per peer (and so its TLS connections), made again when
+// the peer's address changes.
+type tlsPeers struct {
+	m     *Manager
+	mu    sync.Mutex
+	cache map[string]*peerClient
+}
 
-func (p tlsPeers) Client(id string) (*http.Client, string, error) {
+type peerClient struct {
+	addr   string
+	client *http.Client
+}
+
+// peerDialTimeout bounds a connection attempt to another node: a peer that
+// is cut off must not hold a request for a TCP timeout.
+const peerDialTimeout = 3 * time.Second
+
+func (p *tlsPeers) Client(id string) (*http.Client, string, error) {
 	addr, ok := p.m.book.get(id)
 	if !ok {
 		return nil, "", fmt.Errorf("no known address for manager %s", id)
@@ -285,17 +300,30 @@ func (p tlsPeers) Client(id string) (*http.Client, string, error) {
 	if creds == nil {
 		return nil, "", errors.New("no node certificate yet")
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.cache[id]; c != nil && c.addr == addr {
+		return c.client, "https://" + id, nil
+	}
+	if old := p.cache[id]; old != nil {
+		old.client.CloseIdleConnections()
+	}
 	cfg := pki.ClientConfig(creds, wantNode(id, pki.RoleManager))
 	cfg.NextProtos = []string{alpnHTTP}
 	tr := &http.Transport{
 		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			d := &tls.Dialer{Config: cfg}
+			d := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: peerDialTimeout}}
 			return d.DialContext(ctx, "tcp", addr)
 		},
-		MaxIdleConnsPerHost: 8,
+		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     60 * time.Second,
 	}
-	return &http.Client{Transport: tr}, "https://" + id, nil
+	c := &peerClient{addr: addr, client: &http.Client{Transport: tr}}
+	if p.cache == nil {
+		p.cache = map[string]*peerClient{}
+	}
+	p.cache[id] = c
+	return c.client, "https://" + id, nil
 }
 
 // nodePortHandler is the API as served on the node port: what a caller
@@ -349,7 +377,7 @@ func (m *Manager) openNodePort() error {
 		go m.np.serve()
 	}
 	if m.cfg.Peers == nil && (m.np != nil || m.cfg.Worker || m.creds != nil) {
-		m.cfg.Peers = tlsPeers{m: m}
+		m.cfg.Peers = &tlsPeers{m: m}
 	}
 	return nil
 }

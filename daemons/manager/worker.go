@@ -2,10 +2,14 @@ package manager
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -169,7 +173,9 @@ func (m *Manager) follow(ctx context.Context, id string) error {
 }
 
 // toManagers passes a node's own writes (heartbeats, task statuses) on: to
-// the leader from a manager, to a manager from a worker.
+// the leader from a manager; from a worker to the manager it follows, or
+// another if that one does not answer (a worker cut from one manager must
+// not look down while others are reachable).
 func (m *Manager) toManagers(h http.HandlerFunc) http.HandlerFunc {
 	lead := m.toLeader(h)
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -177,19 +183,68 @@ func (m *Manager) toManagers(h http.HandlerFunc) http.HandlerFunc {
 			lead(w, r)
 			return
 		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			writeError(w, bodyError(err))
+			return
+		}
 		m.work.mu.Lock()
 		up := m.work.upstream
 		m.work.mu.Unlock()
-		if up == "" {
-			ids := m.managerIDs()
-			if len(ids) == 0 {
-				writeError(w, api.Errorf(api.CodeUnavailable, "this worker knows no manager"))
-				return
-			}
-			up = ids[0]
+		ids := m.managerIDs()
+		if up != "" {
+			ids = append([]string{up}, slices.DeleteFunc(ids, func(id string) bool { return id == up })...)
 		}
-		m.forward(w, r, up, false)
+		var lastErr error = errors.New("this worker knows no manager")
+		for _, id := range ids {
+			resp, err := m.sendTo(r, id, body)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			defer resp.Body.Close()
+			for k, vs := range resp.Header {
+				w.Header()[k] = vs
+			}
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+			return
+		}
+		writeError(w, api.Errorf(api.CodeUnavailable, "no manager answered (%v): the node keeps running its tasks and reports again", lastErr))
 	}
+}
+
+// sendTo sends a copy of r to one manager, with a deadline.
+func (m *Manager) sendTo(r *http.Request, id string, body []byte) (*http.Response, error) {
+	hc, base, err := m.cfg.Peers.Client(id)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	req, err := http.NewRequestWithContext(ctx, r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
+	resp, err := hc.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // workerStatus is the one-line state of a worker.

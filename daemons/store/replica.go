@@ -21,6 +21,11 @@ type Replica struct {
 	hub   *Hub
 	fresh []api.Event // a full resend being collected, until synced
 	reset bool
+	// pending holds the events of one index until it is complete: an event
+	// of a later index, a ping or a synced line says it is. One Raft entry
+	// may change many objects; the local hub must get them all at once, or
+	// a watcher that reads in between misses the rest.
+	pending []api.Event
 }
 
 // NewReplica makes a replica over state, publishing to hub.
@@ -33,7 +38,7 @@ func (r *Replica) Index() uint64 { return r.state.AppliedIndex() }
 func (r *Replica) Apply(ev api.Event) error {
 	switch ev.Op {
 	case api.OpReset:
-		r.fresh, r.reset = nil, true
+		r.fresh, r.reset, r.pending = nil, true, nil
 		return nil
 	case api.OpSynced:
 		if !r.reset {
@@ -43,13 +48,19 @@ func (r *Replica) Apply(ev api.Event) error {
 		r.fresh, r.reset = nil, false
 		return err
 	case api.OpPing:
-		return nil
+		return r.Flush()
 	case api.OpCreate, api.OpUpdate, api.OpDelete:
 		if r.reset {
 			r.fresh = append(r.fresh, ev)
 			return nil
 		}
-		return r.applyOne(ev)
+		if len(r.pending) > 0 && ev.Index != r.pending[0].Index {
+			if err := r.Flush(); err != nil {
+				return err
+			}
+		}
+		r.pending = append(r.pending, ev)
+		return nil
 	}
 	return fmt.Errorf("store: replica: unknown watch op %q", ev.Op)
 }
@@ -70,24 +81,32 @@ func keysOf(raw []byte) (replicaKeys, error) {
 	return k, err
 }
 
-func (r *Replica) applyOne(ev api.Event) error {
-	var change *Change
+// Flush applies the events held for an index, in one transaction, and
+// publishes them together.
+func (r *Replica) Flush() error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	evs := r.pending
+	r.pending = nil
+	index := evs[0].Index
+	var cs []Change
 	err := r.state.update(func(tx *bolt.Tx) error {
-		c, err := replicaPut(tx, ev)
-		if err != nil {
-			return err
+		for _, ev := range evs {
+			c, err := replicaPut(tx, ev)
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				cs = append(cs, *c)
+			}
 		}
-		change = c
-		return writeIndex(tx, max(readIndex(tx), ev.Index))
+		return writeIndex(tx, max(readIndex(tx), index))
 	})
 	if err != nil {
 		return fmt.Errorf("store: replica: %w", err)
 	}
-	var cs []Change
-	if change != nil {
-		cs = append(cs, *change)
-	}
-	r.hub.publish(cs, ev.Index)
+	r.hub.publish(cs, index)
 	return nil
 }
 

@@ -62,6 +62,11 @@ func TestReplicaAppliesAStream(t *testing.T) {
 	t1.Status.State = api.TaskRunning
 	r.Apply(ev(6, api.OpUpdate, api.KindTask, t1))
 	r.Apply(api.Event{Index: 7, Op: api.OpDelete, Kind: api.KindTask, ID: "t2", Object: mustJSON(t2)})
+	// Index 7 is held until the stream says it is whole.
+	if changes, _, _ := hub.Read(6, &Filter{}, 10, nil); len(changes) != 0 {
+		t.Errorf("index 7 published before it was complete: %d changes", len(changes))
+	}
+	r.Apply(api.Event{Index: 7, Op: api.OpPing})
 	changes, upTo, err := hub.Read(5, &Filter{}, 10, nil)
 	if err != nil || len(changes) != 2 || upTo != 7 || changes[1].Op != api.OpDelete || changes[1].NodeID != "n2" {
 		t.Errorf("hub after live changes: %d changes up to %d, %v; want the update and the delete (with its node)", len(changes), upTo, err)

@@ -31,7 +31,7 @@ func runManager(args []string) error {
 	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.240.0.0/12", "range node container subnets come from, for a new cluster")
 	fs.IntVar(&cfg.SubnetBits, "subnet-bits", 24, "prefix length of each node's container subnet")
 	fs.DurationVar(&cfg.RescheduleGrace, "reschedule-grace", time.Minute, "how long a down node's tasks wait before moving to other nodes")
-	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down")
+	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down (at least 3 agent heartbeats of 2s)")
 	fs.StringVar(&cfg.RaftLogStore, "raft-log-store", "bbolt", "where the Raft log is kept: bbolt, or wal (raft-wal: about 5 times cheaper writes; a data dir keeps its choice)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft's heartbeat and election timeout (default 300ms, made for a LAN)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")

@@ -167,12 +167,7 @@ func TestScaleDownAndRemoveLeaveNothing(t *testing.T) {
 
 // containers lists the IDs of the containers the runtime holds.
 func (n *node) containers() []string {
-	out := n.ctrdOutput("containers", "ls", "-q")
-	var ids []string
-	for _, l := range strings.Fields(out) {
-		ids = append(ids, l)
-	}
-	return ids
+	return strings.Fields(n.ctrdOutput("containers", "ls", "-q"))
 }
 
 func TestAgentKill9AdoptsContainers(t *testing.T) {

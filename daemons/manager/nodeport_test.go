@@ -463,3 +463,115 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 	}
 	return c
 }
+
+// startManagers starts a first manager and joins two more.
+func startManagers(t *testing.T, base string) []*netNode {
+	ctx := ctx(t)
+	a := startNetNode(t, filepath.Join(base, "a"), "", "")
+	eventually(t, "the first manager ready", 15*time.Second, func() error {
+		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+		return err
+	})
+	mtok, _ := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
+	c := startNetNode(t, filepath.Join(base, "c"), a.addr, mtok.Token)
+	for _, n := range []*netNode{b, c} {
+		eventually(t, "manager votes", 15*time.Second, func() error {
+			info, err := n.cl().Info(ctx)
+			if err != nil || !info.RaftVoter {
+				return fmt.Errorf("info %+v, %v", info, err)
+			}
+			return nil
+		})
+	}
+	return []*netNode{a, b, c}
+}
+
+func TestManagerWhoseAddressChangesKeepsItsPlace(t *testing.T) {
+	ctx := ctx(t)
+	ms := startManagers(t, t.TempDir())
+	b := ms[1]
+	// b comes back on another port (a new DHCP lease, say).
+	b.stop()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = l.Addr().String()
+	b.stopped = nil
+	b.start(t, l, "", "")
+	if _, err := ms[0].cl().CreateService(ctx, api.ServiceSpec{Name: "moved", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the moved manager follows at its new address", 15*time.Second, func() error {
+		_, err := b.cl().Service(ctx, "moved", client.ReadOptions{})
+		return err
+	})
+	eventually(t, "its node record has the new address", 15*time.Second, func() error {
+		n, err := ms[0].cl().Node(ctx, b.NodeID())
+		if err != nil {
+			return err
+		}
+		if n.Description.Addr != b.addr {
+			return fmt.Errorf("addr %s, want %s", n.Description.Addr, b.addr)
+		}
+		return nil
+	})
+	// And it still takes part: with the first manager gone, b and c elect.
+	ms[0].stop()
+	eventually(t, "a write with the first manager gone", 20*time.Second, func() error {
+		_, err := b.cl().CreateService(ctx, api.ServiceSpec{Name: "later", Image: "busybox", Replicas: 1})
+		return err
+	})
+}
+
+func TestForceNewClusterRecoversFromALostQuorum(t *testing.T) {
+	ctx := ctx(t)
+	base := t.TempDir()
+	ms := startManagers(t, base)
+	if _, err := ms[0].cl().CreateService(ctx, api.ServiceSpec{Name: "kept", Image: "busybox", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "c has the write", 10*time.Second, func() error {
+		_, err := ms[2].cl().Service(ctx, "kept", client.ReadOptions{})
+		return err
+	})
+	// Two of three managers are lost for good: no quorum.
+	ms[0].stop()
+	ms[1].stop()
+	c := ms[2]
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err := c.cl().CreateService(short, api.ServiceSpec{Name: "stuck", Image: "busybox", Replicas: 1})
+	cancel()
+	if err == nil {
+		t.Fatal("a write without a quorum succeeded")
+	}
+	// Recovery on the survivor.
+	c.stop()
+	l, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manager.New(manager.Config{DataDir: c.dir, Hostname: "c", NodePort: l, ForceNewCluster: true, RaftLogLevel: "error",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("--force-new-cluster: %v", err)
+	}
+	defer m.Close()
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer wcancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatalf("recovered manager not ready: %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ul, _ := net.Listen("unix", sock)
+	go m.Serve(ul)
+	cl, _ := client.New("unix://" + sock)
+	defer cl.Close()
+	if _, err := cl.Service(ctx, "kept", client.ReadOptions{}); err != nil {
+		t.Errorf("the state before the loss: %v", err)
+	}
+	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "after", Image: "busybox", Replicas: 1}); err != nil {
+		t.Errorf("a write after recovery: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -134,9 +135,13 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 type snapshot struct {
 	tx     *bolt.Tx
 	unlock func()
+	once   sync.Once
 }
 
+// Persist writes the snapshot and lets go of the read transaction (and the
+// lock that keeps Restore away): raft.RecoverCluster never calls Release.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	defer s.Release()
 	if _, err := s.tx.WriteTo(sink); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("store: persist snapshot: %w", err)
@@ -145,8 +150,10 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {
-	s.tx.Rollback()
-	s.unlock()
+	s.once.Do(func() {
+		s.tx.Rollback()
+		s.unlock()
+	})
 }
 
 // Restore replaces the state with a snapshot's. The new database is written

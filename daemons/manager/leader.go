@@ -266,7 +266,6 @@ func (m *Manager) reconcileLoop(ctx context.Context) {
 					last = key
 				}
 			}
-			mr.noteWaiting()
 			m.metrics.reconcile.Observe(time.Since(start).Seconds())
 		}
 		timer.Stop()

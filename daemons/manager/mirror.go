@@ -22,9 +22,12 @@ type mirror struct {
 
 	dirty map[string]bool // service IDs to reconcile
 	all   bool            // reconcile every service
-	// waiting are services with tasks waiting for a node: they are
-	// reconciled again whenever capacity may have freed up.
-	waiting map[string]bool
+	// waiting are the tasks waiting for a node (task ID → service ID):
+	// their services are reconciled again whenever capacity may have freed.
+	waiting map[string]string
+	// occupying are the tasks that hold a place on a node (the scheduler
+	// counts them), by ID.
+	occupying map[string]*api.Task
 }
 
 func newMirror() *mirror { return &mirror{} }
@@ -33,7 +36,7 @@ func newMirror() *mirror { return &mirror{} }
 func (mr *mirror) load(v *store.View) {
 	*mr = mirror{index: v.Index(), services: map[string]*api.Service{}, tasks: map[string]*api.Task{},
 		nodes: map[string]*api.Node{}, byService: map[string]map[string]*api.Task{},
-		dirty: map[string]bool{}, all: true, waiting: map[string]bool{}}
+		dirty: map[string]bool{}, all: true, waiting: map[string]string{}, occupying: map[string]*api.Task{}}
 	for _, s := range v.Services() {
 		mr.services[s.ID] = s
 	}
@@ -47,6 +50,16 @@ func (mr *mirror) load(v *store.View) {
 
 func (mr *mirror) putTask(t *api.Task) {
 	mr.tasks[t.ID] = t
+	if t.DesiredState == api.TaskRunning && (t.Status.State == api.TaskPending || t.Status.State == api.TaskNew) {
+		mr.waiting[t.ID] = t.ServiceID
+	} else {
+		delete(mr.waiting, t.ID)
+	}
+	if t.NodeID != "" && !t.Status.State.Terminal() && t.Status.State != api.TaskNew && t.Status.State != api.TaskPending {
+		mr.occupying[t.ID] = t
+	} else {
+		delete(mr.occupying, t.ID)
+	}
 	m := mr.byService[t.ServiceID]
 	if m == nil {
 		m = map[string]*api.Task{}
@@ -56,6 +69,8 @@ func (mr *mirror) putTask(t *api.Task) {
 }
 
 func (mr *mirror) dropTask(id string) {
+	delete(mr.waiting, id)
+	delete(mr.occupying, id)
 	if t := mr.tasks[id]; t != nil {
 		delete(mr.byService[t.ServiceID], id)
 		if len(mr.byService[t.ServiceID]) == 0 {
@@ -103,8 +118,8 @@ func (mr *mirror) apply(c *store.Change) {
 }
 
 func (mr *mirror) capacityMayHaveFreed() {
-	for id := range mr.waiting {
-		mr.dirty[id] = true
+	for _, svc := range mr.waiting {
+		mr.dirty[svc] = true
 	}
 }
 
@@ -139,25 +154,22 @@ func (mr *mirror) take(now time.Time) orchestrator.Input {
 			in.Services = append(in.Services, s)
 		}
 	}
-	for sid, ts := range mr.byService {
-		for _, t := range ts {
-			if chosen[sid] {
-				in.Tasks = append(in.Tasks, t)
-			} else {
-				in.Others = append(in.Others, t)
+	for sid := range chosen {
+		for _, t := range mr.byService[sid] {
+			in.Tasks = append(in.Tasks, t)
+		}
+	}
+	// The other services' tasks only matter to the scheduler (those that
+	// hold a place on a node), and only when something waits for a node.
+	in.OthersFunc = func() []*api.Task {
+		var others []*api.Task
+		for _, t := range mr.occupying {
+			if !chosen[t.ServiceID] {
+				others = append(others, t)
 			}
 		}
+		return others
 	}
 	mr.dirty, mr.all = map[string]bool{}, false
 	return in
-}
-
-// noteWaiting records which services have tasks waiting for a node.
-func (mr *mirror) noteWaiting() {
-	mr.waiting = map[string]bool{}
-	for _, t := range mr.tasks {
-		if t.DesiredState == api.TaskRunning && (t.Status.State == api.TaskPending || t.Status.State == api.TaskNew) {
-			mr.waiting[t.ServiceID] = true
-		}
-	}
 }

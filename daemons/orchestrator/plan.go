@@ -23,11 +23,6 @@ func Plan(in Input, opts Options) (store.TaskPlan, time.Time) {
 		}
 	}
 	var placed, pending []*api.Task
-	for _, t := range in.Others {
-		if t.NodeID != "" && !t.Status.State.Terminal() && t.Status.State != api.TaskNew && t.Status.State != api.TaskPending {
-			placed = append(placed, t)
-		}
-	}
 	for _, t := range in.Tasks {
 		switch {
 		case t.Status.State.Terminal():
@@ -42,6 +37,15 @@ func Plan(in Input, opts Options) (store.TaskPlan, time.Time) {
 	}
 	if len(pending) == 0 {
 		return plan, wake
+	}
+	others := in.Others
+	if others == nil && in.OthersFunc != nil {
+		others = in.OthersFunc()
+	}
+	for _, t := range others {
+		if t.NodeID != "" && !t.Status.State.Terminal() && t.Status.State != api.TaskNew && t.Status.State != api.TaskPending {
+			placed = append(placed, t)
+		}
 	}
 	res := scheduler.Schedule(in.Nodes, placed, pending)
 

@@ -40,8 +40,10 @@ type Input struct {
 	Tasks    []*api.Task
 	Nodes    []*api.Node
 	// Others are the tasks of services not reconciled in this pass; the
-	// scheduler counts them on their nodes.
-	Others []*api.Task
+	// scheduler counts them on their nodes. OthersFunc, if set, gives them
+	// on demand instead (only a pass that places tasks needs them).
+	Others     []*api.Task
+	OthersFunc func() []*api.Task
 }
 
 // stableRun is how long a task must have run for its failure not to count

@@ -43,7 +43,7 @@ type Input struct {
 	// scheduler counts them on their nodes. OthersFunc, if set, gives them
 	// on demand instead (only a pass that places tasks needs them).
 	Others     []*api.Task
-	OthersFunc func() []*api.Task
+	OthersFunc func() []*api.Task `json:"-"`
 }
 
 // stableRun is how long a task must have run for its failure not to count

@@ -135,26 +135,12 @@ func (m *Manager) listTasks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	q := r.URL.Query()
-	var f store.TaskFilter
 	var items [][]byte
 	var err error
 	m.state.View(func(v *store.View) error {
-		if ref := q.Get("service"); ref != "" {
-			s, e := v.Service(ref)
-			if e != nil {
-				err = e
-				return nil
-			}
-			f.ServiceID = s.ID
-		}
-		if ref := q.Get("node"); ref != "" {
-			n, e := v.Node(ref)
-			if e != nil {
-				err = e
-				return nil
-			}
-			f.NodeID = n.ID
+		var f store.TaskFilter
+		if f.ServiceID, f.NodeID, err = refsOf(v, r); err != nil {
+			return nil
 		}
 		return v.TasksRaw(f, func(raw []byte) error {
 			items = append(items, append([]byte(nil), raw...))
@@ -257,4 +243,25 @@ func (m *Manager) getHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// refsOf resolves ?service=REF and ?node=REF (names, IDs, prefixes,
+// hostnames) to IDs; empty when not asked.
+func refsOf(v *store.View, r *http.Request) (serviceID, nodeID string, err error) {
+	q := r.URL.Query()
+	if ref := q.Get("service"); ref != "" {
+		s, err := v.Service(ref)
+		if err != nil {
+			return "", "", err
+		}
+		serviceID = s.ID
+	}
+	if ref := q.Get("node"); ref != "" {
+		n, err := v.Node(ref)
+		if err != nil {
+			return "", "", err
+		}
+		nodeID = n.ID
+	}
+	return serviceID, nodeID, nil
 }

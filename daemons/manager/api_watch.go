@@ -39,22 +39,7 @@ func (m *Manager) watchFilter(r *http.Request) (*store.Filter, error) {
 	}
 	var err error
 	m.state.View(func(v *store.View) error {
-		if ref := q.Get("node"); ref != "" {
-			n, e := v.Node(ref)
-			if e != nil {
-				err = e
-				return nil
-			}
-			f.NodeID = n.ID
-		}
-		if ref := q.Get("service"); ref != "" {
-			s, e := v.Service(ref)
-			if e != nil {
-				err = e
-				return nil
-			}
-			f.ServiceID = s.ID
-		}
+		f.ServiceID, f.NodeID, err = refsOf(v, r)
 		return nil
 	})
 	return f, err

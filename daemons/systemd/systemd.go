@@ -41,6 +41,29 @@ func inherited() map[string][]*os.File {
 	return inherits
 }
 
+// inheritedFile returns the first socket systemd passed under name.
+func inheritedFile(name string) (*os.File, bool) {
+	if fs := inherited()[name]; len(fs) > 0 {
+		return fs[0], true
+	}
+	return nil, false
+}
+
+// inheritedListener makes a listener of the stream socket systemd passed
+// under name; ok says whether there was one.
+func inheritedListener(name string) (l net.Listener, ok bool, err error) {
+	f, ok := inheritedFile(name)
+	if !ok {
+		return nil, false, nil
+	}
+	l, err = net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, true, fmt.Errorf("systemd: socket %q from systemd: %w", name, err)
+	}
+	return l, true, nil
+}
+
 // Has says whether systemd passed a socket of that name.
 func Has(name string) bool { return len(inherited()[name]) > 0 }
 
@@ -52,13 +75,8 @@ func Activated() bool { return len(inherited()) > 0 }
 // is an error. A socket it binds gets mode 0660 and, if group "warren"
 // exists, that group.
 func UnixListener(name, path string) (net.Listener, error) {
-	if fs := inherited()[name]; len(fs) > 0 {
-		l, err := net.FileListener(fs[0])
-		fs[0].Close()
-		if err != nil {
-			return nil, fmt.Errorf("systemd: socket %q from systemd: %w", name, err)
-		}
-		return l, nil
+	if l, ok, err := inheritedListener(name); ok {
+		return l, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("systemd: %w", err)
@@ -84,13 +102,8 @@ func UnixListener(name, path string) (net.Listener, error) {
 // TCPListener returns the stream listener systemd passed under name, or
 // listens on addr.
 func TCPListener(name, addr string) (net.Listener, error) {
-	if fs := inherited()[name]; len(fs) > 0 {
-		l, err := net.FileListener(fs[0])
-		fs[0].Close()
-		if err != nil {
-			return nil, fmt.Errorf("systemd: socket %q from systemd: %w", name, err)
-		}
-		return l, nil
+	if l, ok, err := inheritedListener(name); ok {
+		return l, err
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -102,9 +115,9 @@ func TCPListener(name, addr string) (net.Listener, error) {
 // PacketConn returns the datagram socket systemd passed under name, or
 // listens on addr (udp).
 func PacketConn(name, addr string) (net.PacketConn, error) {
-	if fs := inherited()[name]; len(fs) > 0 {
-		pc, err := net.FilePacketConn(fs[0])
-		fs[0].Close()
+	if f, ok := inheritedFile(name); ok {
+		pc, err := net.FilePacketConn(f)
+		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("systemd: socket %q from systemd: %w", name, err)
 		}

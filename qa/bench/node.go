@@ -194,24 +194,42 @@ func timeToRunning(ctx context.Context, c *client.Client, spec api.ServiceSpec) 
 	}
 }
 
+// waitRunning follows the service's tasks through a watch (polling the
+// task list would load the node it measures) until n of them run.
 func waitRunning(ctx context.Context, c *client.Client, svc string, n int, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		ts, err := c.Tasks(ctx, client.TaskQuery{Service: svc})
-		if err == nil {
-			k := 0
-			for _, t := range ts {
-				if t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
-					k++
-				}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	w, err := c.Watch(ctx, client.WatchQuery{Kinds: []string{api.KindTask}, Service: svc})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	running := map[string]bool{}
+	for {
+		ev, err := w.Next()
+		if err != nil {
+			return fmt.Errorf("%s: %d of %d tasks running after %s: %w", svc, len(running), n, limit, err)
+		}
+		switch ev.Op {
+		case api.OpReset:
+			clear(running)
+		case api.OpDelete:
+			delete(running, ev.ID)
+		case api.OpCreate, api.OpUpdate:
+			var t api.Task
+			if err := json.Unmarshal(ev.Object, &t); err != nil {
+				return err
 			}
-			if k >= n {
-				return nil
+			if t.DesiredState == api.TaskRunning && t.Status.State == api.TaskRunning {
+				running[t.ID] = true
+			} else {
+				delete(running, t.ID)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		if len(running) >= n {
+			return nil
+		}
 	}
-	return fmt.Errorf("%s: fewer than %d tasks running after %s", svc, n, limit)
 }
 
 func waitNoContainers(ctx context.Context, c *client.Client) error {

@@ -2,8 +2,8 @@ package api
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"math"
 	"strconv"
 	"strings"

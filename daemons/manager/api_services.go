@@ -1,8 +1,7 @@
 package manager
 
 import (
-	"bytes"
-	"encoding/json"
+	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"time"
 
@@ -18,10 +17,8 @@ func decodeSpec(w http.ResponseWriter, r *http.Request, spec *api.ServiceSpec) e
 	if err := decodeBody(w, r, &raw); err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(spec); err != nil {
-		return bodyError(err)
+	if err := unmarshalStrict(raw, spec); err != nil {
+		return err
 	}
 	var has struct {
 		Replicas *uint64 `json:"replicas"`

@@ -1,7 +1,7 @@
 package manager
 
 import (
-	"encoding/json"
+	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"strconv"
 	"strings"

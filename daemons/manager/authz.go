@@ -3,7 +3,6 @@ package manager
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 
 	"github.com/warren-edge/warren/daemons/api"
@@ -45,12 +44,6 @@ func peerIsManager(r *http.Request) bool {
 func peerNodeID(r *http.Request) string {
 	p, _ := peerOf(r)
 	return p.NodeID
-}
-
-func jsonUnmarshalStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

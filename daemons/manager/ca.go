@@ -3,8 +3,8 @@ package manager
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"time"
 

@@ -1,9 +1,10 @@
 package manager
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -112,13 +113,29 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		!strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		return api.Errorf(api.CodeUnsupported, "the body must be JSON (Content-Type application/json), not %q; for YAML files use warrenctl apply -f", ct)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
 		return bodyError(err)
 	}
-	if dec.More() {
-		return api.Errorf(api.CodeInvalid, "the body holds more than one JSON value: send exactly one")
+	if len(bytes.TrimSpace(body)) == 0 {
+		return bodyError(io.EOF)
+	}
+	return unmarshalStrict(body, v)
+}
+
+// errTrailing is the error of a body with more than one JSON value.
+var errTrailing = api.Errorf(api.CodeInvalid, "the body holds more than one JSON value: send exactly one")
+
+// unmarshalStrict decodes one JSON value into v, refusing unknown fields and
+// field names in another case than documented (encoding/json would take
+// "Name" for "name"), and anything after the value.
+func unmarshalStrict(b []byte, v any) error {
+	rest, err := json.Parse(b, v, json.DisallowUnknownFields|json.DontMatchCaseInsensitiveStructFields)
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return errTrailing
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func (m *Manager) postInternalCommand(w http.ResponseWriter, r *http.Request) {
 	switch t {
 	case store.CmdNodeRegister:
 		var reg store.NodeRegister
-		if err := jsonUnmarshalStrict(b[1:], &reg); err != nil {
+		if err := unmarshalStrict(b[1:], &reg); err != nil {
 			writeError(w, api.Errorf(api.CodeInvalid, "%v", err))
 			return
 		}

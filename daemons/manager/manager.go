@@ -3,9 +3,9 @@ package manager
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"log/slog"
 	"net"
 	"net/http"

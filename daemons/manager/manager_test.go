@@ -100,6 +100,8 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		wantMsg          string
 	}{
 		{"unknown field", "/v1/services", `{"name":"a","image":"busybox","replicas":1,"replicaz":2}`, 400, `unknown field "replicaz"`},
+		{"field name in the wrong case", "/v1/services", `{"name":"a","image":"busybox","Replicas":1}`, 400, `unknown field "Replicas"`},
+		{"two values", "/v1/services", `{"name":"a","image":"busybox"} {}`, 400, "more than one JSON value"},
 		{"not json", "/v1/services", `name: a`, 400, "not valid JSON"},
 		{"empty", "/v1/services", ``, 400, "empty"},
 		{"bad name", "/v1/services", `{"name":"Web_1","image":"busybox"}`, 400, "DNS-safe"},

@@ -2,7 +2,7 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
+	json "github.com/segmentio/encoding/json"
 	"slices"
 
 	"github.com/warren-edge/warren/daemons/api"

@@ -1,8 +1,8 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"

@@ -2,8 +2,8 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"os"
 	"path/filepath"

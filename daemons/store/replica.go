@@ -1,8 +1,8 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 
 	bolt "go.etcd.io/bbolt"
 

@@ -15,7 +15,10 @@ import (
 // benchManager measures issue 2's figures on one manager (no agent: tasks
 // stay pending, which is what Swarm's figure measured too — API writes).
 func benchManager(r *report) error {
-	if err := benchCreates(r, "wal"); err != nil {
+	if err := benchCreates(r, "bbolt", 32); err != nil {
+		return err
+	}
+	if err := benchCreates(r, "wal", 8, 32); err != nil {
 		return err
 	}
 	p, c, err := startManager()
@@ -51,37 +54,12 @@ func benchManager(r *report) error {
 	}()
 
 	// Service creates: 1,000 services, concurrency 8.
-	const n, conc = 1000, 8
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > n {
-					return
-				}
-				spec := api.ServiceSpec{Name: fmt.Sprintf("svc-%d", i), Image: "localhost/busybox", Replicas: 1, Args: []string{"sleep", "1000"}}
-				if _, err := c.CreateService(ctx, spec); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if len(errs) > 0 {
-		return fmt.Errorf("%d creates failed, first: %v", len(errs), errs[0])
+	const n = 1000
+	el, err := createMany(ctx, c, "svc", n, 8)
+	if err != nil {
+		return err
 	}
 	r.add("service creates/s through the API (1,000, concurrency 8, 1 manager, Raft log in bbolt)", fmt.Sprintf("%.0f/s", n/el.Seconds()), "≥ 3,000/s", "Swarm 1,637/s; Nomad 226/s")
-
 	// Drain the creates from the watch.
 	for i := 0; i < n; i++ {
 		<-seen
@@ -142,8 +120,9 @@ func settle(ctx context.Context, c *client.Client, n int) {
 	}
 }
 
-// benchCreates measures the create rate with another Raft log store.
-func benchCreates(r *report, store string) error {
+// benchCreates measures the create rate on a fresh manager with a Raft log
+// store, at each concurrency.
+func benchCreates(r *report, store string, concs ...int) error {
 	p, c, err := startManager("--raft-log-store", store)
 	if err != nil {
 		return err
@@ -151,10 +130,25 @@ func benchCreates(r *report, store string) error {
 	defer p.stop()
 	ctx := context.Background()
 	time.Sleep(300 * time.Millisecond)
-	const n, conc = 1000, 8
+	for _, conc := range concs {
+		const n = 1000
+		el, err := createMany(ctx, c, fmt.Sprintf("svc%d", conc), n, conc)
+		if err != nil {
+			return fmt.Errorf("--raft-log-store %s: %w", store, err)
+		}
+		r.add(fmt.Sprintf("service creates/s, 1 manager, Raft log in %s (--raft-log-store %s), concurrency %d", store, store, conc),
+			fmt.Sprintf("%.0f/s", n/el.Seconds()), "≥ 3,000/s", "")
+	}
+	return nil
+}
+
+// createMany creates n services named prefix-1… through the API, conc at a
+// time, and returns how long it took.
+func createMany(ctx context.Context, c *client.Client, prefix string, n, conc int) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var first atomic.Value
 	start := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -162,20 +156,20 @@ func benchCreates(r *report, store string) error {
 			defer wg.Done()
 			for {
 				i := next.Add(1)
-				if i > n {
+				if i > int64(n) {
 					return
 				}
-				spec := api.ServiceSpec{Name: fmt.Sprintf("svc-%d", i), Image: "localhost/busybox", Replicas: 1, Args: []string{"sleep", "1000"}}
+				spec := api.ServiceSpec{Name: fmt.Sprintf("%s-%d", prefix, i), Image: "localhost/busybox", Replicas: 1, Args: []string{"sleep", "1000"}}
 				if _, err := c.CreateService(ctx, spec); err != nil {
 					failed.Add(1)
+					first.CompareAndSwap(nil, err)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if failed.Load() > 0 {
-		return fmt.Errorf("%d creates failed with --raft-log-store %s", failed.Load(), store)
+	if k := failed.Load(); k > 0 {
+		return 0, fmt.Errorf("%d creates failed, first: %v", k, first.Load())
 	}
-	r.add("service creates/s, 1 manager, Raft log in "+store+" (--raft-log-store "+store+")", fmt.Sprintf("%.0f/s", n/time.Since(start).Seconds()), "≥ 3,000/s", "")
-	return nil
+	return time.Since(start), nil
 }

@@ -7,9 +7,9 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -134,7 +134,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	// Read to the end, so the connection is reused, then decode.
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("client: read %s %s: %w", method, path, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("client: decode %s %s: %w", method, path, err)
 	}
 	return nil

@@ -3,8 +3,8 @@ package client
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"

@@ -55,7 +55,7 @@ func benchManager(r *report) error {
 
 	// Service creates: 1,000 services, concurrency 8.
 	const n = 1000
-	el, err := createMany(ctx, c, "svc", n, 8)
+	el, err := createMany(ctx, c, "svc", n, 8, 1)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func benchCreates(r *report, store string, concs ...int) error {
 	time.Sleep(300 * time.Millisecond)
 	for _, conc := range concs {
 		const n = 1000
-		el, err := createMany(ctx, c, fmt.Sprintf("svc%d", conc), n, conc)
+		el, err := createMany(ctx, c, fmt.Sprintf("svc%d", conc), n, conc, 1)
 		if err != nil {
 			return fmt.Errorf("--raft-log-store %s: %w", store, err)
 		}
@@ -142,9 +142,9 @@ func benchCreates(r *report, store string, concs ...int) error {
 	return nil
 }
 
-// createMany creates n services named prefix-1… through the API, conc at a
-// time, and returns how long it took.
-func createMany(ctx context.Context, c *client.Client, prefix string, n, conc int) (time.Duration, error) {
+// createMany creates n services named prefix-1… of the given replicas
+// through the API, conc at a time, and returns how long it took.
+func createMany(ctx context.Context, c *client.Client, prefix string, n, conc int, replicas uint64) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -159,7 +159,7 @@ func createMany(ctx context.Context, c *client.Client, prefix string, n, conc in
 				if i > int64(n) {
 					return
 				}
-				spec := api.ServiceSpec{Name: fmt.Sprintf("%s-%d", prefix, i), Image: "localhost/busybox", Replicas: 1, Args: []string{"sleep", "1000"}}
+				spec := api.ServiceSpec{Name: fmt.Sprintf("%s-%d", prefix, i), Image: "localhost/busybox", Replicas: replicas, Args: []string{"sleep", "1000"}}
 				if _, err := c.CreateService(ctx, spec); err != nil {
 					failed.Add(1)
 					first.CompareAndSwap(nil, err)

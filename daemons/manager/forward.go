@@ -64,7 +64,7 @@ func (m *Manager) toLeader(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // readToLeader sends consistent reads to the leader; other reads are
-// served here.
+// served here, once this manager has applied the writes it forwarded.
 func (m *Manager) readToLeader(h http.HandlerFunc) http.HandlerFunc {
 	lead := m.toLeader(h)
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +72,38 @@ func (m *Manager) readToLeader(h http.HandlerFunc) http.HandlerFunc {
 			lead(w, r)
 			return
 		}
+		m.awaitForwarded(r.Context())
 		h(w, r)
+	}
+}
+
+// readFloorWait bounds how long a read waits for this manager to apply its
+// forwarded writes; past it (a follower cut off from the leader since),
+// the read is served from what it has.
+const readFloorWait = time.Second
+
+// awaitForwarded makes a read on a follower see the writes it forwarded
+// (read your writes). A forwarded write returns as soon as the leader
+// answers; the follower learns that the entry is committed with the
+// leader's next message, up to 2 × CommitTimeout later, and only a read
+// that comes before then waits.
+func (m *Manager) awaitForwarded(ctx context.Context) {
+	floor := m.readFloor.Load()
+	if floor == 0 || m.hub.Last() >= floor {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, readFloorWait)
+	defer cancel()
+	m.hub.WaitFor(ctx, floor)
+}
+
+// raiseReadFloor records the index the leader answered a forwarded write at.
+func (m *Manager) raiseReadFloor(idx uint64) {
+	for {
+		cur := m.readFloor.Load()
+		if idx <= cur || m.readFloor.CompareAndSwap(cur, idx) {
+			return
+		}
 	}
 }
 
@@ -103,14 +134,12 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, leader string,
 		},
 		Transport:     hc.Transport,
 		FlushInterval: -1,
-		// Read your writes: answer once this manager has applied what the
-		// leader had applied when it answered.
+		// Read your writes: this manager's next reads wait until it has
+		// applied what the leader had applied when it answered.
 		ModifyResponse: func(resp *http.Response) error {
 			// (A worker sees only its scope: it cannot wait for an index.)
 			if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil && !m.isWorker() {
-				ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-				defer cancel()
-				m.hub.WaitFor(ctx, idx)
+				m.raiseReadFloor(idx)
 			}
 			return nil
 		},

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -49,6 +50,7 @@ type Config struct {
 	AgentSocket string
 	// Raft timing; zero values take the defaults in raft.go.
 	HeartbeatTimeout time.Duration
+	CommitTimeout    time.Duration
 
 	// AdvertiseAddr is this manager's node port as the other nodes reach
 	// it (host:port); it is recorded on the node and in peers' address
@@ -158,7 +160,10 @@ type Manager struct {
 	joined   *api.JoinResponse // set on the start that joined
 	identity identity
 
-	tokenMu     sync.Mutex // serialises join token changes on the leader
+	tokenMu sync.Mutex // serialises join token changes on the leader
+	// readFloor is the highest index the leader answered this manager's
+	// forwarded writes at; local reads wait until it is applied here.
+	readFloor   atomic.Uint64
 	roleChanged chan struct{}
 	roleOnce    sync.Once
 	dropState   bool // a demoted manager drops the full state on Close

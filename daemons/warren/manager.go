@@ -34,6 +34,7 @@ func runManager(args []string) error {
 	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down (at least 3 agent heartbeats of 2s)")
 	fs.StringVar(&cfg.RaftLogStore, "raft-log-store", "bbolt", "where the Raft log is kept: bbolt, or wal (raft-wal: about 5 times cheaper writes; a data dir keeps its choice)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft's heartbeat and election timeout (default 300ms, made for a LAN)")
+	fs.DurationVar(&cfg.CommitTimeout, "raft-commit-timeout", 0, "how soon an idle leader tells followers what is committed, which a write through a follower waits for (default 20ms)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: warren manager --data-dir DIR --api-socket PATH [flags]
@@ -51,6 +52,9 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.HeartbeatTimeout < 0 || cfg.CommitTimeout < 0 {
+		return fmt.Errorf("--raft-heartbeat-timeout and --raft-commit-timeout take a positive duration, such as 300ms")
 	}
 	if (cfg.JoinAddr == "") != (cfg.JoinToken == "") {
 		return fmt.Errorf("--join and --token go together")

@@ -39,9 +39,13 @@ deps:
 	@$(GO) mod download
 
 # test: the whole suite. Tests that need root (containerd, nftables,
-# namespaces) run when run as root, as CI does.
+# namespaces) run when run as root, as CI does; so do the appliance tests
+# (make qa: the image tree built, hosts booted under a real systemd), after
+# the rest, since they want the machine to themselves.
 test: deps build lint
 	$(GO) test -count=1 -timeout 25m ./...
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory qa; \
+	else echo "make test: not root, so the appliance tests (make qa) did not run"; fi
 
 # unit: the fast tests only (no root needed).
 unit:

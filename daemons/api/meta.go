@@ -3,13 +3,13 @@ package api
 import (
 	"crypto/rand"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	units "github.com/docker/go-units"
+	json "github.com/segmentio/encoding/json"
 	"gopkg.in/yaml.v3"
 )
 

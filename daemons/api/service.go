@@ -3,9 +3,10 @@ package api
 import (
 	"bytes"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
+
+	json "github.com/segmentio/encoding/json"
 )
 
 // Service is a declared workload: the spec an operator wrote plus what the

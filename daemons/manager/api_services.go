@@ -1,9 +1,10 @@
 package manager
 
 import (
-	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/orchestrator"

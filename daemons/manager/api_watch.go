@@ -1,11 +1,12 @@
 package manager
 
 import (
-	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/store"

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/pki"

@@ -3,13 +3,13 @@ package manager
 import (
 	"context"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/raft"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/pki"

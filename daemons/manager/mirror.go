@@ -1,8 +1,9 @@
 package manager
 
 import (
-	json "github.com/segmentio/encoding/json"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/orchestrator"

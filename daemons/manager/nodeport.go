@@ -6,13 +6,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/pki"

@@ -2,8 +2,9 @@ package store
 
 import (
 	"bytes"
-	json "github.com/segmentio/encoding/json"
 	"slices"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 )

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"

@@ -2,8 +2,9 @@ package store
 
 import (
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/pki"

@@ -2,8 +2,8 @@ package store
 
 import (
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/warren-edge/warren/daemons/api"

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
+	json "github.com/segmentio/encoding/json"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/warren-edge/warren/daemons/api"

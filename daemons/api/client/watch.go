@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	json "github.com/segmentio/encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 )

@@ -147,8 +147,9 @@ func benchCreates(r *report, store string, concs ...int) error {
 func createMany(ctx context.Context, c *client.Client, prefix string, n, conc int, replicas uint64) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var first atomic.Value
+	var mu sync.Mutex
+	var failed int
+	var first error
 	start := time.Now()
 	for range conc {
 		wg.Add(1)
@@ -161,15 +162,18 @@ func createMany(ctx context.Context, c *client.Client, prefix string, n, conc in
 				}
 				spec := api.ServiceSpec{Name: fmt.Sprintf("%s-%d", prefix, i), Image: "localhost/busybox", Replicas: replicas, Args: []string{"sleep", "1000"}}
 				if _, err := c.CreateService(ctx, spec); err != nil {
-					failed.Add(1)
-					first.CompareAndSwap(nil, err)
+					mu.Lock()
+					if failed++; first == nil {
+						first = err
+					}
+					mu.Unlock()
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if k := failed.Load(); k > 0 {
-		return 0, fmt.Errorf("%d creates failed, first: %v", k, first.Load())
+	if failed > 0 {
+		return 0, fmt.Errorf("%d creates failed, first: %v", failed, first)
 	}
 	return time.Since(start), nil
 }

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	json "github.com/segmentio/encoding/json"
 	"gopkg.in/yaml.v3"
 
 	"github.com/warren-edge/warren/daemons/api"

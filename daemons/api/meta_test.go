@@ -16,9 +16,7 @@ import (
 // decodeJSON decodes a spec the way the API does: unknown fields refused.
 func decodeJSON(b []byte) (api.ServiceSpec, error) {
 	var s api.ServiceSpec
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&s)
+	err := api.UnmarshalStrict(b, &s)
 	return s, err
 }
 

@@ -124,19 +124,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return unmarshalStrict(body, v)
 }
 
-// errTrailing is the error of a body with more than one JSON value.
-var errTrailing = api.Errorf(api.CodeInvalid, "the body holds more than one JSON value: send exactly one")
-
-// unmarshalStrict decodes one JSON value into v, refusing unknown fields and
-// field names in another case than documented (encoding/json would take
-// "Name" for "name"), and anything after the value.
+// unmarshalStrict decodes one JSON value into v as api.UnmarshalStrict
+// does, with errors a person can act on.
 func unmarshalStrict(b []byte, v any) error {
-	rest, err := json.Parse(b, v, json.DisallowUnknownFields|json.DontMatchCaseInsensitiveStructFields)
-	if err != nil {
+	if err := api.UnmarshalStrict(b, v); err != nil {
 		return bodyError(err)
-	}
-	if len(bytes.TrimSpace(rest)) > 0 {
-		return errTrailing
 	}
 	return nil
 }
@@ -146,6 +138,8 @@ func bodyError(err error) error {
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, api.ErrTrailing):
+		return api.Errorf(api.CodeInvalid, "the body holds more than one JSON value: send exactly one")
 	case errors.Is(err, io.EOF):
 		return api.Errorf(api.CodeInvalid, "the request body is empty: send a JSON object")
 	case errors.As(err, &tooBig):

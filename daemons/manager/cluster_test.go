@@ -79,6 +79,39 @@ func TestThreeManagersForwardAndReplicate(t *testing.T) {
 	}
 }
 
+// A write through a follower returns once the leader has answered; the
+// follower learns that it is committed only with the leader's next message,
+// which an idle leader sends every 1–2 × CommitTimeout (1 s here). Reads on
+// the follower wait for its forwarded writes, and still answer when it is
+// cut off before learning of them.
+func TestFollowerReadsWaitForForwardedWrites(t *testing.T) {
+	c := managertest.StartCluster(t, 3, managertest.Options{CommitTimeout: time.Second})
+	ctx := ctx(t)
+	f := c.Followers()[0]
+	for i := range 3 {
+		name := fmt.Sprintf("ryw-%d", i)
+		s, err := f.Client.CreateService(ctx, svcSpec(name))
+		if err != nil {
+			t.Fatalf("CreateService(%s) on follower %s = %v", name, f.ID, err)
+		}
+		got, err := f.Client.Service(ctx, name, client.ReadOptions{})
+		if err != nil || got.ID != s.ID {
+			t.Fatalf("read on the follower right after its forwarded write of %s = %v, %v", name, got, err)
+		}
+	}
+
+	if _, err := f.Client.CreateService(ctx, svcSpec("cut")); err != nil {
+		t.Fatalf("CreateService(cut) on follower %s = %v", f.ID, err)
+	}
+	c.Cut(f)
+	defer c.Heal()
+	// Whether or not it learnt of "cut" in time, the follower answers
+	// (ctx bounds the wait: a read that hung would fail the test).
+	if _, err := f.Client.Services(ctx, client.ReadOptions{}); err != nil {
+		t.Fatalf("read on a follower cut off after a forwarded write = %v", err)
+	}
+}
+
 // writer keeps creating services and records each one acknowledged.
 type writer struct {
 	mu    sync.Mutex

@@ -78,9 +78,12 @@ func (m *Manager) readToLeader(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // readFloorWait bounds how long a read waits for this manager to apply its
-// forwarded writes; past it (a follower cut off from the leader since),
-// the read is served from what it has.
-const readFloorWait = time.Second
+// forwarded writes: the leader's next message tells it within
+// 2 × CommitTimeout, plus a second of slack. Past it (a follower cut off
+// from the leader since), the read is served from what it has.
+func (m *Manager) readFloorWait() time.Duration {
+	return time.Second + 2*commitTimeout(m.cfg)
+}
 
 // awaitForwarded makes a read on a follower see the writes it forwarded
 // (read your writes). A forwarded write returns as soon as the leader
@@ -92,7 +95,7 @@ func (m *Manager) awaitForwarded(ctx context.Context) {
 	if floor == 0 || m.hub.Last() >= floor {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, readFloorWait)
+	ctx, cancel := context.WithTimeout(ctx, m.readFloorWait())
 	defer cancel()
 	m.hub.WaitFor(ctx, floor)
 }

@@ -40,6 +40,14 @@ const (
 	defaultCommitTimeout    = 20 * time.Millisecond
 )
 
+// commitTimeout is cfg's CommitTimeout, or the default.
+func commitTimeout(cfg Config) time.Duration {
+	if cfg.CommitTimeout > 0 {
+		return cfg.CommitTimeout
+	}
+	return defaultCommitTimeout
+}
+
 func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -147,10 +155,7 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	}
 	rc.ElectionTimeout = rc.HeartbeatTimeout
 	rc.LeaderLeaseTimeout = min(defaultLeaderLease, rc.HeartbeatTimeout)
-	rc.CommitTimeout = defaultCommitTimeout
-	if cfg.CommitTimeout > 0 {
-		rc.CommitTimeout = cfg.CommitTimeout
-	}
+	rc.CommitTimeout = commitTimeout(cfg)
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true
 

@@ -172,6 +172,7 @@ func (m *Member) start(o Options, voters []string) {
 		RaftTransport: m.trans, Peers: peers{self: m.ID, net: m.cluster.net},
 		RescheduleGrace: o.RescheduleGrace, NodeTimeout: o.NodeTimeout, RaftLogLevel: "error",
 		HeartbeatTimeout: o.HeartbeatTimeout,
+		CommitTimeout:    o.CommitTimeout,
 		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})).With("manager", m.ID),
 	})
 	if err != nil {

@@ -34,8 +34,10 @@ type Options struct {
 	// AgentSocket is the agent's local socket the manager passes image and
 	// log calls to.
 	AgentSocket string
-	// HeartbeatTimeout is Raft's (default: the manager's).
+	// HeartbeatTimeout and CommitTimeout are Raft's (default: the
+	// manager's).
 	HeartbeatTimeout time.Duration
+	CommitTimeout    time.Duration
 }
 
 // Start runs a manager until the test ends.

@@ -150,13 +150,16 @@ func (r *reconciler) change(id string) *store.TaskChange {
 	return &r.plan.Updates[i]
 }
 
-// stop asks for t to be stopped. A task never given to a node is marked
-// shut down at once, since no agent will ever report on it.
+// stop asks for t to be stopped. A task never given to a node (no node
+// yet, or a global task still pending on a node that was not ready) is
+// marked shut down at once: no agent ever started it, and its slot must not
+// wait for a report that may never come.
 func (r *reconciler) stop(t *api.Task, desired api.TaskState, why string) {
 	c := r.change(t.ID)
 	c.DesiredState = desired
 	r.set(t, desired, "")
-	if t.NodeID == "" && !r.state(t).Terminal() {
+	st := r.state(t)
+	if !st.Terminal() && (t.NodeID == "" || st == api.TaskNew || st == api.TaskPending) {
 		c.State, c.Message = api.TaskShutdown, why
 		r.set(t, "", api.TaskShutdown)
 	}

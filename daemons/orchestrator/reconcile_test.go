@@ -263,6 +263,14 @@ func TestReconcileGlobal(t *testing.T) {
 			a := agent()
 			return in(t0, svcs(a), tasks(task("t1", a, 0, "n1", api.TaskRunning, ended(api.TaskFailed, ago(5*sec), sec))), node("n1"))
 		}, want: []string{"update t1 desired=shutdown", "create new01 agent@n1 state=new attempt=1 window=1@t0"}},
+		// Found by TestPropertyOrchestrator: a task made while its node was
+		// not ready stays pending; stopped by an update, it was left
+		// waiting for an agent's report that never came, and its node
+		// never got the new task.
+		{name: "pending task stopped by an update: shut down at once", in: func() orchestrator.Input {
+			a := agent(updating(api.UpdateConfig{}, ago(sec)))
+			return in(t0, svcs(a), tasks(task("t1", a, 0, "n1", api.TaskPending, specVersion(5))), node("n1"))
+		}, want: []string{"update t1 desired=shutdown state=shutdown"}},
 	})
 }
 

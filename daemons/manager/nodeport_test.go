@@ -48,6 +48,28 @@ func startNetNode(t *testing.T, dir, join, token string) *netNode {
 	return n
 }
 
+// startFirstManager starts a cluster's first manager in base/a and waits
+// until it hands out join tokens.
+func startFirstManager(t *testing.T, base string) *netNode {
+	t.Helper()
+	a := startNetNode(t, filepath.Join(base, "a"), "", "")
+	eventually(t, "the first manager ready", 15*time.Second, func() error {
+		_, err := a.cl().JoinToken(ctx(t), api.RoleManager, false, 0)
+		return err
+	})
+	return a
+}
+
+// joinToken is the node's current join token for role.
+func (n *netNode) joinToken(t *testing.T, role string) string {
+	t.Helper()
+	tok, err := n.cl().JoinToken(ctx(t), role, false, 0)
+	if err != nil {
+		t.Fatalf("join token %s: %v", role, err)
+	}
+	return tok.Token
+}
+
 // start runs the node's manager; like the daemon, it restarts it in the
 // node's new role when that changes.
 func (n *netNode) start(t *testing.T, l net.Listener, join, token string) {
@@ -130,22 +152,14 @@ func (n *netNode) stop() {
 func TestJoinWithTokensOverMTLS(t *testing.T) {
 	ctx := ctx(t)
 	base := t.TempDir()
-	a := startNetNode(t, filepath.Join(base, "a"), "", "")
-	eventually(t, "the first manager ready with a certificate", 15*time.Second, func() error {
-		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-		return err
-	})
-	mtok, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-	if err != nil {
-		t.Fatal(err)
+	a := startFirstManager(t, base)
+	mtok, wtok := a.joinToken(t, api.RoleManager), a.joinToken(t, api.RoleWorker)
+	if !strings.HasPrefix(mtok, "WRN-1-m-") || !strings.HasPrefix(wtok, "WRN-1-w-") {
+		t.Fatalf("tokens %q and %q do not look like manager and worker tokens", mtok, wtok)
 	}
-	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
-	if !strings.HasPrefix(mtok.Token, "WRN-1-m-") || !strings.HasPrefix(wtok.Token, "WRN-1-w-") {
-		t.Fatalf("tokens %q and %q do not look like manager and worker tokens", mtok.Token, wtok.Token)
-	}
-	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
-	c := startNetNode(t, filepath.Join(base, "c"), b.addr, mtok.Token) // join through any manager
-	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok)
+	c := startNetNode(t, filepath.Join(base, "c"), b.addr, mtok) // join through any manager
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok)
 
 	eventually(t, "three managers vote and a worker is registered", 20*time.Second, func() error {
 		nodes, err := a.cl().Nodes(ctx, client.ReadOptions{})
@@ -189,7 +203,7 @@ func TestJoinWithTokensOverMTLS(t *testing.T) {
 		name, token, want string
 	}{
 		{"garbage", "hello", "malformed"},
-		{"rotated out", wtok.Token, "revoked"},
+		{"rotated out", wtok, "revoked"},
 		{"wrong secret", expiring.Token[:len(expiring.Token)-4] + "aaaa", "secret"},
 		{"another cluster's CA", strings.Replace(expiring.Token, expiring.Token[8:20], "aaaaaaaaaaaa", 1), "another cluster"},
 	} {
@@ -279,20 +293,12 @@ func workerClient(t *testing.T, dir string) *http.Client {
 		InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}}}
 }
 
-var _ = context.Background
-
 func TestPromoteAndDemote(t *testing.T) {
 	ctx := ctx(t)
 	base := t.TempDir()
-	a := startNetNode(t, filepath.Join(base, "a"), "", "")
-	eventually(t, "the first manager ready", 15*time.Second, func() error {
-		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-		return err
-	})
-	mtok, _ := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
-	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
-	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	a := startFirstManager(t, base)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, a.joinToken(t, api.RoleManager))
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, a.joinToken(t, api.RoleWorker))
 	wID := w.NodeID()
 	bID := b.NodeID()
 	roleOf := func(id string) string {
@@ -368,13 +374,8 @@ func TestCertificatesRenewBeforeTheyExpire(t *testing.T) {
 	defer manager.SetCertTTLForTest(6 * time.Second)()
 	ctx := ctx(t)
 	base := t.TempDir()
-	a := startNetNode(t, filepath.Join(base, "a"), "", "")
-	eventually(t, "the first manager ready", 15*time.Second, func() error {
-		_, err := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
-		return err
-	})
-	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
-	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	a := startFirstManager(t, base)
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, a.joinToken(t, api.RoleWorker))
 	first, _ := os.ReadFile(filepath.Join(w.dir, "tls", "node.crt"))
 	// Past the certificates' lifetime both nodes still talk.
 	time.Sleep(8 * time.Second)
@@ -395,15 +396,10 @@ func TestCARotationWithoutDowntime(t *testing.T) {
 	defer manager.SetCAPollForTest(200 * time.Millisecond)()
 	ctx := ctx(t)
 	base := t.TempDir()
-	a := startNetNode(t, filepath.Join(base, "a"), "", "")
-	eventually(t, "the first manager ready", 15*time.Second, func() error {
-		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-		return err
-	})
-	mtok, _ := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-	wtok, _ := a.cl().JoinToken(ctx, api.RoleWorker, false, 0)
-	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
-	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok.Token)
+	a := startFirstManager(t, base)
+	wtok := a.joinToken(t, api.RoleWorker)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, a.joinToken(t, api.RoleManager))
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok)
 	before, err := a.cl().CA(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -449,7 +445,7 @@ func TestCARotationWithoutDowntime(t *testing.T) {
 		return err
 	})
 	// The old token pinned the old CA: refused now.
-	_, err = manager.New(manager.Config{DataDir: filepath.Join(base, "late"), Hostname: "late", JoinAddr: a.addr, JoinToken: wtok.Token,
+	_, err = manager.New(manager.Config{DataDir: filepath.Join(base, "late"), Hostname: "late", JoinAddr: a.addr, JoinToken: wtok,
 		RaftLogLevel: "error", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil {
 		t.Error("a token from before the rotation still joins")
@@ -467,14 +463,10 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 // startManagers starts a first manager and joins two more.
 func startManagers(t *testing.T, base string) []*netNode {
 	ctx := ctx(t)
-	a := startNetNode(t, filepath.Join(base, "a"), "", "")
-	eventually(t, "the first manager ready", 15*time.Second, func() error {
-		_, err := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-		return err
-	})
-	mtok, _ := a.cl().JoinToken(ctx, api.RoleManager, false, 0)
-	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok.Token)
-	c := startNetNode(t, filepath.Join(base, "c"), a.addr, mtok.Token)
+	a := startFirstManager(t, base)
+	mtok := a.joinToken(t, api.RoleManager)
+	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok)
+	c := startNetNode(t, filepath.Join(base, "c"), a.addr, mtok)
 	for _, n := range []*netNode{b, c} {
 		eventually(t, "manager votes", 15*time.Second, func() error {
 			info, err := n.cl().Info(ctx)

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
 )
 
 func (s *session) joinTokenCmd() *cobra.Command {
@@ -72,20 +74,7 @@ member, catches up, then votes. Keep 1, 3 or 5 managers.`,
 		Example:           `  warrenctl node promote pi-2 pi-3`,
 		Args:              minArgs(1),
 		ValidArgsFunction: s.completeNode,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := s.client()
-			if err != nil {
-				return err
-			}
-			for _, ref := range args {
-				n, err := c.PromoteNode(cmd.Context(), ref)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(s.out(), "node %s promoted to a manager\n", n.Description.Hostname)
-			}
-			return nil
-		},
+		RunE:              s.changeRole((*client.Client).PromoteNode, "promoted to a manager"),
 	}
 }
 
@@ -99,20 +88,26 @@ cannot be demoted, nor the leader from its own socket.`,
 		Example:           `  warrenctl node demote pi-3`,
 		Args:              minArgs(1),
 		ValidArgsFunction: s.completeNode,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := s.client()
+		RunE:              s.changeRole((*client.Client).DemoteNode, "demoted to a worker"),
+	}
+}
+
+// changeRole runs change (promote or demote) on each node named, in
+// order, and says what became of each.
+func (s *session) changeRole(change func(*client.Client, context.Context, string) (*api.Node, error), became string) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := s.client()
+		if err != nil {
+			return err
+		}
+		for _, ref := range args {
+			n, err := change(c, cmd.Context(), ref)
 			if err != nil {
 				return err
 			}
-			for _, ref := range args {
-				n, err := c.DemoteNode(cmd.Context(), ref)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(s.out(), "node %s demoted to a worker\n", n.Description.Hostname)
-			}
-			return nil
-		},
+			fmt.Fprintf(s.out(), "node %s %s\n", n.Description.Hostname, became)
+		}
+		return nil
 	}
 }
 

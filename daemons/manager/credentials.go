@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -126,11 +127,7 @@ func (m *Manager) selfSign() error {
 	if err != nil {
 		return err
 	}
-	k, keyPEM, err := m.nodeKey()
-	if err != nil {
-		return err
-	}
-	csr, err := pki.NewCSR(k, m.nodeID)
+	csr, keyPEM, err := m.nodeCSR()
 	if err != nil {
 		return err
 	}
@@ -143,6 +140,19 @@ func (m *Manager) selfSign() error {
 		return err
 	}
 	return m.saveCredentials(certPEM, keyPEM, bundle.PEM())
+}
+
+// nodeCSR is a certificate request for the node's key, and that key.
+func (m *Manager) nodeCSR() (csr, keyPEM []byte, err error) {
+	k, keyPEM, err := m.nodeKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	csr, err = pki.NewCSR(k, m.nodeID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return csr, keyPEM, nil
 }
 
 // nodeKey reads the node's key, or makes one: it never leaves the node.
@@ -216,13 +226,19 @@ func (m *Manager) untilRenewal() time.Duration {
 }
 
 func (m *Manager) renewThroughManagers(ctx context.Context) error {
-	key, keyPEM, err := m.nodeKey()
+	res, keyPEM, err := m.renewFromManagers(ctx)
 	if err != nil {
 		return err
 	}
-	csr, err := pki.NewCSR(key, m.nodeID)
+	return m.saveCredentials([]byte(res.CertPEM), keyPEM, []byte(res.BundlePEM))
+}
+
+// renewFromManagers asks the managers, in turn, to sign a request for the
+// node's key; it returns the first answer and the key.
+func (m *Manager) renewFromManagers(ctx context.Context) (*api.RenewResponse, []byte, error) {
+	csr, keyPEM, err := m.nodeCSR()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var lastErr error = errors.New("no manager known")
 	for _, id := range m.renewTargets() {
@@ -231,7 +247,7 @@ func (m *Manager) renewThroughManagers(ctx context.Context) error {
 			lastErr = err
 			continue
 		}
-		return m.saveCredentials([]byte(res.CertPEM), keyPEM, []byte(res.BundlePEM))
+		return res, keyPEM, nil
 	}
-	return lastErr
+	return nil, nil, lastErr
 }

@@ -12,7 +12,6 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
-	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -155,21 +154,8 @@ func (m *Manager) watchOwnRole(ctx context.Context) {
 // switchRole gets a certificate for role and rewrites the node's identity;
 // a demoted manager also drops the cluster's full state.
 func (m *Manager) switchRole(ctx context.Context, role string) error {
-	key, keyPEM, err := m.nodeKey()
+	res, keyPEM, err := m.renewFromManagers(ctx)
 	if err != nil {
-		return err
-	}
-	csr, err := pki.NewCSR(key, m.nodeID)
-	if err != nil {
-		return err
-	}
-	var res *api.RenewResponse
-	for _, id := range m.renewTargets() {
-		if res, err = m.renew(ctx, id, csr); err == nil {
-			break
-		}
-	}
-	if err != nil || res == nil {
 		return fmt.Errorf("no manager renewed the certificate: %v", err)
 	}
 	if res.Role != role {

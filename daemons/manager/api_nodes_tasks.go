@@ -38,14 +38,18 @@ func (m *Manager) decorate(n *api.Node) {
 	n.Manager = &api.ManagerStatus{Leader: string(leader) == n.ID, Reachability: reach}
 }
 
+// nodeOf resolves the request's {ref} (ID, prefix or hostname) to a node.
+func (m *Manager) nodeOf(r *http.Request) (n *api.Node, err error) {
+	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	return n, err
+}
+
 func (m *Manager) getNode(w http.ResponseWriter, r *http.Request) {
 	if err := m.consistent(r); err != nil {
 		writeError(w, err)
 		return
 	}
-	var n *api.Node
-	var err error
-	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	n, err := m.nodeOf(r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -69,8 +73,7 @@ func (m *Manager) updateNodeSpec(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var n *api.Node
-	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	n, err := m.nodeOf(r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -84,9 +87,7 @@ func (m *Manager) updateNodeSpec(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Manager) deleteNode(w http.ResponseWriter, r *http.Request) {
-	var n *api.Node
-	var err error
-	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	n, err := m.nodeOf(r)
 	if err != nil {
 		writeError(w, err)
 		return

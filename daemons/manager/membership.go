@@ -28,9 +28,7 @@ import (
 //	rm:      a manager leaves Raft first; any node's tasks move on
 
 func (m *Manager) nodeAction(w http.ResponseWriter, r *http.Request, fn func(n *api.Node) error) {
-	var n *api.Node
-	var err error
-	m.state.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
+	n, err := m.nodeOf(r)
 	if err != nil {
 		writeError(w, err)
 		return

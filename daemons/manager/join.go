@@ -289,16 +289,14 @@ func (m *Manager) postPromote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.CodeForbidden, "node %s is a %s", id, n.Spec.Role))
 		return
 	}
-	f := m.raft.r.GetConfiguration()
-	if err := f.Error(); err != nil {
+	srv, in, err := m.raftServer(id)
+	if err != nil {
 		writeError(w, api.Errorf(api.CodeUnavailable, "%v", err))
 		return
 	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id && s.Suffrage == raft.Voter {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "voter"})
-			return
-		}
+	if in && srv.Suffrage == raft.Voter {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "voter"})
+		return
 	}
 	if err := m.raft.r.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, 10*time.Second).Error(); err != nil {
 		writeError(w, api.Errorf(api.CodeUnavailable, "add voter %s: %v", id, err))
@@ -328,16 +326,22 @@ func (m *Manager) askToVote(ctx context.Context, index uint64) {
 }
 
 func (m *Manager) isVoter() bool {
+	srv, in, err := m.raftServer(m.nodeID)
+	return err == nil && in && srv.Suffrage == raft.Voter
+}
+
+// raftServer finds a node in the Raft configuration.
+func (m *Manager) raftServer(id string) (srv raft.Server, in bool, err error) {
 	f := m.raft.r.GetConfiguration()
-	if f.Error() != nil {
-		return false
+	if err := f.Error(); err != nil {
+		return raft.Server{}, false, err
 	}
 	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == m.nodeID {
-			return s.Suffrage == raft.Voter
+		if string(s.ID) == id {
+			return s, true, nil
 		}
 	}
-	return false
+	return raft.Server{}, false, nil
 }
 
 // leaderCall makes a bodiless internal call on the leader.

@@ -94,16 +94,11 @@ func (m *Manager) demoteNode(w http.ResponseWriter, r *http.Request) {
 
 // leaveRaft removes a manager from the Raft configuration (node rm).
 func (m *Manager) leaveRaft(id string) error {
-	f := m.raft.r.GetConfiguration()
-	if err := f.Error(); err != nil {
+	srv, in, err := m.raftServer(id)
+	if err != nil || !in {
 		return err
 	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			return m.raft.r.RemoveServer(s.ID, 0, 10*time.Second).Error()
-		}
-	}
-	return nil
+	return m.raft.r.RemoveServer(srv.ID, 0, 10*time.Second).Error()
 }
 
 // RoleChanged is closed when this node's role changed and its manager must
@@ -232,17 +227,8 @@ func (m *Manager) dropFullState() {
 func (m *Manager) waitRemoved(ctx context.Context, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		f := m.raft.r.GetConfiguration()
-		if f.Error() == nil {
-			in := false
-			for _, s := range f.Configuration().Servers {
-				if string(s.ID) == m.nodeID {
-					in = true
-				}
-			}
-			if !in {
-				return
-			}
+		if _, in, err := m.raftServer(m.nodeID); err == nil && !in {
+			return
 		}
 		sleepCtx(ctx, 50*time.Millisecond)
 	}

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 )
 
@@ -48,25 +47,26 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// HTTPStatus maps the error's code to an HTTP status.
+// HTTPStatus maps the error's code to an HTTP status. (The numbers are
+// written out so that the pure packages that use api link no net/http.)
 func (e *Error) HTTPStatus() int {
 	switch e.Code {
 	case CodeInvalid:
-		return http.StatusBadRequest
+		return 400 // Bad Request
 	case CodeNotFound:
-		return http.StatusNotFound
+		return 404 // Not Found
 	case CodeConflict, CodeAmbiguous:
-		return http.StatusConflict
+		return 409 // Conflict
 	case CodeForbidden:
-		return http.StatusForbidden
+		return 403 // Forbidden
 	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
+		return 413 // Request Entity Too Large
 	case CodeUnsupported:
-		return http.StatusUnsupportedMediaType
+		return 415 // Unsupported Media Type
 	case CodeNotLeader, CodeUnavailable:
-		return http.StatusServiceUnavailable
+		return 503 // Service Unavailable
 	default:
-		return http.StatusInternalServerError
+		return 500 // Internal Server Error
 	}
 }
 

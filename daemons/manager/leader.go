@@ -291,7 +291,7 @@ func (m *Manager) reconcileLoop(ctx context.Context) {
 // planKey identifies a plan's content. Committing the same plan twice in a
 // row would change nothing; not doing so keeps a plan the FSM skips from
 // spinning the loop.
-func planKey(p store.TaskPlan) []byte {
+func planKey(p api.TaskPlan) []byte {
 	p.At = time.Time{}
 	b, _ := json.Marshal(p)
 	return b

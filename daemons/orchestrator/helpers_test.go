@@ -8,7 +8,6 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/orchestrator"
-	"github.com/warren-edge/warren/daemons/store"
 )
 
 // t0 is "now" in the table tests; times are written relative to it.
@@ -182,7 +181,7 @@ func rel(t time.Time) string {
 //	status web paused
 //
 // Messages are left out; cases that care check them.
-func render(p store.TaskPlan) []string {
+func render(p api.TaskPlan) []string {
 	var out []string
 	for _, c := range p.Creates {
 		var b strings.Builder

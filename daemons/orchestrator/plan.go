@@ -5,13 +5,12 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/scheduler"
-	"github.com/warren-edge/warren/daemons/store"
 )
 
 // Plan reconciles and then places: the result is one command for the
 // leader to commit, and when to run again. An empty plan (IsEmpty) needs no
 // commit.
-func Plan(in Input, opts Options) (store.TaskPlan, time.Time) {
+func Plan(in Input, opts Options) (api.TaskPlan, time.Time) {
 	plan, wake := Reconcile(in, opts)
 
 	// What occupies nodes: every task on a node that has not ended, after
@@ -61,12 +60,12 @@ func Plan(in Input, opts Options) (store.TaskPlan, time.Time) {
 	for i, c := range plan.Updates {
 		changes[c.ID] = i
 	}
-	change := func(id string) *store.TaskChange {
+	change := func(id string) *api.TaskChange {
 		if i, ok := changes[id]; ok {
 			return &plan.Updates[i]
 		}
 		changes[id] = len(plan.Updates)
-		plan.Updates = append(plan.Updates, store.TaskChange{ID: id})
+		plan.Updates = append(plan.Updates, api.TaskChange{ID: id})
 		return &plan.Updates[len(plan.Updates)-1]
 	}
 	for _, a := range res.Assigned {
@@ -93,6 +92,6 @@ func Plan(in Input, opts Options) (store.TaskPlan, time.Time) {
 }
 
 // IsEmpty says whether a plan changes nothing.
-func IsEmpty(p *store.TaskPlan) bool {
+func IsEmpty(p *api.TaskPlan) bool {
 	return len(p.Creates) == 0 && len(p.Updates) == 0 && len(p.Deletes) == 0 && len(p.ServiceStatus) == 0
 }

@@ -174,7 +174,7 @@ func (w *world) reconcile(t *rapid.T) bool {
 
 // checkPlan checks every placement in the plan: only on an active, ready
 // node, and only where the task's constraints hold.
-func (w *world) checkPlan(t *rapid.T, in orchestrator.Input, plan store.TaskPlan) {
+func (w *world) checkPlan(t *rapid.T, in orchestrator.Input, plan api.TaskPlan) {
 	nodes := map[string]*api.Node{}
 	for _, n := range in.Nodes {
 		nodes[n.ID] = n

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
-	"github.com/warren-edge/warren/daemons/store"
 )
 
 // Options tune the reconciler.
@@ -54,7 +53,7 @@ const stableRun = 10 * time.Second
 // the time at which it should run again even if nothing changes (zero: no
 // need). It does not change the tasks in Input. New tasks have no node (replicated) or their node (global) and
 // state new: placing them is the scheduler's job.
-func Reconcile(in Input, opts Options) (store.TaskPlan, time.Time) {
+func Reconcile(in Input, opts Options) (api.TaskPlan, time.Time) {
 	opts.defaults()
 	r := &reconciler{in: in, opts: opts, nodes: map[string]*api.Node{}, byService: map[string][]*api.Task{}}
 	r.plan.At = in.Now
@@ -85,7 +84,7 @@ type reconciler struct {
 	opts      Options
 	nodes     map[string]*api.Node
 	byService map[string][]*api.Task
-	plan      store.TaskPlan
+	plan      api.TaskPlan
 	wake      time.Time
 	changes   map[string]int // task ID → index in plan.Updates
 	// over holds the plan's effect on tasks: Reconcile never changes the
@@ -137,7 +136,7 @@ func (r *reconciler) wakeAt(t time.Time) {
 }
 
 // change returns the pending change for task id, making it if needed.
-func (r *reconciler) change(id string) *store.TaskChange {
+func (r *reconciler) change(id string) *api.TaskChange {
 	if r.changes == nil {
 		r.changes = map[string]int{}
 	}
@@ -145,7 +144,7 @@ func (r *reconciler) change(id string) *store.TaskChange {
 	if !ok {
 		i = len(r.plan.Updates)
 		r.changes[id] = i
-		r.plan.Updates = append(r.plan.Updates, store.TaskChange{ID: id})
+		r.plan.Updates = append(r.plan.Updates, api.TaskChange{ID: id})
 	}
 	return &r.plan.Updates[i]
 }

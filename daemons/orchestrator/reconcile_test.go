@@ -9,7 +9,6 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/orchestrator"
-	"github.com/warren-edge/warren/daemons/store"
 )
 
 type planCase struct {
@@ -20,7 +19,7 @@ type planCase struct {
 	wake time.Time                     // zero: no wake-up
 }
 
-func runPlanCases(t *testing.T, fn string, call func(orchestrator.Input, orchestrator.Options) (store.TaskPlan, time.Time), cases []planCase) {
+func runPlanCases(t *testing.T, fn string, call func(orchestrator.Input, orchestrator.Options) (api.TaskPlan, time.Time), cases []planCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

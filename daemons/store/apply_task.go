@@ -21,7 +21,7 @@ func moveDesired(t *api.Task, d api.TaskState) bool {
 	return true
 }
 
-func applyTaskPlan(w *wtx, c *TaskPlan) any {
+func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 	var skipped []string
 	for i := range c.Creates {
 		t := c.Creates[i]

@@ -164,33 +164,6 @@ type NodeRemove struct {
 	At    time.Time `json:"at"`
 }
 
-// TaskPlan is what the orchestrator and scheduler decided in one pass:
-// tasks to make, desired-state and placement changes, and tasks to delete.
-type TaskPlan struct {
-	Creates []api.Task   `json:"creates,omitempty"`
-	Updates []TaskChange `json:"updates,omitempty"`
-	Deletes []string     `json:"deletes,omitempty"`
-	// ServiceStatus records rolling-update progress per service ID.
-	ServiceStatus map[string]api.UpdateStatus `json:"serviceStatus,omitempty"`
-	At            time.Time                   `json:"at"`
-}
-
-// TaskChange is a manager-side change to one task. Empty fields are left as
-// they are; states only move forward (changes that would move one back are
-// skipped, not failed: the world moved on since the plan was made).
-type TaskChange struct {
-	ID           string        `json:"id"`
-	NodeID       string        `json:"nodeID,omitempty"`
-	DesiredState api.TaskState `json:"desiredState,omitempty"`
-	// State, Message and Err set the observed status for the states the
-	// manager owns: pending (with the reason), assigned, and the terminal
-	// states of tasks no agent will ever report on (orphaned, shutdown of a
-	// never-assigned task).
-	State   api.TaskState `json:"state,omitempty"`
-	Message string        `json:"message,omitempty"`
-	Err     string        `json:"err,omitempty"`
-}
-
 // TaskStatus records what an agent observed about its tasks.
 type TaskStatus struct {
 	NodeID  string                 `json:"nodeID"`

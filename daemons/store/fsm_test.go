@@ -230,7 +230,7 @@ func TestNodeRegisterSubnetsAndSpec(t *testing.T) {
 		t.Errorf("remove ready node without force = %v, want conflict", res)
 	}
 	h.createService("svc1", spec("web", 1))
-	h.mustApply(CmdTaskPlan, TaskPlan{Creates: []api.Task{task("t1", "svc1", 1, "n2")}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Creates: []api.Task{task("t1", "svc1", 1, "n2")}, At: t0})
 	h.mustApply(CmdNodeRemove, NodeRemove{ID: "n2", Force: true, At: t0})
 	h.view(func(v *View) {
 		if _, err := v.Node("n2"); !api.NotFound(err) {
@@ -251,12 +251,12 @@ func TestTaskPlanAndStatus(t *testing.T) {
 	h := newHarness(t)
 	h.registerNode("n1")
 	h.createService("svc1", spec("web", 2))
-	res := h.mustApply(CmdTaskPlan, TaskPlan{Creates: []api.Task{
+	res := h.mustApply(CmdTaskPlan, api.TaskPlan{Creates: []api.Task{
 		task("t1", "svc1", 1, ""), task("t2", "svc1", 2, ""), task("t3", "gone", 1, "")}, At: t0})
 	if sk, _ := res.([]string); len(sk) != 1 {
 		t.Errorf("plan with a task of a missing service: skipped %v, want 1", res)
 	}
-	h.mustApply(CmdTaskPlan, TaskPlan{Updates: []TaskChange{
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Updates: []api.TaskChange{
 		{ID: "t1", NodeID: "n1", State: api.TaskAssigned},
 		{ID: "t2", State: api.TaskPending, Message: "no suitable node"},
 	}, At: t0})
@@ -293,15 +293,15 @@ func TestTaskPlanAndStatus(t *testing.T) {
 		t.Errorf("failed → running must be refused: %+v", r)
 	}
 	// Desired state moves forward only; a node is never reassigned.
-	h.mustApply(CmdTaskPlan, TaskPlan{Updates: []TaskChange{{ID: "t1", DesiredState: api.TaskShutdown}}, At: t0})
-	h.mustApply(CmdTaskPlan, TaskPlan{Updates: []TaskChange{{ID: "t1", DesiredState: api.TaskRunning, NodeID: "n9"}}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Updates: []api.TaskChange{{ID: "t1", DesiredState: api.TaskShutdown}}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Updates: []api.TaskChange{{ID: "t1", DesiredState: api.TaskRunning, NodeID: "n9"}}, At: t0})
 	h.view(func(v *View) {
 		t1, _ := v.Task("t1")
 		if t1.DesiredState != api.TaskShutdown || t1.NodeID != "n1" {
 			t.Errorf("t1 desired %s node %s; want shutdown on n1", t1.DesiredState, t1.NodeID)
 		}
 	})
-	h.mustApply(CmdTaskPlan, TaskPlan{Deletes: []string{"t1"}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Deletes: []string{"t1"}, At: t0})
 	h.view(func(v *View) {
 		if ts := v.Tasks(TaskFilter{NodeID: "n1"}); len(ts) != 0 {
 			t.Errorf("node index after delete still has %d tasks", len(ts))
@@ -313,7 +313,7 @@ func TestServiceDeleteMarksTasks(t *testing.T) {
 	h := newHarness(t)
 	h.registerNode("n1")
 	s := h.createService("svc1", spec("web", 2, api.PortConfig{Target: 80, Published: 80}))
-	h.mustApply(CmdTaskPlan, TaskPlan{Creates: []api.Task{task("t1", "svc1", 1, "n1"), task("t2", "svc1", 2, "")}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Creates: []api.Task{task("t1", "svc1", 1, "n1"), task("t2", "svc1", 2, "")}, At: t0})
 	if res := h.apply(CmdServiceDelete, ServiceDelete{ID: "svc1", ExpectVersion: s.Version - 1}); !api.IsCode(asErr(res), api.CodeConflict) {
 		t.Errorf("delete with stale version = %v", res)
 	}
@@ -381,7 +381,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	h := newHarness(t)
 	h.registerNode("n1")
 	h.createService("svc1", spec("web", 2, api.PortConfig{Target: 80, Published: 8080}))
-	h.mustApply(CmdTaskPlan, TaskPlan{Creates: []api.Task{task("t1", "svc1", 1, "n1")}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Creates: []api.Task{task("t1", "svc1", 1, "n1")}, At: t0})
 	snap, err := h.fsm.Snapshot()
 	if err != nil {
 		t.Fatal(err)

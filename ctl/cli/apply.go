@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
 	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/ctl/manifest"
 	"github.com/warren-edge/warren/daemons/api"
@@ -235,7 +236,7 @@ func (s *session) readManifests(files []string) ([]manifest.Document, error) {
 		docs = append(docs, ds...)
 	}
 	for i := range docs {
-		manifest.Normalize(&docs[i].Spec)
+		api.NormalizeSpec(&docs[i].Spec)
 		var ps manifest.Problems
 		if errors.As(docs[i].Validate(), &ps) {
 			problems = append(problems, ps...)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
 	"github.com/warren-edge/warren/daemons/api/client"
 )
 

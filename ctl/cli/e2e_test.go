@@ -6,9 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
-	"gopkg.in/yaml.v3"
 )
 
 // TestEndToEnd drives a real in-process manager and agent through the

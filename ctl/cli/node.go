@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
 	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/ctl/opts"
 	"github.com/warren-edge/warren/daemons/api"

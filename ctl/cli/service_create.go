@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 
 	"github.com/spf13/cobra"
+
 	"github.com/warren-edge/warren/ctl/format"
-	"github.com/warren-edge/warren/ctl/manifest"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
@@ -36,17 +36,18 @@ or why it would wait) and changes nothing.`,
   warrenctl service create --dry-run --name web --reserve-memory 1G nginx`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec := api.ServiceSpec{Name: f.name, Image: args[0], Replicas: 1}
+			spec := api.ServiceSpec{Name: f.name, Image: args[0]}
 			if len(args) > 1 {
 				spec.Args = args[1:]
 			}
 			if err := f.apply(cmd.Flags(), &spec, s.app.Getenv); err != nil {
 				return usagef(cmd, "%v", err)
 			}
+			api.DefaultReplicas(&spec, cmd.Flags().Changed("replicas"))
 			if spec.Name == "" {
 				spec.Name = randomName()
 			}
-			manifest.Normalize(&spec)
+			api.NormalizeSpec(&spec)
 			if err := api.ValidateServiceSpec(&spec); err != nil {
 				return err
 			}

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
 	"github.com/warren-edge/warren/ctl/format"
-	"github.com/warren-edge/warren/ctl/manifest"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
@@ -100,7 +100,7 @@ nothing.
 				if err := f.apply(cmd.Flags(), &spec, s.app.Getenv); err != nil {
 					return usagef(cmd, "%v", err)
 				}
-				manifest.Normalize(&spec)
+				api.NormalizeSpec(&spec)
 				if api.SpecEqual(&cur.Spec, &spec) {
 					s.progressf("service %s: nothing to change", cur.Spec.Name)
 					fmt.Fprintln(s.out(), ref)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
 	"github.com/warren-edge/warren/ctl/opts"
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -223,7 +224,7 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 		if err != nil {
 			return err
 		}
-		pc = opts.NormalizePort(pc)
+		pc = pc.Normalized()
 		// A port published again at the same place replaces the old one.
 		spec.Ports = slices.DeleteFunc(spec.Ports, func(have api.PortConfig) bool { return have.Key() == pc.Key() })
 		spec.Ports = append(spec.Ports, pc)

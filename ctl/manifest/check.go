@@ -7,24 +7,6 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 )
 
-// Normalize fills in what an empty field means the way the manager does
-// before it stores a spec (mode replicated, port protocol tcp, published
-// port = target), so api.SpecEqual can compare a spec read from a file
-// with the stored one.
-func Normalize(s *api.ServiceSpec) {
-	if s.Mode == "" {
-		s.Mode = api.ModeReplicated
-	}
-	for i := range s.Ports {
-		if s.Ports[i].Protocol == "" {
-			s.Ports[i].Protocol = api.ProtoTCP
-		}
-		if s.Ports[i].Published == 0 {
-			s.Ports[i].Published = s.Ports[i].Target
-		}
-	}
-}
-
 // Validate checks the document's spec with api.ValidateServiceSpec and
 // names each problem with its line.
 func (d *Document) Validate() error {

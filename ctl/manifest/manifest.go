@@ -8,9 +8,9 @@
 // documents both publish, and everything api.ValidateServiceSpec refuses.
 // warrenctl sends nothing unless every document of every file is good.
 //
-// It also holds Normalize, the defaulting the manager applies to a spec
-// before it stores it, so that warrenctl can tell "unchanged" from
-// "configured" without a round trip.
+// Specs read here get the defaults the manager applies before it stores
+// one (api.NormalizeSpec, api.DefaultReplicas), so that warrenctl can tell
+// "unchanged" from "configured" without a round trip.
 package manifest
 
 import (
@@ -24,8 +24,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/warren-edge/warren/daemons/api"
 	"gopkg.in/yaml.v3"
+
+	"github.com/warren-edge/warren/daemons/api"
 )
 
 // KindService is the only kind apply reads; it may be left out.
@@ -132,9 +133,7 @@ func Read(file string, data []byte) ([]Document, error) {
 			ps = append(ps, decodeProblems(file, root, err)...)
 			continue
 		}
-		if valueOf(root, "replicas") == nil && d.Mode != api.ModeGlobal {
-			doc.Spec.Replicas = 1
-		}
+		api.DefaultReplicas(&doc.Spec, valueOf(root, "replicas") != nil)
 		docs = append(docs, doc)
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })

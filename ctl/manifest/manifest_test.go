@@ -187,13 +187,3 @@ b.yaml:7: service "web" is also defined at a.yaml:1: give each service one docum
 		t.Errorf("CheckSet(a.yaml, c.yaml) = %v, want nil", err)
 	}
 }
-
-func TestNormalize(t *testing.T) {
-	s := api.ServiceSpec{Name: "web", Ports: []api.PortConfig{{Target: 80}, {Target: 53, Published: 5353, Protocol: "udp"}}}
-	Normalize(&s)
-	want := api.ServiceSpec{Name: "web", Mode: api.ModeReplicated, Ports: []api.PortConfig{
-		{Target: 80, Published: 80, Protocol: "tcp"}, {Target: 53, Published: 5353, Protocol: "udp"}}}
-	if !api.SpecEqual(&s, &want) {
-		t.Errorf("Normalize gave %+v, want %+v", s, want)
-	}
-}

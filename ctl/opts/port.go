@@ -142,18 +142,6 @@ func parseLongPort(s string) (api.PortConfig, error) {
 	return p, nil
 }
 
-// NormalizePort fills in what the manager fills in: protocol tcp, the
-// published port equal to the target when not given.
-func NormalizePort(p api.PortConfig) api.PortConfig {
-	if p.Protocol == "" {
-		p.Protocol = api.ProtoTCP
-	}
-	if p.Published == 0 {
-		p.Published = p.Target
-	}
-	return p
-}
-
 // RemovePorts drops the ports that --publish-rm values name. As in docker
 // a bare number names a target port ("--publish-rm 80"); a full form
 // ("8080:80/udp") must match published port, target and protocol.
@@ -173,7 +161,7 @@ func RemovePorts(ports []api.PortConfig, rm []string) ([]api.PortConfig, error) 
 	}
 	var out []api.PortConfig
 	for _, have := range ports {
-		h := NormalizePort(have)
+		h := have.Normalized()
 		drop := false
 		for _, m := range ms {
 			if m.p.Target != h.Target || m.p.Protocol != "" && m.p.Protocol != h.Protocol {

@@ -25,55 +25,19 @@ func decodeSpec(w http.ResponseWriter, r *http.Request, spec *api.ServiceSpec) e
 		Replicas *uint64 `json:"replicas"`
 	}
 	json.Unmarshal(raw, &has)
-	if has.Replicas == nil && spec.Mode != api.ModeGlobal {
-		spec.Replicas = 1
-	}
+	api.DefaultReplicas(spec, has.Replicas != nil)
 	return nil
 }
 
-// normalizeSpec fills in what an empty field means, so that stored specs
-// and comparisons are explicit.
-func normalizeSpec(s *api.ServiceSpec) {
-	if s.Mode == "" {
-		s.Mode = api.ModeReplicated
-	}
-	for i := range s.Ports {
-		if s.Ports[i].Protocol == "" {
-			s.Ports[i].Protocol = api.ProtoTCP
-		}
-		if s.Ports[i].Published == 0 {
-			s.Ports[i].Published = s.Ports[i].Target
-		}
-	}
-}
-
-// checkService validates a spec and checks it against the local state
-// (name taken, ports clash), so most bad writes never reach Raft. The FSM
-// checks the state conditions again when it applies the write.
+// checkService normalises and validates a spec and checks it against the
+// local state (store.View.CheckServiceConflicts), so most bad writes never
+// reach Raft; the FSM checks the conflicts again when it applies the write.
 func (m *Manager) checkService(spec *api.ServiceSpec, self string) error {
-	normalizeSpec(spec)
+	api.NormalizeSpec(spec)
 	if err := api.ValidateServiceSpec(spec); err != nil {
 		return err
 	}
-	var err error
-	m.state.View(func(v *store.View) error {
-		if s, e := v.Service(spec.Name); e == nil && s.ID != self && s.Spec.Name == spec.Name {
-			err = api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", spec.Name)
-			return nil
-		}
-		for _, p := range spec.Ports {
-			if owner := v.PortOwner(p.Key(), self); owner != "" {
-				name := owner
-				if s, e := v.Service(owner); e == nil {
-					name = s.Spec.Name
-				}
-				err = api.Errorf(api.CodeConflict, "port %s is already published by service %q: choose another published port or host address", p.Key(), name)
-				return nil
-			}
-		}
-		return nil
-	})
-	return err
+	return m.state.View(func(v *store.View) error { return v.CheckServiceConflicts(self, spec) })
 }
 
 // dryRun plans as if svc were stored, changing nothing: the tasks it

@@ -33,9 +33,16 @@ func applyClusterInit(w *wtx, c *ClusterInit) any {
 	return nil
 }
 
-// checkPorts refuses ports that another service already publishes.
-func checkPorts(v *View, self string, ports []api.PortConfig) error {
-	for _, p := range ports {
+// CheckServiceConflicts says whether spec, stored as the service with ID
+// self ("" for a new one), would clash with another service: the same
+// name, or a published port another service publishes. The manager's
+// handlers call it to refuse a bad write before it reaches Raft, and the
+// FSM again when it applies the write, against the state of that moment.
+func (v *View) CheckServiceConflicts(self string, spec *api.ServiceSpec) error {
+	if id := v.tx.Bucket(bServiceNames).Get([]byte(spec.Name)); id != nil && string(id) != self {
+		return api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", spec.Name)
+	}
+	for _, p := range spec.Ports {
 		k := p.Key()
 		if owner := v.PortOwner(k, self); owner != "" {
 			name := owner
@@ -77,10 +84,7 @@ func applyServiceCreate(w *wtx, c *ServiceCreate) any {
 	if w.tx.Bucket(bServices).Get([]byte(s.ID)) != nil {
 		return api.Errorf(api.CodeConflict, "a service with ID %s exists", s.ID)
 	}
-	if w.tx.Bucket(bServiceNames).Get([]byte(s.Spec.Name)) != nil {
-		return api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", s.Spec.Name)
-	}
-	if err := checkPorts(v, s.ID, s.Spec.Ports); err != nil {
+	if err := v.CheckServiceConflicts(s.ID, &s.Spec); err != nil {
 		return err
 	}
 	s.SpecVersion = w.index
@@ -118,10 +122,7 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 	if api.SpecEqual(&s.Spec, &c.Spec) {
 		return s // nothing to do: apply is idempotent
 	}
-	if c.Spec.Name != s.Spec.Name && w.tx.Bucket(bServiceNames).Get([]byte(c.Spec.Name)) != nil {
-		return api.Errorf(api.CodeConflict, "a service named %q exists", c.Spec.Name)
-	}
-	if err := checkPorts(w.view(), s.ID, c.Spec.Ports); err != nil {
+	if err := w.view().CheckServiceConflicts(s.ID, &c.Spec); err != nil {
 		return err
 	}
 	if c.Spec.IsGlobal() != s.Spec.IsGlobal() {

@@ -18,6 +18,7 @@ const (
 	CodeTooLarge    = "too_large"    // 413
 	CodeUnsupported = "unsupported"  // 415
 	CodeAmbiguous   = "ambiguous_id" // 409: an ID prefix matched several objects
+	CodeTooMany     = "too_many"     // 429: slow down (joins per address)
 )
 
 // Error is what every API endpoint returns on failure, as a JSON body. The
@@ -63,6 +64,8 @@ func (e *Error) HTTPStatus() int {
 		return 413 // Request Entity Too Large
 	case CodeUnsupported:
 		return 415 // Unsupported Media Type
+	case CodeTooMany:
+		return 429 // Too Many Requests
 	case CodeNotLeader, CodeUnavailable:
 		return 503 // Service Unavailable
 	default:

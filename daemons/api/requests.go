@@ -9,11 +9,40 @@ type ScaleRequest struct {
 	Replicas *uint64 `json:"replicas"`
 }
 
-// TaskStatusRequest is the body of POST /v1/tasks/status: what one node's
-// agent observed about its tasks.
+// TaskStatusRequest is the body of POST /v1/nodes/{node}/tasks/status:
+// what one node's agent observed about its tasks. NodeID, if given, must
+// be the node of the path.
 type TaskStatusRequest struct {
-	NodeID  string             `json:"nodeID"`
+	NodeID  string             `json:"nodeID,omitempty"`
 	Updates []TaskStatusUpdate `json:"updates"`
+}
+
+// Caps on what an agent may write per task.
+const (
+	MaxStatusUpdates = 1000
+	maxMessageLen    = 1024
+	maxHealthOutput  = 4096
+)
+
+// ValidateTaskStatusRequest checks what an agent reports: the states an
+// agent owns, and bounded texts.
+func ValidateTaskStatusRequest(req *TaskStatusRequest) error {
+	if req.NodeID == "" {
+		return Errorf(CodeInvalid, "nodeID is required")
+	}
+	if len(req.Updates) > MaxStatusUpdates {
+		return Errorf(CodeInvalid, "%d updates in one request; the limit is %d", len(req.Updates), MaxStatusUpdates)
+	}
+	for i, u := range req.Updates {
+		st := u.Status.State
+		if u.TaskID == "" || !st.Valid() || st == TaskRemove || st.Before(TaskPreparing) {
+			return Errorf(CodeInvalid, "updates[%d]: task %q state %q: an agent reports preparing, starting, running or an end state", i, u.TaskID, st)
+		}
+		if len(u.Status.Message) > maxMessageLen || len(u.Status.Err) > maxMessageLen || len(u.Status.HealthOutput) > maxHealthOutput {
+			return Errorf(CodeInvalid, "updates[%d]: message, err or health output too long (limits %d, %d, %d bytes)", i, maxMessageLen, maxMessageLen, maxHealthOutput)
+		}
+	}
+	return nil
 }
 
 // TaskStatusResult reports, per update, whether it was applied.
@@ -62,11 +91,15 @@ type PeerAddr struct {
 	Addr string `json:"addr"`
 }
 
-// JoinTokenInfo is what warrenctl join-token prints.
+// JoinTokenInfo is what warrenctl join-token prints. Token is set only
+// in the answer that made it: the cluster keeps a hash of the secret.
 type JoinTokenInfo struct {
+	ID        string    `json:"id,omitempty"`
 	Kind      string    `json:"kind"`
-	Token     string    `json:"token"`
+	Token     string    `json:"token,omitempty"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	Revoked   bool      `json:"revoked,omitempty"`
 	// Managers are the addresses to join through.
 	Managers []string `json:"managers,omitempty"`
 }
@@ -92,4 +125,25 @@ type CAInfo struct {
 	Rotating bool     `json:"rotating"`
 	// BundlePEM holds the trusted CA certificates, the active one first.
 	BundlePEM string `json:"bundle"`
+}
+
+// RequestIDHeader names a write request, so that sending it again (a
+// client retrying after a timeout, a manager re-sending it to a new
+// leader) applies it once: the cluster answers the first result.
+const RequestIDHeader = "X-Warren-Request"
+
+// ValidRequestID says whether s can name a request: 1 to 48 letters,
+// digits, '-', '_' and '.'.
+func ValidRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 48 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }

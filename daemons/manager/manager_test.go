@@ -114,7 +114,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"bad constraint", "/v1/services", `{"name":"a","image":"busybox","placement":{"constraints":["node.zone=east"]}}`, 400, "no == or !="},
 		{"scale missing", "/v1/services/nope/scale", `{"replicas":2}`, 404, "no service"},
 		{"scale no count", "/v1/services/web/scale", `{}`, 400, "replicas"},
-		{"bad status", "/v1/tasks/status", `{"nodeID":"n","updates":[{"taskID":"t","status":{"state":"bogus"}}]}`, 400, "state"},
+		{"bad status", "/v1/nodes/n/tasks/status", `{"nodeID":"n","updates":[{"taskID":"t","status":{"state":"bogus"}}]}`, 400, "state"},
 	}
 	for _, tc := range cases {
 		status, e := post(tc.path, tc.body)

@@ -5,12 +5,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -29,7 +29,7 @@ type metrics struct {
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 
-func newMetrics(m *Manager) *metrics {
+func newMetrics(st *core.Store) *metrics {
 	x := &metrics{
 		reg: prometheus.NewRegistry(),
 		raftState: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warren_raft_state",
@@ -49,7 +49,7 @@ func newMetrics(m *Manager) *metrics {
 	}
 	x.reg.MustRegister(x.raftState, x.applyDur, x.applyN, x.raftApply, x.reconcile, x.apiDur, x.watchers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&stateCollector{m: m})
+		&stateCollector{st: st})
 	return x
 }
 
@@ -58,9 +58,14 @@ func (x *metrics) observeApply(n int, d time.Duration) {
 	x.applyN.Observe(float64(n))
 }
 
-func (x *metrics) setRaftState(s raft.RaftState) {
-	x.raftState.Set(float64(s))
-}
+func (x *metrics) setRaftState(code int) { x.raftState.Set(float64(code)) }
+
+func (x *metrics) observeCommit(d time.Duration) { x.raftApply.Observe(d.Seconds()) }
+
+func (x *metrics) observeReconcile(d time.Duration) { x.reconcile.Observe(d.Seconds()) }
+
+// watchersDelta counts watch streams opening (+1) and closing (-1).
+func (x *metrics) watchersDelta(delta int) { x.watchers.Add(float64(delta)) }
 
 func (x *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(x.reg, promhttp.HandlerOpts{})
@@ -95,7 +100,7 @@ func (w *statusWriter) Flush() {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // stateCollector reports counts from the state database at scrape time.
-type stateCollector struct{ m *Manager }
+type stateCollector struct{ st *core.Store }
 
 var (
 	descIndex    = prometheus.NewDesc("warren_raft_applied_index", "Last Raft index applied to the state database.", nil, nil)
@@ -112,7 +117,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.state.View(func(v *store.View) error {
+	c.st.View(func(v *store.View) error {
 		ch <- prometheus.MustNewConstMetric(descIndex, prometheus.GaugeValue, float64(v.Index()))
 		ch <- prometheus.MustNewConstMetric(descServices, prometheus.GaugeValue, float64(v.ServiceCount()))
 		tasks := map[api.TaskState]int{}

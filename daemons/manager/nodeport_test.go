@@ -19,6 +19,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/manager"
+	"github.com/warren-edge/warren/daemons/manager/membership"
 	"github.com/warren-edge/warren/daemons/pki"
 )
 
@@ -239,7 +240,7 @@ func TestJoinWithTokensOverMTLS(t *testing.T) {
 		t.Error("a certificate from another CA was accepted on the node port")
 	}
 	wc := workerClient(t, w.dir)
-	for _, path := range []string{"/v1/services", "/v1/tasks", "/v1/join-tokens/manager"} {
+	for _, path := range []string{"/v1/services", "/v1/tasks", "/v1/join-tokens"} {
 		resp, err := wc.Get("https://" + a.addr + path)
 		if err != nil {
 			t.Errorf("worker GET %s: %v", path, err)
@@ -371,7 +372,7 @@ func rawDo(sock string, req *http.Request) ([]byte, error) {
 }
 
 func TestCertificatesRenewBeforeTheyExpire(t *testing.T) {
-	defer manager.SetCertTTLForTest(6 * time.Second)()
+	defer membership.SetCertTTLForTest(6 * time.Second)()
 	ctx := ctx(t)
 	base := t.TempDir()
 	a := startFirstManager(t, base)
@@ -393,7 +394,7 @@ func TestCertificatesRenewBeforeTheyExpire(t *testing.T) {
 }
 
 func TestCARotationWithoutDowntime(t *testing.T) {
-	defer manager.SetCAPollForTest(200 * time.Millisecond)()
+	defer membership.SetCAPollForTest(200 * time.Millisecond)()
 	ctx := ctx(t)
 	base := t.TempDir()
 	a := startFirstManager(t, base)

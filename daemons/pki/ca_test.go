@@ -162,7 +162,7 @@ func TestSignNodeErrors(t *testing.T) {
 		{"another cluster", csr, Identity{"c2", "n1", RoleWorker}, "signs for cluster c1"},
 		{"no node ID", csr, Identity{"c1", "", RoleWorker}, "node ID is empty"},
 		{"a slash in the node ID", csr, Identity{"c1", "a/b", RoleWorker}, "character '/'"},
-		{"an unknown role", csr, Identity{"c1", "n1", "admin"}, "role \"admin\""},
+		{"an unknown role", csr, Identity{"c1", "n1", "root"}, "role \"root\""},
 		{"garbage request", []byte("nope"), Identity{"c1", "n1", RoleWorker}, "read the certificate request"},
 		{"tampered request", tampered, Identity{"c1", "n1", RoleWorker}, "request"},
 	}
@@ -212,7 +212,7 @@ func TestIdentityOfRefuses(t *testing.T) {
 		{"two warren URIs", &x509.Certificate{Subject: subj, URIs: append(u("warren://c1/worker/n1"), u("warren://c1/manager/n1")...)}},
 		{"a role the subject does not say", &x509.Certificate{Subject: subj, URIs: u("warren://c1/manager/n1")}},
 		{"another node in the subject", &x509.Certificate{Subject: pkix.Name{CommonName: "n2", Organization: []string{"c1"}, OrganizationalUnit: []string{"worker"}}, URIs: u("warren://c1/worker/n1")}},
-		{"an unknown role", &x509.Certificate{Subject: pkix.Name{CommonName: "n1", Organization: []string{"c1"}, OrganizationalUnit: []string{"admin"}}, URIs: u("warren://c1/admin/n1")}},
+		{"an unknown role", &x509.Certificate{Subject: pkix.Name{CommonName: "n1", Organization: []string{"c1"}, OrganizationalUnit: []string{"root"}}, URIs: u("warren://c1/root/n1")}},
 		{"a path too deep", &x509.Certificate{Subject: subj, URIs: u("warren://c1/worker/n1/x")}},
 		{"a port", &x509.Certificate{Subject: subj, URIs: u("warren://c1:99/worker/n1")}},
 	}

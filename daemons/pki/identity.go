@@ -20,8 +20,23 @@ const (
 	RoleWorker  Role = "worker"
 )
 
+// The roles an operator certificate can carry (a person, or a daemon
+// such as warren-ingress, on the node port): admin, operator, viewer.
+// Its identity's NodeID is then the operator's name.
+const (
+	RoleAdmin    Role = "admin"
+	RoleOperator Role = "operator"
+	RoleViewer   Role = "viewer"
+)
+
 // Valid reports whether r is one of the known roles.
-func (r Role) Valid() bool { return r == RoleManager || r == RoleWorker }
+func (r Role) Valid() bool { return r.IsNode() || r.IsOperator() }
+
+// IsNode says whether r is a node's role.
+func (r Role) IsNode() bool { return r == RoleManager || r == RoleWorker }
+
+// IsOperator says whether r is an operator's role.
+func (r Role) IsOperator() bool { return r == RoleAdmin || r == RoleOperator || r == RoleViewer }
 
 // URIScheme is the scheme of the URI SAN that carries a node's identity:
 // warren://<cluster>/<role>/<node>.
@@ -71,7 +86,7 @@ func (id Identity) validate() error {
 		return err
 	}
 	if !id.Role.Valid() {
-		return fmt.Errorf("the role %q is not %q or %q", id.Role, RoleManager, RoleWorker)
+		return fmt.Errorf("the role %q is not a node's (%q, %q) nor an operator's (%q, %q, %q)", id.Role, RoleManager, RoleWorker, RoleAdmin, RoleOperator, RoleViewer)
 	}
 	return nil
 }

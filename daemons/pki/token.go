@@ -115,7 +115,7 @@ type TokenRecord struct {
 // ever if ttl <= 0). It returns the token, to show the operator once, and
 // the record to store.
 func NewToken(kind Role, caDigest string, ttl time.Duration, now time.Time) (string, TokenRecord, error) {
-	if !kind.Valid() {
+	if !kind.IsNode() {
 		return "", TokenRecord{}, fmt.Errorf("pki: new token: the kind %q is not %q or %q", kind, RoleWorker, RoleManager)
 	}
 	digest := strings.ToLower(strings.TrimSpace(caDigest))

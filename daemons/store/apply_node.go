@@ -3,6 +3,11 @@ package store
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -25,6 +30,9 @@ func applyNodeRegister(w *wtx, c *NodeRegister) any {
 		n.UpdatedAt = c.At
 		w.putNode(n, api.OpUpdate)
 		return n
+	}
+	if w.view().Revoked(RevokedNode, c.ID, c.At) {
+		return api.Errorf(api.CodeForbidden, "node %s was removed from the cluster: a device joins again with a new token, as a new node", c.ID)
 	}
 	subnet, err := w.allocateSubnet()
 	if err != nil {
@@ -115,6 +123,9 @@ func applyNodeRemove(w *wtx, c *NodeRemove) any {
 		return api.Errorf(api.CodeConflict, "node %s is ready: drain and stop it first, or remove it with --force", n.Description.Hostname)
 	}
 	w.must(w.tx.Bucket(bNodes).Delete([]byte(n.ID)))
+	if !c.RevokeUntil.IsZero() {
+		w.revoke(Revocation{Kind: RevokedNode, ID: n.ID, Until: c.RevokeUntil}, c.At)
+	}
 	raw := fmt.Appendf(nil, `{"id":%q}`, n.ID)
 	w.record(api.OpDelete, api.KindNode, n.ID, "", "", raw, nil)
 	for _, t := range w.view().Tasks(TaskFilter{NodeID: n.ID}) {
@@ -147,4 +158,49 @@ func applyNodeRole(w *wtx, c *NodeRole) any {
 	n.UpdatedAt = c.At
 	w.putNode(n, api.OpUpdate)
 	return n
+}
+
+// The kinds of identity on the deny list.
+const (
+	RevokedNode     = "node"
+	RevokedOperator = "operator"
+)
+
+// revoke puts an identity on the deny list, dropping the entries that
+// have expired by now.
+func (w *wtx) revoke(r Revocation, now time.Time) {
+	keep := []Revocation{r}
+	for _, old := range w.view().Revocations() {
+		if now.Before(old.Until) && (old.Kind != r.Kind || old.ID != r.ID) {
+			keep = append(keep, old)
+		}
+	}
+	b, _ := json.Marshal(keep)
+	w.must(w.tx.Bucket(bMeta).Put(kRevoked, b))
+}
+
+func applyOperatorPut(w *wtx, c *OperatorPut) any {
+	o := c.Operator
+	if w.view().Revoked(RevokedOperator, o.Name, o.CreatedAt) {
+		return api.Errorf(api.CodeConflict, "operator %q was removed and stays revoked until its old certificates expire: choose another name", o.Name)
+	}
+	ops := slices.DeleteFunc(w.view().Operators(), func(x api.Operator) bool { return x.Name == o.Name })
+	ops = append(ops, o)
+	slices.SortFunc(ops, func(a, b api.Operator) int { return strings.Compare(a.Name, b.Name) })
+	b, _ := json.Marshal(ops)
+	w.must(w.tx.Bucket(bMeta).Put(kOperators, b))
+	return &o
+}
+
+func applyOperatorDrop(w *wtx, c *OperatorDrop) any {
+	ops := w.view().Operators()
+	n := len(ops)
+	ops = slices.DeleteFunc(ops, func(x api.Operator) bool { return x.Name == c.Name })
+	if len(ops) == n {
+		return api.Errorf(api.CodeNotFound, "no operator %q: list them with warrenctl operator ls", c.Name)
+	}
+	b, _ := json.Marshal(ops)
+	w.must(w.tx.Bucket(bMeta).Put(kOperators, b))
+	w.revoke(Revocation{Kind: RevokedOperator, ID: c.Name, Until: c.RevokeUntil}, c.At)
+	return nil
 }

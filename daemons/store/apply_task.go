@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 
 	json "github.com/segmentio/encoding/json"
 
@@ -93,16 +94,28 @@ func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 	return nil
 }
 
+// applyTaskStatus records what a node's agent observed. It takes only the
+// updates of tasks assigned to that node, with addresses inside the
+// node's own subnet: a node (or someone with its certificate) can change
+// nothing else, and cannot point service discovery anywhere else.
 func applyTaskStatus(w *wtx, c *TaskStatus) any {
 	res := &api.TaskStatusResult{}
+	node := w.node(c.NodeID)
+	if node == nil {
+		return api.Errorf(api.CodeNotFound, "no node %q", c.NodeID)
+	}
+	subnet, _ := netip.ParsePrefix(node.Subnet)
 	for _, u := range c.Updates {
 		t := w.task(u.TaskID)
 		switch {
 		case t == nil:
 			res.Skipped = append(res.Skipped, u.TaskID+": no such task")
 			continue
-		case c.NodeID != "" && t.NodeID != c.NodeID:
+		case t.NodeID != c.NodeID:
 			res.Skipped = append(res.Skipped, u.TaskID+": not assigned to this node")
+			continue
+		case !addrInSubnet(u.Status.Addr, subnet):
+			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: address %q is not in node %s's subnet %s", u.TaskID, u.Status.Addr, c.NodeID, node.Subnet))
 			continue
 		}
 		prev := *t
@@ -131,4 +144,14 @@ func statusEqual(a, b *api.TaskStatus) bool {
 	ra, _ := json.Marshal(a)
 	rb, _ := json.Marshal(b)
 	return bytes.Equal(ra, rb)
+}
+
+// addrInSubnet says whether a reported task address may be stored: none,
+// or an address inside the node's subnet.
+func addrInSubnet(addr string, subnet netip.Prefix) bool {
+	if addr == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(addr)
+	return err == nil && subnet.IsValid() && subnet.Contains(a.Unmap())
 }

@@ -29,6 +29,9 @@ const (
 	CmdJoinTokens    CommandType = 12
 	CmdNodeRole      CommandType = 13
 	CmdCA            CommandType = 14
+	CmdOperatorPut   CommandType = 15
+	CmdOperatorDrop  CommandType = 16
+	CmdOnce          CommandType = 17
 )
 
 var commandNames = map[CommandType]string{
@@ -38,6 +41,7 @@ var commandNames = map[CommandType]string{
 	CmdNodeSpec: "node-spec", CmdNodeStatus: "node-status", CmdNodeRemove: "node-remove",
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
+	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
 }
 
 func (t CommandType) String() string {
@@ -77,12 +81,10 @@ type JoinTokens struct {
 }
 
 // JoinToken is one join token as the managers keep it: the record the
-// pki package checks tokens against, and the token itself, which managers
-// print on request (as Swarm does; their database holds the CA key, a
-// stronger secret, anyway).
+// pki package checks tokens against, with a hash of the secret only. A
+// token is shown once, to the operator who asked for it.
 type JoinToken struct {
 	pki.TokenRecord
-	Token string `json:"token"`
 }
 
 // CA replaces the cluster's CA: the active one (its certificate chain
@@ -157,11 +159,35 @@ type NodeStatus struct {
 	Status api.NodeStatus `json:"status"`
 }
 
-// NodeRemove deletes a node from the cluster.
+// NodeRemove deletes a node from the cluster. Its identity goes on the
+// deny list until RevokeUntil (when every certificate it may hold has
+// expired): it can neither call the managers nor be registered again.
 type NodeRemove struct {
-	ID    string    `json:"id"`
-	Force bool      `json:"force,omitempty"`
-	At    time.Time `json:"at"`
+	ID          string    `json:"id"`
+	Force       bool      `json:"force,omitempty"`
+	At          time.Time `json:"at"`
+	RevokeUntil time.Time `json:"revokeUntil,omitzero"`
+}
+
+// Revocation is an identity on the deny list: a removed node or operator,
+// refused until its certificates have expired.
+type Revocation struct {
+	Kind  string    `json:"kind"` // "node" or "operator"
+	ID    string    `json:"id"`   // the node ID or the operator's name
+	Until time.Time `json:"until"`
+}
+
+// OperatorPut records an operator (a new certificate was issued to it).
+type OperatorPut struct {
+	Operator api.Operator `json:"operator"`
+}
+
+// OperatorDrop removes an operator; its name goes on the deny list until
+// RevokeUntil.
+type OperatorDrop struct {
+	Name        string    `json:"name"`
+	At          time.Time `json:"at"`
+	RevokeUntil time.Time `json:"revokeUntil"`
 }
 
 // TaskStatus records what an agent observed about its tasks.

@@ -47,7 +47,11 @@ var appliers = map[CommandType]applyFunc{
 	CmdJoinTokens:    decoded(applyJoinTokens),
 	CmdNodeRole:      decoded(applyNodeRole),
 	CmdCA:            decoded(applyCA),
+	CmdOperatorPut:   decoded(applyOperatorPut),
+	CmdOperatorDrop:  decoded(applyOperatorDrop),
 }
+
+func init() { appliers[CmdOnce] = decoded(applyOnce) } // applyOnce refers to appliers
 
 // decoded adapts a typed apply function. A payload that does not decode is
 // a bug (or an entry from a newer Warren): the FSM cannot skip it without

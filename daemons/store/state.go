@@ -27,11 +27,16 @@ var (
 	bTasksBySvc    = []byte("tasks_by_service")
 	bTasksByNode   = []byte("tasks_by_node")
 	bNodes         = []byte("nodes")
-	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes}
+	bRequests      = []byte("requests")
+	bRequestsByAt  = []byte("requests_by_at")
+	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")
 	kCA            = []byte("ca")
+	kRevoked       = []byte("revoked")
+	kOperators     = []byte("operators")
+	kRequests      = []byte("requests")
 	kFormat        = []byte("format")
 	currentFormat  = []byte("1")
 	indexSeparator = byte(0)
@@ -225,6 +230,57 @@ func (v *View) JoinTokens() []JoinToken {
 	var ts []JoinToken
 	mustDecode(b, &ts)
 	return ts
+}
+
+// Revocations is the deny list (expired entries included until the next
+// change prunes them).
+func (v *View) Revocations() []Revocation {
+	var rs []Revocation
+	if b := v.tx.Bucket(bMeta).Get(kRevoked); b != nil {
+		mustDecode(b, &rs)
+	}
+	return rs
+}
+
+// Revoked says whether the identity kind/id is on the deny list at now.
+func (v *View) Revoked(kind, id string, now time.Time) bool {
+	for _, r := range v.Revocations() {
+		if r.Kind == kind && r.ID == id && now.Before(r.Until) {
+			return true
+		}
+	}
+	return false
+}
+
+// Operators returns the cluster's operators, by name.
+func (v *View) Operators() []api.Operator {
+	var os []api.Operator
+	if b := v.tx.Bucket(bMeta).Get(kOperators); b != nil {
+		mustDecode(b, &os)
+	}
+	return os
+}
+
+// Operator returns the operator with the name, if there is one.
+func (v *View) Operator(name string) (api.Operator, bool) {
+	for _, o := range v.Operators() {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return api.Operator{}, false
+}
+
+// NodeByID returns the node with exactly this ID (no prefix, no hostname:
+// for checking an identity), if there is one.
+func (v *View) NodeByID(id string) (*api.Node, bool) {
+	raw := v.tx.Bucket(bNodes).Get([]byte(id))
+	if raw == nil {
+		return nil, false
+	}
+	var n api.Node
+	mustDecode(raw, &n)
+	return &n, true
 }
 
 func mustDecode(b []byte, into any) {

@@ -50,7 +50,7 @@ func TestSecurity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t3, err := m1.Client.JoinToken(ctx, api.RoleWorker, false, time.Minute)
+	t3, err := m1.Client.JoinToken(ctx, api.RoleWorker, true, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("node port without a certificate", func(t *testing.T) {
 		hc := nodePortClient(cl, &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
-		for _, path := range []string{"/v1/services", "/v1/tasks", "/v1/nodes", "/v1/join-tokens/manager", "/v1/watch"} {
+		for _, path := range []string{"/v1/services", "/v1/tasks", "/v1/nodes", "/v1/join-tokens", "/v1/watch"} {
 			code, e := call(ctx, hc, http.MethodGet, m1, path, nil)
 			if code != http.StatusForbidden || !strings.Contains(e, "needs a node certificate of this cluster") {
 				t.Errorf("GET %s without a certificate: %d %q, want 403 saying a node certificate is needed", path, code, e)
@@ -175,7 +175,8 @@ func TestSecurity(t *testing.T) {
 			{http.MethodGet, "/v1/tasks?node=" + w2.NodeID()},
 			{http.MethodGet, "/v1/tasks/" + secretTaskOnW2.ID},
 			{http.MethodGet, "/v1/nodes"},
-			{http.MethodGet, "/v1/join-tokens/manager"},
+			{http.MethodGet, "/v1/join-tokens"},
+			{http.MethodPost, "/v1/join-tokens/manager"},
 			{http.MethodPost, "/v1/services"},
 			{http.MethodPost, "/v1/nodes/" + w1.NodeID() + "/promote"},
 			{http.MethodPost, "/v1/nodes/" + w2.NodeID() + "/heartbeat"},
@@ -205,16 +206,46 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("worker reports another node's task", func(t *testing.T) {
 		hc := nodePortClient(cl, nodeCert(t, w1))
-		forged := api.TaskStatusRequest{NodeID: w2.NodeID(), Updates: []api.TaskStatusUpdate{{TaskID: secretTaskOnW2.ID,
-			Status: api.TaskStatus{State: api.TaskRunning, Message: "forged by w1", Addr: "192.0.2.66"}}}}
-		code, e := call(ctx, hc, http.MethodPost, m1, "/v1/tasks/status", forged)
-		tk, err := m1.Client.Task(ctx, secretTaskOnW2.ID)
-		if err != nil {
-			t.Fatal(err)
+		forged := func(node string, task api.Task, addr string) api.TaskStatusRequest {
+			return api.TaskStatusRequest{NodeID: node, Updates: []api.TaskStatusUpdate{{TaskID: task.ID,
+				Status: api.TaskStatus{State: api.TaskRunning, Health: "healthy", Message: "forged by w1", Addr: addr}}}}
 		}
-		if code != http.StatusForbidden || tk.Status.Addr == "192.0.2.66" {
-			t.Errorf("w1's certificate reported the status of w2's task %s: %d %q; the task now has addr %q, message %q "+
-				"(want 403 and the task untouched: a worker may report only its own tasks)", tk.ID, code, e, tk.Status.Addr, tk.Status.Message)
+		follower := followerOf(ctx, t, c)
+		// Every way in: straight to the leader, through a follower (which
+		// passes it on under its own certificate), and through w2's own
+		// manager (which relays its node's reports as w2).
+		for _, via := range []*Host{leaderOf(ctx, t, c), follower, w2} {
+			for _, attempt := range []struct {
+				what string
+				path string
+				body api.TaskStatusRequest
+			}{
+				{"w2's task under w2's path", "/v1/nodes/" + w2.NodeID() + "/tasks/status", forged(w2.NodeID(), secretTaskOnW2, "")},
+				{"w2's task under w1's path", "/v1/nodes/" + w1.NodeID() + "/tasks/status", forged(w1.NodeID(), secretTaskOnW2, "")},
+				{"w2's task, body naming w2, under w1's path", "/v1/nodes/" + w1.NodeID() + "/tasks/status", forged(w2.NodeID(), secretTaskOnW2, "")},
+				{"its own task at an address outside its subnet", "/v1/nodes/" + w1.NodeID() + "/tasks/status", forged(w1.NodeID(), ownTaskOnW1, "6.6.6.6")},
+			} {
+				code, e := call(ctx, hc, http.MethodPost, via, attempt.path, attempt.body)
+				for _, task := range []api.Task{secretTaskOnW2, ownTaskOnW1} {
+					tk, err := leaderOf(ctx, t, c).Client.Task(ctx, task.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if tk.Status.Message == "forged by w1" || tk.Status.Addr == "6.6.6.6" {
+						t.Errorf("w1's certificate, through %s, %s: %d %q; task %s now has addr %q, message %q "+
+							"(want it untouched: a worker reports only its own tasks, at addresses in its own subnet)",
+							via.Name, attempt.what, code, e, tk.ID, tk.Status.Addr, tk.Status.Message)
+					}
+				}
+				if code == http.StatusOK && !strings.Contains(e, "skipped") {
+					t.Errorf("w1's certificate, through %s, %s: 200 %q: the refusal should say what was skipped", via.Name, attempt.what, e)
+				}
+				t.Logf("through %s, %s: %d %s", via.Name, attempt.what, code, lastLine(e))
+			}
+		}
+		// w2's task still resolves to w2's own address in the managers' state.
+		if tk, err := m1.Client.Task(ctx, secretTaskOnW2.ID); err != nil || tk.Status.Addr != secretTaskOnW2.Status.Addr {
+			t.Errorf("w2's task after the attempts: %v, addr %q, want %q", err, tk.Status.Addr, secretTaskOnW2.Status.Addr)
 		}
 	})
 
@@ -533,6 +564,11 @@ func foreignCert(t *testing.T) *tls.Config {
 // raftHello opens a Raft connection to m and says hello as a manager
 // would; it returns nil only if the connection is still open afterwards.
 func raftHello(ctx context.Context, from, m *Host, cfg *tls.Config) error {
+	return raftHelloAs(ctx, from, m, cfg, "intruder")
+}
+
+// raftHelloAs is raftHello with the hello naming node id.
+func raftHelloAs(ctx context.Context, from, m *Host, cfg *tls.Config, id string) error {
 	cfg = cfg.Clone()
 	cfg.NextProtos = []string{"warren-raft"}
 	raw, err := from.DialContext(ctx, "tcp", m.Addr)
@@ -545,7 +581,7 @@ func raftHello(ctx context.Context, from, m *Host, cfg *tls.Config) error {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return err
 	}
-	if _, err := tc.Write([]byte(`{"id":"intruder","addr":"10.78.0.250:4243"}` + "\n")); err != nil {
+	if _, err := tc.Write([]byte(`{"id":"` + id + `","addr":"10.78.0.250:4243"}` + "\n")); err != nil {
 		return err
 	}
 	// A manager answers nothing until Raft speaks; a refused peer is
@@ -702,4 +738,130 @@ func copyFile(from, to string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// leaderOf is the cluster's leader now.
+func leaderOf(ctx context.Context, t *testing.T, c *Cluster) *Host {
+	t.Helper()
+	l, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// followerOf is a manager that does not lead now.
+func followerOf(ctx context.Context, t *testing.T, c *Cluster) *Host {
+	t.Helper()
+	l := leaderOf(ctx, t, c)
+	for _, m := range c.Managers() {
+		if m != l && m.ManagerRunning() {
+			return m
+		}
+	}
+	t.Fatal("no follower")
+	return nil
+}
+
+// TestRevokedManagersLoseTheirRights: a manager's certificate is worth
+// what the cluster's records say now, on every manager: once the manager
+// is demoted or removed, its old certificate (stolen from the device, say)
+// cannot get a manager join token, pass itself off as an operator through
+// the caller header, or open a Raft connection.
+func TestRevokedManagersLoseTheirRights(t *testing.T) {
+	c := startCluster(t, 3, 0)
+	ctx := ctxFor(t, 3*time.Minute)
+	cl, err := c.AddHost("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := leaderOf(ctx, t, c)
+	var others []*Host
+	for _, m := range c.Managers() {
+		if m != l {
+			others = append(others, m)
+		}
+	}
+	demoted, removed := others[0], others[1]
+	// What a thief of each device holds: its manager certificate now.
+	stolen := map[*Host]*tls.Config{demoted: nodeCert(t, demoted), removed: nodeCert(t, removed)}
+	asAdmin := http.Header{"X-Warren-Caller": {"kind=local&role=admin&node=" + demoted.NodeID()}}
+
+	// The control: before, the certificates work as managers' do.
+	for h, cfg := range stolen {
+		if err := raftHelloAs(ctx, cl, l, cfg, h.NodeID()); err != nil {
+			t.Fatalf("%s's certificate before: a Raft connection was refused: %v", h.Name, err)
+		}
+		code, e := callHeader(ctx, nodePortClient(cl, cfg), http.MethodPost, l, "/v1/join-tokens/manager", struct{}{}, asAdmin)
+		if code != http.StatusOK {
+			t.Fatalf("%s's certificate before, vouching for a local admin: %d %q, want a token (the control)", h.Name, code, e)
+		}
+	}
+
+	if _, err := l.Client.DemoteNode(ctx, demoted.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	removed.Manager.Stop(5 * time.Second)
+	eventually(t, 30*time.Second, removed.Name+" removed", func() error {
+		return l.Client.RemoveNode(ctx, removed.NodeID(), true)
+	})
+
+	for _, via := range c.Managers() {
+		if !via.ManagerRunning() || via == removed || via == demoted {
+			continue
+		}
+		for h, cfg := range stolen {
+			hc := nodePortClient(cl, cfg)
+			for _, ep := range []struct{ method, path string }{
+				{http.MethodPost, "/v1/join-tokens/manager"},
+				{http.MethodGet, "/v1/join-tokens"},
+				{http.MethodPost, "/v1/services"},
+				{http.MethodPost, "/v1/internal/command"},
+			} {
+				code, e := callHeader(ctx, hc, ep.method, via, ep.path, struct{}{}, asAdmin)
+				if code != http.StatusForbidden {
+					t.Errorf("%s's old certificate (%s) on %s: %s %s vouching for a local admin: %d %q, want 403",
+						h.Name, map[*Host]string{demoted: "demoted", removed: "removed"}[h], via.Name, ep.method, ep.path, code, e)
+				}
+			}
+			_, e := callHeader(ctx, hc, http.MethodPost, via, "/v1/join-tokens/manager", struct{}{}, nil)
+			t.Logf("%s's old certificate on %s: %s", h.Name, via.Name, e)
+		}
+		if err := raftHelloAs(ctx, cl, via, stolen[removed], removed.NodeID()); err == nil {
+			t.Errorf("the removed manager %s's certificate still opens a Raft connection to %s", removed.Name, via.Name)
+		}
+		if err := raftHelloAs(ctx, cl, via, stolen[demoted], demoted.NodeID()); err == nil {
+			t.Errorf("the demoted manager %s's old certificate still opens a Raft connection to %s", demoted.Name, via.Name)
+		}
+	}
+}
+
+// callHeader is call with extra request headers.
+func callHeader(ctx context.Context, hc *http.Client, method string, m *Host, path string, body any, h http.Header) (int, string) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+m.Addr+path, rd)
+	if err != nil {
+		return 0, err.Error()
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e api.Error
+	if json.Unmarshal(b, &e) == nil && e.Message != "" {
+		return resp.StatusCode, e.Message
+	}
+	return resp.StatusCode, string(b)
 }

@@ -285,7 +285,7 @@ func (c *Client) Task(ctx context.Context, ref string) (*api.Task, error) {
 // ReportTaskStatus records what a node's agent observed.
 func (c *Client) ReportTaskStatus(ctx context.Context, nodeID string, updates []api.TaskStatusUpdate) (*api.TaskStatusResult, error) {
 	var out api.TaskStatusResult
-	return &out, c.do(ctx, http.MethodPost, "/v1/tasks/status", api.TaskStatusRequest{NodeID: nodeID, Updates: updates}, &out)
+	return &out, c.do(ctx, http.MethodPost, "/v1/nodes/"+esc(nodeID)+"/tasks/status", api.TaskStatusRequest{NodeID: nodeID, Updates: updates}, &out)
 }
 
 // Nodes lists the nodes.
@@ -333,19 +333,35 @@ func (c *Client) Raw(ctx context.Context, method, path string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
-// JoinToken returns the current join token of a kind ("worker" or
-// "manager"); rotate makes a new one and revokes the old; a ttl > 0 makes
-// a new one that expires.
+// JoinToken makes a new join token of a kind ("worker" or "manager"),
+// shown only in this answer: rotate revokes the kind's others; a ttl > 0
+// makes it expire then (manager tokens expire after 24h when not told).
 func (c *Client) JoinToken(ctx context.Context, kind string, rotate bool, ttl time.Duration) (*api.JoinTokenInfo, error) {
-	var out api.JoinTokenInfo
-	q := ""
+	v := url.Values{}
 	if ttl > 0 {
-		q = "?ttl=" + url.QueryEscape(ttl.String())
+		v.Set("ttl", ttl.String())
 	}
 	if rotate {
-		return &out, c.do(ctx, http.MethodPost, "/v1/join-tokens/"+esc(kind)+"/rotate"+q, struct{}{}, &out)
+		v.Set("rotate", "1")
 	}
-	return &out, c.do(ctx, http.MethodGet, "/v1/join-tokens/"+esc(kind)+q, nil, &out)
+	q := ""
+	if len(v) > 0 {
+		q = "?" + v.Encode()
+	}
+	var out api.JoinTokenInfo
+	return &out, c.do(ctx, http.MethodPost, "/v1/join-tokens/"+esc(kind)+q, struct{}{}, &out)
+}
+
+// JoinTokens lists the live join tokens (without their secrets).
+func (c *Client) JoinTokens(ctx context.Context) ([]api.JoinTokenInfo, error) {
+	var out []api.JoinTokenInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/join-tokens", nil, &out)
+}
+
+// RevokeJoinToken revokes a join token by ID.
+func (c *Client) RevokeJoinToken(ctx context.Context, id string) (*api.JoinTokenInfo, error) {
+	var out api.JoinTokenInfo
+	return &out, c.do(ctx, http.MethodDelete, "/v1/join-tokens/"+esc(id), nil, &out)
 }
 
 // PromoteNode makes a worker a manager; DemoteNode the reverse.

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/manager"
+	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -99,10 +101,36 @@ func (n *memNet) cutLinks() {
 	}
 }
 
-// peers is one member's view of the memNet.
+// peers is one member's view of the memNet. Its requests say who sends
+// them (peerHeader), as a certificate would on the node port.
 type peers struct {
 	self string
+	role pki.Role
 	net  *memNet
+}
+
+// peerHeader carries the sending member's identity on the memNet.
+const peerHeader = "X-Managertest-Peer"
+
+// memIdentity is the identity of a memNet request's sender.
+func memIdentity(r *http.Request) (pki.Identity, bool) {
+	id, role, ok := strings.Cut(r.Header.Get(peerHeader), "/")
+	if !ok {
+		return pki.Identity{}, false
+	}
+	return pki.Identity{NodeID: id, Role: pki.Role(role)}, true
+}
+
+// tagged adds the sender's identity to each request.
+type tagged struct {
+	rt  http.RoundTripper
+	who string
+}
+
+func (t tagged) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(peerHeader, t.who)
+	return t.rt.RoundTrip(r)
 }
 
 func (p peers) Client(id string) (*http.Client, string, error) {
@@ -130,7 +158,7 @@ func (p peers) Client(id string) (*http.Client, string, error) {
 		}
 		return c, err
 	}}
-	return &http.Client{Transport: tr}, "http://" + id, nil
+	return &http.Client{Transport: tagged{rt: tr, who: p.self + "/" + string(p.role)}}, "http://" + id, nil
 }
 
 // StartCluster runs n managers that bootstrap one cluster together.
@@ -169,7 +197,7 @@ func (m *Member) start(o Options, voters []string) {
 	}
 	mgr, err := manager.New(manager.Config{
 		DataDir: m.DataDir, Hostname: m.ID, NodeID: m.ID, BootstrapVoters: voters,
-		RaftTransport: m.trans, Peers: peers{self: m.ID, net: m.cluster.net},
+		RaftTransport: m.trans, Peers: peers{self: m.ID, role: pki.RoleManager, net: m.cluster.net},
 		RescheduleGrace: o.RescheduleGrace, NodeTimeout: o.NodeTimeout, RaftLogLevel: "error",
 		HeartbeatTimeout: o.HeartbeatTimeout,
 		CommitTimeout:    o.CommitTimeout,
@@ -191,7 +219,7 @@ func (m *Member) start(o Options, voters []string) {
 	go mgr.Serve(l)
 	m.Manager, m.stopped = mgr, false
 	m.Client, _ = client.New("unix://" + m.Socket)
-	m.cluster.net.serve(m.ID, mgr.Handler())
+	m.cluster.net.serve(m.ID, mgr.PeerHandler(memIdentity))
 	t.Cleanup(m.Stop)
 }
 
@@ -336,7 +364,7 @@ func (m *Member) startWorker(managers []string) {
 	t := m.cluster.t
 	mgr, err := manager.New(manager.Config{
 		DataDir: m.DataDir, Hostname: m.ID, NodeID: m.ID, Worker: true, Managers: managers,
-		Peers: peers{self: m.ID, net: m.cluster.net}, RaftLogLevel: "error",
+		Peers: peers{self: m.ID, role: pki.RoleWorker, net: m.cluster.net}, RaftLogLevel: "error",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("worker", m.ID),
 	})
 	if err != nil {
@@ -355,7 +383,7 @@ func (m *Member) startWorker(managers []string) {
 	go mgr.Serve(l)
 	m.Manager, m.stopped = mgr, false
 	m.Client, _ = client.New("unix://" + m.Socket)
-	m.cluster.net.serve(m.ID, mgr.Handler())
+	m.cluster.net.serve(m.ID, mgr.PeerHandler(memIdentity))
 	t.Cleanup(m.Stop)
 }
 

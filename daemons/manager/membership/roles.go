@@ -1,4 +1,4 @@
-package manager
+package membership
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hashicorp/raft"
-	json "github.com/segmentio/encoding/json"
-
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/core"
+	"github.com/warren-edge/warren/daemons/manager/httpx"
+	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -27,30 +27,32 @@ import (
 //	         restarts as a worker following the managers
 //	rm:      a manager leaves Raft first; any node's tasks move on
 
-func (m *Manager) nodeAction(w http.ResponseWriter, r *http.Request, fn func(n *api.Node) error) {
-	n, err := m.nodeOf(r)
+func (m *Membership) nodeAction(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, n *api.Node) error) {
+	var n *api.Node
+	var err error
+	m.store.View(func(v *store.View) error { n, err = v.Node(r.PathValue("ref")); return nil })
 	if err != nil {
-		writeError(w, err)
+		httpx.Error(w, err)
 		return
 	}
-	if err := fn(n); err != nil {
-		writeError(w, err)
+	if err := fn(r.Context(), n); err != nil {
+		httpx.Error(w, err)
 		return
 	}
-	m.state.View(func(v *store.View) error { n, _ = v.Node(n.ID); return nil })
-	writeJSON(w, http.StatusOK, n)
+	m.store.View(func(v *store.View) error { n, _ = v.Node(n.ID); return nil })
+	httpx.JSON(w, http.StatusOK, n)
 }
 
-func (m *Manager) promoteNode(w http.ResponseWriter, r *http.Request) {
-	m.nodeAction(w, r, func(n *api.Node) error {
+func (m *Membership) promoteNode(w http.ResponseWriter, r *http.Request) {
+	m.nodeAction(w, r, func(ctx context.Context, n *api.Node) error {
 		if n.Spec.Role == api.RoleManager {
 			return nil
 		}
-		if _, err := m.propose(store.CmdNodeRole, store.NodeRole{ID: n.ID, Role: api.RoleManager, At: time.Now().UTC()}); err != nil {
+		if _, err := m.propose(ctx, store.CmdNodeRole, store.NodeRole{ID: n.ID, Role: api.RoleManager, At: time.Now().UTC()}); err != nil {
 			return err
 		}
 		m.book.set(n.ID, n.Description.Addr)
-		if err := m.raft.r.AddNonvoter(raft.ServerID(n.ID), raft.ServerAddress(n.ID), 0, 10*time.Second).Error(); err != nil {
+		if err := m.core.AddNonvoter(n.ID); err != nil {
 			return api.Errorf(api.CodeUnavailable, "add %s to raft: %v", n.Description.Hostname, err)
 		}
 		m.log.Info("node promoted; it will vote once it has caught up", "node", n.ID)
@@ -58,20 +60,14 @@ func (m *Manager) promoteNode(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (m *Manager) demoteNode(w http.ResponseWriter, r *http.Request) {
-	m.nodeAction(w, r, func(n *api.Node) error {
+func (m *Membership) demoteNode(w http.ResponseWriter, r *http.Request) {
+	m.nodeAction(w, r, func(ctx context.Context, n *api.Node) error {
 		if n.Spec.Role == api.RoleWorker {
 			return nil
 		}
-		f := m.raft.r.GetConfiguration()
-		if err := f.Error(); err != nil {
+		voters, err := m.core.Voters()
+		if err != nil {
 			return api.Errorf(api.CodeUnavailable, "%v", err)
-		}
-		voters := 0
-		for _, s := range f.Configuration().Servers {
-			if s.Suffrage == raft.Voter {
-				voters++
-			}
 		}
 		if voters <= 1 {
 			return api.Errorf(api.CodeConflict, "node %s is the last manager: promote another node first", n.Description.Hostname)
@@ -81,10 +77,10 @@ func (m *Manager) demoteNode(w http.ResponseWriter, r *http.Request) {
 		}
 		// The record first, while the node still receives the log; the node
 		// waits until it is out of the configuration before it restarts.
-		if _, err := m.propose(store.CmdNodeRole, store.NodeRole{ID: n.ID, Role: api.RoleWorker, At: time.Now().UTC()}); err != nil {
+		if _, err := m.propose(ctx, store.CmdNodeRole, store.NodeRole{ID: n.ID, Role: api.RoleWorker, At: time.Now().UTC()}); err != nil {
 			return err
 		}
-		if err := m.raft.r.RemoveServer(raft.ServerID(n.ID), 0, 10*time.Second).Error(); err != nil {
+		if err := m.core.RemoveServer(n.ID); err != nil {
 			return api.Errorf(api.CodeUnavailable, "remove %s from raft: %v", n.Description.Hostname, err)
 		}
 		m.log.Info("node demoted", "node", n.ID)
@@ -92,22 +88,13 @@ func (m *Manager) demoteNode(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// leaveRaft removes a manager from the Raft configuration (node rm).
-func (m *Manager) leaveRaft(id string) error {
-	srv, in, err := m.raftServer(id)
-	if err != nil || !in {
-		return err
-	}
-	return m.raft.r.RemoveServer(srv.ID, 0, 10*time.Second).Error()
-}
-
 // RoleChanged is closed when this node's role changed and its manager must
 // be restarted in the new mode (the daemon does so).
-func (m *Manager) RoleChanged() <-chan struct{} { return m.roleChanged }
+func (m *Membership) RoleChanged() <-chan struct{} { return m.roleChanged }
 
 // watchOwnRole notices the node's role changing in its state or replica,
 // fetches a certificate for the new role, records it, and signals.
-func (m *Manager) watchOwnRole(ctx context.Context) {
+func (m *Membership) watchOwnRole(ctx context.Context) {
 	mine := api.RoleManager
 	if m.isWorker() {
 		mine = api.RoleWorker
@@ -115,9 +102,9 @@ func (m *Manager) watchOwnRole(ctx context.Context) {
 	f := &store.Filter{Kinds: map[string]bool{api.KindNode: true}}
 	index := uint64(0)
 	for {
-		wait := m.hub.Wait()
+		wait := m.store.Hub().Wait()
 		var n *api.Node
-		m.state.View(func(v *store.View) error { n, _ = v.Node(m.nodeID); return nil })
+		m.store.View(func(v *store.View) error { n, _ = v.Node(m.nodeID); return nil })
 		if n != nil && n.Spec.Role != mine && (n.Spec.Role == api.RoleManager || n.Spec.Role == api.RoleWorker) {
 			if mine == api.RoleManager {
 				// Leave Raft to the leader's RemoveServer: stopping before it
@@ -126,7 +113,7 @@ func (m *Manager) watchOwnRole(ctx context.Context) {
 			}
 			if err := m.switchRole(ctx, n.Spec.Role); err != nil {
 				m.log.Warn("switch role", "to", n.Spec.Role, "err", err)
-				if sleepCtx(ctx, time.Second) != nil {
+				if core.Sleep(ctx, time.Second) != nil {
 					return
 				}
 				continue
@@ -134,7 +121,7 @@ func (m *Manager) watchOwnRole(ctx context.Context) {
 			m.roleOnce.Do(func() { close(m.roleChanged) })
 			return
 		}
-		_, up, _ := m.hub.Read(index, f, 1, nil)
+		_, up, _ := m.store.Hub().Read(index, f, 1, nil)
 		index = up
 		select {
 		case <-ctx.Done():
@@ -146,7 +133,9 @@ func (m *Manager) watchOwnRole(ctx context.Context) {
 
 // switchRole gets a certificate for role and rewrites the node's identity;
 // a demoted manager also drops the cluster's full state.
-func (m *Manager) switchRole(ctx context.Context, role string) error {
+func (m *Membership) switchRole(ctx context.Context, role string) error {
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
 	res, keyPEM, err := m.renewFromManagers(ctx)
 	if err != nil {
 		return fmt.Errorf("no manager renewed the certificate: %v", err)
@@ -157,11 +146,11 @@ func (m *Manager) switchRole(ctx context.Context, role string) error {
 	if err := m.saveCredentials([]byte(res.CertPEM), keyPEM, []byte(res.BundlePEM)); err != nil {
 		return err
 	}
-	id := m.identity
+	id := m.Identity()
 	id.Role = role
 	if role == api.RoleWorker {
 		id.Managers = nil
-		m.state.View(func(v *store.View) error {
+		m.store.View(func(v *store.View) error {
 			for _, n := range v.Nodes() {
 				if n.Spec.Role == api.RoleManager && n.ID != m.nodeID {
 					id.Managers = append(id.Managers, api.PeerAddr{ID: n.ID, Addr: n.Description.Addr})
@@ -174,48 +163,33 @@ func (m *Manager) switchRole(ctx context.Context, role string) error {
 	// replica (a manager would take it for its own), a manager's the whole
 	// cluster (a worker must not keep it). The new mode rebuilds its own.
 	m.dropState = true
-	if err := saveIdentity(filepath.Join(m.cfg.DataDir, "node.json"), id); err != nil {
+	if err := SaveIdentity(m.cfg.DataDir, id); err != nil {
 		return err
 	}
+	m.idMu.Lock()
 	m.identity = id
+	m.idMu.Unlock()
 	m.log.Info("this node's role changed; restarting its manager", "role", role)
 	return nil
 }
 
 // renewTargets lists managers to ask for a certificate.
-func (m *Manager) renewTargets() []string {
+func (m *Membership) renewTargets() []string {
 	if l := m.leaderID(); l != "" && l != m.nodeID {
 		return []string{l}
 	}
 	return m.managerIDs()
 }
 
-func (m *Manager) renew(ctx context.Context, id string, csr []byte) (*api.RenewResponse, error) {
-	hc, base, err := m.cfg.Peers.Client(id)
-	if err != nil {
-		return nil, err
-	}
-	body, _ := json.Marshal(api.RenewRequest{CSR: csr})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/certs/renew", bytesReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("renew on %s: %s", id, resp.Status)
-	}
+func (m *Membership) renew(ctx context.Context, id string, csr []byte) (*api.RenewResponse, error) {
 	var out api.RenewResponse
-	return &out, json.NewDecoder(resp.Body).Decode(&out)
+	err := m.peers.Do(ctx, id, peer.Request{Method: http.MethodPost, Path: "/v1/certs/renew", Body: api.RenewRequest{CSR: csr}}, &out)
+	return &out, err
 }
 
 // dropFullState removes the node's Raft log and state before it restarts
 // in another role.
-func (m *Manager) dropFullState() {
+func (m *Membership) dropFullState() {
 	os.RemoveAll(filepath.Join(m.cfg.DataDir, "raft"))
 	for _, f := range []string{"state.db", "state.db.boot", "state.db.clean", "state.db.untrusted"} {
 		os.Remove(filepath.Join(m.cfg.DataDir, f))
@@ -224,12 +198,12 @@ func (m *Manager) dropFullState() {
 
 // waitRemoved waits until this manager is out of the Raft configuration,
 // or d passes.
-func (m *Manager) waitRemoved(ctx context.Context, d time.Duration) {
+func (m *Membership) waitRemoved(ctx context.Context, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if _, in, err := m.raftServer(m.nodeID); err == nil && !in {
+		if member, err := m.core.Member(m.nodeID); err == nil && !member.In {
 			return
 		}
-		sleepCtx(ctx, 50*time.Millisecond)
+		core.Sleep(ctx, 50*time.Millisecond)
 	}
 }

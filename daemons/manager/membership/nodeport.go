@@ -1,4 +1,4 @@
-package manager
+package membership
 
 import (
 	"bufio"
@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -76,7 +78,7 @@ type hello struct {
 
 // streamLayer is raft.StreamLayer over the node port.
 type streamLayer struct {
-	m      *Manager
+	m      *Membership
 	addr   net.Addr
 	accept chan net.Conn
 	done   chan struct{}
@@ -142,8 +144,9 @@ func wantNode(id string, role pki.Role) func(pki.Identity) error {
 
 // nodePort serves the node port on a listener.
 type nodePort struct {
-	m      *Manager
+	m      *Membership
 	l      net.Listener
+	conns  *connLimiter
 	raft   *streamLayer
 	httpL  *chanListener
 	server *http.Server
@@ -173,20 +176,41 @@ func (l *chanListener) Close() error {
 
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
-func newNodePort(m *Manager, l net.Listener) *nodePort {
-	np := &nodePort{m: m, l: l,
+// The node port's bounds: a slow or silent client cannot hold a
+// connection (and its goroutine and buffers) for long, and no client can
+// open connections without limit.
+const (
+	handshakeTimeout = 10 * time.Second
+	headerTimeout    = 10 * time.Second
+	// bodyTimeout bounds reading a request (uploads that need longer extend
+	// it themselves, see ExtendRead).
+	bodyTimeout = time.Minute
+	// idleTimeout closes a kept-alive connection with no request.
+	idleTimeout    = 2 * time.Minute
+	maxHeaderBytes = 64 << 10
+	// maxConns bounds the node port's connections; maxConnsPerHost those
+	// of one address (a site of devices behind one NAT shares one).
+	maxConns        = 2048
+	maxConnsPerHost = 256
+)
+
+func newNodePort(m *Membership, l net.Listener) *nodePort {
+	np := &nodePort{m: m, l: l, conns: newConnLimiter(maxConns, maxConnsPerHost),
 		raft:  &streamLayer{m: m, addr: l.Addr(), accept: make(chan net.Conn), done: make(chan struct{})},
 		httpL: &chanListener{addr: l.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}}
 	np.server = &http.Server{
-		Handler:           m.nodePortHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       bodyTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*tls.Conn); ok {
 				if id, err := pki.PeerIdentity(tc.ConnectionState()); err == nil {
-					return withPeer(ctx, Peer{ClusterID: id.ClusterID, NodeID: id.NodeID, Role: string(id.Role)})
+					return withTLSIdentity(ctx, id)
 				}
 			}
-			return withPeer(ctx, Peer{}) // anonymous: only the join endpoint
+			return ctx // anonymous: only the join endpoint
 		},
 	}
 	return np
@@ -194,7 +218,7 @@ func newNodePort(m *Manager, l net.Listener) *nodePort {
 
 // serve accepts connections until the listener closes.
 func (np *nodePort) serve() {
-	clearDeadline(np.l)
+	ClearDeadline(np.l)
 	go np.server.Serve(np.httpL)
 	for {
 		c, err := np.l.Accept()
@@ -203,7 +227,13 @@ func (np *nodePort) serve() {
 			np.raft.Close()
 			return
 		}
-		go np.handshake(c)
+		lc, ok := np.conns.admit(c)
+		if !ok {
+			np.m.log.Debug("node port: connection refused: too many open", "from", c.RemoteAddr())
+			c.Close()
+			continue
+		}
+		go np.handshake(lc)
 	}
 }
 
@@ -226,7 +256,7 @@ func (np *nodePort) handshake(c net.Conn) {
 	cfg := pki.JoinServerConfig(creds)
 	cfg.NextProtos = []string{alpnRaft, alpnHTTP}
 	tc := tls.Server(c, cfg)
-	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		np.m.log.Debug("node port: handshake refused", "from", c.RemoteAddr(), "err", err)
 		c.Close()
@@ -236,8 +266,11 @@ func (np *nodePort) handshake(c net.Conn) {
 	switch tc.ConnectionState().NegotiatedProtocol {
 	case alpnRaft:
 		id, err := pki.PeerIdentity(tc.ConnectionState())
-		if err != nil || id.Role != pki.RoleManager {
-			np.m.log.Warn("node port: raft connection refused: not a manager certificate", "from", c.RemoteAddr(), "identity", id, "err", err)
+		if err == nil {
+			err = np.m.checkRaftPeer(id)
+		}
+		if err != nil {
+			np.m.log.Warn("node port: raft connection refused", "from", c.RemoteAddr(), "identity", id, "err", err)
 			tc.Close()
 			return
 		}
@@ -277,7 +310,7 @@ func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // HTTP transport per peer (and so its TLS connections), made again when
 // the peer's address changes.
 type tlsPeers struct {
-	m     *Manager
+	m     *Membership
 	mu    sync.Mutex
 	cache map[string]*peerClient
 }
@@ -326,71 +359,9 @@ func (p *tlsPeers) Client(id string) (*http.Client, string, error) {
 	return c.client, "https://" + id, nil
 }
 
-// nodePortHandler is the API as served on the node port: what a caller
-// may do depends on its certificate.
-func (m *Manager) nodePortHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := peerOf(r)
-		switch {
-		case p.Role == api.RoleManager:
-			m.handler.ServeHTTP(w, r)
-		case p.Role == api.RoleWorker:
-			if err := workerMay(r, p.NodeID); err != nil {
-				writeError(w, err)
-				return
-			}
-			m.handler.ServeHTTP(w, r)
-		case r.Method == http.MethodPost && r.URL.Path == "/v1/join":
-			m.handler.ServeHTTP(w, r)
-		default:
-			writeError(w, api.Errorf(api.CodeForbidden, "the node port needs a node certificate of this cluster: join the node first (warren manager --join ADDR --token TOKEN)"))
-		}
-	})
-}
-
-// workerMay says what a worker's certificate allows: its own heartbeats,
-// statuses and certificate renewal, and reading its own scope.
-func workerMay(r *http.Request, self string) error {
-	path := r.URL.Path
-	switch {
-	case r.Method == http.MethodGet && path == "/v1/watch":
-		return nil // held to the worker's scope by the watch handler
-	case r.Method == http.MethodGet && path == "/v1/info":
-		return nil
-	case r.Method == http.MethodPost && path == "/v1/nodes/"+self+"/heartbeat":
-		return nil
-	case r.Method == http.MethodPost && path == "/v1/tasks/status":
-		return nil // the handler holds it to the worker's own node
-	case r.Method == http.MethodPost && path == "/v1/certs/renew":
-		return nil
-	case r.Method == http.MethodGet && path == "/v1/ca":
-		return nil
-	}
-	return api.Errorf(api.CodeForbidden, "a worker certificate may not call %s %s: that needs a manager", r.Method, path)
-}
-
-// openNodePort serves the node port (bound by New), and wires Raft's transport
-// and the peer dialer to it.
-func (m *Manager) openNodePort() error {
-	if l := m.cfg.NodePort; l != nil {
-		m.np = newNodePort(m, l)
-		go m.np.serve()
-	}
-	if m.cfg.Peers == nil && (m.np != nil || m.cfg.Worker || m.creds != nil) {
-		m.cfg.Peers = &tlsPeers{m: m}
-	}
-	return nil
-}
-
-func (m *Manager) closeNodePort() {
-	if m.np != nil {
-		m.np.close()
-	}
-}
-
-// advertiseFor picks the address peers reach a listener at: its own, or
+// AdvertiseFor picks the address peers reach a listener at: its own, or
 // for an unspecified one the host's first non-loopback IPv4 address.
-func advertiseFor(a net.Addr) string {
+func AdvertiseFor(a net.Addr) string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
 		return a.String()
@@ -408,25 +379,33 @@ func advertiseFor(a net.Addr) string {
 }
 
 // learnAddresses keeps the address book in step with the node records.
-func (m *Manager) learnAddresses(ctx context.Context) {
+func (m *Membership) learnAddresses(ctx context.Context) {
 	f := &store.Filter{Kinds: map[string]bool{api.KindNode: true}}
-	index := m.hub.Last()
+	index := m.store.Hub().Last()
 	var buf []store.Change
 	for {
-		wait := m.hub.Wait()
-		changes, upTo, err := m.hub.Read(index, f, 1024, buf[:0])
+		wait := m.store.Hub().Wait()
+		changes, upTo, err := m.store.Hub().Read(index, f, 1024, buf[:0])
 		if err != nil || len(changes) > 0 {
-			m.state.View(func(v *store.View) error { m.book.learn(v); return nil })
+			m.store.View(func(v *store.View) error { m.book.learn(v); return nil })
 		}
 		if err == nil {
 			index = upTo
 		} else {
-			index = m.hub.Last()
+			index = m.store.Hub().Last()
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wait:
 		}
+	}
+}
+
+// ClearDeadline undoes the deadline an earlier manager on the same
+// listener set to stop accepting (a restart in a new role).
+func ClearDeadline(l net.Listener) {
+	if d, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Time{})
 	}
 }

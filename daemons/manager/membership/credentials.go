@@ -1,4 +1,4 @@
-package manager
+package membership
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -27,10 +28,10 @@ const (
 // nodeCertTTL is how long a node certificate lasts (tests shorten it).
 var nodeCertTTL = 90 * 24 * time.Hour
 
-func (m *Manager) tlsPath(name string) string { return filepath.Join(m.cfg.DataDir, tlsDir, name) }
+func (m *Membership) tlsPath(name string) string { return filepath.Join(m.cfg.DataDir, tlsDir, name) }
 
 // loadCredentials reads the node's TLS files, if it has them.
-func (m *Manager) loadCredentials() (*pki.Credentials, error) {
+func (m *Membership) loadCredentials() (*pki.Credentials, error) {
 	certPEM, err := os.ReadFile(m.tlsPath(certFile))
 	if os.IsNotExist(err) {
 		return nil, nil
@@ -58,17 +59,9 @@ func (m *Manager) loadCredentials() (*pki.Credentials, error) {
 }
 
 // saveCredentials writes the node's TLS files and swaps them in.
-func (m *Manager) saveCredentials(certPEM, keyPEM, bundlePEM []byte) error {
-	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, tlsDir), 0o700); err != nil {
+func (m *Membership) saveCredentials(certPEM, keyPEM, bundlePEM []byte) error {
+	if err := saveCredentialFiles(m.cfg.DataDir, certPEM, keyPEM, bundlePEM); err != nil {
 		return err
-	}
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{{keyFile, keyPEM}, {certFile, certPEM}, {bundleFile, bundlePEM}} {
-		if err := writeFileAtomic(m.tlsPath(f.name), f.b); err != nil {
-			return fmt.Errorf("manager: save %s: %w", f.name, err)
-		}
 	}
 	bundle, err := pki.ParseBundle(bundlePEM)
 	if err != nil {
@@ -87,23 +80,39 @@ func (m *Manager) saveCredentials(certPEM, keyPEM, bundlePEM []byte) error {
 	return m.creds.Update(certPEM, keyPEM, bundle)
 }
 
+// saveCredentialFiles writes a node's TLS files in its data dir.
+func saveCredentialFiles(dataDir string, certPEM, keyPEM, bundlePEM []byte) error {
+	if err := os.MkdirAll(filepath.Join(dataDir, tlsDir), 0o700); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{keyFile, keyPEM}, {certFile, certPEM}, {bundleFile, bundlePEM}} {
+		if err := core.WriteFileAtomic(filepath.Join(dataDir, tlsDir, f.name), f.b); err != nil {
+			return fmt.Errorf("manager: save %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
 // credentials returns the node's credentials (nil before it has any).
-func (m *Manager) credentials() *pki.Credentials {
+func (m *Membership) credentials() *pki.Credentials {
 	m.credMu.Lock()
 	defer m.credMu.Unlock()
 	return m.creds
 }
 
 // clusterCA reads the active CA from the managers' state.
-func (m *Manager) clusterCA() (*pki.CA, error) {
+func (m *Membership) clusterCA() (*pki.CA, error) {
 	ca, _, err := m.caAndTrust()
 	return ca, err
 }
 
 // caAndTrust reads the active CA and the roots every node must trust.
-func (m *Manager) caAndTrust() (*pki.CA, *pki.Bundle, error) {
+func (m *Membership) caAndTrust() (*pki.CA, *pki.Bundle, error) {
 	var rec *store.CA
-	m.state.View(func(v *store.View) error { rec = v.CA(); return nil })
+	m.store.View(func(v *store.View) error { rec = v.CA(); return nil })
 	if rec == nil {
 		return nil, nil, fmt.Errorf("the cluster has no CA yet")
 	}
@@ -122,7 +131,9 @@ func (m *Manager) caAndTrust() (*pki.CA, *pki.Bundle, error) {
 
 // selfSign gives a manager a certificate from the CA it holds: at the
 // cluster's start, and when its certificate is due for renewal.
-func (m *Manager) selfSign() error {
+func (m *Membership) selfSign() error {
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
 	ca, err := m.clusterCA()
 	if err != nil {
 		return err
@@ -143,7 +154,7 @@ func (m *Manager) selfSign() error {
 }
 
 // nodeCSR is a certificate request for the node's key, and that key.
-func (m *Manager) nodeCSR() (csr, keyPEM []byte, err error) {
+func (m *Membership) nodeCSR() (csr, keyPEM []byte, err error) {
 	k, keyPEM, err := m.nodeKey()
 	if err != nil {
 		return nil, nil, err
@@ -156,7 +167,7 @@ func (m *Manager) nodeCSR() (csr, keyPEM []byte, err error) {
 }
 
 // nodeKey reads the node's key, or makes one: it never leaves the node.
-func (m *Manager) nodeKey() (crypto.Signer, []byte, error) {
+func (m *Membership) nodeKey() (crypto.Signer, []byte, error) {
 	if b, err := os.ReadFile(m.tlsPath(keyFile)); err == nil {
 		k, err := pki.ParseKey(b)
 		if err != nil {
@@ -173,7 +184,7 @@ func (m *Manager) nodeKey() (crypto.Signer, []byte, error) {
 
 // keepCredentials gives a manager its certificate once the cluster has a
 // CA, and renews it when due.
-func (m *Manager) keepCredentials(ctx context.Context) {
+func (m *Membership) keepCredentials(ctx context.Context) {
 	for {
 		c := m.credentials()
 		if c == nil || c.RenewalDue(time.Now()) {
@@ -189,7 +200,7 @@ func (m *Manager) keepCredentials(ctx context.Context) {
 		if m.credentials() == nil {
 			wait = 200 * time.Millisecond
 		}
-		if sleepCtx(ctx, wait) != nil {
+		if core.Sleep(ctx, wait) != nil {
 			return
 		}
 	}
@@ -197,19 +208,19 @@ func (m *Manager) keepCredentials(ctx context.Context) {
 
 // keepWorkerCredentials renews a worker's certificate through a manager
 // when it is due (a worker holds no CA).
-func (m *Manager) keepWorkerCredentials(ctx context.Context) {
+func (m *Membership) keepWorkerCredentials(ctx context.Context) {
 	for {
 		if c := m.credentials(); c != nil && c.RenewalDue(time.Now()) {
 			if err := m.renewThroughManagers(ctx); err != nil {
 				m.log.Warn("renew this node's certificate", "err", err)
-				if sleepCtx(ctx, time.Minute) != nil {
+				if core.Sleep(ctx, time.Minute) != nil {
 					return
 				}
 				continue
 			}
 			m.log.Info("node certificate renewed", "node", m.nodeID)
 		}
-		if sleepCtx(ctx, m.untilRenewal()) != nil {
+		if core.Sleep(ctx, m.untilRenewal()) != nil {
 			return
 		}
 	}
@@ -217,7 +228,7 @@ func (m *Manager) keepWorkerCredentials(ctx context.Context) {
 
 // untilRenewal is how long to wait before looking at the certificate
 // again: until it is due, at most an hour.
-func (m *Manager) untilRenewal() time.Duration {
+func (m *Membership) untilRenewal() time.Duration {
 	c := m.credentials()
 	if c == nil {
 		return time.Second
@@ -225,7 +236,9 @@ func (m *Manager) untilRenewal() time.Duration {
 	return min(max(time.Until(pki.RenewAt(c.Leaf())), time.Second), time.Hour)
 }
 
-func (m *Manager) renewThroughManagers(ctx context.Context) error {
+func (m *Membership) renewThroughManagers(ctx context.Context) error {
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
 	res, keyPEM, err := m.renewFromManagers(ctx)
 	if err != nil {
 		return err
@@ -235,7 +248,7 @@ func (m *Manager) renewThroughManagers(ctx context.Context) error {
 
 // renewFromManagers asks the managers, in turn, to sign a request for the
 // node's key; it returns the first answer and the key.
-func (m *Manager) renewFromManagers(ctx context.Context) (*api.RenewResponse, []byte, error) {
+func (m *Membership) renewFromManagers(ctx context.Context) (*api.RenewResponse, []byte, error) {
 	csr, keyPEM, err := m.nodeCSR()
 	if err != nil {
 		return nil, nil, err

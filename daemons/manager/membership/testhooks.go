@@ -1,4 +1,7 @@
-package manager
+package membership
+
+// Hooks for tests of other packages (the manager's, qa): they shorten
+// what production waits for.
 
 import "time"
 

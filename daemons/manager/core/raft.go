@@ -1,7 +1,9 @@
-package manager
+package core
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,20 +42,63 @@ const (
 	defaultCommitTimeout    = 20 * time.Millisecond
 )
 
-// commitTimeout is cfg's CommitTimeout, or the default.
-func commitTimeout(cfg Config) time.Duration {
-	if cfg.CommitTimeout > 0 {
-		return cfg.CommitTimeout
+// Config is how the core's Raft node is started.
+type Config struct {
+	DataDir string
+	NodeID  string
+	// Bootstrap: a fresh data dir starts a new cluster of BootstrapVoters
+	// (node IDs; default this node alone). A joined node never does.
+	Bootstrap       bool
+	BootstrapVoters []string
+	// Stream carries Raft between managers (the node port); Transport, if
+	// set, replaces it (tests use raft's in-memory transport). With
+	// neither, a lone manager runs on an in-memory transport of its own.
+	Stream    raft.StreamLayer
+	Transport raft.Transport
+	// HeartbeatTimeout and CommitTimeout: zero takes the defaults above.
+	HeartbeatTimeout time.Duration
+	CommitTimeout    time.Duration
+	// ForceNewCluster makes this manager the only voter, keeping the state.
+	ForceNewCluster bool
+	// RaftLogStore is "bbolt" (default) or "wal".
+	RaftLogStore string
+	// RaftLogLevel is the level of Raft's own log lines (default warn).
+	RaftLogLevel string
+	Logger       *slog.Logger
+	// OnApply observes each batch the FSM applies; OnCommit each proposal's
+	// time to commit (metrics).
+	OnApply  func(n int, d time.Duration)
+	OnCommit func(d time.Duration)
+}
+
+func (c *Config) defaults() error {
+	if c.DataDir == "" || c.NodeID == "" {
+		return errors.New("core: a data dir and a node ID are required")
+	}
+	if c.RaftLogLevel == "" {
+		c.RaftLogLevel = "warn"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// CommitTimeout is the CommitTimeout cfg gives Raft: its own, or the
+// default.
+func (c Config) EffectiveCommitTimeout() time.Duration {
+	if c.CommitTimeout > 0 {
+		return c.CommitTimeout
 	}
 	return defaultCommitTimeout
 }
 
-func startRaft(m *Manager, cfg Config) (*raftNode, error) {
+func startRaft(m *Core, cfg Config) (*raftNode, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.LevelFromString(cfg.RaftLogLevel), Output: os.Stderr, JSONFormat: true})
+	logger := HCLog(cfg.Logger.With("component", "raft"), hclog.LevelFromString(cfg.RaftLogLevel))
 	bs, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(dir, "raft.db"),
 		BoltOptions: &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
@@ -77,7 +122,7 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 			bs.Close()
 			return nil, fmt.Errorf("manager: this data dir's Raft log is kept in %s: start it with --raft-log-store %s", have, have)
 		}
-	} else if err := writeFileAtomic(marker, []byte(kind+"\n")); err != nil {
+	} else if err := WriteFileAtomic(marker, []byte(kind+"\n")); err != nil {
 		bs.Close()
 		return nil, fmt.Errorf("manager: %w", err)
 	}
@@ -135,12 +180,12 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	// Raft addresses are node IDs: the transport resolves them to the
 	// current node-port address, so a manager whose address changes keeps
 	// its place in the cluster.
-	trans := cfg.RaftTransport
+	trans := cfg.Transport
 	switch {
 	case trans != nil:
-	case m.np != nil:
+	case cfg.Stream != nil:
 		trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream: m.np.raft, MaxPool: 4, Timeout: 2 * time.Second, Logger: logger})
+			Stream: cfg.Stream, MaxPool: 4, Timeout: 2 * time.Second, Logger: logger})
 	default:
 		// No node port: a manager alone, reachable only on its socket.
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
@@ -155,7 +200,7 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 	}
 	rc.ElectionTimeout = rc.HeartbeatTimeout
 	rc.LeaderLeaseTimeout = min(defaultLeaderLease, rc.HeartbeatTimeout)
-	rc.CommitTimeout = commitTimeout(cfg)
+	rc.CommitTimeout = cfg.EffectiveCommitTimeout()
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true
 
@@ -181,7 +226,7 @@ func startRaft(m *Manager, cfg Config) (*raftNode, error) {
 		closeAll()
 		return nil, fmt.Errorf("manager: start raft: %w", err)
 	}
-	if !has && m.bootstrap {
+	if !has && cfg.Bootstrap {
 		voters := cfg.BootstrapVoters
 		if len(voters) == 0 {
 			voters = []string{m.nodeID}

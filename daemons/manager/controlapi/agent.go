@@ -1,4 +1,4 @@
-package manager
+package controlapi
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -22,18 +23,18 @@ import (
 // Tasks and images on other nodes are reached through their own managers
 // (not yet: only this node's are served).
 
-func (m *Manager) agentTransport() *http.Transport {
+func (s *Server) agentTransport() *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", m.cfg.AgentSocket)
+			return d.DialContext(ctx, "unix", s.cfg.AgentSocket)
 		},
 		DisableCompression: true,
 	}
 }
 
-func (m *Manager) agentUnavailable(w http.ResponseWriter, err error) {
-	writeError(w, api.Errorf(api.CodeUnavailable, "the agent of this node does not answer at %s (%v): is warren-agent running?", m.cfg.AgentSocket, unwrapOp(err)))
+func (s *Server) agentUnavailable(w http.ResponseWriter, err error) {
+	httpx.Error(w, api.Errorf(api.CodeUnavailable, "the agent of this node does not answer at %s (%v): is warren-agent running?", s.cfg.AgentSocket, unwrapOp(err)))
 }
 
 func unwrapOp(err error) error {
@@ -45,34 +46,34 @@ func unwrapOp(err error) error {
 }
 
 // proxyAgent passes the request to the agent as it is.
-func (m *Manager) proxyAgent(w http.ResponseWriter, r *http.Request) {
+func (s *Server) proxyAgent(w http.ResponseWriter, r *http.Request) {
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "agent"
 		},
-		Transport:     m.agentTransport(),
+		Transport:     s.agentTransport(),
 		FlushInterval: -1,
-		ErrorHandler:  func(w http.ResponseWriter, _ *http.Request, err error) { m.agentUnavailable(w, err) },
+		ErrorHandler:  func(w http.ResponseWriter, _ *http.Request, err error) { s.agentUnavailable(w, err) },
 	}
 	p.ServeHTTP(w, r)
 }
 
 // serviceLogs streams the logs of a service's tasks on this node, each line
 // prefixed with the task's name, as docker service logs does.
-func (m *Manager) serviceLogs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serviceLogs(w http.ResponseWriter, r *http.Request) {
 	var tasks []*api.Task
 	var err error
-	m.state.View(func(v *store.View) error {
-		s, e := v.Service(r.PathValue("ref"))
+	s.store.View(func(v *store.View) error {
+		svc, e := v.Service(r.PathValue("ref"))
 		if e != nil {
 			err = e
 			return nil
 		}
-		tasks = v.Tasks(store.TaskFilter{ServiceID: s.ID, NodeID: m.nodeID})
+		tasks = v.Tasks(store.TaskFilter{ServiceID: svc.ID, NodeID: s.cfg.NodeID})
 		return nil
 	})
 	if err != nil {
-		writeError(w, err)
+		httpx.Error(w, err)
 		return
 	}
 	sort.Slice(tasks, func(i, j int) bool {
@@ -81,25 +82,25 @@ func (m *Manager) serviceLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		return tasks[i].CreatedAt.Before(tasks[j].CreatedAt)
 	})
-	m.streamLogs(w, r, tasks)
+	s.streamLogs(w, r, tasks)
 }
 
-func (m *Manager) taskLogs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request) {
 	var t *api.Task
 	var err error
-	m.state.View(func(v *store.View) error { t, err = v.Task(r.PathValue("ref")); return nil })
+	s.store.View(func(v *store.View) error { t, err = v.Task(r.PathValue("ref")); return nil })
 	if err != nil {
-		writeError(w, err)
+		httpx.Error(w, err)
 		return
 	}
-	if t.NodeID != m.nodeID {
-		writeError(w, api.Errorf(api.CodeUnavailable, "task %s runs on node %s: read its logs on that node's manager", t.ID, t.NodeID))
+	if t.NodeID != s.cfg.NodeID {
+		httpx.Error(w, api.Errorf(api.CodeUnavailable, "task %s runs on node %s: read its logs on that node's manager", t.ID, t.NodeID))
 		return
 	}
-	m.streamLogs(w, r, []*api.Task{t})
+	s.streamLogs(w, r, []*api.Task{t})
 }
 
-func (m *Manager) streamLogs(w http.ResponseWriter, r *http.Request, tasks []*api.Task) {
+func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, tasks []*api.Task) {
 	q := url.Values{}
 	if v := r.URL.Query().Get("tail"); v != "" {
 		q.Set("tail", v)
@@ -108,7 +109,7 @@ func (m *Manager) streamLogs(w http.ResponseWriter, r *http.Request, tasks []*ap
 	if follow {
 		q.Set("follow", "1")
 	}
-	hc := &http.Client{Transport: m.agentTransport()}
+	hc := &http.Client{Transport: s.agentTransport()}
 	// Open every task's stream first, so an unreachable agent is an error,
 	// not an empty log.
 	type stream struct {
@@ -125,7 +126,7 @@ func (m *Manager) streamLogs(w http.ResponseWriter, r *http.Request, tasks []*ap
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://agent/v1/tasks/"+t.ID+"/logs?"+q.Encode(), nil)
 		resp, err := hc.Do(req)
 		if err != nil {
-			m.agentUnavailable(w, err)
+			s.agentUnavailable(w, err)
 			return
 		}
 		if resp.StatusCode == http.StatusNotFound {
@@ -134,7 +135,7 @@ func (m *Manager) streamLogs(w http.ResponseWriter, r *http.Request, tasks []*ap
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()
-			writeError(w, api.Errorf(api.CodeUnavailable, "agent: logs of task %s: %s", t.ID, resp.Status))
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "agent: logs of task %s: %s", t.ID, resp.Status))
 			return
 		}
 		streams = append(streams, stream{prefix: fmt.Sprintf("%s.%s | ", t.Name(), shortID(t.ID)), body: resp.Body})

@@ -1,4 +1,4 @@
-package manager
+package controlapi
 
 import (
 	"net/http"
@@ -9,15 +9,17 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/authz"
+	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
-// pingEvery is how often an idle watch stream says it is still complete up
+// PingEvery is how often an idle watch stream says it is still complete up
 // to the newest index, so that clients notice a dead connection.
-const pingEvery = 10 * time.Second
+const PingEvery = 10 * time.Second
 
 // watchFilter reads ?kind=task,service&node=REF&service=REF.
-func (m *Manager) watchFilter(r *http.Request) (*store.Filter, error) {
+func (s *Server) watchFilter(r *http.Request) (*store.Filter, error) {
 	q := r.URL.Query()
 	f := &store.Filter{}
 	if ks := q.Get("kind"); ks != "" {
@@ -33,13 +35,13 @@ func (m *Manager) watchFilter(r *http.Request) (*store.Filter, error) {
 	}
 	// A worker watches its own node scope only: whatever it asks, its
 	// certificate decides.
-	if p, ok := peerOf(r); ok && p.Role != api.RoleManager {
-		f.Worker = p.NodeID
+	if c := authz.CallerOf(r.Context()); c.Kind == authz.Worker {
+		f.Worker = c.NodeID
 	} else if id := q.Get("worker"); id != "" {
 		f.Worker = id
 	}
 	var err error
-	m.state.View(func(v *store.View) error {
+	s.store.View(func(v *store.View) error {
 		f.ServiceID, f.NodeID, err = refsOf(v, r)
 		return nil
 	})
@@ -50,46 +52,46 @@ func (m *Manager) watchFilter(r *http.Request) (*store.Filter, error) {
 // line). With no index, or one older than the hub's history, it first
 // sends the whole watched state: a reset line, a create line per object,
 // and a synced line.
-func (m *Manager) watch(w http.ResponseWriter, r *http.Request) {
-	f, err := m.watchFilter(r)
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	f, err := s.watchFilter(r)
 	if err != nil {
-		writeError(w, err)
+		httpx.Error(w, err)
 		return
 	}
 	var after uint64
 	if s := r.URL.Query().Get("index"); s != "" {
 		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
-			writeError(w, api.Errorf(api.CodeInvalid, "index %q is not a number", s))
+			httpx.Error(w, api.Errorf(api.CodeInvalid, "index %q is not a number", s))
 			return
 		}
 	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		writeError(w, api.Errorf(api.CodeInternal, "streaming is not supported on this connection"))
+		httpx.Error(w, api.Errorf(api.CodeInternal, "streaming is not supported on this connection"))
 		return
 	}
-	m.metrics.watchers.Inc()
-	defer m.metrics.watchers.Dec()
+	s.cfg.Watchers(1)
+	defer s.cfg.Watchers(-1)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	flusher.Flush() // the client knows at once that the stream is open
 
 	ctx := r.Context()
-	ping := time.NewTicker(pingEvery)
+	ping := time.NewTicker(PingEvery)
 	defer ping.Stop()
 	buf := make([]store.Change, 0, 256)
 	resync := after == 0
 	for {
-		wait := m.hub.Wait()
+		wait := s.store.Hub().Wait()
 		if resync {
-			if after, err = m.sendState(w, f); err != nil {
+			if after, err = s.sendState(w, f); err != nil {
 				return
 			}
 			flusher.Flush()
 			resync = false
 		}
-		changes, upTo, err := m.hub.Read(after, f, 256, buf[:0])
+		changes, upTo, err := s.store.Hub().Read(after, f, 256, buf[:0])
 		if err == store.ErrTooOld {
 			resync = true
 			continue
@@ -131,14 +133,14 @@ func controlLine(op string, index uint64) []byte {
 // sendState writes the full state the filter selects, as of one index, and
 // returns that index. A worker's scope gets the public projection of what
 // is not its own.
-func (m *Manager) sendState(w http.ResponseWriter, f *store.Filter) (uint64, error) {
+func (s *Server) sendState(w http.ResponseWriter, f *store.Filter) (uint64, error) {
 	var index uint64
 	var lines [][]byte
 	add := func(kind, id string, obj any) {
 		raw, _ := json.Marshal(obj)
 		lines = append(lines, []byte(`{"index":`+strconv.FormatUint(index, 10)+`,"op":"create","kind":"`+kind+`","id":`+strconv.Quote(id)+`,"object":`+string(raw)+"}\n"))
 	}
-	m.state.View(func(v *store.View) error {
+	s.store.View(func(v *store.View) error {
 		index = v.Index()
 		if len(f.Kinds) == 0 || f.Kinds[api.KindNode] {
 			for _, n := range v.Nodes() {

@@ -1,4 +1,4 @@
-package manager
+package membership
 
 import (
 	"bytes"
@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
-
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/core"
+	"github.com/warren-edge/warren/daemons/manager/httpx"
+	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -30,31 +31,28 @@ import (
 var workerCAPoll = 30 * time.Second
 
 // caInfo answers GET /v1/ca: what every node must trust.
-func (m *Manager) caInfo(w http.ResponseWriter, r *http.Request) {
+func (m *Membership) caInfo(w http.ResponseWriter, r *http.Request) {
 	var rec *store.CA
-	m.state.View(func(v *store.View) error { rec = v.CA(); return nil })
+	m.store.View(func(v *store.View) error { rec = v.CA(); return nil })
 	if rec == nil {
-		writeError(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
+		httpx.Error(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
 		return
 	}
 	_, bundle, err := m.caAndTrust()
 	if err != nil {
-		writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+		httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, api.CAInfo{Digest: pki.Digest(bundle.Active()), Digests: bundle.Digests(),
+	httpx.JSON(w, http.StatusOK, api.CAInfo{Digest: pki.Digest(bundle.Active()), Digests: bundle.Digests(),
 		Rotating: rec.Rotating, BundlePEM: string(bundle.PEM())})
 }
 
 // rotateCA answers POST /v1/ca/rotate (?finish ends a rotation).
-func (m *Manager) rotateCA(w http.ResponseWriter, r *http.Request) {
-	if !peerIsManager(r) {
-		writeError(w, api.Errorf(api.CodeForbidden, "only managers' operators rotate the CA"))
-		return
-	}
+func (m *Membership) rotateCA(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	var rec *store.CA
 	var clusterID string
-	m.state.View(func(v *store.View) error {
+	m.store.View(func(v *store.View) error {
 		rec = v.CA()
 		if c := v.Cluster(); c != nil {
 			clusterID = c.ClusterID
@@ -62,20 +60,20 @@ func (m *Manager) rotateCA(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if rec == nil {
-		writeError(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
+		httpx.Error(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
 		return
 	}
 	cur, err := pki.LoadCA([]byte(rec.CertPEM), []byte(rec.KeyPEM))
 	if err != nil {
-		writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+		httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 		return
 	}
 	now := time.Now().UTC()
 	var next store.CA
 	switch {
-	case queryBool(r, "finish"):
+	case httpx.Bool(r, "finish"):
 		if !rec.Rotating {
-			writeError(w, api.Errorf(api.CodeConflict, "no CA rotation is running: start one with warrenctl ca rotate"))
+			httpx.Error(w, api.Errorf(api.CodeConflict, "no CA rotation is running: start one with warrenctl ca rotate"))
 			return
 		}
 		b := cur.WithoutCrossSigned()
@@ -84,39 +82,39 @@ func (m *Manager) rotateCA(w http.ResponseWriter, r *http.Request) {
 		next = store.CA{CertPEM: string(b.CertPEM()), KeyPEM: string(key), BundlePEM: string(bundle.PEM()), At: now}
 	default:
 		if rec.Rotating {
-			writeError(w, api.Errorf(api.CodeConflict, "a CA rotation is running: finish it first (warrenctl ca rotate --finish) once every node shows ready"))
+			httpx.Error(w, api.Errorf(api.CodeConflict, "a CA rotation is running: finish it first (warrenctl ca rotate --finish) once every node shows ready"))
 			return
 		}
 		b, err := pki.NewCA(clusterID, now)
 		if err != nil {
-			writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+			httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 			return
 		}
 		bx, err := cur.CrossSign(b, now)
 		if err != nil {
-			writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+			httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 			return
 		}
 		key, _ := bx.KeyPEM()
 		bundle, err := pki.NewBundle(b.Certificate(), cur.Certificate())
 		if err != nil {
-			writeError(w, api.Errorf(api.CodeInternal, "%v", err))
+			httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 			return
 		}
 		next = store.CA{CertPEM: string(bx.CertPEM()), KeyPEM: string(key), BundlePEM: string(bundle.PEM()), Rotating: true, At: now}
 	}
-	if _, err := m.propose(store.CmdCA, next); err != nil {
-		writeError(w, err)
+	if _, err := m.propose(ctx, store.CmdCA, next); err != nil {
+		httpx.Error(w, err)
 		return
 	}
 	if !next.Rotating {
 		// Tokens pinned the old CA: make new ones on request.
 		var tokens []store.JoinToken
-		m.state.View(func(v *store.View) error { tokens = v.JoinTokens(); return nil })
+		m.store.View(func(v *store.View) error { tokens = v.JoinTokens(); return nil })
 		for i := range tokens {
 			tokens[i].Revoked = true
 		}
-		m.propose(store.CmdJoinTokens, store.JoinTokens{Tokens: tokens})
+		m.propose(ctx, store.CmdJoinTokens, store.JoinTokens{Tokens: tokens})
 	}
 	m.log.Info("CA rotation", "finished", !next.Rotating)
 	m.caInfo(w, r)
@@ -124,7 +122,7 @@ func (m *Manager) rotateCA(w http.ResponseWriter, r *http.Request) {
 
 // followCA keeps this node's trust and certificate in step with the
 // cluster's CA: from the state on a manager, from a manager on a worker.
-func (m *Manager) followCA(ctx context.Context) {
+func (m *Membership) followCA(ctx context.Context) {
 	every := 2 * time.Second
 	if m.isWorker() {
 		every = workerCAPoll
@@ -133,13 +131,13 @@ func (m *Manager) followCA(ctx context.Context) {
 		if err := m.followCAOnce(ctx); err != nil {
 			m.log.Debug("follow the CA", "err", err)
 		}
-		if sleepCtx(ctx, every) != nil {
+		if core.Sleep(ctx, every) != nil {
 			return
 		}
 	}
 }
 
-func (m *Manager) followCAOnce(ctx context.Context) error {
+func (m *Membership) followCAOnce(ctx context.Context) error {
 	creds := m.credentials()
 	if creds == nil {
 		return nil
@@ -183,25 +181,12 @@ func (m *Manager) followCAOnce(ctx context.Context) error {
 }
 
 // fetchCA asks a manager what to trust.
-func (m *Manager) fetchCA(ctx context.Context) (*api.CAInfo, error) {
+func (m *Membership) fetchCA(ctx context.Context) (*api.CAInfo, error) {
 	var lastErr error = fmt.Errorf("no manager known")
 	for _, id := range m.renewTargets() {
-		hc, base, err := m.cfg.Peers.Client(id)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/ca", nil)
-		resp, err := hc.Do(req)
-		if err != nil {
-			lastErr = err
-			continue
-		}
 		var info api.CAInfo
-		err = json.NewDecoder(resp.Body).Decode(&info)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			lastErr = fmt.Errorf("GET /v1/ca on %s: %s %v", id, resp.Status, err)
+		if err := m.peers.Do(ctx, id, peer.Request{Method: http.MethodGet, Path: "/v1/ca"}, &info); err != nil {
+			lastErr = err
 			continue
 		}
 		return &info, nil

@@ -1,0 +1,12 @@
+// Package core is the manager's core: the only owner of the Raft node, the
+// state database and the watch hub. The manager's roles (the control API,
+// the leader's loops, membership, the worker replica) hold it through the
+// narrow handle its methods make: View, Hub, Propose, IsLeader, LeaderID,
+// Barrier, and the voter operations. None of them reaches *raft.Raft.
+//
+//	roles ─Propose─▶ Raft ─▶ FSM ─▶ state DB ─View─▶ roles
+//	                            └─▶ hub ─Hub().Read/Wait─▶ watches, loops
+//
+// A worker's manager has a Store (state and hub, filled by its replica)
+// and no Raft.
+package core

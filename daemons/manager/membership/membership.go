@@ -1,0 +1,202 @@
+// Package membership is who belongs to the cluster and what they may do:
+// join tokens, joining, node certificates and their renewal, CA rotation,
+// promotion and demotion (the Raft voters follow the node records), the
+// operators, and the node port where all of it meets the network (mutual
+// TLS 1.3; Raft and the API chosen by ALPN). It also tells the router who
+// a node-port caller is, checking the certificate's identity against the
+// cluster's records on every request.
+package membership
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/core"
+	"github.com/warren-edge/warren/daemons/manager/peer"
+	"github.com/warren-edge/warren/daemons/pki"
+	"github.com/warren-edge/warren/daemons/store"
+)
+
+// Store is what membership reads on every node: the state (a manager's) or
+// the replica (a worker's).
+type Store interface {
+	View(fn func(v *store.View) error) error
+	Hub() *store.Hub
+}
+
+// Config is what membership is made of.
+type Config struct {
+	DataDir  string
+	Hostname string
+	Labels   map[string]string
+	// ClusterCIDR and SubnetBits are a new cluster's node subnets.
+	ClusterCIDR string
+	SubnetBits  int
+	// AdvertiseAddr is this node's node port as others reach it.
+	AdvertiseAddr string
+	// BootstrapVoters are the managers a cluster is bootstrapped with (tests
+	// start several at once): the first leader registers them all, so that
+	// each is known to the others before it registers itself.
+	BootstrapVoters []string
+	// Peers reaches other managers' APIs; nil: the node port's mTLS client.
+	Peers  peer.Dialer
+	Logger *slog.Logger
+}
+
+// Membership is one node's membership role.
+type Membership struct {
+	cfg    Config
+	log    *slog.Logger
+	nodeID string
+	store  Store
+	core   *core.Core // nil on a worker
+	peers  *peer.Client
+	book   *addrBook
+	np     *nodePort
+
+	credMu sync.Mutex
+	creds  *pki.Credentials
+	// keyMu serialises the changes of the node's key and certificate: two
+	// at once (the leader's first certificate and the renewal loop) could
+	// each make a key and leave one's key beside the other's certificate.
+	keyMu sync.Mutex
+
+	idMu     sync.Mutex
+	identity Identity
+
+	tokenMu sync.Mutex // serialises join token changes on the leader
+	joins   *rateLimiter
+
+	roleChanged chan struct{}
+	roleOnce    sync.Once
+	dropState   bool // a demoted manager drops the full state on Close
+	// joinIndex is the leader's index when this node joined (on the start
+	// that joined): a new manager asks to vote once it has applied it.
+	joinIndex uint64
+}
+
+// Open prepares a node's membership before its store opens: its identity,
+// its credentials, and the node port's listener (nil: none). Start runs
+// it.
+func Open(cfg Config, id Identity, nodePort net.Listener) (*Membership, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := &Membership{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, identity: id, book: newAddrBook(),
+		roleChanged: make(chan struct{}), joins: newRateLimiter(joinBurst, joinEvery)}
+	for _, p := range id.Managers {
+		m.book.set(p.ID, p.Addr)
+	}
+	var err error
+	if m.creds, err = m.loadCredentials(); err != nil {
+		return nil, err
+	}
+	dialer := cfg.Peers
+	if dialer == nil && (nodePort != nil || id.Role == api.RoleWorker || m.creds != nil) {
+		dialer = &tlsPeers{m: m}
+	}
+	m.peers = &peer.Client{Dialer: dialer}
+	if nodePort != nil {
+		m.np = newNodePort(m, nodePort)
+	}
+	return m, nil
+}
+
+// Peers is the client other roles call managers with.
+func (m *Membership) Peers() *peer.Client { return m.peers }
+
+// Stream is Raft's stream layer over the node port (nil without one).
+func (m *Membership) Stream() raft.StreamLayer {
+	if m.np == nil {
+		return nil
+	}
+	return m.np.raft
+}
+
+// HasCredentials says whether this node holds its certificate yet.
+func (m *Membership) HasCredentials() bool { return m.credentials() != nil }
+
+// Start serves the node port with h (the API's router, which asks
+// Authenticate who called) and runs the loops of a manager (c set) or of a
+// worker (c nil) over st, until ctx ends.
+func (m *Membership) Start(ctx context.Context, st Store, c *core.Core, h http.Handler) {
+	m.store, m.core = st, c
+	st.View(func(v *store.View) error { m.book.learn(v); return nil })
+	if m.np != nil {
+		m.np.server.Handler = h
+		go m.np.serve()
+	}
+	go m.watchOwnRole(ctx)
+	go m.followCA(ctx)
+	if c == nil {
+		go m.keepWorkerCredentials(ctx)
+		return
+	}
+	go m.keepCredentials(ctx)
+	go m.learnAddresses(ctx)
+	go m.registerSelf(ctx)
+	if m.identity.Role != "" {
+		// A joined manager asks to vote once it has caught up.
+		go m.askToVote(ctx, m.joinIndex)
+	}
+}
+
+// Close stops the node port and, for a demoted manager, drops the state
+// that belonged to its old role (call it after the store is closed).
+func (m *Membership) Close() {
+	if m.np != nil {
+		m.np.close()
+	}
+	if m.dropState {
+		m.dropFullState()
+	}
+}
+
+// NodeID is this node's ID.
+func (m *Membership) NodeID() string { return m.nodeID }
+
+// CertTTL is how long a node or operator certificate lasts (tests shorten
+// it): the time a removed identity stays on the deny list.
+func CertTTL() time.Duration { return nodeCertTTL }
+
+func (m *Membership) isWorker() bool { return m.core == nil }
+
+func (m *Membership) isLeader() bool { return m.core != nil && m.core.IsLeader() }
+
+// leaderID is the leader's node ID as this manager knows it ("" on a
+// worker, or with no leader).
+func (m *Membership) leaderID() string {
+	if m.core == nil {
+		return ""
+	}
+	return m.core.LeaderID()
+}
+
+func (m *Membership) propose(ctx context.Context, t store.CommandType, payload any) (any, error) {
+	return m.core.Propose(ctx, t, payload)
+}
+
+// Handlers names membership's handlers for the route table.
+type Handlers struct {
+	NewJoinToken, ListJoinTokens, DeleteJoinToken http.HandlerFunc
+	Join, Renew, CAInfo, RotateCA                 http.HandlerFunc
+	Promote, Demote                               http.HandlerFunc
+	InternalCommand, InternalPromote              http.HandlerFunc
+}
+
+// Handlers returns the handlers.
+func (m *Membership) Handlers() Handlers {
+	return Handlers{
+		NewJoinToken: m.postJoinToken, ListJoinTokens: m.listJoinTokens, DeleteJoinToken: m.deleteJoinToken,
+		Join: m.postJoin, Renew: m.postRenew, CAInfo: m.caInfo, RotateCA: m.rotateCA,
+		Promote: m.promoteNode, Demote: m.demoteNode,
+		InternalCommand: m.postInternalCommand, InternalPromote: m.postPromote,
+	}
+}

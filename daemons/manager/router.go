@@ -1,0 +1,402 @@
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/manager/authz"
+	"github.com/warren-edge/warren/daemons/manager/core"
+	"github.com/warren-edge/warren/daemons/manager/httpx"
+	"github.com/warren-edge/warren/daemons/manager/peer"
+	"github.com/warren-edge/warren/daemons/pki"
+)
+
+// The router: every request is authenticated (who is calling: the socket
+// or the certificate, and for a request a manager passes on, the caller
+// it names), authorized against its route's rule, then run where its
+// route runs: here, or on the leader.
+//
+//	request ─▶ authenticate ─▶ route ─▶ rule.Check(caller) ─▶ place ─▶ handler
+//	                                                            └─▶ leader (same caller, checked again there)
+
+// authenticator says who is calling.
+type authenticator func(r *http.Request) (authz.Caller, error)
+
+type authnKey struct{}
+
+// routes builds the mux of the route table.
+func (m *Manager) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range m.routeTable() {
+		run := m.place(rt)
+		path := rt.pattern[strings.IndexByte(rt.pattern, ' ')+1:]
+		mux.HandleFunc(rt.pattern, m.metrics.instrument(path, func(w http.ResponseWriter, r *http.Request) {
+			authn, _ := r.Context().Value(authnKey{}).(authenticator)
+			if authn == nil {
+				httpx.Error(w, api.Errorf(api.CodeInternal, "no way to tell who is calling"))
+				return
+			}
+			c, err := authn(r)
+			if err != nil {
+				httpx.Error(w, err)
+				return
+			}
+			if err := rt.rule.Check(c, r); err != nil {
+				httpx.Error(w, err)
+				return
+			}
+			run(w, r.WithContext(authz.WithCaller(r.Context(), c)))
+		}))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpx.Error(w, api.Errorf(api.CodeNotFound, "no endpoint %s %s: the API lives under /v1 (services, tasks, nodes, watch, info)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (m *Manager) withAuthn(a authenticator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authnKey{}, a)))
+	})
+}
+
+// Handler serves the API to the node's local socket: its callers are the
+// node's operators (root and group warren), with the admin role.
+func (m *Manager) Handler() http.Handler {
+	local := authz.Caller{Kind: authz.Local, Role: authz.RoleAdmin, NodeID: m.nodeID}
+	return m.withAuthn(func(*http.Request) (authz.Caller, error) { return local, nil })
+}
+
+// ReadOnlyHandler serves the API to a local socket whose callers may only
+// read (the viewer role): warren-dns and warren-ingress use it.
+func (m *Manager) ReadOnlyHandler() http.Handler {
+	viewer := authz.Caller{Kind: authz.Local, Role: authz.RoleViewer, NodeID: m.nodeID}
+	return m.withAuthn(func(*http.Request) (authz.Caller, error) { return viewer, nil })
+}
+
+// nodePortHandler serves the API on the node port: callers are who their
+// certificates say, as the cluster's records have them now.
+func (m *Manager) nodePortHandler() http.Handler { return m.withAuthn(m.mem.Authenticate) }
+
+// PeerHandler serves the API as the node port does, to a transport that
+// tells who the caller is itself (tests: an in-memory network between
+// managers): identity returns the verified identity of r's sender.
+func (m *Manager) PeerHandler(identity func(r *http.Request) (pki.Identity, bool)) http.Handler {
+	return m.withAuthn(func(r *http.Request) (authz.Caller, error) {
+		id, ok := identity(r)
+		return m.mem.AuthenticateAs(r, id, ok)
+	})
+}
+
+// place wraps a route's handler with where it runs.
+func (m *Manager) place(rt route) http.HandlerFunc {
+	switch rt.place {
+	case onLeader:
+		return m.onLeader(rt.h)
+	case readLeader:
+		lead := m.onLeader(rt.h)
+		return func(w http.ResponseWriter, r *http.Request) {
+			if httpx.Bool(r, "consistent") {
+				lead(w, r)
+				return
+			}
+			m.awaitForwarded(r.Context())
+			rt.h(w, r)
+		}
+	case nodeWrite:
+		if m.work != nil {
+			return relayOwn(m.work.Relay)
+		}
+		return m.onLeader(rt.h)
+	}
+	return rt.h
+}
+
+// relayOwn lets a worker's manager relay only its own node's reports
+// (from its local socket): it relays them as the node, so relaying anyone
+// else's would lend them its identity.
+func relayOwn(relay http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c := authz.CallerOf(r.Context()); c.Kind != authz.Local {
+			httpx.Error(w, api.Errorf(api.CodeForbidden, "%s may not send this node's reports: a worker relays only what its own agent reports", c))
+			return
+		}
+		relay(w, r)
+	}
+}
+
+// Headers between managers.
+const (
+	// forwardedHeader marks a request a manager passed on to the one it
+	// took for the leader: that one never passes it on again (during an
+	// election it answers "not the leader any more", and the sender finds
+	// the new leader).
+	forwardedHeader = "X-Warren-Forwarded-By"
+	// indexHeader carries the leader's applied index on its answers.
+	indexHeader = "X-Warren-Index"
+)
+
+// leaderWait bounds how long a write waits for an election to end.
+const leaderWait = 5 * time.Second
+
+var (
+	errNoLeader  = "the managers have no leader now (an election is on, or no quorum is reachable): retry in a moment; if it persists, check that a majority of managers runs"
+	errNotLeader = "this manager is not the leader any more (leadership moved during the request): retry"
+)
+
+// onLeader runs h on the leader. A follower passes the request on to the
+// leader, with its caller and a request ID (so that the write applies once
+// however often it is sent), waiting for an election to end if there is
+// no leader; if the leader stops answering and another is elected, the
+// request goes to the new one.
+func (m *Manager) onLeader(h http.HandlerFunc) http.HandlerFunc {
+	if m.work != nil {
+		return func(w http.ResponseWriter, r *http.Request) {
+			httpx.Error(w, api.Errorf(api.CodeForbidden, "this node is a worker: change the cluster from a manager (warrenctl node ls shows them)"))
+		}
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		reqID := r.Header.Get(api.RequestIDHeader)
+		switch {
+		case reqID == "":
+			reqID = newRequestID()
+		case !api.ValidRequestID(reqID):
+			httpx.Error(w, api.Errorf(api.CodeInvalid, "%s %q: give 1 to 48 letters, digits, '-', '_' or '.'", api.RequestIDHeader, reqID))
+			return
+		}
+		wait, cancel := context.WithTimeout(r.Context(), leaderWait)
+		defer cancel()
+		var body []byte
+		for {
+			if m.core.IsLeader() {
+				if body != nil {
+					r.Body = io.NopCloser(strings.NewReader(string(body)))
+				}
+				ctx := core.WithRequestID(r.Context(), reqID)
+				h(&indexWriter{ResponseWriter: w, m: m}, r.WithContext(ctx))
+				return
+			}
+			if r.Header.Get(forwardedHeader) != "" {
+				httpx.Error(w, api.Errorf(api.CodeNotLeader, "%s", errNotLeader))
+				return
+			}
+			leader, err := m.core.WaitLeader(wait)
+			if err != nil {
+				httpx.Error(w, api.Errorf(api.CodeNotLeader, "%s", errNoLeader))
+				return
+			}
+			if leader == m.nodeID {
+				core.Sleep(wait, 5*time.Millisecond) // becoming leader: IsLeader follows
+				continue
+			}
+			if body == nil {
+				if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxBody)); err != nil {
+					httpx.Error(w, httpx.BodyError(err))
+					return
+				}
+			}
+			if m.forward(w, r, wait, body, reqID, leader) {
+				return
+			}
+		}
+	}
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// forward passes the request on to the leader and its answer back. It
+// returns false, having written nothing, when the request should go to
+// another leader: the one it went to stopped answering and another was
+// elected, or it answered it no longer leads.
+func (m *Manager) forward(w http.ResponseWriter, r *http.Request, wait context.Context, body []byte, reqID, leader string) bool {
+	attempt, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// Give up on this leader if another is elected while it has not
+	// answered.
+	var mu sync.Mutex
+	answered, moved := false, false
+	go func() {
+		for {
+			wake := m.core.LeaderChanged()
+			if l := m.core.LeaderID(); l != "" && l != leader {
+				mu.Lock()
+				if !answered {
+					moved = true
+					cancel()
+				}
+				mu.Unlock()
+				return
+			}
+			select {
+			case <-attempt.Done():
+				return
+			case <-wake:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	req := peer.Request{Method: r.Method, Path: r.URL.RequestURI(), Body: body, ContentType: r.Header.Get("Content-Type"),
+		As: authz.CallerOf(r.Context()), Header: http.Header{forwardedHeader: {m.nodeID}, api.RequestIDHeader: {reqID}}}
+	if len(body) == 0 {
+		req.Body = nil
+	}
+	resp, err := m.peers.Send(attempt, leader, req)
+	mu.Lock()
+	answered = true
+	gone := moved
+	mu.Unlock()
+	if gone {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		m.log.Info("the leader did not answer and another was elected: passing the request on to it", "old", leader, "path", r.URL.Path)
+		return false
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return true // the caller is gone
+		}
+		// The leader could not be reached: if another is elected before
+		// the wait ends, try it.
+		if errors.Is(err, peer.ErrNoPeers) || !m.waitLeaderChange(wait, leader) {
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "the leader %s did not answer (%v): retry in a moment", leader, err))
+			return true
+		}
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		// "Not the leader any more": another was elected meanwhile.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e api.Error
+		if api.UnmarshalStrict(b, &e) == nil && e.Code == api.CodeNotLeader && m.waitLeaderChange(wait, leader) {
+			return false
+		}
+		copyHeader(w.Header(), resp.Header)
+		w.WriteHeader(resp.StatusCode)
+		w.Write(b)
+		return true
+	}
+	// Read your writes: this manager's next reads wait until it has
+	// applied what the leader had applied when it answered.
+	if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+		m.raiseReadFloor(idx)
+	}
+	copyHeader(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	fl, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return true
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err != nil {
+			return true
+		}
+	}
+}
+
+// waitLeaderChange waits until a leader other than old is known, or wait
+// ends; it says whether one is.
+func (m *Manager) waitLeaderChange(wait context.Context, old string) bool {
+	for {
+		ch := m.core.LeaderChanged()
+		if l := m.core.LeaderID(); l != "" && l != old {
+			return true
+		}
+		select {
+		case <-wait.Done():
+			return false
+		case <-ch:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		dst[k] = vs
+	}
+}
+
+// readFloorWait bounds how long a read waits for this manager to apply its
+// forwarded writes: the leader's next message tells it within
+// 2 × CommitTimeout, plus a second of slack. Past it (a follower cut off
+// from the leader since), the read is served from what it has.
+func (m *Manager) readFloorWait() time.Duration {
+	return time.Second + 2*core.Config{CommitTimeout: m.cfg.CommitTimeout}.EffectiveCommitTimeout()
+}
+
+// awaitForwarded makes a read on a follower see the writes it forwarded
+// (read your writes). A forwarded write returns as soon as the leader
+// answers; the follower learns that the entry is committed with the
+// leader's next message, up to 2 × CommitTimeout later, and only a read
+// that comes before then waits.
+func (m *Manager) awaitForwarded(ctx context.Context) {
+	floor := m.readFloor.Load()
+	if floor == 0 || m.store.Hub().Last() >= floor {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.readFloorWait())
+	defer cancel()
+	m.store.Hub().WaitFor(ctx, floor)
+}
+
+// raiseReadFloor records the index the leader answered a forwarded write at.
+func (m *Manager) raiseReadFloor(idx uint64) {
+	for {
+		cur := m.readFloor.Load()
+		if idx <= cur || m.readFloor.CompareAndSwap(cur, idx) {
+			return
+		}
+	}
+}
+
+// indexWriter stamps the applied index on the leader's answer.
+type indexWriter struct {
+	http.ResponseWriter
+	m       *Manager
+	stamped bool
+}
+
+func (w *indexWriter) stamp() {
+	if !w.stamped {
+		w.stamped = true
+		w.Header().Set(indexHeader, strconv.FormatUint(w.m.store.Hub().Last(), 10))
+	}
+}
+
+func (w *indexWriter) WriteHeader(code int) {
+	w.stamp()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *indexWriter) Write(b []byte) (int, error) {
+	w.stamp()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *indexWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

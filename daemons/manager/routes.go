@@ -1,0 +1,97 @@
+package manager
+
+import (
+	"net/http"
+
+	"github.com/warren-edge/warren/daemons/manager/authz"
+)
+
+// place is where a route runs.
+type place uint8
+
+const (
+	// here: served from this node's state (a worker's replica included).
+	here place = iota
+	// onLeader: run on the leader; a follower passes the request on (with
+	// its caller), a worker's manager refuses it.
+	onLeader
+	// readLeader: here, or on the leader when the caller asks ?consistent.
+	readLeader
+	// nodeWrite: a node's own report (heartbeat, task statuses): to the
+	// leader from a manager; a worker's manager relays it to a manager as
+	// the node itself.
+	nodeWrite
+)
+
+// route is one endpoint of the API: who may call it (checked on every
+// hop, from the caller the request names) and where it runs.
+type route struct {
+	pattern string
+	rule    authz.Rule
+	place   place
+	h       http.HandlerFunc
+}
+
+// Who may call what. Readers are the node's local callers (root and group
+// warren), the read-only socket (dns, ingress) and operator certificates
+// of any role; Writers leave out viewers; Admin is the local socket and
+// admin operators only (the CA, tokens, operators and node roles). Nodes
+// call for themselves: Self ties a worker to its own node's {ref}.
+func (m *Manager) routeTable() []route {
+	c, l, ms := m.ctl.Handlers(), m.lead, m.mem.Handlers()
+	heartbeat := http.HandlerFunc(nil)
+	if l != nil {
+		heartbeat = l.PostHeartbeat
+	}
+	readers := authz.Rule{Who: authz.Readers}
+	writers := authz.Rule{Who: authz.Writers}
+	admin := authz.Rule{Who: authz.Admin}
+	self := authz.Rule{Who: authz.Admin | authz.Workers, Self: true}
+	return []route{
+		{"GET /v1/info", authz.Rule{Who: authz.Readers | authz.Nodes}, here, c.Info},
+		{"GET /v1/health", authz.Rule{Who: authz.Readers | authz.Nodes}, here, c.Health},
+
+		{"GET /v1/services", readers, readLeader, c.ListServices},
+		{"POST /v1/services", writers, onLeader, c.CreateService},
+		{"GET /v1/services/{ref}", readers, readLeader, c.GetService},
+		{"PUT /v1/services/{ref}", writers, onLeader, c.UpdateService},
+		{"POST /v1/services/{ref}/scale", writers, onLeader, c.ScaleService},
+		{"POST /v1/services/{ref}/rollback", writers, onLeader, c.RollbackService},
+		{"DELETE /v1/services/{ref}", writers, onLeader, c.DeleteService},
+		{"GET /v1/services/{ref}/logs", readers, here, c.ServiceLogs},
+
+		{"GET /v1/tasks", readers, readLeader, c.ListTasks},
+		{"GET /v1/tasks/{ref}", readers, readLeader, c.GetTask},
+		{"GET /v1/tasks/{ref}/logs", readers, here, c.TaskLogs},
+
+		{"GET /v1/nodes", readers, readLeader, c.ListNodes},
+		{"GET /v1/nodes/{ref}", readers, readLeader, c.GetNode},
+		{"PUT /v1/nodes/{ref}/spec", writers, onLeader, c.UpdateNodeSpec},
+		{"DELETE /v1/nodes/{ref}", writers, onLeader, c.DeleteNode},
+		{"POST /v1/nodes/{ref}/promote", admin, onLeader, ms.Promote},
+		{"POST /v1/nodes/{ref}/demote", admin, onLeader, ms.Demote},
+		{"POST /v1/nodes/{ref}/heartbeat", self, nodeWrite, heartbeat},
+		{"POST /v1/nodes/{ref}/tasks/status", self, nodeWrite, c.TaskStatus},
+
+		// A worker's certificate watches its own node's scope only (the
+		// handler narrows it to the caller).
+		{"GET /v1/watch", authz.Rule{Who: authz.Readers | authz.Workers}, here, c.Watch},
+
+		{"GET /v1/images", readers, here, c.Agent},
+		{"POST /v1/images/load", writers, here, c.Agent},
+
+		{"POST /v1/join", authz.Rule{Who: authz.Anyone}, onLeader, ms.Join},
+		{"GET /v1/join-tokens", admin, readLeader, ms.ListJoinTokens},
+		{"POST /v1/join-tokens/{kind}", admin, onLeader, ms.NewJoinToken},
+		{"POST /v1/join-tokens/{kind}/{action}", admin, onLeader, ms.NewJoinToken},
+		{"DELETE /v1/join-tokens/{id}", admin, onLeader, ms.DeleteJoinToken},
+		{"POST /v1/certs/renew", authz.Rule{Who: authz.Nodes}, here, ms.Renew},
+		{"GET /v1/ca", authz.Rule{Who: authz.Readers | authz.Nodes}, here, ms.CAInfo},
+		{"POST /v1/ca/rotate", admin, onLeader, ms.RotateCA},
+
+		{"POST /v1/internal/command", authz.Rule{Who: authz.Managers | authz.Admin}, onLeader, ms.InternalCommand},
+		{"POST /v1/internal/promote", authz.Rule{Who: authz.Managers | authz.Admin}, onLeader, ms.InternalPromote},
+
+		{"GET /metrics", readers, here, m.metrics.handler().ServeHTTP},
+	}
+}

@@ -203,7 +203,10 @@ func New(cfg Config) (*Manager, error) {
 		m.cfg.NodePort = l
 	}
 	if m.cfg.NodePort != nil && m.cfg.AdvertiseAddr == "" {
-		m.cfg.AdvertiseAddr = advertiseFor(m.cfg.NodePort.Addr())
+		if m.cfg.AdvertiseAddr, err = advertiseFor(m.cfg.NodePort.Addr(), m.cfg.ClusterCIDR); err != nil {
+			m.cfg.NodePort.Close()
+			return nil, err
+		}
 	}
 	if fresh && cfg.JoinAddr != "" {
 		if err := m.joinNow(&id); err != nil {

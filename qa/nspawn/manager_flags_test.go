@@ -37,7 +37,8 @@ func warrenBinary(t *testing.T) string {
 			return
 		}
 		warrenBin = filepath.Join(dir, "warren")
-		warrenErr = run(context.Background(), repo, "go", "build", "-o", warrenBin, "./daemons/warren")
+		// -trimpath as make build does, so its compiled packages are reused.
+		warrenErr = run(context.Background(), repo, "go", "build", "-trimpath", "-o", warrenBin, "./daemons/warren")
 	})
 	if warrenErr != nil {
 		t.Fatalf("building warren: %v", warrenErr)

@@ -189,12 +189,15 @@ func New(cfg Config) (*Manager, error) {
 		}
 		cfg.NodePort = l
 	}
-	if cfg.NodePort != nil && cfg.AdvertiseAddr == "" {
-		cfg.AdvertiseAddr = membership.AdvertiseFor(cfg.NodePort.Addr())
-	}
 	closePort := func() {
 		if cfg.NodePort != nil {
 			cfg.NodePort.Close()
+		}
+	}
+	if cfg.NodePort != nil && cfg.AdvertiseAddr == "" {
+		if cfg.AdvertiseAddr, err = membership.AdvertiseFor(cfg.NodePort.Addr(), cfg.ClusterCIDR); err != nil {
+			closePort()
+			return nil, err
 		}
 	}
 	memCfg := membership.Config{DataDir: cfg.DataDir, Hostname: cfg.Hostname, Labels: cfg.Labels,

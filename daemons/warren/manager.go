@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api/client"
@@ -24,7 +28,8 @@ func runManager(args []string) error {
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", "", "the node port, HOST:PORT, mTLS between nodes (systemd socket name: node); empty: this node only")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "HOST:PORT other nodes reach the node port at (default: derived from --listen-addr)")
 	fs.StringVar(&cfg.JoinAddr, "join", "", "join a cluster through the manager at HOST:PORT (a fresh data dir only)")
-	fs.StringVar(&cfg.JoinToken, "token", "", "the join token (warrenctl join-token worker|manager on a manager)")
+	fs.StringVar(&cfg.JoinToken, "token", "", "the join token (warrenctl join-token worker|manager on a manager); it shows in ps: prefer --token-file")
+	tokenFile := fs.String("token-file", "", "a file holding the join token (default: the systemd credential join-token, when there is one)")
 	fs.BoolVar(&cfg.ForceNewCluster, "force-new-cluster", false, "recover from a lost quorum: make this manager the only voter, keeping its state")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "this node's name in the cluster (default: the host name)")
 	fs.Var(labelsFlag(cfg.Labels), "label", "a node label KEY=VALUE, repeatable")
@@ -40,8 +45,10 @@ func runManager(args []string) error {
 		fmt.Fprintf(fs.Output(), `usage: warren manager --data-dir DIR --api-socket PATH [flags]
 
 Runs warren-manager. On a fresh data dir it starts a new cluster (creating
-its CA), or with --join and --token joins one as a manager or a worker, as
-the token says. On a worker it keeps the node's replica of the cluster.
+its CA), or with --join and a join token joins one as a manager or a
+worker, as the token says. On a worker it keeps the node's replica of the
+cluster. The token comes from --token-file, or under systemd from the
+credential join-token (LoadCredential=); --token puts it where ps shows it.
 
 Flags:
 `)
@@ -56,8 +63,13 @@ Flags:
 	if cfg.HeartbeatTimeout < 0 || cfg.CommitTimeout < 0 {
 		return fmt.Errorf("--raft-heartbeat-timeout and --raft-commit-timeout take a positive duration, such as 300ms")
 	}
+	token, err := joinToken(cfg.JoinToken, *tokenFile, os.Getenv("CREDENTIALS_DIRECTORY"))
+	if err != nil {
+		return err
+	}
+	cfg.JoinToken = token
 	if (cfg.JoinAddr == "") != (cfg.JoinToken == "") {
-		return fmt.Errorf("--join and --token go together")
+		return fmt.Errorf("--join and a join token (--token-file, or the systemd credential join-token) go together")
 	}
 	log, err := newLogger(*logLevel, "manager")
 	if err != nil {
@@ -147,6 +159,44 @@ Flags:
 		}
 		log.Info("restarting in the node's new role")
 	}
+}
+
+// joinToken is the join token from --token, --token-file or, with
+// neither, the systemd credential join-token in credsDir (units pass it
+// with LoadCredential=, so it never shows on a command line). An empty
+// credential is no token (warren-config always writes one); an empty or
+// unreadable --token-file is an error. The token never goes into an
+// error message.
+func joinToken(flagToken, file, credsDir string) (string, error) {
+	var cred string
+	if credsDir != "" {
+		b, err := os.ReadFile(filepath.Join(credsDir, "join-token"))
+		switch {
+		case err == nil:
+			cred = strings.TrimSpace(string(b))
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("the systemd credential join-token: %w", err)
+		}
+	}
+	switch {
+	case flagToken != "" && file != "":
+		return "", errors.New("--token and --token-file: give the join token one way (--token-file keeps it off the command line)")
+	case (flagToken != "" || file != "") && cred != "":
+		return "", errors.New("a join token in --token or --token-file and in the systemd credential join-token: give it one way")
+	case flagToken != "":
+		return strings.TrimSpace(flagToken), nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("--token-file %s is empty: put the token that warrenctl join-token worker|manager prints in it", file)
+		}
+		return t, nil
+	}
+	return cred, nil
 }
 
 // keepOpen lets a manager that restarts in a new role stop accepting on a

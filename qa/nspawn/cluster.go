@@ -91,22 +91,42 @@ func Boot(ctx context.Context, p Paths, specs ...HostSpec) (c *Cluster, err erro
 	if err := c.setupLan(ctx); err != nil {
 		return nil, err
 	}
-	for i, s := range specs {
+	if _, err := c.Add(ctx, specs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Add boots more hosts on the cluster's bridge, all at once, and waits
+// until each one's systemd has settled; host i of the cluster (counting
+// those booted before) gets the address .10+i. A host that fails to start
+// stays in c.Hosts, so Close (or NewCluster's cleanup) tears it down too.
+func (c *Cluster) Add(ctx context.Context, specs ...HostSpec) ([]*Host, error) {
+	if n := len(c.Hosts) + len(specs); n > 200 {
+		return nil, fmt.Errorf("nspawn: %d hosts: a cluster has 1 to 200", n)
+	}
+	var hosts []*Host
+	for _, s := range specs {
+		i := len(c.Hosts)
 		if s.Name == "" {
 			s.Name = fmt.Sprintf("host%d", i)
 		}
+		if c.Host(s.Name) != nil {
+			return nil, fmt.Errorf("nspawn: two hosts named %s", s.Name)
+		}
 		h := &Host{c: c, Spec: s, Index: i, Addr: addrOf(i)}
 		c.Hosts = append(c.Hosts, h)
+		hosts = append(hosts, h)
 		if err := h.prepare(ctx); err != nil {
 			return nil, err
 		}
 	}
-	errs := make(chan error, len(c.Hosts))
-	for _, h := range c.Hosts {
+	errs := make(chan error, len(hosts))
+	for _, h := range hosts {
 		go func() { errs <- h.start(ctx) }()
 	}
 	var first error
-	for range c.Hosts {
+	for range hosts {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
@@ -114,7 +134,7 @@ func Boot(ctx context.Context, p Paths, specs ...HostSpec) (c *Cluster, err erro
 	if first != nil {
 		return nil, first
 	}
-	return c, nil
+	return hosts, nil
 }
 
 // Masked lists the daemons this warren binary does not have yet; their

@@ -19,6 +19,10 @@
 //   - the current bin/warren and bin/warrenctl bound read-only over the
 //     image's copies, so a code change needs no image rebuild.
 //
+// Boot starts hosts together; Cluster.Add boots more into a running
+// cluster on the same bridge (a first manager, then the hosts that join
+// it with a token the test got from it: TestJoinFromImage).
+//
 // Commands run on a host through nsenter into its PID 1's namespaces
 // (Host.Exec); from the test's side of the network through the lan
 // namespace (Cluster.LanExec, used for ssh). When a test fails, each host's

@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
+	"github.com/warren-edge/warren/netcfg/hostaddr"
 )
 
 // The node port: one TCP port per manager for everything between nodes,
@@ -360,22 +362,20 @@ func (p *tlsPeers) Client(id string) (*http.Client, string, error) {
 }
 
 // AdvertiseFor picks the address peers reach a listener at: its own, or
-// for an unspecified one the host's first non-loopback IPv4 address.
-func AdvertiseFor(a net.Addr) string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return a.String()
+// for an unspecified one the host's address that netcfg/hostaddr picks
+// (outside the cluster's container range); never loopback: with no
+// address to pick it is an error that says what to set.
+func AdvertiseFor(a net.Addr, clusterCIDR string) (string, error) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String(), nil
 	}
-	if !ta.IP.IsUnspecified() {
-		return ta.String()
+	exclude, _ := netip.ParsePrefix(clusterCIDR)
+	adv, err := hostaddr.Advertise(ap, exclude)
+	if err != nil {
+		return "", fmt.Errorf("manager: the node port listens on %s: %w", a, err)
 	}
-	addrs, _ := net.InterfaceAddrs()
-	for _, x := range addrs {
-		if in, ok := x.(*net.IPNet); ok && in.IP.To4() != nil && !in.IP.IsLoopback() {
-			return net.JoinHostPort(in.IP.String(), fmt.Sprint(ta.Port))
-		}
-	}
-	return net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
+	return adv.String(), nil
 }
 
 // learnAddresses keeps the address book in step with the node records.

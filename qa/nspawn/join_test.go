@@ -1,0 +1,282 @@
+package nspawn
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// TestJoinFromImage: three hosts flashed with the image form one cluster
+// the way a fleet does. The first manager boots from a NoCloud seed
+// (cluster = init); the test asks it for a worker token through its API
+// socket; two workers boot at once from seeds whose warren.conf names the
+// token and the manager. Then:
+//
+//   - the manager hands out its LAN address to join through;
+//   - `node ls` shows three ready nodes, each at its host's LAN address
+//     (not loopback: a manager that advertises 127.0.0.1 sends joiners and
+//     Raft back to themselves);
+//   - a global service runs a task on each of the three nodes;
+//   - no join token is on any command line (ps as root and as nobody), in
+//     the daemons' environment or /run/warren/config.env; warren.conf and
+//     the token file are 0600 root.
+func TestJoinFromImage(t *testing.T) {
+	if why := Enabled("nspawn"); why != "" {
+		t.Skip(why)
+	}
+	c := NewCluster(t, HostSpec{Name: "m1", Seed: exampleSeed(t, "m1", "role = manager\ncluster = init\nhostname = m1\n")})
+	m1 := c.Hosts[0]
+	ctx := ctxFor(t, 6*time.Minute)
+	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := m1.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	tok, err := cl.JoinToken(ctx, api.RoleWorker, false, 0)
+	if err != nil {
+		t.Fatalf("worker join token from m1's API socket: %v", err)
+	}
+	join := netip.AddrPortFrom(m1.Addr, 4242).String()
+	if !slices.Equal(tok.Managers, []string{join}) {
+		t.Errorf("m1's join token names the managers %v to join through, want [%s] (its LAN address)", tok.Managers, join)
+	}
+
+	// The workers boot together, from seeds as an operator would write them.
+	var specs []HostSpec
+	for _, name := range []string{"w1", "w2"} {
+		conf := fmt.Sprintf("role = worker\njoin_token = %s\nmanagers = %s\nhostname = %s\n", tok.Token, join, name)
+		specs = append(specs, HostSpec{Name: name, Seed: exampleSeed(t, name, conf)})
+	}
+	start := time.Now()
+	if _, err := c.Add(ctx, specs...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("booted the 2 workers in %.1f s", time.Since(start).Seconds())
+
+	// No secret where a local user (or a log) sees it, on every host.
+	for _, h := range c.Hosts {
+		checkNoToken(ctx, t, h, h != m1)
+	}
+
+	nodes, ready := waitNodes(ctx, cl, 3, 90*time.Second)
+	var figures []string
+	for _, n := range nodes {
+		h := c.Host(n.Description.Hostname)
+		if h == nil {
+			t.Errorf("node %s has hostname %q, which is no host of this test", n.ID, n.Description.Hostname)
+			continue
+		}
+		want := netip.AddrPortFrom(h.Addr, 4242).String()
+		if ap, err := netip.ParseAddrPort(n.Description.Addr); err != nil || ap.Addr().IsLoopback() || ap.String() != want {
+			t.Errorf("node %s (%s) advertises %q, want %s (the host's LAN address, never loopback)", n.ID, h.Name(), n.Description.Addr, want)
+		}
+		launched := launchedWall(h)
+		fig := fmt.Sprintf("%s: registered %.1f s after its boot began", h.Name(), n.CreatedAt.Sub(launched).Seconds())
+		if n.Status.State == api.NodeReady {
+			fig += fmt.Sprintf(", ready at %.1f s", n.Status.Timestamp.Sub(launched).Seconds())
+		} else {
+			fig += ", " + n.Status.State + " (" + n.Status.Message + ")"
+		}
+		figures = append(figures, fig)
+	}
+	sort.Strings(figures)
+	t.Logf("booted host → node joined:\n  %s", strings.Join(figures, "\n  "))
+	if ls, err := m1.Exec(ctx, "warrenctl node ls"); err == nil {
+		t.Logf("warrenctl node ls on m1:\n%s", ls)
+	}
+	if !ready {
+		t.Fatalf("after 90 s m1 lists %d nodes, not 3 ready ones: %s", len(nodes), nodeSummary(nodes))
+	}
+
+	// A task on each node: the image loaded on each host (through its own
+	// manager into its agent), then a global service.
+	if !slices.Contains(c.Running(), "warren-agent") {
+		t.Skip("this warren binary has no agent yet")
+	}
+	for _, h := range c.Hosts {
+		loadBusybox(ctx, t, h)
+	}
+	start = time.Now()
+	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "everywhere", Image: "localhost/busybox:latest",
+		Command: []string{"sleep", "100000"}, Mode: api.ModeGlobal}); err != nil {
+		t.Fatalf("create a global service: %v", err)
+	}
+	on, err := waitRunningOn(ctx, cl, "everywhere", 3, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("global service everywhere: %v", err)
+	}
+	names := make([]string, 0, len(on))
+	for _, n := range nodes {
+		if on[n.ID] {
+			names = append(names, n.Description.Hostname)
+		}
+	}
+	t.Logf("global service running on %v, %.1f s after its create", names, time.Since(start).Seconds())
+}
+
+// exampleSeed is image/cloud-init's example seed with this host's name and
+// the given warren.conf in it: the users, SSH settings and the file
+// permissions stay the example's, so the test checks what ships.
+func exampleSeed(t *testing.T, name, conf string) *Seed {
+	t.Helper()
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ud, err := os.ReadFile(repo + "/image/cloud-init/user-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, after, ok := strings.Cut(string(ud), "path: /etc/warren/warren.conf")
+	if !ok {
+		t.Fatal("image/cloud-init/user-data writes no /etc/warren/warren.conf")
+	}
+	before, block, ok := strings.Cut(after, "content: |\n")
+	if !ok {
+		t.Fatal("no content block for warren.conf in image/cloud-init/user-data")
+	}
+	// The block is the lines indented by 6; what follows stays.
+	lines := strings.SplitAfter(block, "\n")
+	i := 0
+	for i < len(lines) && (strings.HasPrefix(lines[i], "      ") || lines[i] == "\n") {
+		i++
+	}
+	var b strings.Builder
+	b.WriteString(head + "path: /etc/warren/warren.conf" + before + "content: |\n")
+	for _, l := range strings.Split(strings.TrimRight(conf, "\n"), "\n") {
+		b.WriteString("      " + l + "\n")
+	}
+	b.WriteString("\n" + strings.Join(lines[i:], ""))
+	return &Seed{
+		MetaData: fmt.Sprintf("instance-id: warren-%s\nlocal-hostname: %s\n", name, name),
+		UserData: b.String(),
+	}
+}
+
+// checkNoToken fails the test where a join token shows: the command lines
+// of all processes (as root and as nobody), the environment of the
+// Warren daemons, /run/warren/config.env and the Warren units' journal.
+// warren.conf, which holds it, must be 0600 root; so must the token file
+// a joining host has.
+func checkNoToken(ctx context.Context, t *testing.T, h *Host, joining bool) {
+	t.Helper()
+	if out, err := h.Exec(ctx, "cloud-init status --wait"); err != nil {
+		t.Errorf("%s: cloud-init status: %v\n%s", h.Name(), err, out)
+	}
+	checks := []struct{ what, cmd string }{
+		{"ps -eo args (root)", "ps -eo args"},
+		{"ps -eo args (as nobody)", "runuser -u nobody -- ps -eo args"},
+		{"/run/warren/config.env", "cat /run/warren/config.env"},
+		{"the Warren daemons' environment", `for u in warren-manager warren-agent warren-dns; do p=$(systemctl show -P MainPID $u.service); [ "$p" = 0 ] || tr '\0' '\n' </proc/$p/environ; done`},
+		{"the Warren units' journal", "journalctl --no-pager -o cat -u 'warren-*'"},
+	}
+	for _, c := range checks {
+		out, err := h.Exec(ctx, c.cmd)
+		if err != nil {
+			t.Errorf("%s: %s: %v", h.Name(), c.what, err)
+			continue
+		}
+		if strings.Contains(out, "WRN-") {
+			var hits []string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "WRN-") {
+					hits = append(hits, l)
+				}
+			}
+			t.Errorf("%s: a join token is in %s:\n%s", h.Name(), c.what, strings.Join(hits, "\n"))
+		}
+	}
+	files := "/etc/warren/warren.conf"
+	want := "600 root:root /etc/warren/warren.conf\n"
+	if joining {
+		files += " /run/warren/join-token"
+		want += "600 root:root /run/warren/join-token\n"
+	}
+	if out, _ := h.Exec(ctx, "stat -c '%a %U:%G %n' "+files); out != want {
+		t.Errorf("%s: stat of the files that hold the token:\n%swant\n%s", h.Name(), out, want)
+	}
+}
+
+// launchedWall is the wall-clock time of the host's last (re)boot.
+func launchedWall(h *Host) time.Time {
+	return time.Now().Add(-(monotonicNow() - h.Launched()))
+}
+
+// waitNodes waits until the manager lists n nodes, all ready, and returns
+// the last list and whether it got there within d.
+func waitNodes(ctx context.Context, cl *client.Client, n int, d time.Duration) ([]api.Node, bool) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var last []api.Node
+	for {
+		if nodes, err := cl.Nodes(ctx, client.ReadOptions{}); err == nil {
+			last = nodes
+			ready := 0
+			for _, nd := range nodes {
+				if nd.Status.State == api.NodeReady {
+					ready++
+				}
+			}
+			if len(nodes) == n && ready == n {
+				return nodes, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func nodeSummary(nodes []api.Node) string {
+	var parts []string
+	for _, n := range nodes {
+		parts = append(parts, fmt.Sprintf("%s at %s %s (%s)", n.Description.Hostname, n.Description.Addr, n.Status.State, n.Status.Message))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// waitRunningOn waits until service has a running task on n different
+// nodes and returns those nodes.
+func waitRunningOn(ctx context.Context, cl *client.Client, service string, n int, d time.Duration) (map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var last []api.Task
+	for {
+		ts, err := cl.Tasks(ctx, tasksOf(service))
+		if err == nil {
+			last = ts
+			on := map[string]bool{}
+			for _, tk := range ts {
+				if tk.Status.State == api.TaskRunning {
+					on[tk.NodeID] = true
+				}
+			}
+			if len(on) == n {
+				return on, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			var b strings.Builder
+			for _, tk := range last {
+				fmt.Fprintf(&b, "\n  task %s on node %s: %s (%s)", tk.ID, tk.NodeID, tk.Status.State, tk.Status.Message)
+			}
+			return nil, fmt.Errorf("no running task on %d nodes after %s:%s", n, d, b.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

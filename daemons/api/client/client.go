@@ -68,6 +68,21 @@ func New(host string) (*Client, error) {
 	return c, nil
 }
 
+// NewHTTP makes a client that sends its requests with hc to base, an
+// http(s)://AUTHORITY URL: for transports New does not make, such as a
+// worker's mTLS client of a manager's node port (base https://NODEID).
+// Close closes hc's idle connections.
+func NewHTTP(base string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: base %q: use http(s)://HOST", base)
+	}
+	if hc == nil {
+		return nil, fmt.Errorf("client: base %s: no HTTP client", base)
+	}
+	return &Client{host: base, base: u.Scheme + "://" + u.Host, hc: hc}, nil
+}
+
 // Host is the address the client was made for.
 func (c *Client) Host() string { return c.host }
 

@@ -15,7 +15,7 @@ import (
 // The follower's defaults, in one place.
 const (
 	defaultMinBackoff     = 100 * time.Millisecond
-	defaultMaxBackoff     = 5 * time.Second
+	defaultMaxBackoff     = 2 * time.Second
 	defaultConnectTimeout = 10 * time.Second
 	// Managers ping an idle watch every 10 s: three and a half missed
 	// pings mean the stream is dead.
@@ -42,7 +42,7 @@ type FollowOptions struct {
 	// last whole index handed out.
 	Query WatchQuery
 	// MinBackoff and MaxBackoff bound the wait between sessions
-	// (defaults 100ms and 5s). It doubles after each session that made
+	// (defaults 100ms and 2s). It doubles after each session that made
 	// no progress and drops back to MinBackoff after one that did (the
 	// stream said it was whole at some index).
 	MinBackoff, MaxBackoff time.Duration

@@ -1,7 +1,11 @@
 // Package client is the typed Go client of Warren's HTTP API, used by
 // warrenctl, the agent, dns, ingress and the tests. It talks to a manager
 // over its unix socket (unix:///run/warren/api.sock, the default) or over
-// HTTP(S).
+// HTTP(S), or over a transport of the caller's (NewHTTP).
+//
+// Follower is the one watch follower of the daemons (agent, dns, the
+// worker's replica): it turns a watch stream into batches of whole indexes
+// (api.WatchBatch), reconnects and resumes. Watch is the raw stream.
 package client
 
 import (

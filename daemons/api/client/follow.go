@@ -33,9 +33,9 @@ var ErrStopFollowing = errors.New("client: stop following the watch")
 type FollowOptions struct {
 	// Client is the manager followed.
 	Client *Client
-	// Pick, when set instead of Client, chooses the client each session
-	// opens its stream on (a worker turning through its managers). An
-	// error counts as a failed session.
+	// Pick, when set, is used instead of Client: it chooses the client
+	// each session opens its stream on (a worker turning through its
+	// managers). An error counts as a failed session.
 	Pick func() (*Client, error)
 	// Query selects the watch. Query.Index is where the first session
 	// starts (0: with a full resend); later sessions resume after the
@@ -150,7 +150,8 @@ func (f *Follower) Status() FollowStatus {
 
 // Run follows the watch until ctx ends, then returns ctx's error. apply
 // gets the batches one at a time, from Run's goroutine, and owns their
-// events. It must take a batch whole or not at all: an error ends the
+// events; a batch without events is always a Reset (an index reached
+// without changes only moves Status().Index). It must take a batch whole or not at all: an error ends the
 // session and the batch is read again in the next one (after the
 // backoff), unless the error wraps ErrStopFollowing, which Run returns.
 // Run is called once.

@@ -81,10 +81,10 @@ type Agent struct {
 	health       map[string]context.CancelFunc // task → its probe loop
 	published    string                        // key of the ports last published
 
-	runCtx      context.Context // Run's context, for work that outlives a loop
-	watchActive atomic.Int64    // unix nanos of the watch loop's last sign of life
-	ready       chan struct{}
-	readyOnce   sync.Once
+	runCtx    context.Context                 // Run's context, for work that outlives a loop
+	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // New makes an agent; Run starts it.
@@ -122,7 +122,6 @@ func New(cfg Config) (*Agent, error) {
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{},
 		ready: make(chan struct{})}
-	a.watchActive.Store(time.Now().UnixNano())
 	return a, nil
 }
 
@@ -532,86 +531,57 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 
 // watchLoop keeps a.tasks equal to the tasks assigned to this node.
 func (a *Agent) watchLoop(ctx context.Context) {
-	var index uint64
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		a.watchActive.Store(time.Now().UnixNano())
-		w, err := a.api.Watch(ctx, client.WatchQuery{Index: index, Kinds: []string{api.KindTask}, Node: a.nodeID})
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			a.log.Warn("watch tasks", "err", err)
-			sleepCtx(ctx, backoff)
-			backoff = min(2*backoff, 2*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		index = a.readWatch(w, index)
-		w.Close()
-	}
+	f := client.NewFollower(client.FollowOptions{Client: a.api, Logger: a.log.With("watch", "tasks"),
+		Query: client.WatchQuery{Kinds: []string{api.KindTask}, Node: a.nodeID}})
+	a.watch.Store(f)
+	f.Run(ctx, a.applyTasks)
 }
 
-func (a *Agent) readWatch(w *client.Watcher, index uint64) uint64 {
-	var fresh map[string]*api.Task // being refilled after a reset
-	for {
-		ev, err := w.Next()
-		if err != nil {
-			return index
+// applyTasks takes a batch of the task watch in: a full resend replaces
+// a.tasks (and makes the agent synced), changes update it. Reconcile
+// runs once per batch.
+func (a *Agent) applyTasks(b api.WatchBatch) error {
+	put := make([]*api.Task, len(b.Events))
+	for i, ev := range b.Events {
+		if ev.Op == api.OpDelete {
+			continue
 		}
-		a.watchActive.Store(time.Now().UnixNano())
-		switch ev.Op {
-		case api.OpReset:
-			fresh = map[string]*api.Task{}
-		case api.OpSynced:
-			a.mu.Lock()
-			a.tasks, a.synced = fresh, true
-			a.mu.Unlock()
-			fresh = nil
-			index = ev.Index
-			a.kickReconcile()
-		case api.OpCreate, api.OpUpdate:
-			var t api.Task
-			if err := json.Unmarshal(ev.Object, &t); err != nil {
-				a.log.Error("watch: bad task", "err", err)
-				continue
-			}
-			if fresh != nil {
-				fresh[t.ID] = &t
-				continue
-			}
-			a.mu.Lock()
-			a.tasks[t.ID] = &t
-			a.mu.Unlock()
-			index = ev.Index
-			a.kickReconcile()
-		case api.OpDelete:
-			if fresh != nil {
-				delete(fresh, ev.ID)
-				continue
-			}
-			a.mu.Lock()
+		var t api.Task
+		if err := json.Unmarshal(ev.Object, &t); err != nil || t.ID == "" {
+			a.log.Error("watch: undecodable task; ignored", "id", ev.ID, "index", ev.Index, "err", err)
+			continue
+		}
+		put[i] = &t
+	}
+	a.mu.Lock()
+	if b.Reset {
+		a.tasks, a.synced = make(map[string]*api.Task, len(b.Events)), true
+	}
+	for i, ev := range b.Events {
+		switch {
+		case ev.Op == api.OpDelete:
 			delete(a.tasks, ev.ID)
 			delete(a.reported, ev.ID)
-			a.mu.Unlock()
-			index = ev.Index
-			a.kickReconcile()
-		case api.OpPing:
-			if fresh == nil {
-				index = max(index, ev.Index)
-			}
+		case put[i] != nil:
+			a.tasks[put[i].ID] = put[i]
 		}
 	}
+	a.mu.Unlock()
+	a.kickReconcile()
+	return nil
 }
 
 // Healthy is the watchdog's check: the runtime answers and the watch loop
-// is alive (connected, or retrying).
+// is alive (connected, or retrying; before it begins only the runtime
+// counts).
 func (a *Agent) Healthy(ctx context.Context) error {
 	if err := a.rt.Ping(ctx); err != nil {
 		return fmt.Errorf("container runtime: %w", err)
 	}
-	if since := time.Since(time.Unix(0, a.watchActive.Load())); since > 45*time.Second {
-		return fmt.Errorf("the task watch has shown no sign of life for %s", since.Round(time.Second))
+	if f := a.watch.Load(); f != nil {
+		if since := time.Since(f.Status().Alive); since > 45*time.Second {
+			return fmt.Errorf("the task watch has shown no sign of life for %s", since.Round(time.Second))
+		}
 	}
 	return nil
 }

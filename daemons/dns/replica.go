@@ -19,45 +19,35 @@ type ReplicaConfig struct {
 	API *client.Client
 	// Table is the domain and TTL of the tables built (Index is ignored).
 	Table TableOptions
-	// MinBackoff and MaxBackoff bound the wait between reconnects
-	// (defaults 100ms and 5s).
-	MinBackoff, MaxBackoff time.Duration
-	// ConnectTimeout bounds opening the watch, until the response headers
-	// (default 35s: the manager sends them with its first line, which for
-	// a resumed watch of an idle cluster is the first ping, after 10s).
-	ConnectTimeout time.Duration
-	// IdleTimeout ends a watch that brought neither an event nor a ping
-	// for that long (default 35s: the manager pings every 10s).
-	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// MinBackoff, MaxBackoff, ConnectTimeout and IdleTimeout tune the
+	// watch (client.FollowOptions; zero takes the follower's defaults).
+	MinBackoff, MaxBackoff      time.Duration
+	ConnectTimeout, IdleTimeout time.Duration
+	Logger                      *slog.Logger
 }
 
 // Replica is warren-dns's copy of the cluster's services and tasks: one
-// watch on the local manager (kinds service and task), applied in batches,
-// each batch published as a new immutable Table.
+// watch on the local manager (kinds service and task), followed by a
+// client.Follower, each batch it hands out applied and published as a new
+// immutable Table.
 //
-//	manager ─watch─▶ reader ─events─▶ apply (maps) ─▶ BuildTable ─atomic swap─▶ Table()
+//	manager ─watch─▶ Follower ─batch─▶ apply (maps) ─▶ BuildTable ─atomic swap─▶ Table()
 //
 // A watch that ends (manager restarting, socket gone, silence past
-// IdleTimeout) is reopened with backoff, resuming after the last index
-// applied; the published table keeps being served meanwhile. A full resend
-// (reset … synced) is gathered apart and swapped in whole, so a query
-// never sees half a state.
+// IdleTimeout) is reopened with backoff, resuming after the last whole
+// index; the published table keeps being served meanwhile. A full resend
+// comes as one batch and is swapped in whole, so a query never sees half
+// a state.
 type Replica struct {
-	cfg ReplicaConfig
-	log *slog.Logger
+	cfg    ReplicaConfig
+	log    *slog.Logger
+	follow *client.Follower
 
-	table     atomic.Pointer[Table]
-	synced    chan struct{}
-	syncOnce  sync.Once
-	alive     atomic.Int64 // unix nanos: the watch loop's last sign of life
-	connected atomic.Bool
-	downSince atomic.Int64 // unix nanos: when the watch last ended, 0 while connected
+	table    atomic.Pointer[Table]
+	synced   chan struct{}
+	syncOnce sync.Once
 
-	// Owned by Run.
-	state   replicaState
-	staging *replicaState // during a reset
-	index   uint64
+	state replicaState // owned by Run
 }
 
 type replicaState struct {
@@ -71,25 +61,18 @@ func newState() replicaState {
 
 // NewReplica makes a replica serving an empty table until Run has synced.
 func NewReplica(cfg ReplicaConfig) *Replica {
-	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff = 100 * time.Millisecond
-	}
-	if cfg.MaxBackoff == 0 {
-		cfg.MaxBackoff = 5 * time.Second
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 35 * time.Second
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 35 * time.Second
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	r := &Replica{cfg: cfg, log: cfg.Logger, synced: make(chan struct{}), state: newState()}
+	r.follow = client.NewFollower(client.FollowOptions{
+		Client:     cfg.API,
+		Query:      client.WatchQuery{Kinds: []string{api.KindService, api.KindTask}},
+		MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff,
+		ConnectTimeout: cfg.ConnectTimeout, IdleTimeout: cfg.IdleTimeout,
+		Logger: cfg.Logger,
+	})
 	r.table.Store(BuildTable(cfg.Table, nil, nil))
-	r.alive.Store(time.Now().UnixNano())
-	r.downSince.Store(time.Now().UnixNano())
 	return r
 }
 
@@ -100,13 +83,13 @@ func (r *Replica) Table() *Table { return r.table.Load() }
 func (r *Replica) Synced() <-chan struct{} { return r.synced }
 
 // Connected says whether the watch is open.
-func (r *Replica) Connected() bool { return r.connected.Load() }
+func (r *Replica) Connected() bool { return r.follow.Status().Connected }
 
 // Alive returns an error if the watch loop showed no sign of life for
 // maxAge: it is stuck. A loop waiting to reconnect to an absent manager is
 // alive.
 func (r *Replica) Alive(maxAge time.Duration) error {
-	if age := time.Since(time.Unix(0, r.alive.Load())); age > maxAge {
+	if age := time.Since(r.follow.Status().Alive); age > maxAge {
 		return fmt.Errorf("dns: the watch loop has been stuck for %s", age.Round(time.Second))
 	}
 	return nil
@@ -117,145 +100,41 @@ func (r *Replica) Status() string {
 	t := r.Table()
 	s, n, h := t.Counts()
 	line := fmt.Sprintf("%d services, %d tasks (%d healthy) at index %d", s, n, h, t.Index())
-	if r.Connected() {
+	st := r.follow.Status()
+	if st.Connected {
 		return line + "; watching the manager"
 	}
-	since := time.Unix(0, r.downSince.Load())
-	return line + fmt.Sprintf("; manager unreachable for %s, answering from the last state", time.Since(since).Round(time.Second))
+	return line + fmt.Sprintf("; manager unreachable for %s, answering from the last state", time.Since(st.Since).Round(time.Second))
 }
 
 // Run watches the manager until ctx ends.
 func (r *Replica) Run(ctx context.Context) error {
-	backoff := r.cfg.MinBackoff
-	for {
-		r.touch()
-		progressed, err := r.session(ctx)
-		wasConnected := r.connected.Swap(false)
-		if wasConnected {
-			r.downSince.Store(time.Now().UnixNano())
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if progressed {
-			backoff = r.cfg.MinBackoff
-		}
-		if wasConnected {
-			r.log.Warn("manager watch ended; answering from the last state while reconnecting", "index", r.index, "err", err)
-		} else {
-			r.log.Debug("manager watch failed", "index", r.index, "err", err, "retry_in", backoff)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	err := r.follow.Run(ctx, r.apply)
+	if ctx.Err() != nil {
+		return nil
 	}
+	return fmt.Errorf("dns: watch: %w", err)
 }
 
-func (r *Replica) touch() { r.alive.Store(time.Now().UnixNano()) }
-
-// session runs one watch until it fails. progressed says it applied
-// something.
-func (r *Replica) session(ctx context.Context) (progressed bool, err error) {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	connectTimer := time.AfterFunc(r.cfg.ConnectTimeout, cancel)
-	w, err := r.cfg.API.Watch(wctx, client.WatchQuery{Index: r.index, Kinds: []string{api.KindService, api.KindTask}})
-	late := !connectTimer.Stop()
-	if err != nil {
-		return false, err
+// apply takes one batch of the watch in and publishes the table of the
+// result: queries see the state before the batch or after it, never in
+// between, and a full resend replaces everything.
+func (r *Replica) apply(b api.WatchBatch) error {
+	if b.Reset {
+		r.state = newState()
 	}
-	defer w.Close()
-	if late {
-		return false, fmt.Errorf("dns: the watch took over %s to open", r.cfg.ConnectTimeout)
+	for _, ev := range b.Events {
+		r.applyEvent(&r.state, ev)
 	}
-	r.staging = nil
-	if r.connected.CompareAndSwap(false, true) {
-		if down := r.downSince.Swap(0); r.index > 0 && down != 0 {
-			r.log.Info("watching the manager again", "after_index", r.index, "down_for", time.Since(time.Unix(0, down)).Round(time.Millisecond))
-		} else {
-			r.log.Info("watching the manager", "after_index", r.index)
-		}
-	}
-
-	events := make(chan api.Event, 256)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			ev, err := w.Next()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case events <- ev:
-			case <-wctx.Done():
-				return
-			}
-		}
-	}()
-	idle := time.NewTimer(r.cfg.IdleTimeout)
-	defer idle.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return progressed, ctx.Err()
-		case err := <-errc:
-			return progressed, err
-		case <-idle.C:
-			return progressed, fmt.Errorf("dns: no event nor ping from the manager for %s", r.cfg.IdleTimeout)
-		case ev := <-events:
-			changed := r.apply(ev)
-		drain:
-			for range 1024 {
-				select {
-				case ev := <-events:
-					changed = r.apply(ev) || changed
-				default:
-					break drain
-				}
-			}
-			if changed {
-				r.publish()
-				progressed = true
-			}
-			idle.Reset(r.cfg.IdleTimeout)
-			r.touch()
-		}
-	}
-}
-
-// apply takes one event into the replica (or the reset being gathered);
-// it says whether the published state must be rebuilt.
-func (r *Replica) apply(ev api.Event) bool {
-	switch ev.Op {
-	case api.OpReset:
-		s := newState()
-		r.staging = &s
-		return false
-	case api.OpSynced:
-		if r.staging != nil {
-			r.state, r.staging = *r.staging, nil
-		}
-		r.index = max(r.index, ev.Index)
+	r.publish(b.Index)
+	if b.Reset {
 		r.syncOnce.Do(func() { close(r.synced) })
-		return true
-	case api.OpPing:
-		if r.staging == nil {
-			r.index = max(r.index, ev.Index)
-		}
-		return false
-	case api.OpCreate, api.OpUpdate, api.OpDelete:
-	default:
-		r.log.Warn("unknown watch event; ignored", "op", ev.Op, "index", ev.Index)
-		return false
 	}
-	st := &r.state
-	if r.staging != nil {
-		st = r.staging
-	}
+	return nil
+}
+
+// applyEvent folds one change into st.
+func (r *Replica) applyEvent(st *replicaState, ev api.Event) {
 	switch ev.Kind {
 	case api.KindService:
 		if ev.Op == api.OpDelete {
@@ -288,15 +167,11 @@ func (r *Replica) apply(ev api.Event) bool {
 			Slot: t.Slot, NodeID: t.NodeID, DesiredState: t.DesiredState,
 			Status: api.TaskStatus{State: t.Status.State, Addr: t.Status.Addr, Health: t.Status.Health}}
 	}
-	if r.staging != nil {
-		return false
-	}
-	r.index = max(r.index, ev.Index)
-	return true
 }
 
-// publish builds the table of the current state and swaps it in.
-func (r *Replica) publish() {
+// publish builds the table of the current state, whole at index, and
+// swaps it in.
+func (r *Replica) publish(index uint64) {
 	services := make([]*api.Service, 0, len(r.state.services))
 	for _, s := range r.state.services {
 		services = append(services, s)
@@ -306,6 +181,6 @@ func (r *Replica) publish() {
 		tasks = append(tasks, t)
 	}
 	o := r.cfg.Table
-	o.Index = r.index
+	o.Index = index
 	r.table.Store(BuildTable(o, services, tasks))
 }

@@ -141,7 +141,9 @@ func TestReplicaFollowsTheWatch(t *testing.T) {
 		t.Fatal("Synced() not closed after a synced line")
 	}
 	waitAnswers(t, r, "web.warren.internal.", "10.0.0.1")
+	// Index 6 is whole once the manager's ping after it says so.
 	w1.lines <- event(6, api.OpCreate, api.KindTask, taskObj{t2})
+	w1.lines <- event(6, api.OpPing, "", nil)
 	waitAnswers(t, r, "web.warren.internal.", "10.0.0.1", "10.0.0.2")
 	w1.lines <- event(9, api.OpPing, "", nil)
 
@@ -174,8 +176,10 @@ func TestReplicaFollowsTheWatch(t *testing.T) {
 	t3u := *t3
 	t3u.Status.Health = "unhealthy"
 	w2.lines <- event(21, api.OpUpdate, api.KindTask, taskObj{&t3u})
+	w2.lines <- event(21, api.OpPing, "", nil)
 	waitAnswers(t, r, "web.warren.internal.")
 	w2.lines <- event(22, api.OpDelete, api.KindTask, taskObj{&t3u})
+	w2.lines <- event(22, api.OpPing, "", nil)
 	waitAnswers(t, r, "web.3.t3.warren.internal.")
 
 	// Silence past IdleTimeout: the replica reconnects by itself.

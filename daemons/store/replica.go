@@ -19,13 +19,6 @@ import (
 type Replica struct {
 	state *State
 	hub   *Hub
-	fresh []api.Event // a full resend being collected, until synced
-	reset bool
-	// pending holds the events of one index until it is complete: an event
-	// of a later index, a ping or a synced line says it is. One Raft entry
-	// may change many objects; the local hub must get them all at once, or
-	// a watcher that reads in between misses the rest.
-	pending []api.Event
 }
 
 // NewReplica makes a replica over state, publishing to hub.
@@ -34,36 +27,34 @@ func NewReplica(state *State, hub *Hub) *Replica { return &Replica{state: state,
 // Index is the manager index the replica has applied.
 func (r *Replica) Index() uint64 { return r.state.AppliedIndex() }
 
-// Apply folds one event of a watch stream in.
-func (r *Replica) Apply(ev api.Event) error {
-	switch ev.Op {
-	case api.OpReset:
-		r.fresh, r.reset, r.pending = nil, true, nil
-		return nil
-	case api.OpSynced:
-		if !r.reset {
-			return nil
-		}
-		err := r.replaceAll(r.fresh, ev.Index)
-		r.fresh, r.reset = nil, false
-		return err
-	case api.OpPing:
-		return r.Flush()
-	case api.OpCreate, api.OpUpdate, api.OpDelete:
-		if r.reset {
-			r.fresh = append(r.fresh, ev)
-			return nil
-		}
-		if len(r.pending) > 0 && ev.Index != r.pending[0].Index {
-			if err := r.Flush(); err != nil {
+// ApplyBatch folds one batch of a watch stream (client.Follower's) in, in
+// one transaction. A Reset batch replaces the whole replica and makes the
+// local watchers resync; changes are published to the local hub together,
+// so a local watcher never reads part of an index.
+func (r *Replica) ApplyBatch(b api.WatchBatch) error {
+	if b.Reset {
+		return r.replaceAll(b.Events, b.Index)
+	}
+	var cs []Change
+	err := r.state.update(func(tx *bolt.Tx) error {
+		for _, ev := range b.Events {
+			c, err := replicaPut(tx, ev)
+			if err != nil {
 				return err
 			}
+			if c != nil {
+				cs = append(cs, *c)
+			}
 		}
-		r.pending = append(r.pending, ev)
-		return nil
+		return writeIndex(tx, max(readIndex(tx), b.Index))
+	})
+	if err != nil {
+		return fmt.Errorf("store: replica: apply up to index %d: %w", b.Index, err)
 	}
-	return fmt.Errorf("store: replica: unknown watch op %q", ev.Op)
+	r.hub.publish(cs, b.Index)
+	return nil
 }
+
 
 // replicaKeys are the fields the indexes need.
 type replicaKeys struct {
@@ -79,35 +70,6 @@ func keysOf(raw []byte) (replicaKeys, error) {
 	var k replicaKeys
 	err := json.Unmarshal(raw, &k)
 	return k, err
-}
-
-// Flush applies the events held for an index, in one transaction, and
-// publishes them together.
-func (r *Replica) Flush() error {
-	if len(r.pending) == 0 {
-		return nil
-	}
-	evs := r.pending
-	r.pending = nil
-	index := evs[0].Index
-	var cs []Change
-	err := r.state.update(func(tx *bolt.Tx) error {
-		for _, ev := range evs {
-			c, err := replicaPut(tx, ev)
-			if err != nil {
-				return err
-			}
-			if c != nil {
-				cs = append(cs, *c)
-			}
-		}
-		return writeIndex(tx, max(readIndex(tx), index))
-	})
-	if err != nil {
-		return fmt.Errorf("store: replica: %w", err)
-	}
-	r.hub.publish(cs, index)
-	return nil
 }
 
 // replaceAll swaps the whole replica for a resend.
@@ -129,7 +91,7 @@ func (r *Replica) replaceAll(evs []api.Event, index uint64) error {
 		return writeIndex(tx, index)
 	})
 	if err != nil {
-		return fmt.Errorf("store: replica: %w", err)
+		return fmt.Errorf("store: replica: replace all at index %d: %w", index, err)
 	}
 	r.hub.Reset(index) // local watchers resync from the new state
 	return nil

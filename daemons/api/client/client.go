@@ -1,7 +1,11 @@
 // Package client is the typed Go client of Warren's HTTP API, used by
 // warrenctl, the agent, dns, ingress and the tests. It talks to a manager
 // over its unix socket (unix:///run/warren/api.sock, the default) or over
-// HTTP(S).
+// HTTP(S), or over a transport of the caller's (NewHTTP).
+//
+// Follower is the one watch follower of the daemons (agent, dns, the
+// worker's replica): it turns a watch stream into batches of whole indexes
+// (api.WatchBatch), reconnects and resumes. Watch is the raw stream.
 package client
 
 import (
@@ -66,6 +70,21 @@ func New(host string) (*Client, error) {
 		return nil, fmt.Errorf("client: host %q: use unix:///path/to/api.sock or http://host:port", host)
 	}
 	return c, nil
+}
+
+// NewHTTP makes a client that sends its requests with hc to base, an
+// http(s)://AUTHORITY URL: for transports New does not make, such as a
+// worker's mTLS client of a manager's node port (base https://NODEID).
+// Close closes hc's idle connections.
+func NewHTTP(base string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: base %q: use http(s)://HOST", base)
+	}
+	if hc == nil {
+		return nil, fmt.Errorf("client: base %s: no HTTP client", base)
+	}
+	return &Client{host: base, base: u.Scheme + "://" + u.Host, hc: hc}, nil
 }
 
 // Host is the address the client was made for.

@@ -22,6 +22,10 @@ type WatchQuery struct {
 	Kinds   []string // api.KindService, KindTask, KindNode; empty: all
 	Node    string   // only tasks on this node
 	Service string   // only tasks of this service
+	// Worker asks for a worker node's scope (its own tasks and node in
+	// full, the rest as public projections). A manager sets it from a
+	// worker's certificate whatever the worker asks.
+	Worker string
 }
 
 // Watcher reads one watch stream.
@@ -44,6 +48,9 @@ func (c *Client) Watch(ctx context.Context, q WatchQuery) (*Watcher, error) {
 	}
 	if q.Service != "" {
 		v.Set("service", q.Service)
+	}
+	if q.Worker != "" {
+		v.Set("worker", q.Worker)
 	}
 	path := "/v1/watch"
 	if len(v) > 0 {

@@ -14,10 +14,6 @@ import (
 	"github.com/warren-edge/warren/daemons/store"
 )
 
-// PingEvery is how often an idle watch stream says it is still complete up
-// to the newest index, so that clients notice a dead connection.
-const PingEvery = 10 * time.Second
-
 // watchFilter reads ?kind=task,service&node=REF&service=REF.
 func (s *Server) watchFilter(r *http.Request) (*store.Filter, error) {
 	q := r.URL.Query()
@@ -78,7 +74,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush() // the client knows at once that the stream is open
 
 	ctx := r.Context()
-	ping := time.NewTicker(PingEvery)
+	ping := time.NewTicker(api.WatchPing)
 	defer ping.Stop()
 	buf := make([]store.Change, 0, 256)
 	resync := after == 0

@@ -13,21 +13,16 @@
 package worker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	json "github.com/segmentio/encoding/json"
-
 	"github.com/warren-edge/warren/daemons/api"
-	"github.com/warren-edge/warren/daemons/manager/controlapi"
+	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/manager/peer"
@@ -50,12 +45,11 @@ type Worker struct {
 	log     *slog.Logger
 	store   *core.Store
 	replica *store.Replica
+	follow  *client.Follower
 
-	mu        sync.Mutex
-	upstream  string    // the manager streamed from now, "" when offline
-	since     time.Time // when the upstream connected or was lost
-	alive     atomic.Int64
-	connected atomic.Bool
+	mu     sync.Mutex
+	picked string // the manager the follower's session streams from
+	turn   int
 }
 
 // New makes a worker's manager over its store.
@@ -63,100 +57,53 @@ func New(cfg Config, st *core.Store) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, store: st, replica: st.Replica(), since: time.Now()}
-	w.alive.Store(time.Now().UnixNano())
+	w := &Worker{cfg: cfg, log: cfg.Logger, store: st, replica: st.Replica()}
+	// The node's scope, from one manager after another: the watch
+	// follower resumes after the last whole index the replica holds.
+	w.follow = client.NewFollower(client.FollowOptions{
+		Pick:   w.pick,
+		Query:  client.WatchQuery{Index: w.replica.Index(), Worker: cfg.NodeID},
+		Logger: cfg.Logger.With("watch", "worker replica"),
+	})
 	return w
+}
+
+// pick chooses the manager the next session streams from: the managers in
+// turn.
+func (w *Worker) pick() (*client.Client, error) {
+	ids := w.cfg.Managers("")
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("this worker knows no manager to follow")
+	}
+	w.mu.Lock()
+	id := ids[w.turn%len(ids)]
+	w.turn++
+	w.picked = id
+	w.mu.Unlock()
+	if w.cfg.Peers == nil || w.cfg.Peers.Dialer == nil {
+		return nil, peer.ErrNoPeers
+	}
+	hc, base, err := w.cfg.Peers.Dialer.Client(id)
+	if err != nil {
+		return nil, fmt.Errorf("manager %s: %w", id, err)
+	}
+	return client.NewHTTP(base, hc)
 }
 
 // Run keeps the replica streaming from some manager until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for i := 0; ctx.Err() == nil; i++ {
-		w.alive.Store(time.Now().UnixNano())
-		ids := w.cfg.Managers("")
-		if len(ids) == 0 {
-			w.log.Warn("this worker knows no manager to follow")
-			core.Sleep(ctx, 2*time.Second)
-			continue
-		}
-		id := ids[i%len(ids)]
-		err := w.follow(ctx, id)
-		if ctx.Err() != nil {
-			return
-		}
-		if w.connected.Swap(false) {
-			w.mu.Lock()
-			w.upstream, w.since = "", time.Now()
-			w.mu.Unlock()
-			w.log.Warn("lost the manager; serving the last-known state", "manager", id, "err", err)
-		} else {
-			w.log.Debug("cannot follow manager", "manager", id, "err", err)
-		}
-		if core.Sleep(ctx, backoff) != nil {
-			return
-		}
-		backoff = min(2*backoff, 2*time.Second)
-		if w.connected.Load() {
-			backoff = 100 * time.Millisecond
-		}
-	}
+	w.follow.Run(ctx, w.replica.ApplyBatch)
 }
 
-// follow streams the worker scope from one manager until it fails.
-func (w *Worker) follow(ctx context.Context, id string) error {
-	index := w.replica.Index()
-	path := "/v1/watch?worker=" + w.cfg.NodeID
-	if index > 0 {
-		path += "&index=" + strconv.FormatUint(index, 10)
-	}
-	resp, err := w.cfg.Peers.Send(ctx, id, peer.Request{Method: http.MethodGet, Path: path})
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("manager %s: %s", id, resp.Status)
+// upstream is the manager streamed from now, "" when offline.
+func (w *Worker) upstream() (string, time.Time) {
+	st := w.follow.Status()
+	if !st.Connected {
+		return "", st.Since
 	}
 	w.mu.Lock()
-	w.upstream, w.since = id, time.Now()
-	w.mu.Unlock()
-	if !w.connected.Swap(true) {
-		w.log.Info("following manager", "manager", id, "from", index)
-	}
-	// A silent stream is a dead one: managers ping every PingEvery.
-	lines := make(chan []byte)
-	errc := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			select {
-			case lines <- append([]byte(nil), sc.Bytes()...):
-			case <-ctx.Done():
-				return
-			}
-		}
-		errc <- fmt.Errorf("stream from %s ended: %v", id, sc.Err())
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errc:
-			return err
-		case <-time.After(3 * controlapi.PingEvery):
-			return fmt.Errorf("no word from manager %s for %s", id, 3*controlapi.PingEvery)
-		case line := <-lines:
-			w.alive.Store(time.Now().UnixNano())
-			var ev api.Event
-			if err := json.Unmarshal(line, &ev); err != nil {
-				return fmt.Errorf("bad line from %s: %w", id, err)
-			}
-			if err := w.replica.Apply(ev); err != nil {
-				return err
-			}
-		}
-	}
+	defer w.mu.Unlock()
+	return w.picked, st.Since
 }
 
 // Relay passes the node's own writes (heartbeats, task statuses) to the
@@ -169,9 +116,7 @@ func (w *Worker) Relay(rw http.ResponseWriter, r *http.Request) {
 		httpx.Error(rw, httpx.BodyError(err))
 		return
 	}
-	w.mu.Lock()
-	up := w.upstream
-	w.mu.Unlock()
+	up, _ := w.upstream()
 	var lastErr error = fmt.Errorf("this worker knows no manager")
 	for _, id := range w.cfg.Managers(up) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -194,9 +139,10 @@ func (w *Worker) Relay(rw http.ResponseWriter, r *http.Request) {
 	httpx.Error(rw, api.Errorf(api.CodeUnavailable, "no manager answered (%v): the node keeps running its tasks and reports again", lastErr))
 }
 
-// Alive says whether the replica loop shows signs of life.
+// Alive says whether the replica loop shows signs of life (a loop waiting
+// to reconnect is alive; one stuck is not).
 func (w *Worker) Alive() error {
-	if since := time.Since(time.Unix(0, w.alive.Load())); since > 3*controlapi.PingEvery+10*time.Second {
+	if since := time.Since(w.follow.Status().Alive); since > 4*api.WatchPing+10*time.Second {
 		return fmt.Errorf("the replica loop has shown no sign of life for %s", since.Round(time.Second))
 	}
 	return nil
@@ -204,9 +150,7 @@ func (w *Worker) Alive() error {
 
 // Status is the one-line state of a worker.
 func (w *Worker) Status() string {
-	w.mu.Lock()
-	up, since := w.upstream, w.since
-	w.mu.Unlock()
+	up, since := w.upstream()
 	var tasks int
 	w.store.View(func(v *store.View) error { tasks = len(v.Tasks(store.TaskFilter{NodeID: w.cfg.NodeID})); return nil })
 	if up == "" {

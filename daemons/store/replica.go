@@ -55,7 +55,6 @@ func (r *Replica) ApplyBatch(b api.WatchBatch) error {
 	return nil
 }
 
-
 // replicaKeys are the fields the indexes need.
 type replicaKeys struct {
 	ID        string `json:"id"`

@@ -9,11 +9,13 @@ import (
 
 const module = "github.com/warren-edge/warren"
 
-// The project packages warrenctl may use: its own, and the API.
+// The project packages warrenctl may use: its own, the API, and the
+// certificates it speaks mTLS with to a node port (pki: crypto only).
 var allowedProject = []string{
 	module + "/ctl/",
 	module + "/daemons/api",
 	module + "/daemons/api/client",
+	module + "/daemons/pki",
 }
 
 // Outside packages that mean warrenctl reaches past the API.

@@ -89,6 +89,10 @@ func (m *Manager) routeTable() []route {
 		{"GET /v1/ca", authz.Rule{Who: authz.Readers | authz.Nodes}, here, ms.CAInfo},
 		{"POST /v1/ca/rotate", admin, onLeader, ms.RotateCA},
 
+		{"POST /v1/operators", admin, onLeader, ms.NewOperator},
+		{"GET /v1/operators", admin, readLeader, ms.ListOperators},
+		{"DELETE /v1/operators/{name}", admin, onLeader, ms.DeleteOperator},
+
 		{"POST /v1/internal/command", authz.Rule{Who: authz.Managers | authz.Admin}, onLeader, ms.InternalCommand},
 		{"POST /v1/internal/promote", authz.Rule{Who: authz.Managers | authz.Admin}, onLeader, ms.InternalPromote},
 

@@ -11,19 +11,25 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/pki"
 )
 
 // DefaultHost is where a node's manager listens.
@@ -31,13 +37,21 @@ const DefaultHost = "unix:///run/warren/api.sock"
 
 // Client calls one manager's API.
 type Client struct {
-	host string
-	base string // scheme://authority the HTTP client sees
-	hc   *http.Client
+	host  string
+	base  string // scheme://authority the HTTP client sees
+	hc    *http.Client
+	local bool // a unix socket
+	// Retry, when set, makes a call that found no leader, or no manager
+	// listening, try again (the same write: it is applied once) until it
+	// has tried for Retry or its context ends. warrenctl sets it; daemons
+	// that retry on their own leave it zero.
+	Retry time.Duration
 }
 
-// New makes a client for host: unix:///PATH, a plain socket path, or
-// http(s)://HOST:PORT. An empty host means DefaultHost.
+// New makes a client for host: unix:///PATH or a plain socket path (a
+// node's local API), or http://HOST:PORT (an API behind a proxy). An
+// empty host means DefaultHost. A manager's node port (https://HOST:PORT)
+// needs an operator's certificate: NewTLS.
 func New(host string) (*Client, error) {
 	if host == "" {
 		host = DefaultHost
@@ -59,17 +73,73 @@ func New(host string) (*Client, error) {
 		}
 		c.hc = &http.Client{Transport: tr}
 		c.base = "http://warren"
-	case strings.HasPrefix(host, "http://") || strings.HasPrefix(host, "https://"):
+		c.local = true
+	case strings.HasPrefix(host, "https://"):
+		return nil, fmt.Errorf("client: %s is a manager's node port: it speaks mutual TLS only; give an operator's certificate (warrenctl --tls-dir DIR, made by warrenctl operator add)", host)
+	case strings.HasPrefix(host, "http://"):
+		// Plain HTTP: a manager's API behind a proxy of the operator's
+		// own (or a test's fake). A node port refuses it (below).
 		u, err := url.Parse(host)
-		if err != nil {
-			return nil, fmt.Errorf("client: %q is not a URL: %w", host, err)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("client: %q is not a URL", host)
 		}
 		c.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-		c.base = u.Scheme + "://" + u.Host
+		c.base = "http://" + u.Host
 	default:
-		return nil, fmt.Errorf("client: host %q: use unix:///path/to/api.sock or http://host:port", host)
+		return nil, fmt.Errorf("client: host %q: use unix:///path/to/api.sock, or https://HOST:PORT with an operator's certificate", host)
 	}
 	return c, nil
+}
+
+// The files of an operator's credentials, as warrenctl operator add
+// writes them to a directory.
+const (
+	OperatorKeyFile  = "operator.key"
+	OperatorCertFile = "operator.crt"
+	OperatorCAFile   = "ca.crt"
+)
+
+// NewTLS makes a client for a manager's node port, https://HOST:PORT,
+// with the operator credentials in dir (OperatorKeyFile, OperatorCertFile,
+// OperatorCAFile). It trusts only the cluster's CA, and only a manager's
+// certificate at the other end.
+func NewTLS(host, dir string) (*Client, error) {
+	u, err := url.Parse(host)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("client: %q: a node port is https://HOST:PORT", host)
+	}
+	read := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("client: operator credentials: %w (make them with warrenctl operator add NAME --out %s on a manager)", err, dir)
+		}
+		return b, nil
+	}
+	keyPEM, err := read(OperatorKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := read(OperatorCertFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := read(OperatorCAFile)
+	if err != nil {
+		return nil, err
+	}
+	bundle, err := pki.ParseBundle(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", filepath.Join(dir, OperatorCAFile), err)
+	}
+	creds, err := pki.NewCredentials(certPEM, keyPEM, bundle)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s: %w", filepath.Join(dir, OperatorCertFile), err)
+	}
+	cfg := pki.ClientConfig(creds, pki.RequireRole(pki.RoleManager))
+	cfg.NextProtos = []string{"http/1.1"}
+	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	return &Client{host: host, base: "https://" + u.Host, hc: &http.Client{Transport: tr}}, nil
 }
 
 // NewHTTP makes a client that sends its requests with hc to base, an
@@ -97,13 +167,57 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 var ErrUnreachable = errors.New("client: cannot reach the warren manager")
 
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("client: encode request: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		raw = b
+	}
+	// A write is named once, so that sending it again (below, or through
+	// a manager that passes it on to a new leader) applies it once.
+	reqID := ""
+	if method != http.MethodGet && method != http.MethodHead {
+		reqID = newRequestID()
+	}
+	var deadline time.Time
+	if c.Retry > 0 {
+		deadline = time.Now().Add(c.Retry)
+	}
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		resp, err := c.send(ctx, method, path, raw, reqID)
+		if err == nil || deadline.IsZero() || !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			return resp, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// retryable says whether a failed call may succeed soon: no leader yet
+// (an election), or no manager listening on the socket or port (one
+// starting).
+func retryable(err error) bool {
+	return api.IsCode(err, api.CodeNotLeader) ||
+		errors.Is(err, ErrUnreachable) && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT))
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body []byte, reqID string) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
@@ -112,16 +226,26 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if reqID != "" {
+		req.Header.Set(api.RequestIDHeader, reqID)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w at %s (%w): is warren-manager running, and may you use its socket (root or group warren)?", ErrUnreachable, c.host, unwrapNet(err))
+		if c.local {
+			return nil, fmt.Errorf("%w at %s (%w): is warren-manager running, and may you use its socket (root or group warren)?", ErrUnreachable, c.host, unwrapNet(err))
+		}
+		return nil, fmt.Errorf("%w at %s (%w): is the address the manager's node port, and is the operator certificate of this cluster?", ErrUnreachable, c.host, unwrapNet(err))
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
-		return nil, decodeError(resp)
+		err := decodeError(resp)
+		if resp.StatusCode == http.StatusBadRequest && strings.Contains(err.Error(), "HTTP request to an HTTPS server") {
+			return nil, fmt.Errorf("client: %s is a manager's node port: it speaks mutual TLS only: use https:// with an operator's certificate (warrenctl --tls-dir DIR)", c.host)
+		}
+		return nil, err
 	}
 	return resp, nil
 }
@@ -409,4 +533,23 @@ func (c *Client) RotateCA(ctx context.Context, finish bool) (*api.CAInfo, error)
 		q = "?finish"
 	}
 	return &out, c.do(ctx, http.MethodPost, "/v1/ca/rotate"+q, struct{}{}, &out)
+}
+
+// AddOperator asks for an operator certificate for the key whose request
+// is in req (the key stays with the caller).
+func (c *Client) AddOperator(ctx context.Context, req api.OperatorRequest) (*api.OperatorResponse, error) {
+	var out api.OperatorResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/operators", req, &out)
+}
+
+// Operators lists the cluster's operators.
+func (c *Client) Operators(ctx context.Context) ([]api.Operator, error) {
+	var out []api.Operator
+	return out, c.do(ctx, http.MethodGet, "/v1/operators", nil, &out)
+}
+
+// RemoveOperator removes an operator: its certificates are refused from
+// then on.
+func (c *Client) RemoveOperator(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/operators/"+esc(name), nil, nil)
 }

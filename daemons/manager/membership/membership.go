@@ -189,6 +189,7 @@ type Handlers struct {
 	Join, Renew, CAInfo, RotateCA                 http.HandlerFunc
 	Promote, Demote                               http.HandlerFunc
 	InternalCommand, InternalPromote              http.HandlerFunc
+	NewOperator, ListOperators, DeleteOperator    http.HandlerFunc
 }
 
 // Handlers returns the handlers.
@@ -198,5 +199,6 @@ func (m *Membership) Handlers() Handlers {
 		Join: m.postJoin, Renew: m.postRenew, CAInfo: m.caInfo, RotateCA: m.rotateCA,
 		Promote: m.promoteNode, Demote: m.demoteNode,
 		InternalCommand: m.postInternalCommand, InternalPromote: m.postPromote,
+		NewOperator: m.postOperator, ListOperators: m.listOperators, DeleteOperator: m.deleteOperator,
 	}
 }

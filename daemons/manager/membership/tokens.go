@@ -111,14 +111,7 @@ func (m *Membership) postJoinToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := tokenInfo(rec, tok)
-	m.store.View(func(v *store.View) error {
-		for _, n := range v.Nodes() {
-			if n.Spec.Role == api.RoleManager && n.Description.Addr != "" {
-				info.Managers = append(info.Managers, n.Description.Addr)
-			}
-		}
-		return nil
-	})
+	info.Managers = m.managerAddrs()
 	httpx.JSON(w, http.StatusOK, info)
 }
 

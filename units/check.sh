@@ -59,16 +59,17 @@ if [ $scores_only = 0 ]; then
 		echo "units-check: systemd-analyze verify: ${#units[@]} units clean"
 	fi
 
-	if ! out=$(systemd-sysusers --root="$root" 2>&1) || ! grep -q '^warren:' "$root/etc/group" || ! grep -q '^warren-manager:' "$root/etc/passwd"; then
+	if ! out=$(systemd-sysusers --root="$root" 2>&1) || ! grep -q '^warren:' "$root/etc/group" || ! grep -q '^warren-view:' "$root/etc/group" || ! grep -q '^warren-manager:' "$root/etc/passwd"; then
 		echo "units-check: systemd-sysusers: $out" >&2
 		fail=1
 	fi
-	if ! out=$(systemd-tmpfiles --root="$root" --create 2>&1) || [ "$(stat -c %a "$root/run/warren")" != 750 ]; then
+	if ! out=$(systemd-tmpfiles --root="$root" --create 2>&1) || [ "$(stat -c %a "$root/run/warren")" != 751 ]; then
 		echo "units-check: systemd-tmpfiles: $out" >&2
 		fail=1
 	fi
 	if ! out=$(systemctl --root="$root" preset "${units[@]}" 2>&1) ||
 		[ ! -L "$root/etc/systemd/system/sockets.target.wants/warren-manager.socket" ] ||
+		[ ! -L "$root/etc/systemd/system/sockets.target.wants/warren-manager-read.socket" ] ||
 		[ ! -L "$root/etc/systemd/system/multi-user.target.wants/warren-agent.service" ] ||
 		[ -e "$root/etc/systemd/system/sockets.target.wants/warren-ingress.socket" ]; then
 		echo "units-check: systemctl preset: $out" >&2

@@ -75,6 +75,12 @@ func Activated() bool { return len(inherited()) > 0 }
 // is an error. A socket it binds gets mode 0660 and, if group "warren"
 // exists, that group.
 func UnixListener(name, path string) (net.Listener, error) {
+	return UnixListenerFor(name, path, "warren")
+}
+
+// UnixListenerFor is UnixListener for a socket of group (when the daemon
+// binds it itself).
+func UnixListenerFor(name, path, group string) (net.Listener, error) {
 	if l, ok, err := inheritedListener(name); ok {
 		return l, err
 	}
@@ -91,7 +97,7 @@ func UnixListener(name, path string) (net.Listener, error) {
 		return nil, fmt.Errorf("systemd: listen on %s: %w", path, err)
 	}
 	os.Chmod(path, 0o660)
-	if g, err := user.LookupGroup("warren"); err == nil {
+	if g, err := user.LookupGroup(group); err == nil {
 		if gid, err := strconv.Atoi(g.Gid); err == nil {
 			os.Chown(path, 0, gid)
 		}

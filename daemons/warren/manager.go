@@ -24,6 +24,7 @@ func runManager(args []string) error {
 	cfg := manager.Config{Labels: labelsFlag{}}
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/warren/manager", "directory for the Raft log, snapshots, state and node identity")
 	apiSocket := fs.String("api-socket", "/run/warren/api.sock", "unix socket of the local API (systemd socket name: api)")
+	readSocket := fs.String("read-socket", "", "unix socket of the read-only local API, for warren-dns and warren-ingress (systemd socket name: read); empty: none")
 	fs.StringVar(&cfg.AgentSocket, "agent-socket", "/run/warren/agent.sock", "this node's agent, which serves images and task logs")
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", "", "the node port, HOST:PORT, mTLS between nodes (systemd socket name: node); empty: this node only")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "HOST:PORT other nodes reach the node port at (default: derived from --listen-addr)")
@@ -83,6 +84,13 @@ Flags:
 		return err
 	}
 	defer apiL.Close()
+	var readL net.Listener
+	if *readSocket != "" || systemd.Has("read") {
+		if readL, err = systemd.UnixListenerFor("read", *readSocket, "warren-view"); err != nil {
+			return err
+		}
+		defer readL.Close()
+	}
 	var nodeL net.Listener
 	if cfg.ListenAddr != "" || systemd.Has("node") {
 		if nodeL, err = systemd.TCPListener("node", cfg.ListenAddr); err != nil {
@@ -105,13 +113,19 @@ Flags:
 			return err
 		}
 		cfg.JoinAddr, cfg.JoinToken, cfg.ForceNewCluster = "", "", false // once
-		serveErr := make(chan error, 1)
-		go func() { serveErr <- m.Serve(keepOpen{apiL}) }()
+		// Serve once ready: a client that connects during start-up (socket
+		// activation queues it) is answered by a manager that has a leader
+		// and its state, not told "no leader".
 		readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = m.WaitReady(readyCtx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("not ready yet; serving anyway", "err", err)
+		}
+		serveErr := make(chan error, 2)
+		go func() { serveErr <- m.Serve(keepOpen{apiL}) }()
+		if readL != nil {
+			go func() { serveErr <- m.ServeReadOnly(keepOpen{readL}) }()
 		}
 		log.Info("serving", "socket", *apiSocket, "node", m.NodeID(), "data_dir", cfg.DataDir)
 		if !ready {
@@ -154,6 +168,9 @@ Flags:
 		if !restart {
 			if !systemd.Has("api") {
 				os.Remove(*apiSocket) // a socket unit's file stays for the next start
+			}
+			if readL != nil && !systemd.Has("read") {
+				os.Remove(*readSocket)
 			}
 			return nil
 		}

@@ -53,6 +53,10 @@ type onceRecord struct {
 	Err    *api.Error      `json:"err,omitempty"`
 }
 
+// OnceApplied says whether the request with this ID was applied (and is
+// still remembered).
+func (v *View) OnceApplied(id string) bool { return v.tx.Bucket(bRequests).Get([]byte(id)) != nil }
+
 func applyOnce(w *wtx, c *Once) any {
 	if c.RequestID == "" || len(c.RequestID) > MaxRequestID || len(c.Command) == 0 || CommandType(c.Command[0]) == CmdOnce {
 		panic(fmt.Sprintf("store: entry %d: a malformed once command", w.index))

@@ -30,6 +30,7 @@ type Reader interface {
 // Raft is what the control API needs of a manager's core.
 type Raft interface {
 	Propose(ctx context.Context, t store.CommandType, payload any) (any, error)
+	Replaying(ctx context.Context) bool
 	Barrier(timeout time.Duration) error
 	LeaderID() string
 	State() (int, string)

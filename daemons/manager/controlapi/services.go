@@ -1,6 +1,7 @@
 package controlapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -33,10 +34,15 @@ func decodeSpec(w http.ResponseWriter, r *http.Request, spec *api.ServiceSpec) e
 // checkService normalises and validates a spec and checks it against the
 // local state (store.View.CheckServiceConflicts), so most bad writes never
 // reach Raft; the FSM checks the conflicts again when it applies the write.
-func (s *Server) checkService(spec *api.ServiceSpec, self string) error {
+// A request sent again (it was applied before) skips the state check: the
+// state has its own write in it, and Propose answers the first result.
+func (s *Server) checkService(ctx context.Context, spec *api.ServiceSpec, self string) error {
 	api.NormalizeSpec(spec)
 	if err := api.ValidateServiceSpec(spec); err != nil {
 		return err
+	}
+	if s.raft != nil && s.raft.Replaying(ctx) {
+		return nil
 	}
 	return s.store.View(func(v *store.View) error { return v.CheckServiceConflicts(self, spec) })
 }
@@ -81,7 +87,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, err)
 		return
 	}
-	if err := s.checkService(&spec, ""); err != nil {
+	if err := s.checkService(r.Context(), &spec, ""); err != nil {
 		httpx.Error(w, err)
 		return
 	}
@@ -205,7 +211,7 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, err)
 		return
 	}
-	if err := s.checkService(&spec, cur.ID); err != nil {
+	if err := s.checkService(r.Context(), &spec, cur.ID); err != nil {
 		httpx.Error(w, err)
 		return
 	}

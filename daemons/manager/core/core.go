@@ -136,6 +136,20 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestKey{}, &request{id: id})
 }
 
+// Replaying says whether ctx's request was applied before (it is being
+// sent again): a handler then leaves out the checks against the state
+// that its first run passed, and gets the first run's results from
+// Propose.
+func (c *Core) Replaying(ctx context.Context) bool {
+	req, ok := ctx.Value(requestKey{}).(*request)
+	if !ok {
+		return false
+	}
+	seen := false
+	c.View(func(v *store.View) error { seen = v.OnceApplied(req.id + "/1"); return nil })
+	return seen
+}
+
 // applyTimeout bounds how long a write waits to be committed.
 const applyTimeout = 10 * time.Second
 

@@ -54,6 +54,8 @@ type memNet struct {
 	servers map[string]*httptest.Server
 	cut     map[[2]string]bool
 	conns   map[[2]string][]net.Conn
+	// paused members take requests and answer none until resumed.
+	paused map[string]chan struct{}
 }
 
 func (n *memNet) isCut(a, b string) bool {
@@ -64,7 +66,19 @@ func (n *memNet) isCut(a, b string) bool {
 
 // serve starts (or replaces) a member's loopback server.
 func (n *memNet) serve(id string, h http.Handler) {
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.mu.Lock()
+		hold := n.paused[id]
+		n.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold: // resumed: answer now, as a process woken by SIGCONT
+			case <-r.Context().Done():
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
 	n.mu.Lock()
 	old := n.servers[id]
 	n.servers[id] = srv
@@ -316,6 +330,40 @@ func (c *Cluster) Partition(group ...*Member) {
 				}
 				c.net.cut[[2]string{a.ID, b.ID}] = true
 			}
+		}
+	}
+}
+
+// Pause makes a member stop answering, as a process under SIGSTOP: its
+// Raft links go silent and the requests it is sent wait, unanswered,
+// until Resume.
+func (c *Cluster) Pause(m *Member) {
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	for _, b := range c.Managers {
+		if b != m && m.trans != nil && b.trans != nil {
+			m.trans.Disconnect(raft.ServerAddress(b.ID))
+			b.trans.Disconnect(raft.ServerAddress(m.ID))
+		}
+	}
+	if c.net.paused == nil {
+		c.net.paused = map[string]chan struct{}{}
+	}
+	c.net.paused[m.ID] = make(chan struct{})
+}
+
+// Resume undoes Pause.
+func (c *Cluster) Resume(m *Member) {
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	if ch := c.net.paused[m.ID]; ch != nil {
+		close(ch)
+		delete(c.net.paused, m.ID)
+	}
+	for _, b := range c.Managers {
+		if b != m && m.trans != nil && b.trans != nil {
+			m.trans.Connect(raft.ServerAddress(b.ID), b.trans)
+			b.trans.Connect(raft.ServerAddress(m.ID), m.trans)
 		}
 	}
 }

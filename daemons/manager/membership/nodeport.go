@@ -180,10 +180,14 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // The node port's bounds: a slow or silent client cannot hold a
 // connection (and its goroutine and buffers) for long, and no client can
-// open connections without limit.
-const (
+// open connections without limit. (Variables: tests shorten them.)
+var (
 	handshakeTimeout = 10 * time.Second
-	headerTimeout    = 10 * time.Second
+	maxConnsPerHost  = 256
+)
+
+const (
+	headerTimeout = 10 * time.Second
 	// bodyTimeout bounds reading a request (uploads that need longer extend
 	// it themselves, see ExtendRead).
 	bodyTimeout = time.Minute
@@ -192,8 +196,7 @@ const (
 	maxHeaderBytes = 64 << 10
 	// maxConns bounds the node port's connections; maxConnsPerHost those
 	// of one address (a site of devices behind one NAT shares one).
-	maxConns        = 2048
-	maxConnsPerHost = 256
+	maxConns = 2048
 )
 
 func newNodePort(m *Membership, l net.Listener) *nodePort {

@@ -18,3 +18,11 @@ func SetCAPollForTest(d time.Duration) func() {
 	workerCAPoll = d
 	return func() { workerCAPoll = old }
 }
+
+// SetNodePortLimitsForTest shortens the TLS handshake's deadline and
+// lowers the connections one address may hold (node ports opened after).
+func SetNodePortLimitsForTest(handshake time.Duration, perHost int) func() {
+	oldH, oldP := handshakeTimeout, maxConnsPerHost
+	handshakeTimeout, maxConnsPerHost = handshake, perHost
+	return func() { handshakeTimeout, maxConnsPerHost = oldH, oldP }
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,4 +207,65 @@ func sameContainers(a, b running) bool {
 		}
 	}
 	return true
+}
+
+// TestPausedLeaderWritesGoToTheNewLeader: the leader's process is stopped
+// (SIGSTOP: it keeps its sockets and answers nothing). A write sent to a
+// follower, which passes it on to the leader it knows, is answered by the
+// new leader once one is elected, well before the old one resumes, and
+// is applied once.
+func TestPausedLeaderWritesGoToTheNewLeader(t *testing.T) {
+	c := startCluster(t, 3, 0)
+	ctx := ctxFor(t, 2*time.Minute)
+	old, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var via *Host
+	for _, m := range c.Managers() {
+		if m != old {
+			via = m
+		}
+	}
+	const pause = 6 * time.Second
+	if err := old.Manager.Signal(syscall.SIGSTOP, 0); err == nil {
+		t.Fatalf("SIGSTOP: the leader %s exited", old.Name)
+	}
+	paused := time.Now()
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(pause)
+		old.Manager.Signal(syscall.SIGCONT, 0)
+	}()
+	t.Cleanup(func() { <-resumed })
+	s, err := via.Client.CreateService(ctx, idle("while-paused", nil))
+	took := time.Since(paused)
+	if err != nil {
+		t.Fatalf("a write through %s while the leader %s is paused: %v (after %s)", via.Name, old.Name, err, took)
+	}
+	t.Logf("the write through %s was answered %s after the leader %s was paused (for %s)", via.Name, took.Round(time.Millisecond), old.Name, pause)
+	if took > pause/2 {
+		t.Errorf("the write took %s: it waited on the paused leader instead of the new one", took)
+	}
+	<-resumed
+	eventually(t, 20*time.Second, "the paused manager catches up", func() error {
+		ss, err := old.Client.Services(ctx, client.ReadOptions{})
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, x := range ss {
+			if x.Spec.Name == "while-paused" {
+				n++
+				if x.ID != s.ID {
+					return fmt.Errorf("service while-paused has ID %s, the answer said %s", x.ID, s.ID)
+				}
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("%d services named while-paused", n)
+		}
+		return nil
+	})
 }

@@ -132,6 +132,12 @@ type CAInfo struct {
 // leader) applies it once: the cluster answers the first result.
 const RequestIDHeader = "X-Warren-Request"
 
+// TimeoutHeader says how long the caller waits for the answer (a Go
+// duration, such as 4.5s): a write that waits for an election gives up in
+// time to answer why, rather than be cut off. Without it a manager waits
+// at most 5 s.
+const TimeoutHeader = "X-Warren-Timeout"
+
 // ValidRequestID says whether s can name a request: 1 to 48 letters,
 // digits, '-', '_' and '.'.
 func ValidRequestID(s string) bool {

@@ -148,6 +148,17 @@ const (
 // leaderWait bounds how long a write waits for an election to end.
 const leaderWait = 5 * time.Second
 
+// leaderWaitFor is how long r may wait for a leader: leaderWait, or less
+// if its caller gives up sooner (api.TimeoutHeader), leaving the answer
+// time to reach it.
+func leaderWaitFor(r *http.Request) time.Duration {
+	d, err := time.ParseDuration(r.Header.Get(api.TimeoutHeader))
+	if err != nil || d <= 0 {
+		return leaderWait
+	}
+	return max(min(leaderWait, d*9/10-50*time.Millisecond), 0)
+}
+
 var (
 	errNoLeader  = "the managers have no leader now (an election is on, or no quorum is reachable): retry in a moment; if it persists, check that a majority of managers runs"
 	errNotLeader = "this manager is not the leader any more (leadership moved during the request): retry"
@@ -173,7 +184,7 @@ func (m *Manager) onLeader(h http.HandlerFunc) http.HandlerFunc {
 			httpx.Error(w, api.Errorf(api.CodeInvalid, "%s %q: give 1 to 48 letters, digits, '-', '_' or '.'", api.RequestIDHeader, reqID))
 			return
 		}
-		wait, cancel := context.WithTimeout(r.Context(), leaderWait)
+		wait, cancel := context.WithTimeout(r.Context(), leaderWaitFor(r))
 		defer cancel()
 		var body []byte
 		for {

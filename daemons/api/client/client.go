@@ -229,6 +229,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, req
 	if reqID != "" {
 		req.Header.Set(api.RequestIDHeader, reqID)
 	}
+	if d, ok := ctx.Deadline(); ok {
+		req.Header.Set(api.TimeoutHeader, time.Until(d).Round(time.Millisecond).String())
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

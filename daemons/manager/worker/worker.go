@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,7 +51,15 @@ type Worker struct {
 	mu     sync.Mutex
 	picked string // the manager the follower's session streams from
 	turn   int
+	// failed is when a relay to each manager last failed: those are tried
+	// last for a while, so a report does not wait out the dial timeout of
+	// a manager that is cut off every time.
+	failed map[string]time.Time
 }
+
+// relayPenalty is how long a manager a relay failed to reach is tried
+// last.
+const relayPenalty = 15 * time.Second
 
 // New makes a worker's manager over its store.
 func New(cfg Config, st *core.Store) *Worker {
@@ -118,13 +127,19 @@ func (w *Worker) Relay(rw http.ResponseWriter, r *http.Request) {
 	}
 	up, _ := w.upstream()
 	var lastErr error = fmt.Errorf("this worker knows no manager")
-	for _, id := range w.cfg.Managers(up) {
+	for _, id := range w.relayOrder(up) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		resp, err := w.cfg.Peers.Send(ctx, id, peer.Request{Method: r.Method, Path: r.URL.RequestURI(),
 			Body: body, ContentType: r.Header.Get("Content-Type")})
 		if err != nil {
 			cancel()
 			lastErr = err
+			w.mu.Lock()
+			if w.failed == nil {
+				w.failed = map[string]time.Time{}
+			}
+			w.failed[id] = time.Now()
+			w.mu.Unlock()
 			continue
 		}
 		for k, vs := range resp.Header {
@@ -137,6 +152,26 @@ func (w *Worker) Relay(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.Error(rw, api.Errorf(api.CodeUnavailable, "no manager answered (%v): the node keeps running its tasks and reports again", lastErr))
+}
+
+// relayOrder is the managers to relay to, in turn: the one followed
+// first, then the others, those that failed lately last.
+func (w *Worker) relayOrder(up string) []string {
+	ids := w.cfg.Managers(up)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	recent := func(id string) bool { t, ok := w.failed[id]; return ok && now.Sub(t) < relayPenalty }
+	slices.SortStableFunc(ids, func(a, b string) int {
+		switch ra, rb := recent(a), recent(b); {
+		case ra == rb:
+			return 0
+		case ra:
+			return 1
+		}
+		return -1
+	})
+	return ids
 }
 
 // Alive says whether the replica loop shows signs of life (a loop waiting

@@ -15,6 +15,12 @@ import (
 // benchManager measures issue 2's figures on one manager (no agent: tasks
 // stay pending, which is what Swarm's figure measured too — API writes).
 func benchManager(r *report) error {
+	if err := benchFirstWrite(r); err != nil {
+		return err
+	}
+	if err := benchNodePort(r); err != nil {
+		return err
+	}
 	if err := benchCreates(r, "bbolt", 32); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/distribution/reference"
 )
@@ -26,6 +27,13 @@ const (
 	MaxConstraints  = 32
 	MinMemoryLimit  = 6 << 20 // below this runc and the kernel refuse or the task cannot start
 	MaxDurationSpec = Duration(24 * 3600e9)
+)
+
+// IDLen and IDAlphabet describe the object IDs NewID makes; ValidateID
+// accepts those and nothing else.
+const (
+	IDLen      = 25
+	IDAlphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 )
 
 var (
@@ -72,6 +80,37 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%q is not DNS-safe: use lower-case letters, digits and '-', starting with a letter and not ending with '-'", name)
 	}
 	return nil
+}
+
+// ValidateID checks that id is an object ID as NewID makes them: IDLen
+// characters of IDAlphabet. The agent checks every task ID with it before
+// the ID becomes part of a file path, so no ID can name a path outside the
+// agent's directories. The error is an invalid-request *Error.
+func ValidateID(id string) error {
+	why := ""
+	switch {
+	case id == "":
+		why = "it is empty"
+	case strings.Contains(id, "/"):
+		why = "it holds '/'"
+	case strings.Contains(id, ".."):
+		why = "it holds '..'"
+	default:
+		if i := strings.IndexFunc(id, func(r rune) bool { return !strings.ContainsRune(IDAlphabet, r) }); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			why = fmt.Sprintf("it holds %q", r)
+		} else if len(id) != IDLen {
+			why = fmt.Sprintf("it is %d characters long", len(id))
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	shown := id
+	if len(shown) > 2*IDLen {
+		shown = shown[:2*IDLen] + "..."
+	}
+	return Errorf(CodeInvalid, "%q is not a Warren ID: %s; an ID is %d characters of 0-9 and a-z", shown, why, IDLen)
 }
 
 // ValidateImage checks an image reference ("busybox", "localhost/app:1.2",

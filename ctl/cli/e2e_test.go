@@ -2,10 +2,12 @@ package cli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"gopkg.in/yaml.v3"
@@ -289,4 +291,26 @@ func (c *cluster) waitFor(what string, cond func() bool) {
 		sleep()
 	}
 	c.t.Fatalf("never saw %s", what)
+}
+
+// TestHostileTaskErrorIsEscaped: a task error holding terminal control
+// sequences (what a container or its runtime can put there) reaches the
+// terminal escaped, in the create's error and in service ps.
+func TestHostileTaskErrorIsEscaped(t *testing.T) {
+	c := startCluster(t)
+	hostile := "\x1b]52;c;ZXZpbA==\a\x1b[2J\rall good\u009b"
+	c.rt.FailNext("Create", fmt.Errorf("fake: create: %s: %w", hostile, runtime.ErrInvalidSpec))
+	r := c.run("service", "create", "--name", "evil", "localhost/busybox")
+	if r.code != 1 || !strings.Contains(r.stderr, `\u001b]52;c;ZXZpbA==\u0007\u001b[2J\rall good\u009b`) {
+		t.Errorf("create whose task fails with %q: exit %d, stderr %q; want 1 and the error escaped", hostile, r.code, r.stderr)
+	}
+	ps := c.must("service", "ps", "--no-trunc", "evil")
+	for name, out := range map[string]string{"create's stderr": r.stderr, "service ps": ps.stdout + ps.stderr} {
+		if strings.ContainsAny(out, "\x1b\a\r\u009b") {
+			t.Errorf("%s printed a control character of %q: %q", name, hostile, out)
+		}
+	}
+	if !strings.Contains(ps.stdout, `\u001b[2J`) {
+		t.Errorf("service ps --no-trunc does not show the escaped error:\n%s", ps.stdout)
+	}
 }

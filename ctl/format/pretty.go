@@ -12,11 +12,12 @@ import (
 )
 
 // pretty collects "Key:\tvalue" lines for tabwriter; sub-items are
-// indented by one space per level, as docker's --pretty is.
+// indented by one space per level, as docker's --pretty is. Values and
+// items are sanitized as one line each.
 type pretty struct{ lines []string }
 
 func (p *pretty) kv(indent int, key string, val any) {
-	p.lines = append(p.lines, fmt.Sprintf("%s%s:\t%v", strings.Repeat(" ", indent), key, val))
+	p.lines = append(p.lines, fmt.Sprintf("%s%s:\t%s", strings.Repeat(" ", indent), key, Sanitize(fmt.Sprint(val), false)))
 }
 
 func (p *pretty) kvIf(indent int, key string, val string) {
@@ -30,7 +31,7 @@ func (p *pretty) head(indent int, key string) {
 }
 
 func (p *pretty) item(indent int, s string) {
-	p.lines = append(p.lines, strings.Repeat(" ", indent)+s)
+	p.lines = append(p.lines, strings.Repeat(" ", indent)+Sanitize(s, false))
 }
 
 func (p *pretty) labels(indent int, l map[string]string) {

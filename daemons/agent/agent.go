@@ -370,7 +370,14 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		NanoCPUs:     int64(t.Spec.Resources.Limits.NanoCPUs),
 		CPUShares:    cpuShares(int64(t.Spec.Resources.Reservations.NanoCPUs)),
 		LogPath:      logPath,
-		Group:        groupOf(t, a.tasksOf(t.ServiceID)),
+		// What the task runs with, the spec's defaults applied here (by
+		// the functions service inspect shows them with); no pids limit
+		// (-1) is 0 to the runtime.
+		PidsLimit:          max(t.Spec.EffectivePidsLimit(), 0),
+		Capabilities:       t.Spec.EffectiveCapabilities(),
+		SeccompUnconfined:  t.Spec.EffectiveSeccomp() == api.SeccompUnconfined,
+		AllowNewPrivileges: t.Spec.AllowNewPrivileges,
+		Group:              groupOf(t, a.tasksOf(t.ServiceID)),
 		Labels: map[string]string{LabelTask: t.ID, LabelService: t.ServiceID, LabelServiceName: t.ServiceName,
 			LabelSlot: strconv.FormatUint(t.Slot, 10), LabelNode: t.NodeID},
 	}

@@ -484,7 +484,9 @@ func (a *Agent) remove(ctx context.Context, id string) {
 			a.log.Warn("release network", "task", id, "err", err)
 		}
 	}
-	if dir, err := a.netFilesDir(id); err == nil {
+	if dir, err := a.netFilesDir(id); err != nil {
+		a.log.Warn("remove task files", "task", id, "err", err)
+	} else {
 		os.RemoveAll(dir)
 	}
 	a.mu.Lock()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
 
@@ -48,6 +49,10 @@ type App struct {
 	// PollEvery is how often a waiting command looks at the tasks
 	// (default 200ms).
 	PollEvery time.Duration
+	// IsTerminal says whether w is a terminal (nil: a terminal device
+	// behind an *os.File); service logs escapes control characters only
+	// then.
+	IsTerminal func(w io.Writer) bool
 }
 
 // Run runs warrenctl with args (without the program name) and returns its
@@ -71,22 +76,31 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	if a.Stdin == nil {
 		a.Stdin = strings.NewReader("")
 	}
-	s := &session{app: a}
+	if a.IsTerminal == nil {
+		a.IsTerminal = isTerminal
+	}
+	// Everything warrenctl prints goes through format.Sanitize: names,
+	// errors and messages from nodes and containers cannot steer the
+	// terminal. (JSON stays JSON: the escapes are JSON's.)
+	stdout, stderr := format.NewWriter(a.Stdout), format.NewWriter(a.Stderr)
+	defer stdout.Flush()
+	defer stderr.Flush()
+	s := &session{app: a, stdout: stdout, stderr: stderr}
 	defer s.close()
 	root := s.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(a.Stdin)
-	root.SetOut(a.Stdout)
-	root.SetErr(a.Stderr)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		fmt.Fprintln(a.Stderr, "warrenctl: interrupted")
+		fmt.Fprintln(stderr, "warrenctl: interrupted")
 		return ExitError
 	}
-	fmt.Fprintf(a.Stderr, "warrenctl: %s\n", errorText(err))
+	fmt.Fprintf(stderr, "warrenctl: %s\n", errorText(err))
 	var ue *usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		if ue != nil && ue.cmd != nil {
@@ -95,7 +109,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		if cmd == nil {
 			cmd = root
 		}
-		fmt.Fprintf(a.Stderr, "See '%s --help'.\n", cmd.CommandPath())
+		fmt.Fprintf(stderr, "See '%s --help'.\n", cmd.CommandPath())
 		return ExitUsage
 	}
 	return ExitError
@@ -104,9 +118,10 @@ func (a *App) Run(ctx context.Context, args []string) int {
 // session is the state of one run: the flags every command shares and the
 // client, made on first use.
 type session struct {
-	app  *App
-	host string // --host
-	c    *client.Client
+	app            *App
+	stdout, stderr io.Writer // App's, sanitized
+	host           string    // --host
+	c              *client.Client
 }
 
 func (s *session) close() {
@@ -141,12 +156,12 @@ func (s *session) client() (*client.Client, error) {
 
 func (s *session) now() time.Time { return s.app.Now() }
 
-func (s *session) out() io.Writer { return s.app.Stdout }
+func (s *session) out() io.Writer { return s.stdout }
 
 // progressf writes a progress or advice line to stderr, leaving stdout to
 // what scripts read.
 func (s *session) progressf(format string, args ...any) {
-	fmt.Fprintf(s.app.Stderr, format+"\n", args...)
+	fmt.Fprintf(s.stderr, format+"\n", args...)
 }
 
 // usageError is a wrong command line: exit code 2 and a pointer to --help.

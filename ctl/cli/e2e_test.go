@@ -2,12 +2,14 @@ package cli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
@@ -290,4 +292,93 @@ func (c *cluster) waitFor(what string, cond func() bool) {
 		sleep()
 	}
 	c.t.Fatalf("never saw %s", what)
+}
+
+// TestHostileTaskErrorIsEscaped: a task error holding terminal control
+// sequences (what a container or its runtime can put there) reaches the
+// terminal escaped, in the create's error and in service ps.
+func TestHostileTaskErrorIsEscaped(t *testing.T) {
+	c := startCluster(t)
+	hostile := "\x1b]52;c;ZXZpbA==\a\x1b[2J\rall good\u009b"
+	c.rt.FailNext("Create", fmt.Errorf("fake: create: %s: %w", hostile, runtime.ErrInvalidSpec))
+	r := c.run("service", "create", "--name", "evil", "localhost/busybox")
+	if r.code != 1 || !strings.Contains(r.stderr, `\u001b]52;c;ZXZpbA==\u0007\u001b[2J\rall good\u009b`) {
+		t.Errorf("create whose task fails with %q: exit %d, stderr %q; want 1 and the error escaped", hostile, r.code, r.stderr)
+	}
+	ps := c.must("service", "ps", "--no-trunc", "evil")
+	for name, out := range map[string]string{"create's stderr": r.stderr, "service ps": ps.stdout + ps.stderr} {
+		if strings.ContainsAny(out, "\x1b\a\r\u009b") {
+			t.Errorf("%s printed a control character of %q: %q", name, hostile, out)
+		}
+	}
+	if !strings.Contains(ps.stdout, `\u001b[2J`) {
+		t.Errorf("service ps --no-trunc does not show the escaped error:\n%s", ps.stdout)
+	}
+}
+
+// TestConfinementFlags: the opt-outs go from the command line into the
+// spec, to the container the agent makes, and show in inspect --pretty;
+// update changes and undoes them.
+func TestConfinementFlags(t *testing.T) {
+	c := startCluster(t)
+	c.must("service", "create", "--name", "sec", "--cap-drop", "ALL", "--cap-add", "net_bind_service",
+		"--security-opt", "seccomp=unconfined", "--security-opt", "no-new-privileges=false", "--pids-limit", "-1",
+		"--user", "65534:65534", "localhost/busybox", "sleep", "1000")
+	svc, err := c.m.Client.Service(c.ctx, "sec", client.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := svc.Spec
+	if !slices.Equal(sp.CapAdd, []string{"CAP_NET_BIND_SERVICE"}) || !slices.Equal(sp.CapDrop, []string{"ALL"}) || sp.Seccomp != api.SeccompUnconfined ||
+		!sp.AllowNewPrivileges || sp.PidsLimit != api.PidsUnlimited || sp.User != "65534:65534" {
+		t.Errorf("service create with every opt-out stored capAdd %q capDrop %q seccomp %q allowNewPrivileges %v pidsLimit %d user %q",
+			sp.CapAdd, sp.CapDrop, sp.Seccomp, sp.AllowNewPrivileges, sp.PidsLimit, sp.User)
+	}
+	task := c.runningTasks("sec")[0]
+	cs, ok := c.rt.Spec(task.ID)
+	if !ok || !slices.Equal(cs.Capabilities, []string{"CAP_NET_BIND_SERVICE"}) || !cs.SeccompUnconfined || !cs.AllowNewPrivileges || cs.PidsLimit != 0 {
+		t.Errorf("the container of %s was made with capabilities %q seccomp unconfined %v new privileges %v pids %d",
+			task.Name(), cs.Capabilities, cs.SeccompUnconfined, cs.AllowNewPrivileges, cs.PidsLimit)
+	}
+	pretty := c.must("service", "inspect", "--pretty", "sec").stdout
+	for _, want := range []string{"User:              65534:65534", "Capabilities:      CAP_NET_BIND_SERVICE", "Dropped:          ALL",
+		"Seccomp:           unconfined", "No New Privileges: no (new privileges allowed)", "Cgroup Namespace:  private", "Pids Limit:        unlimited"} {
+		if !strings.Contains(pretty, want) {
+			t.Errorf("service inspect --pretty sec does not show %q:\n%s", want, pretty)
+		}
+	}
+
+	// update undoes each opt-out: the spec is back to the defaults.
+	c.must("service", "update", "--cap-add-rm", "NET_BIND_SERVICE", "--cap-drop-rm", "all", "--security-opt", "seccomp=default",
+		"--security-opt", "no-new-privileges", "--pids-limit", "0", "--user", "", "sec")
+	svc, _ = c.m.Client.Service(c.ctx, "sec", client.ReadOptions{})
+	sp = svc.Spec
+	if sp.CapAdd != nil || sp.CapDrop != nil || sp.Seccomp != "" || sp.AllowNewPrivileges || sp.PidsLimit != 0 || sp.User != "" {
+		t.Errorf("service update undoing every opt-out stored capAdd %q capDrop %q seccomp %q allowNewPrivileges %v pidsLimit %d user %q; want the defaults",
+			sp.CapAdd, sp.CapDrop, sp.Seccomp, sp.AllowNewPrivileges, sp.PidsLimit, sp.User)
+	}
+	pretty = c.must("service", "inspect", "--pretty", "sec").stdout
+	for _, want := range []string{"Capabilities:      default (Docker's)", "Seccomp:           default profile (Docker's)", "No New Privileges: yes", "Pids Limit:        2048 (default)"} {
+		if !strings.Contains(pretty, want) {
+			t.Errorf("service inspect --pretty sec after the update does not show %q:\n%s", want, pretty)
+		}
+	}
+
+	// Bad values are usage errors that say what is allowed, and change nothing.
+	for _, bad := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--cap-add", "SYS_FOO"}, 2, `--cap-add: "SYS_FOO" is not a Linux capability: use ALL or one of AUDIT_CONTROL`},
+		{[]string{"--cap-drop", "everything"}, 2, `--cap-drop: "everything" is not a Linux capability`},
+		{[]string{"--security-opt", "apparmor=unconfined"}, 2, "is not supported: use seccomp=unconfined"},
+		{[]string{"--security-opt", "seccomp=/tmp/profile.json"}, 2, "custom profiles are not supported"},
+		{[]string{"--pids-limit", "-5"}, 1, "pidsLimit: -5 is not a pids limit"},
+	} {
+		r := c.run(append(append([]string{"service", "update"}, bad.args...), "sec")...)
+		if r.code != bad.code || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("service update %s sec: exit %d, stderr %q; want %d and %q", strings.Join(bad.args, " "), r.code, r.stderr, bad.code, bad.want)
+		}
+	}
 }

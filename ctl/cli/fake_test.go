@@ -1,8 +1,10 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-edge/warren/ctl/cli"
 	"github.com/warren-edge/warren/daemons/api"
 )
 
@@ -27,6 +30,7 @@ type fakeManager struct {
 	clash     bool     // PUTs fail with a non-version conflict
 	noLogs    bool     // no logs endpoint, as managers before it
 	logsQuery string
+	logs      []string // what the logs endpoint writes, in writes; three lines if nil
 }
 
 func newFake(t *testing.T) (*fakeManager, string) {
@@ -62,8 +66,14 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "GET" && path == "/v1/services/"+f.svc.ID+"/logs" && !f.noLogs:
 		f.logsQuery = r.URL.RawQuery
 		w.Header().Set("Content-Type", "text/plain")
-		for i := 1; i <= 3; i++ {
-			w.Write([]byte("web.1 | line " + strconv.Itoa(i) + "\n"))
+		logs := f.logs
+		if logs == nil {
+			for i := 1; i <= 3; i++ {
+				logs = append(logs, "web.1 | line "+strconv.Itoa(i)+"\n")
+			}
+		}
+		for _, l := range logs {
+			w.Write([]byte(l))
 			w.(http.Flusher).Flush()
 		}
 	case r.Method == "PUT" && (svcPath || path == "/v1/nodes/"+f.node.ID+"/spec"):
@@ -161,6 +171,36 @@ func TestLogsStream(t *testing.T) {
 	}
 	if f.logsQuery != "follow=1&tail=5" {
 		t.Errorf("service logs -f --tail 5 asked with query %q, want follow=1&tail=5", f.logsQuery)
+	}
+}
+
+// TestLogsOnATerminal: container output reaches a terminal with its
+// control characters escaped, unless --raw; a pipe gets it byte for byte.
+func TestLogsOnATerminal(t *testing.T) {
+	f, url := newFake(t)
+	// Written in pieces that split a UTF-8 character (é) and follow an
+	// ESC sequence with a C1 CSI.
+	f.logs = []string{"web.1 | caf\xc3", "\xa9 \x1b[2J\x1b]52;c;ZXZpbA==\a\n", "web.1 | 100%\rdone\t\u009b31m\xff\n"}
+	raw := strings.Join(f.logs, "")
+	escaped := "web.1 | café \\u001b[2J\\u001b]52;c;ZXZpbA==\\u0007\nweb.1 | 100%\\rdone\t\\u009b31m\\xff\n"
+	for _, c := range []struct {
+		terminal bool
+		args     []string
+		want     string
+	}{
+		{true, nil, escaped},
+		{true, []string{"--raw"}, raw},
+		{false, nil, raw},
+		{false, []string{"--raw"}, raw},
+	} {
+		var out, errb bytes.Buffer
+		app := &cli.App{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return map[string]string{cli.EnvHost: url}[k] },
+			IsTerminal: func(w io.Writer) bool { return c.terminal && w == &out }}
+		args := append([]string{"service", "logs"}, c.args...)
+		if code := app.Run(context.Background(), append(args, "web")); code != 0 || out.String() != c.want {
+			t.Errorf("warrenctl %s web (stdout a terminal: %v): exit %d, stdout %q, stderr %q; want %q",
+				strings.Join(args, " "), c.terminal, code, out.String(), errb.String(), c.want)
+		}
 	}
 }
 

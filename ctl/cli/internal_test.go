@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -153,5 +154,24 @@ func TestRandomName(t *testing.T) {
 		if n := randomName(); api.ValidateName(n) != nil || len(n) != 9 || !strings.HasPrefix(n, "svc-") {
 			t.Fatalf("randomName() = %q: not a valid svc-xxxxx name", n)
 		}
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	file, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if isTerminal(&bytes.Buffer{}) || isTerminal(file) {
+		t.Errorf("isTerminal(a buffer) = %v, isTerminal(a file) = %v; want false", isTerminal(&bytes.Buffer{}), isTerminal(file))
+	}
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal to test with: %v", err)
+	}
+	defer pty.Close()
+	if !isTerminal(pty) {
+		t.Errorf("isTerminal(/dev/ptmx) = false, want true")
 	}
 }

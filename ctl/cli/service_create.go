@@ -33,7 +33,8 @@ or why it would wait) and changes nothing.`,
 		Example: `  warrenctl service create --name web --replicas 3 -p 8080:80 nginx:alpine
   warrenctl service create --name dns --mode global -p 53:53/udp --constraint node.labels.dns==yes localhost/dns
   warrenctl service create --name job --restart-condition on-failure --limit-memory 64M busybox sh -c 'echo hi; sleep 60'
-  warrenctl service create --dry-run --name web --reserve-memory 1G nginx`,
+  warrenctl service create --dry-run --name web --reserve-memory 1G nginx
+  warrenctl service create --name ntp --cap-drop ALL --cap-add SYS_TIME --user 65534 --pids-limit 64 localhost/ntpd`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec := api.ServiceSpec{Name: f.name, Image: args[0]}

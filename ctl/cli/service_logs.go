@@ -19,7 +19,7 @@ import (
 )
 
 func (s *session) serviceLogsCmd() *cobra.Command {
-	var follow bool
+	var follow, raw bool
 	var tail string
 	cmd := &cobra.Command{
 		Use:   "logs SERVICE",
@@ -28,6 +28,12 @@ func (s *session) serviceLogsCmd() *cobra.Command {
 prefixed with its task's name, as the manager serves it from
 GET /v1/services/{ref}/logs. -f keeps printing new lines until
 interrupted.
+
+What a container writes may hold terminal control sequences. When
+stdout is a terminal, control characters other than tab and newline are
+shown escaped (ESC as \u001b, CR as \r, invalid UTF-8 as \xff) unless
+--raw is given; when stdout is a pipe or a file, the output is passed on
+byte for byte.
 
 A manager that does not serve logs answers 404: read them on the node
 that runs the task instead, where the agent keeps them under its data
@@ -73,7 +79,11 @@ directory (logs/).`,
 				return err
 			}
 			defer body.Close()
-			if _, err := io.Copy(s.out(), body); err != nil && cmd.Context().Err() == nil {
+			out := s.out() // sanitized
+			if raw || !s.app.IsTerminal(s.app.Stdout) {
+				out = s.app.Stdout
+			}
+			if _, err := io.Copy(out, body); err != nil && cmd.Context().Err() == nil {
 				return fmt.Errorf("service %s: reading logs: %w", svc.Spec.Name, err)
 			}
 			return nil
@@ -81,6 +91,7 @@ directory (logs/).`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
 	cmd.Flags().StringVarP(&tail, "tail", "n", "all", "print only the last N lines of each task")
+	cmd.Flags().BoolVar(&raw, "raw", false, "pass control characters to the terminal as the containers wrote them")
 	return cmd
 }
 

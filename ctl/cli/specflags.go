@@ -31,7 +31,11 @@ type specFlags struct {
 	labelAdd, labelRm           []string
 	constraintAdd, constraintRm []string
 	publishAdd, publishRm       []string
+	capAddRm, capDropRm         []string
 	// both
+	capAdd, capDrop             []string
+	securityOpts                []string
+	pidsLimit                   int64
 	replicas                    uint64
 	limitMemory, limitCPU       string
 	reserveMemory, reserveCPU   string
@@ -71,7 +75,16 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO]")
 		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port, named by its target port (80) or in full (8080:80/tcp)")
 		cmd.RegisterFlagCompletionFunc("constraint-add", completeConstraint)
+		fs.StringArrayVar(&f.capAddRm, "cap-add-rm", nil, "forget a capability --cap-add added (the default applies to it again)")
+		fs.StringArrayVar(&f.capDropRm, "cap-drop-rm", nil, "forget a capability --cap-drop dropped (the default applies to it again)")
 	}
+	capsHelp := "a Linux capability (NET_ADMIN or CAP_NET_ADMIN, or ALL)"
+	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add "+capsHelp+" to Docker's default set")
+	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop "+capsHelp+"; --cap-drop ALL --cap-add X keeps X alone")
+	fs.StringArrayVar(&f.securityOpts, "security-opt", nil, "opt out of a default: seccomp=unconfined (no system call filter; seccomp=default undoes it), no-new-privileges=false (setuid binaries work)")
+	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, fmt.Sprintf("most processes and threads a task may run (0: the default of %d; -1: no limit)", api.DefaultPidsLimit))
+	cmd.RegisterFlagCompletionFunc("security-opt", cobra.FixedCompletions([]string{"seccomp=unconfined", "seccomp=default",
+		"no-new-privileges=false", "no-new-privileges=true"}, cobra.ShellCompDirectiveNoFileComp))
 	fs.Uint64Var(&f.replicas, "replicas", 1, "number of tasks of a replicated service")
 	fs.StringVar(&f.limitMemory, "limit-memory", "", "memory limit, e.g. 64M or 1G")
 	fs.StringVar(&f.limitCPU, "limit-cpu", "", "CPU limit, e.g. 0.5")
@@ -151,6 +164,34 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 	}
 	if set("read-only") {
 		spec.ReadOnly = f.readOnly
+	}
+
+	// Confinement. The defaults are stored as empty fields, so that
+	// undoing an opt-out gives back the spec it was.
+	if len(f.capAdd)+len(f.capDrop)+len(f.capAddRm)+len(f.capDropRm) > 0 {
+		add, drop, err := opts.Capabilities(spec.CapAdd, spec.CapDrop, f.capAdd, f.capDrop, f.capAddRm, f.capDropRm)
+		if err != nil {
+			return err
+		}
+		spec.CapAdd, spec.CapDrop = add, drop
+	}
+	for _, o := range f.securityOpts {
+		so, err := opts.ParseSecurityOpt(o)
+		if err != nil {
+			return err
+		}
+		switch so.Seccomp {
+		case api.SeccompDefault:
+			spec.Seccomp = ""
+		case api.SeccompUnconfined:
+			spec.Seccomp = so.Seccomp
+		}
+		if so.NewPrivileges != nil {
+			spec.AllowNewPrivileges = *so.NewPrivileges
+		}
+	}
+	if set("pids-limit") {
+		spec.PidsLimit = f.pidsLimit
 	}
 
 	// Environment: remove, then add (docker's order).

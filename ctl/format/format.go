@@ -35,13 +35,20 @@ func Tabwriter(w io.Writer) *tabwriter.Writer {
 }
 
 // WriteTable writes rows under a header, columns aligned, with no
-// trailing blanks where the last cells are empty.
+// trailing blanks where the last cells are empty. Each cell is sanitized
+// as one line: a control character from a node or a container is shown
+// escaped, and a tab or newline in a cell cannot break the table.
 func WriteTable(w io.Writer, header []string, rows [][]string) error {
 	var b strings.Builder
 	tw := Tabwriter(&b)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	cells := make([]string, 0, len(header))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells = cells[:0]
+		for _, c := range r {
+			cells = append(cells, Sanitize(c, false))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -12,11 +12,12 @@ import (
 )
 
 // pretty collects "Key:\tvalue" lines for tabwriter; sub-items are
-// indented by one space per level, as docker's --pretty is.
+// indented by one space per level, as docker's --pretty is. Values and
+// items are sanitized as one line each.
 type pretty struct{ lines []string }
 
 func (p *pretty) kv(indent int, key string, val any) {
-	p.lines = append(p.lines, fmt.Sprintf("%s%s:\t%v", strings.Repeat(" ", indent), key, val))
+	p.lines = append(p.lines, fmt.Sprintf("%s%s:\t%s", strings.Repeat(" ", indent), key, Sanitize(fmt.Sprint(val), false)))
 }
 
 func (p *pretty) kvIf(indent int, key string, val string) {
@@ -30,7 +31,7 @@ func (p *pretty) head(indent int, key string) {
 }
 
 func (p *pretty) item(indent int, s string) {
-	p.lines = append(p.lines, strings.Repeat(" ", indent)+s)
+	p.lines = append(p.lines, strings.Repeat(" ", indent)+Sanitize(s, false))
 }
 
 func (p *pretty) labels(indent int, l map[string]string) {
@@ -143,11 +144,11 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		}
 	}
 	p.kvIf(1, "Dir", sp.WorkingDir)
-	p.kvIf(1, "User", sp.User)
 	if sp.ReadOnly {
 		p.kv(1, "Read Only", "true")
 	}
 	p.kv(1, "Stop Grace Period", sp.EffectiveStopGrace())
+	security(&p, 1, sp)
 	if lim, res := sp.Resources.Limits, sp.Resources.Reservations; lim != (api.ResourceAmounts{}) || res != (api.ResourceAmounts{}) {
 		p.head(0, "Resources")
 		amounts(&p, 1, "Limits", lim)
@@ -169,6 +170,51 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		}
 	}
 	return p.write(w)
+}
+
+// security writes what a task of sp runs with, defaults included, so that
+// every opt-out shows: the user, capabilities, seccomp, no_new_privs, the
+// cgroup namespace and the pids limit.
+func security(p *pretty, indent int, sp *api.ServiceSpec) {
+	p.head(indent, "Security")
+	user := sp.User
+	if user == "" {
+		user = "the image's (root unless it sets one)"
+	}
+	p.kv(indent+1, "User", user)
+	caps := "default (Docker's)"
+	if len(sp.CapAdd) > 0 || len(sp.CapDrop) > 0 {
+		caps = strings.Join(sp.EffectiveCapabilities(), ", ")
+		if caps == "" {
+			caps = "none"
+		}
+	}
+	p.kv(indent+1, "Capabilities", caps)
+	if len(sp.CapAdd) > 0 {
+		p.kv(indent+2, "Added", strings.Join(sp.CapAdd, ", "))
+	}
+	if len(sp.CapDrop) > 0 {
+		p.kv(indent+2, "Dropped", strings.Join(sp.CapDrop, ", "))
+	}
+	seccomp := "default profile (Docker's)"
+	if sp.EffectiveSeccomp() == api.SeccompUnconfined {
+		seccomp = "unconfined"
+	}
+	p.kv(indent+1, "Seccomp", seccomp)
+	nnp := "yes"
+	if sp.AllowNewPrivileges {
+		nnp = "no (new privileges allowed)"
+	}
+	p.kv(indent+1, "No New Privileges", nnp)
+	p.kv(indent+1, "Cgroup Namespace", "private")
+	pids := fmt.Sprint(sp.EffectivePidsLimit())
+	switch {
+	case sp.PidsLimit == 0:
+		pids += " (default)"
+	case sp.PidsLimit == api.PidsUnlimited:
+		pids = "unlimited"
+	}
+	p.kv(indent+1, "Pids Limit", pids)
 }
 
 func durationIf(d api.Duration) string {

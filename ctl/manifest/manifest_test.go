@@ -187,3 +187,48 @@ b.yaml:7: service "web" is also defined at a.yaml:1: give each service one docum
 		t.Errorf("CheckSet(a.yaml, c.yaml) = %v, want nil", err)
 	}
 }
+
+func TestConfinementFields(t *testing.T) {
+	const in = `name: ntp
+image: localhost/ntpd
+user: "65534:65534"
+capDrop: [ALL]
+capAdd:
+  - sys_time
+  - SYS_FOO
+seccomp: unconfined
+allowNewPrivileges: true
+pidsLimit: -1
+---
+name: bad
+image: busybox
+seccomp: /etc/profile.json
+pidsLimit: -7
+`
+	docs, err := Read("ntp.yaml", []byte(in))
+	if err != nil || len(docs) != 2 {
+		t.Fatalf("Read(ntp.yaml) = %d documents, %v; want 2", len(docs), err)
+	}
+	s := docs[0].Spec
+	if s.User != "65534:65534" || len(s.CapDrop) != 1 || s.CapDrop[0] != "ALL" || len(s.CapAdd) != 2 || s.CapAdd[0] != "sys_time" ||
+		s.Seccomp != api.SeccompUnconfined || !s.AllowNewPrivileges || s.PidsLimit != -1 {
+		t.Errorf("ntp.yaml document 1 read as %+v", s)
+	}
+	want := [][]string{
+		{`ntp.yaml:7: capAdd[1]: "SYS_FOO" is not a Linux capability: use ALL or one of AUDIT_CONTROL`},
+		{`ntp.yaml:14: seccomp: "/etc/profile.json" is not a seccomp mode`, `ntp.yaml:15: pidsLimit: -7 is not a pids limit`},
+	}
+	for i, d := range docs {
+		got := d.Validate()
+		var ps Problems
+		if !errors.As(got, &ps) || len(ps) != len(want[i]) {
+			t.Errorf("document %d: Validate() = %v, want %d problems", i+1, got, len(want[i]))
+			continue
+		}
+		for j, p := range ps {
+			if !strings.HasPrefix(p.String(), want[i][j]) {
+				t.Errorf("document %d: problem %q, want it to start with %q", i+1, p, want[i][j])
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package opts
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -284,6 +285,86 @@ func TestSplitWords(t *testing.T) {
 		got, err := SplitWords(tt.in)
 		if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
 			t.Errorf("SplitWords(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseSecurityOpt(t *testing.T) {
+	yes, no := true, false
+	cases := []struct {
+		in      string
+		seccomp string
+		allow   *bool // NewPrivileges
+		err     string
+	}{
+		{"seccomp=unconfined", "unconfined", nil, ""},
+		{"seccomp:unconfined", "unconfined", nil, ""},
+		{"seccomp=default", "default", nil, ""},
+		{"no-new-privileges", "", &no, ""},
+		{"no-new-privileges=true", "", &no, ""},
+		{"no-new-privileges:true", "", &no, ""},
+		{"no-new-privileges=false", "", &yes, ""},
+		{"seccomp=/etc/docker/seccomp.json", "", nil, "custom profiles are not supported"},
+		{"seccomp=", "", nil, "give a mode"},
+		{"seccomp", "", nil, "give a mode"},
+		{"no-new-privileges=maybe", "", nil, "no-new-privileges=false"},
+		{"apparmor=unconfined", "", nil, "is not supported"},
+		{"label=disable", "", nil, "is not supported"},
+		{"", "", nil, "is not supported"},
+	}
+	for _, c := range cases {
+		got, err := ParseSecurityOpt(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), fmt.Sprintf("%q", c.in)) {
+				t.Errorf("ParseSecurityOpt(%q) = %+v, %v; want an error naming it and saying %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got.Seccomp != c.seccomp || (got.NewPrivileges == nil) != (c.allow == nil) ||
+			got.NewPrivileges != nil && *got.NewPrivileges != *c.allow {
+			t.Errorf("ParseSecurityOpt(%q) = %+v (new privileges %v), %v; want seccomp %q, new privileges %v", c.in, got, got.NewPrivileges, err, c.seccomp, c.allow)
+		}
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	l := func(s ...string) []string { return s }
+	cases := []struct {
+		name                         string
+		add, drop                    []string // the spec's
+		fAdd, fDrop, fAddRm, fDropRm []string
+		wantAdd, wantDrop            []string
+		err                          string
+	}{
+		{"nothing", nil, nil, nil, nil, nil, nil, nil, nil, ""},
+		{"create", nil, nil, l("net_admin", "CAP_SYS_TIME"), l("ALL"), nil, nil, l("CAP_NET_ADMIN", "CAP_SYS_TIME"), l("ALL"), ""},
+		{"duplicates", nil, nil, l("net_admin", "NET_ADMIN"), nil, nil, nil, l("CAP_NET_ADMIN"), nil, ""},
+		{"add and drop the same: add wins", nil, nil, l("NET_RAW"), l("net_raw"), nil, nil, l("CAP_NET_RAW"), nil, ""},
+		{"keeps the spec's", l("NET_ADMIN"), l("chown"), l("SYS_TIME"), nil, nil, nil, l("CAP_NET_ADMIN", "CAP_SYS_TIME"), l("CAP_CHOWN"), ""},
+		{"add leaves the drop list", nil, l("CAP_NET_RAW", "CAP_CHOWN"), l("NET_RAW"), nil, nil, nil, l("CAP_NET_RAW"), l("CAP_CHOWN"), ""},
+		{"drop leaves the add list", l("CAP_NET_ADMIN"), nil, nil, l("net_admin"), nil, nil, nil, l("CAP_NET_ADMIN"), ""},
+		{"add-rm forgets", l("CAP_NET_ADMIN", "CAP_SYS_TIME"), nil, nil, nil, l("sys_time"), nil, l("CAP_NET_ADMIN"), nil, ""},
+		{"drop-rm forgets", nil, l("ALL"), nil, nil, nil, l("all"), nil, nil, ""},
+		{"unknown add", nil, nil, l("SYS_FOO"), nil, nil, nil, nil, nil, "--cap-add: \"SYS_FOO\" is not a Linux capability"},
+		{"unknown drop-rm", nil, nil, nil, nil, nil, l("nope"), nil, nil, "--cap-drop-rm: \"nope\""},
+	}
+	for _, c := range cases {
+		add, drop := slices.Clone(c.add), slices.Clone(c.drop)
+		gotAdd, gotDrop, err := Capabilities(add, drop, c.fAdd, c.fDrop, c.fAddRm, c.fDropRm)
+		call := fmt.Sprintf("Capabilities(%s: spec %q %q, --cap-add %q --cap-drop %q --cap-add-rm %q --cap-drop-rm %q)",
+			c.name, c.add, c.drop, c.fAdd, c.fDrop, c.fAddRm, c.fDropRm)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s = %v; want an error saying %q", call, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(gotAdd, c.wantAdd) || !slices.Equal(gotDrop, c.wantDrop) ||
+			(gotAdd == nil) != (c.wantAdd == nil) || (gotDrop == nil) != (c.wantDrop == nil) {
+			t.Errorf("%s = %q, %q, %v; want %q, %q", call, gotAdd, gotDrop, err, c.wantAdd, c.wantDrop)
+		}
+		if !slices.Equal(add, c.add) || !slices.Equal(drop, c.drop) {
+			t.Errorf("%s changed the spec's lists to %q, %q", call, add, drop)
 		}
 	}
 }

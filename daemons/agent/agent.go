@@ -85,6 +85,10 @@ type Agent struct {
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	// openFile opens the files the agent socket serves (os.Open; a test
+	// records what it is asked for).
+	openFile func(name string) (*os.File, error)
 }
 
 // New makes an agent; Run starts it.
@@ -113,7 +117,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname, _ = os.Hostname()
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, logsDir), 0o700); err != nil {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, api: cfg.API, rt: cfg.Runtime, net: cfg.Network,
@@ -121,7 +125,7 @@ func New(cfg Config) (*Agent, error) {
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{},
-		ready: make(chan struct{})}
+		ready: make(chan struct{}), openFile: os.Open}
 	return a, nil
 }
 
@@ -330,6 +334,11 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		phases = append(phases, name, time.Since(began).Round(time.Millisecond))
 	}
 	defer func() { a.log.Debug("start phases", append([]any{"task", t.ID}, phases...)...) }()
+	logPath, err := a.logPath(t.ID)
+	if err != nil {
+		a.fail(ctx, t, api.TaskRejected, err)
+		return
+	}
 	a.setReported(t.ID, api.TaskStatus{State: api.TaskPreparing, Message: "preparing image and network"})
 	image, err := api.NormalizeImage(t.Spec.Image)
 	if err != nil {
@@ -359,8 +368,15 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		MemoryLimit:  int64(t.Spec.Resources.Limits.MemoryBytes),
 		NanoCPUs:     int64(t.Spec.Resources.Limits.NanoCPUs),
 		CPUShares:    cpuShares(int64(t.Spec.Resources.Reservations.NanoCPUs)),
-		LogPath:      a.logPath(t.ID),
-		Group:        groupOf(t, a.tasksOf(t.ServiceID)),
+		LogPath:      logPath,
+		// What the task runs with, the spec's defaults applied here (by
+		// the functions service inspect shows them with); no pids limit
+		// (-1) is 0 to the runtime.
+		PidsLimit:          max(t.Spec.EffectivePidsLimit(), 0),
+		Capabilities:       t.Spec.EffectiveCapabilities(),
+		SeccompUnconfined:  t.Spec.EffectiveSeccomp() == api.SeccompUnconfined,
+		AllowNewPrivileges: t.Spec.AllowNewPrivileges,
+		Group:              groupOf(t, a.tasksOf(t.ServiceID)),
 		Labels: map[string]string{LabelTask: t.ID, LabelService: t.ServiceID, LabelServiceName: t.ServiceName,
 			LabelSlot: strconv.FormatUint(t.Slot, 10), LabelNode: t.NodeID},
 	}
@@ -467,7 +483,11 @@ func (a *Agent) remove(ctx context.Context, id string) {
 			a.log.Warn("release network", "task", id, "err", err)
 		}
 	}
-	os.RemoveAll(a.netFilesDir(id))
+	if dir, err := a.netFilesDir(id); err != nil {
+		a.log.Warn("remove task files", "task", id, "err", err)
+	} else {
+		os.RemoveAll(dir)
+	}
 	a.mu.Lock()
 	delete(a.containers, id)
 	delete(a.addrs, id)

@@ -444,3 +444,38 @@ func TestUnhealthyTaskIsReplaced(t *testing.T) {
 		return false
 	})
 }
+
+// TestTaskConfinement checks what the agent asks the runtime for: the
+// spec's confinement with its defaults applied (the defaults live in the
+// agent, not in the stored spec).
+func TestTaskConfinement(t *testing.T) {
+	n := startNode(t, managertest.Options{})
+	open := svc("open", 1)
+	open.CapAdd, open.CapDrop = []string{"net_bind_service"}, []string{"ALL"}
+	open.Seccomp, open.AllowNewPrivileges, open.PidsLimit, open.User = api.SeccompUnconfined, true, api.PidsUnlimited, "65534:65534"
+	limited := svc("limited", 1)
+	limited.PidsLimit = 64
+	for _, s := range []api.ServiceSpec{svc("plain", 1), open, limited} {
+		if _, err := n.m.Client.CreateService(n.ctx, s); err != nil {
+			t.Fatalf("create %s: %v", s.Name, err)
+		}
+	}
+	for _, c := range []struct {
+		service string
+		want    runtime.ContainerSpec
+	}{
+		{"plain", runtime.ContainerSpec{PidsLimit: api.DefaultPidsLimit, Capabilities: api.DefaultCapabilities}},
+		{"open", runtime.ContainerSpec{PidsLimit: 0, Capabilities: []string{"CAP_NET_BIND_SERVICE"},
+			SeccompUnconfined: true, AllowNewPrivileges: true, User: "65534:65534"}},
+		{"limited", runtime.ContainerSpec{PidsLimit: 64, Capabilities: api.DefaultCapabilities}},
+	} {
+		tk := running(n.waitTasks(c.service, "1 running", countRunning(1)))[0]
+		got, ok := n.rt.Spec(tk.ID)
+		if !ok || got.PidsLimit != c.want.PidsLimit || !slices.Equal(got.Capabilities, c.want.Capabilities) || got.Capabilities == nil ||
+			got.SeccompUnconfined != c.want.SeccompUnconfined || got.AllowNewPrivileges != c.want.AllowNewPrivileges || got.User != c.want.User {
+			t.Errorf("container of %s: pids %d caps %q seccomp unconfined %v new privileges %v user %q; want pids %d caps %q seccomp unconfined %v new privileges %v user %q",
+				c.service, got.PidsLimit, got.Capabilities, got.SeccompUnconfined, got.AllowNewPrivileges, got.User,
+				c.want.PidsLimit, c.want.Capabilities, c.want.SeccompUnconfined, c.want.AllowNewPrivileges, c.want.User)
+		}
+	}
+}

@@ -21,4 +21,9 @@
 //
 // The manager replaces ended tasks under the restart policy; the agent
 // never restarts a task by itself.
+//
+// The agent socket (Handler) is open to group warren while the agent runs
+// as root: every route that takes a task ID checks it (withTaskID,
+// api.ValidateID) before anything else, and taskPath, the one place a task
+// ID becomes a file path, checks it again.
 package agent

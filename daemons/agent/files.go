@@ -14,18 +14,36 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 )
 
-func (a *Agent) logPath(taskID string) string {
-	return filepath.Join(a.cfg.DataDir, "logs", taskID+".log")
+// The folders of the data directory that hold a file or folder per task.
+const (
+	logsDir  = "logs"  // ID.log: the container's stdout and stderr
+	filesDir = "files" // ID/: the hosts and resolv.conf mounted into it
+)
+
+// taskPath is the one place a task ID becomes a path: DATADIR/dir/ID+suffix.
+// It refuses an ID that is not one Warren makes (api.ValidateID), behind
+// the checks where IDs come in (the agent socket's routes, start), so that
+// no ID, whoever sent it, names a path outside dir.
+func (a *Agent) taskPath(dir, id, suffix string) (string, error) {
+	if err := api.ValidateID(id); err != nil {
+		return "", fmt.Errorf("agent: no %s path for this task: %w", dir, err)
+	}
+	return filepath.Join(a.cfg.DataDir, dir, id+suffix), nil
 }
 
-func (a *Agent) netFilesDir(taskID string) string {
-	return filepath.Join(a.cfg.DataDir, "files", taskID)
-}
+// logPath is the file a task's container writes its output to.
+func (a *Agent) logPath(taskID string) (string, error) { return a.taskPath(logsDir, taskID, ".log") }
+
+// netFilesDir holds the task's hosts and resolv.conf.
+func (a *Agent) netFilesDir(taskID string) (string, error) { return a.taskPath(filesDir, taskID, "") }
 
 // writeNetFiles writes the task's /etc/hosts and /etc/resolv.conf, to be
 // bind-mounted read-only into the container.
 func (a *Agent) writeNetFiles(t *api.Task, addr netip.Addr) ([]rt.Mount, error) {
-	dir := a.netFilesDir(t.ID)
+	dir, err := a.netFilesDir(t.ID)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -90,7 +108,7 @@ func (a *Agent) logLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		matches, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, "logs", "*.log"))
+		matches, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, logsDir, "*.log"))
 		for _, p := range matches {
 			id := strings.TrimSuffix(filepath.Base(p), ".log")
 			a.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/netcfg/ipam"
 	"github.com/warren-edge/warren/netcfg/link"
 	"github.com/warren-edge/warren/netcfg/nft"
@@ -80,6 +81,10 @@ func (n *HostNetwork) Setup(ctx context.Context, subnet netip.Prefix) error {
 
 // Attach gives the task an address and a namespace on the bridge.
 func (n *HostNetwork) Attach(ctx context.Context, id string) (string, netip.Addr, error) {
+	// The namespace's file is named by the ID: only an ID Warren makes.
+	if err := api.ValidateID(id); err != nil {
+		return "", netip.Addr{}, fmt.Errorf("agent: network namespace: %w", err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	addr, err := n.pool.Allocate(id)
@@ -99,6 +104,9 @@ func (n *HostNetwork) Attach(ctx context.Context, id string) (string, netip.Addr
 
 // Detach removes the task's namespace and frees its address.
 func (n *HostNetwork) Detach(ctx context.Context, id string) error {
+	if err := api.ValidateID(id); err != nil {
+		return fmt.Errorf("agent: network namespace: %w", err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.host.DeleteSandbox(id); err != nil {

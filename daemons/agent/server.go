@@ -25,11 +25,27 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", a.getStatus)
 	mux.HandleFunc("GET /v1/images", a.listImages)
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
-	mux.HandleFunc("GET /v1/tasks/{id}/logs", a.taskLogs)
+	mux.HandleFunc("GET /v1/tasks/{id}/logs", withTaskID(a.taskLogs))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, api.Errorf(api.CodeNotFound, "no endpoint %s %s on the agent", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// withTaskID serves a route that names a task by {id}. Every route of the
+// agent socket that takes an ID goes through it: the mux unescapes %2F in
+// a path value, so {id} may be "../../etc/x", and the ID is checked
+// (api.ValidateID) before the handler sees it. A bad one gets a 400 that
+// says what is wrong with it.
+func withTaskID(h func(w http.ResponseWriter, r *http.Request, id string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := api.ValidateID(id); err != nil {
+			writeErr(w, api.Errorf(api.CodeInvalid, "task %v", err))
+			return
+		}
+		h(w, r, id)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -99,11 +115,10 @@ func (a *Agent) loadImage(w http.ResponseWriter, r *http.Request) {
 
 // taskLogs streams a task's log: the last ?tail=N lines (default all),
 // then, with ?follow, what is written next until the client leaves.
-func (a *Agent) taskLogs(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	path := a.logPath(id)
-	if _, err := os.Stat(path); err != nil {
-		writeErr(w, api.Errorf(api.CodeNotFound, "no log for task %s on this node", id))
+func (a *Agent) taskLogs(w http.ResponseWriter, r *http.Request, id string) {
+	path, err := a.logPath(id)
+	if err != nil {
+		writeErr(w, api.Errorf(api.CodeInvalid, "%v", err))
 		return
 	}
 	tail := -1
@@ -116,22 +131,23 @@ func (a *Agent) taskLogs(w http.ResponseWriter, r *http.Request) {
 		tail = n
 	}
 	follow := r.URL.Query().Has("follow")
+	f, err := a.openFile(path)
+	if err != nil {
+		writeErr(w, api.Errorf(api.CodeNotFound, "no log for task %s on this node", id))
+		return
+	}
+	defer f.Close()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	if err := streamLog(r.Context(), w, fl, path, tail, follow); err != nil && r.Context().Err() == nil {
+	if err := streamLog(r.Context(), w, fl, f, tail, follow); err != nil && r.Context().Err() == nil {
 		a.log.Debug("log stream ended", "task", id, "err", err)
 	}
 }
 
-// streamLog writes the last tail lines of path (all if tail < 0), then
+// streamLog writes the last tail lines of f (all if tail < 0), then
 // follows it if asked, across rotations (the file shrinking).
-func streamLog(ctx context.Context, w io.Writer, fl http.Flusher, path string, tail int, follow bool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+func streamLog(ctx context.Context, w io.Writer, fl http.Flusher, f *os.File, tail int, follow bool) error {
 	start, err := tailOffset(f, tail)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +178,11 @@ const fullSpecJSON = `{
   "workingDir": "/srv",
   "user": "1000:1000",
   "readOnly": true,
+  "capAdd": ["NET_ADMIN"],
+  "capDrop": ["net_raw"],
+  "seccomp": "unconfined",
+  "allowNewPrivileges": true,
+  "pidsLimit": 512,
   "mode": "replicated",
   "replicas": 3,
   "placement": {"constraints": ["node.labels.zone==east"]},
@@ -198,6 +204,11 @@ env: [A=1]
 workingDir: /srv
 user: "1000:1000"
 readOnly: true
+capAdd: [NET_ADMIN]
+capDrop: [net_raw]
+seccomp: unconfined
+allowNewPrivileges: true
+pidsLimit: 512
 mode: replicated
 replicas: 3
 placement:
@@ -224,6 +235,11 @@ func checkFullSpec(t *testing.T, how string, s *api.ServiceSpec) {
 	}
 	if s.StopGracePeriod.D() != 30*time.Second || s.HealthCheck == nil || s.HealthCheck.StartPeriod.D() != time.Minute {
 		t.Errorf("%s: stop grace %v, health check %+v, want 30s and a start period of 1m", how, s.StopGracePeriod, s.HealthCheck)
+	}
+	if !slices.Equal(s.CapAdd, []string{"NET_ADMIN"}) || !slices.Equal(s.CapDrop, []string{"net_raw"}) ||
+		s.Seccomp != api.SeccompUnconfined || !s.AllowNewPrivileges || s.PidsLimit != 512 {
+		t.Errorf("%s: capAdd %q capDrop %q seccomp %q allowNewPrivileges %v pidsLimit %d, want [NET_ADMIN] [net_raw] unconfined true 512",
+			how, s.CapAdd, s.CapDrop, s.Seccomp, s.AllowNewPrivileges, s.PidsLimit)
 	}
 	if p := s.UpdateConfig.Parallelism; p == nil || *p != 2 {
 		t.Errorf("%s: update parallelism %v, want 2", how, p)

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,21 @@ type ServiceSpec struct {
 	WorkingDir string   `json:"workingDir,omitempty" yaml:"workingDir,omitempty"`
 	User       string   `json:"user,omitempty" yaml:"user,omitempty"`
 	ReadOnly   bool     `json:"readOnly,omitempty" yaml:"readOnly,omitempty"`
+
+	// CapAdd and CapDrop change the Linux capabilities of a task's process
+	// from DefaultCapabilities, by Docker's rules (EffectiveCapabilities):
+	// names such as NET_ADMIN or cap_net_admin, or ALL.
+	CapAdd  []string `json:"capAdd,omitempty" yaml:"capAdd,omitempty"`
+	CapDrop []string `json:"capDrop,omitempty" yaml:"capDrop,omitempty"`
+	// Seccomp is "default" (Docker's default system call filter; also
+	// when empty) or "unconfined" (no filter).
+	Seccomp string `json:"seccomp,omitempty" yaml:"seccomp,omitempty"`
+	// AllowNewPrivileges turns no_new_privs off, so that setuid binaries
+	// and file capabilities can raise a task's privileges. Off by default.
+	AllowNewPrivileges bool `json:"allowNewPrivileges,omitempty" yaml:"allowNewPrivileges,omitempty"`
+	// PidsLimit caps the processes and threads of each task (pids.max of
+	// its cgroup): 0 means DefaultPidsLimit, -1 (PidsUnlimited) no limit.
+	PidsLimit int64 `json:"pidsLimit,omitempty" yaml:"pidsLimit,omitempty"`
 
 	// Mode is "replicated" (the default) or "global".
 	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
@@ -270,6 +286,91 @@ const (
 	DefaultRestartDelay    = Duration(5e9)
 	DefaultUpdateMonitor   = Duration(5e9)
 )
+
+// Seccomp modes (ServiceSpec.Seccomp).
+const (
+	SeccompDefault    = "default"
+	SeccompUnconfined = "unconfined"
+)
+
+// DefaultPidsLimit is pids.max of a task whose spec sets no PidsLimit. A
+// service rarely needs more than a few hundred processes and threads,
+// while a fork bomb or a thread leak in one container would otherwise take
+// every PID of a small device (pid_max is 32768 on up to 32 CPUs) and
+// with them the node's own daemons: 2048 leaves room for busy services and
+// lets sixteen runaway tasks at most exhaust such a node.
+const DefaultPidsLimit = 2048
+
+// PidsUnlimited as a PidsLimit runs a task without a pids limit.
+const PidsUnlimited = -1
+
+// DefaultCapabilities is the capability set a task's process starts from:
+// Docker's default set, which is also containerd's.
+var DefaultCapabilities = []string{
+	"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// EffectivePidsLimit returns the spec's pids limit with its default:
+// DefaultPidsLimit for 0, PidsUnlimited for no limit.
+func (s *ServiceSpec) EffectivePidsLimit() int64 {
+	if s.PidsLimit == 0 {
+		return DefaultPidsLimit
+	}
+	return s.PidsLimit
+}
+
+// EffectiveSeccomp returns the spec's seccomp mode with its default.
+func (s *ServiceSpec) EffectiveSeccomp() string {
+	if s.Seccomp == "" {
+		return SeccompDefault
+	}
+	return s.Seccomp
+}
+
+// EffectiveCapabilities returns the capabilities a task of the spec runs
+// with, sorted, by Docker's rules: ALL in CapAdd gives every capability
+// but those in CapDrop; otherwise ALL in CapDrop gives CapAdd alone;
+// otherwise DefaultCapabilities minus CapDrop plus CapAdd (so a name in
+// both lists is kept). Names CapAdd or CapDrop may not hold are skipped:
+// ValidateServiceSpec refuses them. The result is never nil.
+func (s *ServiceSpec) EffectiveCapabilities() []string {
+	add, addAll := normalizeCapabilities(s.CapAdd)
+	drop, dropAll := normalizeCapabilities(s.CapDrop)
+	without := func(from, drop []string) []string {
+		return slices.DeleteFunc(slices.Clone(from), func(c string) bool { return slices.Contains(drop, c) })
+	}
+	var out []string
+	switch {
+	case addAll:
+		out = without(capabilityNames(), drop)
+	case dropAll:
+		out = add
+	default:
+		out = append(without(DefaultCapabilities, drop), add...)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// normalizeCapabilities returns the valid names of caps in their
+// canonical form, and whether ALL is among them.
+func normalizeCapabilities(caps []string) (names []string, all bool) {
+	for _, c := range caps {
+		n, err := NormalizeCapability(c)
+		switch {
+		case err != nil:
+		case n == CapabilityAll:
+			all = true
+		default:
+			names = append(names, n)
+		}
+	}
+	return names, all
+}
 
 // IsGlobal says whether the spec runs one task per eligible node.
 func (s *ServiceSpec) IsGlobal() bool { return s.Mode == ModeGlobal }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/distribution/reference"
 )
@@ -26,7 +27,39 @@ const (
 	MaxConstraints  = 32
 	MinMemoryLimit  = 6 << 20 // below this runc and the kernel refuse or the task cannot start
 	MaxDurationSpec = Duration(24 * 3600e9)
+	MaxCapabilities = 64      // entries of capAdd or of capDrop
+	MaxPidsLimit    = 4194304 // the kernel's PID_MAX_LIMIT
 )
+
+// IDLen and IDAlphabet describe the object IDs NewID makes; ValidateID
+// accepts those and nothing else.
+const (
+	IDLen      = 25
+	IDAlphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+)
+
+// CapabilityAll in CapAdd or CapDrop stands for every capability.
+const CapabilityAll = "ALL"
+
+// capabilities are the Linux capabilities (capabilities(7), up to Linux
+// 5.9) a spec may add or drop, without their CAP_ prefix.
+var capabilities = []string{
+	"AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
+	"DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+	"LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE", "NET_BROADCAST",
+	"NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYSLOG", "SYS_ADMIN", "SYS_BOOT",
+	"SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME",
+	"SYS_TTY_CONFIG", "WAKE_ALARM",
+}
+
+// capabilityNames returns every capability with its CAP_ prefix.
+func capabilityNames() []string {
+	out := make([]string, len(capabilities))
+	for i, c := range capabilities {
+		out[i] = "CAP_" + c
+	}
+	return out
+}
 
 var (
 	nameRe     = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
@@ -72,6 +105,53 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%q is not DNS-safe: use lower-case letters, digits and '-', starting with a letter and not ending with '-'", name)
 	}
 	return nil
+}
+
+// ValidateID checks that id is an object ID as NewID makes them: IDLen
+// characters of IDAlphabet. The agent checks every task ID with it before
+// the ID becomes part of a file path, so no ID can name a path outside the
+// agent's directories. The error is an invalid-request *Error.
+func ValidateID(id string) error {
+	why := ""
+	switch {
+	case id == "":
+		why = "it is empty"
+	case strings.Contains(id, "/"):
+		why = "it holds '/'"
+	case strings.Contains(id, ".."):
+		why = "it holds '..'"
+	default:
+		if i := strings.IndexFunc(id, func(r rune) bool { return !strings.ContainsRune(IDAlphabet, r) }); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			why = fmt.Sprintf("it holds %q", r)
+		} else if len(id) != IDLen {
+			why = fmt.Sprintf("it is %d characters long", len(id))
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	shown := id
+	if len(shown) > 2*IDLen {
+		shown = shown[:2*IDLen] + "..."
+	}
+	return Errorf(CodeInvalid, "%q is not a Warren ID: %s; an ID is %d characters of 0-9 and a-z", shown, why, IDLen)
+}
+
+// NormalizeCapability returns a capability name in its canonical form, as
+// Docker reads them: any case, with or without the CAP_ prefix ("net_admin"
+// and "CAP_NET_ADMIN" give "CAP_NET_ADMIN"); "all" gives CapabilityAll.
+func NormalizeCapability(name string) (string, error) {
+	n := strings.ToUpper(name)
+	if n == CapabilityAll {
+		return n, nil
+	}
+	n = strings.TrimPrefix(n, "CAP_")
+	if _, ok := slices.BinarySearch(capabilities, n); !ok {
+		return "", fmt.Errorf("%q is not a Linux capability: use ALL or one of %s (with or without CAP_, in any case)",
+			name, strings.Join(capabilities, ", "))
+	}
+	return "CAP_" + n, nil
 }
 
 // ValidateImage checks an image reference ("busybox", "localhost/app:1.2",
@@ -148,6 +228,7 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	if s.User != "" && !userRe.MatchString(s.User) {
 		fe.add("user", "%q is not USER, UID, USER:GROUP or UID:GID", s.User)
 	}
+	validateSecurity(&fe, s)
 	switch s.Mode {
 	case "", ModeReplicated:
 		if s.Replicas > MaxReplicas {
@@ -177,6 +258,34 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 		validateHealth(&fe, *s.HealthCheck)
 	}
 	return fe.err("service spec")
+}
+
+// validateSecurity checks what a spec changes of a task's confinement:
+// capabilities, seccomp and the pids limit.
+func validateSecurity(fe *fieldErrs, s *ServiceSpec) {
+	for _, l := range []struct {
+		field string
+		caps  []string
+	}{{"capAdd", s.CapAdd}, {"capDrop", s.CapDrop}} {
+		if len(l.caps) > MaxCapabilities {
+			fe.add(l.field, "%d capabilities; the limit is %d", len(l.caps), MaxCapabilities)
+			continue
+		}
+		for i, c := range l.caps {
+			if _, err := NormalizeCapability(c); err != nil {
+				fe.add(fmt.Sprintf("%s[%d]", l.field, i), "%v", err)
+			}
+		}
+	}
+	switch s.Seccomp {
+	case "", SeccompDefault, SeccompUnconfined:
+	default:
+		fe.add("seccomp", "%q is not a seccomp mode: use default (Docker's profile) or unconfined; custom profiles are not supported", s.Seccomp)
+	}
+	if s.PidsLimit < PidsUnlimited || s.PidsLimit > MaxPidsLimit {
+		fe.add("pidsLimit", "%d is not a pids limit: use 1 to %d, -1 for no limit, or 0 (or leave it out) for the default of %d",
+			s.PidsLimit, MaxPidsLimit, DefaultPidsLimit)
+	}
 }
 
 func validateArgs(fe *fieldErrs, field string, args []string) {

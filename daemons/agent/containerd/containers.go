@@ -13,6 +13,7 @@ import (
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -110,8 +111,11 @@ func validate(spec runtime.ContainerSpec) error {
 	if spec.NanoCPUs < 0 || (spec.NanoCPUs > 0 && cpuQuota(spec.NanoCPUs) < minCPUQuota) {
 		return bad("CPU limit %.4f CPUs is below the minimum of %.2f", float64(spec.NanoCPUs)/1e9, float64(minCPUQuota)/cpuPeriod)
 	}
-	if spec.LogPath != "" && !filepath.IsAbs(spec.LogPath) {
-		return bad("log path %q is not absolute", spec.LogPath)
+	if spec.LogPath != "" && (!filepath.IsAbs(spec.LogPath) || filepath.Clean(spec.LogPath) != spec.LogPath) {
+		return bad("log path %q is not absolute and clean (no . or .. parts)", spec.LogPath)
+	}
+	if spec.PidsLimit < 0 {
+		return bad("pids limit %d is negative: 0 means none", spec.PidsLimit)
 	}
 	for _, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {
@@ -174,6 +178,33 @@ func specOpts(img containerd.Image, spec runtime.ContainerSpec) []oci.SpecOpts {
 	}
 	if spec.Group != "" {
 		opts = append(opts, oci.WithAnnotations(map[string]string{GroupAnnotation: spec.Group}))
+	}
+	return append(opts, confinement(spec)...)
+}
+
+// confinement is what limits a container beyond its resources: its
+// capabilities, no_new_privs, a cgroup namespace of its own, its pids
+// limit and, last (the profile allows system calls by the capabilities
+// set before it), Docker's default seccomp profile as containerd ships it.
+func confinement(spec runtime.ContainerSpec) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	if spec.Capabilities != nil {
+		opts = append(opts, oci.WithCapabilities(spec.Capabilities))
+	}
+	if spec.AllowNewPrivileges {
+		opts = append(opts, oci.WithNewPrivileges)
+	} else {
+		opts = append(opts, oci.WithNoNewPrivileges)
+	}
+	// oci.WithNamespacedCgroup only sets the cgroup path (/NAMESPACE/ID,
+	// the default already); the namespace is this. /proc/self/cgroup in
+	// the container then shows "/" and the host's cgroup tree is hidden.
+	opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.CgroupNamespace}))
+	if spec.PidsLimit > 0 {
+		opts = append(opts, oci.WithPidsLimit(spec.PidsLimit))
+	}
+	if !spec.SeccompUnconfined {
+		opts = append(opts, seccomp.WithDefaultProfile())
 	}
 	return opts
 }

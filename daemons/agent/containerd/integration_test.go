@@ -723,3 +723,100 @@ func TestCreateRecovers(t *testing.T) {
 		t.Errorf("a failed Create left snapshot %s", s.ID)
 	}
 }
+
+// confined runs s with a command that prints its /proc/self/status and
+// /proc/self/cgroup to its log, then sleeps; it returns the status
+// fields, the cgroup lines and the container's PID.
+func (e *env) confined(s runtime.ContainerSpec) (status map[string]string, cgroups []string, pid int) {
+	e.t.Helper()
+	s.Command = []string{"sh", "-c", "cat /proc/self/status; echo CGROUPS; cat /proc/self/cgroup; echo END; exec sleep 1000"}
+	s.LogPath = filepath.Join(e.d.Dir, "logs", s.ID+".log")
+	id := e.run(s)
+	var out string
+	waitFor(e.t, 10*time.Second, "the container of "+s.ID+" to print its status", func() bool {
+		b, _ := os.ReadFile(s.LogPath)
+		out = string(b)
+		return strings.Contains(out, "END\n")
+	})
+	st, cg, _ := strings.Cut(strings.TrimSuffix(out, "END\n"), "CGROUPS\n")
+	status = map[string]string{}
+	for line := range strings.Lines(st) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			status[k] = strings.TrimSpace(v)
+		}
+	}
+	return status, strings.Fields(cg), e.inspect(id).Pid
+}
+
+// TestConfinementInARealContainer checks what runc gives a container for
+// ContainerSpec's confinement settings, as the container itself sees it.
+func TestConfinementInARealContainer(t *testing.T) {
+	e := setup(t)
+	hostNS, err := os.Readlink("/proc/self/ns/cgroup")
+	if err != nil {
+		t.Skipf("no cgroup namespaces here: %v", err)
+	}
+
+	t.Run("defaults", func(t *testing.T) {
+		s := spec("conf")
+		s.PidsLimit = 321
+		st, cgroups, pid := e.confined(s)
+		if st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" {
+			t.Errorf("default container: Seccomp %q NoNewPrivs %q, want 2 (filtered) and 1", st["Seccomp"], st["NoNewPrivs"])
+		}
+		// containerd's (Docker's) default set: 0x00000000a80425fb.
+		if st["CapEff"] != "00000000a80425fb" {
+			t.Errorf("default container: CapEff %q, want Docker's default set 00000000a80425fb", st["CapEff"])
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/cgroup", pid)); err != nil || ns == hostNS {
+			t.Errorf("default container: cgroup namespace %q (%v), the host's is %q; want one of its own", ns, err, hostNS)
+		}
+		for _, l := range cgroups {
+			if !strings.HasSuffix(l, ":/") {
+				t.Errorf("default container: /proc/self/cgroup line %q, want every cgroup at / in its own namespace", l)
+			}
+		}
+		if got := cgroupFile(t, "pids", s.ID, "pids.max"); got != "321" {
+			t.Errorf("PidsLimit 321: pids.max = %q, want 321", got)
+		}
+	})
+
+	t.Run("opted out", func(t *testing.T) {
+		s := spec("open")
+		s.SeccompUnconfined, s.AllowNewPrivileges = true, true
+		st, _, _ := e.confined(s)
+		if st["Seccomp"] != "0" || st["NoNewPrivs"] != "0" {
+			t.Errorf("SeccompUnconfined and AllowNewPrivileges: Seccomp %q NoNewPrivs %q, want 0 and 0", st["Seccomp"], st["NoNewPrivs"])
+		}
+		if got := cgroupFile(t, "pids", s.ID, "pids.max"); got != "max" {
+			t.Errorf("PidsLimit 0: pids.max = %q, want max", got)
+		}
+	})
+
+	t.Run("no capabilities", func(t *testing.T) {
+		s := spec("nocap")
+		s.Capabilities = []string{}
+		st, _, _ := e.confined(s)
+		if st["CapEff"] != "0000000000000000" || st["CapBnd"] != "0000000000000000" || st["CapPrm"] != "0000000000000000" {
+			t.Errorf("Capabilities []: CapEff %q CapPrm %q CapBnd %q, want all 0000000000000000", st["CapEff"], st["CapPrm"], st["CapBnd"])
+		}
+	})
+
+	t.Run("one capability", func(t *testing.T) {
+		s := spec("onecap")
+		s.Capabilities = []string{"CAP_NET_BIND_SERVICE"} // bit 10
+		st, _, _ := e.confined(s)
+		if st["CapEff"] != "0000000000000400" {
+			t.Errorf("Capabilities [CAP_NET_BIND_SERVICE]: CapEff %q, want 0000000000000400", st["CapEff"])
+		}
+	})
+
+	t.Run("user", func(t *testing.T) {
+		s := spec("user")
+		s.User = "65534"
+		st, _, _ := e.confined(s)
+		if uid := strings.Fields(st["Uid"]); len(uid) != 4 || uid[0] != "65534" || uid[1] != "65534" {
+			t.Errorf("User 65534: Uid %q, want 65534 (real and effective)", st["Uid"])
+		}
+	})
+}

@@ -7,9 +7,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/warren-edge/warren/daemons/agent/runtime"
 )
@@ -56,6 +62,8 @@ func TestValidate(t *testing.T) {
 		"negative memory":   func(s *runtime.ContainerSpec) { s.MemoryLimit = -1 },
 		"cpu too low":       func(s *runtime.ContainerSpec) { s.NanoCPUs = 9_999_999 },
 		"relative log path": func(s *runtime.ContainerSpec) { s.LogPath = "a.log" },
+		"log path with ..":  func(s *runtime.ContainerSpec) { s.LogPath = "/var/log/../../etc/x.log" },
+		"negative pids":     func(s *runtime.ContainerSpec) { s.PidsLimit = -1 },
 		"bad mount type":    func(s *runtime.ContainerSpec) { s.Mounts = []runtime.Mount{{Type: "nfs", Destination: "/y"}} },
 		"relative source": func(s *runtime.ContainerSpec) {
 			s.Mounts = []runtime.Mount{{Type: "bind", Source: "x", Destination: "/y"}}
@@ -173,5 +181,79 @@ func TestNewWithoutContainerd(t *testing.T) {
 	_, err := New(ctx, Options{Socket: sock, ConnectTimeout: 500 * time.Millisecond})
 	if !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), sock) {
 		t.Errorf("New with no containerd = %v; want ErrUnavailable naming the socket", err)
+	}
+}
+
+// TestConfinement checks the OCI spec a container gets, on top of
+// containerd's defaults, for the confinement settings of ContainerSpec.
+func TestConfinement(t *testing.T) {
+	gen := func(spec runtime.ContainerSpec) *oci.Spec {
+		t.Helper()
+		ctx := namespaces.WithNamespace(context.Background(), "warrentest")
+		s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "c1"}, confinement(spec)...)
+		if err != nil {
+			t.Fatalf("GenerateSpec(confinement(%+v)): %v", spec, err)
+		}
+		return s
+	}
+	hasCgroupNS := func(s *oci.Spec) bool {
+		return slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.CgroupNamespace && n.Path == "" })
+	}
+
+	def := gen(runtime.ContainerSpec{})
+	if def.Linux.Seccomp == nil || def.Linux.Seccomp.DefaultAction != specs.ActErrno || len(def.Linux.Seccomp.Syscalls) == 0 {
+		t.Errorf("default spec: seccomp %+v, want Docker's default profile (errno by default, a list of allowed calls)", def.Linux.Seccomp)
+	}
+	if !def.Process.NoNewPrivileges {
+		t.Errorf("default spec: NoNewPrivileges false, want true")
+	}
+	if !hasCgroupNS(def) {
+		t.Errorf("default spec: namespaces %+v, want a new cgroup namespace", def.Linux.Namespaces)
+	}
+	if def.Linux.Resources.Pids != nil {
+		t.Errorf("default spec: pids %+v, want no limit when PidsLimit is 0", def.Linux.Resources.Pids)
+	}
+	if caps := def.Process.Capabilities.Effective; !slices.Contains(caps, "CAP_CHOWN") || slices.Contains(caps, "CAP_SYS_ADMIN") {
+		t.Errorf("default spec: effective capabilities %q, want containerd's default set (with CAP_CHOWN, without CAP_SYS_ADMIN)", caps)
+	}
+
+	open := gen(runtime.ContainerSpec{SeccompUnconfined: true, AllowNewPrivileges: true, PidsLimit: 100,
+		Capabilities: []string{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}})
+	if open.Linux.Seccomp != nil {
+		t.Errorf("SeccompUnconfined: seccomp %+v, want none", open.Linux.Seccomp)
+	}
+	if open.Process.NoNewPrivileges {
+		t.Errorf("AllowNewPrivileges: NoNewPrivileges true, want false")
+	}
+	if p := open.Linux.Resources.Pids; p == nil || p.Limit == nil || *p.Limit != 100 {
+		t.Errorf("PidsLimit 100: pids %+v, want a limit of 100", p)
+	}
+	c := open.Process.Capabilities
+	for _, set := range [][]string{c.Bounding, c.Permitted, c.Effective} {
+		if !slices.Equal(set, []string{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"}) {
+			t.Errorf("Capabilities [CAP_NET_ADMIN CAP_SYS_ADMIN]: sets %+v, want exactly those in bounding, permitted and effective", c)
+			break
+		}
+	}
+
+	// The seccomp profile follows the capabilities: with CAP_SYS_ADMIN
+	// the default profile allows mount, without it it does not.
+	allows := func(s *oci.Spec, call string) bool {
+		for _, sc := range s.Linux.Seccomp.Syscalls {
+			if sc.Action == specs.ActAllow && slices.Contains(sc.Names, call) {
+				return true
+			}
+		}
+		return false
+	}
+	admin := gen(runtime.ContainerSpec{Capabilities: []string{"CAP_SYS_ADMIN"}})
+	if !allows(admin, "mount") || allows(def, "mount") {
+		t.Errorf("seccomp allows mount with CAP_SYS_ADMIN: %v, by default: %v; want true, false (the profile must come after the capabilities)",
+			allows(admin, "mount"), allows(def, "mount"))
+	}
+
+	none := gen(runtime.ContainerSpec{Capabilities: []string{}})
+	if c := none.Process.Capabilities; len(c.Bounding)+len(c.Permitted)+len(c.Effective)+len(c.Inheritable)+len(c.Ambient) != 0 {
+		t.Errorf("Capabilities []: sets %+v, want all empty", c)
 	}
 }

@@ -63,6 +63,18 @@ type ContainerSpec struct {
 	MemoryLimit  int64  // bytes; 0 means none
 	NanoCPUs     int64  // CPU limit in 1e-9 CPUs (quota over a 100 ms period); 0 means none
 	CPUShares    uint64 // relative weight from the CPU reservation; 0 means default
+	PidsLimit    int64  // pids.max of the container's cgroup; 0 means none
+
+	// Confinement. Every container gets a cgroup namespace of its own, and
+	// by default a seccomp filter (Docker's default profile) and
+	// no_new_privs.
+	//
+	// Capabilities are the process's bounding, permitted and effective
+	// sets, e.g. "CAP_CHOWN": nil means the runtime's default (Docker's
+	// set), empty means none.
+	Capabilities       []string
+	SeccompUnconfined  bool // no seccomp filter
+	AllowNewPrivileges bool // no_new_privs off: setuid binaries work
 
 	// LogPath is the file the container's stdout and stderr are appended to.
 	LogPath string

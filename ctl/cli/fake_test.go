@@ -244,6 +244,12 @@ func TestUsageErrors(t *testing.T) {
 			"https://10.0.0.1:4242 is a manager's node port: it speaks mutual TLS only and needs an operator certificate: " +
 				"make one on a manager (warrenctl operator add NAME --role viewer|operator|admin --out DIR), copy DIR here, and give --tls-dir DIR (or $WARREN_TLS_DIR)"},
 		{[]string{"--tls-dir", "/tmp/creds", "node", "ls"}, 2, "--tls-dir goes with a manager's node port (--host https://HOST:4242); unix:///nonexistent/api.sock is not one"},
+		{[]string{"operator", "add", "alice", "--out", "/nonexistent/alice"}, 2, "--role is required: give admin, operator, viewer"},
+		{[]string{"operator", "add", "alice", "--role", "root", "--out", "/nonexistent/alice"}, 2, `--role "root": give admin, operator, viewer`},
+		{[]string{"operator", "add", "alice", "--role", "viewer"}, 2, "--out is required"},
+		{[]string{"operator", "add", "--role", "viewer", "--out", "/nonexistent/alice"}, 2, "requires exactly 1 argument"},
+		{[]string{"operator", "rm"}, 2, "requires at least 1 argument"},
+		{[]string{"operator", "ls", "-o", "xml"}, 2, "-o xml: use table, json, yaml"},
 	}
 	for _, tt := range tests {
 		r := noRetry("unix:///nonexistent/api.sock", tt.args...)

@@ -148,3 +148,81 @@ func TestOperatorLsAndRm(t *testing.T) {
 		t.Errorf("operator rm alice ghost ci: exit %d, stdout %q, stderr %q; want 1, the two removed, the missing one's error", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestJoinToken(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantCall string
+		golden   string   // "" for -q
+		want     []string // in stdout
+	}{
+		{[]string{"worker"}, "POST /v1/join-tokens/worker", "join_token_worker", []string{"The token does not expire"}},
+		{[]string{"manager", "--rotate", "--ttl", "2h"}, "POST /v1/join-tokens/manager?rotate=1&ttl=2h0m0s", "join_token_manager",
+			[]string{"cluster = join", "The other manager tokens are revoked", "(in 2 hours)"}},
+		{[]string{"manager"}, "POST /v1/join-tokens/manager", "", []string{"(in 24 hours)"}},
+		{[]string{"worker", "-q"}, "POST /v1/join-tokens/worker", "", nil},
+	}
+	for _, tt := range tests {
+		f, url := newAccessFake(t)
+		args := append([]string{"join-token"}, tt.args...)
+		r := f.run(url, args...)
+		if r.code != 0 {
+			t.Errorf("warrenctl %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
+			continue
+		}
+		if calls := f.takeCalls(); !slices.Equal(calls, []string{tt.wantCall}) {
+			t.Errorf("warrenctl %s called %q, want %q", strings.Join(args, " "), calls, tt.wantCall)
+		}
+		token := "WRN-1-" + tt.args[0][:1] + "-cadigest-n3wt0k3n-s3cr3t"
+		if slices.Contains(tt.args, "-q") {
+			if r.stdout != token+"\n" {
+				t.Errorf("warrenctl %s printed %q, want only the token", strings.Join(args, " "), r.stdout)
+			}
+			continue
+		}
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.Contains(l, "warren manager") && strings.Contains(l, token) {
+				t.Errorf("warrenctl %s puts the token on a command line: %q", strings.Join(args, " "), l)
+			}
+		}
+		for _, w := range append(tt.want, "shown only now", "\n    "+token+"\n", "--token-file", "join_token = "+token, "managers = 10.0.0.1:4242,10.0.0.2:4242") {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("warrenctl %s printed:\n%s\nwant %q in it", strings.Join(args, " "), r.stdout, w)
+			}
+		}
+		if tt.golden != "" {
+			golden(t, tt.golden, strings.ReplaceAll(r.stdout, format.Time(accessNow.Add(2*time.Hour)), "DATE"))
+		}
+	}
+}
+
+func TestJoinTokenLsAndRm(t *testing.T) {
+	f, url := newAccessFake(t)
+	r := f.run(url, "join-token", "ls")
+	if r.code != 0 {
+		t.Fatalf("join-token ls: exit %d, stderr %q", r.code, r.stderr)
+	}
+	golden(t, "join_token_ls", r.stdout)
+	if strings.Contains(r.stdout, "WRN-") {
+		t.Errorf("join-token ls shows a token:\n%s", r.stdout)
+	}
+	if r := f.run(url, "join-token", "ls", "-q"); r.stdout != "m2aaaaaa\nw1aaaaaa\nw2aaaaaa\n" {
+		t.Errorf("join-token ls -q printed %q, want the IDs", r.stdout)
+	}
+	var tokens []api.JoinTokenInfo
+	if r := f.run(url, "join-token", "ls", "-o", "json"); json.Unmarshal([]byte(r.stdout), &tokens) != nil || len(tokens) != 3 {
+		t.Errorf("join-token ls -o json printed %q, want the three tokens", r.stdout)
+	}
+	if calls := f.takeCalls(); !slices.Equal(calls, []string{"GET /v1/join-tokens", "GET /v1/join-tokens", "GET /v1/join-tokens"}) {
+		t.Errorf("join-token ls called %q, want GET /v1/join-tokens each time", calls)
+	}
+
+	r = f.run(url, "join-token", "rm", "w1aaaaaa", "nope", "m2aaaaaa")
+	want := []string{"DELETE /v1/join-tokens/w1aaaaaa", "DELETE /v1/join-tokens/nope", "DELETE /v1/join-tokens/m2aaaaaa"}
+	if calls := f.takeCalls(); !slices.Equal(calls, want) {
+		t.Errorf("join-token rm w1aaaaaa nope m2aaaaaa called %q, want %q", calls, want)
+	}
+	if r.code != 1 || r.stdout != "w1aaaaaa\nm2aaaaaa\n" || !strings.Contains(r.stderr, `no live join token "nope"`) {
+		t.Errorf("join-token rm w1aaaaaa nope m2aaaaaa: exit %d, stdout %q, stderr %q; want 1, the two revoked, the missing one's error", r.code, r.stdout, r.stderr)
+	}
+}

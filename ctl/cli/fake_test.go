@@ -250,6 +250,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"operator", "add", "--role", "viewer", "--out", "/nonexistent/alice"}, 2, "requires exactly 1 argument"},
 		{[]string{"operator", "rm"}, 2, "requires at least 1 argument"},
 		{[]string{"operator", "ls", "-o", "xml"}, 2, "-o xml: use table, json, yaml"},
+		{[]string{"join-token"}, 2, "requires exactly 1 argument"},
+		{[]string{"join-token", "guest"}, 2, `"guest": ask for a worker or a manager token`},
+		{[]string{"join-token", "worker", "--ttl", "soon"}, 2, `invalid argument "soon" for "--ttl"`},
+		{[]string{"join-token", "ls", "-o", "yaml"}, 2, "-o yaml: use table, json"},
+		{[]string{"join-token", "rm"}, 2, "requires at least 1 argument"},
 	}
 	for _, tt := range tests {
 		r := noRetry("unix:///nonexistent/api.sock", tt.args...)

@@ -38,3 +38,17 @@ func OperatorTable(w io.Writer, ops []api.Operator, now time.Time) error {
 	}
 	return WriteTable(w, []string{"NAME", "ROLE", "CREATED", "EXPIRES"}, rows)
 }
+
+// JoinTokenTable writes join-token ls: ID KIND CREATED EXPIRES, by kind,
+// oldest first. It never shows a secret: the cluster does not have them.
+func JoinTokenTable(w io.Writer, tokens []api.JoinTokenInfo, now time.Time) error {
+	tokens = slices.Clone(tokens)
+	slices.SortStableFunc(tokens, func(a, b api.JoinTokenInfo) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	rows := make([][]string, 0, len(tokens))
+	for _, t := range tokens {
+		rows = append(rows, []string{t.ID, t.Kind, Ago(now, t.CreatedAt), Until(now, t.ExpiresAt)})
+	}
+	return WriteTable(w, []string{"ID", "KIND", "CREATED", "EXPIRES"}, rows)
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warren-edge/warren/ctl/format"
+	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
 
@@ -35,8 +36,18 @@ const (
 	ExitUsage = 2 // the command line is wrong
 )
 
-// EnvHost names the environment variable that sets the manager address.
-const EnvHost = "WARREN_HOST"
+// The environment variables warrenctl reads.
+const (
+	// EnvHost sets the manager's address (--host).
+	EnvHost = "WARREN_HOST"
+	// EnvTLSDir sets the directory of the operator credentials for a
+	// node port (--tls-dir).
+	EnvTLSDir = "WARREN_TLS_DIR"
+)
+
+// DefaultRetry is how long a call waits for a manager that is starting,
+// or for the managers to elect a leader, before it fails.
+const DefaultRetry = 15 * time.Second
 
 // App is warrenctl's surroundings: its streams, its environment and its
 // clock. The zero values of Now and PollEvery take real defaults.
@@ -53,6 +64,10 @@ type App struct {
 	// behind an *os.File); service logs escapes control characters only
 	// then.
 	IsTerminal func(w io.Writer) bool
+	// Retry is how long a call waits for a manager that is starting or
+	// for an election to end (DefaultRetry when zero; negative: not at
+	// all).
+	Retry time.Duration
 }
 
 // Run runs warrenctl with args (without the program name) and returns its
@@ -72,6 +87,9 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	}
 	if a.PollEvery == 0 {
 		a.PollEvery = 200 * time.Millisecond
+	}
+	if a.Retry == 0 {
+		a.Retry = DefaultRetry
 	}
 	if a.Stdin == nil {
 		a.Stdin = strings.NewReader("")
@@ -121,7 +139,9 @@ type session struct {
 	app            *App
 	stdout, stderr io.Writer // App's, sanitized
 	host           string    // --host
+	tlsDir         string    // --tls-dir
 	c              *client.Client
+	waited         bool // said that a call waits for a manager
 }
 
 func (s *session) close() {
@@ -142,16 +162,73 @@ func (s *session) hostAddr() string {
 	return client.DefaultHost
 }
 
+// tlsDirPath is where the operator credentials for a node port are:
+// --tls-dir, then $WARREN_TLS_DIR; "" when neither is set.
+func (s *session) tlsDirPath() string {
+	d := s.tlsDir
+	if d == "" {
+		d = s.app.Getenv(EnvTLSDir)
+	}
+	return expandHome(d, s.app.Getenv("HOME"))
+}
+
+// expandHome replaces a leading "~" by home, for a path given as
+// --tls-dir=~/x, which the shell leaves alone.
+func expandHome(path, home string) string {
+	if home == "" || (path != "~" && !strings.HasPrefix(path, "~/")) {
+		return path
+	}
+	return home + path[1:]
+}
+
+// isNodePort says whether host is a manager's node port (mutual TLS).
+func isNodePort(host string) bool { return strings.HasPrefix(host, "https://") }
+
 func (s *session) client() (*client.Client, error) {
 	if s.c != nil {
 		return s.c, nil
 	}
-	c, err := client.New(s.hostAddr())
-	if err != nil {
-		return nil, &usageError{msg: fmt.Sprintf("--host %q: use unix:///path/to/api.sock, a socket path, or http://host:port", s.hostAddr())}
+	host := s.hostAddr()
+	var c *client.Client
+	if isNodePort(host) {
+		dir := s.tlsDirPath()
+		if dir == "" {
+			return nil, &usageError{msg: fmt.Sprintf("%s is a manager's node port: it speaks mutual TLS only and needs an operator certificate: "+
+				"make one on a manager (warrenctl operator add NAME --role viewer|operator|admin --out DIR), copy DIR here, and give --tls-dir DIR (or $%s)", host, EnvTLSDir)}
+		}
+		var err error
+		if c, err = client.NewTLS(host, dir); err != nil {
+			return nil, err
+		}
+	} else {
+		if s.tlsDir != "" {
+			return nil, &usageError{msg: fmt.Sprintf("--tls-dir goes with a manager's node port (--host https://HOST:4242); %s is not one", host)}
+		}
+		var err error
+		if c, err = client.New(host); err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("--host %q: use unix:///path/to/api.sock, a socket path, or https://HOST:4242 (a manager's node port) with --tls-dir", host)}
+		}
+	}
+	if s.app.Retry > 0 {
+		c.Retry = s.app.Retry
+		c.Retrying = s.sayWaiting
 	}
 	s.c = c
 	return c, nil
+}
+
+// sayWaiting tells, once, that a call waits for a manager to start or for
+// the managers to elect a leader.
+func (s *session) sayWaiting(err error, _ time.Duration) {
+	if s.waited {
+		return
+	}
+	s.waited = true
+	if api.IsCode(err, api.CodeNotLeader) {
+		s.progressf("warrenctl: the managers have no leader (an election?): waiting up to %s for one", s.app.Retry)
+		return
+	}
+	s.progressf("warrenctl: no manager answers at %s yet: waiting up to %s for one to start", s.hostAddr(), s.app.Retry)
 }
 
 func (s *session) now() time.Time { return s.app.Now() }
@@ -259,19 +336,24 @@ func (s *session) rootCmd() *cobra.Command {
 
 It talks to a warren-manager over its API: by default the local socket
 unix:///run/warren/api.sock (root or members of group warren may use it),
-or the address in --host or $WARREN_HOST. The commands follow
-"docker service" and "docker node"; apply follows kubectl.`,
+or the address in --host or $WARREN_HOST. From another machine, give a
+manager's node port, https://HOST:4242, and an operator certificate with
+--tls-dir or $WARREN_TLS_DIR (an admin makes one on a manager with
+warrenctl operator add). The commands follow "docker service" and
+"docker node"; apply follows kubectl.`,
 		Example: `  warrenctl service create --name web --replicas 3 -p 8080:80 nginx:alpine
   warrenctl service ls
   warrenctl apply -f stack.yaml
-  WARREN_HOST=http://10.0.0.1:4242 warrenctl node ls`,
+  WARREN_HOST=https://10.0.0.1:4242 WARREN_TLS_DIR=~/.warren/edge warrenctl node ls`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.PersistentFlags().StringVarP(&s.host, "host", "H", "",
-		"the manager's API: unix:///PATH, a socket path or http://HOST:PORT (default $"+EnvHost+", else "+client.DefaultHost+")")
+		"the manager's API: unix:///PATH, a socket path, or a manager's node port https://HOST:4242 with --tls-dir (default $"+EnvHost+", else "+client.DefaultHost+")")
+	root.PersistentFlags().StringVar(&s.tlsDir, "tls-dir", "",
+		"the directory of an operator certificate (operator.key, operator.crt, ca.crt: warrenctl operator add --out DIR) for an https:// host (default $"+EnvTLSDir+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, msg: err.Error()} })
-	root.AddCommand(s.serviceCmd(), s.nodeCmd(), s.imageCmd(), s.joinTokenCmd(), s.caCmd(), s.applyCmd(), s.completionCmd(), s.versionCmd())
+	root.AddCommand(s.serviceCmd(), s.nodeCmd(), s.imageCmd(), s.joinTokenCmd(), s.operatorCmd(), s.caCmd(), s.applyCmd(), s.completionCmd(), s.versionCmd())
 	return root
 }

@@ -217,24 +217,30 @@ func TestLogsEndpointMissing(t *testing.T) {
 	}
 }
 
+// noRetry runs warrenctl against host, failing at once when no manager
+// answers (TestRetry covers the wait).
+func noRetry(host string, args ...string) result {
+	return runOpts{env: map[string]string{cli.EnvHost: host}, retry: -1}.run(context.Background(), args...)
+}
+
 func TestUnreachable(t *testing.T) {
 	want := "warrenctl: cannot reach the warren manager at unix:///nonexistent/b.sock (no such file or directory): " +
 		"is warren-manager running, and may you use its socket (root or group warren)?\n"
 	// --host wins over $WARREN_HOST.
-	r := runWith(context.Background(), "unix:///nonexistent/a.sock", "", "--host", "unix:///nonexistent/b.sock", "service", "ls")
+	r := noRetry("unix:///nonexistent/a.sock", "--host", "unix:///nonexistent/b.sock", "service", "ls")
 	if r.code != 1 || r.stderr != want {
 		t.Errorf("service ls without a manager: exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
 	}
 	// A plain path works as well.
-	r = runWith(context.Background(), "/nonexistent/b.sock", "", "node", "ls")
+	r = noRetry("/nonexistent/b.sock", "node", "ls")
 	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the warren manager at /nonexistent/b.sock") {
 		t.Errorf("node ls with WARREN_HOST=/nonexistent/b.sock: exit %d, stderr %q", r.code, r.stderr)
 	}
-	r = runWith(context.Background(), "unix:///nonexistent/b.sock", "", "version")
+	r = noRetry("unix:///nonexistent/b.sock", "version")
 	if r.code != 1 || !strings.HasPrefix(r.stdout, "Client: warrenctl ") {
 		t.Errorf("version without a manager: exit %d, stdout %q; want 1 after the client's version", r.code, r.stdout)
 	}
-	r = runWith(context.Background(), "unix:///nonexistent/b.sock", "", "version", "--client")
+	r = noRetry("unix:///nonexistent/b.sock", "version", "--client")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "Client: warrenctl ") {
 		t.Errorf("version --client: exit %d, stdout %q", r.code, r.stdout)
 	}
@@ -273,9 +279,24 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"node", "ls", "extra"}, 2, "accepts no arguments"},
 		{[]string{"apply", "-f"}, 2, "flag needs an argument"},
 		{[]string{"--host", "ftp://x", "service", "ls"}, 2, `--host "ftp://x"`},
+		{[]string{"--host", "https://10.0.0.1:4242", "node", "ls"}, 2,
+			"https://10.0.0.1:4242 is a manager's node port: it speaks mutual TLS only and needs an operator certificate: " +
+				"make one on a manager (warrenctl operator add NAME --role viewer|operator|admin --out DIR), copy DIR here, and give --tls-dir DIR (or $WARREN_TLS_DIR)"},
+		{[]string{"--tls-dir", "/tmp/creds", "node", "ls"}, 2, "--tls-dir goes with a manager's node port (--host https://HOST:4242); unix:///nonexistent/api.sock is not one"},
+		{[]string{"operator", "add", "alice", "--out", "/nonexistent/alice"}, 2, "--role is required: give admin, operator, viewer"},
+		{[]string{"operator", "add", "alice", "--role", "root", "--out", "/nonexistent/alice"}, 2, `--role "root": give admin, operator, viewer`},
+		{[]string{"operator", "add", "alice", "--role", "viewer"}, 2, "--out is required"},
+		{[]string{"operator", "add", "--role", "viewer", "--out", "/nonexistent/alice"}, 2, "requires exactly 1 argument"},
+		{[]string{"operator", "rm"}, 2, "requires at least 1 argument"},
+		{[]string{"operator", "ls", "-o", "xml"}, 2, "-o xml: use table, json, yaml"},
+		{[]string{"join-token"}, 2, "requires exactly 1 argument"},
+		{[]string{"join-token", "guest"}, 2, `"guest": ask for a worker or a manager token`},
+		{[]string{"join-token", "worker", "--ttl", "soon"}, 2, `invalid argument "soon" for "--ttl"`},
+		{[]string{"join-token", "ls", "-o", "yaml"}, 2, "-o yaml: use table, json"},
+		{[]string{"join-token", "rm"}, 2, "requires at least 1 argument"},
 	}
 	for _, tt := range tests {
-		r := runWith(context.Background(), "unix:///nonexistent/api.sock", "", tt.args...)
+		r := noRetry("unix:///nonexistent/api.sock", tt.args...)
 		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) || !strings.HasPrefix(r.stderr, "warrenctl: ") {
 			t.Errorf("warrenctl %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.code, tt.want)
 		}

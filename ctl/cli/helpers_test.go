@@ -101,15 +101,26 @@ func (c *cluster) must(args ...string) result {
 func far() time.Time { return time.Now().Add(1000 * time.Hour) }
 
 func runWith(ctx context.Context, host, stdin string, args ...string) result {
+	return runOpts{env: map[string]string{cli.EnvHost: host}, stdin: stdin}.run(ctx, args...)
+}
+
+// runOpts are warrenctl's surroundings as a test sets them.
+type runOpts struct {
+	env   map[string]string
+	stdin string
+	now   time.Time     // the clock; zero: far()
+	retry time.Duration // App.Retry: zero for the default, negative for none
+}
+
+func (o runOpts) run(ctx context.Context, args ...string) result {
 	var out, errb bytes.Buffer
-	app := &cli.App{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
-		Getenv: func(k string) string {
-			if k == cli.EnvHost {
-				return host
-			}
-			return ""
-		},
-		Now: far, PollEvery: 20 * time.Millisecond}
+	now := far
+	if !o.now.IsZero() {
+		now = func() time.Time { return o.now }
+	}
+	app := &cli.App{Stdin: strings.NewReader(o.stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return o.env[k] },
+		Now:    now, PollEvery: 20 * time.Millisecond, Retry: o.retry}
 	code := app.Run(ctx, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

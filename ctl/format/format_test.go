@@ -171,6 +171,24 @@ func TestAgo(t *testing.T) {
 	}
 }
 
+func TestUntil(t *testing.T) {
+	tests := []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Time{}, "never"},
+		{now.Add(2 * time.Hour), "in 2 hours"},
+		{now.Add(90 * 24 * time.Hour), "in 3 months"},
+		{ago(10 * 24 * time.Hour), "expired 10 days ago"},
+		{now, "expired less than a second ago"},
+	}
+	for _, tt := range tests {
+		if got := Until(now, tt.at); got != tt.want {
+			t.Errorf("Until(now, now%+v) = %q, want %q", tt.at.Sub(now), got, tt.want)
+		}
+	}
+}
+
 func TestPorts(t *testing.T) {
 	ps := []api.PortConfig{{Target: 80, Published: 8080}, {Target: 53, Protocol: "udp", HostAddr: "127.0.0.1"}, {Target: 443, Published: 443, HostAddr: "::1"}}
 	want := "*:8080->80/tcp, 127.0.0.1:53->53/udp, [::1]:443->443/tcp"

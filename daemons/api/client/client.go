@@ -46,6 +46,9 @@ type Client struct {
 	// has tried for Retry or its context ends. warrenctl sets it; daemons
 	// that retry on their own leave it zero.
 	Retry time.Duration
+	// Retrying, when set, hears of each failed try that Retry will make
+	// again, and how long until then (warrenctl says why it waits).
+	Retrying func(err error, wait time.Duration)
 }
 
 // New makes a client for host: unix:///PATH or a plain socket path (a
@@ -190,6 +193,9 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		if err == nil || deadline.IsZero() || !retryable(err) || time.Now().Add(backoff).After(deadline) {
 			return resp, err
 		}
+		if c.Retrying != nil {
+			c.Retrying(err, backoff)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -240,6 +246,10 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, req
 		if c.local {
 			return nil, fmt.Errorf("%w at %s (%w): is warren-manager running, and may you use its socket (root or group warren)?", ErrUnreachable, c.host, unwrapNet(err))
 		}
+		if strings.HasPrefix(c.base, "http://") && hungUp(err) {
+			// A node port closes a plain HTTP connection without a word.
+			return nil, fmt.Errorf("client: %s hung up without an answer (%w): if it is a manager's node port, that speaks mutual TLS only: use https:// with an operator's certificate (warrenctl --tls-dir DIR)", c.host, unwrapNet(err))
+		}
 		return nil, fmt.Errorf("%w at %s (%w): is the address the manager's node port, and is the operator certificate of this cluster?", ErrUnreachable, c.host, unwrapNet(err))
 	}
 	if resp.StatusCode >= 300 {
@@ -251,6 +261,12 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, req
 		return nil, err
 	}
 	return resp, nil
+}
+
+// hungUp says whether the server closed the connection instead of
+// answering.
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func unwrapNet(err error) error {

@@ -25,13 +25,12 @@ type Meta struct {
 // NewID returns a random object ID: 25 characters of lower-case base36,
 // like Docker Swarm's, so that a 12-character prefix is unique in practice.
 func NewID() string {
-	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-	var b [25]byte
+	var b [IDLen]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("api: no randomness: " + err.Error())
 	}
 	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
+		b[i] = IDAlphabet[int(b[i])%len(IDAlphabet)]
 	}
 	return string(b[:])
 }

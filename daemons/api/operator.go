@@ -11,7 +11,8 @@ type Operator struct {
 	Name      string    `json:"name" yaml:"name"`
 	Role      string    `json:"role" yaml:"role"`
 	CreatedAt time.Time `json:"createdAt" yaml:"createdAt"`
-	// ExpiresAt is when the certificate issued with the record expires.
+	// ExpiresAt is when the last certificate issued under the name
+	// expires: a removed operator's name stays denied until then.
 	ExpiresAt time.Time `json:"expiresAt" yaml:"expiresAt"`
 }
 

@@ -94,14 +94,14 @@ type PeerAddr struct {
 // JoinTokenInfo is what warrenctl join-token prints. Token is set only
 // in the answer that made it: the cluster keeps a hash of the secret.
 type JoinTokenInfo struct {
-	ID        string    `json:"id,omitempty"`
-	Kind      string    `json:"kind"`
-	Token     string    `json:"token,omitempty"`
-	CreatedAt time.Time `json:"createdAt,omitzero"`
-	ExpiresAt time.Time `json:"expiresAt,omitzero"`
-	Revoked   bool      `json:"revoked,omitempty"`
+	ID        string    `json:"id,omitempty" yaml:"id,omitempty"`
+	Kind      string    `json:"kind" yaml:"kind"`
+	Token     string    `json:"token,omitempty" yaml:"token,omitempty"`
+	CreatedAt time.Time `json:"createdAt,omitzero" yaml:"createdAt,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero" yaml:"expiresAt,omitempty"`
+	Revoked   bool      `json:"revoked,omitempty" yaml:"revoked,omitempty"`
 	// Managers are the addresses to join through.
-	Managers []string `json:"managers,omitempty"`
+	Managers []string `json:"managers,omitempty" yaml:"managers,omitempty"`
 }
 
 // RenewRequest is the body of POST /v1/certs/renew.

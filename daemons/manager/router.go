@@ -293,7 +293,12 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, wait context.C
 		// "Not the leader any more": another was elected meanwhile.
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		var e api.Error
-		if api.UnmarshalStrict(b, &e) == nil && e.Code == api.CodeNotLeader && m.waitLeaderChange(wait, leader) {
+		if api.UnmarshalStrict(b, &e) == nil && e.Code == api.CodeNotLeader && wait.Err() == nil {
+			// It lost the lead (or has not learnt it is leader yet): ask
+			// again whoever leads, once this manager knows, until the wait
+			// ends. The request ID makes the second try safe.
+			m.waitLeaderChange(wait, leader)
+			core.Sleep(wait, 20*time.Millisecond)
 			return false
 		}
 		copyHeader(w.Header(), resp.Header)

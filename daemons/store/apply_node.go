@@ -184,6 +184,9 @@ func applyOperatorPut(w *wtx, c *OperatorPut) any {
 	if w.view().Revoked(RevokedOperator, o.Name, o.CreatedAt) {
 		return api.Errorf(api.CodeConflict, "operator %q was removed and stays revoked until its old certificates expire: choose another name", o.Name)
 	}
+	if old, ok := w.view().Operator(o.Name); ok && old.ExpiresAt.After(o.ExpiresAt) {
+		o.ExpiresAt = old.ExpiresAt // its older certificate outlives the new one
+	}
 	ops := slices.DeleteFunc(w.view().Operators(), func(x api.Operator) bool { return x.Name == o.Name })
 	ops = append(ops, o)
 	slices.SortFunc(ops, func(a, b api.Operator) int { return strings.Compare(a.Name, b.Name) })

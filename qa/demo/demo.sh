@@ -101,7 +101,7 @@ echo $! > "$RUN/agent.pid"
 "$BIN/warren" dns --api-socket "$RUN/api.sock" --listen 10.240.0.1:53 >"$RUN/dns.log" 2>&1 &
 echo $! > "$RUN/dns.pid"
 for _ in $(seq 150); do
-  "$BIN/warrenctl" node ls 2>/dev/null | grep -q ready && [ -S "$RUN/agent.sock" ] && break
+  "$BIN/warrenctl" node ls 2>/dev/null | grep -qi ready && [ -S "$RUN/agent.sock" ] && break
   sleep 0.2
 done
 run "$BIN/warrenctl" node ls

@@ -200,7 +200,7 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return nil, ctx.Err() // interrupted while waiting: say so
 		case <-t.C:
 		}
 	}

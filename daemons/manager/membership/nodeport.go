@@ -264,6 +264,13 @@ func (np *nodePort) handshake(c net.Conn) {
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		np.m.log.Debug("node port: handshake refused", "from", c.RemoteAddr(), "err", err)
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			// Plain HTTP: say so, as net/http does, so that the client can
+			// tell its user the node port speaks mutual TLS only.
+			re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
 		c.Close()
 		return
 	}
@@ -411,4 +418,14 @@ func ClearDeadline(l net.Listener) {
 	if d, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
 		d.SetDeadline(time.Time{})
 	}
+}
+
+// looksLikeHTTP says whether the first bytes of a "TLS record" are the
+// start of a plain HTTP request.
+func looksLikeHTTP(h [5]byte) bool {
+	switch string(h[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH":
+		return true
+	}
+	return false
 }

@@ -17,8 +17,7 @@ import (
 // the cluster signs a request for it and keeps a record, and removing the
 // record revokes the certificate at once, on every manager.
 
-// maxOperatorTTL bounds an operator certificate's life; a removed
-// operator's name stays on the deny list this long.
+// maxOperatorTTL bounds an operator certificate's life.
 const maxOperatorTTL = 365 * 24 * time.Hour
 
 // postOperator answers POST /v1/operators: a certificate for an
@@ -80,7 +79,15 @@ func (m *Membership) listOperators(w http.ResponseWriter, r *http.Request) {
 func (m *Membership) deleteOperator(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	now := time.Now().UTC()
-	if _, err := m.propose(r.Context(), store.CmdOperatorDrop, store.OperatorDrop{Name: name, At: now, RevokeUntil: now.Add(maxOperatorTTL)}); err != nil {
+	// Denied until its last certificate expires, and no longer.
+	until := now
+	m.store.View(func(v *store.View) error {
+		if o, ok := v.Operator(name); ok && o.ExpiresAt.After(until) {
+			until = o.ExpiresAt
+		}
+		return nil
+	})
+	if _, err := m.propose(r.Context(), store.CmdOperatorDrop, store.OperatorDrop{Name: name, At: now, RevokeUntil: until}); err != nil {
 		httpx.Error(w, err)
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/agent/step"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
@@ -261,9 +262,9 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		a.mu.Lock()
-		acts := Step(a.tasks, Observed{Containers: a.containers, Busy: a.busy, Reported: a.reported, Synced: a.synced})
+		acts := step.Step(a.tasks, step.Observed{Containers: a.containers, Busy: a.busy, Reported: a.reported, Synced: a.synced})
 		for _, act := range acts {
-			if act.Kind == ActReport {
+			if act.Kind == step.ActReport {
 				a.reported[act.TaskID] = act.Status.State
 				continue
 			}
@@ -273,7 +274,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		a.syncHealth(ctx)
 		a.mu.Unlock()
 		for _, act := range acts {
-			if act.Kind == ActReport {
+			if act.Kind == step.ActReport {
 				a.rep.report(act.TaskID, *act.Status)
 				continue
 			}
@@ -287,7 +288,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) do(ctx context.Context, act Action) {
+func (a *Agent) do(ctx context.Context, act step.Action) {
 	defer func() {
 		a.mu.Lock()
 		delete(a.busy, act.TaskID)
@@ -295,7 +296,7 @@ func (a *Agent) do(ctx context.Context, act Action) {
 		a.kickReconcile()
 	}()
 	switch act.Kind {
-	case ActStart:
+	case step.ActStart:
 		select {
 		case a.starts <- struct{}{}:
 		case <-ctx.Done():
@@ -303,9 +304,9 @@ func (a *Agent) do(ctx context.Context, act Action) {
 		}
 		defer func() { <-a.starts }()
 		a.start(ctx, act.Task)
-	case ActStop:
+	case step.ActStop:
 		a.stop(ctx, act)
-	case ActRemove:
+	case step.ActRemove:
 		if act.Status != nil {
 			a.setReported(act.TaskID, *act.Status)
 		}
@@ -459,7 +460,7 @@ func startError(err error) error {
 	return err
 }
 
-func (a *Agent) stop(ctx context.Context, act Action) {
+func (a *Agent) stop(ctx context.Context, act step.Action) {
 	ex, err := a.rt.Stop(ctx, act.TaskID, act.Grace)
 	if err != nil && !errors.Is(err, rt.ErrNotFound) {
 		a.log.Warn("stop container", "task", act.TaskID, "err", err)

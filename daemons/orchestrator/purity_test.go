@@ -13,6 +13,7 @@ import (
 var pureCores = []string{
 	"github.com/warren-edge/warren/daemons/orchestrator",
 	"github.com/warren-edge/warren/daemons/scheduler",
+	"github.com/warren-edge/warren/daemons/agent/step",
 }
 
 // What a pure core must not link, by import path (exact, or a prefix

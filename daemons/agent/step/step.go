@@ -1,4 +1,7 @@
-package agent
+// Package step is the agent's step function: what to do to each task, a
+// pure function of the tasks the managers assign and what the runtime shows
+// (no I/O; a test keeps it so).
+package step
 
 import (
 	"fmt"

@@ -9,10 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -527,8 +525,9 @@ func (a *Agent) exitLoop(ctx context.Context) {
 
 // heartbeatLoop tells the managers this node is alive.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	desc := api.NodeDescription{Hostname: a.cfg.Hostname, OS: runtime.GOOS, Arch: runtime.GOARCH,
-		NanoCPUs: int64(runtime.NumCPU()) * 1e9, MemoryBytes: totalMemory(), EngineVersion: a.cfg.EngineVersion}
+	// The node's name and resources were fixed when it joined; a heartbeat
+	// tells the managers only what the agent knows: its engine.
+	desc := api.NodeDescription{EngineVersion: a.cfg.EngineVersion}
 	tick := time.NewTicker(a.cfg.HeartbeatEvery)
 	defer tick.Stop()
 	failing := false
@@ -737,20 +736,6 @@ func cpuShares(nanoCPUs int64) uint64 {
 		return 0
 	}
 	return uint64(max(2, nanoCPUs*1024/1e9))
-}
-
-func totalMemory() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		var kb int64
-		if n, _ := fmt.Sscanf(line, "MemTotal: %d kB", &kb); n == 1 {
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // groupOf names the shim that serves a task, given how many tasks of its

@@ -67,7 +67,7 @@ func (d *durability) open(path string) string {
 		}
 	}
 	d.clean = fileExists(path + ".clean")
-	if err := writeSynced(path+".boot", []byte(d.boot+"\n")); err != nil {
+	if err := WriteFileAtomic(path+".boot", []byte(d.boot+"\n")); err != nil {
 		// Without the boot file the next open after a crash is merely
 		// more cautious; it is not an error.
 		_ = err
@@ -101,7 +101,7 @@ func (d *durability) dirty() error {
 
 // markClean records a checkpoint; the database is synced already.
 func (d *durability) markClean() error {
-	if err := writeSynced(d.path+".clean", []byte(time.Now().UTC().Format(time.RFC3339)+"\n")); err != nil {
+	if err := WriteFileAtomic(d.path+".clean", []byte(time.Now().UTC().Format(time.RFC3339)+"\n")); err != nil {
 		return fmt.Errorf("store: mark state clean: %w", err)
 	}
 	d.clean = true
@@ -114,7 +114,7 @@ func fileExists(p string) bool {
 }
 
 // writeSynced writes a small file atomically and durably.
-func writeSynced(path string, b []byte) error {
+func WriteFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/warren-edge/warren/daemons/store"
 )
 
 // raftNode is the Raft instance and the stores under it.
@@ -109,7 +111,7 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 	// The log store: bbolt (the default; the stable store is always bbolt)
 	// or raft-wal, an append-only log with one fdatasync per batch where
 	// bbolt needs two (about 0.5 ms against 2.5 ms a batch here).
-	var store raft.LogStore = bs
+	var logStore raft.LogStore = bs
 	var closers []func() error
 	kind := cfg.RaftLogStore
 	if kind == "" {
@@ -122,7 +124,7 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 			bs.Close()
 			return nil, fmt.Errorf("manager: this data dir's Raft log is kept in %s: start it with --raft-log-store %s", have, have)
 		}
-	} else if err := WriteFileAtomic(marker, []byte(kind+"\n")); err != nil {
+	} else if err := store.WriteFileAtomic(marker, []byte(kind+"\n")); err != nil {
 		bs.Close()
 		return nil, fmt.Errorf("manager: %w", err)
 	}
@@ -138,7 +140,7 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 			bs.Close()
 			return nil, fmt.Errorf("manager: open raft wal: %w", err)
 		}
-		store = w
+		logStore = w
 		closers = append(closers, w.Close)
 	default:
 		bs.Close()
@@ -150,7 +152,7 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 			c()
 		}
 	}
-	logs, err := raft.NewLogCache(1024, store)
+	logs, err := raft.NewLogCache(1024, logStore)
 	if err != nil {
 		closeAll()
 		return nil, err

@@ -89,7 +89,7 @@ func saveCredentialFiles(dataDir string, certPEM, keyPEM, bundlePEM []byte) erro
 		name string
 		b    []byte
 	}{{keyFile, keyPEM}, {certFile, certPEM}, {bundleFile, bundlePEM}} {
-		if err := core.WriteFileAtomic(filepath.Join(dataDir, tlsDir, f.name), f.b); err != nil {
+		if err := store.WriteFileAtomic(filepath.Join(dataDir, tlsDir, f.name), f.b); err != nil {
 			return fmt.Errorf("manager: save %s: %w", f.name, err)
 		}
 	}

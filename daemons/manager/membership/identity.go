@@ -62,7 +62,7 @@ func SaveIdentity(dataDir string, id Identity) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
 		return nil
 	}
-	if err := core.WriteFileAtomic(path, b); err != nil {
+	if err := store.WriteFileAtomic(path, b); err != nil {
 		return fmt.Errorf("manager: save identity: %w", err)
 	}
 	return nil

@@ -305,12 +305,14 @@ func TestWorkerKeepsReportingWhenItsManagerIsCut(t *testing.T) {
 // says.
 func followed(t *testing.T, c *Cluster, w *Host) *Host {
 	t.Helper()
-	re := regexp.MustCompile(`msg="following manager" .*manager=(\w+)`)
+	// The worker's replica follower logs each stream it opens, with the
+	// manager's node port as https://NODEID.
+	re := regexp.MustCompile(`msg="watch open(?: again)?" .*host=https://(\w+)`)
 	var id string
 	eventually(t, 10*time.Second, w.Name+" follows a manager", func() error {
 		all := re.FindAllStringSubmatch(w.Manager.Log(), -1)
 		if len(all) == 0 {
-			return fmt.Errorf("no 'following manager' line in %s's log", w.Name)
+			return fmt.Errorf("no 'watch open' line in %s's log", w.Name)
 		}
 		id = all[len(all)-1][1]
 		return nil

@@ -1,6 +1,11 @@
 package api
 
-import "time"
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"time"
+)
 
 // Request and response bodies of the endpoints that are not plain objects.
 
@@ -137,6 +142,16 @@ const RequestIDHeader = "X-Warren-Request"
 // time to answer why, rather than be cut off. Without it a manager waits
 // at most 5 s.
 const TimeoutHeader = "X-Warren-Timeout"
+
+// NewRequestID names a new request: the time in hex, then random bits.
+// Time first, so that the requests a manager remembers are stored in
+// the order they come (cheap to add, cheap to forget).
+func NewRequestID() string {
+	var b [8 + 6]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+	rand.Read(b[8:])
+	return hex.EncodeToString(b[:])
+}
 
 // ValidRequestID says whether s can name a request: 1 to 48 letters,
 // digits, '-', '_' and '.'.

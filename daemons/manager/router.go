@@ -2,8 +2,6 @@ package manager
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -179,7 +177,7 @@ func (m *Manager) onLeader(h http.HandlerFunc) http.HandlerFunc {
 		reqID := r.Header.Get(api.RequestIDHeader)
 		switch {
 		case reqID == "":
-			reqID = newRequestID()
+			reqID = api.NewRequestID()
 		case !api.ValidRequestID(reqID):
 			httpx.Error(w, api.Errorf(api.CodeInvalid, "%s %q: give 1 to 48 letters, digits, '-', '_' or '.'", api.RequestIDHeader, reqID))
 			return
@@ -220,12 +218,6 @@ func (m *Manager) onLeader(h http.HandlerFunc) http.HandlerFunc {
 			}
 		}
 	}
-}
-
-func newRequestID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // forward passes the request on to the leader and its answer back. It

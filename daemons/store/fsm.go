@@ -51,7 +51,7 @@ var appliers = map[CommandType]applyFunc{
 	CmdOperatorDrop:  decoded(applyOperatorDrop),
 }
 
-func init() { appliers[CmdOnce] = decoded(applyOnce) } // applyOnce refers to appliers
+func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers
 
 // decoded adapts a typed apply function. A payload that does not decode is
 // a bug (or an entry from a newer Warren): the FSM cannot skip it without

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/warren-edge/warren/daemons/api"
 )
 
@@ -100,7 +102,12 @@ func TestOnceAppliesARequestOnce(t *testing.T) {
 	h := newHarness(t)
 	create := func(reqID, svcID string, at time.Time) any {
 		inner, _ := Encode(CmdServiceCreate, ServiceCreate{Service: api.Service{Meta: api.Meta{ID: svcID}, Spec: spec("web", 1)}})
-		return h.apply(CmdOnce, Once{RequestID: reqID, At: at, Command: inner})
+		b, err := EncodeOnce(Once{RequestID: reqID, At: at, Command: inner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.index++
+		return h.fsm.Apply(&raft.Log{Index: h.index, Term: 1, Type: raft.LogCommand, Data: b})
 	}
 	first, ok := create("r1/1", "s1", t0).(*api.Service)
 	if !ok {

@@ -11,8 +11,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -182,7 +180,7 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 	// a manager that passes it on to a new leader) applies it once.
 	reqID := ""
 	if method != http.MethodGet && method != http.MethodHead {
-		reqID = newRequestID()
+		reqID = api.NewRequestID()
 	}
 	var deadline time.Time
 	if c.Retry > 0 {
@@ -212,12 +210,6 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 func retryable(err error) bool {
 	return api.IsCode(err, api.CodeNotLeader) ||
 		errors.Is(err, ErrUnreachable) && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT))
-}
-
-func newRequestID() string {
-	var b [12]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body []byte, reqID string) (*http.Response, error) {

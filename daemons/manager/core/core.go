@@ -165,7 +165,7 @@ func (c *Core) Propose(ctx context.Context, t store.CommandType, payload any) (a
 		// The n-th proposal of the request is the same command each time
 		// the request is handled again.
 		id := fmt.Sprintf("%s/%d", req.id, req.n.Add(1))
-		if b, err = store.Encode(store.CmdOnce, store.Once{RequestID: id, At: time.Now().UTC(), Command: b}); err != nil {
+		if b, err = store.EncodeOnce(store.Once{RequestID: id, At: time.Now().UTC(), Command: b}); err != nil {
 			return nil, api.Errorf(api.CodeInternal, "%v", err)
 		}
 	}

@@ -59,10 +59,11 @@ type limitedConn struct {
 	release func()
 }
 
+// Close gives the place back first, so that the peer, once it sees the
+// connection closed, may open another.
 func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
 	c.once.Do(c.release)
-	return err
+	return c.Conn.Close()
 }
 
 // Joins are bounded per source address: a token holder (or a thief of a

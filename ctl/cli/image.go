@@ -94,16 +94,7 @@ func (s *session) imageLsCmd() *cobra.Command {
 				return err
 			}
 			slices.SortFunc(imgs, func(a, b api.Image) int { return strings.Compare(a.Name, b.Name) })
-			if imgs == nil {
-				imgs = []api.Image{}
-			}
-			if quiet {
-				for _, i := range imgs {
-					fmt.Fprintln(s.out(), i.Name)
-				}
-				return nil
-			}
-			if ok, err := out.encode(s.out(), imgs); ok {
+			if done, err := listed(s.out(), &out, imgs, quiet, func(i api.Image) string { return i.Name }); done {
 				return err
 			}
 			rows := make([][]string, 0, len(imgs))

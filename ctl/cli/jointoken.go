@@ -119,16 +119,7 @@ expire. Their secrets are not shown: the cluster does not have them.`,
 			if err != nil {
 				return err
 			}
-			if tokens == nil {
-				tokens = []api.JoinTokenInfo{}
-			}
-			if quiet {
-				for _, t := range tokens {
-					fmt.Fprintln(s.out(), t.ID)
-				}
-				return nil
-			}
-			if ok, err := out.encode(s.out(), tokens); ok {
+			if done, err := listed(s.out(), &out, tokens, quiet, func(t api.JoinTokenInfo) string { return t.ID }); done {
 				return err
 			}
 			return format.JoinTokenTable(s.out(), tokens, s.now())

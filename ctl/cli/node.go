@@ -49,16 +49,7 @@ manager warrenctl talks to is marked with "*" after its ID.`,
 				return err
 			}
 			slices.SortFunc(nodes, func(a, b api.Node) int { return strings.Compare(a.Description.Hostname, b.Description.Hostname) })
-			if nodes == nil {
-				nodes = []api.Node{}
-			}
-			if quiet {
-				for _, n := range nodes {
-					fmt.Fprintln(s.out(), n.ID)
-				}
-				return nil
-			}
-			if ok, err := out.encode(s.out(), nodes); ok {
+			if done, err := listed(s.out(), &out, nodes, quiet, func(n api.Node) string { return n.ID }); done {
 				return err
 			}
 			info, err := c.Info(cmd.Context())

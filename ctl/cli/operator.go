@@ -230,16 +230,7 @@ when it expires.`,
 			if err != nil {
 				return err
 			}
-			if ops == nil {
-				ops = []api.Operator{}
-			}
-			if quiet {
-				for _, o := range ops {
-					fmt.Fprintln(s.out(), o.Name)
-				}
-				return nil
-			}
-			if ok, err := out.encode(s.out(), ops); ok {
+			if done, err := listed(s.out(), &out, ops, quiet, func(o api.Operator) string { return o.Name }); done {
 				return err
 			}
 			return format.OperatorTable(s.out(), ops, s.now())

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -57,4 +58,21 @@ func (m multiError) err() error {
 		return m[0]
 	}
 	return m
+}
+
+// listed prints a listing the ways every ls command shares: with quiet,
+// only each item's key, one a line; in the chosen encoding; otherwise
+// done is false and the caller prints its table. A nil list encodes as
+// an empty one ([]), not null.
+func listed[T any](w io.Writer, o *outputFlag, items []T, quiet bool, key func(T) string) (done bool, err error) {
+	if items == nil {
+		items = []T{}
+	}
+	if quiet {
+		for _, it := range items {
+			fmt.Fprintln(w, key(it))
+		}
+		return true, nil
+	}
+	return o.encode(w, items)
 }

@@ -57,16 +57,7 @@ A rolling update in progress shows after the replicas, e.g. "2/3 (updating)".`,
 			}
 			services := slices.DeleteFunc(all, func(sv api.Service) bool { return !match(&sv) })
 			slices.SortFunc(services, func(a, b api.Service) int { return strings.Compare(a.Spec.Name, b.Spec.Name) })
-			if services == nil {
-				services = []api.Service{}
-			}
-			if quiet {
-				for _, sv := range services {
-					fmt.Fprintln(s.out(), sv.ID)
-				}
-				return nil
-			}
-			if ok, err := out.encode(s.out(), services); ok {
+			if done, err := listed(s.out(), &out, services, quiet, func(sv api.Service) string { return sv.ID }); done {
 				return err
 			}
 			tasks, err := c.Tasks(cmd.Context(), client.TaskQuery{})
@@ -170,16 +161,7 @@ failed or, for a pending task, why no node takes it.`,
 				return errs.err()
 			}
 			format.SortTasks(tasks)
-			if tasks == nil {
-				tasks = []api.Task{}
-			}
-			if quiet {
-				for _, t := range tasks {
-					fmt.Fprintln(s.out(), t.ID)
-				}
-				return nil
-			}
-			if ok, err := out.encode(s.out(), tasks); ok {
+			if done, err := listed(s.out(), &out, tasks, quiet, func(t api.Task) string { return t.ID }); done {
 				return err
 			}
 			return format.TaskTable(s.out(), tasks, hostnames(nodes), s.now(), noTrunc)

@@ -232,23 +232,13 @@ func (m *Manager) forward(w http.ResponseWriter, r *http.Request, wait context.C
 	var mu sync.Mutex
 	answered, moved := false, false
 	go func() {
-		for {
-			wake := m.core.LeaderChanged()
-			if l := m.core.LeaderID(); l != "" && l != leader {
-				mu.Lock()
-				if !answered {
-					moved = true
-					cancel()
-				}
-				mu.Unlock()
-				return
+		if m.waitLeaderChange(attempt, leader) {
+			mu.Lock()
+			if !answered {
+				moved = true
+				cancel()
 			}
-			select {
-			case <-attempt.Done():
-				return
-			case <-wake:
-			case <-time.After(100 * time.Millisecond):
-			}
+			mu.Unlock()
 		}
 	}()
 	req := peer.Request{Method: r.Method, Path: r.URL.RequestURI(), Body: body, ContentType: r.Header.Get("Content-Type"),

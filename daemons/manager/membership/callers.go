@@ -105,13 +105,7 @@ func (m *Membership) callerOf(id pki.Identity) (authz.Caller, error) {
 // node is gone or denied, a worker unless both the certificate and the
 // record say manager (wantManager refuses anything less).
 func (m *Membership) checkNode(id pki.Identity, wantManager bool) (authz.Caller, error) {
-	var n *api.Node
-	revoked := false
-	m.store.View(func(v *store.View) error {
-		n, _ = v.NodeByID(id.NodeID)
-		revoked = v.Revoked(store.RevokedNode, id.NodeID, time.Now())
-		return nil
-	})
+	n, revoked := m.nodeRecord(id.NodeID)
 	if n == nil || revoked {
 		return authz.Caller{}, api.Errorf(api.CodeForbidden, "node %s is not in the cluster any more (it was removed): its certificate is no longer accepted; join the device again with a new token", id.NodeID)
 	}
@@ -161,13 +155,7 @@ func (m *Membership) checkRaftPeer(id pki.Identity) error {
 	if id.Role != pki.RoleManager {
 		return api.Errorf(api.CodeForbidden, "%s is a %s certificate: Raft is for managers", id.NodeID, id.Role)
 	}
-	var n *api.Node
-	revoked := false
-	m.store.View(func(v *store.View) error {
-		n, _ = v.NodeByID(id.NodeID)
-		revoked = v.Revoked(store.RevokedNode, id.NodeID, time.Now())
-		return nil
-	})
+	n, revoked := m.nodeRecord(id.NodeID)
 	switch {
 	case revoked:
 		return api.Errorf(api.CodeForbidden, "node %s was removed from the cluster", id.NodeID)
@@ -175,4 +163,15 @@ func (m *Membership) checkRaftPeer(id pki.Identity) error {
 		return api.Errorf(api.CodeForbidden, "node %s is a %s now", id.NodeID, n.Spec.Role)
 	}
 	return nil
+}
+
+// nodeRecord is what the state says of a node now: its record (nil when
+// there is none) and whether it is on the deny list.
+func (m *Membership) nodeRecord(id string) (n *api.Node, revoked bool) {
+	m.store.View(func(v *store.View) error {
+		n, _ = v.NodeByID(id)
+		revoked = v.Revoked(store.RevokedNode, id, time.Now())
+		return nil
+	})
+	return n, revoked
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/warren-edge/warren/netcfg/atomicfile"
 )
 
 // Durability of the state database.
@@ -113,29 +115,8 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// writeSynced writes a small file atomically and durably.
-func WriteFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
+// WriteFileAtomic writes a small file (0600) atomically and durably.
+func WriteFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

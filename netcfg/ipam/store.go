@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+
+	"github.com/warren-edge/warren/netcfg/atomicfile"
 )
 
 // fileVersion is the version of the JSON file format Save writes.
@@ -105,7 +107,7 @@ func (p *Pool) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("ipam: save %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("ipam: save %s: %w", path, err)
 	}
 	return nil

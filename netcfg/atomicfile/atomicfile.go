@@ -1,14 +1,17 @@
-package ipam
+// Package atomicfile replaces small files so that readers and a crash see
+// the old content or the new one, never a part: the one home of that rule
+// for the store, the address pool and the mesh key.
+package atomicfile
 
 import (
 	"os"
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that readers and a crash see
+// Write replaces path with data so that readers and a crash see
 // either the old content or the new one: temporary file in the same
 // directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func Write(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/warren-edge/warren/daemons/agent/step"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/netcfg/wg"
 )
 
 // Labels every Warren container carries.
@@ -51,7 +52,10 @@ type Config struct {
 	// LogMaxBytes caps a container's log file before it is rotated
 	// (default 10 MiB); one rotated file is kept.
 	LogMaxBytes int64
-	Logger      *slog.Logger
+	// Mesh is the node's end of the WireGuard mesh; nil: no mesh (one
+	// node, or tests).
+	Mesh   MeshNet
+	Logger *slog.Logger
 }
 
 // Agent is one running warren-agent.
@@ -79,6 +83,8 @@ type Agent struct {
 	netns        map[string]string             // task → its network namespace path
 	health       map[string]context.CancelFunc // task → its probe loop
 	published    string                        // key of the ports last published
+	meshStatus   *wg.Status                    // the mesh as last synced
+	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
 
 	runCtx    context.Context                 // Run's context, for work that outlives a loop
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
@@ -169,7 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "node", info.NodeID, "subnet", node.Subnet, "adopted", len(a.containers))
 
 	var wg sync.WaitGroup
-	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop}
+	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop, a.meshLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
@@ -526,12 +532,13 @@ func (a *Agent) exitLoop(ctx context.Context) {
 // heartbeatLoop tells the managers this node is alive.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	// The node's name and resources were fixed when it joined; a heartbeat
-	// tells the managers only what the agent knows: its engine.
-	desc := api.NodeDescription{EngineVersion: a.cfg.EngineVersion}
+	// tells the managers only what the agent knows: its engine and its end of
+	// the mesh.
 	tick := time.NewTicker(a.cfg.HeartbeatEvery)
 	defer tick.Stop()
 	failing := false
 	for {
+		desc := api.NodeDescription{EngineVersion: a.cfg.EngineVersion, Mesh: a.meshDescription()}
 		_, err := a.api.Heartbeat(ctx, a.nodeID, api.Heartbeat{Description: desc})
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:

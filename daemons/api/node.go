@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"encoding/base64"
+	"net/netip"
+	"time"
+)
 
 // Node roles.
 const (
@@ -51,6 +55,69 @@ type NodeDescription struct {
 	EngineVersion string `json:"engineVersion,omitempty" yaml:"engineVersion,omitempty"`
 	// Addr is the node's address as the cluster reaches it.
 	Addr string `json:"addr,omitempty" yaml:"addr,omitempty"`
+	// Mesh is the node's end of the WireGuard mesh, once its agent set it
+	// up.
+	Mesh *NodeMesh `json:"mesh,omitempty" yaml:"mesh,omitempty"`
+}
+
+// Equal says whether two descriptions say the same.
+func (d NodeDescription) Equal(o NodeDescription) bool {
+	dm, om := d.Mesh, o.Mesh
+	d.Mesh, o.Mesh = nil, nil
+	return d == o && (dm == om || dm != nil && om != nil && *dm == *om)
+}
+
+// Mesh modes: the kernel's WireGuard, or the userspace implementation in
+// warren-mesh.
+const (
+	MeshKernel    = "kernel"
+	MeshUserspace = "userspace"
+)
+
+// NodeMesh is what the fleet knows of a node's end of the mesh. Its
+// private key never leaves the node. Its endpoint is the node's address
+// (Description.Addr's host) and Port.
+type NodeMesh struct {
+	// PublicKey is the node's WireGuard public key, base64.
+	PublicKey string `json:"publicKey" yaml:"publicKey"`
+	// Port is the UDP port the node's mesh listens on.
+	Port uint16 `json:"port" yaml:"port"`
+	// Mode is "kernel" or "userspace".
+	Mode string `json:"mode" yaml:"mode"`
+	// MTU is the mesh interface's MTU, computed from the underlay.
+	MTU int `json:"mtu,omitempty" yaml:"mtu,omitempty"`
+}
+
+// Validate checks what an agent reports of its mesh.
+func (m *NodeMesh) Validate() error {
+	if k, err := base64.StdEncoding.DecodeString(m.PublicKey); err != nil || len(k) != 32 {
+		return Errorf(CodeInvalid, "mesh: public key %q: want a WireGuard public key, 32 bytes in base64", m.PublicKey)
+	}
+	if m.Port == 0 {
+		return Errorf(CodeInvalid, "mesh: port 0: want the UDP port the node's mesh listens on, 1 to 65535")
+	}
+	if m.Mode != MeshKernel && m.Mode != MeshUserspace {
+		return Errorf(CodeInvalid, "mesh: mode %q: want %q or %q", m.Mode, MeshKernel, MeshUserspace)
+	}
+	if m.MTU != 0 && (m.MTU < 576 || m.MTU > 65535) {
+		return Errorf(CodeInvalid, "mesh: MTU %d: want 576 to 65535", m.MTU)
+	}
+	return nil
+}
+
+// MeshEndpoint is where the node's mesh is reached: its address's host and
+// its mesh port. It is invalid if either is unknown.
+func (n *Node) MeshEndpoint() netip.AddrPort {
+	if n.Description.Mesh == nil {
+		return netip.AddrPort{}
+	}
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(n.Description.Addr); err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(n.Description.Addr); err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Unmap(), n.Description.Mesh.Port)
 }
 
 // NodeStatus is the managers' view of the node's health.

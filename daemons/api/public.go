@@ -26,9 +26,10 @@ func PublicTask(t *Task) *Task {
 		Status: TaskStatus{State: t.Status.State, Timestamp: t.Status.Timestamp, Addr: t.Status.Addr, Health: t.Status.Health}}
 }
 
-// PublicNode keeps a node's name, role, address and state.
+// PublicNode keeps a node's name, role, address, state and mesh end (its
+// public key and port: every node needs them to reach it).
 func PublicNode(n *Node) *Node {
 	return &Node{Meta: n.Meta, Spec: NodeSpec{Role: n.Spec.Role, Availability: n.Spec.Availability},
-		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr},
+		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr, Mesh: n.Description.Mesh},
 		Status:      n.Status, Subnet: n.Subnet}
 }

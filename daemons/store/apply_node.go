@@ -14,8 +14,9 @@ import (
 
 func applyNodeRegister(w *wtx, c *NodeRegister) any {
 	if n := w.node(c.ID); n != nil {
-		// The manager knows the node's address, the agent its engine: each
-		// leaves the other's field empty, and empty fields are kept.
+		// The manager knows the node's address, the agent its engine and
+		// mesh: each leaves the other's fields empty, and empty fields are
+		// kept.
 		d := c.Description
 		if d.Addr == "" {
 			d.Addr = n.Description.Addr
@@ -23,7 +24,12 @@ func applyNodeRegister(w *wtx, c *NodeRegister) any {
 		if d.EngineVersion == "" {
 			d.EngineVersion = n.Description.EngineVersion
 		}
-		if n.Description == d {
+		if d.Mesh == nil {
+			d.Mesh = n.Description.Mesh
+		} else if err := w.checkMeshKey(n.ID, d.Mesh); err != nil {
+			return err
+		}
+		if n.Description.Equal(d) {
 			return n
 		}
 		n.Description = d
@@ -51,6 +57,21 @@ func applyNodeRegister(w *wtx, c *NodeRegister) any {
 	}
 	w.putNode(n, api.OpCreate)
 	return n
+}
+
+// checkMeshKey refuses a mesh that is not valid or whose public key another
+// node holds: every node's peers are keyed by public key, so a node that
+// claimed another's key would take that node's place in every peer list.
+func (w *wtx) checkMeshKey(id string, m *api.NodeMesh) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	for _, o := range w.view().Nodes() {
+		if o.ID != id && o.Description.Mesh != nil && o.Description.Mesh.PublicKey == m.PublicKey {
+			return api.Errorf(api.CodeConflict, "mesh: node %s already has public key %s: each node makes its own key pair", o.Description.Hostname, m.PublicKey)
+		}
+	}
+	return nil
 }
 
 // allocateSubnet gives a new node the lowest free subnet of the cluster

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	ctrd "github.com/warren-edge/warren/daemons/agent/containerd"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/systemd"
+	"github.com/warren-edge/warren/netcfg/wg"
 )
 
 func runAgent(args []string) error {
@@ -31,6 +33,9 @@ func runAgent(args []string) error {
 	hostname := fs.String("hostname", "", "this node's name (default: the host name)")
 	clusterDNS := fs.Bool("cluster-dns", true, "containers resolve through warren-dns on the node's bridge address")
 	clusterDomain := fs.String("cluster-domain", "warren.internal", "the domain warren-dns answers for")
+	mesh := fs.Bool("mesh", true, "join the fleet's WireGuard mesh (warren-mesh runs the interface)")
+	meshIface := fs.String("mesh-iface", wg.DefaultIface, "the mesh interface warren-mesh runs")
+	meshPort := fs.Int("mesh-port", 51820, "UDP port of this node's end of the mesh")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: warren agent --api-socket PATH --containerd-socket PATH --data-dir DIR [flags]\n\nRuns warren-agent: this node's containers through containerd, their network and published ports.\n\nFlags:\n")
@@ -73,6 +78,14 @@ func runAgent(args []string) error {
 		hn := &agent.HostNetwork{Bridge: *bridge, NetNSPath: *hostNetNS, NetnsDir: *netnsDir, StateDir: *dataDir}
 		defer hn.Close()
 		cfg.Network = hn
+		if *mesh {
+			m, err := wg.NewMesh(wg.MeshConfig{Iface: *meshIface, KeyFile: filepath.Join(*dataDir, "mesh.key"), Port: *meshPort, NetNSPath: *hostNetNS})
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			cfg.Mesh = m
+		}
 	}
 	a, err := agent.New(cfg)
 	if err != nil {

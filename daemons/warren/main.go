@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"init":    {runInit, "create a new cluster in a fresh data dir and print its join tokens"},
 	"agent":   {runAgent, "this node's containers, networking and published ports"},
 	"dns":     {runDNS, "service discovery for containers; other names go upstream"},
+	"mesh":    {runMesh, "this node's WireGuard mesh interface (kernel or userspace)"},
 	"version": {runVersion, "print the version"},
 }
 

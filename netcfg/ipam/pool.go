@@ -22,6 +22,10 @@ type Pool struct {
 	last    netip.Addr // the address handed out most recently; invalid if none
 }
 
+// GatewayOf is a container subnet's gateway, the node's bridge address: its
+// first address.
+func GatewayOf(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
+
 // New returns an empty pool for subnet, which must be an IPv4 prefix without
 // host bits and with room for at least one container (/30 or larger).
 func New(subnet netip.Prefix) (*Pool, error) {
@@ -40,7 +44,7 @@ func New(subnet netip.Prefix) (*Pool, error) {
 	network := subnet.Addr()
 	hostBits := 32 - subnet.Bits()
 	broadcast := fromUint(toUint(network) | (1<<hostBits - 1))
-	gateway := network.Next()
+	gateway := GatewayOf(subnet)
 	return &Pool{
 		subnet:  subnet,
 		gateway: gateway,

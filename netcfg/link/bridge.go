@@ -17,7 +17,7 @@ import (
 // 127.0.0.1 (nft DNATs localhost connections to containers behind the
 // bridge). Calling it again changes nothing that is already right.
 func (h *Host) EnsureBridge(name string, gw netip.Prefix) error {
-	if err := checkIfname(name); err != nil {
+	if err := CheckIfname(name); err != nil {
 		return fmt.Errorf("link: bridge: %w", err)
 	}
 	if !gw.IsValid() || !gw.Addr().Is4() || gw.Bits() > 30 || gw.Addr() == gw.Masked().Addr() {
@@ -77,7 +77,7 @@ func (h *Host) setOnlyIPv4(l netlink.Link, addr netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("list addresses: %w", err)
 	}
-	want := ipNet(addr)
+	want := IPNet(addr)
 	found := false
 	for _, a := range addrs {
 		if a.IPNet.String() == want.String() {
@@ -120,7 +120,8 @@ func (h *Host) DeleteBridge(name string) error {
 }
 
 // ipNet converts a prefix that keeps its host bits (10.88.3.1/24).
-func ipNet(p netip.Prefix) *net.IPNet {
+// IPNet converts a prefix to the net.IPNet netlink takes.
+func IPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 

@@ -29,8 +29,8 @@ func checkID(id string) error {
 	return nil
 }
 
-// checkIfname checks that name can be a Linux interface name.
-func checkIfname(name string) error {
+// CheckIfname checks that name can be a Linux interface name.
+func CheckIfname(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("empty interface name")

@@ -13,7 +13,7 @@ func TestVethName(t *testing.T) {
 		if len(n) > 15 {
 			t.Errorf("VethName(%q) = %q, longer than 15 bytes", id, n)
 		}
-		if err := checkIfname(n); err != nil {
+		if err := CheckIfname(n); err != nil {
 			t.Errorf("VethName(%q) = %q: %v", id, n, err)
 		}
 		if again := VethName(id); again != n {

@@ -191,7 +191,7 @@ func configureSandbox(sbx *netlink.Handle, eth netlink.Link, addr netip.Prefix, 
 	if err != nil {
 		return fmt.Errorf("list addresses of %s: %w", SandboxIfname, err)
 	}
-	want := ipNet(addr)
+	want := IPNet(addr)
 	found := false
 	for _, a := range addrs {
 		if a.IPNet.String() == want.String() {

@@ -270,9 +270,19 @@ func (l *Leader) heartbeat(ctx context.Context, nodeID string, hb api.Heartbeat)
 	}
 	l.beats.record(n.ID, time.Now())
 	now := time.Now().UTC()
-	if ev := hb.Description.EngineVersion; ev != "" && ev != n.Description.EngineVersion {
-		d := n.Description
+	// The agent tells its engine and its mesh; the rest of the
+	// description was fixed when the node joined.
+	d := n.Description
+	if ev := hb.Description.EngineVersion; ev != "" {
 		d.EngineVersion = ev
+	}
+	if m := hb.Description.Mesh; m != nil {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		d.Mesh = m
+	}
+	if !d.Equal(n.Description) {
 		if _, err := l.core.Propose(ctx, store.CmdNodeRegister, store.NodeRegister{ID: n.ID, Description: d, At: now}); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	json "github.com/segmentio/encoding/json"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/netcfg/ipam"
+	"github.com/warren-edge/warren/netcfg/wg"
+)
+
+// MeshNet is the node's end of the WireGuard mesh as the agent drives it;
+// netcfg/wg.Mesh is the real one.
+type MeshNet interface {
+	PublicKey() wgtypes.Key
+	Port() int
+	Iface() string
+	Sync(self wg.Self, peers []wg.Peer, now time.Time) (wg.Status, error)
+}
+
+// meshEvery is how often the mesh loop syncs with no change to the
+// nodes: it refreshes the peers' reachability and repairs an interface
+// that warren-mesh made anew after a restart.
+const meshEvery = 5 * time.Second
+
+// meshLoop keeps the mesh interface's peers equal to the other nodes'
+// records: a watch of the nodes, and a sync after every change and every
+// meshEvery.
+func (a *Agent) meshLoop(ctx context.Context) {
+	if a.cfg.Mesh == nil {
+		return
+	}
+	changed := make(chan struct{}, 1)
+	nodes := map[string]*api.Node{}
+	var mu sync.Mutex // guards nodes
+	f := client.NewFollower(client.FollowOptions{Client: a.api, Logger: a.log.With("watch", "nodes"),
+		Query: client.WatchQuery{Kinds: []string{api.KindNode}}})
+	go f.Run(ctx, func(b api.WatchBatch) error {
+		mu.Lock()
+		if b.Reset {
+			clear(nodes)
+		}
+		for _, ev := range b.Events {
+			if ev.Op == api.OpDelete {
+				delete(nodes, ev.ID)
+				continue
+			}
+			var n api.Node
+			if err := json.Unmarshal(ev.Object, &n); err != nil || n.ID == "" {
+				a.log.Error("watch: undecodable node; ignored", "id", ev.ID, "err", err)
+				continue
+			}
+			nodes[n.ID] = &n
+		}
+		mu.Unlock()
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	tick := time.NewTicker(meshEvery)
+	defer tick.Stop()
+	failing := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+		mu.Lock()
+		self, peers, ok := meshPeers(a.nodeID, nodes, a.log.Warn)
+		mu.Unlock()
+		if !ok {
+			continue // this node's record is not in yet
+		}
+		st, err := a.cfg.Mesh.Sync(self, peers, time.Now())
+		if err != nil {
+			if err.Error() != failing {
+				a.log.Warn("mesh", "err", err)
+				failing = err.Error()
+			}
+			continue
+		}
+		if failing != "" {
+			a.log.Info("mesh in step again", "iface", st.Iface, "peers", len(st.Peers))
+			failing = ""
+		}
+		a.setMesh(st)
+	}
+}
+
+// meshPeers computes this node's side and its peers from the node records:
+// every other node that has a mesh key, a subnet and an address. Two nodes
+// that claim one key are both left out (the store refuses that, so it
+// would be a bug or an attack), and warn says so.
+func meshPeers(self string, nodes map[string]*api.Node, warn func(msg string, args ...any)) (wg.Self, []wg.Peer, bool) {
+	me := nodes[self]
+	if me == nil {
+		return wg.Self{}, nil, false
+	}
+	sub, err := netip.ParsePrefix(me.Subnet)
+	if err != nil {
+		return wg.Self{}, nil, false
+	}
+	s := wg.Self{Gateway: ipam.GatewayOf(sub)}
+	if ep := me.MeshEndpoint(); ep.IsValid() {
+		s.Underlay = ep.Addr()
+	} else if ap, err := netip.ParseAddrPort(me.Description.Addr); err == nil {
+		s.Underlay = ap.Addr()
+	}
+	var peers []wg.Peer
+	owners := map[wgtypes.Key]int{}
+	for _, n := range nodes {
+		if n.ID == self || n.Description.Mesh == nil {
+			continue
+		}
+		key, err := wgtypes.ParseKey(n.Description.Mesh.PublicKey)
+		sub, serr := netip.ParsePrefix(n.Subnet)
+		ep := n.MeshEndpoint()
+		if err != nil || serr != nil || !ep.IsValid() {
+			continue
+		}
+		owners[key]++
+		peers = append(peers, wg.Peer{NodeID: n.ID, PublicKey: key, Endpoint: ep, Subnet: sub.Masked()})
+	}
+	out := peers[:0]
+	for _, p := range peers {
+		if owners[p.PublicKey] > 1 {
+			warn("mesh: two nodes claim one public key; both left out", "node", p.NodeID, "key", p.PublicKey.String())
+			continue
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return s, out, true
+}
+
+// setMesh records the mesh's state: the heartbeat reports this node's end,
+// and the agent socket serves the peers' reachability.
+func (a *Agent) setMesh(st wg.Status) {
+	m := &api.NodeMesh{PublicKey: a.cfg.Mesh.PublicKey().String(), Port: uint16(a.cfg.Mesh.Port()), Mode: st.Mode, MTU: st.MTU}
+	a.mu.Lock()
+	a.meshStatus = &st
+	a.meshDesc = m
+	a.mu.Unlock()
+}
+
+// meshDescription is this node's end of the mesh for the heartbeat, nil
+// until the mesh is up.
+func (a *Agent) meshDescription() *api.NodeMesh {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.meshDesc
+}

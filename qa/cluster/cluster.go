@@ -189,10 +189,10 @@ func (c *Cluster) AddHost(name string) (*Host, error) {
 		ip = ip.Next()
 	}
 	h := &Host{Name: name, NS: "wc" + c.ID + "-" + name, IP: ip, Addr: netip.AddrPortFrom(ip, NodePort).String(),
-		Dir: filepath.Join(c.Dir, name), link: "v" + name, c: c}
+		Dir: filepath.Join(c.Dir, name), link: "v" + name, MeshIface: "wg" + c.ID + name, c: c}
 	c.hosts = append(c.hosts, h)
 	c.mu.Unlock()
-	if len(h.link) > 15 {
+	if len(h.MeshIface) > 15 {
 		return nil, fmt.Errorf("cluster: host name %q is too long for an interface name", name)
 	}
 	h.Socket = filepath.Join(h.Dir, "api.sock")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -37,8 +38,11 @@ type Host struct {
 	AgentSocket string         // its agent's unix socket
 	Client      *client.Client // on Socket
 
-	Manager    *Proc
-	Agent      *Proc
+	Manager   *Proc
+	Agent     *Proc
+	Mesh      *Proc  // warren mesh, the host's WireGuard interface
+	MeshIface string // its name: each host has its own, since the
+	// userspace devices' control sockets share /run/wireguard
 	Containerd *containerdtest.Daemon
 
 	c      *Cluster
@@ -219,7 +223,13 @@ func (h *Host) StartAgent() error {
 	if h.Containerd == nil {
 		return fmt.Errorf("cluster: %s: start containerd first", h.Name)
 	}
+	if h.Mesh == nil || !h.Mesh.Running() {
+		if err := h.StartMesh(); err != nil {
+			return err
+		}
+	}
 	argv := []string{h.c.cfg.Bin, "agent", "--api-socket", h.Socket, "--containerd-socket", h.Containerd.Socket,
+		"--mesh-iface", h.MeshIface,
 		"--data-dir", filepath.Join(h.Dir, "agent"), "--agent-socket", h.AgentSocket,
 		"--netns-dir", filepath.Join(h.Dir, "netns"), "--host-netns", "/run/netns/" + h.NS,
 		"--hostname", h.Name, "--cluster-dns=false", "--log-level", "debug"}
@@ -241,6 +251,28 @@ func (h *Host) StartAgent() error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("cluster: %s: the agent does not serve on %s:\n%s", h.Name, h.AgentSocket, p.LogTail(15))
+}
+
+// StartMesh runs warren mesh in the host's namespace, as its unit does:
+// the userspace WireGuard device here (the kernel has no module).
+func (h *Host) StartMesh() error {
+	argv := []string{"ip", "netns", "exec", h.NS, h.c.cfg.Bin, "mesh", "--iface", h.MeshIface, "--log-level", "debug"}
+	p, err := startProc("mesh", filepath.Join(h.Dir, "mesh.log"), argv)
+	if err != nil {
+		return err
+	}
+	h.Mesh = p
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("cluster: %s: warren mesh exited (%v):\n%s", h.Name, err, p.LogTail(15))
+		}
+		if _, err := os.Stat("/run/wireguard/" + h.MeshIface + ".sock"); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("cluster: %s: warren mesh made no control socket:\n%s", h.Name, p.LogTail(15))
 }
 
 // LoadImage loads the busybox test image (localhost/busybox:latest) into
@@ -316,6 +348,11 @@ func (h *Host) close() error {
 	}
 	if h.Manager != nil {
 		if err := h.Manager.Stop(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if h.Mesh != nil {
+		if err := h.Mesh.Stop(5 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}

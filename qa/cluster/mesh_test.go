@@ -1,0 +1,115 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// webServer serves /www/index.html, which holds text, on port 8080.
+func webServer(name, text string, constraint string) api.ServiceSpec {
+	return api.ServiceSpec{Name: name, Image: "localhost/busybox", Replicas: 1,
+		Args:            []string{"sh", "-c", "mkdir -p /www && echo " + text + " > /www/index.html && exec httpd -f -p 8080 -h /www"},
+		Placement:       api.Placement{Constraints: []string{constraint}},
+		StopGracePeriod: api.Duration(2 * time.Second)}
+}
+
+// runningTask waits for the service's one running task and returns it.
+func runningTask(t *testing.T, ctx context.Context, m *Host, service string) api.Task {
+	t.Helper()
+	var task api.Task
+	eventually(t, time.Minute, service+" running with an address", func() error {
+		ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: service})
+		if err != nil {
+			return err
+		}
+		for _, tk := range ts {
+			if tk.Status.State == api.TaskRunning && tk.Status.Addr != "" {
+				task = tk
+				return nil
+			}
+		}
+		return fmt.Errorf("tasks: %s", describeTasks(ts))
+	})
+	return task
+}
+
+// fetchFrom fetches url from inside a task's network namespace on h, with
+// the host's busybox: what a container on h would see.
+func fetchFrom(ctx context.Context, h *Host, taskID, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nsenter", "--net="+filepath.Join(h.Dir, "netns", taskID), "--",
+		"busybox", "wget", "-q", "-O-", url).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("wget %s from task %s on %s: %w: %s", url, taskID, h.Name, err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// TestMeshJoinsTheNodesContainers: a container on w1 fetches from a
+// service whose only task runs on w2, by the task's address, through the
+// WireGuard mesh (userspace here); each node's record shows its mesh.
+func TestMeshJoinsTheNodesContainers(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 3*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	for _, h := range []*Host{w1, w2} {
+		eventually(t, 30*time.Second, h.Name+"'s mesh in its node record", func() error {
+			n, err := m.Client.Node(ctx, h.NodeID())
+			if err != nil {
+				return err
+			}
+			if n.Description.Mesh == nil || n.Description.Mesh.PublicKey == "" {
+				return fmt.Errorf("no mesh yet")
+			}
+			if n.Description.Mesh.Mode != api.MeshUserspace {
+				return fmt.Errorf("mesh mode %q, want %q on this kernel", n.Description.Mesh.Mode, api.MeshUserspace)
+			}
+			return nil
+		})
+	}
+	if _, err := m.Client.CreateService(ctx, webServer("far", "hello-from-w2", "node.hostname==w2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Client.CreateService(ctx, api.ServiceSpec{Name: "near", Image: "localhost/busybox", Replicas: 1, Args: sleeper,
+		Placement: api.Placement{Constraints: []string{"node.hostname==w1"}}, StopGracePeriod: api.Duration(2 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	far, near := runningTask(t, ctx, m, "far"), runningTask(t, ctx, m, "near")
+	url := "http://" + far.Status.Addr + ":8080/"
+	if out, err := exec.Command("ip", "-n", w1.NS, "route", "get", far.Status.Addr).CombinedOutput(); err != nil || !strings.Contains(string(out), "dev "+w1.MeshIface) {
+		t.Fatalf("w1's route to %s is not through its mesh interface %s: %s %v", far.Status.Addr, w1.MeshIface, out, err)
+	}
+	eventually(t, 30*time.Second, "w1's container reaches w2's task through the mesh", func() error {
+		got, err := fetchFrom(ctx, w1, near.ID, url)
+		if err != nil {
+			return err
+		}
+		if got != "hello-from-w2" {
+			return fmt.Errorf("got %q", got)
+		}
+		return nil
+	})
+
+	// The agent restarts: the mesh and the path stay.
+	if err := w1.Agent.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fetchFrom(ctx, w1, near.ID, url); err != nil || got != "hello-from-w2" {
+		t.Errorf("with w1's agent stopped, the mesh no longer carries traffic: %q, %v", got, err)
+	}
+	if err := w1.StartAgent(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fetchFrom(ctx, w1, near.ID, url); err != nil || got != "hello-from-w2" {
+		t.Errorf("after w1's agent restarted: %q, %v", got, err)
+	}
+}

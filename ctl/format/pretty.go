@@ -270,5 +270,16 @@ func PrettyNode(w io.Writer, n *api.Node, now time.Time) error {
 	p.kv(1, "Memory", api.FormatBytes(n.Description.MemoryBytes))
 	p.kvIf(0, "Subnet", n.Subnet)
 	p.kvIf(0, "Engine Version", n.Description.EngineVersion)
+	if m := n.Description.Mesh; m != nil {
+		p.head(0, "Mesh")
+		p.kv(1, "Mode", Title(m.Mode)+" WireGuard")
+		p.kv(1, "Endpoint", n.MeshEndpoint().String())
+		if m.MTU > 0 {
+			p.kv(1, "MTU", fmt.Sprint(m.MTU))
+		}
+		p.kv(1, "Public Key", m.PublicKey)
+	} else {
+		p.kv(0, "Mesh", "not up yet (no agent has reported it)")
+	}
 	return p.write(w)
 }

@@ -271,6 +271,9 @@ func (h *Host) nspawnArgs() []string {
 		// runc needs keyctl.
 		"--system-call-filter=@keyring",
 		"--bind=" + h.ctrd + ":/var/lib/containerd",
+		// warren-mesh's userspace WireGuard (this kernel has no
+		// module) needs a TUN; a device has /dev/net/tun.
+		"--bind=/dev/net/tun",
 		"--link-journal=no",
 		"--timezone=off",
 		"--resolv-conf=off",

@@ -124,6 +124,62 @@ func TestJoinFromImage(t *testing.T) {
 		}
 	}
 	t.Logf("global service running on %v, %.1f s after its create", names, time.Since(start).Seconds())
+
+	// One network: a container on w1 reaches a task that runs only on w2,
+	// through the WireGuard mesh the shipped units set up (warren-mesh,
+	// userspace here), and every node's record says which mode it runs.
+	if all, err := cl.Nodes(ctx, client.ReadOptions{}); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, n := range all {
+			if m := n.Description.Mesh; m == nil || m.Mode != api.MeshUserspace {
+				t.Errorf("node %s's record shows mesh %+v, want its userspace end (this kernel has no WireGuard)", n.Description.Hostname, m)
+			}
+		}
+	}
+	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "far", Image: "localhost/busybox:latest",
+		Args:      []string{"sh", "-c", "mkdir -p /www && echo hello-from-w2 > /www/index.html && exec httpd -f -p 8080 -h /www"},
+		Placement: api.Placement{Constraints: []string{"node.hostname==w2"}}}); err != nil {
+		t.Fatal(err)
+	}
+	far := runningTask(ctx, t, m1, "far")
+	w1 := c.Host("w1")
+	var near string
+	ts, err := cl.Tasks(ctx, client.TaskQuery{Service: "everywhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range ts {
+		if tk.Status.State == api.TaskRunning && nodeName(nodes, tk.NodeID) == "w1" {
+			near = tk.ID
+		}
+	}
+	if near == "" {
+		t.Fatalf("no running task of everywhere on w1: %v", ts)
+	}
+	fetch := fmt.Sprintf("ctr -n warren task exec --exec-id probe %s wget -q -O- http://%s:8080/", near, far.Status.Addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := w1.Exec(ctx, fetch)
+		if err == nil && strings.TrimSpace(out) == "hello-from-w2" {
+			t.Logf("w1's container fetched from w2's task at %s through the mesh", far.Status.Addr)
+			break
+		}
+		if time.Now().After(deadline) {
+			mesh, _ := w1.Exec(ctx, "ip route; ip addr show warren-wg; systemctl status --no-pager warren-mesh; journalctl --no-pager -n 30 -u warren-mesh -u warren-agent")
+			t.Fatalf("a container on w1 cannot reach w2's task at %s: %v %q\n%s", far.Status.Addr, err, out, mesh)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func nodeName(nodes []api.Node, id string) string {
+	for _, n := range nodes {
+		if n.ID == id {
+			return n.Description.Hostname
+		}
+	}
+	return ""
 }
 
 // exampleSeed is image/cloud-init's example seed with this host's name and

@@ -26,9 +26,10 @@
 //     subnet recorded runs no container network and is not limited.
 //
 // A task that reserves nothing fits any node that passes 1-4 and has an
-// address free, whatever its capacity. Among the nodes that take a task, Schedule picks the one with the
-// fewest tasks of the same service, then the fewest tasks in all, then the
-// smallest node ID: 10 replicas on 3 equal nodes land 4/3/3.
+// address free, whatever its capacity. Among the nodes that take a task,
+// Schedule picks the one with the fewest tasks of the same service, then the
+// fewest tasks in all, then the smallest node ID: 10 replicas on 3 equal
+// nodes land 4/3/3.
 //
 // A pending task that already names a node (global services: the
 // orchestrator picks the node) is checked against that node only. Such tasks

@@ -40,7 +40,9 @@ type Config struct {
 	Hostname string
 	Labels   map[string]string
 	// ClusterCIDR is the range node container subnets come from, used when
-	// this manager initialises a new cluster (default 10.240.0.0/12, /24 each).
+	// this manager initialises a new cluster (default 10.240.0.0/12, /24 each:
+	// 4096 nodes of 253 containers). New refuses a pair that
+	// store.CheckNodeSubnets refuses.
 	ClusterCIDR string
 	SubnetBits  int
 	// RescheduleGrace is how long a down node's tasks wait before they are
@@ -113,6 +115,9 @@ func (c *Config) defaults() error {
 	}
 	if c.SubnetBits == 0 {
 		c.SubnetBits = 24
+	}
+	if _, err := store.CheckNodeSubnets(c.ClusterCIDR, c.SubnetBits); err != nil {
+		return fmt.Errorf("manager: %w", err)
 	}
 	if c.RescheduleGrace == 0 {
 		c.RescheduleGrace = time.Minute

@@ -19,12 +19,17 @@
 //  5. for each resource the task reserves (CPU, memory): the node reported a
 //     capacity for it (a capacity of 0 means the node did not report, so
 //     nothing that reserves that resource is placed there), and the
-//     reservations of the tasks on it, plus this one, fit in that capacity.
+//     reservations of the tasks on it, plus this one, fit in that capacity;
+//  6. its container subnet has an address for the task: every task takes
+//     one, so the tasks on the node, plus this one, are at most what the
+//     subnet holds (nodesubnet.Capacity: 253 for a /24). A node with no
+//     subnet recorded runs no container network and is not limited.
 //
-// A task that reserves nothing fits any node that passes 1-4, whatever its
-// capacity. Among the nodes that take a task, Schedule picks the one with the
-// fewest tasks of the same service, then the fewest tasks in all, then the
-// smallest node ID: 10 replicas on 3 equal nodes land 4/3/3.
+// A task that reserves nothing fits any node that passes 1-4 and has an
+// address free, whatever its capacity. Among the nodes that take a task,
+// Schedule picks the one with the fewest tasks of the same service, then the
+// fewest tasks in all, then the smallest node ID: 10 replicas on 3 equal
+// nodes land 4/3/3.
 //
 // A pending task that already names a node (global services: the
 // orchestrator picks the node) is checked against that node only. Such tasks

@@ -58,6 +58,12 @@ func capacity(nanoCPUs, memory int64) func(*api.Node) {
 	}
 }
 
+// subnet sets the node's container subnet; each task on the node takes one
+// of its addresses.
+func subnet(prefix string) func(*api.Node) {
+	return func(n *api.Node) { n.Subnet = prefix }
+}
+
 // mkTask returns a task of service svc, changed by opts.
 func mkTask(id, svc string, opts ...func(*api.Task)) *api.Task {
 	t := &api.Task{
@@ -104,7 +110,7 @@ func replicas(svc string, n int, opts ...func(*api.Task)) []*api.Task {
 }
 
 // call writes a Schedule call compactly for test messages:
-// nodes=[a b:drain c:down] placed=[x@a] pending=[t1 t2@b].
+// nodes=[a b:drain c:down:10.240.0.0/30] placed=[x@a] pending=[t1 t2@b].
 func call(nodes []*api.Node, placed, pending []*api.Task) string {
 	var b strings.Builder
 	b.WriteString("nodes=[")
@@ -125,6 +131,9 @@ func call(nodes []*api.Node, placed, pending []*api.Task) string {
 		}
 		for _, k := range slices.Sorted(maps.Keys(n.Spec.Labels)) {
 			b.WriteString(":" + k + "=" + n.Spec.Labels[k])
+		}
+		if n.Subnet != "" {
+			b.WriteString(":" + n.Subnet)
 		}
 	}
 	writeTasks := func(name string, ts []*api.Task) {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -45,8 +46,9 @@ var constraintPool = []string{
 	"node.id!=n2",
 }
 
-// genCluster draws up to 6 nodes of every availability, state, role, zone
-// and capacity (including unreported), a few placed tasks, and up to 20
+// genCluster draws up to 6 nodes of every availability, state, role, zone,
+// capacity (including unreported) and subnet (none, room for 1, 5 or 13
+// tasks, or one that does not parse), a few placed tasks, and up to 20
 // pending tasks of up to 4 services, some pinned to a node (or to one that
 // does not exist), some with two specs (a rolling update), some with an
 // invalid constraint.
@@ -64,6 +66,13 @@ func genCluster(t *rapid.T) cluster {
 		)
 		if zone := rapid.SampledFrom([]string{"", "east", "west"}).Draw(t, id+".zone"); zone != "" {
 			label("zone", zone)(n)
+		}
+		switch bits := rapid.SampledFrom([]int{0, 0, 30, 29, 28, 33}).Draw(t, id+".subnet"); bits {
+		case 0: // none
+		case 33:
+			subnet("10.240.0.0/33")(n)
+		default:
+			subnet(fmt.Sprintf("10.240.%d.0/%d", i, bits))(n)
 		}
 		c.nodes = append(c.nodes, n)
 	}
@@ -166,11 +175,26 @@ func matchesAll(n *api.Node, cons []string) (match, ok bool) {
 }
 
 // use is what the tasks on a node reserve, placed and assigned, whether an
-// assigned task reserves CPU or memory, and the ports the tasks publish.
+// assigned task reserves CPU or memory, the ports the tasks publish, and
+// how many tasks there are and were assigned.
 type use struct {
 	cpu, mem                 int64
 	assignedCPU, assignedMem bool
 	ports                    []taskPort
+	tasks, assigned          int
+}
+
+// holds is how many tasks a node's subnet has addresses for: all but the
+// network, gateway and broadcast addresses; -1 for no limit (no subnet).
+func holds(n *api.Node) int {
+	if n.Subnet == "" {
+		return -1
+	}
+	p, err := netip.ParsePrefix(n.Subnet)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+		return 0
+	}
+	return 1<<(32-p.Bits()) - 3
 }
 
 type taskPort struct {
@@ -200,6 +224,7 @@ func usage(c cluster, r Result) map[string]*use {
 			x.cpu += int64(t.Spec.Resources.Reservations.NanoCPUs)
 			x.mem += int64(t.Spec.Resources.Reservations.MemoryBytes)
 			x.publish(t, false)
+			x.tasks++
 		}
 	}
 	for _, a := range r.Assigned {
@@ -211,6 +236,8 @@ func usage(c cluster, r Result) map[string]*use {
 		x.assignedCPU = x.assignedCPU || res.NanoCPUs > 0
 		x.assignedMem = x.assignedMem || res.MemoryBytes > 0
 		x.publish(t, true)
+		x.tasks++
+		x.assigned++
 	}
 	return u
 }
@@ -238,6 +265,9 @@ func fitsNow(n *api.Node, u *use, t *api.Task) bool {
 		return false
 	}
 	if m := int64(res.MemoryBytes); m > 0 && (n.Description.MemoryBytes == 0 || u.mem+m > n.Description.MemoryBytes) {
+		return false
+	}
+	if h := holds(n); h >= 0 && u.tasks+1 > h {
 		return false
 	}
 	return true
@@ -322,6 +352,25 @@ func TestPropertyReservationsWithinCapacity(t *testing.T) {
 			}
 			if u.assignedMem && u.mem > n.Description.MemoryBytes {
 				t.Fatalf("Schedule(%v) reserved %s on %s, which has %s", c, api.FormatBytes(u.mem), id, api.FormatBytes(n.Description.MemoryBytes))
+			}
+		}
+	})
+}
+
+// TestPropertyNeverMoreTasksThanSubnetHolds: each task takes an address
+// of its node's subnet, so Schedule never assigns a task to a node whose
+// subnet has no address left for it.
+func TestPropertyNeverMoreTasksThanSubnetHolds(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := genCluster(t)
+		r := Schedule(c.nodes, c.placed, c.pending)
+		for id, u := range usage(c, r) {
+			n := findNode(c.nodes, id)
+			if n == nil || u.assigned == 0 {
+				continue // placed tasks may already overfill a subnet; Schedule must add none
+			}
+			if h := holds(n); h >= 0 && u.tasks > h {
+				t.Fatalf("Schedule(%v) put %d tasks (%d of them assigned now) on %s, whose subnet %s holds %d", c, u.tasks, u.assigned, id, n.Subnet, h)
 			}
 		}
 	})

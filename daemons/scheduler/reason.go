@@ -27,11 +27,14 @@ type why struct {
 	need *need
 	// portsInUse counts, per port of need, the nodes where it is the first
 	// port in use.
-	portsInUse       []int
-	noCPU, noMem     int
-	lackCPU, lackMem int
+	portsInUse                 []int
+	noCPU, noMem               int
+	lackCPU, lackMem, lackAddr int
 	// cpuFree and memFree are the most free among the nodes that lack it.
 	cpuFree, memFree int64
+	// addrCap is the most tasks a subnet holds among the nodes that lack
+	// addresses.
+	addrCap int64
 }
 
 // add counts node n as refused for kind k (port in use or resources); pi
@@ -50,6 +53,9 @@ func (w *why) add(k kind, pi int, n *node) {
 	case lackMem:
 		w.memFree = max(w.memFree, n.memCap-n.memUsed)
 		w.lackMem++
+	case lackAddr:
+		w.addrCap = max(w.addrCap, n.addrCap)
+		w.lackAddr++
 	}
 }
 
@@ -85,6 +91,10 @@ func (w *why) String(total int) string {
 		parts = append(parts, fmt.Sprintf("%d %s memory: needs %s, %s%s free",
 			w.lackMem, verb(w.lackMem, "lacks", "lack"), bytes(int64(w.need.res.MemoryBytes)), atMost(w.lackMem), bytes(w.memFree)))
 	}
+	if w.lackAddr > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s container addresses: %s %s%d %s",
+			w.lackAddr, verb(w.lackAddr, "lacks", "lack"), verb(w.lackAddr, "its subnet holds", "their subnets hold"), atMost(w.lackAddr), w.addrCap, verb(int(w.addrCap), "task", "tasks")))
+	}
 	return fmt.Sprintf("no suitable node (%d %s: %s)", total, verb(total, "node", "nodes"), strings.Join(parts, ", "))
 }
 
@@ -106,6 +116,8 @@ func pinnedReason(n *node, k kind, cons []api.Constraint, i int, nd *need) strin
 		return fmt.Sprintf("%s lacks CPU: needs %s, %s free", name, cpus(int64(nd.res.NanoCPUs)), cpus(n.cpuCap-n.cpuUsed))
 	case lackMem:
 		return fmt.Sprintf("%s lacks memory: needs %s, %s free", name, bytes(int64(nd.res.MemoryBytes)), bytes(n.memCap-n.memUsed))
+	case lackAddr:
+		return fmt.Sprintf("%s lacks container addresses: its subnet %s holds %d %s", name, n.n.Subnet, n.addrCap, verb(int(n.addrCap), "task", "tasks"))
 	default:
 		return name + " is " + adjectives[k]
 	}

@@ -3,11 +3,14 @@ package scheduler
 import (
 	"cmp"
 	"fmt"
+	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/netcfg/nodesubnet"
 )
 
 // Result is the outcome of one Schedule call. Every non-nil pending task is
@@ -237,6 +240,7 @@ const (
 	noMemInfo
 	lackCPU
 	lackMem
+	lackAddr // every address of the node's subnet is taken
 )
 
 // node is the scheduler's view of one node during a call.
@@ -247,7 +251,11 @@ type node struct {
 	state            kind
 	cpuCap, memCap   int64
 	cpuUsed, memUsed int64
-	tasks            int32
+	// addrCap is how many tasks the node's subnet holds (each takes one
+	// address); noAddrLimit for a node with no subnet recorded. The
+	// addresses in use are tasks.
+	addrCap int64
+	tasks   int32
 	// ports are the node ports published by its tasks; kept only when a
 	// pending task publishes ports.
 	ports []ownedPort
@@ -312,13 +320,32 @@ func newScheduler(nodes []*api.Node) *scheduler {
 				st = notReady
 			}
 		}
-		s.nodes[i] = node{n: n, state: st, cpuCap: n.Description.NanoCPUs, memCap: n.Description.MemoryBytes}
+		s.nodes[i] = node{n: n, state: st, cpuCap: n.Description.NanoCPUs, memCap: n.Description.MemoryBytes, addrCap: addrCap(n.Subnet)}
 		if _, dup := s.byID[n.ID]; !dup {
 			s.byID[n.ID] = int32(i)
 		}
 	}
 	s.count = make([]int32, len(s.nodes))
 	return s
+}
+
+// noAddrLimit is the address capacity of a node with no subnet recorded.
+const noAddrLimit = math.MaxInt64
+
+// addrCap is how many tasks a node with the given subnet holds. A node has
+// no subnet ("") only when it registered before the cluster had a range:
+// its agent then runs no container network (a networked agent refuses to
+// start without a subnet, so the node never becomes ready), and its tasks
+// take no address. A subnet that does not parse holds none.
+func addrCap(subnet string) int64 {
+	if subnet == "" {
+		return noAddrLimit
+	}
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return 0
+	}
+	return int64(nodesubnet.Capacity(p))
 }
 
 // occupy counts the placed tasks on their nodes.
@@ -378,7 +405,8 @@ func (s *scheduler) portInUse(i int32, nd *need) int {
 	return -1
 }
 
-// resources checks whether node i has room for a task reserving r.
+// resources checks whether node i has room for a task reserving r, and
+// for its address (every task takes one).
 func (s *scheduler) resources(i int32, r api.ResourceAmounts) kind {
 	n := &s.nodes[i]
 	if cpu := int64(r.NanoCPUs); cpu > 0 {
@@ -396,6 +424,9 @@ func (s *scheduler) resources(i int32, r api.ResourceAmounts) kind {
 		if n.memCap-n.memUsed < mem {
 			return lackMem
 		}
+	}
+	if int64(n.tasks) >= n.addrCap {
+		return lackAddr
 	}
 	return fits
 }
@@ -532,8 +563,9 @@ func (s *scheduler) placeGroup(g *group, out []outcome) (assigned int) {
 	h.init()
 
 	for _, ti := range g.tasks {
-		// A node's free resources and ports only shrink during a call, so
-		// a node that cannot take this group's next task never will.
+		// A node's free resources, addresses and ports only shrink during
+		// a call, so a node that cannot take this group's next task never
+		// will.
 		for reason == "" {
 			if len(h.items) == 0 {
 				reason = w.String(len(s.nodes))

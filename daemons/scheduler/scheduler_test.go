@@ -137,6 +137,48 @@ func TestSchedule(t *testing.T) {
 			wantUnplaced: []Unplaced{{"t1", "no suitable node (2 nodes: 2 lack CPU: needs 2 CPUs, at most 1 CPU free)"}},
 		},
 		{
+			name:         "replicas fill the node's subnet",
+			nodes:        []*api.Node{mkNode("a", subnet("10.240.0.0/29"))},
+			placed:       []*api.Task{mkTask("x1", "db", on("a")), mkTask("x2", "db", on("a"))},
+			pending:      replicas("web", 4),
+			wantAssigned: []Assignment{{"web.1", "a"}, {"web.2", "a"}, {"web.3", "a"}},
+			wantUnplaced: []Unplaced{{"web.4", "no suitable node (1 node: 1 lacks container addresses: its subnet holds 5 tasks)"}},
+		},
+		{
+			name:  "a full subnet drops out, the others take the rest",
+			nodes: []*api.Node{mkNode("a", subnet("10.240.0.0/30")), mkNode("b", subnet("10.240.0.8/29"))},
+			// spread would pick a for web.3, but its one address is taken.
+			pending:      replicas("web", 4),
+			wantAssigned: []Assignment{{"web.1", "a"}, {"web.2", "b"}, {"web.3", "b"}, {"web.4", "b"}},
+		},
+		{
+			name:         "two nodes out of addresses",
+			nodes:        []*api.Node{mkNode("a", subnet("10.240.0.0/30")), mkNode("b", subnet("10.240.0.8/29"))},
+			placed:       append(replicas("db", 5, on("b")), mkTask("x", "db", on("a"))),
+			pending:      []*api.Task{mkTask("t1", "web")},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (2 nodes: 2 lack container addresses: their subnets hold at most 5 tasks)"}},
+		},
+		{
+			name:         "addresses come after memory",
+			nodes:        []*api.Node{mkNode("a", subnet("10.240.0.0/30")), mkNode("b", subnet("10.240.0.4/30"), capacity(cpu, 100*mib))},
+			placed:       []*api.Task{mkTask("x", "db", on("a"))},
+			pending:      []*api.Task{mkTask("t1", "web", reserve(0, 200*mib))},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (2 nodes: 1 lacks memory: needs 200MiB, 100MiB free, 1 lacks container addresses: its subnet holds 1 task)"}},
+		},
+		{
+			name:         "a subnet that does not parse holds no task",
+			nodes:        []*api.Node{mkNode("a", subnet("10.240.0.0/33"))},
+			pending:      []*api.Task{mkTask("t1", "web")},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (1 node: 1 lacks container addresses: its subnet holds 0 tasks)"}},
+		},
+		{
+			name:         "pinned tasks take addresses before the others",
+			nodes:        []*api.Node{mkNode("a", subnet("10.240.0.0/30"))},
+			pending:      []*api.Task{mkTask("t1", "web"), mkTask("t2", "mon", on("a"))},
+			wantAssigned: []Assignment{{"t2", "a"}},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (1 node: 1 lacks container addresses: its subnet holds 1 task)"}},
+		},
+		{
 			name:         "placed tasks already overcommit the node",
 			nodes:        []*api.Node{mkNode("a", capacity(cpu, gib))},
 			placed:       []*api.Task{mkTask("x", "db", on("a"), reserve(2*cpu, 2*gib))},
@@ -202,7 +244,9 @@ func TestSchedule(t *testing.T) {
 				mkNode("d", capacity(cpu, 300*mib)),
 				mkNode("e", capacity(0, gib)),
 				mkNode("f0123456789abcdef"),
+				mkNode("g", subnet("10.240.0.4/30")),
 			},
+			placed: []*api.Task{mkTask("x", "db", on("g"))},
 			pending: []*api.Task{
 				mkTask("t1", "mon", on("a")),
 				mkTask("t2", "mon", on("b")),
@@ -212,6 +256,7 @@ func TestSchedule(t *testing.T) {
 				mkTask("t6", "mon", on("e"), reserve(cpu, 0)),
 				mkTask("t7", "mon", on("gone")),
 				mkTask("t8", "mon", on("f0123456789abcdef"), constraints("node.role==manager")),
+				mkTask("t9", "mon", on("g")),
 			},
 			wantUnplaced: []Unplaced{
 				{"t1", "node pi-a (a) is drained"},
@@ -222,6 +267,7 @@ func TestSchedule(t *testing.T) {
 				{"t6", "node pi-e (e) did not report CPU capacity"},
 				{"t7", "node gone is not in the cluster"},
 				{"t8", "node pi-f0123456789abcdef (f0123456789a) does not match node.role==manager"},
+				{"t9", "node pi-g (g) lacks container addresses: its subnet 10.240.0.4/30 holds 1 task"},
 			},
 		},
 		{
@@ -333,6 +379,53 @@ func TestSchedule(t *testing.T) {
 				t.Errorf("Schedule(%s) left unplaced %q, want %q", c, got.Unplaced, tt.wantUnplaced)
 			}
 		})
+	}
+}
+
+// TestScheduleSubnetFull is issue 10's scene: 300 replicas asked of one
+// node whose /24 subnet holds 253 tasks. Before the scheduler counted
+// addresses, the 47 beyond it were placed anyway and failed at start
+// ("subnet is full") again and again.
+func TestScheduleSubnetFull(t *testing.T) {
+	nodes := []*api.Node{mkNode("a", subnet("10.240.1.0/24"))}
+	pending := replicas("web", 300)
+	r := Schedule(nodes, nil, pending)
+	c := call(nodes, nil, pending[:3]) + "…"
+	if len(r.Assigned) != 253 || len(r.Unplaced) != 47 {
+		t.Fatalf("Schedule(%s) assigned %d and left %d unplaced, want 253 and 47", c, len(r.Assigned), len(r.Unplaced))
+	}
+	want := "no suitable node (1 node: 1 lacks container addresses: its subnet holds 253 tasks)"
+	for _, u := range r.Unplaced {
+		if u.Reason != want {
+			t.Fatalf("Schedule(%s) left %s unplaced with %q, want %q", c, u.TaskID, u.Reason, want)
+		}
+	}
+
+	// The next round: the 253 hold their addresses; the rest wait.
+	var placed []*api.Task
+	for _, a := range r.Assigned {
+		placed = append(placed, mkTask(a.TaskID, "web", on(a.NodeID)))
+	}
+	rest := pending[253:]
+	if r2 := Schedule(nodes, placed, rest); len(r2.Assigned) != 0 {
+		t.Errorf("Schedule(%s with 253 placed) assigned %d more to a full /24, want 0", c, len(r2.Assigned))
+	}
+
+	// A second node takes the rest.
+	nodes = append(nodes, mkNode("b", subnet("10.240.2.0/24")))
+	if r3 := Schedule(nodes, placed, rest); len(r3.Assigned) != 47 || perNode(r3)["b"] != 47 {
+		t.Errorf("Schedule(%s with 253 placed on a, and b) placed %v per node, want b: 47", c, perNode(r3))
+	}
+}
+
+// TestScheduleNoSubnetNoLimit: a node registered before the cluster had a
+// range has no subnet; its agent runs no container network, so its tasks
+// take no address and nothing limits how many it runs.
+func TestScheduleNoSubnetNoLimit(t *testing.T) {
+	nodes := []*api.Node{mkNode("a")}
+	pending := replicas("web", 300)
+	if r := Schedule(nodes, nil, pending); len(r.Assigned) != 300 {
+		t.Errorf("Schedule(node a without a subnet, 300 replicas) assigned %d, want 300; unplaced: %v", len(r.Assigned), r.Unplaced[:1])
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/netcfg/nodesubnet"
 )
 
 func applyNodeRegister(w *wtx, c *NodeRegister) any {
@@ -81,10 +82,11 @@ func (w *wtx) allocateSubnet() (string, error) {
 	if cl == nil {
 		return "", nil
 	}
-	rng, err := netip.ParsePrefix(cl.ClusterCIDR)
-	if err != nil || cl.SubnetBits < rng.Bits() || cl.SubnetBits > 30 || !rng.Addr().Is4() {
-		return "", api.Errorf(api.CodeInternal, "cluster range %q /%d is not usable", cl.ClusterCIDR, cl.SubnetBits)
+	nodes, err := CheckNodeSubnets(cl.ClusterCIDR, cl.SubnetBits)
+	if err != nil {
+		return "", api.Errorf(api.CodeInternal, "cluster range %q /%d is not usable: %v", cl.ClusterCIDR, cl.SubnetBits, err)
 	}
+	rng := netip.MustParsePrefix(cl.ClusterCIDR) // CheckNodeSubnets parsed it
 	used := map[netip.Prefix]bool{}
 	for _, n := range w.view().Nodes() {
 		if p, err := netip.ParsePrefix(n.Subnet); err == nil {
@@ -92,7 +94,7 @@ func (w *wtx) allocateSubnet() (string, error) {
 		}
 	}
 	size := uint32(1) << (32 - cl.SubnetBits)
-	count := uint32(1) << (cl.SubnetBits - rng.Bits())
+	count := uint32(nodes)
 	base := rng.Masked().Addr().As4()
 	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	for i := uint32(0); i < count; i++ {
@@ -103,6 +105,36 @@ func (w *wtx) allocateSubnet() (string, error) {
 		}
 	}
 	return "", api.Errorf(api.CodeConflict, "the cluster range %s has no free /%d subnet for another node", cl.ClusterCIDR, cl.SubnetBits)
+}
+
+// CheckNodeSubnets says whether a cluster range (--cluster-cidr) split into
+// node subnets of prefix length bits (--subnet-bits) is usable and, if so,
+// how many nodes it allows. Each node subnet must hold at least one
+// container (nodesubnet.MaxBits) and fit in the range. The manager checks a
+// new cluster's flags with it before it creates anything; the FSM checks the
+// cluster's record again before it carves a node's subnet out of it.
+func CheckNodeSubnets(clusterCIDR string, bits int) (nodes int, err error) {
+	rng, err := netip.ParsePrefix(clusterCIDR)
+	if err != nil || !rng.Addr().Is4() {
+		return 0, fmt.Errorf("--cluster-cidr %q is not an IPv4 range: give one such as 10.240.0.0/12", clusterCIDR)
+	}
+	lo, hi := rng.Bits(), nodesubnet.MaxBits
+	if lo > hi {
+		return 0, fmt.Errorf("--cluster-cidr %s leaves no address for a container: give a /%d or larger range, such as 10.240.0.0/12", clusterCIDR, hi)
+	}
+	example := min(max(24, lo), hi) // a /24 unless the range rules it out
+	perNode := nodesubnet.Capacity(netip.PrefixFrom(netip.IPv4Unspecified(), example))
+	switch {
+	case bits > hi:
+		return 0, fmt.Errorf("--subnet-bits %d leaves no address for a container: use %d to %d (%d gives %d containers per node)", bits, lo, hi, example, perNode)
+	case bits < lo:
+		n, word := 1<<(example-lo), "nodes"
+		if n == 1 {
+			word = "node"
+		}
+		return 0, fmt.Errorf("--subnet-bits %d is larger than --cluster-cidr %s: use %d to %d (%d gives %d %s of %d containers)", bits, clusterCIDR, lo, hi, example, n, word, perNode)
+	}
+	return 1 << (bits - lo), nil
 }
 
 func applyNodeSpec(w *wtx, c *NodeSpec) any {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -499,5 +500,57 @@ func TestUntrustedStateIsSetAsideAfterANewBoot(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".untrusted"); err != nil {
 		t.Errorf("the untrusted database was not kept aside: %v", err)
+	}
+}
+
+func TestCheckNodeSubnets(t *testing.T) {
+	tests := []struct {
+		cidr      string
+		bits      int
+		wantNodes int
+		wantErr   string
+	}{
+		{"10.240.0.0/12", 24, 4096, ""},
+		{"10.240.0.0/12", 26, 16384, ""},
+		{"10.240.0.0/12", 30, 262144, ""},
+		{"10.240.0.0/12", 12, 1, ""},
+		{"10.240.5.0/12", 24, 4096, ""}, // host bits: the range is 10.240.0.0/12, as the FSM always read it
+		{"10.0.0.0/30", 30, 1, ""},
+		{"10.240.0.0/12", 31, 0, "--subnet-bits 31 leaves no address for a container: use 12 to 30 (24 gives 253 containers per node)"},
+		{"10.240.0.0/12", 32, 0, "--subnet-bits 32 leaves no address for a container: use 12 to 30 (24 gives 253 containers per node)"},
+		{"10.240.0.0/12", 8, 0, "--subnet-bits 8 is larger than --cluster-cidr 10.240.0.0/12: use 12 to 30 (24 gives 4096 nodes of 253 containers)"},
+		{"10.240.0.0/26", 24, 0, "--subnet-bits 24 is larger than --cluster-cidr 10.240.0.0/26: use 26 to 30 (26 gives 1 node of 61 containers)"},
+		{"10.240.0.0/26", 31, 0, "--subnet-bits 31 leaves no address for a container: use 26 to 30 (26 gives 61 containers per node)"},
+		{"10.0.0.0/31", 31, 0, "--cluster-cidr 10.0.0.0/31 leaves no address for a container: give a /30 or larger range, such as 10.240.0.0/12"},
+		{"fd00::/48", 64, 0, `--cluster-cidr "fd00::/48" is not an IPv4 range: give one such as 10.240.0.0/12`},
+		{"10.240.0.0", 24, 0, `--cluster-cidr "10.240.0.0" is not an IPv4 range: give one such as 10.240.0.0/12`},
+	}
+	for _, tt := range tests {
+		nodes, err := CheckNodeSubnets(tt.cidr, tt.bits)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if nodes != tt.wantNodes || got != tt.wantErr {
+			t.Errorf("CheckNodeSubnets(%q, %d) = %d, %q; want %d, %q", tt.cidr, tt.bits, nodes, got, tt.wantNodes, tt.wantErr)
+		}
+	}
+}
+
+// TestNodeRegisterUnusableRange: a cluster recorded with a range that
+// leaves no address for a container gives no node a subnet, and says why.
+func TestNodeRegisterUnusableRange(t *testing.T) {
+	st, err := OpenState(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	hub := NewHub(1024, 1<<20, 0)
+	h := &harness{t: t, state: st, hub: hub, fsm: NewFSM(st, hub)}
+	h.mustApply(CmdClusterInit, ClusterInit{ClusterID: "c1", ClusterCIDR: "10.240.0.0/16", SubnetBits: 31, CreatedAt: t0})
+	res := h.apply(CmdNodeRegister, NodeRegister{ID: "n1", Role: api.RoleWorker, At: t0})
+	want := `cluster range "10.240.0.0/16" /31 is not usable: --subnet-bits 31 leaves no address for a container`
+	if err := asErr(res); !api.IsCode(err, api.CodeInternal) || !strings.Contains(err.Error(), want) {
+		t.Errorf("register a node in a cluster of /31 node subnets = %v, want an internal error containing %q", res, want)
 	}
 }

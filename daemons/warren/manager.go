@@ -35,7 +35,7 @@ func runManager(args []string) error {
 	fs.StringVar(&cfg.Hostname, "hostname", "", "this node's name in the cluster (default: the host name)")
 	fs.Var(labelsFlag(cfg.Labels), "label", "a node label KEY=VALUE, repeatable")
 	fs.StringVar(&cfg.ClusterCIDR, "cluster-cidr", "10.240.0.0/12", "range node container subnets come from, for a new cluster")
-	fs.IntVar(&cfg.SubnetBits, "subnet-bits", 24, "prefix length of each node's container subnet")
+	fs.IntVar(&cfg.SubnetBits, "subnet-bits", 24, "prefix length of each node's container subnet, for a new cluster; it bounds the containers a node runs (24: 253)")
 	fs.DurationVar(&cfg.RescheduleGrace, "reschedule-grace", time.Minute, "how long a down node's tasks wait before moving to other nodes")
 	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down (at least 3 agent heartbeats of 2s)")
 	fs.StringVar(&cfg.RaftLogStore, "raft-log-store", "bbolt", "where the Raft log is kept: bbolt, or wal (raft-wal: about 5 times cheaper writes; a data dir keeps its choice)")

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+
+	"github.com/warren-edge/warren/netcfg/nodesubnet"
 )
 
 // Pool allocates the addresses of one IPv4 subnet. It is safe for concurrent
@@ -27,7 +29,8 @@ type Pool struct {
 func GatewayOf(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
 
 // New returns an empty pool for subnet, which must be an IPv4 prefix without
-// host bits and with room for at least one container (/30 or larger).
+// host bits and with room for at least one container (/30 or larger): it
+// hands out nodesubnet.Capacity(subnet) addresses.
 func New(subnet netip.Prefix) (*Pool, error) {
 	if !subnet.IsValid() {
 		return nil, fmt.Errorf("ipam: invalid subnet: give an IPv4 prefix such as 10.88.3.0/24")
@@ -38,8 +41,8 @@ func New(subnet netip.Prefix) (*Pool, error) {
 	if subnet.Masked() != subnet {
 		return nil, fmt.Errorf("ipam: subnet %s has host bits set: use %s", subnet, subnet.Masked())
 	}
-	if subnet.Bits() > 30 {
-		return nil, fmt.Errorf("ipam: subnet %s is too small: it needs room for network, gateway, broadcast and at least one container (/30 or larger)", subnet)
+	if nodesubnet.Capacity(subnet) < 1 {
+		return nil, fmt.Errorf("ipam: subnet %s is too small: it needs room for network, gateway, broadcast and at least one container (/%d or larger)", subnet, nodesubnet.MaxBits)
 	}
 	network := subnet.Addr()
 	hostBits := 32 - subnet.Bits()
@@ -50,7 +53,7 @@ func New(subnet netip.Prefix) (*Pool, error) {
 		gateway: gateway,
 		first:   gateway.Next(),
 		lastOK:  broadcast.Prev(),
-		size:    1<<hostBits - 3,
+		size:    nodesubnet.Capacity(subnet),
 		byOwner: make(map[string]netip.Addr),
 		byAddr:  make(map[netip.Addr]string),
 	}, nil

@@ -16,7 +16,8 @@ import (
 var zones = []string{"east", "west", "north", "south"}
 
 // Cluster builds nodeCount nodes (IDs node-0000 …) in 4 zones, 5 of them
-// managers, 1 in 50 drained and 1 in 100 down, each with 4 CPUs and 8GiB;
+// managers, 1 in 50 drained and 1 in 100 down, each with 4 CPUs, 8GiB and
+// a /24 container subnet (253 tasks);
 // 2 placed tasks per node of 20 other services, half of them reserving 0.1
 // CPU and 128MiB; and services × replicas pending tasks, in service order,
 // where 1 service in 3 is constrained to a zone, 1 in 7 avoids managers,
@@ -33,6 +34,7 @@ func Cluster(nodeCount, services, replicas int) (nodes []*api.Node, placed, pend
 			},
 			Description: api.NodeDescription{Hostname: fmt.Sprintf("pi-%04d", i), NanoCPUs: 4e9, MemoryBytes: 8 << 30},
 			Status:      api.NodeStatus{State: api.NodeReady},
+			Subnet:      fmt.Sprintf("10.%d.%d.0/24", 240+i>>8, i&0xff),
 		}
 		if i < 5 {
 			n.Spec.Role = api.RoleManager

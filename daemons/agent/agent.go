@@ -54,8 +54,11 @@ type Config struct {
 	LogMaxBytes int64
 	// Mesh is the node's end of the WireGuard mesh; nil: no mesh (one
 	// node, or tests).
-	Mesh   MeshNet
-	Logger *slog.Logger
+	Mesh MeshNet
+	// MeshStatusFile is where the agent says which nodes the mesh does not
+	// reach now, for warren-dns (api.MeshStatusFile; "" writes none).
+	MeshStatusFile string
+	Logger         *slog.Logger
 }
 
 // Agent is one running warren-agent.
@@ -85,6 +88,7 @@ type Agent struct {
 	published    string                        // key of the ports last published
 	meshStatus   *wg.Status                    // the mesh as last synced
 	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
+	meshReach    []byte                        // what MeshStatusFile holds
 
 	runCtx    context.Context                 // Run's context, for work that outlives a loop
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began

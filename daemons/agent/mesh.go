@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"sort"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/netcfg/atomicfile"
 	"github.com/warren-edge/warren/netcfg/ipam"
 	"github.com/warren-edge/warren/netcfg/wg"
 )
@@ -148,9 +150,30 @@ func meshPeers(self string, nodes map[string]*api.Node, warn func(msg string, ar
 // and the agent socket serves the peers' reachability.
 func (a *Agent) setMesh(st wg.Status) {
 	m := &api.NodeMesh{PublicKey: a.cfg.Mesh.PublicKey().String(), Port: uint16(a.cfg.Mesh.Port()), Mode: st.Mode, MTU: st.MTU}
+	reach := api.MeshReach{Unreachable: []string{}}
+	for _, p := range st.Peers {
+		if !p.Reachable && p.NodeID != "" {
+			reach.Unreachable = append(reach.Unreachable, p.NodeID)
+		}
+	}
+	raw, _ := json.Marshal(reach)
 	a.mu.Lock()
 	a.meshStatus = &st
 	a.meshDesc = m
+	changed := !bytes.Equal(raw, a.meshReach)
+	a.mu.Unlock()
+	if !changed || a.cfg.MeshStatusFile == "" {
+		return
+	}
+	if err := atomicfile.Write(a.cfg.MeshStatusFile, raw, 0o644); err != nil {
+		a.log.Warn("mesh: write the status file for warren-dns", "file", a.cfg.MeshStatusFile, "err", err)
+		return
+	}
+	if len(reach.Unreachable) > 0 {
+		a.log.Info("mesh: nodes out of reach", "nodes", reach.Unreachable)
+	}
+	a.mu.Lock()
+	a.meshReach = raw
 	a.mu.Unlock()
 }
 

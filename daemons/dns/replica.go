@@ -47,7 +47,10 @@ type Replica struct {
 	synced   chan struct{}
 	syncOnce sync.Once
 
-	state replicaState // owned by Run
+	mu          sync.Mutex   // guards what publish reads
+	state       replicaState // written by Run
+	index       uint64       // of the last batch
+	unreachable map[string]bool
 }
 
 type replicaState struct {
@@ -120,13 +123,16 @@ func (r *Replica) Run(ctx context.Context) error {
 // result: queries see the state before the batch or after it, never in
 // between, and a full resend replaces everything.
 func (r *Replica) apply(b api.WatchBatch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if b.Reset {
 		r.state = newState()
 	}
 	for _, ev := range b.Events {
 		r.applyEvent(&r.state, ev)
 	}
-	r.publish(b.Index)
+	r.index = b.Index
+	r.publish()
 	if b.Reset {
 		r.syncOnce.Do(func() { close(r.synced) })
 	}
@@ -169,9 +175,30 @@ func (r *Replica) applyEvent(st *replicaState, ev api.Event) {
 	}
 }
 
-// publish builds the table of the current state, whole at index, and
-// swaps it in.
-func (r *Replica) publish(index uint64) {
+// SetUnreachable says which nodes this node's mesh does not reach now;
+// the table is rebuilt if that changed.
+func (r *Replica) SetUnreachable(nodes []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(nodes) == len(r.unreachable) {
+		same := true
+		for _, n := range nodes {
+			same = same && r.unreachable[n]
+		}
+		if same {
+			return
+		}
+	}
+	r.unreachable = make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		r.unreachable[n] = true
+	}
+	r.publish()
+}
+
+// publish builds the table of the current state, whole at the last index,
+// and swaps it in. Callers hold r.mu.
+func (r *Replica) publish() {
 	services := make([]*api.Service, 0, len(r.state.services))
 	for _, s := range r.state.services {
 		services = append(services, s)
@@ -181,6 +208,6 @@ func (r *Replica) publish(index uint64) {
 		tasks = append(tasks, t)
 	}
 	o := r.cfg.Table
-	o.Index = index
+	o.Index, o.Unreachable = r.index, r.unreachable
 	r.table.Store(BuildTable(o, services, tasks))
 }

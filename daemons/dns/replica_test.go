@@ -210,3 +210,30 @@ func TestReplicaFollowsTheWatch(t *testing.T) {
 		t.Errorf("with the manager gone the table is at index %d; want the last, 22", tb.Index())
 	}
 }
+
+// TestSetUnreachableRebuilds: the mesh's word on a node rebuilds the
+// table at once, without waiting for a watch batch, and back again.
+func TestSetUnreachableRebuilds(t *testing.T) {
+	r := NewReplica(ReplicaConfig{Logger: quiet()})
+	services, tasks := testCluster()
+	var evs []api.Event
+	for _, s := range services {
+		raw, _ := json.Marshal(s)
+		evs = append(evs, api.Event{Op: api.OpCreate, Kind: api.KindService, ID: s.ID, Object: raw})
+	}
+	for _, tk := range tasks {
+		raw, _ := json.Marshal(tk)
+		evs = append(evs, api.Event{Op: api.OpCreate, Kind: api.KindTask, ID: tk.ID, Object: raw})
+	}
+	r.apply(api.WatchBatch{Reset: true, Index: 7, Events: evs})
+	count := func() int { _, _, h := r.Table().Counts(); return h }
+	before := count()
+	r.SetUnreachable([]string{"n2"})
+	if got := count(); got >= before || r.Table().Index() != 7 {
+		t.Errorf("with n2 out of reach: %d tasks answered (was %d), index %d", got, before, r.Table().Index())
+	}
+	r.SetUnreachable(nil)
+	if got := count(); got != before {
+		t.Errorf("n2 back: %d tasks answered, want %d", got, before)
+	}
+}

@@ -31,6 +31,11 @@ type TableOptions struct {
 	TTL time.Duration
 	// Index is the replica's index, written as the SOA serial.
 	Index uint64
+	// Unreachable are nodes this node's mesh does not reach now: their
+	// tasks keep their own names but are left out of service, slot and
+	// SRV answers, as unhealthy tasks are, so a client fails fast
+	// instead of timing out.
+	Unreachable map[string]bool
 }
 
 // Table is an immutable answer table for the cluster domain, built by
@@ -163,7 +168,7 @@ func BuildTable(o TableOptions, services []*api.Service, tasks []*api.Task) *Tab
 			t.ptr[rev] = &dns.PTR{Hdr: dns.RR_Header{Name: rev, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: ttl}, Ptr: taskName}
 		}
 		slotName := name + "." + group + "." + domain
-		if !Healthy(tk) {
+		if !Healthy(tk) || o.Unreachable[tk.NodeID] {
 			b.name(slotName) // it exists, with nothing to answer: NODATA
 			continue
 		}

@@ -240,3 +240,28 @@ func manyTasks(services, replicas int) ([]*api.Service, []*api.Task) {
 	}
 	return ss, ts
 }
+
+// TestUnreachableNodesLeftOut: tasks on a node this node's mesh does not
+// reach are not answered under their service or slot name, so a client
+// fails fast; they come back when the node does.
+func TestUnreachableNodesLeftOut(t *testing.T) {
+	services, tasks := testCluster()
+	q := func(tb *Table, name string) []string {
+		ans, _ := tb.Lookup(dns.Question{Name: name, Qtype: dns.TypeA, Qclass: dns.ClassINET})
+		return rdata(ans.Records)
+	}
+	all := BuildTable(TableOptions{}, services, tasks)
+	cut := BuildTable(TableOptions{Unreachable: map[string]bool{"n2": true}}, services, tasks)
+	if got := q(all, "web.warren.internal."); !slices.Equal(got, []string{"A 10.0.1.1", "A 10.0.2.2"}) {
+		t.Fatalf("web with every node reachable: %v", got)
+	}
+	if got := q(cut, "web.warren.internal."); !slices.Equal(got, []string{"A 10.0.1.1"}) {
+		t.Errorf("web with n2 out of reach: %v, want only n1's task", got)
+	}
+	if got := q(cut, "web.2.warren.internal."); len(got) != 0 {
+		t.Errorf("slot 2 (on n2) with n2 out of reach: %v, want no answer", got)
+	}
+	if got := q(cut, "mon.n2.warren.internal."); len(got) != 0 {
+		t.Errorf("the global task on n2 with n2 out of reach: %v", got)
+	}
+}

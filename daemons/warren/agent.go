@@ -14,6 +14,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/agent"
 	ctrd "github.com/warren-edge/warren/daemons/agent/containerd"
+	wapi "github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/systemd"
 	"github.com/warren-edge/warren/netcfg/wg"
@@ -36,6 +37,7 @@ func runAgent(args []string) error {
 	mesh := fs.Bool("mesh", true, "join the fleet's WireGuard mesh (warren-mesh runs the interface)")
 	meshIface := fs.String("mesh-iface", wg.DefaultIface, "the mesh interface warren-mesh runs")
 	meshPort := fs.Int("mesh-port", 51820, "UDP port of this node's end of the mesh")
+	meshStatus := fs.String("mesh-status", wapi.MeshStatusFile, "file telling warren-dns which nodes the mesh does not reach now")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: warren agent --api-socket PATH --containerd-socket PATH --data-dir DIR [flags]\n\nRuns warren-agent: this node's containers through containerd, their network and published ports.\n\nFlags:\n")
@@ -84,7 +86,7 @@ func runAgent(args []string) error {
 				return err
 			}
 			defer m.Close()
-			cfg.Mesh = m
+			cfg.Mesh, cfg.MeshStatusFile = m, *meshStatus
 		}
 	}
 	a, err := agent.New(cfg)

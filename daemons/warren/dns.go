@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	wapi "github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	wdns "github.com/warren-edge/warren/daemons/dns"
 	"github.com/warren-edge/warren/daemons/systemd"
@@ -50,6 +52,7 @@ func runDNS(args []string) error {
 	resolvConf := fs.String("resolv-conf", "/etc/resolv.conf", "the host's resolver configuration, followed as it changes, when no --upstream is given")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Second, "report ready after this long even if the replica has not synced with the manager yet")
 	metricsListen := fs.String("metrics-listen", "", "ADDR:PORT to serve Prometheus /metrics on (default: none)")
+	meshStatus := fs.String("mesh-status", wapi.MeshStatusFile, "the agent's file of the nodes this node's mesh does not reach now (their tasks are left out of answers); a missing file leaves none out")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: warren dns --api-socket PATH --listen ADDR:PORT [flags]\n\nRuns warren-dns: answers names under the cluster domain from the local\nmanager's state and forwards the rest to the host's resolvers.\n\nFlags:\n")
@@ -120,6 +123,7 @@ func runDNS(args []string) error {
 	go func() { serveErr <- srv.Serve(serveCtx) }()
 	replicaDone := make(chan struct{})
 	go func() { replica.Run(ctx); close(replicaDone) }()
+	go followMeshStatus(ctx, log, *meshStatus, replica)
 	if rc != nil {
 		go rc.Follow(ctx, fwd, 5*time.Second)
 	}
@@ -260,4 +264,44 @@ func dnsName(s string) (string, bool) {
 		}) >= 0
 	})
 	return s + ".", ok
+}
+
+// followMeshStatus reads the agent's mesh status file every 2 s and tells
+// the replica which nodes are out of reach. A file that is missing means
+// none (no mesh, or an agent that has not synced yet); one that cannot be
+// read or parsed keeps the last good answer and is logged once.
+func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r *wdns.Replica) {
+	var last []byte
+	warned := false
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			b, err = []byte(`{"unreachable":[]}`), nil
+		case err != nil && !warned:
+			log.Warn("mesh status", "err", err)
+			warned = true
+		}
+		if err == nil && !bytes.Equal(b, last) {
+			if reach, perr := wapi.ParseMeshReach(b); perr != nil {
+				if !warned {
+					log.Warn("mesh status", "file", path, "err", perr)
+					warned = true
+				}
+			} else {
+				if len(reach.Unreachable) > 0 {
+					log.Info("nodes out of this node's reach: their tasks are left out of answers", "nodes", reach.Unreachable)
+				}
+				r.SetUnreachable(reach.Unreachable)
+				last, warned = b, false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -45,6 +45,7 @@ stop() {
   stop_pid dns
   stop_pid agent
   stop_pid manager
+  stop_pid mesh
   # Anything the agent did not get to.
   if [ -S "$RUN/containerd/containerd.sock" ]; then
     for c in $(ctr --address "$RUN/containerd/containerd.sock" -n warren tasks ls -q 2>/dev/null); do
@@ -60,6 +61,7 @@ stop() {
   ip netns del "$CLIENT_NS" 2>/dev/null || true
   ip link del warren-demo0 2>/dev/null || true
   ip link del warren0 2>/dev/null || true
+  ip link del warren-wg 2>/dev/null || true
   nft delete table inet warren 2>/dev/null || true
   for m in $(awk -v r="$RUN" '$2 ~ "^"r {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$RUN"
@@ -90,15 +92,20 @@ echo $! > "$RUN/containerd.pid"
 for _ in $(seq 100); do [ -S "$RUN/containerd/containerd.sock" ] && break; sleep 0.1; done
 [ -S "$RUN/containerd/containerd.sock" ] || die "containerd did not start; see $RUN/containerd.log"
 
-say "Starting warren-manager, warren-agent and warren-dns (logs in $RUN/*.log)"
+say "Starting warren-mesh, warren-manager, warren-agent and warren-dns (logs in $RUN/*.log)"
+# The node's WireGuard interface (userspace where the kernel has no
+# WireGuard); one node has no peers, but node inspect shows its end.
+"$BIN/warren" mesh --iface warren-wg >"$RUN/mesh.log" 2>&1 &
+echo $! > "$RUN/mesh.pid"
 "$BIN/warren" manager --data-dir "$RUN/manager" --api-socket "$RUN/api.sock" --agent-socket "$RUN/agent.sock" >"$RUN/manager.log" 2>&1 &
 echo $! > "$RUN/manager.pid"
 "$BIN/warren" agent --api-socket "$RUN/api.sock" --containerd-socket "$RUN/containerd/containerd.sock" \
-  --data-dir "$RUN/agent" --agent-socket "$RUN/agent.sock" --netns-dir "$RUN/netns" >"$RUN/agent.log" 2>&1 &
+  --data-dir "$RUN/agent" --agent-socket "$RUN/agent.sock" --netns-dir "$RUN/netns" \
+  --mesh-status "$RUN/mesh-status.json" >"$RUN/agent.log" 2>&1 &
 echo $! > "$RUN/agent.pid"
 # warren-dns answers containers on the bridge address (the agent makes the
 # bridge; dns waits for the address to appear).
-"$BIN/warren" dns --api-socket "$RUN/api.sock" --listen 10.240.0.1:53 >"$RUN/dns.log" 2>&1 &
+"$BIN/warren" dns --api-socket "$RUN/api.sock" --listen 10.240.0.1:53 --mesh-status "$RUN/mesh-status.json" >"$RUN/dns.log" 2>&1 &
 echo $! > "$RUN/dns.pid"
 for _ in $(seq 150); do
   "$BIN/warrenctl" node ls 2>/dev/null | grep -qi ready && [ -S "$RUN/agent.sock" ] && break

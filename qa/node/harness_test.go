@@ -148,7 +148,7 @@ func (n *node) startAgent() {
 	n.agentLog = &bytes.Buffer{}
 	cmd := exec.Command(warrenBin, "agent", "--api-socket", n.m.Socket, "--containerd-socket", n.ctrd.Socket,
 		"--data-dir", n.dataDir, "--agent-socket", n.agentSocket(), "--netns-dir", n.netnsDir,
-		"--bridge", bridge, "--host-netns", "/run/netns/"+n.hostNS, "--hostname", "node-1", "--log-level", "debug")
+		"--bridge", bridge, "--host-netns", "/run/netns/"+n.hostNS, "--hostname", "node-1", "--mesh=false", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = n.agentLog, n.agentLog
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)

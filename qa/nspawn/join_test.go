@@ -128,16 +128,26 @@ func TestJoinFromImage(t *testing.T) {
 	// One network: a container on w1 reaches a task that runs only on w2,
 	// through the WireGuard mesh the shipped units set up (warren-mesh,
 	// userspace here), and every node's record says which mode it runs.
-	if all, err := cl.Nodes(ctx, client.ReadOptions{}); err != nil {
-		t.Fatal(err)
-	} else {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		all, err := cl.Nodes(ctx, client.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var missing []string
 		for _, n := range all {
 			if m := n.Description.Mesh; m == nil || m.Mode != api.MeshUserspace {
-				t.Errorf("node %s's record shows mesh %+v, want its userspace end (this kernel has no WireGuard)", n.Description.Hostname, m)
+				missing = append(missing, fmt.Sprintf("%s: %+v", n.Description.Hostname, m))
 			}
 		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s, nodes whose record shows no userspace mesh end (this kernel has no WireGuard): %v", missing)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "far", Image: "localhost/busybox:latest",
+	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "far", Image: "localhost/busybox:latest", Replicas: 1,
 		Args:      []string{"sh", "-c", "mkdir -p /www && echo hello-from-w2 > /www/index.html && exec httpd -f -p 8080 -h /www"},
 		Placement: api.Placement{Constraints: []string{"node.hostname==w2"}}}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,31 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+
+	json "github.com/segmentio/encoding/json"
+)
+
+// MeshStatusFile is where a node's agent says which of the other nodes its
+// mesh reaches now, for the node's warren-dns: DNS answers only with
+// addresses the asking node can reach.
+const MeshStatusFile = "/run/warren/mesh-status.json"
+
+// MeshReach is the content of MeshStatusFile.
+type MeshReach struct {
+	// Unreachable are the nodes whose mesh peer has gone silent (no
+	// handshake within WireGuard's session lifetime, or nothing heard for
+	// two keepalives), or has never shaken hands.
+	Unreachable []string `json:"unreachable"`
+}
+
+// ParseMeshReach decodes MeshStatusFile's content.
+func ParseMeshReach(b []byte) (MeshReach, error) {
+	var r MeshReach
+	if err := json.Unmarshal(b, &r); err != nil {
+		return MeshReach{}, fmt.Errorf("mesh status: %w (the agent rewrites it every few seconds; remove it if it persists)", err)
+	}
+	slices.Sort(r.Unreachable)
+	return r, nil
+}

@@ -77,7 +77,7 @@ type PeerStatus struct {
 	Endpoint      string    `json:"endpoint,omitempty"`
 	LastHandshake time.Time `json:"lastHandshake,omitzero"`
 	// LastHeard is when traffic from the peer was last seen (its
-	// keepalive comes every 25 s at least).
+	// keepalive comes every Keepalive at least).
 	LastHeard time.Time `json:"lastHeard,omitzero"`
 	RxBytes   int64     `json:"rxBytes"`
 	TxBytes   int64     `json:"txBytes"`
@@ -85,8 +85,10 @@ type PeerStatus struct {
 }
 
 // HeardFresh is how long a peer may be silent and still count as
-// reachable: two keepalives and a margin.
-const HeardFresh = 2*Keepalive + 10*time.Second
+// reachable: two keepalives and a margin, 35 s. A node that goes dark
+// leaves DNS answers within HeardFresh, the agent's sync period and
+// warren-dns's poll: about 42 s.
+const HeardFresh = 2*Keepalive + 5*time.Second
 
 // NewMesh loads (or makes) the node's key and opens wgctrl.
 func NewMesh(cfg MeshConfig) (*Mesh, error) {

@@ -265,3 +265,62 @@ func serveEcho(t *testing.T, ns *nstest.NS, addr string) {
 		}
 	}()
 }
+
+// TestEndpointRoaming: b's underlay address changes (a DHCP lease, a new
+// uplink) while its record still names the old one. b's next packet
+// tells a where it is now; a's syncs from the stale record do not undo
+// that, and traffic keeps flowing.
+func TestEndpointRoaming(t *testing.T) {
+	a, b := twoNodes(t)
+	a.sync(t, b.peer())
+	b.sync(t, a.peer())
+	serveEcho(t, b.ns, netip.AddrPortFrom(b.gateway(), 8080).String())
+	echo := func() error {
+		c, err := a.ns.Dial("tcp", netip.AddrPortFrom(b.gateway(), 8080).String(), 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		c.Write([]byte("ping\n"))
+		_, err = bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+	if err := echo(); err != nil {
+		t.Fatal(err)
+	}
+	stale := b.peer()
+	// b moves to .22 on the same LAN.
+	l, err := b.ns.NL.LinkByName("wvub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := netip.MustParseAddr("192.0.2.22")
+	// (Removing the primary address first: a secondary goes with it.)
+	if err := b.ns.NL.AddrDel(l, &netlink.Addr{IPNet: link.IPNet(netip.PrefixFrom(b.under, 24))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ns.NL.AddrAdd(l, &netlink.Addr{IPNet: link.IPNet(netip.PrefixFrom(moved, 24))}); err != nil {
+		t.Fatal(err)
+	}
+	b.under = moved
+	// b speaks first (it knows where a is): its keepalive or traffic
+	// comes from the new address.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b.ns.Dial("tcp", netip.AddrPortFrom(a.gateway(), 9).String(), 300*time.Millisecond)
+		a.sync(t, stale) // the record still says .2
+		dev, _ := a.mesh.wg.Device(a.iface)
+		if len(dev.Peers) == 1 && dev.Peers[0].Endpoint != nil && dev.Peers[0].Endpoint.IP.Equal(moved.AsSlice()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a did not find b at its new address: peers %+v", dev.Peers)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	a.sync(t, stale)
+	if err := echo(); err != nil {
+		t.Fatalf("after b roamed, with a's record stale: %v", err)
+	}
+}

@@ -11,8 +11,10 @@ import (
 )
 
 // Keepalive is every peer's persistent keepalive: peers behind NAT stay
-// reachable, and a live peer is heard from at least this often.
-const Keepalive = 25 * time.Second
+// reachable (NAT mappings last 30 s or more), and an idle but live peer is
+// heard from at least this often, which bounds how soon a dead one is
+// noticed (HeardFresh).
+const Keepalive = 15 * time.Second
 
 // Peer is another node as the mesh needs it, from its node record.
 type Peer struct {
@@ -112,7 +114,7 @@ func udpAddr(ap netip.AddrPort) *net.UDPAddr {
 
 // HandshakeFresh is how long after its last handshake a peer still counts as
 // reachable: WireGuard's own session lifetime (REJECT_AFTER_TIME, 180 s).
-// With a 25 s keepalive, a live peer hands shakes anew every two minutes.
+// With the keepalive, a live peer shakes hands anew every two minutes.
 const HandshakeFresh = 180 * time.Second
 
 // Reachable says whether a peer that last shook hands at last is reachable

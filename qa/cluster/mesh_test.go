@@ -3,14 +3,17 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/netcfg/wg"
 )
 
 // webServer serves /www/index.html, which holds text, on port 8080.
@@ -112,4 +115,61 @@ func TestMeshJoinsTheNodesContainers(t *testing.T) {
 	if got, err := fetchFrom(ctx, w1, near.ID, url); err != nil || got != "hello-from-w2" {
 		t.Errorf("after w1's agent restarted: %q, %v", got, err)
 	}
+}
+
+// TestMeshNoticesADarkNode: w2 goes dark (cut off the LAN); within
+// wg.HeardFresh and a sync, w1's agent names it in the mesh status that
+// warren-dns reads, so DNS stops answering with w2's tasks; when w2 is
+// back, it is taken out again.
+func TestMeshNoticesADarkNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a peer to go silent (about 40 s)")
+	}
+	c := startCluster(t, 1, 2)
+	w1, w2 := c.Host("w1"), c.Host("w2")
+	status := func() (api.MeshReach, error) {
+		b, err := os.ReadFile(filepath.Join(w1.Dir, "mesh-status.json"))
+		if err != nil {
+			return api.MeshReach{}, err
+		}
+		return api.ParseMeshReach(b)
+	}
+	eventually(t, 30*time.Second, "w1 and w2 have shaken hands, and w1 reaches w2", func() error {
+		hs, err := meshHandshakes(w1.MeshIface)
+		if err != nil {
+			return err
+		}
+		if len(hs) != 1 || hs[0].IsZero() {
+			return fmt.Errorf("w1's peers' handshakes: %v", hs)
+		}
+		r, err := status()
+		if err == nil && len(r.Unreachable) > 0 {
+			err = fmt.Errorf("unreachable: %v", r.Unreachable)
+		}
+		return err
+	})
+	if err := w2.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	eventually(t, wg.HeardFresh+20*time.Second, "w1 names w2 out of reach", func() error {
+		r, err := status()
+		if err == nil && !slices.Contains(r.Unreachable, w2.NodeID()) {
+			err = fmt.Errorf("unreachable: %v", r.Unreachable)
+		}
+		return err
+	})
+	t.Logf("w2 dark → out of w1's reach in %.1f s", time.Since(cut).Seconds())
+	if err := w2.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	eventually(t, 30*time.Second, "w2 back in w1's reach", func() error {
+		r, err := status()
+		if err == nil && len(r.Unreachable) > 0 {
+			err = fmt.Errorf("unreachable: %v", r.Unreachable)
+		}
+		return err
+	})
+	t.Logf("w2 back → in reach again in %.1f s", time.Since(healed).Seconds())
 }

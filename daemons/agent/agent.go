@@ -157,7 +157,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent: node %s has no usable container subnet %q", node.ID, node.Subnet)
 		}
-		if err := a.net.Setup(ctx, a.subnet); err != nil {
+		if err := a.net.Setup(ctx, NodeNet{Subnet: a.subnet, Cluster: a.clusterRange(info)}); err != nil {
 			return fmt.Errorf("agent: network: %w", err)
 		}
 	}

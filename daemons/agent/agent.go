@@ -77,7 +77,7 @@ type Agent struct {
 	addrs        map[string]netip.Addr
 	netns        map[string]string             // task → its network namespace path
 	health       map[string]context.CancelFunc // task → its probe loop
-	published    string                        // key of the ports last published
+	ports        portState                     // published ports: ports.go, ingress.go
 
 	runCtx    context.Context                 // Run's context, for work that outlives a loop
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
@@ -168,7 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "node", info.NodeID, "subnet", node.Subnet, "adopted", len(a.containers))
 
 	var wg sync.WaitGroup
-	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop}
+	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop, a.ingressLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()

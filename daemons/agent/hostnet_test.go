@@ -46,7 +46,7 @@ func TestHostNetworkMesh(t *testing.T) {
 	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24"), Cluster: netip.MustParsePrefix("10.88.0.0/16")}); err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
-	web := Published{Proto: "tcp", Port: 8080,
+	web := Published{Proto: "tcp", Port: 8080, Ingress: true,
 		Backends: []netip.AddrPort{netip.MustParseAddrPort("10.88.3.2:80"), netip.MustParseAddrPort("10.88.4.2:80")}}
 	if err := n.Publish(ctx, []Published{web}); err != nil {
 		t.Fatalf("Publish: %v", err)

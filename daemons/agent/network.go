@@ -53,7 +53,13 @@ type Published struct {
 	Proto    string
 	HostAddr netip.Addr // invalid: every address
 	Port     uint16
+	// Backends are container addresses of this node and, for an ingress
+	// port, of other nodes; those are reached through the mesh, and left
+	// out while the node has none (netcfg/nft).
 	Backends []netip.AddrPort
+	// Ingress says the port is published on every node (mode ingress)
+	// rather than for this node's tasks only.
+	Ingress bool
 }
 
 // clusterRange parses the cluster range the local manager reports; the

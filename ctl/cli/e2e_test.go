@@ -194,8 +194,8 @@ func TestUpdateRollback(t *testing.T) {
 	c := startCluster(t)
 	c.must("service", "create", "--name", "web", "--update-monitor", "10ms", "-p", "127.0.0.1:8080:80", "-p", "53/udp",
 		"localhost/busybox:latest", "sleep", "100")
-	if rows := tableRows(c.must("service", "ls").stdout); len(rows) != 1 || rows[0][5] != "127.0.0.1:8080->80/tcp, *:53->53/udp" {
-		t.Errorf("service ls shows %q, want PORTS 127.0.0.1:8080->80/tcp, *:53->53/udp", rows)
+	if rows := tableRows(c.must("service", "ls").stdout); len(rows) != 1 || rows[0][5] != "127.0.0.1:8080->80/tcp (host), *:53->53/udp" {
+		t.Errorf("service ls shows %q, want PORTS 127.0.0.1:8080->80/tcp (host), *:53->53/udp", rows)
 	}
 	c.must("service", "update", "--image", "localhost/busybox:1.37", "web")
 	r := c.must("service", "update", "--dry-run", "--image", "localhost/busybox:latest", "web")

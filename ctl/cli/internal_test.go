@@ -139,7 +139,7 @@ func TestSpecFlagsUpdate(t *testing.T) {
 	check("env", slices.Equal(spec.Env, []string{"B=3", "C=4"}), spec.Env)
 	check("labels", len(spec.Labels) == 1 && spec.Labels["team"] == "edge", spec.Labels)
 	check("constraints", slices.Equal(spec.Placement.Constraints, []string{"node.role!=manager", "node.hostname!=pi-9"}), spec.Placement.Constraints)
-	check("ports", len(spec.Ports) == 2 && spec.Ports[0].Published == 8080 && spec.Ports[1] == (api.PortConfig{Target: 80, Published: 8081, Protocol: "tcp"}), spec.Ports)
+	check("ports", len(spec.Ports) == 2 && spec.Ports[0].Published == 8080 && spec.Ports[1] == (api.PortConfig{Target: 80, Published: 8081, Protocol: "tcp", Mode: api.PortModeIngress}), spec.Ports)
 	check("memory limit", spec.Resources.Limits.MemoryBytes == 128<<20, spec.Resources.Limits.MemoryBytes)
 	check("parallelism", spec.UpdateConfig.Parallelism != nil && *spec.UpdateConfig.Parallelism == 0, spec.UpdateConfig.Parallelism)
 	check("command", slices.Equal(spec.Command, []string{"sh", "-c"}), spec.Command)

@@ -57,7 +57,7 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 	if !update {
 		fs.StringVar(&f.name, "name", "", "service name: lower-case letters, digits and '-' (default: a generated svc-xxxxx)")
 		fs.StringVar(&f.mode, "mode", api.ModeReplicated, "replicated (N tasks) or global (one task per node)")
-		fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO], e.g. 8080:80 or 127.0.0.1:53:53/udp")
+		fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port on every node (ingress): [HOSTADDR:]PUBLISHED:TARGET[/PROTO], e.g. 8080:80; only on the nodes that run a task: mode=host,published=8080,target=80 (a HOSTADDR implies mode host)")
 		fs.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable: KEY=VALUE (KEY alone takes warrenctl's own value)")
 		fs.StringArrayVarP(&f.labels, "label", "l", nil, "set a service label: KEY=VALUE")
 		fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==east or node.role!=manager")
@@ -72,7 +72,7 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.labelRm, "label-rm", nil, "remove a service label: KEY")
 		fs.StringArrayVar(&f.constraintAdd, "constraint-add", nil, "add a placement constraint, e.g. node.labels.zone==east")
 		fs.StringArrayVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
-		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO]")
+		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO], or mode=host,published=8080,target=80")
 		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port, named by its target port (80) or in full (8080:80/tcp)")
 		cmd.RegisterFlagCompletionFunc("constraint-add", completeConstraint)
 		fs.StringArrayVar(&f.capAddRm, "cap-add-rm", nil, "forget a capability --cap-add added (the default applies to it again)")

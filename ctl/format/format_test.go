@@ -191,8 +191,9 @@ func TestUntil(t *testing.T) {
 }
 
 func TestPorts(t *testing.T) {
-	ps := []api.PortConfig{{Target: 80, Published: 8080}, {Target: 53, Protocol: "udp", HostAddr: "127.0.0.1"}, {Target: 443, Published: 443, HostAddr: "::1"}}
-	want := "*:8080->80/tcp, 127.0.0.1:53->53/udp, [::1]:443->443/tcp"
+	ps := []api.PortConfig{{Target: 80, Published: 8080}, {Target: 53, Protocol: "udp", HostAddr: "127.0.0.1"}, {Target: 443, Published: 443, HostAddr: "::1"},
+		{Target: 80, Published: 9090, Mode: api.PortModeHost}, {Target: 81, Published: 9091, Mode: api.PortModeIngress}}
+	want := "*:8080->80/tcp, 127.0.0.1:53->53/udp (host), [::1]:443->443/tcp (host), *:9090->80/tcp (host), *:9091->81/tcp"
 	if got := Ports(ps); got != want {
 		t.Errorf("Ports(%v) = %q, want %q", ps, got, want)
 	}

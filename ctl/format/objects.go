@@ -12,7 +12,8 @@ import (
 )
 
 // Ports writes published ports as docker does: "*:8080->80/tcp",
-// "127.0.0.1:53->53/udp", "[::1]:8080->80/tcp".
+// "127.0.0.1:53->53/udp", "[::1]:8080->80/tcp"; a host-mode port (only the
+// nodes that run a task answer it) ends in " (host)": "*:8080->80/tcp (host)".
 func Ports(ps []api.PortConfig) string {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
@@ -27,7 +28,11 @@ func Ports(ps []api.PortConfig) string {
 		if pub == 0 {
 			pub = p.Target
 		}
-		out = append(out, fmt.Sprintf("%s:%d->%d/%s", host, pub, p.Target, p.Proto()))
+		s := fmt.Sprintf("%s:%d->%d/%s", host, pub, p.Target, p.Proto())
+		if !p.Ingress() {
+			s += " (host)"
+		}
+		out = append(out, s)
 	}
 	return strings.Join(out, ", ")
 }

@@ -164,6 +164,7 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 			p.item(1, fmt.Sprintf("PublishedPort = %d", pub))
 			p.item(2, "Protocol = "+pc.Proto())
 			p.item(2, fmt.Sprintf("TargetPort = %d", pc.Target))
+			p.item(2, "PublishMode = "+pc.Normalized().Mode)
 			if pc.HostAddr != "" {
 				p.item(2, "HostAddr = "+pc.HostAddr)
 			}

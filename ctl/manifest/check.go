@@ -26,12 +26,13 @@ func (d *Document) Validate() error {
 }
 
 // CheckSet finds what no single document shows: two documents for one
-// service name, and ports two services would both publish.
+// service name, and ports of two services that conflict
+// (api.PortConfig.ConflictsWith, the rule the managers apply).
 func CheckSet(docs []Document) error {
 	type published struct {
-		key api.PortKey
-		doc *Document
-		i   int
+		port api.PortConfig
+		doc  *Document
+		i    int
 	}
 	var ps Problems
 	var seen []published
@@ -44,17 +45,16 @@ func CheckSet(docs []Document) error {
 		}
 		byName[d.Spec.Name] = d
 		for i, p := range d.Spec.Ports {
-			k := p.Key()
 			for _, o := range seen {
-				if o.key.Clashes(k) {
+				if o.port.ConflictsWith(p) {
 					field := fmt.Sprintf("ports[%d]", i)
-					ps = append(ps, Problem{d.File, d.LineOf(field), fmt.Sprintf("%s: %s is also published by service %q at %s:%d",
-						field, k, o.doc.Spec.Name, o.doc.File, o.doc.LineOf(fmt.Sprintf("ports[%d]", o.i)))})
+					ps = append(ps, Problem{d.File, d.LineOf(field), fmt.Sprintf("%s: %s is also published by service %q at %s:%d; two services can share a port only in mode host",
+						field, p.Key(), o.doc.Spec.Name, o.doc.File, o.doc.LineOf(fmt.Sprintf("ports[%d]", o.i)))})
 				}
 			}
 		}
 		for i, p := range d.Spec.Ports {
-			seen = append(seen, published{p.Key(), d, i})
+			seen = append(seen, published{p, d, i})
 		}
 	}
 	return ps.err()

@@ -177,7 +177,7 @@ func TestCheckSet(t *testing.T) {
 	a, _ := Read("a.yaml", []byte("name: web\nimage: busybox\nports:\n  - target: 80\n"))
 	b, _ := Read("b.yaml", []byte("name: api\nimage: busybox\nports:\n  - target: 8080\n  - {target: 81, published: 80}\n---\nname: web\nimage: busybox\n"))
 	err := CheckSet(append(a, b...))
-	want := `b.yaml:5: ports[1]: 80/tcp is also published by service "web" at a.yaml:4
+	want := `b.yaml:5: ports[1]: 80/tcp is also published by service "web" at a.yaml:4; two services can share a port only in mode host
 b.yaml:7: service "web" is also defined at a.yaml:1: give each service one document`
 	if err == nil || err.Error() != want {
 		t.Errorf("CheckSet(a.yaml, b.yaml) = %v\nwant:\n%s", err, want)
@@ -185,6 +185,15 @@ b.yaml:7: service "web" is also defined at a.yaml:1: give each service one docum
 	c, _ := Read("c.yaml", []byte("name: dns\nimage: busybox\nports:\n  - {target: 53, protocol: udp}\n"))
 	if err := CheckSet(append(a, c...)); err != nil {
 		t.Errorf("CheckSet(a.yaml, c.yaml) = %v, want nil", err)
+	}
+	// Host-mode ports of two services: the scheduler keeps them apart.
+	h1, _ := Read("h1.yaml", []byte("name: h1\nimage: busybox\nports:\n  - {target: 80, mode: host}\n"))
+	h2, _ := Read("h2.yaml", []byte("name: h2\nimage: busybox\nports:\n  - {target: 80, mode: host}\n"))
+	if err := CheckSet(append(h1, h2...)); err != nil {
+		t.Errorf("CheckSet(h1.yaml, h2.yaml), both host mode = %v, want nil", err)
+	}
+	if err := CheckSet(append(a, h2...)); err == nil {
+		t.Errorf("CheckSet(a.yaml, h2.yaml), ingress and host on port 80 = nil, want a conflict")
 	}
 }
 

@@ -24,7 +24,12 @@ func TestParsePort(t *testing.T) {
 		{in: "[::1]:8080:80", want: api.PortConfig{HostAddr: "::1", Published: 8080, Target: 80}},
 		{in: "[fd00::1]:53:53/udp", want: api.PortConfig{HostAddr: "fd00::1", Published: 53, Target: 53, Protocol: "udp"}},
 		{in: "published=8080,target=80,protocol=udp,hostaddr=10.0.0.1", want: api.PortConfig{HostAddr: "10.0.0.1", Published: 8080, Target: 80, Protocol: "udp"}},
-		{in: "target=80,mode=host", want: api.PortConfig{Target: 80}},
+		{in: "target=80,mode=host", want: api.PortConfig{Target: 80, Mode: "host"}},
+		{in: "mode=host,published=8080,target=80", want: api.PortConfig{Published: 8080, Target: 80, Mode: "host"}},
+		{in: "target=80,mode=ingress", want: api.PortConfig{Target: 80, Mode: "ingress"}},
+		{in: "target=80,mode=HOST", want: api.PortConfig{Target: 80, Mode: "host"}},
+		{in: "mode=host,hostaddr=10.0.0.1,published=8080,target=80", want: api.PortConfig{HostAddr: "10.0.0.1", Published: 8080, Target: 80, Mode: "host"}},
+		{in: "mode=ingress,hostaddr=0.0.0.0,target=80", want: api.PortConfig{HostAddr: "0.0.0.0", Target: 80, Mode: "ingress"}},
 
 		{in: "", wantErr: "empty port"},
 		{in: "http", wantErr: `target port "http" is not a number from 1 to 65535`},
@@ -38,7 +43,8 @@ func TestParsePort(t *testing.T) {
 		{in: "localhost:8080:80", wantErr: `host address "localhost" is not an IP address`},
 		{in: "1.2.3:8080:80", wantErr: `host address "1.2.3" is not an IP address`},
 		{in: "8000-8010:80", wantErr: "port ranges are not supported"},
-		{in: "target=80,mode=ingress", wantErr: "leave mode out"},
+		{in: "target=80,mode=vip", wantErr: `mode "vip" is not ingress (every node answers the port) or host`},
+		{in: "mode=ingress,hostaddr=10.0.0.1,target=80", wantErr: "cannot be bound to 10.0.0.1: use mode=host"},
 		{in: "target=80,color=blue", wantErr: `unknown key "color"`},
 		{in: "published=8080", wantErr: "the target port is missing"},
 	}

@@ -16,9 +16,13 @@ import (
 //	127.0.0.1:8080:80/udp     bound to one host address, udp
 //	[::1]:8080:80             an IPv6 host address, in brackets
 //
-// and so does the long form: published=8080,target=80,protocol=udp,hostaddr=127.0.0.1
-// (host_ip is accepted for hostaddr, mode=host is accepted and means what
-// every Warren port is: published on the nodes that run the task).
+// and so does the long form: published=8080,target=80,protocol=udp,mode=host
+// (hostaddr=127.0.0.1, or host_ip, binds a host-mode port to one address).
+//
+// The mode is left out unless given (mode=ingress or mode=host), so that the
+// spec's default applies (api.PortConfig.Normalized): ingress, every node
+// answers the port; host for a port bound to a host address, as only the
+// nodes that run a task can publish it on one address.
 func ParsePort(s string) (api.PortConfig, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -105,7 +109,7 @@ func parseLongPort(s string) (api.PortConfig, error) {
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return p, fmt.Errorf("port %q: %q is not KEY=VALUE; the keys are published, target, protocol and hostaddr", s, kv)
+			return p, fmt.Errorf("port %q: %q is not KEY=VALUE; the keys are published, target, protocol, mode and hostaddr", s, kv)
 		}
 		switch strings.ToLower(k) {
 		case "published":
@@ -125,11 +129,13 @@ func parseLongPort(s string) (api.PortConfig, error) {
 			}
 			p.HostAddr = a.String()
 		case "mode":
-			if v != "host" {
-				return p, fmt.Errorf("port %q: mode %q: Warren publishes a port on the nodes that run the task (docker's mode=host); leave mode out", s, v)
+			v = strings.ToLower(v)
+			if v != api.PortModeIngress && v != api.PortModeHost {
+				return p, fmt.Errorf("port %q: mode %q is not ingress (every node answers the port) or host (only the nodes that run a task)", s, v)
 			}
+			p.Mode = v
 		default:
-			return p, fmt.Errorf("port %q: unknown key %q; the keys are published, target, protocol and hostaddr", s, k)
+			return p, fmt.Errorf("port %q: unknown key %q; the keys are published, target, protocol, mode and hostaddr", s, k)
 		}
 	}
 	var err error
@@ -138,6 +144,11 @@ func parseLongPort(s string) (api.PortConfig, error) {
 	}
 	if p.Published, err = portNumber(s, "published", published, true); err != nil {
 		return p, err
+	}
+	if p.Mode == api.PortModeIngress && p.HostAddr != "" {
+		if a, _ := netip.ParseAddr(p.HostAddr); !a.IsUnspecified() {
+			return p, fmt.Errorf("port %q: an ingress port answers on every address of every node and cannot be bound to %s: use mode=host", s, p.HostAddr)
+		}
 	}
 	return p, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -85,7 +84,7 @@ type Agent struct {
 	addrs        map[string]netip.Addr
 	netns        map[string]string             // task → its network namespace path
 	health       map[string]context.CancelFunc // task → its probe loop
-	published    string                        // key of the ports last published
+	ports        portState                     // published ports: ports.go, ingress.go
 	meshStatus   *wg.Status                    // the mesh as last synced
 	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
 	meshReach    []byte                        // what MeshStatusFile holds
@@ -168,7 +167,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent: node %s has no usable container subnet %q", node.ID, node.Subnet)
 		}
-		if err := a.net.Setup(ctx, a.subnet); err != nil {
+		nn := NodeNet{Subnet: a.subnet, Cluster: a.clusterRange(info)}
+		if a.cfg.Mesh != nil {
+			// Named from the start, so an agent restart admits the mesh's
+			// traffic all along.
+			nn.Mesh = a.cfg.Mesh.Iface()
+		}
+		if err := a.net.Setup(ctx, nn); err != nil {
 			return fmt.Errorf("agent: network: %w", err)
 		}
 	}
@@ -179,7 +184,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "node", info.NodeID, "subnet", node.Subnet, "adopted", len(a.containers))
 
 	var wg sync.WaitGroup
-	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop, a.meshLoop}
+	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop, a.ingressLoop, a.meshLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
@@ -628,89 +633,6 @@ func (a *Agent) Status() string {
 		}
 	}
 	return fmt.Sprintf("%d tasks assigned, %d containers running", len(a.tasks), running)
-}
-
-// publishPorts makes the node's published ports match its running tasks.
-func (a *Agent) publishPorts(ctx context.Context) {
-	if a.net == nil {
-		return
-	}
-	a.mu.Lock()
-	ports := a.desiredPorts()
-	a.mu.Unlock()
-	key := fmt.Sprint(ports)
-	if key == a.published {
-		return
-	}
-	if err := a.net.Publish(ctx, ports); err != nil {
-		a.log.Error("publish ports", "err", err)
-		return
-	}
-	a.published = key
-}
-
-// desiredPorts lists published ports and their backends: the addresses of
-// the running tasks of each service. Callers hold a.mu.
-func (a *Agent) desiredPorts() []Published {
-	byKey := map[api.PortKey]*Published{}
-	for id, t := range a.tasks {
-		if t.DesiredState != api.TaskRunning || len(t.Spec.Ports) == 0 {
-			continue
-		}
-		c, ok := a.containers[id]
-		addr := a.addrs[id]
-		if !ok || c.State != rt.StateRunning || !addr.IsValid() {
-			continue
-		}
-		for _, p := range t.Spec.Ports {
-			k := p.Key()
-			pub := byKey[k]
-			if pub == nil {
-				pub = &Published{Proto: k.Proto, HostAddr: k.HostAddr, Port: k.Port}
-				byKey[k] = pub
-			}
-			pub.Backends = append(pub.Backends, netip.AddrPortFrom(addr, p.Target))
-		}
-	}
-	out := make([]Published, 0, len(byKey))
-	for _, p := range byKey {
-		sort.Slice(p.Backends, func(i, j int) bool { return p.Backends[i].Compare(p.Backends[j]) < 0 })
-		out = append(out, *p)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Port != out[j].Port {
-			return out[i].Port < out[j].Port
-		}
-		if out[i].Proto != out[j].Proto {
-			return out[i].Proto < out[j].Proto
-		}
-		return out[i].HostAddr.Less(out[j].HostAddr)
-	})
-	return out
-}
-
-// checkPorts refuses to start a task whose published ports another program
-// on the node holds. Ports Warren already publishes are its own.
-func (a *Agent) checkPorts(ctx context.Context, t *api.Task) error {
-	if a.net == nil {
-		return nil
-	}
-	a.mu.Lock()
-	mine := map[api.PortKey]bool{}
-	for _, p := range a.desiredPorts() {
-		mine[api.PortKey{Proto: p.Proto, HostAddr: p.HostAddr, Port: p.Port}] = true
-	}
-	a.mu.Unlock()
-	for _, p := range t.Spec.Ports {
-		k := p.Key()
-		if mine[k] {
-			continue
-		}
-		if err := a.net.CheckPort(ctx, Published{Proto: k.Proto, HostAddr: k.HostAddr, Port: k.Port}); err != nil {
-			return fmt.Errorf("port %s is in use on this node (%v): stop what holds it, or publish another port", k, err)
-		}
-	}
-	return nil
 }
 
 // cleanupSandboxes releases network sandboxes no container uses (left by a

@@ -7,6 +7,11 @@
 // agent's loop runs the actions it returns, each task's actions one at a
 // time, different tasks in parallel.
 //
+// It also publishes the node's ports (ports.go): a host-mode port for the
+// node's own running tasks, an ingress port on every node for the serving
+// tasks of its service on all nodes, which the agent learns from a second
+// watch, of every task of the cluster (ingress.go).
+//
 // Containers outlive the agent: a restarted agent lists the runtime's
 // containers, matches them to tasks by the task ID they carry, and adopts
 // them without restarting anything. A container whose task is gone is

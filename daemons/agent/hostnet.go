@@ -33,19 +33,24 @@ type HostNetwork struct {
 	// StateDir holds the address pool (ipam.json).
 	StateDir string
 
-	mu     sync.Mutex
-	host   *link.Host
-	pool   *ipam.Pool
-	table  *nft.Table
-	subnet netip.Prefix
+	mu      sync.Mutex
+	host    *link.Host
+	pool    *ipam.Pool
+	table   *nft.Table
+	subnet  netip.Prefix
+	cluster netip.Prefix
+	mesh    string
+	ports   []Published // as last published, for SetMesh
 }
 
 var _ Network = (*HostNetwork)(nil)
 
 func (n *HostNetwork) poolPath() string { return filepath.Join(n.StateDir, "ipam.json") }
 
-// Setup builds the bridge and the base ruleset (masquerade, no ports).
-func (n *HostNetwork) Setup(ctx context.Context, subnet netip.Prefix) error {
+// Setup builds the bridge and the base ruleset (masquerade and admission,
+// no ports).
+func (n *HostNetwork) Setup(ctx context.Context, nn NodeNet) error {
+	subnet := nn.Subnet
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.Bridge == "" {
@@ -76,7 +81,54 @@ func (n *HostNetwork) Setup(ctx context.Context, subnet netip.Prefix) error {
 		opts = append(opts, nft.InNetNS(int(host.NetNS())))
 	}
 	n.host, n.pool, n.subnet, n.table = host, pool, subnet, nft.NewTable(opts...)
-	return n.table.Apply(nft.Config{Bridge: n.Bridge, Subnet: subnet})
+	n.cluster, n.mesh, n.ports = nn.Cluster, nn.Mesh, nil
+	if err := n.apply(); err != nil {
+		return err
+	}
+	return n.meshLocalnet()
+}
+
+// SetMesh makes name the mesh interface ("" for none) and applies the
+// ruleset again with the ports last published: backends on other nodes
+// are used through it from now on. The interface should exist: it gets
+// route_localnet, so that localhost:PORT reaches backends behind it (call
+// SetMesh again if the interface is made anew). The ruleset is applied
+// even if that fails.
+func (n *HostNetwork) SetMesh(ctx context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.table == nil {
+		return errors.New("agent: network: SetMesh before Setup")
+	}
+	prev := n.mesh
+	n.mesh = name
+	if err := n.apply(); err != nil {
+		n.mesh = prev
+		return err
+	}
+	return n.meshLocalnet()
+}
+
+// apply loads the ruleset of the current state. Callers hold n.mu.
+func (n *HostNetwork) apply() error {
+	cfg := nft.Config{Bridge: n.Bridge, Subnet: n.subnet, Cluster: n.cluster, Mesh: n.mesh}
+	for _, p := range n.ports {
+		cfg.Ports = append(cfg.Ports, nft.PublishedPort{Proto: nft.Proto(p.Proto), HostAddr: p.HostAddr, Port: p.Port, Backends: p.Backends})
+	}
+	return n.table.Apply(cfg)
+}
+
+// meshLocalnet lets localhost:PORT reach backends behind the mesh, if
+// there is one. The ruleset is in place whatever it says. Callers hold
+// n.mu.
+func (n *HostNetwork) meshLocalnet() error {
+	if n.mesh == "" {
+		return nil
+	}
+	if err := n.host.RouteLocalnet(n.mesh); err != nil {
+		return fmt.Errorf("agent: network: published ports use mesh %s, but localhost:PORT on this node cannot reach other nodes' tasks: %w", n.mesh, err)
+	}
+	return nil
 }
 
 // Attach gives the task an address and a namespace on the bridge.
@@ -146,11 +198,13 @@ func (n *HostNetwork) Attached(ctx context.Context) ([]string, error) {
 func (n *HostNetwork) Publish(ctx context.Context, ports []Published) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	cfg := nft.Config{Bridge: n.Bridge, Subnet: n.subnet}
-	for _, p := range ports {
-		cfg.Ports = append(cfg.Ports, nft.PublishedPort{Proto: nft.Proto(p.Proto), HostAddr: p.HostAddr, Port: p.Port, Backends: p.Backends})
+	prev := n.ports
+	n.ports = ports
+	if err := n.apply(); err != nil {
+		n.ports = prev
+		return err
 	}
-	return n.table.Apply(cfg)
+	return nil
 }
 
 // CheckPort tries to bind the port in the node's namespace.

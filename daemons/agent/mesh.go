@@ -70,7 +70,7 @@ func (a *Agent) meshLoop(ctx context.Context) {
 	})
 	tick := time.NewTicker(meshEvery)
 	defer tick.Stop()
-	failing := ""
+	failing, netSet := "", false
 	for {
 		select {
 		case <-ctx.Done():
@@ -91,6 +91,16 @@ func (a *Agent) meshLoop(ctx context.Context) {
 				failing = err.Error()
 			}
 			continue
+		}
+		if st.Fresh || !netSet {
+			// The interface may be new (warren mesh restarted): the
+			// published ports' rules and its sysctls again.
+			if a.net != nil {
+				if err := a.net.SetMesh(ctx, st.Iface); err != nil {
+					a.log.Warn("mesh: published ports through the mesh", "err", err)
+				}
+			}
+			netSet = true
 		}
 		if failing != "" {
 			a.log.Info("mesh in step again", "iface", st.Iface, "peers", len(st.Peers))

@@ -18,13 +18,22 @@ func NormalizeSpec(s *ServiceSpec) {
 }
 
 // Normalized is p with what an empty field means filled in: protocol tcp,
-// the published port equal to the target.
+// the published port equal to the target, and mode ingress, as in Docker
+// Swarm, except for a port bound to one host address, which only host mode
+// can publish: its mode is host. (So -p 127.0.0.1:8080:80 and the specs
+// stored before ports had a mode mean what they meant.)
 func (p PortConfig) Normalized() PortConfig {
 	if p.Protocol == "" {
 		p.Protocol = ProtoTCP
 	}
 	if p.Published == 0 {
 		p.Published = p.Target
+	}
+	if p.Mode == "" {
+		p.Mode = PortModeIngress
+		if p.boundAddr().IsValid() {
+			p.Mode = PortModeHost
+		}
 	}
 	return p
 }

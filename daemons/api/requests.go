@@ -80,9 +80,12 @@ type JoinRequest struct {
 type JoinResponse struct {
 	NodeID    string `json:"nodeID"`
 	ClusterID string `json:"clusterID"`
-	Role      string `json:"role"`
-	CertPEM   string `json:"cert"`
-	BundlePEM string `json:"bundle"`
+	// ClusterCIDR is the range node subnets come from: a worker, which
+	// holds no cluster record, tells its agent from it.
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	Role        string `json:"role"`
+	CertPEM     string `json:"cert"`
+	BundlePEM   string `json:"bundle"`
 	// Managers and their node-port addresses.
 	Managers []PeerAddr `json:"managers"`
 	// Index is the leader's applied index: a joining manager asks to vote

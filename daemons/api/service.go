@@ -220,7 +220,19 @@ const (
 	ProtoUDP = "udp"
 )
 
-// PortConfig publishes a container port on the nodes that run the task.
+// Publishing modes of a port (PortConfig.Mode).
+const (
+	// PortModeIngress publishes the port on every node of the cluster; a
+	// node balances it over the service's running, healthy tasks on all
+	// nodes, those of other nodes reached over the mesh.
+	PortModeIngress = "ingress"
+	// PortModeHost publishes the port only on the nodes that run a task
+	// of the service, to those tasks; the client's address is always kept.
+	PortModeHost = "host"
+)
+
+// PortConfig publishes a container port, on every node (mode ingress) or
+// on the nodes that run the task (mode host).
 type PortConfig struct {
 	// Target is the port inside the container.
 	Target uint16 `json:"target" yaml:"target"`
@@ -229,7 +241,11 @@ type PortConfig struct {
 	// Protocol is "tcp" (the default) or "udp".
 	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
 	// HostAddr binds the port to one address of the node; empty means all.
+	// Only a host-mode port can be bound to one address.
 	HostAddr string `json:"hostAddr,omitempty" yaml:"hostAddr,omitempty"`
+	// Mode is "ingress" or "host". Left out, it is ingress, or host for a
+	// port bound to one host address (PortConfig.Normalized).
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
 }
 
 // Update failure actions and orders.
@@ -415,6 +431,10 @@ func (p PortConfig) Proto() string {
 	}
 	return p.Protocol
 }
+
+// Ingress says whether the port is published in ingress mode, its
+// default applied (Normalized).
+func (p PortConfig) Ingress() bool { return p.Normalized().Mode == PortModeIngress }
 
 // SpecEqual says whether two specs are the same, field for field.
 func SpecEqual(a, b *ServiceSpec) bool {

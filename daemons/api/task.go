@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -126,6 +127,39 @@ func (t *Task) ContainerName() string { return t.Name() + "." + t.ID }
 // Live says whether the task is meant to run and has not ended.
 func (t *Task) Live() bool {
 	return t.DesiredState == TaskRunning && !t.Status.State.Terminal()
+}
+
+// RunningAddr is the task's address on its node's container network while
+// it runs (Status.Addr, an address or an address with its prefix length),
+// or the zero Addr.
+func (t *Task) RunningAddr() netip.Addr {
+	if t.Status.State != TaskRunning || t.Status.Addr == "" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(t.Status.Addr)
+	if err != nil {
+		p, err := netip.ParsePrefix(t.Status.Addr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		a = p.Addr()
+	}
+	return a.Unmap().WithZone("")
+}
+
+// Serving says whether a task should get traffic: warren-dns answers it
+// under its service's name and ingress ports balance over it. It runs, is
+// meant to, has an address, and is not failing or still starting its
+// health check (Health "" means the service has no check, or the agent did
+// not report one: it counts as healthy).
+func (t *Task) Serving() bool {
+	if t.DesiredState != TaskRunning || !t.RunningAddr().IsValid() {
+		return false
+	}
+	if t.Spec.HealthCheck != nil {
+		return t.Status.Health == HealthHealthy // not before its first passing probe
+	}
+	return t.Status.Health == "" || t.Status.Health == HealthHealthy
 }
 
 // TaskStatusUpdate is what an agent sends about one task.

@@ -348,12 +348,30 @@ func (p PortConfig) Key() PortKey {
 	if p.Published == 0 {
 		k.Port = p.Target
 	}
+	k.HostAddr = p.boundAddr()
+	return k
+}
+
+// boundAddr is the one address the port is bound to, or the zero Addr for
+// every address (no HostAddr, 0.0.0.0 or ::, or one that does not parse).
+func (p PortConfig) boundAddr() netip.Addr {
 	if p.HostAddr != "" {
 		if a, err := netip.ParseAddr(p.HostAddr); err == nil && !a.IsUnspecified() {
-			k.HostAddr = a.Unmap()
+			return a.Unmap()
 		}
 	}
-	return k
+	return netip.Addr{}
+}
+
+// ConflictsWith says whether two different services may not publish p and
+// o together. An ingress port takes its protocol and port on every node,
+// so it conflicts with any port of another service that clashes with it
+// (PortKey.Clashes), ingress or host. Two host-mode ports only take their
+// port on the nodes that run the tasks, and the scheduler keeps such tasks
+// apart (it never places two services' clashing host ports on one node):
+// they do not conflict.
+func (p PortConfig) ConflictsWith(o PortConfig) bool {
+	return (p.Ingress() || o.Ingress()) && p.Key().Clashes(o.Key())
 }
 
 // Clashes says whether two published ports cannot both be bound on a node:
@@ -391,6 +409,15 @@ func validatePorts(fe *fieldErrs, ports []PortConfig) {
 			if _, err := netip.ParseAddr(p.HostAddr); err != nil {
 				fe.add(f+".hostAddr", "%q is not an IP address", p.HostAddr)
 			}
+		}
+		switch p.Mode {
+		case "", PortModeHost:
+		case PortModeIngress:
+			if p.boundAddr().IsValid() {
+				fe.add(f+".hostAddr", "an ingress port answers on every address of every node and cannot be bound to %s: publish it with mode host (-p mode=host,hostaddr=%s,...) or without a host address", p.HostAddr, p.HostAddr)
+			}
+		default:
+			fe.add(f+".mode", "%q is not a publishing mode: use ingress (every node) or host (the nodes that run the task)", p.Mode)
 		}
 		for j := 0; j < i; j++ {
 			if ports[j].Key().Clashes(p.Key()) {

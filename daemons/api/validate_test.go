@@ -439,9 +439,54 @@ func TestValidateServiceSpecPorts(t *testing.T) {
 		{"different protocols", ports(tcp(53, 53, ""), udp(53, 53, "")), nil},
 		{"udp on all, tcp on one", ports(udp(53, 53, ""), tcp(53, 53, "10.0.0.1")), nil},
 		{"different ports", ports(tcp(80, 8080, ""), tcp(80, 8081, "")), nil},
+		{"mode host", ports(api.PortConfig{Target: 80, Mode: api.PortModeHost}), nil},
+		{"mode ingress", ports(api.PortConfig{Target: 80, Mode: api.PortModeIngress}), nil},
+		{"unknown mode", ports(api.PortConfig{Target: 80, Mode: "vip"}), []string{"ports[0].mode"}},
+		{"mode in capitals", ports(api.PortConfig{Target: 80, Mode: "HOST"}), []string{"ports[0].mode"}},
+		{"host mode, one address", ports(api.PortConfig{Target: 80, HostAddr: "10.0.0.1", Mode: api.PortModeHost}), nil},
+		{"ingress mode, one address", ports(api.PortConfig{Target: 80, HostAddr: "10.0.0.1", Mode: api.PortModeIngress}), []string{"ports[0].hostAddr"}},
+		{"ingress mode, 0.0.0.0", ports(api.PortConfig{Target: 80, HostAddr: "0.0.0.0", Mode: api.PortModeIngress}), nil},
+		{"ingress and host on the same port", ports(api.PortConfig{Target: 80, Published: 8080}, api.PortConfig{Target: 81, Published: 8080, Mode: api.PortModeHost}), []string{"ports[1]"}},
 		{"at the limit", ports(many[:api.MaxPorts]...), nil},
 		{"over the limit", ports(many...), []string{"ports"}},
 	})
+}
+
+func TestValidateIngressWithHostAddrSaysWhatToDo(t *testing.T) {
+	s := api.ServiceSpec{Name: "web", Image: "busybox", Ports: []api.PortConfig{{Target: 80, HostAddr: "10.0.0.1", Mode: api.PortModeIngress}}}
+	err := api.ValidateServiceSpec(&s)
+	if err == nil || !strings.Contains(err.Error(), "mode host") || !strings.Contains(err.Error(), "10.0.0.1") {
+		t.Errorf("ValidateServiceSpec(ingress port on 10.0.0.1) = %v; want an error naming the address and mode host", err)
+	}
+}
+
+func TestPortConflictsWith(t *testing.T) {
+	ingress := func(pub uint16, addr string) api.PortConfig {
+		return api.PortConfig{Target: 80, Published: pub, HostAddr: addr, Mode: api.PortModeIngress}
+	}
+	host := func(pub uint16, addr string) api.PortConfig {
+		return api.PortConfig{Target: 80, Published: pub, HostAddr: addr, Mode: api.PortModeHost}
+	}
+	cases := []struct {
+		name string
+		a, b api.PortConfig
+		want bool
+	}{
+		{"ingress, ingress", ingress(8080, ""), ingress(8080, ""), true},
+		{"ingress, host", ingress(8080, ""), host(8080, ""), true},
+		{"host, ingress", host(8080, ""), ingress(8080, ""), true},
+		{"ingress, host on one address", ingress(8080, ""), host(8080, "10.0.0.1"), true},
+		{"host, host: the scheduler keeps them apart", host(8080, ""), host(8080, ""), false},
+		{"ingress by default, ingress", api.PortConfig{Target: 8080}, ingress(8080, ""), true},
+		{"host by its address, host", api.PortConfig{Target: 8080, HostAddr: "10.0.0.1"}, host(8080, ""), false},
+		{"ingress, other port", ingress(8080, ""), ingress(8081, ""), false},
+		{"ingress, other protocol", ingress(8080, ""), api.PortConfig{Target: 80, Published: 8080, Protocol: api.ProtoUDP}, false},
+	}
+	for _, c := range cases {
+		if got := c.a.ConflictsWith(c.b); got != c.want {
+			t.Errorf("%s: %+v.ConflictsWith(%+v) = %v, want %v", c.name, c.a, c.b, got, c.want)
+		}
+	}
 }
 
 func TestPortKeyClashes(t *testing.T) {

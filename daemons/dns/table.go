@@ -72,35 +72,12 @@ type Answer struct {
 	Extra []dns.RR
 }
 
-// Healthy says whether a task is answered under its service's name: it runs,
-// is meant to, has an address, and is not failing or still starting its
-// health check (Health "" means the service has no check, or the agent did
-// not report one: it counts as healthy).
-func Healthy(t *api.Task) bool {
-	if t.DesiredState != api.TaskRunning || t.Status.State != api.TaskRunning || !taskAddr(t).IsValid() {
-		return false
-	}
-	if t.Spec.HealthCheck != nil {
-		return t.Status.Health == api.HealthHealthy // not before its first passing probe
-	}
-	return t.Status.Health == "" || t.Status.Health == api.HealthHealthy
-}
+// Healthy says whether a task is answered under its service's name: the
+// rule of api.Task.Serving, which ingress ports follow too.
+func Healthy(t *api.Task) bool { return t.Serving() }
 
 // taskAddr parses the task's address; it is invalid unless the task runs.
-func taskAddr(t *api.Task) netip.Addr {
-	if t.Status.State != api.TaskRunning || t.Status.Addr == "" {
-		return netip.Addr{}
-	}
-	a, err := netip.ParseAddr(t.Status.Addr)
-	if err != nil {
-		p, err := netip.ParsePrefix(t.Status.Addr)
-		if err != nil {
-			return netip.Addr{}
-		}
-		a = p.Addr()
-	}
-	return a.Unmap().WithZone("")
-}
+func taskAddr(t *api.Task) netip.Addr { return t.RunningAddr() }
 
 // BuildTable builds the answer table of the cluster domain from the
 // services and tasks the replica holds. It is a pure function: the same

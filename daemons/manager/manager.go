@@ -240,7 +240,7 @@ func New(cfg Config) (*Manager, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	go m.store.RunCheckpoints(ctx)
-	ctlCfg := controlapi.Config{NodeID: m.nodeID, DataDir: cfg.DataDir, Version: Version, AgentSocket: cfg.AgentSocket,
+	ctlCfg := controlapi.Config{NodeID: m.nodeID, ClusterID: id.ClusterID, ClusterCIDR: id.ClusterCIDR, DataDir: cfg.DataDir, Version: Version, AgentSocket: cfg.AgentSocket,
 		Orchestrator: orchestrator.Options{RescheduleGrace: cfg.RescheduleGrace}, RevokeFor: membership.CertTTL(),
 		Health: m.Healthy, Watchers: m.metrics.watchersDelta}
 

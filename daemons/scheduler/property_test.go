@@ -31,10 +31,12 @@ type spec struct {
 
 var portPool = [][]api.PortConfig{
 	nil, nil, nil,
-	{{Target: 80, Published: 8080}},
-	{{Target: 8080, Protocol: api.ProtoUDP}},
-	{{Target: 53, Protocol: api.ProtoUDP}},
-	{{Target: 53, Protocol: api.ProtoUDP, HostAddr: "10.0.0.1"}},
+	{{Target: 80, Published: 8080, Mode: api.PortModeHost}},
+	{{Target: 8080, Protocol: api.ProtoUDP, Mode: api.PortModeHost}},
+	{{Target: 53, Protocol: api.ProtoUDP, Mode: api.PortModeHost}},
+	{{Target: 53, Protocol: api.ProtoUDP, HostAddr: "10.0.0.1"}}, // host mode by its address
+	{{Target: 80, Published: 8080}},                              // ingress: no constraint
+	{{Target: 53, Protocol: api.ProtoUDP, Mode: api.PortModeIngress}, {Target: 443, Mode: api.PortModeHost}},
 }
 
 var constraintPool = []string{
@@ -206,6 +208,9 @@ type taskPort struct {
 
 func (u *use) publish(t *api.Task, assigned bool) {
 	for _, p := range t.Spec.Ports {
+		if p.Ingress() {
+			continue // on every node: not a node's port
+		}
 		u.ports = append(u.ports, taskPort{t.ID, t.ServiceID, p.Key(), assigned})
 	}
 }
@@ -255,7 +260,7 @@ func fitsNow(n *api.Node, u *use, t *api.Task) bool {
 	}
 	for _, p := range t.Spec.Ports {
 		for _, q := range u.ports {
-			if q.svc != t.ServiceID && p.Key().Clashes(q.key) {
+			if !p.Ingress() && q.svc != t.ServiceID && p.Key().Clashes(q.key) {
 				return false
 			}
 		}

@@ -127,7 +127,7 @@ func (s *scheduler) pending(t *api.Task) {
 	if _, ok := s.svcNodes[t.ServiceID]; !ok {
 		s.svcNodes[t.ServiceID] = nil
 	}
-	if len(t.Spec.Ports) > 0 {
+	if slices.ContainsFunc(t.Spec.Ports, hostPort) {
 		s.trackPorts = true
 	}
 }
@@ -162,7 +162,7 @@ type group struct {
 }
 
 // need is what a task takes on its node: reserved resources and published
-// ports.
+// host-mode ports.
 type need struct {
 	res   api.ResourceAmounts
 	ports []api.PortKey
@@ -180,10 +180,18 @@ type ownedPort struct {
 func needOf(t *api.Task) need {
 	nd := need{res: reservations(t), svc: t.ServiceID}
 	for _, p := range t.Spec.Ports {
-		nd.ports = append(nd.ports, p.Key())
+		if hostPort(p) {
+			nd.ports = append(nd.ports, p.Key())
+		}
 	}
 	return nd
 }
+
+// hostPort says whether p takes its port on the task's node only (mode
+// host). An ingress port is published on every node whatever runs there,
+// and no two services publish clashing ones (the store refuses it): it
+// does not constrain placement.
+func hostPort(p api.PortConfig) bool { return !p.Ingress() }
 
 // portsKey encodes the node ports a task publishes as one string.
 func portsKey(ports []api.PortConfig) string {

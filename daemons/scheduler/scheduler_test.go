@@ -306,33 +306,48 @@ func TestSchedule(t *testing.T) {
 			// A node balances a published port over its tasks of the service.
 			name:         "replicas of one service share their published port",
 			nodes:        []*api.Node{mkNode("a"), mkNode("b")},
-			pending:      replicas("web", 3, publish(api.PortConfig{Target: 80, Published: 8080})),
+			pending:      replicas("web", 3, publish(api.PortConfig{Target: 80, Published: 8080, Mode: api.PortModeHost})),
 			wantAssigned: []Assignment{{"web.1", "a"}, {"web.2", "b"}, {"web.3", "a"}},
 		},
 		{
 			name:         "another service's port is taken",
 			nodes:        []*api.Node{mkNode("a"), mkNode("b")},
-			placed:       []*api.Task{mkTask("x1", "web", on("a"), publish(api.PortConfig{Target: 80, Published: 8080}))},
-			pending:      []*api.Task{mkTask("t1", "api", publish(api.PortConfig{Target: 81, Published: 8080}))},
+			placed:       []*api.Task{mkTask("x1", "web", on("a"), publish(api.PortConfig{Target: 80, Published: 8080, Mode: api.PortModeHost}))},
+			pending:      []*api.Task{mkTask("t1", "api", publish(api.PortConfig{Target: 81, Published: 8080, Mode: api.PortModeHost}))},
 			wantAssigned: []Assignment{{"t1", "b"}},
 		},
 		{
 			name:  "ports clash by protocol and address",
 			nodes: []*api.Node{mkNode("a"), mkNode("b")},
 			placed: []*api.Task{
-				mkTask("x1", "dns", on("a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, HostAddr: "10.0.0.1"})),
-				mkTask("x2", "web", on("b"), publish(api.PortConfig{Target: 8080})),
+				mkTask("x1", "dns", on("a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, HostAddr: "10.0.0.1", Mode: api.PortModeHost})),
+				mkTask("x2", "web", on("b"), publish(api.PortConfig{Target: 8080, Mode: api.PortModeHost})),
 			},
 			pending: []*api.Task{
-				mkTask("t1", "dns2", constraints("node.id==a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, HostAddr: "10.0.0.2"})),
-				mkTask("t2", "dns3", constraints("node.id==a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP})),
-				mkTask("t3", "alt", constraints("node.id==b"), publish(api.PortConfig{Target: 8080, Protocol: api.ProtoUDP}, api.PortConfig{Target: 80, Published: 8080})),
+				mkTask("t1", "dns2", constraints("node.id==a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, HostAddr: "10.0.0.2", Mode: api.PortModeHost})),
+				mkTask("t2", "dns3", constraints("node.id==a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, Mode: api.PortModeHost})),
+				mkTask("t3", "alt", constraints("node.id==b"), publish(api.PortConfig{Target: 8080, Protocol: api.ProtoUDP, Mode: api.PortModeHost}, api.PortConfig{Target: 80, Published: 8080, Mode: api.PortModeHost})),
 			},
 			wantAssigned: []Assignment{{"t1", "a"}},
 			wantUnplaced: []Unplaced{
 				{"t2", "no suitable node (2 nodes: 1 does not match node.id==a, 1 has port 53/udp in use)"},
 				{"t3", "no suitable node (2 nodes: 1 does not match node.id==b, 1 has port 8080/tcp in use)"},
 			},
+		},
+		{
+			// An ingress port is on every node: the store keeps two
+			// services from publishing it, and placement ignores it.
+			name:  "ingress ports do not constrain placement",
+			nodes: []*api.Node{mkNode("a")},
+			placed: []*api.Task{
+				mkTask("x1", "web", on("a"), publish(api.PortConfig{Target: 80, Published: 8080})),
+				mkTask("x2", "dns", on("a"), publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, Mode: api.PortModeHost})),
+			},
+			pending: []*api.Task{
+				mkTask("t1", "api", publish(api.PortConfig{Target: 81, Published: 8080, Mode: api.PortModeHost})),
+				mkTask("t2", "dns2", publish(api.PortConfig{Target: 53, Protocol: api.ProtoUDP, Mode: api.PortModeIngress})),
+			},
+			wantAssigned: []Assignment{{"t1", "a"}, {"t2", "a"}},
 		},
 		{
 			name:  "two specs of one service with different constraints",
@@ -348,16 +363,16 @@ func TestSchedule(t *testing.T) {
 			nodes: []*api.Node{mkNode("a")},
 			pending: []*api.Task{
 				mkTask("old.1", "web"),
-				mkTask("new.1", "web", publish(api.PortConfig{Target: 80})),
-				mkTask("new.2", "web", publish(api.PortConfig{Target: 80})),
+				mkTask("new.1", "web", publish(api.PortConfig{Target: 80, Mode: api.PortModeHost})),
+				mkTask("new.2", "web", publish(api.PortConfig{Target: 80, Mode: api.PortModeHost})),
 			},
 			wantAssigned: []Assignment{{"old.1", "a"}, {"new.1", "a"}, {"new.2", "a"}},
 		},
 		{
 			name:         "a pinned task whose port is taken",
 			nodes:        []*api.Node{mkNode("a")},
-			placed:       []*api.Task{mkTask("x", "web", on("a"), publish(api.PortConfig{Target: 80}))},
-			pending:      []*api.Task{mkTask("t1", "mon", on("a"), publish(api.PortConfig{Target: 80}))},
+			placed:       []*api.Task{mkTask("x", "web", on("a"), publish(api.PortConfig{Target: 80, Mode: api.PortModeHost}))},
+			pending:      []*api.Task{mkTask("t1", "mon", on("a"), publish(api.PortConfig{Target: 80, Mode: api.PortModeHost}))},
 			wantUnplaced: []Unplaced{{"t1", "node pi-a (a) has port 80/tcp in use"}},
 		},
 		{

@@ -35,22 +35,31 @@ func applyClusterInit(w *wtx, c *ClusterInit) any {
 
 // CheckServiceConflicts says whether spec, stored as the service with ID
 // self ("" for a new one), would clash with another service: the same
-// name, or a published port another service publishes. The manager's
-// handlers call it to refuse a bad write before it reaches Raft, and the
-// FSM again when it applies the write, against the state of that moment.
+// name, or a published port that conflicts with one another service
+// publishes (api.PortConfig.ConflictsWith: an ingress port is taken on
+// every node; two host-mode ports are kept apart by the scheduler). The
+// manager's handlers call it to refuse a bad write before it reaches Raft,
+// and the FSM again when it applies the write, against the state of that
+// moment.
 func (v *View) CheckServiceConflicts(self string, spec *api.ServiceSpec) error {
 	if id := v.tx.Bucket(bServiceNames).Get([]byte(spec.Name)); id != nil && string(id) != self {
 		return api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", spec.Name)
 	}
 	for _, p := range spec.Ports {
-		k := p.Key()
-		if owner := v.PortOwner(k, self); owner != "" {
-			name := owner
-			if s, err := v.Service(owner); err == nil {
-				name = s.Spec.Name
-			}
-			return api.Errorf(api.CodeConflict, "port %s is already published by service %q: choose another published port or host address", k, name)
+		owner, theirs := v.portOwner(p, self)
+		if owner == "" {
+			continue
 		}
+		name := owner
+		if s, err := v.Service(owner); err == nil {
+			name = s.Spec.Name
+		}
+		mine, their := p.Normalized().Mode, theirs.Normalized().Mode
+		if mine == api.PortModeIngress && their == api.PortModeIngress {
+			return api.Errorf(api.CodeConflict, "port %s is already published by service %q (mode ingress, on every node): choose another published port", p.Key(), name)
+		}
+		return api.Errorf(api.CodeConflict, "port %s (mode %s) conflicts with port %s of service %q (mode %s): an ingress port is taken on every node; choose another published port, or publish both in mode host",
+			p.Key(), mine, theirs.Key(), name, their)
 	}
 	return nil
 }
@@ -69,7 +78,7 @@ func (w *wtx) setPorts(serviceID string, old, ports []api.PortConfig) {
 	}
 	for _, p := range ports {
 		k := p.Key()
-		e := portEntry{ServiceID: serviceID, Proto: k.Proto, Port: k.Port}
+		e := portEntry{ServiceID: serviceID, Proto: k.Proto, Port: k.Port, Mode: p.Normalized().Mode}
 		if k.HostAddr.IsValid() {
 			e.HostAddr = k.HostAddr.String()
 		}

@@ -104,6 +104,7 @@ func TestServiceCreate(t *testing.T) {
 		{"same ID", api.Service{Meta: api.Meta{ID: "svc1"}, Spec: spec("other", 1)}, api.CodeConflict},
 		{"port clash", api.Service{Meta: api.Meta{ID: "svc3"}, Spec: spec("api", 1, api.PortConfig{Target: 81, Published: 8080})}, api.CodeConflict},
 		{"port clash bound address", api.Service{Meta: api.Meta{ID: "svc4"}, Spec: spec("api", 1, api.PortConfig{Target: 81, Published: 8080, HostAddr: "10.0.0.1"})}, api.CodeConflict},
+		{"host port on an ingress port", api.Service{Meta: api.Meta{ID: "svc4"}, Spec: spec("api", 1, api.PortConfig{Target: 81, Published: 8080, Mode: api.PortModeHost})}, api.CodeConflict},
 	}
 	for _, c := range cases {
 		before := h.hub.Last()
@@ -125,6 +126,51 @@ func TestServiceCreate(t *testing.T) {
 	h.createService("svc5", spec("dns", 1, api.PortConfig{Target: 53, Published: 8080, Protocol: "udp"}))
 	h.createService("svc6", spec("a", 1, api.PortConfig{Target: 1, Published: 9000, HostAddr: "10.0.0.1"}))
 	h.createService("svc7", spec("b", 1, api.PortConfig{Target: 1, Published: 9000, HostAddr: "10.0.0.2"}))
+}
+
+// TestServicePortModes: an ingress port is taken on every node, so it
+// conflicts with any other service's port on the same protocol and port;
+// host ports of two services do not conflict (the scheduler keeps their
+// tasks on different nodes).
+func TestServicePortModes(t *testing.T) {
+	h := newHarness(t)
+	host := func(pub uint16, addr string) api.PortConfig {
+		return api.PortConfig{Target: 80, Published: pub, HostAddr: addr, Mode: api.PortModeHost}
+	}
+	h.createService("h1", spec("host-a", 1, host(9000, "")))
+	h.createService("h2", spec("host-b", 1, host(9000, "")))
+	h.createService("h3", spec("host-c", 1, host(9000, "10.0.0.1")))
+	h.createService("i1", spec("ingress-a", 1, api.PortConfig{Target: 80, Published: 9100}))
+	for _, c := range []struct {
+		name string
+		spec api.ServiceSpec
+		want string
+	}{
+		{"ingress on host ports", spec("x", 1, api.PortConfig{Target: 80, Published: 9000, Mode: api.PortModeIngress}), "conflicts with port 9000/tcp of service"},
+		{"ingress on ingress", spec("x", 1, api.PortConfig{Target: 80, Published: 9100}), `port 9100/tcp is already published by service "ingress-a" (mode ingress, on every node)`},
+		{"host on ingress", spec("x", 1, host(9100, "")), `port 9100/tcp (mode host) conflicts with port 9100/tcp of service "ingress-a" (mode ingress)`},
+		{"host on one address on ingress", spec("x", 1, host(9100, "10.0.0.1")), `service "ingress-a"`},
+	} {
+		res := h.apply(CmdServiceCreate, ServiceCreate{Service: api.Service{Meta: api.Meta{ID: "x1"}, Spec: c.spec}})
+		err := asErr(res)
+		if !api.IsCode(err, api.CodeConflict) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: create = %v; want a conflict containing %q", c.name, res, c.want)
+		}
+	}
+	// An update that turns h1's port into ingress conflicts with h2 and h3.
+	res := h.apply(CmdServiceUpdate, ServiceUpdate{ID: "h1", Spec: spec("host-a", 1, api.PortConfig{Target: 80, Published: 9000})})
+	if !api.IsCode(asErr(res), api.CodeConflict) {
+		t.Errorf("update of host-a to an ingress port 9000 = %v; want a conflict with host-b", res)
+	}
+	// Once the other host services are gone, it may.
+	h.mustApply(CmdServiceDelete, ServiceDelete{ID: "h2", At: t0})
+	h.mustApply(CmdServiceDelete, ServiceDelete{ID: "h3", At: t0})
+	h.mustApply(CmdServiceUpdate, ServiceUpdate{ID: "h1", Spec: spec("host-a", 1, api.PortConfig{Target: 80, Published: 9000})})
+	h.view(func(v *View) {
+		if owner := v.PortOwner(host(9000, ""), ""); owner != "h1" {
+			t.Errorf("PortOwner(host 9000) = %q after host-a became ingress, want h1", owner)
+		}
+	})
 }
 
 func asErr(v any) error {
@@ -331,7 +377,7 @@ func TestServiceDeleteMarksTasks(t *testing.T) {
 		if t2.Status.State != api.TaskShutdown {
 			t.Errorf("unplaced task after delete: state %s, want shutdown", t2.Status.State)
 		}
-		if v.PortOwner(api.PortConfig{Target: 80, Published: 80}.Key(), "") != "" {
+		if v.PortOwner(api.PortConfig{Target: 80, Published: 80}, "") != "" {
 			t.Error("port 80 still owned after delete")
 		}
 	})
@@ -426,7 +472,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 		if ts := v.Tasks(TaskFilter{NodeID: "n1"}); len(ts) != 1 {
 			t.Errorf("restored node index: %d tasks on n1, want 1", len(ts))
 		}
-		if v.PortOwner(api.PortConfig{Target: 80, Published: 8080}.Key(), "") != "svc1" {
+		if v.PortOwner(api.PortConfig{Target: 80, Published: 8080}, "") != "svc1" {
 			t.Error("restored port index lost port 8080")
 		}
 	})

@@ -507,15 +507,21 @@ func (v *View) Nodes() []*api.Node {
 // NodeCount is the number of nodes.
 func (v *View) NodeCount() int { return v.tx.Bucket(bNodes).Stats().KeyN }
 
-// PortOwner returns the ID of the service that publishes a port clashing
-// with k, other than except, or "".
-func (v *View) PortOwner(k api.PortKey, except string) string {
-	for _, e := range portEntries(v.tx.Bucket(bPorts), k) {
-		if e.ServiceID != except && e.key().Clashes(k) {
-			return e.ServiceID
+// PortOwner returns the ID of a service other than except that publishes
+// a port p conflicts with (api.PortConfig.ConflictsWith), or "".
+func (v *View) PortOwner(p api.PortConfig, except string) string {
+	id, _ := v.portOwner(p, except)
+	return id
+}
+
+// portOwner is PortOwner that also returns the other service's port.
+func (v *View) portOwner(p api.PortConfig, except string) (string, api.PortConfig) {
+	for _, e := range portEntries(v.tx.Bucket(bPorts), p.Key()) {
+		if theirs := e.port(); e.ServiceID != except && theirs.ConflictsWith(p) {
+			return e.ServiceID, theirs
 		}
 	}
-	return ""
+	return "", api.PortConfig{}
 }
 
 func indexKey(a, b string) []byte {
@@ -532,10 +538,15 @@ type portEntry struct {
 	HostAddr  string `json:"a,omitempty"`
 	Proto     string `json:"p"`
 	Port      uint16 `json:"n"`
+	// Mode is the port's normalized mode; entries written before ports
+	// had a mode have none, and get the default of their port (as the
+	// stored spec does).
+	Mode string `json:"m,omitempty"`
 }
 
-func (e portEntry) key() api.PortKey {
-	return api.PortConfig{Published: e.Port, Protocol: e.Proto, HostAddr: e.HostAddr, Target: e.Port}.Key()
+// port is the published port of the entry (its target is not kept).
+func (e portEntry) port() api.PortConfig {
+	return api.PortConfig{Published: e.Port, Protocol: e.Proto, HostAddr: e.HostAddr, Target: e.Port, Mode: e.Mode}
 }
 
 func portBucketKey(k api.PortKey) []byte {

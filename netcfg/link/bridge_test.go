@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/warren-edge/warren/netcfg/internal/nstest"
 )
 
 func TestEnsureBridge(t *testing.T) {
@@ -110,5 +112,26 @@ func assertAddrs(t *testing.T, nl *netlink.Handle, l netlink.Link, want ...strin
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("%s has IPv4 addresses %v, want %v", l.Attrs().Name, got, want)
+	}
+}
+
+func TestRouteLocalnet(t *testing.T) {
+	h, ns := newNode(t)
+	peer := nstest.New(t)
+	nstest.Connect(t, ns, "wvmesh0", nil, peer, "wvmesh0", nil)
+	key := "net/ipv4/conf/wvmesh0/route_localnet"
+	if got, _ := h.Sysctl(key); got != "0" {
+		t.Fatalf("before RouteLocalnet, %s = %q, want 0", key, got)
+	}
+	for range 2 { // the second call changes nothing
+		if err := h.RouteLocalnet("wvmesh0"); err != nil {
+			t.Fatalf("RouteLocalnet(wvmesh0): %v", err)
+		}
+	}
+	if got, err := h.Sysctl(key); err != nil || got != "1" {
+		t.Errorf("after RouteLocalnet, %s = %q, %v; want 1", key, got, err)
+	}
+	if err := h.RouteLocalnet("wvnothere0"); err == nil || !strings.Contains(err.Error(), "wvnothere0") {
+		t.Errorf("RouteLocalnet(wvnothere0), no such link = %v; want an error naming it", err)
 	}
 }

@@ -46,3 +46,23 @@ func (h *Host) Sysctl(key string) (string, error) {
 	}
 	return v, nil
 }
+
+// RouteLocalnet turns route_localnet on for the interface name (an existing
+// one, such as the mesh's), so that a connection the node makes to
+// localhost, DNATed by a published port to a container behind that
+// interface, may leave through it (its source is then translated; see
+// netcfg/nft). EnsureBridge does the same for the bridge. It lets packets
+// for 127.0.0.0/8 come in through the interface too: table inet warren
+// drops those that are not answers.
+func (h *Host) RouteLocalnet(name string) error {
+	if err := CheckIfname(name); err != nil {
+		return fmt.Errorf("link: route_localnet: %w", err)
+	}
+	if _, err := h.nl.LinkByName(name); err != nil {
+		return fmt.Errorf("link: route_localnet on %s: %w", name, err)
+	}
+	if err := h.setSysctls([2]string{"net/ipv4/conf/" + name + "/route_localnet", "1"}); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	return nil
+}

@@ -43,6 +43,7 @@ func Build(cfg Config) (*Ruleset, error) {
 	onBridge := MatchIfname{Out: true, Name: cfg.Bridge}
 	fromBridge := MatchIfname{Name: cfg.Bridge}
 	fromSubnet := MatchAddr{Prefix: cfg.Subnet}
+	toCluster := MatchAddr{Dst: true, Prefix: cfg.Cluster}
 
 	anyAddr := &Map{Name: MapPortsAny, Key: KeyProtoPort}
 	bound := &Map{Name: MapPortsAddr, Key: KeyAddrProtoPort}
@@ -84,40 +85,70 @@ func Build(cfg Config) (*Ruleset, error) {
 		},
 	)
 	rs.Chains = append(rs.Chains, portChains...)
+
+	postrouting := []Rule{
+		// Containers reach the world with the node's address; other
+		// nodes' containers see their own address (through the mesh).
+		{Match: []Match{fromSubnet, MatchAddr{Dst: true, Not: true, Prefix: cfg.Cluster}, MatchIfname{Out: true, Not: true, Name: cfg.Bridge}}, Action: ActionMasquerade{}},
+		// localhost:PORT on the node: 127.0.0.1 cannot be a source
+		// on the bridge, so it becomes the bridge's address.
+		{Match: []Match{onBridge, MatchAddr{Prefix: loopback}}, Action: ActionMasquerade{}},
+		// Hairpin: a container reaching a published port that leads
+		// to a container on the same bridge must see the answer come
+		// back through the node.
+		{Match: []Match{onBridge, fromSubnet, MatchCtDNAT{}}, Action: ActionMasquerade{}},
+	}
+	// Admission: container addresses (the cluster range) take traffic
+	// only from the bridge, the mesh, and translated connections of
+	// published ports; anything else addressed to them (a LAN host with
+	// a route to a container subnet through this node) is dropped.
+	forward := []Rule{
+		{Match: []Match{MatchCtEstablished{}}, Action: ActionAccept{}},
+		{Match: []Match{MatchCtDNAT{}}, Action: ActionAccept{}},
+		{Match: []Match{fromBridge}, Action: ActionAccept{}},
+	}
+	// The node's own container addresses (the bridge's, where warren-dns
+	// listens) answer the node itself (lo), its containers and the mesh.
+	admitted := []Match{toCluster, MatchIfname{Not: true, Name: "lo"}, MatchIfname{Not: true, Name: cfg.Bridge}}
+	if cfg.Mesh != "" {
+		// A published port whose backend runs on another node: the
+		// answer must come back through this node, so the connection
+		// leaves with the bridge's address, which every node routes to
+		// this one through the mesh. (A local backend keeps the client's
+		// address: SNAT only where it is needed.)
+		postrouting = append(postrouting, Rule{Match: []Match{MatchIfname{Out: true, Name: cfg.Mesh}, MatchCtDNAT{}}, Action: ActionSNAT{To: cfg.gateway()}})
+		forward = append(forward, Rule{Match: []Match{MatchIfname{Name: cfg.Mesh}}, Action: ActionAccept{}})
+		admitted = append(admitted, MatchIfname{Not: true, Name: cfg.Mesh})
+	}
+	input := []Rule{
+		// route_localnet on the bridge makes the node accept
+		// 127.0.0.0/8 from it; only answers to the node's own
+		// localhost connections may come that way.
+		{Match: []Match{fromBridge, MatchAddr{Dst: true, Prefix: loopback}, MatchCtEstablished{Not: true}}, Action: ActionDrop{}},
+	}
+	if cfg.Mesh != "" {
+		// The same on the mesh, which needs route_localnet for
+		// localhost:PORT to reach a backend on another node.
+		input = append(input, Rule{Match: []Match{MatchIfname{Name: cfg.Mesh}, MatchAddr{Dst: true, Prefix: loopback}, MatchCtEstablished{Not: true}}, Action: ActionDrop{}})
+	}
+	input = append(input, Rule{Match: append(admitted, MatchCtEstablished{Not: true}), Action: ActionDrop{}})
+	forward = append(forward, Rule{Match: []Match{toCluster}, Action: ActionDrop{}})
+
 	rs.Chains = append(rs.Chains,
 		&Chain{
-			Name: ChainPostrouting,
-			Hook: &Hook{Type: "nat", Hook: "postrouting", Priority: 100},
-			Rules: []Rule{
-				// Containers reach the world with the node's address.
-				{Match: []Match{fromSubnet, MatchIfname{Out: true, Not: true, Name: cfg.Bridge}}, Action: ActionMasquerade{}},
-				// localhost:PORT on the node: 127.0.0.1 cannot be a source
-				// on the bridge, so it becomes the bridge's address.
-				{Match: []Match{onBridge, MatchAddr{Prefix: loopback}}, Action: ActionMasquerade{}},
-				// Hairpin: a container reaching a published port that leads
-				// to a container on the same bridge must see the answer come
-				// back through the node.
-				{Match: []Match{onBridge, fromSubnet, MatchCtDNAT{}}, Action: ActionMasquerade{}},
-			},
+			Name:  ChainPostrouting,
+			Hook:  &Hook{Type: "nat", Hook: "postrouting", Priority: 100},
+			Rules: postrouting,
 		},
 		&Chain{
-			Name: ChainForward,
-			Hook: &Hook{Type: "filter", Hook: "forward", Priority: 0},
-			Rules: []Rule{
-				{Match: []Match{MatchCtEstablished{}}, Action: ActionAccept{}},
-				{Match: []Match{onBridge, MatchCtDNAT{}}, Action: ActionAccept{}},
-				{Match: []Match{fromBridge}, Action: ActionAccept{}},
-			},
+			Name:  ChainForward,
+			Hook:  &Hook{Type: "filter", Hook: "forward", Priority: 0},
+			Rules: forward,
 		},
 		&Chain{
-			Name: ChainInput,
-			Hook: &Hook{Type: "filter", Hook: "input", Priority: 0},
-			Rules: []Rule{
-				// route_localnet on the bridge makes the node accept
-				// 127.0.0.0/8 from it; only answers to the node's own
-				// localhost connections may come that way.
-				{Match: []Match{fromBridge, MatchAddr{Dst: true, Prefix: loopback}, MatchCtEstablished{Not: true}}, Action: ActionDrop{}},
-			},
+			Name:  ChainInput,
+			Hook:  &Hook{Type: "filter", Hook: "input", Priority: 0},
+			Rules: input,
 		},
 	)
 	return rs, nil

@@ -33,6 +33,13 @@ func TestBuildRejectsBadConfigs(t *testing.T) {
 		{"0.0.0.0 is all addresses", Config{Bridge: "warren0", Subnet: testSubnet, Ports: []PublishedPort{
 			{Proto: TCP, Port: 8080, HostAddr: mustAddr("0.0.0.0"), Backends: web}, {Proto: TCP, Port: 8080, HostAddr: mustAddr("192.0.2.1")},
 		}}, `conflict`},
+		{"IPv6 cluster", Config{Bridge: "warren0", Subnet: testSubnet, Cluster: netip.MustParsePrefix("fd00::/48")}, "want the IPv4 range of the nodes' container subnets"},
+		{"cluster host bits", Config{Bridge: "warren0", Subnet: testSubnet, Cluster: netip.MustParsePrefix("10.88.0.1/16")}, "cluster range 10.88.0.1/16"},
+		{"cluster without the subnet", Config{Bridge: "warren0", Subnet: testSubnet, Cluster: netip.MustParsePrefix("10.240.0.0/12")}, "cluster range 10.240.0.0/12 does not hold the node's subnet 10.88.3.0/24"},
+		{"cluster smaller than the subnet", Config{Bridge: "warren0", Subnet: testSubnet, Cluster: netip.MustParsePrefix("10.88.3.0/25")}, "does not hold"},
+		{"mesh is the bridge", Config{Bridge: "warren0", Subnet: testSubnet, Mesh: "warren0"}, `mesh interface "warren0"`},
+		{"mesh is lo", Config{Bridge: "warren0", Subnet: testSubnet, Mesh: "lo"}, `mesh interface "lo"`},
+		{"long mesh", Config{Bridge: "warren0", Subnet: testSubnet, Mesh: "a-very-long-mesh-name"}, "nft: mesh: interface name"},
 		{"one address twice", Config{Bridge: "warren0", Subnet: testSubnet, Ports: []PublishedPort{
 			{Proto: UDP, Port: 53, HostAddr: mustAddr("192.0.2.1"), Backends: web}, {Proto: UDP, Port: 53, HostAddr: mustAddr("::ffff:192.0.2.1")},
 		}}, `ports "udp 192.0.2.1:53" and "udp 192.0.2.1:53" conflict`},
@@ -134,5 +141,79 @@ func TestBuildSpreadsEvenly(t *testing.T) {
 			}
 			reach *= 1 - p
 		}
+	}
+}
+
+// TestBuildBackendsByPlace: a node forwards to its own containers always,
+// to other nodes' only through the mesh, and never outside the cluster.
+func TestBuildBackendsByPlace(t *testing.T) {
+	local, remote, outside := mustAP("10.88.3.2:80"), mustAP("10.88.4.2:80"), mustAP("10.99.0.2:80")
+	tests := []struct {
+		name     string
+		mesh     string
+		cluster  netip.Prefix
+		backends []netip.AddrPort
+		want     []netip.AddrPort
+	}{
+		{"mesh: local and remote", "warren-wg", testCluster, []netip.AddrPort{local, remote, outside}, []netip.AddrPort{local, remote}},
+		{"no mesh: local only", "", testCluster, []netip.AddrPort{local, remote, outside}, []netip.AddrPort{local}},
+		{"no mesh, remote only: no DNAT", "", testCluster, []netip.AddrPort{remote}, nil},
+		{"mesh, no cluster range: the subnet only", "warren-wg", netip.Prefix{}, []netip.AddrPort{local, remote}, []netip.AddrPort{local}},
+	}
+	for _, tt := range tests {
+		rs, err := Build(Config{Bridge: "warren0", Subnet: testSubnet, Cluster: tt.cluster, Mesh: tt.mesh,
+			Ports: []PublishedPort{{Proto: TCP, Port: 8080, Backends: tt.backends}}})
+		if err != nil {
+			t.Fatalf("%s: Build: %v", tt.name, err)
+		}
+		var got []netip.AddrPort
+		if c := rs.Chain("tcp-8080"); c != nil {
+			for _, r := range c.Rules {
+				got = append(got, r.Action.(ActionDNAT).To)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Build(backends %v) DNATs to %v, want %v", tt.name, tt.backends, got, tt.want)
+		}
+		if n := len(rs.Map(MapPortsAny).Elements); (n == 1) != (len(tt.want) > 0) {
+			t.Errorf("%s: map %s has %d elements; want one only if some backend is reachable", tt.name, MapPortsAny, n)
+		}
+	}
+}
+
+// TestBuildAdmission checks the rules that keep container addresses to
+// the bridge, the mesh and published ports, and that the cluster range
+// defaults to the node's subnet.
+func TestBuildAdmission(t *testing.T) {
+	render := func(cfg Config) string {
+		t.Helper()
+		rs, err := Build(cfg)
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		return rs.String()
+	}
+	withMesh := render(Config{Bridge: "warren0", Subnet: testSubnet, Cluster: testCluster, Mesh: "warren-wg"})
+	for _, want := range []string{
+		"\t\tiifname \"warren-wg\" accept\n\t\tip daddr 10.88.0.0/16 drop\n",
+		`ip daddr 10.88.0.0/16 iifname != "lo" iifname != "warren0" iifname != "warren-wg" ct state ! established,related drop`,
+		`oifname "warren-wg" ct status dnat snat ip to 10.88.3.1`,
+		`ip saddr 10.88.3.0/24 ip daddr != 10.88.0.0/16 oifname != "warren0" masquerade`,
+	} {
+		if !strings.Contains(withMesh, want) {
+			t.Errorf("Build with mesh warren-wg has no %q:\n%s", want, withMesh)
+		}
+	}
+	noCluster := render(Config{Bridge: "warren0", Subnet: testSubnet})
+	for _, want := range []string{
+		"ip daddr 10.88.3.0/24 drop",
+		`ip daddr 10.88.3.0/24 iifname != "lo" iifname != "warren0" ct state ! established,related drop`,
+	} {
+		if !strings.Contains(noCluster, want) {
+			t.Errorf("Build without a cluster range or mesh has no %q:\n%s", want, noCluster)
+		}
+	}
+	if strings.Contains(noCluster, "snat") || strings.Contains(noCluster, "warren-wg") {
+		t.Errorf("Build without a mesh names one or SNATs:\n%s", noCluster)
 	}
 }

@@ -6,9 +6,10 @@ import (
 )
 
 var (
-	testSubnet = netip.MustParsePrefix("10.88.3.0/24")
-	mustAddr   = netip.MustParseAddr
-	mustAP     = netip.MustParseAddrPort
+	testSubnet  = netip.MustParsePrefix("10.88.3.0/24")
+	testCluster = netip.MustParsePrefix("10.88.0.0/16")
+	mustAddr    = netip.MustParseAddr
+	mustAP      = netip.MustParseAddrPort
 )
 
 // goldenCase is a Config with the golden file its rendering must match.
@@ -19,7 +20,7 @@ type goldenCase struct {
 
 func goldenCases() []goldenCase {
 	base := func(ports ...PublishedPort) Config {
-		return Config{Bridge: "warren0", Subnet: testSubnet, Ports: ports}
+		return Config{Bridge: "warren0", Subnet: testSubnet, Cluster: testCluster, Ports: ports}
 	}
 	many := make([]PublishedPort, 500)
 	for i := range many {
@@ -47,6 +48,22 @@ func goldenCases() []goldenCase {
 			PublishedPort{Proto: TCP, Port: 22, HostAddr: mustAddr("0.0.0.0"), Backends: []netip.AddrPort{mustAP("10.88.3.4:22")}},
 		)},
 		{name: "500-ports", cfg: base(many...)},
+		// A node of a meshed cluster: an ingress port balanced over a
+		// local and two remote backends (the remote ones SNAT to the
+		// bridge's address on the mesh), a host-mode port (local only),
+		// and a backend outside the cluster range, left out.
+		{name: "mesh", cfg: Config{Bridge: "warren0", Subnet: testSubnet, Cluster: testCluster, Mesh: "warren-wg", Ports: []PublishedPort{
+			{Proto: TCP, Port: 8080, Backends: []netip.AddrPort{mustAP("10.88.3.2:80"), mustAP("10.88.4.2:80"), mustAP("10.88.7.9:80")}},
+			{Proto: UDP, Port: 9100, Backends: []netip.AddrPort{mustAP("10.88.3.5:9100")}},
+			{Proto: TCP, Port: 8443, Backends: []netip.AddrPort{mustAP("10.89.0.2:443"), mustAP("10.88.5.3:443")}},
+		}}},
+		// The same without a mesh: remote backends are unreachable, a
+		// port with only remote ones gets no DNAT, and only the bridge
+		// (and lo) may reach container addresses.
+		{name: "no-mesh", cfg: Config{Bridge: "warren0", Subnet: testSubnet, Cluster: testCluster, Ports: []PublishedPort{
+			{Proto: TCP, Port: 8080, Backends: []netip.AddrPort{mustAP("10.88.3.2:80"), mustAP("10.88.4.2:80"), mustAP("10.88.7.9:80")}},
+			{Proto: TCP, Port: 8443, Backends: []netip.AddrPort{mustAP("10.88.5.3:443")}},
+		}}},
 	}
 }
 

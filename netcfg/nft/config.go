@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/warren-edge/warren/netcfg/link"
 )
 
 // Proto is a transport protocol a port can be published for.
@@ -26,10 +28,19 @@ func (p Proto) number() byte {
 
 // Config is the desired state of the node's table.
 type Config struct {
-	// Bridge is the name of the container bridge, e.g. "warren0".
+	// Bridge is the name of the container bridge, e.g. "warren0". It has
+	// the subnet's first address (ipam.Pool.Gateway), e.g. 10.88.3.1.
 	Bridge string
 	// Subnet is the node's container subnet, e.g. 10.88.3.0/24.
 	Subnet netip.Prefix
+	// Cluster is the range every node's container subnet comes from, e.g.
+	// 10.88.0.0/16; it must hold Subnet. The zero Prefix means Subnet
+	// alone (a node that does not know the range).
+	Cluster netip.Prefix
+	// Mesh is the interface through which the other nodes' container
+	// subnets are reached (the WireGuard mesh), or "" if this node has
+	// none (a single node, or the mesh is off).
+	Mesh string
 	// Ports are the published ports.
 	Ports []PublishedPort
 }
@@ -44,8 +55,10 @@ type PublishedPort struct {
 	// Port is the port on the node.
 	Port uint16
 	// Backends are the container addresses and ports that new connections
-	// are spread over at random. A port with no backends is not forwarded
-	// at all (see README.md).
+	// are spread over at random: this node's containers (in Subnet) and
+	// other nodes' (in Cluster), which are reached through the Mesh and
+	// left out when there is none. A port with no backends is not
+	// forwarded at all (see README.md).
 	Backends []netip.AddrPort
 }
 
@@ -66,7 +79,7 @@ func (p PublishedPort) String() string {
 // addresses cleared and the ports sorted, after checking that c can be
 // turned into a ruleset.
 func (c Config) normalize() (Config, error) {
-	if err := checkIfname(c.Bridge); err != nil {
+	if err := link.CheckIfname(c.Bridge); err != nil {
 		return Config{}, fmt.Errorf("nft: bridge: %w", err)
 	}
 	if !c.Subnet.IsValid() || !c.Subnet.Addr().Is4() {
@@ -75,12 +88,31 @@ func (c Config) normalize() (Config, error) {
 	if c.Subnet.Masked() != c.Subnet {
 		return Config{}, fmt.Errorf("nft: subnet %s has host bits set: use %s", c.Subnet, c.Subnet.Masked())
 	}
-	out := Config{Bridge: c.Bridge, Subnet: c.Subnet, Ports: make([]PublishedPort, 0, len(c.Ports))}
+	cluster := c.Cluster
+	if !cluster.IsValid() {
+		cluster = c.Subnet
+	}
+	if !cluster.Addr().Is4() || cluster.Masked() != cluster {
+		return Config{}, fmt.Errorf("nft: cluster range %s: want the IPv4 range of the nodes' container subnets, such as 10.240.0.0/12", cluster)
+	}
+	if cluster.Bits() > c.Subnet.Bits() || !cluster.Contains(c.Subnet.Addr()) {
+		return Config{}, fmt.Errorf("nft: cluster range %s does not hold the node's subnet %s", cluster, c.Subnet)
+	}
+	if c.Mesh != "" {
+		if err := link.CheckIfname(c.Mesh); err != nil {
+			return Config{}, fmt.Errorf("nft: mesh: %w", err)
+		}
+		if c.Mesh == c.Bridge || c.Mesh == "lo" {
+			return Config{}, fmt.Errorf("nft: mesh interface %q: it must be the mesh's own interface, not the bridge or lo", c.Mesh)
+		}
+	}
+	out := Config{Bridge: c.Bridge, Subnet: c.Subnet, Cluster: cluster, Mesh: c.Mesh, Ports: make([]PublishedPort, 0, len(c.Ports))}
 	for _, p := range c.Ports {
 		n, err := p.normalize()
 		if err != nil {
 			return Config{}, err
 		}
+		n.Backends = out.reachable(n.Backends)
 		out.Ports = append(out.Ports, n)
 	}
 	slices.SortStableFunc(out.Ports, comparePorts)
@@ -97,6 +129,25 @@ func (c Config) normalize() (Config, error) {
 	}
 	return out, nil
 }
+
+// reachable returns the backends the node can forward to: its own
+// containers (in Subnet, behind the bridge) and, through the mesh only,
+// other nodes' containers (in Cluster). Without a mesh there is no route
+// to another node's container, so a port whose backends all run
+// elsewhere gets none: it is refused here rather than black-holed.
+func (c Config) reachable(backends []netip.AddrPort) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(backends))
+	for _, b := range backends {
+		local := c.Subnet.Contains(b.Addr())
+		if local || c.Mesh != "" && c.Cluster.Contains(b.Addr()) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// gateway is the bridge's address: the subnet's first (ipam.Pool.Gateway).
+func (c Config) gateway() netip.Addr { return c.Subnet.Addr().Next() }
 
 func (p PublishedPort) normalize() (PublishedPort, error) {
 	if p.Proto != TCP && p.Proto != UDP {
@@ -139,22 +190,4 @@ func comparePorts(a, b PublishedPort) int {
 		return int(a.Port) - int(b.Port)
 	}
 	return a.HostAddr.Compare(b.HostAddr)
-}
-
-// checkIfname checks that name can be a Linux interface name.
-func checkIfname(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty interface name")
-	case len(name) > 15:
-		return fmt.Errorf("interface name %q is longer than 15 bytes", name)
-	case name == "." || name == "..":
-		return fmt.Errorf("interface name %q is not allowed", name)
-	}
-	for _, r := range name {
-		if r <= ' ' || r >= 0x7f || r == '/' || r == '"' || r == ':' {
-			return fmt.Errorf("interface name %q contains %q", name, r)
-		}
-	}
-	return nil
 }

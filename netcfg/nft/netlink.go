@@ -210,6 +210,12 @@ func (r Rule) exprs() ([]expr.Any, error) {
 		out = append(out, &expr.Lookup{SourceRegister: reg1, SetName: a.Map, IsDestRegSet: true, DestRegister: unix.NFT_REG_VERDICT})
 	case ActionDNAT:
 		out = append(out, dnatExprs(a.To)...)
+	case ActionSNAT:
+		addr := a.To.As4()
+		out = append(out,
+			&expr.Immediate{Register: reg1, Data: addr[:]},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1},
+		)
 	default:
 		return nil, fmt.Errorf("no netlink form for action %T", a)
 	}

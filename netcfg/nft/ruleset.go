@@ -226,6 +226,11 @@ type ActionJump struct{ Chain string }
 // ActionMasquerade rewrites the source address to the outgoing interface's.
 type ActionMasquerade struct{}
 
+// ActionSNAT rewrites the source address to To: "snat ip to ADDR".
+type ActionSNAT struct {
+	To netip.Addr
+}
+
 // ActionVmap looks the packet up in a verdict map; no entry means go on.
 type ActionVmap struct {
 	Key MapKey
@@ -243,6 +248,7 @@ func (ActionAccept) isAction()     {}
 func (ActionDrop) isAction()       {}
 func (ActionJump) isAction()       {}
 func (ActionMasquerade) isAction() {}
+func (ActionSNAT) isAction()       {}
 func (ActionVmap) isAction()       {}
 func (ActionDNAT) isAction()       {}
 
@@ -253,3 +259,4 @@ func (ActionMasquerade) String() string { return "masquerade" }
 func (a ActionVmap) String() string     { return a.Key.String() + " vmap @" + a.Map }
 
 func (a ActionDNAT) String() string { return "dnat ip to " + a.To.String() }
+func (a ActionSNAT) String() string { return "snat ip to " + a.To.String() }

@@ -21,8 +21,12 @@ import (
 type node struct {
 	host   *link.Host
 	hostNS *nstest.NS
-	client *nstest.NS
+	client *nstest.NS // nil for a node made by newMeshedNode
 	table  *Table
+	bridge netip.Prefix // the bridge's address, in the subnet
+	// cluster and mesh go into every Config apply makes.
+	cluster netip.Prefix
+	mesh    string
 }
 
 const (
@@ -33,26 +37,35 @@ const (
 
 func newNode(t *testing.T) *node {
 	t.Helper()
+	n := newBareNode(t, "10.88.3.1/24")
+	n.client = nstest.New(t)
+	nstest.Connect(t,
+		n.hostNS, "cl0", []netip.Prefix{netip.MustParsePrefix(nodeAddr1 + "/24"), netip.MustParsePrefix(nodeAddr2 + "/24")},
+		n.client, "eth0", []netip.Prefix{netip.MustParsePrefix(clientIP + "/24")})
+	return n
+}
+
+// newBareNode makes a node whose bridge has address bridge (such as
+// 10.88.3.1/24), and no client.
+func newBareNode(t *testing.T, bridge string) *node {
+	t.Helper()
 	hostNS := nstest.New(t)
 	h, err := link.Open(link.Config{NetNSPath: hostNS.Path, NetnsDir: nstest.NetnsDir(t)})
 	if err != nil {
 		t.Fatalf("link.Open: %v", err)
 	}
 	t.Cleanup(func() { h.Close() })
-	if err := h.EnsureBridge("warren0", netip.MustParsePrefix("10.88.3.1/24")); err != nil {
+	br := netip.MustParsePrefix(bridge)
+	if err := h.EnsureBridge("warren0", br); err != nil {
 		t.Fatalf("EnsureBridge: %v", err)
 	}
-	client := nstest.New(t)
-	nstest.Connect(t,
-		hostNS, "cl0", []netip.Prefix{netip.MustParsePrefix(nodeAddr1 + "/24"), netip.MustParsePrefix(nodeAddr2 + "/24")},
-		client, "eth0", []netip.Prefix{netip.MustParsePrefix(clientIP + "/24")})
-	return &node{host: h, hostNS: hostNS, client: client, table: NewTable(InNetNS(int(h.NetNS())))}
+	return &node{host: h, hostNS: hostNS, table: NewTable(InNetNS(int(h.NetNS()))), bridge: br}
 }
 
 // sandbox makes a container sandbox with address addr (10.88.3.x).
 func (n *node) sandbox(t *testing.T, id, addr string) *nstest.NS {
 	t.Helper()
-	path, err := n.host.CreateSandbox(id, "warren0", netip.MustParsePrefix(addr+"/24"), netip.MustParseAddr("10.88.3.1"))
+	path, err := n.host.CreateSandbox(id, "warren0", netip.PrefixFrom(netip.MustParseAddr(addr), n.bridge.Bits()), n.bridge.Addr())
 	if err != nil {
 		t.Fatalf("CreateSandbox(%s): %v", id, err)
 	}
@@ -61,7 +74,8 @@ func (n *node) sandbox(t *testing.T, id, addr string) *nstest.NS {
 
 func (n *node) apply(t *testing.T, ports ...PublishedPort) {
 	t.Helper()
-	if err := n.table.Apply(Config{Bridge: "warren0", Subnet: testSubnet, Ports: ports}); err != nil {
+	cfg := Config{Bridge: "warren0", Subnet: n.bridge.Masked(), Cluster: n.cluster, Mesh: n.mesh, Ports: ports}
+	if err := n.table.Apply(cfg); err != nil {
 		t.Fatalf("Apply(%v): %v", ports, err)
 	}
 }
@@ -227,9 +241,20 @@ func TestHairpin(t *testing.T) {
 // UDP shows it best: one datagram is all an attacker needs.
 func TestContainersCannotReachNodeLoopback(t *testing.T) {
 	n := newNode(t)
+	evil := n.sandbox(t, "evil", "10.88.3.66")
+	n.apply(t)
+	expectNoLoopbackFrom(t, n.hostNS, evil, "the container", "eth0", "10.88.3.1", "10.88.3.66")
+}
+
+// expectNoLoopbackFrom sends datagrams for 127.0.0.1:9999 from evil to the
+// node through evil's interface dev, to the node's address via, from src,
+// and checks that a service on the node's loopback gets none of them but
+// gets the node's own, sent after them.
+func expectNoLoopbackFrom(t *testing.T, node, evil *nstest.NS, who, dev, via, src string) {
+	t.Helper()
 	got := make(chan string, 10)
 	var pc net.PacketConn
-	if err := n.hostNS.Do(func() error {
+	if err := node.Do(func() error {
 		var err error
 		pc, err = net.ListenPacket("udp", "127.0.0.1:9999")
 		return err
@@ -248,18 +273,16 @@ func TestContainersCannotReachNodeLoopback(t *testing.T) {
 		}
 	}()
 
-	evil := n.sandbox(t, "evil", "10.88.3.66")
-	// Inside the sandbox, send 127.0.0.1 to the gateway instead of lo.
+	// In evil's namespace, send 127.0.0.1 to the node instead of lo.
 	for _, args := range [][]string{
 		{"ip", "route", "del", "local", "127.0.0.1", "table", "local"},
 		{"ip", "route", "del", "local", "127.0.0.0/8", "table", "local"},
-		{"ip", "route", "add", "127.0.0.1/32", "via", "10.88.3.1", "dev", "eth0", "src", "10.88.3.66"},
+		{"ip", "route", "add", "127.0.0.1/32", "via", via, "dev", dev, "src", src},
 	} {
 		if out, err := evil.Run(args...); err != nil {
-			t.Fatalf("in the sandbox: %v\n%s", err, out)
+			t.Fatalf("in %s's namespace: %v\n%s", who, err, out)
 		}
 	}
-	n.apply(t)
 
 	send := func(from *nstest.NS, msg string) {
 		t.Helper()
@@ -273,17 +296,17 @@ func TestContainersCannotReachNodeLoopback(t *testing.T) {
 		}
 	}
 	for range 3 {
-		send(evil, "from the container")
+		send(evil, "from "+who)
 	}
-	send(n.hostNS, "from the node")
+	send(node, "from the node")
 	for {
 		select {
 		case msg := <-got:
-			if msg == "from the container" {
-				t.Fatalf("a container's datagram reached a service on the node's loopback")
+			if msg == "from "+who {
+				t.Fatalf("a datagram from %s reached a service on the node's loopback", who)
 			}
 			if msg == "from the node" {
-				return // the node's own datagram came after the container's
+				return // the node's own datagram came after the others
 			}
 		case <-time.After(2 * time.Second):
 			t.Fatalf("the node's own datagram to 127.0.0.1:9999 did not arrive")

@@ -69,6 +69,9 @@ type Status struct {
 	MTU   int          `json:"mtu"`
 	Peers []PeerStatus `json:"peers"`
 	Err   string       `json:"error,omitempty"`
+	// Fresh: the interface had no key (new, or warren mesh restarted)
+	// and this sync set it up from nothing.
+	Fresh bool `json:"-"`
 }
 
 // PeerStatus is one peer as the device sees it.
@@ -156,6 +159,7 @@ func (m *Mesh) sync(self Self, peers []Peer, now time.Time) (Status, error) {
 	}
 	st.Mode = modeOf(dev.Type)
 	if dev.PrivateKey != m.key || dev.ListenPort != m.cfg.Port {
+		st.Fresh = true
 		port := m.cfg.Port
 		if err := m.wg.ConfigureDevice(m.cfg.Iface, wgtypes.Config{PrivateKey: &m.key, ListenPort: &port}); err != nil {
 			return st, fmt.Errorf("wg: set the key and port of %s: %w", m.cfg.Iface, err)

@@ -228,7 +228,7 @@ func TestBadInputsGetAClearStatus(t *testing.T) {
 		cases = append(cases, struct {
 			spec api.ServiceSpec
 			want string
-		}{web("porthog", 1, api.PortConfig{Target: 80, Published: 8181}), "in use"})
+		}{web("porthog", 1, api.PortConfig{Target: 80, Published: 8181, Mode: api.PortModeHost}), "in use"})
 	}
 	for _, c := range cases {
 		c.spec.RestartPolicy = api.RestartPolicy{Condition: api.RestartNone}

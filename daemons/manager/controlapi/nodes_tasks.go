@@ -200,6 +200,8 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 	s.store.View(func(v *store.View) error {
 		if c := v.Cluster(); c != nil {
 			info.ClusterID, info.ClusterCIDR = c.ClusterID, c.ClusterCIDR
+		} else { // a worker: what its join said
+			info.ClusterID, info.ClusterCIDR = s.cfg.ClusterID, s.cfg.ClusterCIDR
 		}
 		info.Index = v.Index()
 		info.Services, info.Tasks, info.Nodes = v.ServiceCount(), v.TaskCount(), v.NodeCount()

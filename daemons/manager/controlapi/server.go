@@ -40,10 +40,13 @@ type Raft interface {
 
 // Config is what a Server is made of.
 type Config struct {
-	NodeID      string
-	DataDir     string
-	Version     string
-	AgentSocket string
+	NodeID string
+	// ClusterID and ClusterCIDR answer Info on a worker, which holds no
+	// cluster record.
+	ClusterID, ClusterCIDR string
+	DataDir                string
+	Version                string
+	AgentSocket            string
 	// Orchestrator is what dry runs plan with.
 	Orchestrator orchestrator.Options
 	// RevokeFor is how long a removed node's identity stays on the deny

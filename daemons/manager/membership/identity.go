@@ -26,7 +26,10 @@ import (
 type Identity struct {
 	NodeID    string `json:"nodeID"`
 	ClusterID string `json:"clusterID,omitempty"`
-	Role      string `json:"role,omitempty"` // "" is a manager (a cluster it started)
+	// ClusterCIDR is the range node subnets come from, as the join said
+	// (a worker has no cluster record to read it from).
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	Role        string `json:"role,omitempty"` // "" is a manager (a cluster it started)
 	// Managers it learned at join time, to follow or to reach first.
 	Managers []api.PeerAddr `json:"managers,omitempty"`
 }
@@ -116,7 +119,7 @@ func Join(ctx context.Context, cfg Config, addr, token string, log *slog.Logger)
 		return Identity{}, 0, err
 	}
 	log.Info("joined the cluster", "node", jr.NodeID, "role", jr.Role, "cluster", jr.ClusterID)
-	return Identity{NodeID: jr.NodeID, ClusterID: jr.ClusterID, Role: jr.Role, Managers: jr.Managers}, jr.Index, nil
+	return Identity{NodeID: jr.NodeID, ClusterID: jr.ClusterID, ClusterCIDR: jr.ClusterCIDR, Role: jr.Role, Managers: jr.Managers}, jr.Index, nil
 }
 
 // SetJoinIndex tells a manager that joined on this start the leader's

@@ -63,7 +63,7 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 	}
 	var rec pki.TokenRecord
 	var managers []api.PeerAddr
-	var clusterID string
+	var clusterID, clusterCIDR string
 	m.store.View(func(v *store.View) error {
 		for _, t := range v.JoinTokens() {
 			if t.ID == tok.ID {
@@ -75,7 +75,7 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 				managers = append(managers, api.PeerAddr{ID: n.ID, Addr: n.Description.Addr})
 			}
 		}
-		clusterID = v.Cluster().ClusterID
+		clusterID, clusterCIDR = v.Cluster().ClusterID, v.Cluster().ClusterCIDR
 		return nil
 	})
 	// This manager is one to reach, registered yet or not.
@@ -115,7 +115,7 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 			return nil, api.Errorf(api.CodeUnavailable, "add manager %s to raft: %v", id, err)
 		}
 	}
-	return &api.JoinResponse{NodeID: id, ClusterID: clusterID, Role: role, CertPEM: string(certPEM),
+	return &api.JoinResponse{NodeID: id, ClusterID: clusterID, ClusterCIDR: clusterCIDR, Role: role, CertPEM: string(certPEM),
 		BundlePEM: string(bundle.PEM()), Managers: managers, Index: m.store.Hub().Last()}, nil
 }
 

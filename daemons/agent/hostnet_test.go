@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/warren-edge/warren/netcfg/link"
+)
+
+// TestHostNetworkMesh runs HostNetwork in a network namespace of its own
+// (root only): Setup with the cluster range and no mesh publishes only
+// this node's backends; SetMesh applies the ruleset again with the ports
+// last published, now with the other nodes' backends, and lets
+// localhost:PORT through the mesh; SetMesh("") undoes it.
+func TestHostNetworkMesh(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to make a network namespace")
+	}
+	ns, err := link.NewNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() }) // the namespace and all in it go
+	path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
+	inNS := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("nsenter", append([]string{"--net=" + path, "--"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	ruleset := func() string { t.Helper(); return inNS("nft", "list", "table", "inet", "warren") }
+
+	ctx := context.Background()
+	n := &HostNetwork{NetNSPath: path, NetnsDir: t.TempDir(), StateDir: t.TempDir()}
+	t.Cleanup(func() { n.Close() })
+	if err := n.SetMesh(ctx, "wvmesh0"); err == nil {
+		t.Errorf("SetMesh before Setup succeeded")
+	}
+	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24"), Cluster: netip.MustParsePrefix("10.88.0.0/16")}); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	web := Published{Proto: "tcp", Port: 8080, Ingress: true,
+		Backends: []netip.AddrPort{netip.MustParseAddrPort("10.88.3.2:80"), netip.MustParseAddrPort("10.88.4.2:80")}}
+	if err := n.Publish(ctx, []Published{web}); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	local, remote, snat := "dnat ip to 10.88.3.2:80", "dnat ip to 10.88.4.2:80", `oifname "wvmesh0" ct status dnat snat ip to 10.88.3.1`
+	if rs := ruleset(); !strings.Contains(rs, local) || strings.Contains(rs, remote) || !strings.Contains(rs, "ip daddr 10.88.0.0/16 drop") {
+		t.Errorf("without a mesh the ruleset must DNAT to the local backend only and admit the cluster range from the bridge only:\n%s", rs)
+	}
+
+	inNS("ip", "link", "add", "wvmesh0", "type", "veth", "peer", "name", "wvmesh1")
+	if err := n.SetMesh(ctx, "wvmesh0"); err != nil {
+		t.Fatalf("SetMesh(wvmesh0): %v", err)
+	}
+	if rs := ruleset(); !strings.Contains(rs, local) || !strings.Contains(rs, remote) || !strings.Contains(rs, snat) || !strings.Contains(rs, `iifname "wvmesh0" accept`) {
+		t.Errorf("after SetMesh(wvmesh0) the ruleset must DNAT to both backends, SNAT on the mesh and admit it:\n%s", rs)
+	}
+	if v, err := n.host.Sysctl("net/ipv4/conf/wvmesh0/route_localnet"); err != nil || v != "1" {
+		t.Errorf("after SetMesh(wvmesh0), route_localnet on it = %q, %v; want 1", v, err)
+	}
+
+	if err := n.SetMesh(ctx, ""); err != nil {
+		t.Fatalf("SetMesh(\"\"): %v", err)
+	}
+	if rs := ruleset(); strings.Contains(rs, remote) || strings.Contains(rs, "wvmesh0") {
+		t.Errorf("after SetMesh(\"\") the ruleset still uses the mesh:\n%s", rs)
+	}
+
+	// A mesh whose interface is not there yet: the ruleset is applied,
+	// and the error says what does not work.
+	err = n.SetMesh(ctx, "wvlater0")
+	if err == nil || !strings.Contains(err.Error(), "localhost:PORT") {
+		t.Errorf("SetMesh(wvlater0), no such interface = %v; want an error about localhost:PORT", err)
+	}
+	if rs := ruleset(); !strings.Contains(rs, `iifname "wvlater0" accept`) {
+		t.Errorf("after SetMesh(wvlater0) the ruleset does not admit it:\n%s", rs)
+	}
+}

@@ -173,3 +173,73 @@ func TestMeshNoticesADarkNode(t *testing.T) {
 	})
 	t.Logf("w2 back → in reach again in %.1f s", time.Since(healed).Seconds())
 }
+
+// httpGet fetches url from inside h's namespace, in at most d.
+func httpGet(ctx context.Context, h *Host, url string, d time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.NS, "busybox", "wget", "-q", "-O-", url).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("wget %s from %s: %w: %s", url, h.Name, err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// TestPublishedPortsAcrossTheFleet: an ingress port answers on every node,
+// also on w1 where no task runs (forwarded over the mesh); a host-mode port
+// only where its task runs; and a host on the LAN that routes a container
+// subnet through a node reaches no container.
+func TestPublishedPortsAcrossTheFleet(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 3*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	lan, err := c.AddHost("lan1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := webServer("web", "hello-from-w2", "node.hostname==w2")
+	web.Ports = []api.PortConfig{{Target: 8080, Published: 8080}}
+	if _, err := m.Client.CreateService(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	hostWeb := webServer("hostweb", "host-mode-on-w2", "node.hostname==w2")
+	hostWeb.Ports = []api.PortConfig{{Target: 8080, Published: 9090, Mode: api.PortModeHost}}
+	if _, err := m.Client.CreateService(ctx, hostWeb); err != nil {
+		t.Fatal(err)
+	}
+	task := runningTask(t, ctx, m, "web")
+	runningTask(t, ctx, m, "hostweb")
+	for _, h := range []*Host{w1, w2} {
+		url := fmt.Sprintf("http://%s:8080/", h.IP)
+		eventually(t, 30*time.Second, "the ingress port on "+h.Name, func() error {
+			got, err := httpGet(ctx, lan, url, 3*time.Second)
+			if err == nil && got != "hello-from-w2" {
+				err = fmt.Errorf("got %q", got)
+			}
+			return err
+		})
+	}
+	eventually(t, 30*time.Second, "the host-mode port on w2", func() error {
+		_, err := httpGet(ctx, lan, fmt.Sprintf("http://%s:9090/", w2.IP), 3*time.Second)
+		return err
+	})
+	if got, err := httpGet(ctx, lan, fmt.Sprintf("http://%s:9090/", w1.IP), 3*time.Second); err == nil {
+		t.Errorf("the host-mode port answers on w1, where its task does not run: %q", got)
+	}
+
+	// A rogue host on the LAN routes w2's container subnet through w2,
+	// then through w1: no container answers it.
+	n2, err := m.Client.Node(ctx, w2.NodeID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := fmt.Sprintf("http://%s:8080/", task.Status.Addr)
+	for _, via := range []*Host{w2, w1} {
+		if out, err := exec.Command("ip", "-n", lan.NS, "route", "replace", n2.Subnet, "via", via.IP.String()).CombinedOutput(); err != nil {
+			t.Fatalf("route %s via %s: %v %s", n2.Subnet, via.Name, err, out)
+		}
+		if got, err := httpGet(ctx, lan, direct, 3*time.Second); err == nil {
+			t.Errorf("a LAN host that routes %s via %s reaches the container at %s: %q", n2.Subnet, via.Name, task.Status.Addr, got)
+		}
+	}
+}

@@ -148,39 +148,48 @@ func TestJoinFromImage(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "far", Image: "localhost/busybox:latest", Replicas: 1,
+		Ports: []api.PortConfig{{Target: 8080, Published: 8080}},
 		Args:      []string{"sh", "-c", "mkdir -p /www && echo hello-from-w2 > /www/index.html && exec httpd -f -p 8080 -h /www"},
 		Placement: api.Placement{Constraints: []string{"node.hostname==w2"}}}); err != nil {
 		t.Fatal(err)
 	}
 	far := runningTask(ctx, t, m1, "far")
 	w1 := c.Host("w1")
-	var near string
-	ts, err := cl.Tasks(ctx, client.TaskQuery{Service: "everywhere"})
-	if err != nil {
-		t.Fatal(err)
+	everywhereOn := func(host string) string {
+		ts, err := cl.Tasks(ctx, client.TaskQuery{Service: "everywhere"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range ts {
+			if tk.Status.State == api.TaskRunning && nodeName(nodes, tk.NodeID) == host {
+				return tk.ID
+			}
+		}
+		t.Fatalf("no running task of everywhere on %s: %v", host, ts)
+		return ""
 	}
-	for _, tk := range ts {
-		if tk.Status.State == api.TaskRunning && nodeName(nodes, tk.NodeID) == "w1" {
-			near = tk.ID
+	// fetchIn fetches url from inside a container of everywhere on h.
+	fetchIn := func(h *Host, url, what string) {
+		t.Helper()
+		fetch := fmt.Sprintf("ctr -n warren task exec --exec-id probe-%d %s wget -q -O- %s", time.Now().UnixNano(), everywhereOn(h.Name()), url)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := h.Exec(ctx, fetch)
+			if err == nil && strings.TrimSpace(out) == "hello-from-w2" {
+				t.Logf("%s", what)
+				return
+			}
+			if time.Now().After(deadline) {
+				mesh, _ := h.Exec(ctx, "ip route; ip addr show warren-wg; nft list table inet warren; journalctl --no-pager -n 30 -u warren-mesh -u warren-agent")
+				t.Fatalf("%s: failed: %v %q\n%s", what, err, out, mesh)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	if near == "" {
-		t.Fatalf("no running task of everywhere on w1: %v", ts)
-	}
-	fetch := fmt.Sprintf("ctr -n warren task exec --exec-id probe %s wget -q -O- http://%s:8080/", near, far.Status.Addr)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := w1.Exec(ctx, fetch)
-		if err == nil && strings.TrimSpace(out) == "hello-from-w2" {
-			t.Logf("w1's container fetched from w2's task at %s through the mesh", far.Status.Addr)
-			break
-		}
-		if time.Now().After(deadline) {
-			mesh, _ := w1.Exec(ctx, "ip route; ip addr show warren-wg; systemctl status --no-pager warren-mesh; journalctl --no-pager -n 30 -u warren-mesh -u warren-agent")
-			t.Fatalf("a container on w1 cannot reach w2's task at %s: %v %q\n%s", far.Status.Addr, err, out, mesh)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	fetchIn(w1, fmt.Sprintf("http://%s:8080/", far.Status.Addr), "a container on w1 fetched from w2's task at "+far.Status.Addr+" through the mesh")
+	// The published port answers on w1 too, where no task of far runs:
+	// a container on m1 reaches it at w1's LAN address.
+	fetchIn(m1, fmt.Sprintf("http://%s:8080/", w1.Addr), "port 8080 of w1, which runs no task of far, answered from w2's task (ingress over the mesh)")
 }
 
 func nodeName(nodes []api.Node, id string) string {

@@ -81,12 +81,12 @@ func fixture() ([]api.Service, []api.Task, []api.Node) {
 			Description: api.NodeDescription{Hostname: "pi-2", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 4 << 30, EngineVersion: "containerd 2.1"},
 			Status:      api.NodeStatus{State: "down", Message: "no heartbeat for 30s", Timestamp: ago(40 * time.Second)}},
 		{Meta: api.Meta{ID: "n1aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(96 * time.Hour)},
-			Spec:        api.NodeSpec{Role: "manager", Availability: "active"},
+			Spec: api.NodeSpec{Role: "manager", Availability: "active"},
 			Description: api.NodeDescription{Hostname: "pi-1", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 8 << 30, Addr: "10.0.0.1:4242", EngineVersion: "containerd 2.1",
 				Mesh: &api.NodeMesh{PublicKey: "mXz1hQ9bT0pGZk0ZzXwVb5yA9k0VQkq3pVJr1gqH8Ck=", Port: 51820, Mode: api.MeshUserspace, MTU: 1440}},
-			Status:      api.NodeStatus{State: "ready", Timestamp: ago(time.Second)},
-			Subnet:      "10.88.1.0/24",
-			Manager:     &api.ManagerStatus{Leader: true, Reachability: "reachable", Addr: "10.0.0.1:4242"}},
+			Status:  api.NodeStatus{State: "ready", Timestamp: ago(time.Second)},
+			Subnet:  "10.88.1.0/24",
+			Manager: &api.ManagerStatus{Leader: true, Reachability: "reachable", Addr: "10.0.0.1:4242"}},
 	}
 	return services, tasks, nodes
 }

@@ -106,4 +106,3 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
-

@@ -148,7 +148,7 @@ func TestJoinFromImage(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "far", Image: "localhost/busybox:latest", Replicas: 1,
-		Ports: []api.PortConfig{{Target: 8080, Published: 8080}},
+		Ports:     []api.PortConfig{{Target: 8080, Published: 8080}},
 		Args:      []string{"sh", "-c", "mkdir -p /www && echo hello-from-w2 > /www/index.html && exec httpd -f -p 8080 -h /www"},
 		Placement: api.Placement{Constraints: []string{"node.hostname==w2"}}}); err != nil {
 		t.Fatal(err)

@@ -72,7 +72,10 @@ type Agent struct {
 	subnet netip.Prefix
 	rep    *reporter
 	kick   chan struct{}
-	starts chan struct{}
+	// beatNow makes the heartbeat go at once (the mesh came up: the other
+	// nodes learn this node's key a heartbeat sooner).
+	beatNow chan struct{}
+	starts  chan struct{}
 
 	mu           sync.Mutex
 	tasks        map[string]*api.Task
@@ -129,7 +132,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: data dir: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, api: cfg.API, rt: cfg.Runtime, net: cfg.Network,
-		kick: make(chan struct{}, 1), starts: make(chan struct{}, cfg.MaxParallelStarts),
+		kick: make(chan struct{}, 1), beatNow: make(chan struct{}, 1), starts: make(chan struct{}, cfg.MaxParallelStarts),
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{},
@@ -560,6 +563,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.beatNow:
 		case <-tick.C:
 		}
 	}

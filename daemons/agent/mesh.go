@@ -169,9 +169,16 @@ func (a *Agent) setMesh(st wg.Status) {
 	raw, _ := json.Marshal(reach)
 	a.mu.Lock()
 	a.meshStatus = &st
+	newDesc := a.meshDesc == nil || *a.meshDesc != *m
 	a.meshDesc = m
 	changed := !bytes.Equal(raw, a.meshReach)
 	a.mu.Unlock()
+	if newDesc {
+		select {
+		case a.beatNow <- struct{}{}:
+		default:
+		}
+	}
 	if !changed || a.cfg.MeshStatusFile == "" {
 		return
 	}

@@ -31,6 +31,7 @@ var sections = []section{
 	{"node", benchNode},
 	{"dns", benchDNS},
 	{"ha", benchHA},
+	{"fleet", benchFleet},
 	{"appliance", benchAppliance},
 	{"scheduler", benchScheduler},
 	{"binary", benchBinary},

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/netcfg/ipam"
+	"github.com/warren-edge/warren/qa/cluster"
+)
+
+// benchFleet measures issue 10's cluster figures on real processes (qa/
+// cluster: a manager and worker hosts, each in a network namespace on a
+// shared LAN bridge, with their own containerd, agent and warren mesh on
+// the userspace WireGuard device):
+//
+//   - a published port reached from the LAN through a node that runs no
+//     task of the service (forwarded over the mesh), next to the node that
+//     runs it: requests per second and p99, a new connection per request;
+//   - node join → mesh reachable: from the join's start until an existing
+//     node reaches the new node's bridge address through the mesh (a TCP
+//     connection refused by it).
+func benchFleet(r *report) error {
+	if err := cluster.Available(true); err != nil {
+		return err
+	}
+	bin, err := filepath.Abs(binPath("warren"))
+	if err != nil {
+		return err
+	}
+	c, err := cluster.New(cluster.Config{Bin: bin})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := c.Start(ctx, 1, 2); err != nil {
+		return err
+	}
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	lan, err := c.AddHost("lan1")
+	if err != nil {
+		return err
+	}
+	spec := api.ServiceSpec{Name: "web", Image: "localhost/busybox", Replicas: 1,
+		Args:      []string{"sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
+		Placement: api.Placement{Constraints: []string{"node.hostname==w2"}},
+		Ports:     []api.PortConfig{{Target: 8080, Published: 8080}}}
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: lan.DialContext, DisableKeepAlives: true}}
+	get := func(h *cluster.Host) error {
+		resp, err := hc.Get(fmt.Sprintf("http://%s:8080/", h.IP))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(time.Minute)
+	for get(w1) != nil || get(w2) != nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the published port does not answer on both workers after a minute")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, x := range []struct {
+		h    *cluster.Host
+		what string
+	}{{w2, "published port, through the node running the task (w2)"}, {w1, "published port, through a node with no task (w1, over the mesh)"}} {
+		rate, p50, p99, errs := httpLoad(get, x.h, 8, 5*time.Second)
+		r.add(x.what, fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d errors (conc 8, new connection each)", rate, ms(p50), ms(p99), errs), "", "")
+	}
+
+	// A third worker joins; w1 pings its bridge address through the mesh.
+	w3, err := c.AddHost("w3")
+	if err != nil {
+		return err
+	}
+	if err := w3.StartContainerd(); err != nil {
+		return err
+	}
+	start := time.Now()
+	joined := make(chan error, 1)
+	go func() { joined <- c.JoinWorker(ctx, w3) }()
+	var gw string
+	for gw == "" && time.Since(start) < time.Minute {
+		if id := w3.NodeID(); id != "" {
+			if n, err := m.Client.Node(ctx, id); err == nil && n.Subnet != "" {
+				if p, err := netip.ParsePrefix(n.Subnet); err == nil {
+					gw = ipam.GatewayOf(p).String()
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if gw == "" {
+		return fmt.Errorf("w3 got no subnet within a minute")
+	}
+	// A refused connection is an answer from w3's kernel: it came back
+	// through the mesh. Until then the dial times out.
+	for time.Since(start) < time.Minute {
+		dctx, dcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		conn, err := w1.DialContext(dctx, "tcp", net.JoinHostPort(gw, "9"))
+		dcancel()
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			break
+		}
+	}
+	reach := time.Since(start)
+	if err := <-joined; err != nil {
+		return err
+	}
+	r.add("node join → mesh reachable (w1 reaches the new node's bridge address)", ms(reach), "", "userspace WireGuard")
+	return nil
+}
+
+// httpLoad runs get against h from conc workers for d.
+func httpLoad(get func(*cluster.Host) error, h *cluster.Host, conc int, d time.Duration) (rate float64, p50, p99 time.Duration, errs int) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				err := get(h)
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					lat = append(lat, time.Since(t0))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	p50, p99 = percentiles(lat)
+	return float64(len(lat)) / time.Since(start).Seconds(), p50, p99, errs
+}

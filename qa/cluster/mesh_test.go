@@ -3,16 +3,20 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/netcfg/link"
 	"github.com/warren-edge/warren/netcfg/wg"
 )
 
@@ -242,4 +246,79 @@ func TestPublishedPortsAcrossTheFleet(t *testing.T) {
 			t.Errorf("a LAN host that routes %s via %s reaches the container at %s: %q", n2.Subnet, via.Name, task.Status.Addr, got)
 		}
 	}
+}
+
+// TestAgentRestartKeepsCrossNodeTransfers: a long transfer between
+// containers on w1 and w2 keeps flowing while both agents restart (the
+// mesh, its routes and the rules stay; the agents take them over).
+func TestAgentRestartKeepsCrossNodeTransfers(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 3*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	src := api.ServiceSpec{Name: "source", Image: "localhost/busybox", Replicas: 1,
+		Args:            []string{"sh", "-c", "cat /dev/zero | nc -l -p 9000"},
+		Placement:       api.Placement{Constraints: []string{"node.hostname==w2"}},
+		StopGracePeriod: api.Duration(time.Second)}
+	if _, err := m.Client.CreateService(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Client.CreateService(ctx, api.ServiceSpec{Name: "sink", Image: "localhost/busybox", Replicas: 1, Args: sleeper,
+		Placement: api.Placement{Constraints: []string{"node.hostname==w1"}}, StopGracePeriod: api.Duration(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	source, sink := runningTask(t, ctx, m, "source"), runningTask(t, ctx, m, "sink")
+	ns, err := netns.GetFromPath(filepath.Join(w1.Dir, "netns", sink.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	var conn net.Conn
+	eventually(t, 30*time.Second, "a connection from w1's container to w2's", func() error {
+		return link.Do(ns, func() (err error) {
+			conn, err = net.DialTimeout("tcp", net.JoinHostPort(source.Status.Addr, "9000"), 2*time.Second)
+			return err
+		})
+	})
+	defer conn.Close()
+	var got atomic.Int64
+	readErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := conn.Read(buf)
+			got.Add(int64(n))
+			if err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	flowing := func(what string) {
+		t.Helper()
+		before := got.Load()
+		time.Sleep(time.Second)
+		select {
+		case err := <-readErr:
+			t.Fatalf("%s: the transfer broke: %v", what, err)
+		default:
+		}
+		if got.Load() == before {
+			t.Fatalf("%s: no byte in a second", what)
+		}
+	}
+	flowing("before the restarts")
+	for _, h := range []*Host{w1, w2} {
+		if err := h.Agent.Stop(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		flowing(h.Name + "'s agent stopped")
+		if err := h.StartAgent(); err != nil {
+			t.Fatal(err)
+		}
+		flowing(h.Name + "'s agent started again")
+	}
+	time.Sleep(6 * time.Second) // past a mesh sync of each agent
+	flowing("after both agents synced the mesh again")
+	t.Logf("%d MB through the mesh across two agent restarts", got.Load()>>20)
 }

@@ -600,3 +600,40 @@ func TestNodeRegisterUnusableRange(t *testing.T) {
 		t.Errorf("register a node in a cluster of /31 node subnets = %v, want an internal error containing %q", res, want)
 	}
 }
+
+// TestNodeMeshKeys: a node's mesh end is recorded and kept when a later
+// registration says nothing of it; a key another node holds, or one that
+// is not a key, is refused and changes nothing.
+func TestNodeMeshKeys(t *testing.T) {
+	h := newHarness(t)
+	d1 := h.registerNode("n1").Description
+	d2 := h.registerNode("n2").Description
+	k1 := "mXz1hQ9bT0pGZk0ZzXwVb5yA9k0VQkq3pVJr1gqH8Ck="
+	m1 := &api.NodeMesh{PublicKey: k1, Port: 51820, Mode: api.MeshUserspace, MTU: 1440}
+	d1.Mesh = m1
+	n := h.mustApply(CmdNodeRegister, NodeRegister{ID: "n1", Description: d1, At: t0}).(*api.Node)
+	if n.Description.Mesh == nil || *n.Description.Mesh != *m1 || n.Description.Hostname != "host-n1" {
+		t.Fatalf("n1 after its mesh report: %+v", n.Description)
+	}
+	d1.Mesh, d1.EngineVersion = nil, "containerd 9"
+	n = h.mustApply(CmdNodeRegister, NodeRegister{ID: "n1", Description: d1, At: t0}).(*api.Node)
+	if n.Description.Mesh == nil || n.Description.Mesh.PublicKey != k1 {
+		t.Errorf("a registration without a mesh dropped n1's: %+v", n.Description)
+	}
+	d2.Mesh = &api.NodeMesh{PublicKey: k1, Port: 51820, Mode: api.MeshKernel}
+	res := h.apply(CmdNodeRegister, NodeRegister{ID: "n2", Description: d2, At: t0})
+	if err := asErr(res); !api.IsCode(err, api.CodeConflict) || !strings.Contains(err.Error(), "already has public key") {
+		t.Errorf("n2 claiming n1's key = %v, want a conflict", res)
+	}
+	d2.Mesh = &api.NodeMesh{PublicKey: "bm90IGEga2V5", Port: 51820, Mode: api.MeshKernel}
+	res = h.apply(CmdNodeRegister, NodeRegister{ID: "n2", Description: d2, At: t0})
+	if err := asErr(res); !api.IsCode(err, api.CodeInvalid) {
+		t.Errorf("n2 with a key that is not one = %v, want invalid", res)
+	}
+	h.state.View(func(v *View) error {
+		if n2, _ := v.NodeByID("n2"); n2.Description.Mesh != nil {
+			t.Errorf("a refused mesh report changed n2: %+v", n2.Description.Mesh)
+		}
+		return nil
+	})
+}

@@ -274,7 +274,11 @@ func PrettyNode(w io.Writer, n *api.Node, now time.Time) error {
 	if m := n.Description.Mesh; m != nil {
 		p.head(0, "Mesh")
 		p.kv(1, "Mode", Title(m.Mode)+" WireGuard")
-		p.kv(1, "Endpoint", n.MeshEndpoint().String())
+		if ep := n.MeshEndpoint(); ep.IsValid() {
+			p.kv(1, "Endpoint", ep.String())
+		} else {
+			p.kv(1, "Endpoint", "none (the node has no address other nodes reach it at)")
+		}
 		if m.MTU > 0 {
 			p.kv(1, "MTU", fmt.Sprint(m.MTU))
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -58,6 +59,15 @@ type Config struct {
 	// reach now, for warren-dns (api.MeshStatusFile; "" writes none).
 	MeshStatusFile string
 	Logger         *slog.Logger
+	// MaxBlobTransfers bounds the image blobs this node sends to other
+	// nodes at once (default 4); more requests get 503 and Retry-After.
+	MaxBlobTransfers int
+	// FetchImage, when set, is asked for an image a task needs and the
+	// node lacks, before the image's registry is: it fetches the image
+	// from a node that holds it (imagexfer.Fetcher) and returns nil once
+	// the image is present. ctx has no deadline: bound it. nil: only the
+	// registry is tried.
+	FetchImage func(ctx context.Context, ref string) error
 }
 
 // Agent is one running warren-agent.
@@ -100,6 +110,9 @@ type Agent struct {
 	// openFile opens the files the agent socket serves (os.Open; a test
 	// records what it is asked for).
 	openFile func(name string) (*os.File, error)
+	// blobs serves the blobs of this node's images to other nodes; nil
+	// when the runtime cannot (images.go).
+	blobs http.Handler
 }
 
 // New makes an agent; Run starts it.
@@ -137,6 +150,7 @@ func New(cfg Config) (*Agent, error) {
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{},
 		ready: make(chan struct{}), openFile: os.Open}
+	a.blobs = newBlobServer(cfg)
 	return a, nil
 }
 
@@ -368,8 +382,8 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		return
 	}
 	if !has {
-		if _, err := a.rt.PullImage(ctx, image); err != nil {
-			a.fail(ctx, t, api.TaskRejected, fmt.Errorf("image %s is not on this node and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, err))
+		if err := a.obtainImage(ctx, image); err != nil {
+			a.fail(ctx, t, api.TaskRejected, err)
 			return
 		}
 	}

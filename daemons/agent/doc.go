@@ -12,6 +12,11 @@
 // tasks of its service on all nodes, which the agent learns from a second
 // watch, of every task of the cluster (ingress.go).
 //
+// It shares the node's images with other nodes (images.go, package
+// imagexfer): it serves their blobs by digest on its socket, lists them for
+// the managers (Images), and asks Config.FetchImage for an image a task
+// needs and the node lacks, before the image's registry.
+//
 // Containers outlive the agent: a restarted agent lists the runtime's
 // containers, matches them to tasks by the task ID they carry, and adopts
 // them without restarting anything. A container whose task is gone is

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/warren-edge/warren/daemons/agent/imagexfer"
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -26,6 +27,9 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/images", a.listImages)
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", withTaskID(a.taskLogs))
+	if a.blobs != nil {
+		mux.Handle(imagexfer.BlobPattern, a.blobs)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, api.Errorf(api.CodeNotFound, "no endpoint %s %s on the agent", r.Method, r.URL.Path))
 	})

@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/warren-edge/warren/daemons/agent/imagexfer"
+	rt "github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// Images moving between nodes (package imagexfer): this node serves the
+// blobs of its images on the agent socket (GET /v1/blobs/{digest}, for
+// the managers' node-to-node route), lists what it holds for the managers
+// (Images), and asks Config.FetchImage for an image a task needs and the
+// node lacks.
+
+// newBlobServer serves the runtime's blobs, if it keeps images as blobs.
+func newBlobServer(cfg Config) http.Handler {
+	c, ok := cfg.Runtime.(rt.Content)
+	if !ok {
+		return nil
+	}
+	return imagexfer.NewServer(c, imagexfer.ServerOptions{MaxTransfers: cfg.MaxBlobTransfers, Logger: cfg.Logger})
+}
+
+// Images lists the images this node holds, by reference, for the managers
+// to know which nodes hold which images.
+func (a *Agent) Images(ctx context.Context) ([]api.NodeImage, error) {
+	imgs, err := a.rt.ListImages(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent: list images: %w", err)
+	}
+	targets := map[string]rt.Descriptor{}
+	if c, ok := a.rt.(rt.Content); ok {
+		recs, err := c.ImageRecords(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("agent: list images: %w", err)
+		}
+		for _, r := range recs {
+			targets[r.Name] = r.Target
+		}
+	}
+	out := make([]api.NodeImage, 0, len(imgs))
+	for _, i := range imgs {
+		t := targets[i.Name]
+		out = append(out, api.NodeImage{Ref: i.Name, Size: i.Size,
+			Target: api.Descriptor{MediaType: t.MediaType, Digest: i.Digest, Size: t.Size}})
+	}
+	slices.SortFunc(out, func(x, y api.NodeImage) int { return strings.Compare(x.Ref, y.Ref) })
+	return out, nil
+}
+
+// obtainImage makes an image a task needs present: from another node
+// through Config.FetchImage first (the copy the operator loaded, over the
+// fleet's own links), then from the image's registry.
+func (a *Agent) obtainImage(ctx context.Context, image string) error {
+	var fetchErr error
+	if a.cfg.FetchImage != nil {
+		if fetchErr = a.cfg.FetchImage(ctx, image); fetchErr == nil {
+			return nil
+		}
+		a.log.Info("image not fetched from another node; trying its registry", "image", image, "err", fetchErr)
+	}
+	_, pullErr := a.rt.PullImage(ctx, image)
+	switch {
+	case pullErr == nil:
+		return nil
+	case a.cfg.FetchImage == nil:
+		return fmt.Errorf("image %s is not on this node and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, pullErr)
+	default:
+		return fmt.Errorf("image %s is on no reachable node (%v) and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, fetchErr, pullErr)
+	}
+}

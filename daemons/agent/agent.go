@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -555,6 +556,14 @@ func (a *Agent) exitLoop(ctx context.Context) {
 	}
 }
 
+// beatSoon makes the next heartbeat go at once.
+func (a *Agent) beatSoon() {
+	select {
+	case a.beatNow <- struct{}{}:
+	default:
+	}
+}
+
 // heartbeatLoop tells the managers this node is alive.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	// The node's name and resources were fixed when it joined; a heartbeat
@@ -563,9 +572,23 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.HeartbeatEvery)
 	defer tick.Stop()
 	failing := false
+	var sent []api.NodeImage // the images the managers have, once known
+	sentOK := false
 	for {
-		desc := api.NodeDescription{EngineVersion: a.cfg.EngineVersion, Mesh: a.meshDescription()}
-		_, err := a.api.Heartbeat(ctx, a.nodeID, api.Heartbeat{Description: desc})
+		hb := api.Heartbeat{Description: api.NodeDescription{EngineVersion: a.cfg.EngineVersion, Mesh: a.meshDescription()}}
+		// The images go only when they changed: other nodes fetch them
+		// from here.
+		if imgs, err := a.Images(ctx); err == nil && (!sentOK || !slices.Equal(imgs, sent)) {
+			if len(imgs) > api.MaxNodeImages {
+				a.log.Warn("more images than the managers keep: the rest cannot be fetched from this node", "images", len(imgs), "kept", api.MaxNodeImages)
+				imgs = imgs[:api.MaxNodeImages]
+			}
+			hb.Description.Images, hb.ImagesChanged = imgs, true
+		}
+		_, err := a.api.Heartbeat(ctx, a.nodeID, hb)
+		if err == nil && hb.ImagesChanged {
+			sent, sentOK = hb.Description.Images, true
+		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
 			a.log.Warn("heartbeat", "err", err)

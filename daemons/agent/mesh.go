@@ -174,10 +174,7 @@ func (a *Agent) setMesh(st wg.Status) {
 	changed := !bytes.Equal(raw, a.meshReach)
 	a.mu.Unlock()
 	if newDesc {
-		select {
-		case a.beatNow <- struct{}{}:
-		default:
-		}
+		a.beatSoon()
 	}
 	if !changed || a.cfg.MeshStatusFile == "" {
 		return

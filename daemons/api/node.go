@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -58,13 +59,41 @@ type NodeDescription struct {
 	// Mesh is the node's end of the WireGuard mesh, once its agent set it
 	// up.
 	Mesh *NodeMesh `json:"mesh,omitempty" yaml:"mesh,omitempty"`
+	// Images are the images the node holds, as its agent last said: the
+	// nodes an image can be fetched from.
+	Images []NodeImage `json:"images,omitempty" yaml:"images,omitempty"`
 }
 
 // Equal says whether two descriptions say the same.
+// (TestNodeDescriptionEqualSeesEveryField keeps it whole when a field is
+// added.)
 func (d NodeDescription) Equal(o NodeDescription) bool {
-	dm, om := d.Mesh, o.Mesh
-	d.Mesh, o.Mesh = nil, nil
-	return d == o && (dm == om || dm != nil && om != nil && *dm == *om)
+	return d.Hostname == o.Hostname && d.OS == o.OS && d.Arch == o.Arch && d.NanoCPUs == o.NanoCPUs &&
+		d.MemoryBytes == o.MemoryBytes && d.EngineVersion == o.EngineVersion && d.Addr == o.Addr &&
+		(d.Mesh == o.Mesh || d.Mesh != nil && o.Mesh != nil && *d.Mesh == *o.Mesh) && slices.Equal(d.Images, o.Images)
+}
+
+// MaxNodeImages bounds the images a node reports (its record is sent to
+// every node).
+const MaxNodeImages = 256
+
+// ValidateNodeImages checks what an agent reports of its images.
+func ValidateNodeImages(imgs []NodeImage) error {
+	if len(imgs) > MaxNodeImages {
+		return Errorf(CodeInvalid, "images: %d reported, at most %d are kept: remove images the node does not need", len(imgs), MaxNodeImages)
+	}
+	for _, i := range imgs {
+		if i.Ref == "" || len(i.Ref) > 512 {
+			return Errorf(CodeInvalid, "images: reference %q: want an image reference of 1 to 512 bytes", i.Ref)
+		}
+		if err := ValidateDigest(i.Target.Digest); err != nil {
+			return Errorf(CodeInvalid, "images: %s: %v", i.Ref, err)
+		}
+		if i.Size < 0 || i.Target.Size < 0 {
+			return Errorf(CodeInvalid, "images: %s: negative size", i.Ref)
+		}
+	}
+	return nil
 }
 
 // Mesh modes: the kernel's WireGuard, or the userspace implementation in
@@ -138,6 +167,9 @@ type ManagerStatus struct {
 // keeps it in memory; only a change of the node's state is written to Raft.
 type Heartbeat struct {
 	Description NodeDescription `json:"description"`
+	// ImagesChanged: Description.Images is the node's whole list now (an
+	// agent sends it only when it changed).
+	ImagesChanged bool `json:"imagesChanged,omitempty"`
 }
 
 // Info describes the manager answering the call.

@@ -1,5 +1,7 @@
 package api
 
+import "strings"
+
 // NodeImage is one image a node holds, as its agent lists it for the
 // managers: enough to tell which nodes hold an image and to fetch it from
 // one of them (the agent's imagexfer.Fetcher takes Ref and Target).
@@ -19,4 +21,14 @@ type Descriptor struct {
 	MediaType string `json:"mediaType"`
 	Digest    string `json:"digest"` // "sha256:" and 64 hex digits
 	Size      int64  `json:"size"`   // bytes of the blob itself
+}
+
+// ValidateDigest checks that s is a blob digest Warren moves between
+// nodes: "sha256:" and 64 lowercase hex digits.
+func ValidateDigest(s string) error {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return Errorf(CodeInvalid, "digest %q: want sha256: followed by 64 lowercase hex digits", s)
+	}
+	return nil
 }

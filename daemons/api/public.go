@@ -26,10 +26,12 @@ func PublicTask(t *Task) *Task {
 		Status: TaskStatus{State: t.Status.State, Timestamp: t.Status.Timestamp, Addr: t.Status.Addr, Health: t.Status.Health}}
 }
 
-// PublicNode keeps a node's name, role, address, state and mesh end (its
-// public key and port: every node needs them to reach it).
+// PublicNode keeps a node's name, role, address, state, mesh end (its
+// public key and port: every node needs them to reach it) and the images
+// it holds (where a node fetches an image from).
 func PublicNode(n *Node) *Node {
 	return &Node{Meta: n.Meta, Spec: NodeSpec{Role: n.Spec.Role, Availability: n.Spec.Availability},
-		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr, Mesh: n.Description.Mesh},
+		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr, Mesh: n.Description.Mesh,
+			Images: n.Description.Images},
 		Status:      n.Status, Subnet: n.Subnet}
 }

@@ -25,6 +25,11 @@ func applyNodeRegister(w *wtx, c *NodeRegister) any {
 		if d.EngineVersion == "" {
 			d.EngineVersion = n.Description.EngineVersion
 		}
+		if !c.ImagesSet {
+			d.Images = n.Description.Images
+		} else if len(d.Images) == 0 {
+			d.Images = nil
+		}
 		if d.Mesh == nil {
 			d.Mesh = n.Description.Mesh
 		} else if err := w.checkMeshKey(n.ID, d.Mesh); err != nil {

@@ -142,7 +142,10 @@ type NodeRegister struct {
 	Role        string              `json:"role"` // used when the node is new
 	Labels      map[string]string   `json:"labels,omitempty"`
 	Description api.NodeDescription `json:"description"`
-	At          time.Time           `json:"at"`
+	// ImagesSet: Description.Images is the node's whole list (none if
+	// empty); otherwise the images recorded are kept.
+	ImagesSet bool      `json:"imagesSet,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // NodeSpec replaces a node's spec (labels, availability, role).

@@ -3,7 +3,6 @@ package imagexfer
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 
 	"github.com/containerd/platforms"
@@ -11,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/api"
 )
 
 // Media types of the documents that refer to other blobs.
@@ -37,12 +37,10 @@ func isManifest(mt string) bool {
 // isDocument says whether blobs of this media type refer to other blobs.
 func isDocument(mt string) bool { return isIndex(mt) || isManifest(mt) }
 
-var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-
 // ParseDigest checks that s is a blob digest this package moves: "sha256:"
 // and 64 lowercase hex digits. The error wraps ErrBadDigest and says so.
 func ParseDigest(s string) (digest.Digest, error) {
-	if !digestRE.MatchString(s) {
+	if err := api.ValidateDigest(s); err != nil {
 		return "", fmt.Errorf("%w %q: want sha256: followed by 64 lowercase hex digits", ErrBadDigest, s)
 	}
 	return digest.Digest(s), nil

@@ -282,8 +282,17 @@ func (l *Leader) heartbeat(ctx context.Context, nodeID string, hb api.Heartbeat)
 		}
 		d.Mesh = m
 	}
+	if hb.ImagesChanged {
+		if err := api.ValidateNodeImages(hb.Description.Images); err != nil {
+			return nil, err
+		}
+		d.Images = hb.Description.Images
+		if len(d.Images) == 0 {
+			d.Images = nil
+		}
+	}
 	if !d.Equal(n.Description) {
-		if _, err := l.core.Propose(ctx, store.CmdNodeRegister, store.NodeRegister{ID: n.ID, Description: d, At: now}); err != nil {
+		if _, err := l.core.Propose(ctx, store.CmdNodeRegister, store.NodeRegister{ID: n.ID, Description: d, ImagesSet: hb.ImagesChanged, At: now}); err != nil {
 			return nil, err
 		}
 	}

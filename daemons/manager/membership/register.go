@@ -91,7 +91,7 @@ func (m *Membership) registerOnce(ctx context.Context) error {
 		if desc.Addr != "" {
 			want.Addr = desc.Addr
 		}
-		if want == self.Description {
+		if want.Equal(self.Description) {
 			return nil
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
 )
 
 func (s *session) imageCmd() *cobra.Command {
@@ -71,13 +72,24 @@ Use - (or no file with -i -) to read the tarball from standard input.`,
 	return cmd
 }
 
+// fleetImage is one image and the nodes that hold it, as image ls shows it.
+type fleetImage struct {
+	Name   string   `json:"name" yaml:"name"`
+	Digest string   `json:"digest" yaml:"digest"`
+	Size   int64    `json:"size" yaml:"size"`
+	Nodes  []string `json:"nodes" yaml:"nodes"`
+}
+
 func (s *session) imageLsCmd() *cobra.Command {
 	var out outputFlag
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
-		Short:   "List the images on the node",
+		Short:   "List the fleet's images and the nodes that hold them",
+		Long: `List the images the nodes hold, as their agents last said, with the nodes
+that hold each: a node that needs an image for a task fetches it from one
+of them, with no registry.`,
 		Example: `  warrenctl image ls
   warrenctl image ls -o json`,
 		Args: noArgs,
@@ -89,12 +101,12 @@ func (s *session) imageLsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := c.Images(cmd.Context())
+			nodes, err := c.Nodes(cmd.Context(), client.ReadOptions{})
 			if err != nil {
 				return err
 			}
-			slices.SortFunc(imgs, func(a, b api.Image) int { return strings.Compare(a.Name, b.Name) })
-			if done, err := listed(s.out(), &out, imgs, quiet, func(i api.Image) string { return i.Name }); done {
+			imgs := fleetImages(nodes)
+			if done, err := listed(s.out(), &out, imgs, quiet, func(i fleetImage) string { return i.Name }); done {
 				return err
 			}
 			rows := make([][]string, 0, len(imgs))
@@ -103,12 +115,41 @@ func (s *session) imageLsCmd() *cobra.Command {
 				if len(d) > 12 {
 					d = d[:12]
 				}
-				rows = append(rows, []string{i.Name, d, api.FormatBytes(i.Size)})
+				rows = append(rows, []string{i.Name, d, api.FormatBytes(i.Size), strings.Join(i.Nodes, ",")})
 			}
-			return format.WriteTable(s.out(), []string{"NAME", "DIGEST", "SIZE"}, rows)
+			return format.WriteTable(s.out(), []string{"NAME", "DIGEST", "SIZE", "NODES"}, rows)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print image names")
 	addOutputFlag(cmd, &out, format.Table, format.Table, format.JSON, format.YAML)
 	return cmd
+}
+
+// fleetImages gathers the images of the nodes' records: one row per name
+// and digest, with the nodes (hostnames, sorted) that hold it.
+func fleetImages(nodes []api.Node) []fleetImage {
+	byKey := map[[2]string]*fleetImage{}
+	for _, n := range nodes {
+		for _, i := range n.Description.Images {
+			k := [2]string{i.Ref, i.Target.Digest}
+			fi := byKey[k]
+			if fi == nil {
+				fi = &fleetImage{Name: i.Ref, Digest: i.Target.Digest, Size: i.Size}
+				byKey[k] = fi
+			}
+			fi.Nodes = append(fi.Nodes, n.Description.Hostname)
+		}
+	}
+	out := make([]fleetImage, 0, len(byKey))
+	for _, fi := range byKey {
+		slices.Sort(fi.Nodes)
+		out = append(out, *fi)
+	}
+	slices.SortFunc(out, func(a, b fleetImage) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Digest, b.Digest)
+	})
+	return out
 }

@@ -355,6 +355,8 @@ func (h *Host) close() error {
 		if err := h.Mesh.Stop(5 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
+		// Its control socket, if it could not remove it itself.
+		os.Remove("/run/wireguard/" + h.MeshIface + ".sock")
 	}
 	if h.Client != nil {
 		h.Client.Close()

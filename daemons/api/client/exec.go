@@ -51,14 +51,23 @@ func (c *Client) Exec(ctx context.Context, ref string, req api.ExecRequest, s Ex
 		return -1, fmt.Errorf("client: encode exec request: %w", err)
 	}
 	hdr := http.Header{"Connection": {"Upgrade"}, "Upgrade": {api.ExecProtocol}}
-	resp, err := c.send(ctx, http.MethodPost, "/v1/tasks/"+esc(ref)+"/exec", raw, hdr)
+	// A session lasts as long as its process: an HTTP client's Timeout
+	// would end it (and hide the connection behind its timer).
+	sc, hc := *c, *c.hc
+	hc.Timeout = 0
+	sc.hc = &hc
+	resp, err := sc.send(ctx, http.MethodPost, "/v1/tasks/"+esc(ref)+"/exec", raw, hdr)
 	if err != nil {
 		return -1, err
 	}
-	conn, ok := resp.Body.(io.ReadWriteCloser)
-	if resp.StatusCode != http.StatusSwitchingProtocols || !ok {
+	if resp.StatusCode != http.StatusSwitchingProtocols {
 		resp.Body.Close()
 		return -1, fmt.Errorf("client: exec: %s answered %s instead of starting a session: is it older than this client?", c.host, resp.Status)
+	}
+	conn, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		return -1, fmt.Errorf("client: exec: the HTTP client of %s cannot switch protocols (its transport gives no writable connection)", c.host)
 	}
 	done := make(chan struct{})
 	defer close(done)

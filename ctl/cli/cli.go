@@ -10,7 +10,8 @@
 //
 // Run is the whole program as a function of its arguments, streams and
 // environment, so that tests run commands in-process against an
-// in-process cluster. Exit codes: 0 success, 1 failure, 2 usage error.
+// in-process cluster. Exit codes: 0 success, 1 failure, 2 usage error;
+// service exec exits with its command's code.
 package cli
 
 import (
@@ -113,6 +114,14 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	var xe *exitError
+	if errors.As(err, &xe) {
+		// A command's own exit code (exec): said already, or not at all.
+		if xe.msg != "" {
+			fmt.Fprintf(stderr, "warrenctl: %s\n", xe.msg)
+		}
+		return xe.code
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		fmt.Fprintln(stderr, "warrenctl: interrupted")

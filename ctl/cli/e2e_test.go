@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -218,8 +219,8 @@ func TestUpdateRollback(t *testing.T) {
 func TestLogsOfMissingService(t *testing.T) {
 	c := startCluster(t)
 	r := c.run("service", "logs", "nope")
-	if r.code != 1 || !strings.Contains(r.stderr, `no service "nope"`) {
-		t.Errorf("service logs of a missing service: exit %d, stderr %q; want the API's not-found message", r.code, r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, `no service or task "nope"`) {
+		t.Errorf("service logs of a missing service: exit %d, stderr %q; want a not-found message (a service or a task)", r.code, r.stderr)
 	}
 }
 
@@ -380,5 +381,42 @@ func TestConfinementFlags(t *testing.T) {
 		if r.code != bad.code || !strings.Contains(r.stderr, bad.want) {
 			t.Errorf("service update %s sec: exit %d, stderr %q; want %d and %q", strings.Join(bad.args, " "), r.code, r.stderr, bad.code, bad.want)
 		}
+	}
+}
+
+// TestExecThroughTheAgent runs warrenctl service exec against a real
+// manager and an agent over the fake runtime: the exit code comes back as
+// warrenctl's, and a task that ended is refused.
+func TestExecThroughTheAgent(t *testing.T) {
+	c := startCluster(t)
+	c.must("service", "create", "--name", "sh", "--restart-condition", "none", "localhost/busybox", "sleep", "1000")
+	if r := c.run("service", "exec", "sh.1", "--", "echo", "hi"); r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("service exec sh.1 -- echo hi: exit %d, stdout %q, stderr %q; want 0 and hi", r.code, r.stdout, r.stderr)
+	}
+	if r := c.run("service", "exec", "sh.1", "--", "exit", "3"); r.code != 3 {
+		t.Errorf("service exec sh.1 -- exit 3: exit %d, stderr %q; want 3", r.code, r.stderr)
+	}
+	if r := c.run("service", "logs", "sh.1"); r.code != 0 {
+		t.Errorf("service logs sh.1: exit %d, stderr %q; want 0", r.code, r.stderr)
+	}
+	// The task ends: exec is refused, saying why.
+	task := c.runningTasks("sh")[0]
+	if err := c.rt.Exit(task.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tk, err := c.m.Client.Task(c.ctx, task.ID)
+		if err == nil && tk.Status.State == api.TaskComplete {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task did not complete: %v %v", tk, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := c.run("service", "exec", task.ID, "--", "echo", "hi")
+	if r.code != 1 || !strings.Contains(r.stderr, "is not running (state complete): exec needs a running container") {
+		t.Errorf("service exec on a complete task: exit %d, stderr %q; want 1 and why", r.code, r.stderr)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,7 +32,16 @@ type fakeManager struct {
 	noLogs    bool     // no logs endpoint, as managers before it
 	logsQuery string
 	logs      []string // what the logs endpoint writes, in writes; three lines if nil
+	execs     []api.ExecRequest
 }
+
+// The fake's tasks of web: one running, one that ended.
+var (
+	fakeRunning = api.Task{Meta: api.Meta{ID: "task00000000000000000001"}, ServiceID: "svc0000000000000000000001", ServiceName: "web", Slot: 1,
+		NodeID: "node000000000000000000001", DesiredState: api.TaskRunning, Status: api.TaskStatus{State: api.TaskRunning}}
+	fakeEnded = api.Task{Meta: api.Meta{ID: "task00000000000000000002"}, ServiceID: "svc0000000000000000000001", ServiceName: "web", Slot: 2,
+		NodeID: "node000000000000000000001", DesiredState: api.TaskShutdown, Status: api.TaskStatus{State: api.TaskComplete}}
+)
 
 func newFake(t *testing.T) (*fakeManager, string) {
 	f := &fakeManager{
@@ -76,6 +86,19 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(l))
 			w.(http.Flusher).Flush()
 		}
+	case r.Method == "GET" && path == "/v1/tasks" && (q.Get("service") == "web" || q.Get("service") == f.svc.ID):
+		writeJSON(w, 200, []api.Task{fakeRunning, fakeEnded})
+	case r.Method == "GET" && strings.HasPrefix(path, "/v1/tasks/"):
+		ref := strings.TrimPrefix(path, "/v1/tasks/")
+		for _, t := range []api.Task{fakeRunning, fakeEnded} {
+			if strings.HasPrefix(t.ID, ref) && len(ref) >= 10 {
+				writeJSON(w, 200, t)
+				return
+			}
+		}
+		writeJSON(w, 404, api.Errorf(api.CodeNotFound, "no task %q: list them with warrenctl task ls", ref))
+	case r.Method == "POST" && strings.HasSuffix(path, "/exec"):
+		f.exec(w, r, strings.TrimSuffix(strings.TrimPrefix(path, "/v1/tasks/"), "/exec"))
 	case r.Method == "PUT" && (svcPath || path == "/v1/nodes/"+f.node.ID+"/spec"):
 		f.puts = append(f.puts, q.Get("version"))
 		meta := &f.svc.Meta
@@ -112,6 +135,102 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		writeJSON(w, 404, api.Errorf(api.CodeNotFound, "no endpoint %s %s", r.Method, path))
+	}
+}
+
+// exec runs a session as a node's agent would: echo, exit N, cat (stdin
+// back), and an error for anything else.
+func (f *fakeManager) exec(w http.ResponseWriter, r *http.Request, id string) {
+	var req api.ExecRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	f.execs = append(f.execs, req)
+	if id == fakeEnded.ID {
+		writeJSON(w, 409, api.Errorf(api.CodeConflict, "task web.2.task00000000 is not running (state complete): exec needs a running container"))
+		return
+	}
+	if id != fakeRunning.ID || r.Header.Get("Upgrade") != api.ExecProtocol {
+		writeJSON(w, 400, api.Errorf(api.CodeInvalid, "exec of %q without an upgrade", id))
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+api.ExecProtocol+"\r\n\r\n")
+	exit := api.ExecExit{}
+	switch req.Cmd[0] {
+	case "echo":
+		api.WriteFrame(conn, api.FrameStdout, []byte(strings.Join(req.Cmd[1:], " ")+"\n"))
+		api.WriteFrame(conn, api.FrameStderr, []byte("to stderr\n"))
+	case "exit":
+		exit.Code, _ = strconv.Atoi(req.Cmd[1])
+	case "cat":
+		for {
+			kind, p, err := api.ReadFrame(brw)
+			if err != nil || kind == api.FrameStdinEOF {
+				break
+			}
+			api.WriteFrame(conn, api.FrameStdout, p)
+		}
+	default:
+		exit = api.ExecExit{Code: -1, Error: fmt.Sprintf("%q: command not found in the container", req.Cmd[0]), NotFound: true}
+	}
+	b, _ := json.Marshal(exit)
+	api.WriteFrame(conn, api.FrameExit, b)
+}
+
+func TestExecPassesTheExitCodeOn(t *testing.T) {
+	f, url := newFake(t)
+	for _, tc := range []struct {
+		stdin  string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"", []string{"web.1", "--", "echo", "hi"}, 0, "hi\n", "to stderr\n"},
+		{"", []string{"task0000000000000000", "echo", "-n", "hi"}, 0, "-n hi\n", "to stderr\n"}, // flags after the task are the command's
+		{"", []string{"web.1", "--", "exit", "3"}, 3, "", ""},
+		{"piped in\n", []string{"-i", "web.1", "--", "cat"}, 0, "piped in\n", ""},
+		{"", []string{"web.1", "--", "nope"}, 127, "", "command not found"},
+		{"", []string{"web.2", "--", "echo", "hi"}, 1, "", "is not running (state complete): exec needs a running container"},
+		{"", []string{"web.9", "--", "echo", "hi"}, 1, "", `no task "web.9"`},
+		{"", []string{"web.1"}, 2, "", "no command"},
+		{"", []string{"web.1", "--"}, 2, "", "no command"},
+		{"", []string{}, 2, "", "give the task and the command"},
+		{"", []string{"-t", "web.1", "--", "sh"}, 2, "", "stdin is not one"},
+	} {
+		r := runWith(context.Background(), url, tc.stdin, append([]string{"service", "exec"}, tc.args...)...)
+		if r.code != tc.code || r.stdout != tc.stdout || !strings.Contains(r.stderr, tc.stderr) {
+			t.Errorf("warrenctl service exec %s: exit %d, stdout %q, stderr %q; want %d, %q and stderr with %q",
+				strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.code, tc.stdout, tc.stderr)
+		}
+	}
+	if len(f.execs) == 0 || f.execs[0].TTY || f.execs[0].Stdin {
+		t.Errorf("the first exec asked %+v; want no TTY and no stdin", f.execs)
+	}
+}
+
+// TestLogsNameTheMissingNode: a notice in the stream is a warning on
+// stderr, not a line of stdout, and the command fails after showing
+// every line it got.
+func TestLogsNameTheMissingNode(t *testing.T) {
+	f, url := newFake(t)
+	notice := api.LogNotice{Node: "n2abcdefghijklmnopqrstuvw", Hostname: "w2", Task: "web.2.abcdefghijkl", Message: "cannot be reached (dial tcp: i/o timeout): its lines are missing"}
+	f.logs = []string{"web.1 | line 1\n", string(notice.Line()), "web.1 | line 2\n"}
+	r := runWith(context.Background(), url, "", "service", "logs", "web")
+	if r.code != 1 || r.stdout != "web.1 | line 1\nweb.1 | line 2\n" {
+		t.Errorf("service logs with a node missing: exit %d, stdout %q; want 1 and both lines of web.1", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "warning: node w2 (n2abcdefghij), task web.2.abcdefghijkl: cannot be reached") ||
+		!strings.Contains(r.stderr, "incomplete: lines of node w2 are missing") {
+		t.Errorf("service logs with a node missing: stderr %q; want a warning naming w2 and the failure", r.stderr)
+	}
+	// A task: the service's logs of that task only.
+	r = runWith(context.Background(), url, "", "service", "logs", "web.1")
+	if f.logsQuery != "task="+fakeRunning.ID {
+		t.Errorf("service logs web.1 asked with query %q, want task=%s", f.logsQuery, fakeRunning.ID)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +43,14 @@ func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	c := &cluster{t: t, m: managertest.Start(t, managertest.Options{}), rt: fake.New(), ctx: ctx}
+	// The agent serves its socket (logs, exec) to the manager.
+	sockDir, err := os.MkdirTemp("", "warren-ag-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	agentSock := filepath.Join(sockDir, "agent.sock")
+	c := &cluster{t: t, m: managertest.Start(t, managertest.Options{AgentSocket: agentSock}), rt: fake.New(), ctx: ctx}
 	c.host = "unix://" + c.m.Socket
 	c.rt.AddImage("localhost/busybox:latest")
 	c.rt.AddImage("localhost/busybox:1.37")
@@ -55,6 +64,13 @@ func startCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, err := net.Listen("unix", agentSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.Handler()}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
 	actx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(actx) }()

@@ -2,13 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -22,12 +17,18 @@ func (s *session) serviceLogsCmd() *cobra.Command {
 	var follow, raw bool
 	var tail string
 	cmd := &cobra.Command{
-		Use:   "logs SERVICE",
-		Short: "Show the output of a service's tasks",
-		Long: `Show what the service's tasks write to stdout and stderr, each line
-prefixed with its task's name, as the manager serves it from
-GET /v1/services/{ref}/logs. -f keeps printing new lines until
-interrupted.
+		Use:   "logs SERVICE|TASK",
+		Short: "Show the output of a service's tasks, on every node",
+		Long: `Show what the service's tasks write to stdout and stderr, wherever they
+run, each line prefixed with its task's name, as the manager serves it
+from GET /v1/services/{ref}/logs: it reads each task's log on the node
+that runs it. Give a task (its ID, an ID prefix, or SERVICE.SLOT) to see
+that task's lines only. -f keeps printing new lines until interrupted.
+
+A node that cannot be reached (down, cut off, its agent not answering)
+is named in a warning on stderr, and so is a node whose stream breaks
+while following; the other nodes' lines are still shown, and the command
+exits 1 because some lines are missing.
 
 What a container writes may hold terminal control sequences. When
 stdout is a terminal, control characters other than tab and newline are
@@ -39,36 +40,44 @@ A manager that does not serve logs answers 404: read them on the node
 that runs the task instead, where the agent keeps them under its data
 directory (logs/).`,
 		Example: `  warrenctl service logs web
-  warrenctl service logs -f --tail 100 web`,
+  warrenctl service logs -f --tail 100 web
+  warrenctl service logs web.2`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: s.completeService,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			q := url.Values{}
-			if follow {
-				q.Set("follow", "1")
-			}
+			o := client.LogOptions{Follow: follow, Tail: -1}
 			if tail != "all" {
 				n, err := strconv.ParseUint(tail, 10, 32)
 				if err != nil {
 					return usagef(cmd, "--tail %q: give a number of lines or all", tail)
 				}
-				q.Set("tail", strconv.FormatUint(n, 10))
+				o.Tail = int(n)
 			}
 			c, err := s.client()
 			if err != nil {
 				return err
 			}
-			// Resolve the service first, so that a 404 from the logs
-			// endpoint means the endpoint, not the service, is missing.
-			svc, err := c.Service(cmd.Context(), args[0], client.ReadOptions{})
+			ctx := cmd.Context()
+			// Resolve the service (or the task) first, so that a 404 from
+			// the logs endpoint means the endpoint, not the service, is
+			// missing.
+			name := args[0]
+			svc, err := c.Service(ctx, args[0], client.ReadOptions{})
+			if api.IsCode(err, api.CodeNotFound) {
+				t, terr := s.resolveTask(ctx, c, args[0])
+				if terr != nil {
+					if api.IsCode(terr, api.CodeNotFound) {
+						return api.Errorf(api.CodeNotFound, "no service or task %q: warrenctl service ls lists the services, warrenctl service ps SERVICE their tasks", args[0])
+					}
+					return terr
+				}
+				svc, err = c.Service(ctx, t.ServiceID, client.ReadOptions{})
+				o.Task, name = t.ID, t.Name()
+			}
 			if err != nil {
 				return err
 			}
-			path := "/v1/services/" + url.PathEscape(svc.ID) + "/logs"
-			if len(q) > 0 {
-				path += "?" + q.Encode()
-			}
-			body, err := stream(cmd.Context(), s.hostAddr(), path)
+			body, err := c.ServiceLogs(ctx, svc.ID, o)
 			if err != nil {
 				var ae *api.Error
 				if errors.As(err, &ae) && ae.Code == api.CodeNotFound {
@@ -83,8 +92,23 @@ directory (logs/).`,
 			if raw || !s.app.IsTerminal(s.app.Stdout) {
 				out = s.app.Stdout
 			}
-			if _, err := io.Copy(out, body); err != nil && cmd.Context().Err() == nil {
-				return fmt.Errorf("service %s: reading logs: %w", svc.Spec.Name, err)
+			missing := 0
+			err = client.CopyLogs(out, body, func(n api.LogNotice) {
+				missing++
+				fmt.Fprintf(s.stderr, "warrenctl: warning: %s\n", n)
+			})
+			var inc *client.IncompleteLogsError
+			switch {
+			case errors.As(err, &inc):
+				return fmt.Errorf("%s %s: %w", kindOf(o.Task), name, err)
+			case err != nil && ctx.Err() != nil:
+				// Interrupted while following: that is how -f ends.
+				if missing > 0 {
+					return fmt.Errorf("%s %s: the logs are incomplete: some nodes' lines are missing (see the warnings above)", kindOf(o.Task), name)
+				}
+				return nil
+			case err != nil:
+				return fmt.Errorf("%s %s: reading logs: %w", kindOf(o.Task), name, err)
 			}
 			return nil
 		},
@@ -95,55 +119,44 @@ directory (logs/).`,
 	return cmd
 }
 
-// stream GETs path from the manager at host and returns the body as it
-// arrives. The typed client reads whole responses only, so this dials
-// the same way client.New does: unix:///PATH, /PATH or http(s)://HOST.
-func stream(ctx context.Context, host, path string) (io.ReadCloser, error) {
-	hc, base := &http.Client{}, ""
-	switch {
-	case strings.HasPrefix(host, "unix://") || strings.HasPrefix(host, "/"):
-		sock := strings.TrimPrefix(host, "unix://")
-		hc.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}}
-		base = "http://warren"
-	case strings.HasPrefix(host, "http://") || strings.HasPrefix(host, "https://"):
-		u, err := url.Parse(host)
-		if err != nil {
-			return nil, err
-		}
-		base = u.Scheme + "://" + u.Host
-	default:
-		return nil, fmt.Errorf("host %q: use unix:///path/to/api.sock or http://host:port", host)
+func kindOf(task string) string {
+	if task != "" {
+		return "task"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-	if err != nil {
+	return "service"
+}
+
+// resolveTask finds a task by ID or ID prefix, or by its name,
+// SERVICE.SLOT (SERVICE.NODE for a global service's): of the tasks of
+// that name, the one that runs, else the newest.
+func (s *session) resolveTask(ctx context.Context, c *client.Client, ref string) (*api.Task, error) {
+	t, err := c.Task(ctx, ref)
+	if err == nil || !api.IsCode(err, api.CodeNotFound) {
+		return t, err
+	}
+	i := strings.LastIndexByte(ref, '.')
+	if i <= 0 {
 		return nil, err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		var op *net.OpError
-		if errors.As(err, &op) {
-			err = op.Err
-		}
-		return nil, fmt.Errorf("%w at %s (%v): is warren-manager running, and may you use its socket (root or group warren)?", client.ErrUnreachable, host, err)
+	ts, lerr := c.Tasks(ctx, client.TaskQuery{Service: ref[:i]})
+	if lerr != nil {
+		return nil, err
 	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e api.Error
-		if json.Unmarshal(b, &e) == nil && e.Message != "" {
-			return nil, &e
+	var best *api.Task
+	for k := range ts {
+		tk := &ts[k]
+		if tk.Name() != ref && !(tk.Slot == 0 && strings.HasPrefix(tk.NodeID, ref[i+1:])) {
+			continue
 		}
-		code := api.CodeInternal
-		if resp.StatusCode == http.StatusNotFound {
-			code = api.CodeNotFound
+		switch {
+		case best == nil,
+			tk.Status.State == api.TaskRunning && best.Status.State != api.TaskRunning,
+			(tk.Status.State == api.TaskRunning) == (best.Status.State == api.TaskRunning) && tk.CreatedAt.After(best.CreatedAt):
+			best = tk
 		}
-		return nil, &api.Error{Code: code, Message: fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(b)))}
 	}
-	return resp.Body, nil
+	if best == nil {
+		return nil, err
+	}
+	return best, nil
 }

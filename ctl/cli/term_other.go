@@ -3,8 +3,12 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"io"
 	"os"
+
+	"github.com/warren-edge/warren/daemons/api"
 )
 
 // isTerminal says whether w is a character device, which is what a
@@ -17,3 +21,11 @@ func isTerminal(w io.Writer) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
+
+var errNoRawMode = errors.New("a terminal for the command (-t) is made on Linux only")
+
+func makeRaw(*os.File) (func(), error) { return nil, errNoRawMode }
+
+func termSize(*os.File) (api.TermSize, error) { return api.TermSize{}, errNoRawMode }
+
+func watchResize(context.Context, *os.File) <-chan api.TermSize { return nil }

@@ -35,5 +35,10 @@
 // The agent socket (Handler) is open to group warren while the agent runs
 // as root: every route that takes a task ID checks it (withTaskID,
 // api.ValidateID) before anything else, and taskPath, the one place a task
-// ID becomes a file path, checks it again.
+// ID becomes a file path, checks it again. (Exec on it is as powerful as
+// exec through the manager: the socket's group is the node's operators.)
+// It serves images, task logs and exec sessions (exec.go: an upgraded
+// connection of api frames, run through the runtime's ExecStream); the
+// manager passes the cluster API's calls of those here, on the node that
+// runs the task.
 package agent

@@ -19,14 +19,15 @@ import (
 const maxImageUpload = 4 << 30
 
 // Handler serves the agent's local API (the agent.sock): the node's images,
-// image loading, task logs and the agent's own status. The manager proxies
-// the cluster API's image and log endpoints here.
+// image loading, task logs, exec sessions and the agent's own status. The
+// manager proxies the cluster API's image, log and exec endpoints here.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", a.getStatus)
 	mux.HandleFunc("GET /v1/images", a.listImages)
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", withTaskID(a.taskLogs))
+	mux.HandleFunc("POST /v1/tasks/{id}/exec", withTaskID(a.exec))
 	if a.blobs != nil {
 		mux.Handle(imagexfer.BlobPattern, a.blobs)
 	}

@@ -242,7 +242,7 @@ func New(cfg Config) (*Manager, error) {
 	go m.store.RunCheckpoints(ctx)
 	ctlCfg := controlapi.Config{NodeID: m.nodeID, ClusterID: id.ClusterID, ClusterCIDR: id.ClusterCIDR, DataDir: cfg.DataDir, Version: Version, AgentSocket: cfg.AgentSocket,
 		Orchestrator: orchestrator.Options{RescheduleGrace: cfg.RescheduleGrace}, RevokeFor: membership.CertTTL(),
-		Health: m.Healthy, Watchers: m.metrics.watchersDelta}
+		Health: m.Healthy, Watchers: m.metrics.watchersDelta, Peers: m.peers, Logger: cfg.Logger}
 
 	if cfg.Worker {
 		m.work = worker.New(worker.Config{NodeID: m.nodeID, Managers: m.mem.ManagerIDs, Peers: m.peers, Logger: cfg.Logger}, m.store)

@@ -1,9 +1,13 @@
 package manager
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,20 +20,28 @@ import (
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
+	"github.com/warren-edge/warren/daemons/store"
 )
 
 // The router: every request is authenticated (who is calling: the socket
 // or the certificate, and for a request a manager passes on, the caller
 // it names), authorized against its route's rule, then run where its
-// route runs: here, or on the leader.
+// route runs: here, on the leader, or on the node that runs its task.
 //
-//	request ─▶ authenticate ─▶ route ─▶ rule.Check(caller) ─▶ place ─▶ handler
-//	                                                            └─▶ leader (same caller, checked again there)
+//	request ─▶ authenticate ─▶ route ─▶ rule.Check(caller) ─▶ [worker's node port: fence] ─▶ place ─▶ handler
+//	                                                                     ├─▶ leader (same caller, checked again there)
+//	                                                                     └─▶ the task's node (same caller, checked again there)
 
 // authenticator says who is calling.
 type authenticator func(r *http.Request) (authz.Caller, error)
 
 type authnKey struct{}
+
+// nodePortKey marks a request that came over the node port (or the
+// in-memory network of tests), not a local socket.
+type nodePortKey struct{}
+
+func fromNodePort(r *http.Request) bool { return r.Context().Value(nodePortKey{}) != nil }
 
 // routes builds the mux of the route table.
 func (m *Manager) routes() *http.ServeMux {
@@ -52,7 +64,16 @@ func (m *Manager) routes() *http.ServeMux {
 				httpx.Error(w, err)
 				return
 			}
-			run(w, r.WithContext(authz.WithCaller(r.Context(), c)))
+			if m.work != nil && fromNodePort(r) && !workerPortServes(rt, c) {
+				httpx.Error(w, api.Errorf(api.CodeForbidden, "%s may not call %s %s on the node port of worker %s: a worker's node port serves only the task routes (logs, exec) that a manager passes on for a person; call a manager", c, r.Method, r.URL.Path, m.nodeID))
+				return
+			}
+			if rt.rule.Audit && c.Via == "" {
+				if !m.audit(w, r, c, rt.pattern) {
+					return
+				}
+			}
+			run(&hijackWriter{ResponseWriter: w}, r.WithContext(authz.WithCaller(r.Context(), c)))
 		}))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -61,9 +82,62 @@ func (m *Manager) routes() *http.ServeMux {
 	return mux
 }
 
+// workerPortServes says whether a worker's node port serves rt to c: only
+// the routes placed on a task's node, and only when a manager passes on
+// the request of a person (a local caller of a manager, or an operator),
+// which it vouches for. Nothing else reaches a worker over the network:
+// not other nodes for themselves, not operators' certificates directly,
+// not joins.
+func workerPortServes(rt route, c authz.Caller) bool {
+	return rt.place == onTaskNode && c.Via != "" && (c.Kind == authz.Local || c.Kind == authz.Operator)
+}
+
+// audit logs a call of an audited route where its caller enters the
+// cluster: who, the route, and the request's body (an exec's command).
+// It says false when it could not read the body (and answered).
+func (m *Manager) audit(w http.ResponseWriter, r *http.Request, c authz.Caller, pattern string) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxBody))
+	if err != nil {
+		httpx.Error(w, httpx.BodyError(err))
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	m.log.Info("audit", "caller", c.String(), "route", pattern, "ref", r.PathValue("ref"), "request", string(body))
+	return true
+}
+
+// hijackWriter clears the connection's deadlines when a handler takes it
+// over (an exec session, spliced for as long as it lasts): the node port
+// bounds how long reading a request may take, and that bound must not
+// end a session.
+type hijackWriter struct{ http.ResponseWriter }
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		conn.SetDeadline(time.Time{})
+	}
+	return conn, brw, err
+}
+
+func (w *hijackWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (m *Manager) withAuthn(a authenticator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authnKey{}, a)))
+	})
+}
+
+// onNodePort marks h's requests as come over the node port.
+func onNodePort(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nodePortKey{}, true)))
 	})
 }
 
@@ -83,16 +157,16 @@ func (m *Manager) ReadOnlyHandler() http.Handler {
 
 // nodePortHandler serves the API on the node port: callers are who their
 // certificates say, as the cluster's records have them now.
-func (m *Manager) nodePortHandler() http.Handler { return m.withAuthn(m.mem.Authenticate) }
+func (m *Manager) nodePortHandler() http.Handler { return onNodePort(m.withAuthn(m.mem.Authenticate)) }
 
 // PeerHandler serves the API as the node port does, to a transport that
 // tells who the caller is itself (tests: an in-memory network between
 // managers): identity returns the verified identity of r's sender.
 func (m *Manager) PeerHandler(identity func(r *http.Request) (pki.Identity, bool)) http.Handler {
-	return m.withAuthn(func(r *http.Request) (authz.Caller, error) {
+	return onNodePort(m.withAuthn(func(r *http.Request) (authz.Caller, error) {
 		id, ok := identity(r)
 		return m.mem.AuthenticateAs(r, id, ok)
-	})
+	}))
 }
 
 // place wraps a route's handler with where it runs.
@@ -115,8 +189,64 @@ func (m *Manager) place(rt route) http.HandlerFunc {
 			return relayOwn(m.work.Relay)
 		}
 		return m.onLeader(rt.h)
+	case onTaskNode:
+		return m.onTaskNode(rt.h)
 	}
 	return rt.h
+}
+
+// onTaskNode runs h on the node that runs the task {ref} names (by ID or
+// ID prefix, as the task handlers resolve it): here when that is this
+// node, whose agent holds the task's container; else the request goes on
+// to that node's manager over the node port (its node record's address),
+// with its caller, where the route's rule is checked again and h runs
+// against that node's agent. The answer streams back as it comes, an
+// exec session's upgraded connection included.
+//
+// A request passed on already is never passed on again (the task moved
+// meanwhile: retry), and a worker's manager passes nothing on: it may not
+// vouch for its callers, so it serves its own node's tasks only.
+func (m *Manager) onTaskNode(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ref := r.PathValue("ref")
+		var t *api.Task
+		var node *api.Node
+		var err error
+		m.store.View(func(v *store.View) error {
+			if t, err = v.Task(ref); err == nil {
+				node, _ = v.NodeByID(t.NodeID)
+			}
+			return nil
+		})
+		if err != nil {
+			httpx.Error(w, err)
+			return
+		}
+		name := t.NodeID
+		if node != nil && node.Description.Hostname != "" {
+			name = fmt.Sprintf("%s (%s)", node.Description.Hostname, t.NodeID)
+		}
+		switch {
+		case t.NodeID == "":
+			httpx.Error(w, api.Errorf(api.CodeConflict, "task %s is on no node yet (state %s): it has no container to read or run in", t.LogName(), t.Status.State))
+		case t.NodeID == m.nodeID:
+			h(w, r)
+		case m.work != nil:
+			httpx.Error(w, api.Errorf(api.CodeForbidden, "task %s runs on node %s, and this node is a worker: it serves only its own tasks; ask a manager (warrenctl on a manager, or --host with an operator certificate)", t.LogName(), name))
+		case r.Header.Get(forwardedHeader) != "":
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "task %s runs on node %s, not on this node %s, as this node's state has it (it moved meanwhile?): retry", t.LogName(), name, m.nodeID))
+		default:
+			// The task by its ID: the next node resolves the same task
+			// whatever prefix was given.
+			fwd := r.Clone(r.Context())
+			fwd.URL.Path = strings.Replace(r.URL.Path, "/"+ref+"/", "/"+t.ID+"/", 1)
+			fwd.URL.RawPath = ""
+			m.peers.Proxy(w, fwd, t.NodeID, authz.CallerOf(r.Context()), http.Header{forwardedHeader: {m.nodeID}},
+				func(w http.ResponseWriter, err error) {
+					httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s, which runs task %s, cannot be reached: %v", name, t.LogName(), err))
+				})
+		}
+	}
 }
 
 // relayOwn lets a worker's manager relay only its own node's reports
@@ -138,7 +268,7 @@ const (
 	// took for the leader: that one never passes it on again (during an
 	// election it answers "not the leader any more", and the sender finds
 	// the new leader).
-	forwardedHeader = "X-Warren-Forwarded-By"
+	forwardedHeader = peer.ForwardedHeader
 	// indexHeader carries the leader's applied index on its answers.
 	indexHeader = "X-Warren-Index"
 )

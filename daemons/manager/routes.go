@@ -21,6 +21,12 @@ const (
 	// leader from a manager; a worker's manager relays it to a manager as
 	// the node itself.
 	nodeWrite
+	// onTaskNode: on the node that runs the task {ref} names (its logs,
+	// exec): here if it is this node's, else passed on to that node's
+	// manager (a worker's too) over the node port, with the caller, and
+	// checked again there. These are the only routes a worker's node port
+	// serves, and only to a manager passing on a person's request.
+	onTaskNode
 )
 
 // route is one endpoint of the API: who may call it (checked on every
@@ -58,11 +64,14 @@ func (m *Manager) routeTable() []route {
 		{"POST /v1/services/{ref}/scale", writers, onLeader, c.ScaleService},
 		{"POST /v1/services/{ref}/rollback", writers, onLeader, c.RollbackService},
 		{"DELETE /v1/services/{ref}", writers, onLeader, c.DeleteService},
+		// A service's logs: its tasks' logs, each read on its own node
+		// (GET /v1/tasks/{ref}/logs there), merged here.
 		{"GET /v1/services/{ref}/logs", readers, here, c.ServiceLogs},
 
 		{"GET /v1/tasks", readers, readLeader, c.ListTasks},
 		{"GET /v1/tasks/{ref}", readers, readLeader, c.GetTask},
-		{"GET /v1/tasks/{ref}/logs", readers, here, c.TaskLogs},
+		{"GET /v1/tasks/{ref}/logs", readers, onTaskNode, c.TaskLogs},
+		{"POST /v1/tasks/{ref}/exec", authz.Rule{Who: authz.Writers, Audit: true}, onTaskNode, c.Exec},
 
 		{"GET /v1/nodes", readers, readLeader, c.ListNodes},
 		{"GET /v1/nodes/{ref}", readers, readLeader, c.GetNode},

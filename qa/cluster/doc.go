@@ -68,4 +68,8 @@
 //     and its forwarding, where the tests above found faults.
 //   - TestSecurity, TestConcurrentTokenRequests: tokens, certificates, the
 //     worker's scope, the local socket.
+//   - TestLogsAndExecAcrossNodes: a service's logs and exec asked of m1 run
+//     on the workers that run its tasks (operators' certificates too); a
+//     cut-off worker is named, never left out; a worker's certificate reads
+//     no other node's logs; warrenctl's exit codes and warnings.
 package cluster

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 	"time"
@@ -13,6 +14,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/warren-edge/warren/daemons/agent/runtime"
 )
@@ -40,7 +42,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 	}
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		return -1, nil, fmt.Errorf("containerd: exec in %s: the container is not running", id)
+		return -1, nil, fmt.Errorf("containerd: exec in %s: %w", id, runtime.ErrNotRunning)
 	}
 	if err != nil {
 		return -1, nil, wrap("exec in "+id, err)
@@ -100,6 +102,137 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 	}
 	waitIO(proc)
 	return int(es.ExitCode()), out.Bytes(), nil
+}
+
+// ExecStream runs x.Args in the running container id as Exec does (the
+// environment, user and working directory of the container's process),
+// with the session's streams attached: a terminal with x.TTY (resized
+// from x.Resize), stdin from x.Stdin when set (closed in the process when
+// it returns io.EOF). It returns the exit code once the process ended and
+// its output is copied (a background child that holds the output open
+// gets two seconds), or kills the process when ctx ends first.
+func (r *Runtime) ExecStream(ctx context.Context, id string, x runtime.ExecIO) (int, error) {
+	if len(x.Args) == 0 {
+		return -1, fmt.Errorf("containerd: exec in %s: no command: %w", id, runtime.ErrInvalidSpec)
+	}
+	ctx = r.nsctx(ctx)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return -1, r.notFound("exec in", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return -1, fmt.Errorf("containerd: exec in %s: %w", id, runtime.ErrNotRunning)
+	}
+	if err != nil {
+		return -1, wrap("exec in "+id, err)
+	}
+	if st, err := task.Status(ctx); err != nil {
+		return -1, wrap("exec in "+id, err)
+	} else if st.Status != containerd.Running {
+		return -1, fmt.Errorf("containerd: exec in %s (%s): %w", id, st.Status, runtime.ErrNotRunning)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return -1, wrap("exec in "+id, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = x.Args
+	pspec.Terminal = x.TTY
+	pspec.ConsoleSize = nil
+	if x.TTY && x.Size.Width > 0 && x.Size.Height > 0 {
+		pspec.ConsoleSize = &specs.Box{Width: uint(x.Size.Width), Height: uint(x.Size.Height)}
+	}
+
+	var stdin io.Reader
+	stdinEOF := make(chan struct{})
+	if x.Stdin != nil {
+		stdin = &eofSignal{r: x.Stdin, eof: stdinEOF}
+	}
+	// The shim wants both outputs (it fails to open an empty FIFO path
+	// for one): what the caller does not take is discarded.
+	stdout, stderr := x.Stdout, x.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil || x.TTY {
+		stderr = io.Discard
+	}
+	copts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr)}
+	if x.TTY {
+		copts = append(copts, cio.WithTerminal)
+	}
+	if r.opts.FIFODir != "" {
+		copts = append(copts, cio.WithFIFODir(r.opts.FIFODir))
+	}
+	proc, err := task.Exec(ctx, "exec-"+randomHex(8), &pspec, cio.NewCreator(copts...))
+	if err != nil {
+		return -1, classifyStartErr("exec in "+id, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		proc.Delete(dctx, containerd.WithProcessKill)
+	}()
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		return -1, wrap("exec in "+id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return -1, classifyStartErr("exec in "+id, err)
+	}
+	for {
+		select {
+		case es := <-statusC:
+			if err := es.Error(); err != nil {
+				return -1, wrap("exec in "+id, err)
+			}
+			drainIO(proc, 2*time.Second)
+			return int(es.ExitCode()), nil
+		case <-stdinEOF:
+			stdinEOF = nil
+			if err := proc.CloseIO(ctx, containerd.WithStdinCloser); err != nil && ctx.Err() == nil {
+				return -1, wrap("exec in "+id+": close stdin", err)
+			}
+		case sz, ok := <-x.Resize:
+			if !ok {
+				x.Resize = nil
+				continue
+			}
+			if x.TTY && sz.Width > 0 && sz.Height > 0 {
+				proc.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+			}
+		case <-ctx.Done():
+			proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+			return -1, fmt.Errorf("containerd: exec %q in %s: %w", x.Args, id, ctx.Err())
+		}
+	}
+}
+
+// eofSignal closes eof when r returns io.EOF.
+type eofSignal struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
+}
+
+// drainIO waits up to d for the output copy to finish, then cancels it.
+func drainIO(p containerd.Process, d time.Duration) {
+	done := make(chan struct{})
+	go func() { p.IO().Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		p.IO().Cancel()
+	}
 }
 
 // waitIO waits briefly for the output copy to finish: a background child

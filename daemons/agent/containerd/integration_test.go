@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -402,6 +404,74 @@ func TestExec(t *testing.T) {
 	}
 	if c := e.inspect(id); c.State != runtime.StateRunning {
 		t.Errorf("container is %s after execs", c.State)
+	}
+}
+
+// syncBuf is a buffer written by the copy goroutines of cio.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestExecStream(t *testing.T) {
+	e := setup(t)
+	id := e.run(spec("exs", "sleep", "1000"))
+	var out, errb syncBuf
+	code, err := e.r.ExecStream(bg, id, runtime.ExecIO{Args: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, Stdout: &out, Stderr: &errb})
+	if err != nil || code != 3 || out.String() != "out\n" || errb.String() != "err\n" {
+		t.Errorf("ExecStream = %d, %v, stdout %q, stderr %q; want 3 and the streams apart", code, err, out.String(), errb.String())
+	}
+	// Stdin to its end: cat exits when it closes.
+	out = syncBuf{}
+	code, err = e.r.ExecStream(bg, id, runtime.ExecIO{Args: []string{"cat"}, Stdin: strings.NewReader("line one\nline two\n"), Stdout: &out})
+	if err != nil || code != 0 || out.String() != "line one\nline two\n" {
+		t.Errorf("ExecStream cat = %d, %v, %q; want its input back and exit 0", code, err, out.String())
+	}
+	// A terminal of the size asked, resized.
+	out = syncBuf{}
+	resize := make(chan runtime.TermSize, 1)
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, err = e.r.ExecStream(bg, id, runtime.ExecIO{Args: []string{"sh", "-c", "stty size; read x; stty size"}, TTY: true,
+			Size: runtime.TermSize{Width: 91, Height: 17}, Stdin: pr, Stdout: &out, Resize: resize})
+	}()
+	waitFor(t, 10*time.Second, "the first size", func() bool { return strings.Contains(out.String(), "17 91") })
+	resize <- runtime.TermSize{Width: 120, Height: 40}
+	time.Sleep(200 * time.Millisecond)
+	io.WriteString(pw, "go\r")
+	<-done
+	if err != nil || code != 0 || !strings.Contains(out.String(), "40 120") {
+		t.Errorf("ExecStream with a TTY = %d, %v, %q; want sizes 17 91 then 40 120", code, err, out.String())
+	}
+	pw.Close()
+	// A session whose context ends kills its process.
+	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if _, err := e.r.ExecStream(ctx, id, runtime.ExecIO{Args: []string{"sleep", "30"}}); err == nil || time.Since(t0) > 5*time.Second {
+		t.Errorf("ExecStream past its context = %v after %v; want an error at once", err, time.Since(t0))
+	}
+	if _, err := e.r.ExecStream(bg, id, runtime.ExecIO{Args: []string{"no-such-cmd"}}); !errors.Is(err, runtime.ErrCommandNotFound) {
+		t.Errorf("ExecStream of a missing command: %v; want ErrCommandNotFound", err)
+	}
+	stopped := e.run(spec("exstop", "true"))
+	waitFor(t, 10*time.Second, "the container to exit", func() bool { return e.inspect(stopped).State == runtime.StateStopped })
+	if _, err := e.r.ExecStream(bg, stopped, runtime.ExecIO{Args: []string{"true"}}); !errors.Is(err, runtime.ErrNotRunning) {
+		t.Errorf("ExecStream in a stopped container: %v; want ErrNotRunning", err)
 	}
 }
 

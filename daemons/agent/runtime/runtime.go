@@ -30,6 +30,9 @@ var (
 	ErrInvalidSpec = errors.New("runtime: invalid container settings")
 	// ErrUnavailable: the container engine does not answer.
 	ErrUnavailable = errors.New("runtime: container engine unavailable")
+	// ErrNotRunning: the container exists but runs no process (exec
+	// needs one).
+	ErrNotRunning = errors.New("runtime: container not running")
 )
 
 // Mount is a bind mount or a tmpfs in the container.
@@ -118,6 +121,24 @@ type Image struct {
 	Size   int64  // bytes of its content on disk
 }
 
+// TermSize is a terminal's size in characters.
+type TermSize struct{ Width, Height uint16 }
+
+// ExecIO is the process of an exec session and its streams.
+type ExecIO struct {
+	Args []string
+	// TTY gives the process a terminal of Size; its output then all goes
+	// to Stdout.
+	TTY  bool
+	Size TermSize
+	// Stdin is the process's input until it returns io.EOF (which closes
+	// the process's stdin); nil: no input.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Resize carries new terminal sizes (TTY only); nil: none.
+	Resize <-chan TermSize
+}
+
 // Runtime runs containers. All methods are safe for concurrent use.
 type Runtime interface {
 	// ImportImage loads an OCI-layout or docker-archive tarball and unpacks
@@ -148,6 +169,12 @@ type Runtime interface {
 	// Exec runs a command inside a running container and returns its exit
 	// code and combined output (capped); used by exec health checks.
 	Exec(ctx context.Context, id string, args []string, timeout time.Duration) (code int, output []byte, err error)
+	// ExecStream runs a process inside a running container with its
+	// streams attached (warrenctl service exec) and returns its exit code
+	// once it ended and its output is written. When ctx ends first, the
+	// process is killed. A container with no process gives ErrNotRunning;
+	// a command that does not exist, ErrCommandNotFound.
+	ExecStream(ctx context.Context, id string, x ExecIO) (code int, err error)
 
 	// Exits delivers the exit of every container process this runtime runs,
 	// including containers adopted from an earlier agent. The channel is

@@ -187,7 +187,11 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		deadline = time.Now().Add(c.Retry)
 	}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		resp, err := c.send(ctx, method, path, raw, reqID)
+		var hdr http.Header
+		if reqID != "" {
+			hdr = http.Header{api.RequestIDHeader: {reqID}}
+		}
+		resp, err := c.send(ctx, method, path, raw, hdr)
 		if err == nil || deadline.IsZero() || !retryable(err) || time.Now().Add(backoff).After(deadline) {
 			return resp, err
 		}
@@ -212,7 +216,8 @@ func retryable(err error) bool {
 		errors.Is(err, ErrUnreachable) && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT))
 }
 
-func (c *Client) send(ctx context.Context, method, path string, body []byte, reqID string) (*http.Response, error) {
+// send makes one try of a request, with hdr's headers besides.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, hdr http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -224,8 +229,8 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, req
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if reqID != "" {
-		req.Header.Set(api.RequestIDHeader, reqID)
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	if d, ok := ctx.Deadline(); ok {
 		req.Header.Set(api.TimeoutHeader, time.Until(d).Round(time.Millisecond).String())

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	json "github.com/segmentio/encoding/json"
 
@@ -43,45 +41,4 @@ func (c *Client) LoadImage(ctx context.Context, tarball io.Reader) ([]api.Image,
 		return nil, fmt.Errorf("client: decode image load: %w", err)
 	}
 	return out, nil
-}
-
-// LogOptions select what a log stream holds.
-type LogOptions struct {
-	Follow bool
-	// Tail is the number of lines from the end to start with; negative
-	// means all.
-	Tail int
-}
-
-func (o LogOptions) query() string {
-	v := url.Values{}
-	if o.Follow {
-		v.Set("follow", "1")
-	}
-	if o.Tail >= 0 {
-		v.Set("tail", strconv.Itoa(o.Tail))
-	}
-	if len(v) == 0 {
-		return ""
-	}
-	return "?" + v.Encode()
-}
-
-// ServiceLogs streams the logs of a service's tasks, each line prefixed
-// with its task's name. Close the reader when done.
-func (c *Client) ServiceLogs(ctx context.Context, ref string, o LogOptions) (io.ReadCloser, error) {
-	resp, err := c.request(ctx, http.MethodGet, "/v1/services/"+esc(ref)+"/logs"+o.query(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
-}
-
-// TaskLogs streams one task's log.
-func (c *Client) TaskLogs(ctx context.Context, ref string, o LogOptions) (io.ReadCloser, error) {
-	resp, err := c.request(ctx, http.MethodGet, "/v1/tasks/"+esc(ref)+"/logs"+o.query(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
 }

@@ -142,6 +142,10 @@ type Rule struct {
 	// Self holds node callers (managers and workers) to their own node:
 	// the route's {ref} path value must be the caller's node ID.
 	Self bool
+	// Audit has every call logged (who, the route, the request) where the
+	// caller enters the cluster, i.e. by the manager that authenticated
+	// it first-hand (not one it was passed on to).
+	Audit bool
 }
 
 // Check says whether c may call the route of r under the rule, with an

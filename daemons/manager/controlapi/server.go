@@ -1,6 +1,6 @@
 // Package controlapi is the manager's control API: the handlers of
 // services, tasks and nodes, the watch stream, and the calls passed to the
-// node's agent (images, logs). It reads the node's state through a Reader
+// node's agent (images, logs, exec). It reads the node's state through a Reader
 // and writes through the core's Propose; on a worker's manager it serves
 // the node's replica and has no Raft (writes never reach it: the router
 // refuses or relays them).
@@ -11,11 +11,13 @@ package controlapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
+	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/orchestrator"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -56,6 +58,10 @@ type Config struct {
 	Health func() error
 	// Watchers counts open watch streams (+1, -1), for the metrics.
 	Watchers func(delta int)
+	// Peers reaches other nodes' managers (the logs of a service's tasks
+	// on other nodes).
+	Peers  *peer.Client
+	Logger *slog.Logger
 }
 
 // Server serves the control API.
@@ -74,6 +80,9 @@ func New(cfg Config, st Reader, raft Raft) *Server {
 	if cfg.Health == nil {
 		cfg.Health = func() error { return nil }
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	return &Server{cfg: cfg, store: st, raft: raft}
 }
 
@@ -86,7 +95,7 @@ type Handlers struct {
 	RollbackService, DeleteService                                       http.HandlerFunc
 	ListTasks, GetTask, TaskStatus                                       http.HandlerFunc
 	ListNodes, GetNode, UpdateNodeSpec, DeleteNode                       http.HandlerFunc
-	Watch, ServiceLogs, TaskLogs, Agent                                  http.HandlerFunc
+	Watch, ServiceLogs, TaskLogs, Exec, Agent                            http.HandlerFunc
 }
 
 // Handlers returns the handlers.
@@ -98,7 +107,7 @@ func (s *Server) Handlers() Handlers {
 		DeleteService: s.deleteService,
 		ListTasks:     s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,
-		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Agent: s.proxyAgent,
+		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent,
 	}
 }
 

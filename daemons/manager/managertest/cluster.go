@@ -32,6 +32,7 @@ type Cluster struct {
 	t        testing.TB
 	Managers []*Member
 	net      *memNet
+	opts     Options
 }
 
 // Member is one manager of a Cluster.
@@ -147,6 +148,10 @@ func (t tagged) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.rt.RoundTrip(r)
 }
 
+// NodeClient reaches any member, manager or worker: the memNet checks no
+// roles (the receiving router does, from the sender's identity).
+func (p peers) NodeClient(id string) (*http.Client, string, error) { return p.Client(id) }
+
 func (p peers) Client(id string) (*http.Client, string, error) {
 	if p.net.isCut(p.self, id) {
 		return nil, "", fmt.Errorf("managertest: link %s → %s is cut", p.self, id)
@@ -178,7 +183,7 @@ func (p peers) Client(id string) (*http.Client, string, error) {
 // StartCluster runs n managers that bootstrap one cluster together.
 func StartCluster(t testing.TB, n int, o Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, net: &memNet{servers: map[string]*httptest.Server{}, cut: map[[2]string]bool{}, conns: map[[2]string][]net.Conn{}}}
+	c := &Cluster{t: t, opts: o, net: &memNet{servers: map[string]*httptest.Server{}, cut: map[[2]string]bool{}, conns: map[[2]string][]net.Conn{}}}
 	var ids []string
 	for i := 1; i <= n; i++ {
 		ids = append(ids, fmt.Sprintf("mgr%d", i))
@@ -209,13 +214,18 @@ func (m *Member) start(o Options, voters []string) {
 	if testing.Verbose() {
 		logLevel = slog.LevelInfo
 	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	}
 	mgr, err := manager.New(manager.Config{
 		DataDir: m.DataDir, Hostname: m.ID, NodeID: m.ID, BootstrapVoters: voters,
 		RaftTransport: m.trans, Peers: peers{self: m.ID, role: pki.RoleManager, net: m.cluster.net},
 		RescheduleGrace: o.RescheduleGrace, NodeTimeout: o.NodeTimeout, RaftLogLevel: "error",
 		HeartbeatTimeout: o.HeartbeatTimeout,
 		CommitTimeout:    o.CommitTimeout,
-		Logger:           slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})).With("manager", m.ID),
+		AgentSocket:      o.AgentSockets[m.ID],
+		Logger:           logger.With("manager", m.ID),
 	})
 	if err != nil {
 		t.Fatalf("start manager %s: %v", m.ID, err)
@@ -410,10 +420,15 @@ func (c *Cluster) AddWorker(id string) *Member {
 
 func (m *Member) startWorker(managers []string) {
 	t := m.cluster.t
+	logger := m.cluster.opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	mgr, err := manager.New(manager.Config{
 		DataDir: m.DataDir, Hostname: m.ID, NodeID: m.ID, Worker: true, Managers: managers,
 		Peers: peers{self: m.ID, role: pki.RoleWorker, net: m.cluster.net}, RaftLogLevel: "error",
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("worker", m.ID),
+		AgentSocket: m.cluster.opts.AgentSockets[m.ID],
+		Logger:      logger.With("worker", m.ID),
 	})
 	if err != nil {
 		t.Fatalf("start worker %s: %v", m.ID, err)

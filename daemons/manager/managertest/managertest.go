@@ -31,9 +31,14 @@ type Options struct {
 	DataDir         string // reuse a data dir (restart tests)
 	RescheduleGrace time.Duration
 	NodeTimeout     time.Duration
-	// AgentSocket is the agent's local socket the manager passes image and
-	// log calls to.
-	AgentSocket string
+	// AgentSocket is the agent's local socket the manager passes image,
+	// log and exec calls to; AgentSockets, by member ID, those of a
+	// Cluster's members (managers and workers).
+	AgentSocket  string
+	AgentSockets map[string]string
+	// Logger receives a Cluster's members' logs (default: stderr, warnings
+	// only unless -v).
+	Logger *slog.Logger
 	// HeartbeatTimeout and CommitTimeout are Raft's (default: the
 	// manager's).
 	HeartbeatTimeout time.Duration

@@ -144,6 +144,20 @@ func wantNode(id string, role pki.Role) func(pki.Identity) error {
 	}
 }
 
+// wantAnyNode checks that the peer is the node we meant to reach, a
+// manager or a worker (never an operator's certificate).
+func wantAnyNode(id string) func(pki.Identity) error {
+	return func(i pki.Identity) error {
+		if i.Role != pki.RoleManager && i.Role != pki.RoleWorker {
+			return fmt.Errorf("peer %s is a %s, not a node", i.NodeID, i.Role)
+		}
+		if i.NodeID != id {
+			return fmt.Errorf("reached node %s instead of %s", i.NodeID, id)
+		}
+		return nil
+	}
+}
+
 // nodePort serves the node port on a listener.
 type nodePort struct {
 	m      *Membership
@@ -318,13 +332,20 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
-// tlsPeers reaches other managers' APIs over the node port. It keeps one
-// HTTP transport per peer (and so its TLS connections), made again when
-// the peer's address changes.
+// tlsPeers reaches other nodes' APIs over the node port: managers
+// (Client), or the manager of a node of either role (NodeClient, for the
+// requests placed on the node that runs a task). It keeps one HTTP
+// transport per peer and kind (and so its TLS connections), made again
+// when the peer's address changes.
 type tlsPeers struct {
 	m     *Membership
 	mu    sync.Mutex
-	cache map[string]*peerClient
+	cache map[peerKey]*peerClient
+}
+
+type peerKey struct {
+	id      string
+	anyNode bool
 }
 
 type peerClient struct {
@@ -336,28 +357,45 @@ type peerClient struct {
 // is cut off must not hold a request for a TCP timeout.
 const peerDialTimeout = 3 * time.Second
 
-func (p *tlsPeers) Client(id string) (*http.Client, string, error) {
+// peerKeepAlive notices a peer that went silent on an open connection (a
+// log stream that follows, a cut cable) within about 11 s, instead of the
+// kernel's two hours.
+var peerKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 2 * time.Second, Count: 3}
+
+func (p *tlsPeers) Client(id string) (*http.Client, string, error) { return p.client(id, false) }
+
+func (p *tlsPeers) NodeClient(id string) (*http.Client, string, error) { return p.client(id, true) }
+
+func (p *tlsPeers) client(id string, anyNode bool) (*http.Client, string, error) {
 	addr, ok := p.m.book.get(id)
 	if !ok {
+		if anyNode {
+			return nil, "", fmt.Errorf("no known address for node %s (is it in the cluster?)", id)
+		}
 		return nil, "", fmt.Errorf("no known address for manager %s", id)
 	}
 	creds := p.m.credentials()
 	if creds == nil {
 		return nil, "", errors.New("no node certificate yet")
 	}
+	key := peerKey{id: id, anyNode: anyNode}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c := p.cache[id]; c != nil && c.addr == addr {
+	if c := p.cache[key]; c != nil && c.addr == addr {
 		return c.client, "https://" + id, nil
 	}
-	if old := p.cache[id]; old != nil {
+	if old := p.cache[key]; old != nil {
 		old.client.CloseIdleConnections()
 	}
-	cfg := pki.ClientConfig(creds, wantNode(id, pki.RoleManager))
+	want := wantNode(id, pki.RoleManager)
+	if anyNode {
+		want = wantAnyNode(id)
+	}
+	cfg := pki.ClientConfig(creds, want)
 	cfg.NextProtos = []string{alpnHTTP}
 	tr := &http.Transport{
 		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			d := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: peerDialTimeout}}
+			d := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: peerDialTimeout, KeepAliveConfig: peerKeepAlive}}
 			return d.DialContext(ctx, "tcp", addr)
 		},
 		MaxIdleConnsPerHost: 4,
@@ -365,9 +403,9 @@ func (p *tlsPeers) Client(id string) (*http.Client, string, error) {
 	}
 	c := &peerClient{addr: addr, client: &http.Client{Transport: tr}}
 	if p.cache == nil {
-		p.cache = map[string]*peerClient{}
+		p.cache = map[peerKey]*peerClient{}
 	}
-	p.cache[id] = c
+	p.cache[key] = c
 	return c.client, "https://" + id, nil
 }
 

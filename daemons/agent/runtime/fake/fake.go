@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ func (c Call) String() string { return c.Method + "(" + c.ID + ")" }
 // ExecFunc answers Exec for a container.
 type ExecFunc func(id string, args []string) (code int, output []byte, err error)
 
+// ExecStreamFunc runs an exec session for ExecStream: it reads x.Stdin,
+// writes x.Stdout and x.Stderr and returns the exit code.
+type ExecStreamFunc func(ctx context.Context, id string, x runtime.ExecIO) (code int, err error)
+
 type container struct {
 	spec      runtime.ContainerSpec
 	state     runtime.State
@@ -66,6 +71,7 @@ type engine struct {
 	missingCmd  map[string]bool
 	ignoresTerm map[string]bool
 	execFn      ExecFunc
+	execStream  ExecStreamFunc
 	failNext    map[string]error
 	unavailable bool
 	nextPid     int
@@ -168,6 +174,15 @@ func (r *Runtime) SetExec(fn ExecFunc) {
 	r.e.mu.Lock()
 	defer r.e.mu.Unlock()
 	r.e.execFn = fn
+}
+
+// SetExecStream runs ExecStream sessions; by default a session runs
+// "echo ARGS..." (it writes its arguments, but the first, and exits 0)
+// and "exit N" (exits N); other commands are not found.
+func (r *Runtime) SetExecStream(fn ExecStreamFunc) {
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	r.e.execStream = fn
 }
 
 // FailNext makes the next call of method (e.g. "Start") return err.
@@ -519,6 +534,46 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 		return 0, nil, nil
 	}
 	return fn(id, args)
+}
+
+func (r *Runtime) ExecStream(ctx context.Context, id string, x runtime.ExecIO) (int, error) {
+	r.e.mu.Lock()
+	if err := r.e.begin("ExecStream", id); err != nil {
+		r.e.mu.Unlock()
+		return -1, err
+	}
+	c, ok := r.e.containers[id]
+	if !ok {
+		r.e.mu.Unlock()
+		return -1, fmt.Errorf("fake: exec in %s: %w", id, runtime.ErrNotFound)
+	}
+	if c.state != runtime.StateRunning {
+		r.e.mu.Unlock()
+		return -1, fmt.Errorf("fake: exec in %s: %w", id, runtime.ErrNotRunning)
+	}
+	if len(x.Args) == 0 || r.e.missingCmd[x.Args[0]] {
+		r.e.mu.Unlock()
+		return -1, fmt.Errorf("fake: exec in %s: command %q not found: %w", id, x.Args, runtime.ErrCommandNotFound)
+	}
+	fn := r.e.execStream
+	r.e.mu.Unlock()
+	if fn != nil {
+		return fn(ctx, id, x)
+	}
+	switch x.Args[0] {
+	case "echo":
+		if x.Stdout != nil {
+			fmt.Fprintln(x.Stdout, strings.Join(x.Args[1:], " "))
+		}
+		return 0, nil
+	case "exit":
+		if len(x.Args) == 2 {
+			if n, err := strconv.Atoi(x.Args[1]); err == nil {
+				return n, nil
+			}
+		}
+	}
+	return -1, fmt.Errorf("fake: exec in %s: command %q not found: %w", id, x.Args[0], runtime.ErrCommandNotFound)
 }
 
 func (r *Runtime) Exits() <-chan runtime.Exit { return r.exits }

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/warren-edge/warren/daemons/agent/imagexfer"
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
 )
 
 // Images moving between nodes (package imagexfer): this node serves the
@@ -75,5 +77,45 @@ func (a *Agent) obtainImage(ctx context.Context, image string) error {
 		return fmt.Errorf("image %s is not on this node and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, pullErr)
 	default:
 		return fmt.Errorf("image %s is on no reachable node (%v) and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, fetchErr, pullErr)
+	}
+}
+
+// FleetFetch is a Config.FetchImage that fetches an image from the nodes
+// that hold it, as their records say: its blobs come through this node's
+// manager (api), which passes each request on to the holder's manager over
+// the node port as this node, and that node's agent serves them. self is
+// this node (never a source). The whole fetch may take up to limit.
+func FleetFetch(cl *client.Client, self func() string, f *imagexfer.Fetcher, limit time.Duration) func(ctx context.Context, ref string) error {
+	hc, base := cl.HTTP()
+	return func(ctx context.Context, ref string) error {
+		nodes, err := cl.Nodes(ctx, client.ReadOptions{})
+		if err != nil {
+			return fmt.Errorf("which nodes hold it: %w", err)
+		}
+		var target api.Descriptor
+		var srcs []imagexfer.BlobSource
+		for _, n := range nodes {
+			if n.ID == self() || n.Status.State != api.NodeReady {
+				continue
+			}
+			for _, img := range n.Description.Images {
+				if img.Ref != ref {
+					continue
+				}
+				if target.Digest == "" {
+					target = img.Target
+				}
+				if img.Target.Digest == target.Digest { // the same content only
+					srcs = append(srcs, &imagexfer.HTTPSource{BaseURL: base + "/v1/nodes/" + n.ID + "/agent", Client: hc})
+				}
+			}
+		}
+		if len(srcs) == 0 {
+			return fmt.Errorf("no ready node holds image %s", ref)
+		}
+		ctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		_, err = f.Fetch(ctx, ref, target, srcs...)
+		return err
 	}
 }

@@ -89,7 +89,13 @@ func (m *Manager) routes() *http.ServeMux {
 // not other nodes for themselves, not operators' certificates directly,
 // not joins.
 func workerPortServes(rt route, c authz.Caller) bool {
-	return rt.place == onTaskNode && c.Via != "" && (c.Kind == authz.Local || c.Kind == authz.Operator)
+	switch rt.place {
+	case onTaskNode:
+		return c.Via != "" && (c.Kind == authz.Local || c.Kind == authz.Operator)
+	case onNode: // another node, for itself: an image's blobs
+		return c.Via == "" && (c.Kind == authz.Worker || c.Kind == authz.Manager)
+	}
+	return false
 }
 
 // audit logs a call of an audited route where its caller enters the
@@ -191,6 +197,8 @@ func (m *Manager) place(rt route) http.HandlerFunc {
 		return m.onLeader(rt.h)
 	case onTaskNode:
 		return m.onTaskNode(rt.h)
+	case onNode:
+		return m.onNode(rt.h)
 	}
 	return rt.h
 }
@@ -244,6 +252,37 @@ func (m *Manager) onTaskNode(h http.HandlerFunc) http.HandlerFunc {
 			m.peers.Proxy(w, fwd, t.NodeID, authz.CallerOf(r.Context()), http.Header{forwardedHeader: {m.nodeID}},
 				func(w http.ResponseWriter, err error) {
 					httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s, which runs task %s, cannot be reached: %v", name, t.LogName(), err))
+				})
+		}
+	}
+}
+
+// onNode runs h on node {ref} (its ID or hostname): here when that is
+// this node, else the request goes on to that node's manager over the node
+// port as this node (the caller's identity is not passed on: the next node
+// sees a node asking for itself, which is what the route allows), where
+// the rule is checked again. A request passed on already is not passed on
+// again.
+func (m *Manager) onNode(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ref := r.PathValue("ref")
+		var n *api.Node
+		var err error
+		m.store.View(func(v *store.View) error { n, err = v.Node(ref); return nil })
+		switch {
+		case err != nil:
+			httpx.Error(w, err)
+		case n.ID == m.nodeID:
+			h(w, r)
+		case r.Header.Get(forwardedHeader) != "":
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s is not this node %s: a request is passed on once", n.ID, m.nodeID))
+		default:
+			fwd := r.Clone(r.Context())
+			fwd.URL.Path = strings.Replace(r.URL.Path, "/v1/nodes/"+ref+"/", "/v1/nodes/"+n.ID+"/", 1)
+			fwd.URL.RawPath = ""
+			m.peers.Proxy(w, fwd, n.ID, authz.Caller{}, http.Header{forwardedHeader: {m.nodeID}},
+				func(w http.ResponseWriter, err error) {
+					httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s (%s) cannot be reached: %v", n.Description.Hostname, n.ID, err))
 				})
 		}
 	}

@@ -27,6 +27,11 @@ const (
 	// checked again there. These are the only routes a worker's node port
 	// serves, and only to a manager passing on a person's request.
 	onTaskNode
+	// onNode: on node {ref} (an image's blobs, which another node fetches
+	// for itself): here if it is this node, else passed on to that node's
+	// manager over the node port as this node, not for anyone (so a
+	// worker's manager may pass it on too), and checked again there.
+	onNode
 )
 
 // route is one endpoint of the API: who may call it (checked on every
@@ -87,6 +92,11 @@ func (m *Manager) routeTable() []route {
 		{"GET /v1/watch", authz.Rule{Who: authz.Readers | authz.Workers}, here, c.Watch},
 
 		{"GET /v1/images", readers, here, c.Agent},
+		// An image's blobs on node {ref}, for a node that fetches the image
+		// (its agent through its own manager's socket, which passes it on
+		// as the node) and for the local admin.
+		{"GET /v1/nodes/{ref}/agent/v1/blobs/{digest}", authz.Rule{Who: authz.Admin | authz.Nodes}, onNode, c.Blob},
+		{"HEAD /v1/nodes/{ref}/agent/v1/blobs/{digest}", authz.Rule{Who: authz.Admin | authz.Nodes}, onNode, c.Blob},
 		{"POST /v1/images/load", writers, here, c.Agent},
 
 		{"POST /v1/join", authz.Rule{Who: authz.Anyone}, onLeader, ms.Join},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/agent"
 	ctrd "github.com/warren-edge/warren/daemons/agent/containerd"
+	"github.com/warren-edge/warren/daemons/agent/imagexfer"
 	wapi "github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/systemd"
@@ -38,6 +39,8 @@ func runAgent(args []string) error {
 	meshIface := fs.String("mesh-iface", wg.DefaultIface, "the mesh interface warren-mesh runs")
 	meshPort := fs.Int("mesh-port", 51820, "UDP port of this node's end of the mesh")
 	meshStatus := fs.String("mesh-status", wapi.MeshStatusFile, "file telling warren-dns which nodes the mesh does not reach now")
+	maxBlobTransfers := fs.Int("max-blob-transfers", 4, "image blobs this node serves to other nodes at once (more wait)")
+	fetchLimit := fs.Duration("image-fetch-timeout", 30*time.Minute, "how long fetching an image from other nodes may take")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: warren agent --api-socket PATH --containerd-socket PATH --data-dir DIR [flags]\n\nRuns warren-agent: this node's containers through containerd, their network and published ports.\n\nFlags:\n")
@@ -89,7 +92,13 @@ func runAgent(args []string) error {
 			cfg.Mesh, cfg.MeshStatusFile = m, *meshStatus
 		}
 	}
-	a, err := agent.New(cfg)
+	// A node that needs an image it does not hold fetches it from a node
+	// that does, with no registry.
+	fetcher := imagexfer.NewFetcher(rt, imagexfer.FetcherOptions{Logger: log})
+	var a *agent.Agent
+	cfg.FetchImage = agent.FleetFetch(api, func() string { return a.NodeID() }, fetcher, *fetchLimit)
+	cfg.MaxBlobTransfers = *maxBlobTransfers
+	a, err = agent.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/netcfg/link"
 	"github.com/warren-edge/warren/netcfg/wg"
+	"github.com/warren-edge/warren/qa/testimage"
 )
 
 // webServer serves /www/index.html, which holds text, on port 8080.
@@ -321,4 +323,50 @@ func TestAgentRestartKeepsCrossNodeTransfers(t *testing.T) {
 	time.Sleep(6 * time.Second) // past a mesh sync of each agent
 	flowing("after both agents synced the mesh again")
 	t.Logf("%d MB through the mesh across two agent restarts", got.Load()>>20)
+}
+
+// TestImageLoadedOnOneNodeRunsOnAll: an image loaded on w1 only runs on w2
+// too, with no registry: w2's agent fetches its blobs from w1's through
+// the managers' node ports; then both nodes' records list it, and image ls
+// shows both.
+func TestImageLoadedOnOneNodeRunsOnAll(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 3*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	var img bytes.Buffer
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/fleetonly:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w1.Client.LoadImage(ctx, &img); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*Host{w1, w2} {
+		if _, err := m.Client.CreateService(ctx, api.ServiceSpec{Name: "on-" + h.Name, Image: "localhost/fleetonly:1", Replicas: 1, Args: sleeper,
+			Placement: api.Placement{Constraints: []string{"node.hostname==" + h.Name}}, StopGracePeriod: api.Duration(time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runningTask(t, ctx, m, "on-w1")
+	start := time.Now()
+	runningTask(t, ctx, m, "on-w2")
+	t.Logf("the task on w2 ran %.1f s after w1's was running (its image fetched from w1)", time.Since(start).Seconds())
+	eventually(t, 30*time.Second, "both nodes' records list the image", func() error {
+		nodes, err := m.Client.Nodes(ctx, client.ReadOptions{})
+		if err != nil {
+			return err
+		}
+		var holders []string
+		for _, n := range nodes {
+			for _, i := range n.Description.Images {
+				if i.Ref == "localhost/fleetonly:1" {
+					holders = append(holders, n.Description.Hostname)
+				}
+			}
+		}
+		slices.Sort(holders)
+		if !slices.Equal(holders, []string{"w1", "w2"}) {
+			return fmt.Errorf("holders %v", holders)
+		}
+		return nil
+	})
 }

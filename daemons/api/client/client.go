@@ -161,6 +161,10 @@ func NewHTTP(base string, hc *http.Client) (*Client, error) {
 // Host is the address the client was made for.
 func (c *Client) Host() string { return c.host }
 
+// HTTP returns the client's *http.Client and the base URL its API paths go
+// under, for a caller that reads a stream of its own (an image's blobs).
+func (c *Client) HTTP() (*http.Client, string) { return c.hc, c.base }
+
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 

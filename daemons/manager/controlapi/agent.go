@@ -73,6 +73,19 @@ func (s *Server) proxyAgent(w http.ResponseWriter, r *http.Request) {
 	p.ServeHTTP(w, r)
 }
 
+// blob serves one blob of an image this node's agent holds, for a node
+// that fetches the image (the router placed the request on this node):
+// the agent's GET /v1/blobs/{digest}, Range and all.
+func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
+	if err := api.ValidateDigest(r.PathValue("digest")); err != nil {
+		httpx.Error(w, err)
+		return
+	}
+	out := r.Clone(r.Context())
+	out.URL.Path, out.URL.RawPath = "/v1/blobs/"+r.PathValue("digest"), ""
+	s.proxyAgent(w, out)
+}
+
 // ownTask resolves the route's task, which the router placed here.
 func (s *Server) ownTask(r *http.Request) (*api.Task, error) {
 	var t *api.Task

@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,11 +17,13 @@ import (
 )
 
 func (s *session) imageCmd() *cobra.Command {
-	cmd := groupCmd("image", "Manage the images on a node",
+	cmd := groupCmd("image", "Manage the fleet's images",
 		`Edge devices often have no registry: load images from OCI or
-"docker save" tarballs straight into the node's containerd, and list what
-a node has. The node is the one whose manager warrenctl talks to.`)
-	cmd.AddCommand(s.imageLoadCmd(), s.imageLsCmd())
+"docker save" tarballs straight into a node's containerd (the one whose
+manager warrenctl talks to); every other node that needs one for a task
+fetches it from a node that holds it. image ls shows which nodes hold
+which images; image prestage copies one to nodes ahead of a rollout.`)
+	cmd.AddCommand(s.imageLoadCmd(), s.imageLsCmd(), s.imagePrestageCmd())
 	return cmd
 }
 
@@ -152,4 +156,90 @@ func fleetImages(nodes []api.Node) []fleetImage {
 		return strings.Compare(a.Digest, b.Digest)
 	})
 	return out
+}
+
+func (s *session) imagePrestageCmd() *cobra.Command {
+	var constraints []string
+	cmd := &cobra.Command{
+		Use:   "prestage IMAGE",
+		Short: "Copy an image to nodes ahead of a rollout",
+		Long: `Make IMAGE present on every ready node (or those the constraints pick),
+fetched from a node that holds it, so that a rollout starts without
+waiting for transfers. Each node says whether it held the image already
+and how long fetching took; a node that failed is named, and the command
+exits non-zero.`,
+		Example: `  warrenctl image prestage localhost/app:2
+  warrenctl image prestage --constraint node.labels.site==north localhost/app:2`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cons []api.Constraint
+			for _, e := range constraints {
+				c, err := api.ParseConstraint(e)
+				if err != nil {
+					return err
+				}
+				cons = append(cons, c)
+			}
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			nodes, err := c.Nodes(cmd.Context(), client.ReadOptions{})
+			if err != nil {
+				return err
+			}
+			var picked []api.Node
+			for _, n := range nodes {
+				ok := n.Status.State == api.NodeReady
+				for _, k := range cons {
+					ok = ok && k.Matches(&n)
+				}
+				if ok {
+					picked = append(picked, n)
+				}
+			}
+			if len(picked) == 0 {
+				return fmt.Errorf("no ready node matches %v: nothing to prestage", constraints)
+			}
+			type result struct {
+				row []string
+				err error
+			}
+			results := make([]result, len(picked))
+			var wg sync.WaitGroup
+			for i, n := range picked {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := c.PrestageImage(cmd.Context(), n.ID, args[0])
+					switch {
+					case err != nil:
+						results[i] = result{row: []string{n.Description.Hostname, "failed", err.Error()}, err: err}
+					case res.Already:
+						results[i] = result{row: []string{n.Description.Hostname, "present", "held it already"}}
+					default:
+						results[i] = result{row: []string{n.Description.Hostname, "fetched", fmt.Sprintf("%s in %s", api.FormatBytes(res.Image.Size), time.Duration(res.Took).Round(time.Millisecond))}}
+					}
+				}()
+			}
+			wg.Wait()
+			rows := make([][]string, 0, len(results))
+			failed := 0
+			for _, r := range results {
+				rows = append(rows, r.row)
+				if r.err != nil {
+					failed++
+				}
+			}
+			if err := format.WriteTable(s.out(), []string{"NODE", "IMAGE", "DETAIL"}, rows); err != nil {
+				return err
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d nodes do not hold %s", failed, len(picked), args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&constraints, "constraint", nil, "only the nodes that match, e.g. node.labels.site==north (repeatable)")
+	return cmd
 }

@@ -26,6 +26,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", a.getStatus)
 	mux.HandleFunc("GET /v1/images", a.listImages)
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
+	mux.HandleFunc("POST /v1/images/prestage", a.prestageImage)
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", withTaskID(a.taskLogs))
 	mux.HandleFunc("POST /v1/tasks/{id}/exec", withTaskID(a.exec))
 	if a.blobs != nil {
@@ -115,8 +116,50 @@ func (a *Agent) loadImage(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("images loaded", "count", len(out))
 	a.kickReconcile() // tasks waiting for these images may start now
-	a.beatSoon() // other nodes may fetch it from here now
+	a.beatSoon()      // other nodes may fetch it from here now
 	writeJSON(w, http.StatusOK, out)
+}
+
+// prestageImage makes an image present on this node ahead of a rollout
+// (?ref=IMAGE): nothing if it is here, else fetched from a node that holds
+// it (Config.FetchImage), else pulled from its registry.
+func (a *Agent) prestageImage(w http.ResponseWriter, r *http.Request) {
+	ref := r.URL.Query().Get("ref")
+	if ref == "" || len(ref) > 512 {
+		writeErr(w, api.Errorf(api.CodeInvalid, "prestage: give the image as ?ref=IMAGE (1 to 512 bytes)"))
+		return
+	}
+	ref, err := api.NormalizeImage(ref)
+	if err != nil {
+		writeErr(w, api.Errorf(api.CodeInvalid, "prestage: %v", err))
+		return
+	}
+	have, err := a.Images(r.Context())
+	if err != nil {
+		writeErr(w, api.Errorf(api.CodeUnavailable, "%v", err))
+		return
+	}
+	for _, i := range have {
+		if i.Ref == ref {
+			writeJSON(w, http.StatusOK, api.PrestageResult{Node: a.NodeID(), Image: i, Already: true})
+			return
+		}
+	}
+	start := time.Now()
+	if err := a.obtainImage(r.Context(), ref); err != nil {
+		writeErr(w, api.Errorf(api.CodeUnavailable, "%v", err))
+		return
+	}
+	res := api.PrestageResult{Node: a.NodeID(), Took: api.Duration(time.Since(start))}
+	if have, err := a.Images(r.Context()); err == nil {
+		for _, i := range have {
+			if i.Ref == ref {
+				res.Image = i
+			}
+		}
+	}
+	a.log.Info("image prestaged", "image", ref, "took", time.Since(start).Round(time.Millisecond))
+	writeJSON(w, http.StatusOK, res)
 }
 
 // taskLogs streams a task's log: the last ?tail=N lines (default all),

@@ -32,3 +32,12 @@ func ValidateDigest(s string) error {
 	}
 	return nil
 }
+
+// PrestageResult is one node's answer to an image prestage: the image as
+// it now holds it, whether it held it already, and how long fetching took.
+type PrestageResult struct {
+	Node    string    `json:"node"`
+	Image   NodeImage `json:"image"`
+	Already bool      `json:"already,omitempty"`
+	Took    Duration  `json:"took,omitempty"`
+}

@@ -97,6 +97,10 @@ func (m *Manager) routeTable() []route {
 		// as the node) and for the local admin.
 		{"GET /v1/nodes/{ref}/agent/v1/blobs/{digest}", authz.Rule{Who: authz.Admin | authz.Nodes}, onNode, c.Blob},
 		{"HEAD /v1/nodes/{ref}/agent/v1/blobs/{digest}", authz.Rule{Who: authz.Admin | authz.Nodes}, onNode, c.Blob},
+		// Make an image present on node {ref} ahead of a rollout (fetched
+		// from a node that holds it): operators; the next hop sees the
+		// manager that passes it on.
+		{"POST /v1/nodes/{ref}/agent/v1/images/prestage", authz.Rule{Who: authz.Writers | authz.Managers}, onNode, c.Prestage},
 		{"POST /v1/images/load", writers, here, c.Agent},
 
 		{"POST /v1/join", authz.Rule{Who: authz.Anyone}, onLeader, ms.Join},

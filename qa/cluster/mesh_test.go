@@ -369,4 +369,28 @@ func TestImageLoadedOnOneNodeRunsOnAll(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Prestage: a second image, loaded on w1, copied to w2 through m1
+	// before any task needs it; then again (present); then one no node has.
+	img.Reset()
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/fleetonly:2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w1.Client.LoadImage(ctx, &img); err != nil {
+		t.Fatal(err)
+	}
+	var res *api.PrestageResult
+	eventually(t, 20*time.Second, "prestage on w2", func() (err error) {
+		res, err = m.Client.PrestageImage(ctx, "w2", "localhost/fleetonly:2")
+		return err
+	})
+	if res.Already || res.Image.Ref != "localhost/fleetonly:2" {
+		t.Errorf("first prestage on w2: %+v, want it fetched", res)
+	}
+	if res, err := m.Client.PrestageImage(ctx, "w2", "localhost/fleetonly:2"); err != nil || !res.Already {
+		t.Errorf("second prestage on w2: %+v, %v; want it present already", res, err)
+	}
+	if _, err := m.Client.PrestageImage(ctx, "w2", "localhost/nowhere:1"); err == nil || !strings.Contains(err.Error(), "no ready node holds image") {
+		t.Errorf("prestage of an image no node holds: %v", err)
+	}
 }

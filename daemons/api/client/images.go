@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 
 	json "github.com/segmentio/encoding/json"
 
@@ -41,4 +42,15 @@ func (c *Client) LoadImage(ctx context.Context, tarball io.Reader) ([]api.Image,
 		return nil, fmt.Errorf("client: decode image load: %w", err)
 	}
 	return out, nil
+}
+
+// PrestageImage makes image present on node (ID or hostname) ahead of a
+// rollout: fetched from a node that holds it, or pulled.
+func (c *Client) PrestageImage(ctx context.Context, node, image string) (*api.PrestageResult, error) {
+	var out api.PrestageResult
+	path := "/v1/nodes/" + url.PathEscape(node) + "/agent/v1/images/prestage?ref=" + url.QueryEscape(image)
+	if err := c.do(ctx, http.MethodPost, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -86,6 +86,14 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) {
 	s.proxyAgent(w, out)
 }
 
+// prestage asks this node's agent to make an image present (the router
+// placed the request on this node).
+func (s *Server) prestage(w http.ResponseWriter, r *http.Request) {
+	out := r.Clone(r.Context())
+	out.URL.Path, out.URL.RawPath = "/v1/images/prestage", ""
+	s.proxyAgent(w, out)
+}
+
 // ownTask resolves the route's task, which the router placed here.
 func (s *Server) ownTask(r *http.Request) (*api.Task, error) {
 	var t *api.Task

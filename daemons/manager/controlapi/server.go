@@ -95,7 +95,7 @@ type Handlers struct {
 	RollbackService, DeleteService                                       http.HandlerFunc
 	ListTasks, GetTask, TaskStatus                                       http.HandlerFunc
 	ListNodes, GetNode, UpdateNodeSpec, DeleteNode                       http.HandlerFunc
-	Watch, ServiceLogs, TaskLogs, Exec, Agent, Blob                      http.HandlerFunc
+	Watch, ServiceLogs, TaskLogs, Exec, Agent, Blob, Prestage            http.HandlerFunc
 }
 
 // Handlers returns the handlers.
@@ -107,7 +107,7 @@ func (s *Server) Handlers() Handlers {
 		DeleteService: s.deleteService,
 		ListTasks:     s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,
-		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob,
+		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob, Prestage: s.prestage,
 	}
 }
 

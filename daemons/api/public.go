@@ -33,5 +33,5 @@ func PublicNode(n *Node) *Node {
 	return &Node{Meta: n.Meta, Spec: NodeSpec{Role: n.Spec.Role, Availability: n.Spec.Availability},
 		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr, Mesh: n.Description.Mesh,
 			Images: n.Description.Images},
-		Status:      n.Status, Subnet: n.Subnet}
+		Status: n.Status, Subnet: n.Subnet}
 }

@@ -203,7 +203,21 @@ func StartCluster(t testing.TB, n int, o Options) *Cluster {
 	for _, m := range c.Managers {
 		m.start(o, ids)
 	}
-	c.WaitLeader()
+	l := c.WaitLeader()
+	// Each manager registers its node record once it runs; until the
+	// leader has them all, a manager's forwarded calls are answered "not
+	// in the records yet".
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ns, err := l.Client.Nodes(context.Background(), client.ReadOptions{})
+		if err == nil && len(ns) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("managertest: the leader lists %d of %d managers' nodes after 15 s (%v)", len(ns), n, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return c
 }
 

@@ -114,6 +114,11 @@ func (m *Membership) callerOf(id pki.Identity) (authz.Caller, error) {
 // record say manager (wantManager refuses anything less).
 func (m *Membership) checkNode(id pki.Identity, wantManager bool) (authz.Caller, error) {
 	n, revoked := m.nodeRecord(id.NodeID)
+	if n == nil && !revoked {
+		// Not removed (that leaves it denied): not registered yet, as a
+		// manager of a new cluster is for a moment after it starts.
+		return authz.Caller{}, api.Errorf(api.CodeUnavailable, "node %s is not in this manager's records yet: retry in a moment (a node that was removed joins again with a new token)", id.NodeID)
+	}
 	if n == nil || revoked {
 		return authz.Caller{}, api.Errorf(api.CodeForbidden, "node %s is not in the cluster any more (it was removed): its certificate is no longer accepted; join the device again with a new token", id.NodeID)
 	}

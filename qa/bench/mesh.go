@@ -48,6 +48,7 @@ type meshNode struct {
 	subnet netip.Prefix
 	key    string
 	serve  *exec.Cmd
+	exited chan struct{} // closed when serve has exited
 	mesh   *wg.Mesh
 }
 
@@ -72,13 +73,11 @@ func (n *meshNode) close() {
 	}
 	if n.serve != nil {
 		n.serve.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { n.serve.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-n.exited:
 		case <-time.After(10 * time.Second):
 			n.serve.Process.Kill()
-			<-done
+			<-n.exited
 		}
 	}
 	if n.nl != nil {
@@ -137,11 +136,17 @@ func (n *meshNode) startServe() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s mesh: %w (run make build first)", binPath("warren"), err)
 	}
-	n.serve = cmd
+	n.serve, n.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); close(n.exited) }()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if c, err := net.Dial("unix", sock); err == nil {
 			c.Close()
 			return nil
+		}
+		select {
+		case <-n.exited:
+			return fmt.Errorf("%s mesh --iface %s exited: %s (run make build first?)", binPath("warren"), n.iface, cmd.ProcessState)
+		default:
 		}
 	}
 	return fmt.Errorf("warren mesh --iface %s: no control socket after 10 s", n.iface)

@@ -30,6 +30,7 @@ var sections = []section{
 	{"manager", benchManager},
 	{"node", benchNode},
 	{"dns", benchDNS},
+	{"mesh", benchMesh},
 	{"ha", benchHA},
 	{"fleet", benchFleet},
 	{"appliance", benchAppliance},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/netcfg/ipam"
 	"github.com/warren-edge/warren/qa/cluster"
+	"github.com/warren-edge/warren/qa/testimage"
 )
 
 // benchFleet measures issue 10's cluster figures on real processes (qa/
@@ -131,6 +134,51 @@ func benchFleet(r *report) error {
 		return err
 	}
 	r.add("node join → mesh reachable (w1 reaches the new node's bridge address)", ms(reach), "", "userspace WireGuard")
+	return benchImageSpread(ctx, r, c, m, []*cluster.Host{w1, w2, w3})
+}
+
+// benchImageSpread loads a 100 MB image on the first host only and times a
+// global-like service of it (one task pinned to each host) until all run:
+// the others fetch it peer to peer, blob by blob, through the node ports.
+func benchImageSpread(ctx context.Context, r *report, c *cluster.Cluster, m *cluster.Host, hosts []*cluster.Host) error {
+	var img bytes.Buffer
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/big:1", Padding: 100 << 20}); err != nil {
+		return err
+	}
+	size := img.Len()
+	if _, err := hosts[0].Client.LoadImage(ctx, &img); err != nil {
+		return err
+	}
+	start := time.Now()
+	for _, h := range hosts {
+		spec := api.ServiceSpec{Name: "big-" + h.Name, Image: "localhost/big:1", Replicas: 1, Args: []string{"sleep", "100000"},
+			Placement: api.Placement{Constraints: []string{"node.hostname==" + h.Name}}}
+		if _, err := m.Client.CreateService(ctx, spec); err != nil {
+			return err
+		}
+	}
+	running := map[string]time.Duration{}
+	for len(running) < len(hosts) {
+		if time.Since(start) > 3*time.Minute {
+			return fmt.Errorf("the 100 MB image runs on %d of %d nodes after 3 minutes", len(running), len(hosts))
+		}
+		for _, h := range hosts {
+			if _, ok := running[h.Name]; ok {
+				continue
+			}
+			ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: "big-" + h.Name})
+			if err == nil && len(ts) > 0 && ts[0].Status.State == api.TaskRunning {
+				running[h.Name] = time.Since(start)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	last := time.Duration(0)
+	for _, d := range running {
+		last = max(last, d)
+	}
+	r.add(fmt.Sprintf("a %d MB image loaded on one node → running on all %d (the others fetch it peer to peer)", size>>20, len(hosts)),
+		fmt.Sprintf("%.1f s (%s first, the loading node)", last.Seconds(), ms(running[hosts[0].Name])), "", "no registry; a local docker-registry pull is not measured (see the note)")
 	return nil
 }
 

@@ -334,7 +334,7 @@ func TestImageLoadedOnOneNodeRunsOnAll(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
 	var img bytes.Buffer
-	if err := testimage.Build(&img, testimage.Options{Name: "localhost/fleetonly:1"}); err != nil {
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/fleetonly:1", Padding: 20 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w1.Client.LoadImage(ctx, &img); err != nil {

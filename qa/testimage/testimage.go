@@ -17,6 +17,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -83,6 +84,9 @@ type Options struct {
 	Applets []string
 	// Architecture is the OCI architecture; the Go runtime's GOARCH if empty.
 	Architecture string
+	// Padding adds /padding, a file of this many random bytes (which gzip
+	// cannot shrink): an image of a given size, for transfer figures.
+	Padding int
 }
 
 // Image is a built image held in memory: its blobs and their digests.
@@ -132,7 +136,7 @@ func Make(opts Options) (*Image, error) {
 	if err := checkStatic(opts.Busybox, bb); err != nil {
 		return nil, err
 	}
-	layerTar, err := rootfsTar(bb, opts.Applets)
+	layerTar, err := rootfsTar(bb, opts.Applets, opts.Padding)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +345,7 @@ type file struct {
 
 // rootfsTar returns the uncompressed layer: busybox, its applet links,
 // passwd and group, and the usual empty directories.
-func rootfsTar(busybox []byte, applets []string) ([]byte, error) {
+func rootfsTar(busybox []byte, applets []string, padding int) ([]byte, error) {
 	files := []file{
 		{name: "bin/", dir: true, mode: 0o755},
 		{name: "bin/busybox", data: busybox, mode: 0o755},
@@ -366,6 +370,13 @@ func rootfsTar(busybox []byte, applets []string) ([]byte, error) {
 		}
 		seen[a] = true
 		files = append(files, file{name: "bin/" + a, symlink: "busybox", mode: 0o777})
+	}
+	if padding > 0 {
+		pad := make([]byte, padding)
+		if _, err := rand.Read(pad); err != nil {
+			return nil, fmt.Errorf("testimage: padding: %w", err)
+		}
+		files = append(files, file{name: "padding", data: pad, mode: 0o644})
 	}
 	var buf bytes.Buffer
 	if err := writeTar(&buf, files); err != nil {

@@ -135,12 +135,14 @@ func (m *Membership) Start(ctx context.Context, st Store, c *core.Core, h http.H
 	}
 	go m.watchOwnRole(ctx)
 	go m.followCA(ctx)
+	// A worker too: its replica's node records say where other nodes are,
+	// for what it passes on for itself (an image's blobs).
+	go m.learnAddresses(ctx)
 	if c == nil {
 		go m.keepWorkerCredentials(ctx)
 		return
 	}
 	go m.keepCredentials(ctx)
-	go m.learnAddresses(ctx)
 	go m.registerSelf(ctx)
 	if m.identity.Role != "" {
 		// A joined manager asks to vote once it has caught up.

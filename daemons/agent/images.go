@@ -92,23 +92,10 @@ func FleetFetch(cl *client.Client, self func() string, f *imagexfer.Fetcher, lim
 		if err != nil {
 			return fmt.Errorf("which nodes hold it: %w", err)
 		}
-		var target api.Descriptor
+		target, holders := fetchTarget(nodes, ref, self())
 		var srcs []imagexfer.BlobSource
-		for _, n := range nodes {
-			if n.ID == self() || n.Status.State != api.NodeReady {
-				continue
-			}
-			for _, img := range n.Description.Images {
-				if img.Ref != ref {
-					continue
-				}
-				if target.Digest == "" {
-					target = img.Target
-				}
-				if img.Target.Digest == target.Digest { // the same content only
-					srcs = append(srcs, &imagexfer.HTTPSource{BaseURL: base + "/v1/nodes/" + n.ID + "/agent", Client: hc})
-				}
-			}
+		for _, id := range holders {
+			srcs = append(srcs, &imagexfer.HTTPSource{BaseURL: base + "/v1/nodes/" + id + "/agent", Client: hc})
 		}
 		if len(srcs) == 0 {
 			return fmt.Errorf("no ready node holds image %s", ref)
@@ -118,4 +105,53 @@ func FleetFetch(cl *client.Client, self func() string, f *imagexfer.Fetcher, lim
 		_, err = f.Fetch(ctx, ref, target, srcs...)
 		return err
 	}
+}
+
+// fetchTarget picks which content the image ref names, and the ready nodes
+// (not self) that hold it. A node's record lists what its own agent says
+// it holds, so a node whose certificate was stolen could offer other
+// content under a name: the content a manager holds wins, then the one
+// most nodes hold. (Blobs are checked against the digests, so a source
+// cannot change content once the target is chosen.)
+func fetchTarget(nodes []api.Node, ref, self string) (api.Descriptor, []string) {
+	type cand struct {
+		d        api.Descriptor
+		managers int
+		holders  []string
+	}
+	var cands []*cand
+	for _, n := range nodes {
+		if n.ID == self || n.Status.State != api.NodeReady {
+			continue
+		}
+		for _, img := range n.Description.Images {
+			if img.Ref != ref {
+				continue
+			}
+			var c *cand
+			for _, x := range cands {
+				if x.d.Digest == img.Target.Digest {
+					c = x
+				}
+			}
+			if c == nil {
+				c = &cand{d: img.Target}
+				cands = append(cands, c)
+			}
+			c.holders = append(c.holders, n.ID)
+			if n.Spec.Role == api.RoleManager {
+				c.managers++
+			}
+		}
+	}
+	var best *cand
+	for _, c := range cands {
+		if best == nil || c.managers > best.managers || c.managers == best.managers && len(c.holders) > len(best.holders) {
+			best = c
+		}
+	}
+	if best == nil {
+		return api.Descriptor{}, nil
+	}
+	return best.d, best.holders
 }

@@ -1,6 +1,7 @@
 package nspawn
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/qa/testimage"
 )
 
 // TestJoinFromImage: three hosts flashed with the image form one cluster
@@ -191,6 +193,47 @@ func TestJoinFromImage(t *testing.T) {
 	// The published port answers on w1 too, where no task of far runs:
 	// a container on m1 reaches it at w1's LAN address.
 	fetchIn(m1, fmt.Sprintf("http://%s:8080/", w1.Addr), "port 8080 of w1, which runs no task of far, answered from w2's task (ingress over the mesh)")
+
+	// Logs and exec of w2's task, from m1, as its operator would (warrenctl
+	// on m1, through the shipped units' sandboxes on both hosts).
+	if out, err := m1.Exec(ctx, "warrenctl service exec "+far.ID+" -- cat /www/index.html"); err != nil || strings.TrimSpace(out) != "hello-from-w2" {
+		t.Errorf("warrenctl service exec on m1 for far's task on w2: %v %q", err, out)
+	}
+	if out, err := m1.Exec(ctx, "warrenctl service exec "+far.ID+" -- sh -c 'exit 3'; echo code=$?"); !strings.Contains(out, "code=3") {
+		t.Errorf("exec's exit code through warrenctl: %v %q, want code=3", err, out)
+	}
+	// An image loaded on m1 only runs on w1 and w2: they fetch it from m1.
+	var img bytes.Buffer
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/onlym1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.CopyIn("/root/onlym1.tar", img.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := m1.Exec(ctx, "warrenctl image load -i /root/onlym1.tar"); err != nil {
+		t.Fatalf("warrenctl image load on m1: %v\n%s", err, out)
+	}
+	start = time.Now()
+	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "fromm1", Image: "localhost/onlym1:1",
+		Command: []string{"sleep", "100000"}, Mode: api.ModeGlobal}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitRunningOn(ctx, cl, "fromm1", 3, 2*time.Minute); err != nil {
+		out, _ := w1.Exec(ctx, "journalctl --no-pager -n 30 -u warren-agent -u warren-manager")
+		t.Fatalf("an image loaded on m1 only does not run on all three: %v\n%s", err, out)
+	}
+	t.Logf("an image loaded on m1 only runs on all three nodes %.1f s after the create", time.Since(start).Seconds())
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		out, err := m1.Exec(ctx, "warrenctl image ls")
+		if err == nil && strings.Contains(out, "localhost/onlym1:1") && strings.Contains(out, "m1,w1,w2") {
+			t.Logf("warrenctl image ls on m1:\n%s", out)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("warrenctl image ls on m1 does not show onlym1 on m1, w1 and w2: %v\n%s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func nodeName(nodes []api.Node, id string) string {

@@ -98,15 +98,24 @@ func Build(cfg Config) (*Ruleset, error) {
 		// back through the node.
 		{Match: []Match{onBridge, fromSubnet, MatchCtDNAT{}}, Action: ActionMasquerade{}},
 	}
+	var forward []Rule
+	if cfg.Mesh != "" {
+		// The mesh's MTU is smaller than the containers' (WireGuard's
+		// overhead): TCP connections through it advertise an MSS that
+		// fits, whether or not ICMP "fragmentation needed" gets through.
+		// Before the accepts, which would end the chain for SYN-ACKs
+		// (ct state established) before they got here.
+		forward = append(forward, Rule{Match: []Match{MatchIfname{Out: true, Name: cfg.Mesh}, MatchTCPSyn{}}, Action: ActionClampMSS{}})
+	}
 	// Admission: container addresses (the cluster range) take traffic
 	// only from the bridge, the mesh, and translated connections of
 	// published ports; anything else addressed to them (a LAN host with
 	// a route to a container subnet through this node) is dropped.
-	forward := []Rule{
+	forward = append(forward, []Rule{
 		{Match: []Match{MatchCtEstablished{}}, Action: ActionAccept{}},
 		{Match: []Match{MatchCtDNAT{}}, Action: ActionAccept{}},
 		{Match: []Match{fromBridge}, Action: ActionAccept{}},
-	}
+	}...)
 	// The node's own container addresses (the bridge's, where warren-dns
 	// listens) answer the node itself (lo), its containers and the mesh.
 	admitted := []Match{toCluster, MatchIfname{Not: true, Name: "lo"}, MatchIfname{Not: true, Name: cfg.Bridge}}

@@ -129,6 +129,13 @@ const (
 // ctStatusDNAT is IPS_DST_NAT of linux/netfilter/nf_conntrack_common.h.
 const ctStatusDNAT = 1 << 5
 
+// TCP header flags (byte 13) and the maximum segment size option's kind.
+const (
+	tcpSYN       = 0x02
+	tcpRST       = 0x04
+	tcpOptMaxseg = 2
+)
+
 // exprs converts r to expressions.
 func (r Rule) exprs() ([]expr.Any, error) {
 	var out []expr.Any
@@ -178,6 +185,16 @@ func (r Rule) exprs() ([]expr.Any, error) {
 			)
 		case MatchCtDNAT:
 			out = append(out, ctBits(expr.CtKeySTATUS, ctStatusDNAT, expr.CmpOpNeq)...)
+		case MatchTCPSyn:
+			// nft adds "meta l4proto tcp" before the first tcp header
+			// field; the flags are byte 13 of the TCP header.
+			out = append(out,
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_TCP}},
+				&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1, Mask: []byte{tcpSYN | tcpRST}, Xor: []byte{0}},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{tcpSYN}},
+			)
 		default:
 			return nil, fmt.Errorf("no netlink form for match %T", m)
 		}
@@ -215,6 +232,14 @@ func (r Rule) exprs() ([]expr.Any, error) {
 		out = append(out,
 			&expr.Immediate{Register: reg1, Data: addr[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1},
+		)
+	case ActionClampMSS:
+		// rt tcpmss is in host order; the option is written in network
+		// order at offset 2 (after kind and length) of option 2 (maxseg).
+		out = append(out,
+			&expr.Rt{Register: reg1, Key: expr.RtTCPMSS},
+			&expr.Byteorder{SourceRegister: reg1, DestRegister: reg1, Op: expr.ByteorderHton, Len: 2, Size: 2},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: tcpOptMaxseg, Offset: 2, Len: 2, SourceRegister: reg1},
 		)
 	default:
 		return nil, fmt.Errorf("no netlink form for action %T", a)

@@ -167,6 +167,11 @@ type MatchRandom struct{ Mod uint32 }
 // "ct status dnat".
 type MatchCtDNAT struct{}
 
+// MatchTCPSyn matches TCP packets with SYN set and RST clear, the first
+// two of a connection (SYN and SYN-ACK): "tcp flags syn / syn,rst", as nft
+// 1.0.6 lists "tcp flags & (syn | rst) == syn".
+type MatchTCPSyn struct{}
+
 func (MatchFibDaddrLocal) isMatch() {}
 func (MatchIPv4) isMatch()          {}
 func (MatchL4Proto) isMatch()       {}
@@ -175,12 +180,14 @@ func (MatchAddr) isMatch()          {}
 func (MatchCtEstablished) isMatch() {}
 func (MatchCtDNAT) isMatch()        {}
 func (MatchRandom) isMatch()        {}
+func (MatchTCPSyn) isMatch()        {}
 
 func (MatchFibDaddrLocal) String() string { return "fib daddr type local" }
 func (MatchIPv4) String() string          { return "meta nfproto ipv4" }
 func (m MatchL4Proto) String() string     { return "meta l4proto " + string(m.Proto) }
 func (MatchCtDNAT) String() string        { return "ct status dnat" }
 func (m MatchRandom) String() string      { return fmt.Sprintf("numgen random mod %d == 0", m.Mod) }
+func (MatchTCPSyn) String() string        { return "tcp flags syn / syn,rst" }
 
 func (m MatchIfname) String() string {
 	s := "iifname "
@@ -244,6 +251,13 @@ type ActionDNAT struct {
 	To netip.AddrPort
 }
 
+// ActionClampMSS lowers the MSS option of a TCP packet to what the route's
+// MTU allows (the route the packet takes, so the outgoing interface's MTU
+// unless the route sets one): "tcp option maxseg size set rt mtu". The
+// kernel only ever lowers the option, and leaves packets without one alone.
+// The rule goes on (this is not a verdict).
+type ActionClampMSS struct{}
+
 func (ActionAccept) isAction()     {}
 func (ActionDrop) isAction()       {}
 func (ActionJump) isAction()       {}
@@ -251,12 +265,14 @@ func (ActionMasquerade) isAction() {}
 func (ActionSNAT) isAction()       {}
 func (ActionVmap) isAction()       {}
 func (ActionDNAT) isAction()       {}
+func (ActionClampMSS) isAction()   {}
 
 func (ActionAccept) String() string     { return "accept" }
 func (ActionDrop) String() string       { return "drop" }
 func (a ActionJump) String() string     { return "jump " + a.Chain }
 func (ActionMasquerade) String() string { return "masquerade" }
 func (a ActionVmap) String() string     { return a.Key.String() + " vmap @" + a.Map }
+func (ActionClampMSS) String() string   { return "tcp option maxseg size set rt mtu" }
 
 func (a ActionDNAT) String() string { return "dnat ip to " + a.To.String() }
 func (a ActionSNAT) String() string { return "snat ip to " + a.To.String() }

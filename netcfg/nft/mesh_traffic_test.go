@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/warren-edge/warren/netcfg/internal/nstest"
 )
 
@@ -169,4 +171,86 @@ func TestMeshKeepsContainerAddresses(t *testing.T) {
 func TestMeshPeerCannotReachNodeLoopback(t *testing.T) {
 	a, b := meshedPair(t)
 	expectNoLoopbackFrom(t, a.hostNS, b.hostNS, "the other node", meshName, "10.99.0.1", "10.99.0.2")
+}
+
+// TestMeshClampsMSS: containers have MTU 1500, the mesh less (1400 here);
+// a TCP connection between containers of the two nodes gets an MSS that
+// fits the mesh in both directions: the SYN is clamped by the node it
+// leaves (a) and the SYN-ACK by the other (b), which sees it as an answer
+// (ct state established) and must clamp it before accepting it.
+func TestMeshClampsMSS(t *testing.T) {
+	a, b := meshedPair(t)
+	for _, n := range []*node{a, b} {
+		run(t, n.hostNS, "ip", "link", "set", meshName, "mtu", "1400")
+	}
+	ca := a.sandbox(t, "ca", "10.88.3.2")
+	cb := b.sandbox(t, "cb", "10.88.4.2")
+	const most = 1400 - 40 // IPv4 and TCP headers
+
+	// Without the table, both ends advertise 1460 (their veth's 1500).
+	for _, n := range []*node{a, b} {
+		if err := n.table.Remove(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := handshakeMSS(t, ca, cb, "10.88.4.2:80")
+	t.Logf("without the table: MSS %d", got)
+	if got <= most {
+		t.Fatalf("without the table, the server's MSS is %d; want above %d, or this test proves nothing", got, most)
+	}
+
+	a.apply(t)
+	b.apply(t)
+	server, client := handshakeMSS(t, ca, cb, "10.88.4.2:80")
+	t.Logf("with the table: MSS %d on b's side, %d on a's", server, client)
+	if server > most {
+		t.Errorf("a container on b accepted a connection from a's with MSS %d, want at most %d (the SYN is clamped on its way into the mesh)", server, most)
+	}
+	if client > most {
+		t.Errorf("a container on a connected to b's with MSS %d, want at most %d (the SYN-ACK is clamped on its way into the mesh)", client, most)
+	}
+}
+
+// handshakeMSS connects from `from` to a listener on addr in `to` and
+// returns TCP_MAXSEG of the accepted and of the connecting socket, right
+// after the handshake: each is at most the MSS its peer advertised.
+func handshakeMSS(t *testing.T, from, to *nstest.NS, addr string) (server, client int) {
+	t.Helper()
+	var ln net.Listener
+	if err := to.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on tcp %s: %v", addr, err)
+	}
+	defer ln.Close()
+	c, err := from.Dial("tcp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", addr, err)
+	}
+	defer c.Close()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(3 * time.Second))
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("accept on %s: %v", addr, err)
+	}
+	defer s.Close()
+	return maxSeg(t, s), maxSeg(t, c)
+}
+
+func maxSeg(t *testing.T, c net.Conn) int {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mss int
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		mss, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG)
+	}); err != nil || serr != nil {
+		t.Fatalf("getsockopt TCP_MAXSEG: %v %v", err, serr)
+	}
+	return mss
 }

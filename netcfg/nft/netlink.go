@@ -236,6 +236,9 @@ func (r Rule) exprs() ([]expr.Any, error) {
 	case ActionClampMSS:
 		// rt tcpmss is in host order; the option is written in network
 		// order at offset 2 (after kind and length) of option 2 (maxseg).
+		// nft lists the rule the same without the byteorder (which then
+		// writes 20485 for 1360, and the kernel, only lowering, keeps the
+		// SYN's MSS): TestMeshClampsMSS is what catches that.
 		out = append(out,
 			&expr.Rt{Register: reg1, Key: expr.RtTCPMSS},
 			&expr.Byteorder{SourceRegister: reg1, DestRegister: reg1, Op: expr.ByteorderHton, Len: 2, Size: 2},

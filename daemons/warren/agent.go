@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +43,8 @@ func runAgent(args []string) error {
 	meshStatus := fs.String("mesh-status", wapi.MeshStatusFile, "file telling warren-dns which nodes the mesh does not reach now")
 	maxBlobTransfers := fs.Int("max-blob-transfers", 4, "image blobs this node serves to other nodes at once (more wait)")
 	fetchLimit := fs.Duration("image-fetch-timeout", 30*time.Minute, "how long fetching an image from other nodes may take")
+	var plainHTTP registriesFlag
+	fs.Var(&plainHTTP, "plain-http-registry", "a registry HOST:PORT pulled over plain HTTP (a local one on a trusted LAN), repeatable")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: warren agent --api-socket PATH --containerd-socket PATH --data-dir DIR [flags]\n\nRuns warren-agent: this node's containers through containerd, their network and published ports.\n\nFlags:\n")
@@ -64,7 +68,7 @@ func runAgent(args []string) error {
 		return err
 	}
 	defer l.Close()
-	rt, err := ctrd.New(ctx, ctrd.Options{Socket: *containerdSocket, Namespace: *namespace})
+	rt, err := ctrd.New(ctx, ctrd.Options{Socket: *containerdSocket, Namespace: *namespace, PlainHTTPRegistries: plainHTTP})
 	if err != nil {
 		return fmt.Errorf("%w: is containerd running at %s?", err, *containerdSocket)
 	}
@@ -132,5 +136,18 @@ func runAgent(args []string) error {
 	if !systemd.Has("agent") {
 		os.Remove(*agentSocket) // a socket unit's file stays for the next start
 	}
+	return nil
+}
+
+// registriesFlag collects repeated --plain-http-registry HOST:PORT flags.
+type registriesFlag []string
+
+func (r *registriesFlag) String() string { return strings.Join(*r, ",") }
+
+func (r *registriesFlag) Set(s string) error {
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" || strings.ContainsAny(s, "/ ") {
+		return fmt.Errorf("%q: want a registry as HOST:PORT, such as 192.168.1.5:5000", s)
+	}
+	*r = append(*r, s)
 	return nil
 }

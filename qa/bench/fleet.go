@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -40,21 +42,29 @@ func benchFleet(r *report) error {
 	if err != nil {
 		return err
 	}
-	c, err := cluster.New(cluster.Config{Bin: bin})
+	// lan1 is the first host: a LAN client, and the registry the
+	// peer-to-peer image figure is set against (.11 of the LAN).
+	lanIP := cluster.DefaultSubnet.Addr().As4()
+	lanIP[3] += 11
+	registry := netip.AddrPortFrom(netip.AddrFrom4(lanIP), 5000)
+	c, err := cluster.New(cluster.Config{Bin: bin, AgentArgs: []string{"--plain-http-registry", registry.String()}})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := c.Start(ctx, 1, 2); err != nil {
-		return err
-	}
-	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
 	lan, err := c.AddHost("lan1")
 	if err != nil {
 		return err
 	}
+	if lan.IP != registry.Addr() {
+		return fmt.Errorf("lan1 is at %s, not %s", lan.IP, registry.Addr())
+	}
+	if err := c.Start(ctx, 1, 2); err != nil {
+		return err
+	}
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
 	spec := api.ServiceSpec{Name: "web", Image: "localhost/busybox", Replicas: 1,
 		Args:      []string{"sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
 		Placement: api.Placement{Constraints: []string{"node.hostname==w2"}},
@@ -134,7 +144,74 @@ func benchFleet(r *report) error {
 		return err
 	}
 	r.add("node join → mesh reachable (w1 reaches the new node's bridge address)", ms(reach), "", "userspace WireGuard")
-	return benchImageSpread(ctx, r, c, m, []*cluster.Host{w1, w2, w3})
+	if err := benchImageSpread(ctx, r, c, m, []*cluster.Host{w1, w2, w3}); err != nil {
+		return err
+	}
+	return benchRegistryPull(ctx, r, lan, registry, m, []*cluster.Host{w1, w2, w3})
+}
+
+// benchRegistryPull is the same spread from Debian's docker-registry on
+// the LAN (host lan1, plain HTTP): every node pulls the 100 MB image.
+func benchRegistryPull(ctx context.Context, r *report, lan *cluster.Host, registry netip.AddrPort, m *cluster.Host, hosts []*cluster.Host) error {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		r.add("the same image pulled by all 3 from a local docker-registry", "not measured: docker-registry is not installed (make deps installs it)", "", "")
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "warren-bench-registry-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), registry)), 0o644)
+	reg := exec.Command("ip", "netns", "exec", lan.NS, bin, "serve", cfg)
+	if err := reg.Start(); err != nil {
+		return err
+	}
+	defer func() { reg.Process.Kill(); reg.Wait() }()
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: lan.DialContext}}
+	base := "http://" + registry.String()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := hc.Get(base + "/v2/"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("docker-registry does not answer at %s", registry)
+		}
+	}
+	img, err := testimage.Make(testimage.Options{Name: "localhost/big:2", Padding: 100 << 20})
+	if err != nil {
+		return err
+	}
+	if err := img.Push(ctx, hc, base, "big", "2"); err != nil {
+		return err
+	}
+	ref := registry.String() + "/big:2"
+	start := time.Now()
+	for _, h := range hosts {
+		spec := api.ServiceSpec{Name: "reg-" + h.Name, Image: ref, Replicas: 1, Args: []string{"sleep", "100000"},
+			Placement: api.Placement{Constraints: []string{"node.hostname==" + h.Name}}}
+		if _, err := m.Client.CreateService(ctx, spec); err != nil {
+			return err
+		}
+	}
+	var last time.Duration
+	for done := map[string]bool{}; len(done) < len(hosts); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 3*time.Minute {
+			return fmt.Errorf("the registry image runs on %d of %d nodes after 3 minutes", len(done), len(hosts))
+		}
+		for _, h := range hosts {
+			ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: "reg-" + h.Name})
+			if !done[h.Name] && err == nil && len(ts) > 0 && ts[0].Status.State == api.TaskRunning {
+				done[h.Name], last = true, time.Since(start)
+			}
+		}
+	}
+	r.add(fmt.Sprintf("the same-size image pulled by all %d from a local docker-registry on the LAN", len(hosts)),
+		fmt.Sprintf("%.1f s", last.Seconds()), "", "Debian docker-registry 2.8, plain HTTP")
+	return nil
 }
 
 // benchImageSpread loads a 100 MB image on the first host only and times a

@@ -41,6 +41,8 @@ type Config struct {
 	// ManagerArgs are added to every `warren manager` command line, e.g.
 	// --node-timeout 2s --reschedule-grace 8s --raft-heartbeat-timeout 300ms.
 	ManagerArgs []string
+	// AgentArgs are added to every `warren agent` command line.
+	AgentArgs []string
 	// Logf receives the harness's progress lines (nil: none).
 	Logf func(format string, args ...any)
 }

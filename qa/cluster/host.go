@@ -233,6 +233,7 @@ func (h *Host) StartAgent() error {
 		"--data-dir", filepath.Join(h.Dir, "agent"), "--agent-socket", h.AgentSocket,
 		"--netns-dir", filepath.Join(h.Dir, "netns"), "--host-netns", "/run/netns/" + h.NS,
 		"--hostname", h.Name, "--cluster-dns=false", "--log-level", "debug"}
+	argv = append(argv, h.c.cfg.AgentArgs...)
 	p, err := startProc("agent", filepath.Join(h.Dir, "agent.log"), argv)
 	if err != nil {
 		return err

@@ -190,6 +190,10 @@ func TestJoinFromImage(t *testing.T) {
 	}
 	fetchIn(w1, fmt.Sprintf("http://%s:8080/", far.Status.Addr), "a container on w1 fetched from w2's task at "+far.Status.Addr+" through the mesh")
 	fetchIn(w1, "http://far:8080/", "a container on w1 fetched from service far by its name (warren-dns on w1 answers w2's task)")
+	// warren-dns, under its sandbox, reads the agent's mesh status.
+	if out, _ := w1.Exec(ctx, "journalctl --no-pager -o cat -u warren-dns"); strings.Contains(out, "mesh status") {
+		t.Errorf("warren-dns on w1 cannot read the mesh status the agent writes:\n%s", out)
+	}
 	// The published port answers on w1 too, where no task of far runs:
 	// a container on m1 reaches it at w1's LAN address.
 	fetchIn(m1, fmt.Sprintf("http://%s:8080/", w1.Addr), "port 8080 of w1, which runs no task of far, answered from w2's task (ingress over the mesh)")

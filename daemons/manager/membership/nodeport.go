@@ -267,7 +267,14 @@ func (np *nodePort) close() {
 }
 
 func (np *nodePort) handshake(c net.Conn) {
+	// A node that has just started may not hold its certificate yet (a
+	// new cluster's first manager makes it): a client that came early
+	// waits for it, within the handshake's deadline, instead of having
+	// its connection reset.
 	creds := np.m.credentials()
+	for deadline := time.Now().Add(handshakeTimeout); creds == nil && time.Now().Before(deadline); creds = np.m.credentials() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if creds == nil {
 		c.Close()
 		return

@@ -111,6 +111,8 @@ type Agent struct {
 	// openFile opens the files the agent socket serves (os.Open; a test
 	// records what it is asked for).
 	openFile func(name string) (*os.File, error)
+	// logIdx indexes the task logs by time, for ?since (logindex.go).
+	logIdx *logIndexer
 	// blobs serves the blobs of this node's images to other nodes; nil
 	// when the runtime cannot (images.go).
 	blobs http.Handler
@@ -150,7 +152,7 @@ func New(cfg Config) (*Agent, error) {
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{},
-		ready: make(chan struct{}), openFile: os.Open}
+		ready: make(chan struct{}), openFile: os.Open, logIdx: newLogIndexer(time.Now)}
 	a.blobs = newBlobServer(cfg)
 	return a, nil
 }

@@ -96,57 +96,78 @@ func (a *Agent) resolvConf() string {
 	return out.String()
 }
 
-// logLoop caps the containers' log files: a file over the limit is copied
-// to NAME.1 and truncated in place (the shim appends, so it writes on at
-// the new end).
+// logLoop samples the containers' log files every second for their
+// indexes (logindex.go) and, every 10 s, caps them: a file over the limit
+// is copied to NAME.1 and truncated in place (the shim appends, so it
+// writes on at the new end).
 func (a *Agent) logLoop(ctx context.Context) {
-	tick := time.NewTicker(10 * time.Second)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for {
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 		matches, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, logsDir, "*.log"))
-		for _, p := range matches {
-			id := strings.TrimSuffix(filepath.Base(p), ".log")
-			a.mu.Lock()
-			_, alive := a.containers[id]
-			_, known := a.tasks[id]
-			a.mu.Unlock()
-			if !alive && !known {
-				os.Remove(p)
-				os.Remove(p + ".1")
-				continue
-			}
-			if err := rotate(p, a.cfg.LogMaxBytes); err != nil {
-				a.log.Warn("rotate log", "file", p, "err", err)
-			}
+		if n%10 == 0 {
+			matches = a.capLogs(matches)
+		}
+		if err := a.logIdx.sample(matches); err != nil {
+			a.log.Warn("log index", "err", err)
 		}
 	}
 }
 
-func rotate(path string, maxBytes int64) error {
+// capLogs removes the logs of tasks the agent no longer knows and
+// rotates the others'; it returns the logs that remain.
+func (a *Agent) capLogs(matches []string) []string {
+	kept := matches[:0]
+	for _, p := range matches {
+		id := strings.TrimSuffix(filepath.Base(p), ".log")
+		a.mu.Lock()
+		_, alive := a.containers[id]
+		_, known := a.tasks[id]
+		a.mu.Unlock()
+		if !alive && !known {
+			a.logIdx.forget(p)
+			os.Remove(p)
+			os.Remove(p + ".1")
+			continue
+		}
+		kept = append(kept, p)
+		if err := a.logIdx.rotate(p, a.cfg.LogMaxBytes); err != nil {
+			a.log.Warn("rotate log", "file", p, "err", err)
+		}
+	}
+	return kept
+}
+
+// rotate copies the file at path to path.1 and truncates it, when it is
+// over maxBytes; rotated says it was.
+func rotate(path string, maxBytes int64) (rotated bool, err error) {
 	fi, err := os.Stat(path)
 	if err != nil || fi.Size() <= maxBytes {
-		return nil
+		return false, nil
 	}
 	src, err := os.Open(path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer src.Close()
 	dst, err := os.Create(path + ".1")
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := io.Copy(dst, src); err != nil {
 		dst.Close()
-		return err
+		return false, err
 	}
 	if err := dst.Close(); err != nil {
-		return err
+		return false, err
 	}
-	return os.Truncate(path, 0)
+	if err := os.Truncate(path, 0); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -162,8 +162,10 @@ func (a *Agent) prestageImage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// taskLogs streams a task's log: the last ?tail=N lines (default all),
-// then, with ?follow, what is written next until the client leaves.
+// taskLogs streams a task's log: the lines written since ?since=T
+// (api.ParseLogSince, to within a second: logindex.go), of those the
+// last ?tail=N (default all), then, with ?follow, what is written next
+// until the client leaves.
 func (a *Agent) taskLogs(w http.ResponseWriter, r *http.Request, id string) {
 	path, err := a.logPath(id)
 	if err != nil {
@@ -179,6 +181,13 @@ func (a *Agent) taskLogs(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		tail = n
 	}
+	var since time.Time
+	if s := r.URL.Query().Get("since"); s != "" {
+		if since, err = api.ParseLogSince(s, a.logIdx.now()); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
 	follow := r.URL.Query().Has("follow")
 	f, err := a.openFile(path)
 	if err != nil {
@@ -186,21 +195,30 @@ func (a *Agent) taskLogs(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	defer f.Close()
+	var start int64
+	if !since.IsZero() {
+		if start, err = a.logIdx.since(path, f, since); err != nil {
+			writeErr(w, api.Errorf(api.CodeUnavailable, "the log of task %s: %v", id, err))
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	if err := streamLog(r.Context(), w, fl, f, tail, follow); err != nil && r.Context().Err() == nil {
+	if err := streamLog(r.Context(), w, fl, f, start, tail, follow); err != nil && r.Context().Err() == nil {
 		a.log.Debug("log stream ended", "task", id, "err", err)
 	}
 }
 
-// streamLog writes the last tail lines of f (all if tail < 0), then
-// follows it if asked, across rotations (the file shrinking).
-func streamLog(ctx context.Context, w io.Writer, fl http.Flusher, f *os.File, tail int, follow bool) error {
-	start, err := tailOffset(f, tail)
+// streamLog writes f from start, a line start, or only the last tail
+// lines of that (all if tail < 0), then follows it if asked, across
+// rotations (the file shrinking).
+func streamLog(ctx context.Context, w io.Writer, fl http.Flusher, f *os.File, start int64, tail int, follow bool) error {
+	tailStart, err := tailOffset(f, tail)
 	if err != nil {
 		return err
 	}
+	start = max(start, tailStart)
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Logs. GET /v1/tasks/{ref}/logs is one task's output as its container
@@ -18,6 +19,12 @@ import (
 // manager's word that some lines are missing (a node that could not be
 // reached, a stream that broke). No task's line can start so, since every
 // task's line starts with its service's name.
+//
+// Both take ?since=T (ParseLogSince): only the lines written at or after
+// T, to within about a second (the lines carry no time: the agent keeps,
+// next to each log file, the file's length second by second). With
+// ?tail=N too, the last N of those lines. A manager turns a duration into
+// a time once and passes that time on, so every node cuts at one instant.
 
 // LogNoticePrefix starts a notice line of a service's log stream; the
 // JSON of a LogNotice follows.
@@ -73,3 +80,21 @@ func shortID(id string) string {
 	}
 	return id
 }
+
+// ParseLogSince reads a log request's since: a duration ago ("10m",
+// "2h", counted back from now) or a time in RFC 3339
+// ("2026-12-05T10:00:00Z"). A time in the future is not an error: no
+// line is that new.
+func ParseLogSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, Errorf(CodeInvalid, "since %q: give a duration ago (10m, 2h) or a time in RFC 3339 (2026-12-05T10:00:00Z)", s)
+}
+
+// FormatLogSince is how a since time travels in a request: RFC 3339 in
+// UTC, to the nanosecond.
+func FormatLogSince(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

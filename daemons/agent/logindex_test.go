@@ -1,0 +1,146 @@
+package agent
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+)
+
+// TestLogsSince writes a task's log in steps under a fake clock, samples
+// it as logLoop does each second, and checks where ?since cuts the log:
+// at the first checkpoint at or after T, at a line start; then again
+// after an agent restart (the index read back) and a rotation.
+func TestLogsSince(t *testing.T) {
+	s := newSocketAgent(t)
+	srv := httptest.NewServer(s.a.Handler())
+	defer srv.Close()
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	clk := t0
+	now := func() time.Time { return clk }
+	s.a.logIdx.now = now
+	id := api.NewID()
+	path, err := s.a.logPath(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(text string) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(text)
+		f.Close()
+	}
+	sample := func(at time.Duration) {
+		clk = t0.Add(at)
+		if err := s.a.logIdx.sample([]string{path}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(q string) (int, string) {
+		resp, err := http.Get(srv.URL + "/v1/tasks/" + id + "/logs?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	at := func(d time.Duration) string { return url.QueryEscape(api.FormatLogSince(t0.Add(d))) }
+	check := func(when, q, want string) {
+		t.Helper()
+		if code, got := get(q); code != http.StatusOK || got != want {
+			t.Errorf("%s: GET logs?%s = %d %q, want 200 %q", when, q, code, got, want)
+		}
+	}
+
+	write("before\n")
+	sample(0)
+	write("one\npar") // a line split across a sample
+	sample(time.Second)
+	write("tial\ntwo\n")
+	sample(2 * time.Second)
+	write("three\n")
+	sample(3 * time.Second)
+
+	all := "before\none\npartial\ntwo\nthree\n"
+	for _, tc := range []struct{ q, want string }{
+		{"", all},
+		{"since=" + at(-time.Hour), all}, // before the index: the whole file
+		{"since=" + at(0), "one\npartial\ntwo\nthree\n"},
+		{"since=" + at(500*time.Millisecond), "two\nthree\n"}, // "partial" began before T
+		{"since=" + at(time.Second), "two\nthree\n"},
+		{"since=" + at(1500*time.Millisecond), "three\n"},
+		{"since=" + at(3*time.Second), ""},
+		{"since=" + at(time.Hour), ""}, // the future: no lines, no error
+		{"since=1500ms", "three\n"},    // a duration: back from the agent's now (t0+3s)
+		{"since=1h", all},
+		{"since=" + at(0) + "&tail=2", "two\nthree\n"},
+		{"since=" + at(2*time.Second) + "&tail=5", "three\n"},
+	} {
+		check("one agent", tc.q, tc.want)
+	}
+	for _, bad := range []string{"yesterday", "-5m", "2026-12-05 10:00"} {
+		code, body := get("since=" + url.QueryEscape(bad))
+		var e api.Error
+		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil ||
+			!strings.Contains(e.Message, "10m") || !strings.Contains(e.Message, "2026-12-05T10:00:00Z") {
+			t.Errorf("GET logs?since=%s = %d %q, want 400 naming the forms since takes", bad, code, body)
+		}
+	}
+
+	// The agent restarts: the index is read back from the .idx file.
+	s.a.logIdx = newLogIndexer(now)
+	check("after a restart", "since="+at(time.Second), "two\nthree\n")
+	write("four\n") // while no agent samples
+	sample(10 * time.Second)
+	write("five\n")
+	sample(11 * time.Second)
+	check("after a restart", "since="+at(2*time.Second), "three\nfour\nfive\n")
+	check("after a restart", "since="+at(10*time.Second), "five\n")
+
+	// A rotation: the rotated file keeps its index, the log starts anew.
+	clk = t0.Add(20 * time.Second)
+	if err := s.a.logIdx.rotate(path, 10); err != nil {
+		t.Fatal(err)
+	}
+	if old, err := loadIndex(path + ".1"); err != nil || len(old) != 4 {
+		t.Errorf("after a rotation the index of %s.1 holds %v, %v; want the 4 checkpoints of the log before", filepath.Base(path), old, err)
+	}
+	write("six\n")
+	sample(21 * time.Second)
+	write("seven\n")
+	sample(22 * time.Second)
+	check("after a rotation", "since="+at(2*time.Second), "six\nseven\n")
+	check("after a rotation", "since="+at(21*time.Second), "seven\n")
+}
+
+func TestThinKeepsADayAndOneAMinuteBefore(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	var cps []checkpoint
+	for i := 3 * 3600; i > 0; i-- { // one a second for the last 3 hours...
+		cps = append(cps, checkpoint{T: now.Add(-time.Duration(i) * time.Second), Off: int64(len(cps))})
+	}
+	old := []checkpoint{}
+	for i := 2 * 24 * 3600; i > 24*3600; i -= 10 { // ...and one each 10 s the day before
+		old = append(old, checkpoint{T: now.Add(-time.Duration(i) * time.Second)})
+	}
+	got := thin(append(old, cps...), now)
+	if want := 24*60 + 3*3600; len(got) != want {
+		t.Errorf("thin(a day at 1/10 s, 3 h at 1/s) kept %d checkpoints, want %d (one a minute, then all)", len(got), want)
+	}
+	for i := 1; i < len(got); i++ {
+		if !got[i].T.After(got[i-1].T) {
+			t.Fatalf("thin returned checkpoints out of order at %d: %v, %v", i, got[i-1].T, got[i].T)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -290,6 +291,28 @@ func TestLogsStream(t *testing.T) {
 	}
 	if f.logsQuery != "follow=1&tail=5" {
 		t.Errorf("service logs -f --tail 5 asked with query %q, want follow=1&tail=5", f.logsQuery)
+	}
+}
+
+// TestLogsSince: --since sends one absolute time, a duration counted
+// back from now; a bad value is a usage error naming the forms.
+func TestLogsSince(t *testing.T) {
+	f, url := newFake(t)
+	r := runWith(context.Background(), url, "", "service", "logs", "--since", "2026-12-05T11:00:00+01:00", "web")
+	if r.code != 0 || f.logsQuery != "since=2026-12-05T10%3A00%3A00Z" {
+		t.Errorf("service logs --since 2026-12-05T11:00:00+01:00: exit %d, query %q; want 0 and since=2026-12-05T10:00:00Z", r.code, f.logsQuery)
+	}
+	before := time.Now()
+	r = runWith(context.Background(), url, "", "service", "logs", "--since", "10m", "--tail", "3", "web")
+	q, _ := neturl.ParseQuery(f.logsQuery)
+	got, err := time.Parse(time.RFC3339Nano, q.Get("since"))
+	if r.code != 0 || err != nil || got.Before(before.Add(-10*time.Minute-time.Second)) || got.After(time.Now().Add(-10*time.Minute)) || q.Get("tail") != "3" {
+		t.Errorf("service logs --since 10m --tail 3: exit %d, query %q; want tail=3 and since the time 10 minutes ago", r.code, f.logsQuery)
+	}
+	f.logsQuery = "untouched"
+	r = runWith(context.Background(), url, "", "service", "logs", "--since", "yesterday", "web")
+	if r.code != 2 || f.logsQuery != "untouched" || !strings.Contains(r.stderr, "10m") || !strings.Contains(r.stderr, "2026-12-05T10:00:00Z") {
+		t.Errorf("service logs --since yesterday: exit %d, stderr %q, asked the manager: %v; want 2, the accepted forms named, no request", r.code, r.stderr, f.logsQuery != "untouched")
 	}
 }
 

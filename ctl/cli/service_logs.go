@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ import (
 
 func (s *session) serviceLogsCmd() *cobra.Command {
 	var follow, raw bool
-	var tail string
+	var tail, since string
 	cmd := &cobra.Command{
 		Use:   "logs SERVICE|TASK",
 		Short: "Show the output of a service's tasks, on every node",
@@ -24,6 +25,13 @@ run, each line prefixed with its task's name, as the manager serves it
 from GET /v1/services/{ref}/logs: it reads each task's log on the node
 that runs it. Give a task (its ID, an ID prefix, or SERVICE.SLOT) to see
 that task's lines only. -f keeps printing new lines until interrupted.
+
+--since shows the lines written at or after a time, to within a second:
+containers' lines carry no time, and each node notes its log files'
+lengths once a second. Give a duration ago (10m, 2h) or a time in RFC
+3339 (2026-12-05T10:00:00Z); a duration is counted back from this
+machine's clock, and every node cuts at that one instant. With --tail,
+the last N of those lines.
 
 A node that cannot be reached (down, cut off, its agent not answering)
 is named in a warning on stderr, and so is a node whose stream breaks
@@ -41,6 +49,7 @@ that runs the task instead, where the agent keeps them under its data
 directory (logs/).`,
 		Example: `  warrenctl service logs web
   warrenctl service logs -f --tail 100 web
+  warrenctl service logs --since 10m web
   warrenctl service logs web.2`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: s.completeService,
@@ -52,6 +61,13 @@ directory (logs/).`,
 					return usagef(cmd, "--tail %q: give a number of lines or all", tail)
 				}
 				o.Tail = int(n)
+			}
+			if since != "" {
+				t, err := api.ParseLogSince(since, time.Now())
+				if err != nil {
+					return usagef(cmd, "--%v", err)
+				}
+				o.Since = t
 			}
 			c, err := s.client()
 			if err != nil {
@@ -115,6 +131,7 @@ directory (logs/).`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
 	cmd.Flags().StringVarP(&tail, "tail", "n", "all", "print only the last N lines of each task")
+	cmd.Flags().StringVar(&since, "since", "", "print only the lines written since a time (2026-12-05T10:00:00Z) or for a duration (10m), to within a second")
 	cmd.Flags().BoolVar(&raw, "raw", false, "pass control characters to the terminal as the containers wrote them")
 	return cmd
 }

@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,11 +36,16 @@ type fakeAgent struct {
 	node string
 	mu   sync.Mutex
 	seen []string // the requests it was asked, "METHOD PATH"
+	// logQueries are the queries of the log requests it was asked.
+	logQueries []string
 }
 
 func (a *fakeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.seen = append(a.seen, r.Method+" "+r.URL.Path)
+	if strings.HasSuffix(r.URL.Path, "/logs") {
+		a.logQueries = append(a.logQueries, r.URL.RawQuery)
+	}
 	a.mu.Unlock()
 	switch {
 	case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/logs"):
@@ -252,6 +259,50 @@ func TestLogsAndExecRunOnTheTaskNode(t *testing.T) {
 	out, _, err = serviceLogs(t, s.m.Client, client.LogOptions{Tail: -1, Task: s.t1.ID})
 	if err != nil || !strings.Contains(out, "hello from wrk1") || strings.Contains(out, "wrk2") {
 		t.Errorf("service logs of task %s = %q, %v; want w1's lines only", s.t1.ID, out, err)
+	}
+
+	// ?since travels on every hop, as one instant: to the manager's peers
+	// and on to their agents, for a service's logs and a task's.
+	since := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for _, a := range s.agents {
+		a.mu.Lock()
+		a.logQueries = nil
+		a.mu.Unlock()
+	}
+	if _, _, err := serviceLogs(t, s.m.Client, client.LogOptions{Tail: 5, Since: since}); err != nil {
+		t.Fatalf("service logs since %v: %v", since, err)
+	}
+	if rc, err := s.m.Client.TaskLogs(ctx, s.t2.ID, client.LogOptions{Tail: -1, Since: since}); err != nil {
+		t.Fatalf("task logs since %v: %v", since, err)
+	} else {
+		io.ReadAll(rc)
+		rc.Close()
+	}
+	for node, want := range map[string][]string{"wrk1": {"since=2026-12-05T10%3A00%3A00Z&tail=5"},
+		"wrk2": {"since=2026-12-05T10%3A00%3A00Z&tail=5", "since=2026-12-05T10%3A00%3A00Z"}} {
+		a := s.agents[node]
+		a.mu.Lock()
+		got := slices.Clone(a.logQueries)
+		a.mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("logs since %v through the manager: %s's agent was asked %q, want %q", since, node, got, want)
+		}
+	}
+	// A duration given to the manager becomes a time there.
+	before := time.Now()
+	if _, err := s.m.Client.Raw(ctx, http.MethodGet, "/v1/tasks/"+s.t1.ID+"/logs?since=1h"); err != nil {
+		t.Fatalf("task logs since=1h: %v", err)
+	}
+	a := s.agents["wrk1"]
+	a.mu.Lock()
+	last := a.logQueries[len(a.logQueries)-1]
+	a.mu.Unlock()
+	q, _ := url.ParseQuery(last)
+	if got, err := time.Parse(time.RFC3339Nano, q.Get("since")); err != nil || got.Before(before.Add(-time.Hour-time.Second)) || got.After(time.Now().Add(-time.Hour)) {
+		t.Errorf("task logs since=1h through the manager: w1's agent was asked %q, want since the time an hour ago", last)
+	}
+	if _, err := s.m.Client.Raw(ctx, http.MethodGet, "/v1/services/web/logs?since=soon"); !api.IsCode(err, api.CodeInvalid) {
+		t.Errorf("service logs since=soon: %v, want an invalid-request error", err)
 	}
 
 	// Exec on w2's task from the manager: output and exit code come back.

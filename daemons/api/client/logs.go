@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -23,6 +24,9 @@ type LogOptions struct {
 	Tail int
 	// Task keeps one task of the service (ServiceLogs only).
 	Task string
+	// Since, when set, keeps the lines written at or after it, to within
+	// about a second (api.ParseLogSince); with Tail, the last of those.
+	Since time.Time
 }
 
 func (o LogOptions) query() string {
@@ -35,6 +39,9 @@ func (o LogOptions) query() string {
 	}
 	if o.Task != "" {
 		v.Set("task", o.Task)
+	}
+	if !o.Since.IsZero() {
+		v.Set("since", api.FormatLogSince(o.Since))
 	}
 	if len(v) == 0 {
 		return ""

@@ -158,7 +158,9 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// logQuery is what a log request passes on: ?tail=N and ?follow.
+// logQuery is what a log request passes on: ?tail=N, ?follow and
+// ?since=T, a duration made a time here once (api.FormatLogSince), so
+// that every node a service's logs are read on cuts at the same instant.
 func logQuery(r *http.Request) (url.Values, error) {
 	q := url.Values{}
 	if v := r.URL.Query().Get("tail"); v != "" && v != "all" {
@@ -169,6 +171,13 @@ func logQuery(r *http.Request) (url.Values, error) {
 	}
 	if httpx.Bool(r, "follow") {
 		q.Set("follow", "1")
+	}
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := api.ParseLogSince(v, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		q.Set("since", api.FormatLogSince(t))
 	}
 	return q, nil
 }

@@ -101,6 +101,27 @@ func TestLogsAndExecAcrossNodes(t *testing.T) {
 		return nil
 	})
 
+	// --since a moment after the greetings (2 s: the agents note their
+	// log files' lengths once a second): the ticks after it, of both
+	// tasks, and not the greetings before it.
+	time.Sleep(2 * time.Second)
+	since := time.Now().UTC().Format(time.RFC3339Nano)
+	eventually(t, 30*time.Second, "talk's ticks since "+since+" through m1, without the greetings", func() error {
+		code, out, errOut := warrenctl(ctx, m1, "service", "logs", "--since", since, "talk")
+		if code != 0 {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		for _, tk := range []api.Task{t1, t2} {
+			if strings.Contains(out, tk.LogPrefix()+"hello from the task") {
+				t.Fatalf("warrenctl service logs --since %s shows %s's greeting, written seconds before:\n%s", since, tk.LogName(), out)
+			}
+			if !strings.Contains(out, tk.LogPrefix()+"tick") {
+				return fmt.Errorf("no tick of %s yet in:\n%s", tk.LogName(), out)
+			}
+		}
+		return nil
+	})
+
 	// Exec on w2's task from m1: its output and exit code.
 	var stdout, stderr bytes.Buffer
 	code, err := m1.Client.Exec(ctx, t2.ID, api.ExecRequest{Cmd: []string{"echo", "hi"}}, client.ExecStreams{Stdout: &stdout, Stderr: &stderr})

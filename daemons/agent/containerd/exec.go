@@ -36,48 +36,14 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, timeout ti
 		return -1, nil, fmt.Errorf("containerd: exec in %s: no command: %w", id, runtime.ErrInvalidSpec)
 	}
 	ctx = r.nsctx(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		return -1, nil, r.notFound("exec in", id, err)
-	}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return -1, nil, fmt.Errorf("containerd: exec in %s: %w", id, runtime.ErrNotRunning)
-	}
-	if err != nil {
-		return -1, nil, wrap("exec in "+id, err)
-	}
-	spec, err := c.Spec(ctx)
-	if err != nil {
-		return -1, nil, wrap("exec in "+id, err)
-	}
-	pspec := *spec.Process
-	pspec.Args = args
-	pspec.Terminal = false
-	pspec.ConsoleSize = nil
-
 	out := &capBuffer{max: MaxExecOutput}
-	copts := []cio.Opt{cio.WithStreams(nil, out, out)}
-	if r.opts.FIFODir != "" {
-		copts = append(copts, cio.WithFIFODir(r.opts.FIFODir))
-	}
-	execID := "exec-" + randomHex(8)
-	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(copts...))
+	proc, statusC, done, err := r.startExec(ctx, id, false, func(p *specs.Process) {
+		p.Args, p.Terminal, p.ConsoleSize = args, false, nil
+	}, cio.WithStreams(nil, out, out))
 	if err != nil {
-		return -1, nil, classifyStartErr("exec in "+id, err)
+		return -1, nil, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		proc.Delete(dctx, containerd.WithProcessKill)
-	}()
-	statusC, err := proc.Wait(ctx)
-	if err != nil {
-		return -1, nil, wrap("exec in "+id, err)
-	}
-	if err := proc.Start(ctx); err != nil {
-		return -1, nil, classifyStartErr("exec in "+id, err)
-	}
+	defer done()
 
 	var timeoutC <-chan time.Time
 	if timeout > 0 {
@@ -116,33 +82,6 @@ func (r *Runtime) ExecStream(ctx context.Context, id string, x runtime.ExecIO) (
 		return -1, fmt.Errorf("containerd: exec in %s: no command: %w", id, runtime.ErrInvalidSpec)
 	}
 	ctx = r.nsctx(ctx)
-	c, err := r.client.LoadContainer(ctx, id)
-	if err != nil {
-		return -1, r.notFound("exec in", id, err)
-	}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return -1, fmt.Errorf("containerd: exec in %s: %w", id, runtime.ErrNotRunning)
-	}
-	if err != nil {
-		return -1, wrap("exec in "+id, err)
-	}
-	if st, err := task.Status(ctx); err != nil {
-		return -1, wrap("exec in "+id, err)
-	} else if st.Status != containerd.Running {
-		return -1, fmt.Errorf("containerd: exec in %s (%s): %w", id, st.Status, runtime.ErrNotRunning)
-	}
-	spec, err := c.Spec(ctx)
-	if err != nil {
-		return -1, wrap("exec in "+id, err)
-	}
-	pspec := *spec.Process
-	pspec.Args = x.Args
-	pspec.Terminal = x.TTY
-	pspec.ConsoleSize = nil
-	if x.TTY && x.Size.Width > 0 && x.Size.Height > 0 {
-		pspec.ConsoleSize = &specs.Box{Width: uint(x.Size.Width), Height: uint(x.Size.Height)}
-	}
 
 	var stdin io.Reader
 	stdinEOF := make(chan struct{})
@@ -162,25 +101,16 @@ func (r *Runtime) ExecStream(ctx context.Context, id string, x runtime.ExecIO) (
 	if x.TTY {
 		copts = append(copts, cio.WithTerminal)
 	}
-	if r.opts.FIFODir != "" {
-		copts = append(copts, cio.WithFIFODir(r.opts.FIFODir))
-	}
-	proc, err := task.Exec(ctx, "exec-"+randomHex(8), &pspec, cio.NewCreator(copts...))
+	proc, statusC, done, err := r.startExec(ctx, id, true, func(p *specs.Process) {
+		p.Args, p.Terminal, p.ConsoleSize = x.Args, x.TTY, nil
+		if x.TTY && x.Size.Width > 0 && x.Size.Height > 0 {
+			p.ConsoleSize = &specs.Box{Width: uint(x.Size.Width), Height: uint(x.Size.Height)}
+		}
+	}, copts...)
 	if err != nil {
-		return -1, classifyStartErr("exec in "+id, err)
+		return -1, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		proc.Delete(dctx, containerd.WithProcessKill)
-	}()
-	statusC, err := proc.Wait(ctx)
-	if err != nil {
-		return -1, wrap("exec in "+id, err)
-	}
-	if err := proc.Start(ctx); err != nil {
-		return -1, classifyStartErr("exec in "+id, err)
-	}
+	defer done()
 	for {
 		select {
 		case es := <-statusC:
@@ -207,6 +137,61 @@ func (r *Runtime) ExecStream(ctx context.Context, id string, x runtime.ExecIO) (
 			return -1, fmt.Errorf("containerd: exec %q in %s: %w", x.Args, id, ctx.Err())
 		}
 	}
+}
+
+// startExec starts a process in the container id (ctx in the runtime's
+// namespace): the container's own process spec (its environment, user and
+// working directory) changed by set, with copts' streams. mustRun refuses
+// a container whose task exists but is not running. done kills and
+// deletes the process; call it once the process has ended or been given
+// up on.
+func (r *Runtime) startExec(ctx context.Context, id string, mustRun bool, set func(*specs.Process), copts ...cio.Opt) (containerd.Process, <-chan containerd.ExitStatus, func(), error) {
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, nil, nil, r.notFound("exec in", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil, nil, nil, fmt.Errorf("containerd: exec in %s: %w", id, runtime.ErrNotRunning)
+	}
+	if err != nil {
+		return nil, nil, nil, wrap("exec in "+id, err)
+	}
+	if mustRun {
+		if st, err := task.Status(ctx); err != nil {
+			return nil, nil, nil, wrap("exec in "+id, err)
+		} else if st.Status != containerd.Running {
+			return nil, nil, nil, fmt.Errorf("containerd: exec in %s (%s): %w", id, st.Status, runtime.ErrNotRunning)
+		}
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return nil, nil, nil, wrap("exec in "+id, err)
+	}
+	pspec := *spec.Process
+	set(&pspec)
+	if r.opts.FIFODir != "" {
+		copts = append(copts, cio.WithFIFODir(r.opts.FIFODir))
+	}
+	proc, err := task.Exec(ctx, "exec-"+randomHex(8), &pspec, cio.NewCreator(copts...))
+	if err != nil {
+		return nil, nil, nil, classifyStartErr("exec in "+id, err)
+	}
+	done := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		proc.Delete(dctx, containerd.WithProcessKill)
+	}
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		done()
+		return nil, nil, nil, wrap("exec in "+id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		done()
+		return nil, nil, nil, classifyStartErr("exec in "+id, err)
+	}
+	return proc, statusC, done, nil
 }
 
 // eofSignal closes eof when r returns io.EOF.

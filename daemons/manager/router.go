@@ -246,13 +246,8 @@ func (m *Manager) onTaskNode(h http.HandlerFunc) http.HandlerFunc {
 		default:
 			// The task by its ID: the next node resolves the same task
 			// whatever prefix was given.
-			fwd := r.Clone(r.Context())
-			fwd.URL.Path = strings.Replace(r.URL.Path, "/"+ref+"/", "/"+t.ID+"/", 1)
-			fwd.URL.RawPath = ""
-			m.peers.Proxy(w, fwd, t.NodeID, authz.CallerOf(r.Context()), http.Header{forwardedHeader: {m.nodeID}},
-				func(w http.ResponseWriter, err error) {
-					httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s, which runs task %s, cannot be reached: %v", name, t.LogName(), err))
-				})
+			m.passOn(w, r, "/"+ref+"/", "/"+t.ID+"/", t.NodeID, authz.CallerOf(r.Context()),
+				fmt.Sprintf("node %s, which runs task %s,", name, t.LogName()))
 		}
 	}
 }
@@ -277,15 +272,26 @@ func (m *Manager) onNode(h http.HandlerFunc) http.HandlerFunc {
 		case r.Header.Get(forwardedHeader) != "":
 			httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s is not this node %s: a request is passed on once", n.ID, m.nodeID))
 		default:
-			fwd := r.Clone(r.Context())
-			fwd.URL.Path = strings.Replace(r.URL.Path, "/v1/nodes/"+ref+"/", "/v1/nodes/"+n.ID+"/", 1)
-			fwd.URL.RawPath = ""
-			m.peers.Proxy(w, fwd, n.ID, authz.Caller{}, http.Header{forwardedHeader: {m.nodeID}},
-				func(w http.ResponseWriter, err error) {
-					httpx.Error(w, api.Errorf(api.CodeUnavailable, "node %s (%s) cannot be reached: %v", n.Description.Hostname, n.ID, err))
-				})
+			m.passOn(w, r, "/v1/nodes/"+ref+"/", "/v1/nodes/"+n.ID+"/", n.ID, authz.Caller{},
+				fmt.Sprintf("node %s (%s)", n.Description.Hostname, n.ID))
 		}
 	}
+}
+
+// passOn sends r on to node id's manager over the node port, once: the
+// first from in its path becomes to (the object by its ID, which the next
+// node resolves the same whatever the caller wrote), it is marked as passed
+// on, and as is its caller (the anonymous caller: this node itself). When
+// the node cannot be reached, the answer says who: "<who> cannot be
+// reached".
+func (m *Manager) passOn(w http.ResponseWriter, r *http.Request, from, to, id string, as authz.Caller, who string) {
+	fwd := r.Clone(r.Context())
+	fwd.URL.Path = strings.Replace(r.URL.Path, from, to, 1)
+	fwd.URL.RawPath = ""
+	m.peers.Proxy(w, fwd, id, as, http.Header{forwardedHeader: {m.nodeID}},
+		func(w http.ResponseWriter, err error) {
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "%s cannot be reached: %v", who, err))
+		})
 }
 
 // relayOwn lets a worker's manager relay only its own node's reports

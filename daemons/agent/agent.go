@@ -86,7 +86,10 @@ type Agent struct {
 	// beatNow makes the heartbeat go at once (the mesh came up: the other
 	// nodes learn this node's key a heartbeat sooner).
 	beatNow chan struct{}
-	starts  chan struct{}
+	// imagesStale: the images may have changed; list them at the next
+	// heartbeat.
+	imagesStale atomic.Bool
+	starts      chan struct{}
 
 	mu           sync.Mutex
 	tasks        map[string]*api.Task
@@ -558,6 +561,17 @@ func (a *Agent) exitLoop(ctx context.Context) {
 	}
 }
 
+// imagesChanged says the node's images changed (a load, a fetch, a pull):
+// the next heartbeat, at once, lists them again.
+func (a *Agent) imagesChanged() {
+	a.imagesStale.Store(true)
+	a.beatSoon()
+}
+
+// imagesRecheck is how often the heartbeat lists the images with no word
+// of a change (one changed behind the agent's back, with ctr).
+const imagesRecheck = 30 * time.Second
+
 // beatSoon makes the next heartbeat go at once.
 func (a *Agent) beatSoon() {
 	select {
@@ -576,20 +590,28 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	failing := false
 	var sent []api.NodeImage // the images the managers have, once known
 	sentOK := false
+	var listed time.Time
 	for {
 		hb := api.Heartbeat{Description: api.NodeDescription{EngineVersion: a.cfg.EngineVersion, Mesh: a.meshDescription()}}
 		// The images go only when they changed: other nodes fetch them
-		// from here.
-		if imgs, err := a.Images(ctx); err == nil && (!sentOK || !slices.Equal(imgs, sent)) {
-			if len(imgs) > api.MaxNodeImages {
-				a.log.Warn("more images than the managers keep: the rest cannot be fetched from this node", "images", len(imgs), "kept", api.MaxNodeImages)
-				imgs = imgs[:api.MaxNodeImages]
+		// from here. They are listed after a change the agent made, or
+		// every imagesRecheck, not on every heartbeat.
+		if !sentOK || a.imagesStale.Swap(false) || time.Since(listed) >= imagesRecheck {
+			listed = time.Now()
+			if imgs, err := a.Images(ctx); err == nil && (!sentOK || !slices.Equal(imgs, sent)) {
+				if len(imgs) > api.MaxNodeImages {
+					a.log.Warn("more images than the managers keep: the rest cannot be fetched from this node", "images", len(imgs), "kept", api.MaxNodeImages)
+					imgs = imgs[:api.MaxNodeImages]
+				}
+				hb.Description.Images, hb.ImagesChanged = imgs, true
 			}
-			hb.Description.Images, hb.ImagesChanged = imgs, true
 		}
 		_, err := a.api.Heartbeat(ctx, a.nodeID, hb)
-		if err == nil && hb.ImagesChanged {
+		switch {
+		case err == nil && hb.ImagesChanged:
 			sent, sentOK = hb.Description.Images, true
+		case err != nil && hb.ImagesChanged:
+			a.imagesStale.Store(true) // say them again next time
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:

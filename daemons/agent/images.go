@@ -63,7 +63,7 @@ func (a *Agent) obtainImage(ctx context.Context, image string) error {
 	var fetchErr error
 	if a.cfg.FetchImage != nil {
 		if fetchErr = a.cfg.FetchImage(ctx, image); fetchErr == nil {
-			a.beatSoon() // a source for the next node that needs it
+			a.imagesChanged() // a source for the next node that needs it
 			return nil
 		}
 		a.log.Info("image not fetched from another node; trying its registry", "image", image, "err", fetchErr)
@@ -71,7 +71,7 @@ func (a *Agent) obtainImage(ctx context.Context, image string) error {
 	_, pullErr := a.rt.PullImage(ctx, image)
 	switch {
 	case pullErr == nil:
-		a.beatSoon()
+		a.imagesChanged()
 		return nil
 	case a.cfg.FetchImage == nil:
 		return fmt.Errorf("image %s is not on this node and could not be pulled (%v): load it with warrenctl image load FILE.tar", image, pullErr)

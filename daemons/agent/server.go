@@ -116,7 +116,7 @@ func (a *Agent) loadImage(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("images loaded", "count", len(out))
 	a.kickReconcile() // tasks waiting for these images may start now
-	a.beatSoon()      // other nodes may fetch it from here now
+	a.imagesChanged() // other nodes may fetch it from here now
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -240,18 +240,29 @@ func (h *Host) StartAgent() error {
 	}
 	h.Agent = p
 	// Serving once its socket answers.
-	deadline := time.Now().Add(30 * time.Second)
+	return h.waitUp(p, "the agent", 30*time.Second, "does not serve on "+h.AgentSocket, func() bool {
+		c, err := net.Dial("unix", h.AgentSocket)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// waitUp waits up to d until up says p, which plays what, is up; it fails
+// at once, with p's log, if p exits, and after d saying notUp.
+func (h *Host) waitUp(p *Proc, what string, d time.Duration, notUp string, up func() bool) error {
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("cluster: %s: the agent exited (%v):\n%s", h.Name, err, p.LogTail(15))
+			return fmt.Errorf("cluster: %s: %s exited (%v):\n%s", h.Name, what, err, p.LogTail(15))
 		}
-		if c, err := net.Dial("unix", h.AgentSocket); err == nil {
-			c.Close()
+		if up() {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("cluster: %s: the agent does not serve on %s:\n%s", h.Name, h.AgentSocket, p.LogTail(15))
+	return fmt.Errorf("cluster: %s: %s %s:\n%s", h.Name, what, notUp, p.LogTail(15))
 }
 
 // StartMesh runs warren mesh in the host's namespace, as its unit does:
@@ -263,17 +274,10 @@ func (h *Host) StartMesh() error {
 		return err
 	}
 	h.Mesh = p
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("cluster: %s: warren mesh exited (%v):\n%s", h.Name, err, p.LogTail(15))
-		}
-		if _, err := os.Stat("/run/wireguard/" + h.MeshIface + ".sock"); err == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("cluster: %s: warren mesh made no control socket:\n%s", h.Name, p.LogTail(15))
+	return h.waitUp(p, "warren mesh", 10*time.Second, "made no control socket", func() bool {
+		_, err := os.Stat("/run/wireguard/" + h.MeshIface + ".sock")
+		return err == nil
+	})
 }
 
 // LoadImage loads the busybox test image (localhost/busybox:latest) into

@@ -449,6 +449,8 @@ func TestTaskNodeRoutesAreAuthorizedOnEveryHop(t *testing.T) {
 	viewer := authz.Caller{Kind: authz.Operator, Role: authz.RoleViewer, Name: "vera"}
 	logs2, exec2 := "/v1/tasks/"+s.t2.ID+"/logs", "/v1/tasks/"+s.t2.ID+"/exec"
 	execBody := `{"cmd":["echo","hi"]}`
+	blob2 := "/v1/nodes/wrk2/agent/v1/blobs/sha256:" + strings.Repeat("ab", 32)
+	prestage2 := "/v1/nodes/wrk2/agent/v1/images/prestage?ref=localhost/app:1"
 
 	for _, tc := range []struct {
 		name   string
@@ -479,6 +481,14 @@ func TestTaskNodeRoutesAreAuthorizedOnEveryHop(t *testing.T) {
 		// The worker's own local socket serves its own tasks, not others'.
 		{"w1's socket, w2's task", s.w1.Handler(), "GET", logs2, nil, 403, "this node is a worker"},
 		{"w2's socket, its own task", s.w2.Handler(), "GET", logs2, nil, 200, "hello from wrk2"},
+		// An image's blobs are for nodes asking for themselves and the
+		// local admin; prestaging is for people who may write.
+		{"the read-only socket's blob", s.m.ReadOnlyHandler(), "GET", blob2, nil, 403, "may not call"},
+		{"a manager passing on an admin's blob to w2", s.w2.PeerHandler(as("mgr1", pki.RoleManager)), "GET", blob2, vouch(adminOnM), 403, "serves only the task routes"},
+		{"an anonymous blob on the manager's node port", s.m.PeerHandler(anonymous), "GET", blob2, nil, 403, "needs a node certificate"},
+		{"w1's certificate prestaging on w2", s.m.PeerHandler(as("wrk1", pki.RoleWorker)), "POST", prestage2, nil, 403, "a worker certificate may not call"},
+		{"the read-only socket prestaging", s.m.ReadOnlyHandler(), "POST", prestage2, nil, 403, "may not call"},
+		{"a manager passing on an admin's prestage to w2", s.w2.PeerHandler(as("mgr1", pki.RoleManager)), "POST", prestage2, vouch(adminOnM), 403, "serves only the task routes"},
 	} {
 		var body io.Reader
 		if tc.method == "POST" {

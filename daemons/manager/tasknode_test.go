@@ -169,6 +169,20 @@ func startSpread(t *testing.T) *spread {
 			}
 		}()
 	}
+	// Both workers ready before the service is placed: else both of its
+	// tasks may go to the one that reported first.
+	eventually(t, "both workers ready", 15*time.Second, func() error {
+		for _, w := range []*managertest.Member{s.w1, s.w2} {
+			n, err := s.m.Client.Node(ctx, w.ID)
+			if err != nil {
+				return err
+			}
+			if n.Status.State != api.NodeReady {
+				return fmt.Errorf("%s is %s", w.ID, n.Status.State)
+			}
+		}
+		return nil
+	})
 	spec := svcSpec("web")
 	spec.Replicas = 2
 	spec.Placement.Constraints = []string{"node.role==worker"}

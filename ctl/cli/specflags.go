@@ -41,6 +41,8 @@ type specFlags struct {
 	reserveMemory, reserveCPU   string
 	restartCondition            string
 	restartDelay, restartWindow time.Duration
+	offlineRestart, onReconnect string
+	maxOffline                  time.Duration
 	restartMaxAttempts          uint64
 	updateParallelism           uint64
 	updateDelay, updateMonitor  time.Duration
@@ -94,6 +96,9 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 	fs.DurationVar(&f.restartDelay, "restart-delay", 0, "wait between a task's end and its replacement (default 5s)")
 	fs.Uint64Var(&f.restartMaxAttempts, "restart-max-attempts", 0, "most restarts within --restart-window (0: no limit)")
 	fs.DurationVar(&f.restartWindow, "restart-window", 0, "the span --restart-max-attempts counts over (0: forever)")
+	fs.StringVar(&f.offlineRestart, "offline-restart", "", "on a node cut off from the managers, restart an ended task in place (local, the default) or leave it for the managers (wait)")
+	fs.DurationVar(&f.maxOffline, "offline-max", 0, "stop the tasks of a node cut off for this long (0, the default: never)")
+	fs.StringVar(&f.onReconnect, "offline-reconnect", "", "when a cut-off node comes back and its slot was refilled elsewhere meanwhile, keep the node's copy (keep, the default) or the managers' (replace)")
 	fs.Uint64Var(&f.updateParallelism, "update-parallelism", 1, "tasks replaced at once in a rolling update (0: all)")
 	fs.DurationVar(&f.updateDelay, "update-delay", 0, "wait between batches of a rolling update")
 	fs.StringVar(&f.updateFailureAction, "update-failure-action", "", "when an update fails: pause (default), continue or rollback")
@@ -107,6 +112,8 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	for flag, values := range map[string][]string{
 		"restart-condition":     {api.RestartAny, api.RestartOnFailure, api.RestartNone},
+		"offline-restart":       {api.OfflineRestartLocal, api.OfflineRestartWait},
+		"offline-reconnect":     {api.OnReconnectKeep, api.OnReconnectReplace},
 		"update-failure-action": {api.FailurePause, api.FailureContinue, api.FailureRollback},
 		"update-order":          {api.OrderStopFirst, api.OrderStartFirst},
 	} {
@@ -313,6 +320,15 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 	}
 	if set("restart-window") {
 		rp.Window = api.Duration(f.restartWindow)
+	}
+	if set("offline-restart") {
+		spec.Offline.Restart = f.offlineRestart
+	}
+	if set("offline-max") {
+		spec.Offline.MaxOffline = api.Duration(f.maxOffline)
+	}
+	if set("offline-reconnect") {
+		spec.Offline.OnReconnect = f.onReconnect
 	}
 	if set("update-parallelism") {
 		n := f.updateParallelism

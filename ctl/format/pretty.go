@@ -133,6 +133,11 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		p.kv(1, "Max attempts", r.MaxAttempts)
 	}
 	p.kvIf(1, "Window", durationIf(r.Window))
+	o := sp.Offline
+	p.head(0, "Offline")
+	p.kv(1, "Restart", sp.EffectiveOfflineRestart())
+	p.kv(1, "Max offline", orDefault(durationIf(o.MaxOffline), "never"))
+	p.kv(1, "On reconnect", o.EffectiveOnReconnect())
 	p.head(0, "ContainerSpec")
 	p.kv(1, "Image", sp.Image)
 	p.kvIf(1, "Command", quoteWords(sp.Command))

@@ -80,9 +80,12 @@ type ServiceSpec struct {
 
 	Placement     Placement     `json:"placement,omitempty" yaml:"placement,omitempty"`
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty" yaml:"restartPolicy,omitempty"`
-	Resources     Resources     `json:"resources,omitempty" yaml:"resources,omitempty"`
-	Ports         []PortConfig  `json:"ports,omitempty" yaml:"ports,omitempty"`
-	UpdateConfig  UpdateConfig  `json:"updateConfig,omitempty" yaml:"updateConfig,omitempty"`
+	// Offline says what a node cut off from every manager does with the
+	// tasks (offline.go).
+	Offline      OfflinePolicy `json:"offline,omitzero" yaml:"offline,omitempty"`
+	Resources    Resources     `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Ports        []PortConfig  `json:"ports,omitempty" yaml:"ports,omitempty"`
+	UpdateConfig UpdateConfig  `json:"updateConfig,omitempty" yaml:"updateConfig,omitempty"`
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGracePeriod Duration `json:"stopGracePeriod,omitempty" yaml:"stopGracePeriod,omitempty"`

@@ -110,6 +110,9 @@ type TaskStatus struct {
 	HealthOutput string `json:"healthOutput,omitempty" yaml:"healthOutput,omitempty"`
 	// StartedAt is when the container's process started.
 	StartedAt time.Time `json:"startedAt,omitzero" yaml:"startedAt,omitempty"`
+	// Offline is what the node did with the task on its own while cut off
+	// from the managers (restarts in place), or nil.
+	Offline *OfflineRun `json:"offline,omitempty" yaml:"offline,omitempty"`
 }
 
 // Name is the task's display name: SERVICE.SLOT for a replicated service,

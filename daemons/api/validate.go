@@ -250,6 +250,7 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 		}
 	}
 	validateRestart(&fe, s.RestartPolicy)
+	validateOffline(&fe, s.Offline)
 	validateResources(&fe, s.Resources)
 	validatePorts(&fe, s.Ports)
 	validateUpdate(&fe, s.UpdateConfig)

@@ -45,10 +45,6 @@ type Input struct {
 	OthersFunc func() []*api.Task `json:"-"`
 }
 
-// stableRun is how long a task must have run for its failure not to count
-// towards the restart backoff.
-const stableRun = 10 * time.Second
-
 // Reconcile returns the changes that bring tasks in line with services, and
 // the time at which it should run again even if nothing changes (zero: no
 // need). It does not change the tasks in Input. New tasks have no node (replicated) or their node (global) and
@@ -423,55 +419,16 @@ func latest(ts []*api.Task) *api.Task {
 	return l
 }
 
-// mayRestart applies the restart policy to an ended task whose slot is
-// still wanted.
+// mayRestart applies the restart policy (api.RestartPolicy.Restart, its
+// one home, which a cut-off agent applies too) to an ended task whose slot
+// is still wanted.
 func (r *reconciler) mayRestart(s *api.Service, last *api.Task) bool {
-	p := s.Spec.RestartPolicy
-	switch p.EffectiveCondition() {
-	case api.RestartNone:
-		return false
-	case api.RestartOnFailure:
-		if r.state(last) == api.TaskComplete {
-			return false
-		}
-	}
-	now := r.in.Now
-	if p.MaxAttempts > 0 && last.WindowAttempts >= p.MaxAttempts {
-		if p.Window == 0 {
-			return false
-		}
-		reopen := last.WindowStart.Add(p.Window.D())
-		if now.Before(reopen) {
-			r.wakeAt(reopen)
-			return false
-		}
-	}
-	at := last.Status.Timestamp.Add(restartDelay(p, last))
-	if now.Before(at) {
+	at, ok := s.Spec.RestartPolicy.Restart(last.Count(), r.state(last), last.Status.StartedAt, last.Status.Timestamp, r.in.Now)
+	if !at.IsZero() && r.in.Now.Before(at) {
 		r.wakeAt(at)
 		return false
 	}
-	return true
-}
-
-// restartDelay is the policy's delay doubled for each consecutive quick
-// failure, up to ten times the delay.
-func restartDelay(p api.RestartPolicy, last *api.Task) time.Duration {
-	base := p.EffectiveDelay().D()
-	d := base
-	for i := uint64(1); i < consecutive(last) && d < 10*base; i++ {
-		d *= 2
-	}
-	return min(d, 10*base)
-}
-
-// consecutive is how many tasks in a row ended quickly in this slot,
-// counting last.
-func consecutive(last *api.Task) uint64 {
-	if !last.Status.StartedAt.IsZero() && last.Status.Timestamp.Sub(last.Status.StartedAt) >= stableRun {
-		return 1
-	}
-	return last.Attempt + 1
+	return ok
 }
 
 // create adds a new task to the slot. After a restart it carries the
@@ -489,13 +446,8 @@ func (r *reconciler) create(s *api.Service, k key, last *api.Task, restart bool)
 		Status:       api.TaskStatus{State: api.TaskNew, Timestamp: r.in.Now, Message: "created"},
 	}
 	if restart {
-		t.Attempt = consecutive(last)
-		w := s.Spec.RestartPolicy.Window.D()
-		if last.WindowStart.IsZero() || (w > 0 && r.in.Now.Sub(last.WindowStart) >= w) {
-			t.WindowStart, t.WindowAttempts = r.in.Now, 1
-		} else {
-			t.WindowStart, t.WindowAttempts = last.WindowStart, last.WindowAttempts+1
-		}
+		c := s.Spec.RestartPolicy.Next(last.Count(), last.Status.StartedAt, last.Status.Timestamp, r.in.Now)
+		t.Attempt, t.WindowStart, t.WindowAttempts = c.Attempt, c.WindowStart, c.WindowAttempts
 		t.Status.Message = "restarted after " + string(r.state(last))
 	}
 	r.plan.Creates = append(r.plan.Creates, t)

@@ -136,6 +136,21 @@ func ended(state api.TaskState, at time.Time, ran time.Duration) func(*api.Task)
 	}
 }
 
+// readoptedTask is a task its node claimed back on reconnect.
+func readoptedTask(t *api.Task) { t.Status.Offline = &api.OfflineRun{Restarts: 1, Readopted: true} }
+
+// health sets a task's health, and gives it the service's health check.
+func health(h string) func(*api.Task) {
+	return func(t *api.Task) {
+		t.Spec.HealthCheck = &api.HealthCheck{Type: api.HealthTCP, Port: 80}
+		t.Status.Health = h
+	}
+}
+
+func onReconnect(rule string) func(*api.Service) {
+	return func(s *api.Service) { s.Spec.Offline.OnReconnect = rule }
+}
+
 func desired(d api.TaskState) func(*api.Task) { return func(t *api.Task) { t.DesiredState = d } }
 
 func version(v uint64) func(*api.Task) { return func(t *api.Task) { t.Version = v } }
@@ -176,7 +191,7 @@ func rel(t time.Time) string {
 // render writes a plan as sorted lines, one per change, e.g.
 //
 //	create new01 web.1 state=new attempt=1 window=1@t0
-//	update t1 desired=shutdown state=orphaned
+//	update t1 state=orphaned
 //	delete t3
 //	status web paused
 //

@@ -35,7 +35,7 @@ func TestPlan(t *testing.T) {
 		{name: "node down past the grace: the replacement goes elsewhere", in: func() orchestrator.Input {
 			web := service("web", 1)
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning)), node("n1", downSince(ago(minute))), node("n2"))
-		}, want: []string{"update t1 desired=shutdown state=orphaned", "create new01 web.1 node=n2 state=assigned"}},
+		}, want: []string{"update t1 state=orphaned", "create new01 web.1 node=n2 state=assigned"}},
 		{name: "node down within the grace: nothing yet", in: func() orchestrator.Input {
 			web := service("web", 1)
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning)), node("n1", downSince(ago(10*sec))), node("n2"))
@@ -43,7 +43,7 @@ func TestPlan(t *testing.T) {
 		{name: "node down, no other", in: func() orchestrator.Input {
 			web := service("web", 1)
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning)), node("n1", downSince(ago(minute))))
-		}, want: []string{"update t1 desired=shutdown state=orphaned", `create new01 web.1 state=pending err="no suitable node (1 node: 1 down)"`}},
+		}, want: []string{"update t1 state=orphaned", `create new01 web.1 state=pending err="no suitable node (1 node: 1 down)"`}},
 		{name: "a pending task is placed when a node can take it", in: func() orchestrator.Input {
 			web := service("web", 1)
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "", api.TaskPending, pendingWith(drainedReason))), node("n1"))

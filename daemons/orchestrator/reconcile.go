@@ -233,10 +233,17 @@ func (r *reconciler) service(s *api.Service) {
 				continue
 			}
 			switch {
-			case r.nodes[t.NodeID] == nil || r.nodeGone(t.NodeID):
+			case r.nodes[t.NodeID] == nil:
 				c := r.change(t.ID)
-				c.DesiredState, c.State, c.Message = api.TaskShutdown, api.TaskOrphaned, "node is down; task moved to another node"
+				c.DesiredState, c.State, c.Message = api.TaskShutdown, api.TaskOrphaned, "node removed; task moved to another node"
 				r.set(t, api.TaskShutdown, api.TaskOrphaned)
+			case r.nodeGone(t.NodeID) && !s.Spec.IsGlobal():
+				// Written off, not stopped: it stays wanted, so that its
+				// node may claim it back on reconnect (api/offline.go).
+				// A global task has nowhere else to go: it waits.
+				c := r.change(t.ID)
+				c.State, c.Message = api.TaskOrphaned, "node is down; task moved to another node"
+				r.set(t, "", api.TaskOrphaned)
 			case r.nodeDrained(t.NodeID) && !s.Spec.IsGlobal():
 				r.stop(t, api.TaskShutdown, "node drained")
 			}
@@ -354,7 +361,7 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 		r.nodes[last.NodeID] != nil && !r.nodeGone(last.NodeID) && !r.nodeDrained(last.NodeID) {
 		return // its old task is still stopping (stop-first): wait for the end
 	}
-	if last == nil || r.desired(last) != api.TaskRunning {
+	if last == nil || r.desired(last) != api.TaskRunning || r.state(last) == api.TaskOrphaned {
 		r.create(s, k, last, false)
 		return
 	}
@@ -365,20 +372,26 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 	r.create(s, k, last, true)
 }
 
-// dedupe keeps one task per slot: an up-to-date running task wins, then
-// the newest. Tasks are only shut down once a winner runs, so a start-first
-// update keeps the old task until the new one is up.
+// dedupe keeps one task per slot: an up-to-date running task wins, then,
+// for two copies met on a node's reconnect, the one the service's
+// offline.onReconnect names (api/offline.go), then the newest. The others
+// are shut down only once the winner runs and, with a health check, is
+// healthy: a start-first update keeps the old task until the new one is
+// up, and a reconnect never leaves a gap.
 func (r *reconciler) dedupe(s *api.Service, live []*api.Task) []*api.Task {
 	var winner *api.Task
 	for _, t := range live {
 		if r.state(t) != api.TaskRunning {
 			continue
 		}
-		if winner == nil || better(t, winner, s.SpecVersion) {
+		if winner == nil || better(t, winner, &s.Spec, s.SpecVersion) {
 			winner = t
 		}
 	}
 	if winner == nil || (winner.SpecVersion < s.SpecVersion && hasCurrent(live, s.SpecVersion)) {
+		return live
+	}
+	if winner.Spec.HealthCheck != nil && winner.Status.Health != api.HealthHealthy {
 		return live
 	}
 	for _, t := range live {
@@ -398,16 +411,22 @@ func hasCurrent(ts []*api.Task, v uint64) bool {
 	return false
 }
 
-func better(a, b *api.Task, specVersion uint64) bool {
+func better(a, b *api.Task, spec *api.ServiceSpec, specVersion uint64) bool {
 	ac, bc := a.SpecVersion >= specVersion, b.SpecVersion >= specVersion
 	if ac != bc {
 		return ac
+	}
+	if ar, br := readopted(a), readopted(b); ar != br {
+		return ar == (spec.Offline.EffectiveOnReconnect() == api.OnReconnectKeep)
 	}
 	if !a.CreatedAt.Equal(b.CreatedAt) {
 		return a.CreatedAt.After(b.CreatedAt)
 	}
 	return a.ID > b.ID
 }
+
+// readopted says whether t is a copy its node claimed back on reconnect.
+func readopted(t *api.Task) bool { return t.Status.Offline != nil && t.Status.Offline.Readopted }
 
 func latest(ts []*api.Task) *api.Task {
 	var l *api.Task

@@ -186,12 +186,42 @@ func TestReconcileNodes(t *testing.T) {
 		{name: "node down past the grace", in: func() orchestrator.Input {
 			web := service("web", 1)
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning)), node("n1", downSince(ago(minute))), node("n2"))
-		}, want: []string{"update t1 desired=shutdown state=orphaned", "create new01 web.1 state=new"}},
+		}, want: []string{"update t1 state=orphaned", "create new01 web.1 state=new"}},
 		{name: "node down past a custom grace", in: func() orchestrator.Input {
 			web := service("web", 1)
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning)), node("n1", downSince(ago(10*sec))), node("n2"))
 		}, opts: func(o *orchestrator.Options) { o.RescheduleGrace = 10 * sec },
-			want: []string{"update t1 desired=shutdown state=orphaned", "create new01 web.1 state=new"}},
+			want: []string{"update t1 state=orphaned", "create new01 web.1 state=new"}},
+		{name: "reconnect, keep: the node's copy stays, the replacement stops", in: func() orchestrator.Input {
+			web := service("web", 1)
+			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning, created(ago(time.Hour)), readoptedTask),
+				task("t2", web, 1, "n2", api.TaskRunning, created(ago(minute)))), node("n1"), node("n2"))
+		}, want: []string{"update t2 desired=shutdown"}},
+		{name: "reconnect, replace: the node's copy stops", in: func() orchestrator.Input {
+			web := service("web", 1, onReconnect(api.OnReconnectReplace))
+			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning, created(ago(time.Hour)), readoptedTask),
+				task("t2", web, 1, "n2", api.TaskRunning, created(ago(minute)))), node("n1"), node("n2"))
+		}, want: []string{"update t1 desired=shutdown"}},
+		{name: "reconnect, replace: nothing stops before the replacement is healthy", in: func() orchestrator.Input {
+			web := service("web", 1, onReconnect(api.OnReconnectReplace))
+			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning, created(ago(time.Hour)), readoptedTask, health(api.HealthHealthy)),
+				task("t2", web, 1, "n2", api.TaskRunning, created(ago(minute)), health(api.HealthStarting))), node("n1"), node("n2"))
+		}},
+		{name: "reconnect, keep: the replacement stops once the node's copy is healthy", in: func() orchestrator.Input {
+			web := service("web", 1)
+			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning, created(ago(time.Hour)), readoptedTask, health(api.HealthHealthy)),
+				task("t2", web, 1, "n2", api.TaskRunning, created(ago(minute)), health(api.HealthHealthy))), node("n1"), node("n2"))
+		}, want: []string{"update t2 desired=shutdown"}},
+		{name: "reconnect, keep: the replacement still starting is stopped at once", in: func() orchestrator.Input {
+			web := service("web", 1)
+			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning, created(ago(time.Hour)), readoptedTask),
+				task("t2", web, 1, "n2", api.TaskStarting, created(ago(minute)))), node("n1"), node("n2"))
+		}, want: []string{"update t2 desired=shutdown"}},
+		{name: "written-off task with its node still down: left wanted, not replaced twice", in: func() orchestrator.Input {
+			web := service("web", 1)
+			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskOrphaned, created(ago(time.Hour)), version(3)),
+				task("t2", web, 1, "n2", api.TaskRunning, created(ago(minute)), version(4))), node("n1", downSince(ago(time.Hour))), node("n2"))
+		}},
 		{name: "node removed", in: func() orchestrator.Input {
 			web := service("web", 2)
 			return in(t0, svcs(web), tasks(
@@ -246,11 +276,11 @@ func TestReconcileGlobal(t *testing.T) {
 			return in(t0, svcs(a), tasks(task("t1", a, 0, "n1", api.TaskRunning), task("t2", a, 0, "n2", api.TaskRunning)),
 				node("n1"), node("n2", downSince(ago(30*sec))), node("n3", downSince(ago(30*sec))))
 		}, wake: t0.Add(30 * sec)},
-		{name: "down node past the grace: task orphaned, not replaced", in: func() orchestrator.Input {
+		{name: "down node past the grace: its task waits for it", in: func() orchestrator.Input {
 			a := agent()
 			return in(t0, svcs(a), tasks(task("t1", a, 0, "n1", api.TaskRunning), task("t2", a, 0, "n2", api.TaskRunning)),
 				node("n1"), node("n2", downSince(ago(minute))))
-		}, want: []string{"update t2 desired=shutdown state=orphaned"}},
+		}},
 		{name: "node removed", in: func() orchestrator.Input {
 			a := agent()
 			return in(t0, svcs(a), tasks(task("t1", a, 0, "n1", api.TaskRunning), task("t2", a, 0, "n2", api.TaskRunning)), node("n1"))

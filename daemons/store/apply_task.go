@@ -125,6 +125,17 @@ func applyTaskStatus(w *wtx, c *TaskStatus) any {
 			st.Timestamp = t.Status.Timestamp
 		case t.Status.State.CanMoveTo(st.State):
 			st.Timestamp = c.At
+		case readoptable(t, st.State):
+			// Its node is back and still runs it: take it back (the
+			// orchestrator then keeps one copy of the slot by the
+			// service's offline.onReconnect).
+			st.Timestamp = c.At
+			off := api.OfflineRun{}
+			if st.Offline != nil {
+				off = *st.Offline
+			}
+			off.Readopted = true
+			st.Offline = &off
 		default:
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: cannot move from %s to %s", u.TaskID, t.Status.State, st.State))
 			continue
@@ -138,6 +149,13 @@ func applyTaskStatus(w *wtx, c *TaskStatus) any {
 		res.Applied++
 	}
 	return res
+}
+
+// readoptable says whether a task the managers wrote off (orphaned, its
+// node down past the grace) may be taken back because its node reports it
+// in state st: only if it is still wanted (api/offline.go).
+func readoptable(t *api.Task, st api.TaskState) bool {
+	return t.Status.State == api.TaskOrphaned && t.DesiredState == api.TaskRunning && st == api.TaskRunning
 }
 
 func statusEqual(a, b *api.TaskStatus) bool {

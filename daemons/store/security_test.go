@@ -137,3 +137,30 @@ func TestOnceAppliesARequestOnce(t *testing.T) {
 		}
 	})
 }
+
+// A task written off while its node was down is taken back when its node
+// reports it running, if it is still wanted; not once it was stopped, and
+// never a task that ended.
+func TestWrittenOffTaskReadoptedOnReconnect(t *testing.T) {
+	h := newHarness(t)
+	h.registerNode("n1")
+	h.createService("s1", spec("web", 3))
+	h.mustApply(CmdTaskPlan, api.TaskPlan{Creates: []api.Task{task("t1", "s1", 1, "n1"), task("t2", "s1", 2, "n1"), task("t3", "s1", 3, "n1")}, At: t0})
+	h.mustApply(CmdTaskPlan, api.TaskPlan{At: t0, Updates: []api.TaskChange{
+		{ID: "t1", State: api.TaskOrphaned},
+		{ID: "t2", State: api.TaskOrphaned, DesiredState: api.TaskShutdown},
+		{ID: "t3", State: api.TaskFailed}}})
+	run := api.TaskStatus{State: api.TaskRunning, Offline: &api.OfflineRun{Restarts: 2}}
+	res := h.apply(CmdTaskStatus, TaskStatus{NodeID: "n1", At: t0.Add(time.Minute), Updates: []api.TaskStatusUpdate{
+		{TaskID: "t1", Status: run}, {TaskID: "t2", Status: run}, {TaskID: "t3", Status: run}}})
+	r := res.(*api.TaskStatusResult)
+	if r.Applied != 1 || len(r.Skipped) != 2 {
+		t.Fatalf("reports of a written-off, a stopped and a failed task: applied %d, skipped %v; want the written-off one alone", r.Applied, r.Skipped)
+	}
+	h.view(func(v *View) {
+		t1, _ := v.Task("t1")
+		if t1.Status.State != api.TaskRunning || t1.Status.Offline == nil || !t1.Status.Offline.Readopted || t1.Status.Offline.Restarts != 2 {
+			t.Errorf("t1 after its node's report: %+v, want running, readopted, its 2 local restarts kept", t1.Status)
+		}
+	})
+}

@@ -105,6 +105,18 @@ type Agent struct {
 	meshStatus   *wg.Status                    // the mesh as last synced
 	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
 	meshReach    []byte                        // what MeshStatusFile holds
+	cluster      netip.Prefix                  // the cluster's container range
+
+	// Offline autonomy (offline.go) and the checkpoint (checkpoint.go).
+	local        map[string]*step.Local // the node's own record of each task
+	cutOff       bool                   // no manager takes the heartbeat now
+	lastContact  time.Time              // when one last did
+	savedContact time.Time              // the lastContact the checkpoint holds
+	index        uint64                 // the watch index a.tasks are as of
+	cpIndex      uint64                 // the index of the checkpoint started from
+	cpDirty      bool                   // the checkpoint is behind
+	cpWrites     uint64
+	cpMu         sync.Mutex // one checkpoint write at a time
 
 	runCtx    context.Context                 // Run's context, for work that outlives a loop
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
@@ -155,6 +167,7 @@ func New(cfg Config) (*Agent, error) {
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{},
+		local: map[string]*step.Local{}, cutOff: true, lastContact: time.Now(),
 		ready: make(chan struct{}), openFile: os.Open, logIdx: newLogIndexer(time.Now)}
 	a.blobs = newBlobServer(cfg)
 	return a, nil
@@ -174,23 +187,30 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // returns.
 func (a *Agent) Run(ctx context.Context) error {
 	a.runCtx = ctx
-	info, err := a.connect(ctx)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.nodeID = info.NodeID
-	a.mu.Unlock()
-	node, err := a.node(ctx, info.NodeID)
-	if err != nil {
-		return err
+	// With a checkpoint the agent needs no manager to start: a node that
+	// boots cut off, or whose manager does not answer, runs its tasks.
+	if !a.fromCheckpoint(ctx) {
+		info, err := a.connect(ctx)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.nodeID = info.NodeID
+		a.mu.Unlock()
+		node, err := a.node(ctx, info.NodeID)
+		if err != nil {
+			return err
+		}
+		if a.net != nil {
+			a.subnet, err = netip.ParsePrefix(node.Subnet)
+			if err != nil {
+				return fmt.Errorf("agent: node %s has no usable container subnet %q", node.ID, node.Subnet)
+			}
+			a.cluster = a.clusterRange(info)
+		}
 	}
 	if a.net != nil {
-		a.subnet, err = netip.ParsePrefix(node.Subnet)
-		if err != nil {
-			return fmt.Errorf("agent: node %s has no usable container subnet %q", node.ID, node.Subnet)
-		}
-		nn := NodeNet{Subnet: a.subnet, Cluster: a.clusterRange(info)}
+		nn := NodeNet{Subnet: a.subnet, Cluster: a.cluster}
 		if a.cfg.Mesh != nil {
 			// Named from the start, so an agent restart admits the mesh's
 			// traffic all along.
@@ -203,9 +223,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.adopt(ctx); err != nil {
 		return err
 	}
-	a.rep = newReporter(a.api, info.NodeID, a.log)
-	a.log.Info("agent running", "node", info.NodeID, "subnet", node.Subnet, "adopted", len(a.containers))
+	a.rep = newReporter(a.api, a.nodeID, a.log)
+	a.log.Info("agent running", "node", a.nodeID, "subnet", a.subnet, "adopted", len(a.containers))
 
+	a.kickReconcile() // a node started from its checkpoint acts at once
 	var wg sync.WaitGroup
 	loops := []func(context.Context){a.rep.run, a.heartbeatLoop, a.watchLoop, a.exitLoop, a.reconcileLoop, a.logLoop, a.ingressLoop, a.meshLoop}
 	for _, loop := range loops {
@@ -290,15 +311,28 @@ func (a *Agent) kickReconcile() {
 func (a *Agent) reconcileLoop(ctx context.Context) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	wakeT := time.NewTimer(time.Hour)
+	defer wakeT.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.kick:
 		case <-tick.C:
+		case <-wakeT.C:
 		}
 		a.mu.Lock()
-		acts := step.Step(a.tasks, step.Observed{Containers: a.containers, Busy: a.busy, Reported: a.reported, Synced: a.synced})
+		acts, wake := step.Step(a.tasks, step.Observed{Containers: a.containers, Busy: a.busy, Reported: a.reported, Synced: a.synced,
+			Now: time.Now(), CutOff: a.cutOff, CutOffAt: a.lastContact, Local: a.local, Undelivered: a.rep.undelivered})
+		if !wake.IsZero() {
+			wakeT.Reset(max(time.Until(wake), time.Millisecond))
+		}
+		a.mu.Unlock()
+		// The checkpoint is written before the agent acts on a change.
+		if err := a.saveIfDirty(); err != nil {
+			a.log.Error("node checkpoint", "err", err)
+		}
+		a.mu.Lock()
 		for _, act := range acts {
 			if act.Kind == step.ActReport {
 				a.reported[act.TaskID] = act.Status.State
@@ -311,7 +345,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		a.mu.Unlock()
 		for _, act := range acts {
 			if act.Kind == step.ActReport {
-				a.rep.report(act.TaskID, *act.Status)
+				a.report(act.TaskID, *act.Status)
 				continue
 			}
 			go a.do(ctx, act)
@@ -339,11 +373,17 @@ func (a *Agent) do(ctx context.Context, act step.Action) {
 			return
 		}
 		defer func() { <-a.starts }()
-		a.start(ctx, act.Task)
+		if act.Local && !a.restartLocal(act) {
+			return
+		}
+		a.start(ctx, act.Task, act.Local)
 	case step.ActStop:
 		a.stop(ctx, act)
 	case step.ActRemove:
 		if act.Status != nil {
+			if act.Task != nil && act.Status.State.Terminal() {
+				a.recordEnd(act.Task, *act.Status)
+			}
 			a.setReported(act.TaskID, *act.Status)
 		}
 		a.remove(ctx, act.TaskID)
@@ -354,7 +394,16 @@ func (a *Agent) setReported(id string, st api.TaskStatus) {
 	a.mu.Lock()
 	a.reported[id] = st.State
 	a.mu.Unlock()
-	a.rep.report(id, st)
+	a.report(id, st)
+}
+
+// recordEnd keeps a task's end in the node's record: a cut-off node that
+// finds the end's report undelivered restarts after it.
+func (a *Agent) recordEnd(t *api.Task, st api.TaskStatus) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.localOf(t).Ended = &step.Ended{State: st.State, Code: st.ExitCode, StartedAt: st.StartedAt, At: time.Now()}
+	a.cpDirty = true
 }
 
 // fail reports a task that could not start, and undoes what was made.
@@ -364,7 +413,10 @@ func (a *Agent) fail(ctx context.Context, t *api.Task, state api.TaskState, err 
 	a.remove(ctx, t.ID)
 }
 
-func (a *Agent) start(ctx context.Context, t *api.Task) {
+// start prepares and starts t's container. local: a restart in place by a
+// cut-off node, which reports only the task running again (the managers
+// hold it running all along).
+func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 	began := time.Now()
 	var phases []any
 	phase := func(name string) {
@@ -376,7 +428,9 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		a.fail(ctx, t, api.TaskRejected, err)
 		return
 	}
-	a.setReported(t.ID, api.TaskStatus{State: api.TaskPreparing, Message: "preparing image and network"})
+	if !local {
+		a.setReported(t.ID, api.TaskStatus{State: api.TaskPreparing, Message: "preparing image and network"})
+	}
 	image, err := api.NormalizeImage(t.Spec.Image)
 	if err != nil {
 		a.fail(ctx, t, api.TaskRejected, fmt.Errorf("image %q: %v", t.Spec.Image, err))
@@ -447,7 +501,9 @@ func (a *Agent) start(ctx context.Context, t *api.Task) {
 		return
 	}
 	phase("create")
-	a.setReported(t.ID, api.TaskStatus{State: api.TaskStarting, Message: "starting", ContainerID: t.ID})
+	if !local {
+		a.setReported(t.ID, api.TaskStatus{State: api.TaskStarting, Message: "starting", ContainerID: t.ID})
+	}
 	if err := a.rt.Start(ctx, t.ID); err != nil {
 		a.fail(ctx, t, api.TaskRejected, startError(err))
 		return
@@ -504,7 +560,16 @@ func (a *Agent) stop(ctx context.Context, act step.Action) {
 	}
 	if act.Task != nil && !act.Task.Status.State.Terminal() {
 		code := ex.Code
-		a.setReported(act.TaskID, api.TaskStatus{State: api.TaskShutdown, Message: "stopped", ExitCode: &code, ContainerID: act.TaskID})
+		st := api.TaskStatus{State: api.TaskShutdown, Message: "stopped", ExitCode: &code, ContainerID: act.TaskID}
+		if act.Status != nil {
+			// Stopped by the node itself (cut off past maxOffline).
+			st.Message = act.Status.Message
+			a.mu.Lock()
+			a.localOf(act.Task).StoppedCutOff = true
+			a.cpDirty = true
+			a.mu.Unlock()
+		}
+		a.setReported(act.TaskID, st)
 	}
 	a.remove(ctx, act.TaskID)
 }
@@ -607,6 +672,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			}
 		}
 		_, err := a.api.Heartbeat(ctx, a.nodeID, hb)
+		if ctx.Err() == nil {
+			a.setContact(err == nil, time.Now())
+		}
 		switch {
 		case err == nil && hb.ImagesChanged:
 			sent, sentOK = hb.Description.Images, true
@@ -655,21 +723,49 @@ func (a *Agent) applyTasks(b api.WatchBatch) error {
 		put[i] = &t
 	}
 	a.mu.Lock()
+	if b.Reset && b.Index < a.cpIndex {
+		// The manager's replica is behind what this node already ran
+		// (rebuilt after a crash): keep the checkpoint until it catches
+		// up, rather than go back in time.
+		a.mu.Unlock()
+		return fmt.Errorf("the manager's state (index %d) is older than this node's checkpoint (index %d): the node runs from its checkpoint until the manager catches up", b.Index, a.cpIndex)
+	}
 	if b.Reset {
 		a.tasks, a.synced = make(map[string]*api.Task, len(b.Events)), true
+		for id := range a.local {
+			if !hasEvent(b.Events, id) {
+				delete(a.local, id)
+			}
+		}
 	}
 	for i, ev := range b.Events {
 		switch {
 		case ev.Op == api.OpDelete:
 			delete(a.tasks, ev.ID)
 			delete(a.reported, ev.ID)
+			delete(a.local, ev.ID)
 		case put[i] != nil:
-			a.tasks[put[i].ID] = put[i]
+			t := put[i]
+			if t.Status.State == api.TaskOrphaned && t.DesiredState == api.TaskRunning {
+				delete(a.reported, t.ID) // say again that it runs, to claim it back
+			}
+			a.tasks[t.ID] = t
 		}
 	}
+	a.index = max(a.index, b.Index)
+	a.cpDirty = true
 	a.mu.Unlock()
 	a.kickReconcile()
 	return nil
+}
+
+func hasEvent(evs []api.Event, id string) bool {
+	for _, ev := range evs {
+		if ev.ID == id && ev.Op != api.OpDelete {
+			return true
+		}
+	}
+	return false
 }
 
 // Healthy is the watchdog's check: the runtime answers and the watch loop
@@ -697,7 +793,11 @@ func (a *Agent) Status() string {
 			running++
 		}
 	}
-	return fmt.Sprintf("%d tasks assigned, %d containers running", len(a.tasks), running)
+	s := fmt.Sprintf("%d tasks assigned, %d containers running", len(a.tasks), running)
+	if a.cutOff {
+		s += ", cut off from the managers since " + a.lastContact.UTC().Format(time.RFC3339)
+	}
+	return s
 }
 
 // cleanupSandboxes releases network sandboxes no container uses (left by a

@@ -363,7 +363,7 @@ func TestDrainMovesTasksOff(t *testing.T) {
 	n.waitTasks("web", "2 running again", countRunning(2))
 }
 
-func TestNodeDownThenTasksRescheduledAfterGrace(t *testing.T) {
+func TestNodeDownThenReadoptedOnReconnect(t *testing.T) {
 	n := startNode(t, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: 300 * time.Millisecond})
 	n.m.Client.CreateService(n.ctx, svc("web", 1))
 	first := running(n.waitTasks("web", "1 running", countRunning(1)))[0]
@@ -380,18 +380,22 @@ func TestNodeDownThenTasksRescheduledAfterGrace(t *testing.T) {
 	if nd.Status.State != api.NodeDown {
 		t.Errorf("silent node state %s, want down", nd.Status.State)
 	}
-	// The node comes back: the old container is stopped, the new task runs there.
+	// The node comes back: it claims its task back (offline.onReconnect
+	// keep, the default), which never stopped; the replacement goes.
 	n.startAgent(n.rt.Reopen())
-	ts := n.waitTasks("web", "the replacement running", countRunning(1))
-	if running(ts)[0].ID == first.ID {
-		t.Error("the orphaned task runs again; its replacement should")
+	ts := n.waitTasks("web", "the original running again, alone", func(ts []api.Task) bool {
+		r := running(ts)
+		return len(r) == 1 && r[0].ID == first.ID
+	})
+	if r := running(ts)[0]; r.Status.Offline == nil || !r.Status.Offline.Readopted || r.Status.StartedAt != first.Status.StartedAt {
+		t.Errorf("the original after reconnect: %+v; want it readopted, never restarted", r.Status)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) && len(n.runningContainers()) != 1 {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := n.runningContainers(); len(got) != 1 || got[0] == first.ID {
-		t.Errorf("after the node came back the runtime runs %v; want only the replacement", got)
+	if got := n.runningContainers(); len(got) != 1 || got[0] != first.ID {
+		t.Errorf("after the node came back the runtime runs %v; want only the original %s", got, first.ID)
 	}
 }
 

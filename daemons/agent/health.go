@@ -134,7 +134,7 @@ func (a *Agent) reportHealth(id, health, output string) {
 	if addr.IsValid() {
 		st.Addr = addr.String()
 	}
-	a.rep.report(id, st)
+	a.report(id, st)
 }
 
 func capOutput(s string) string {

@@ -20,6 +20,7 @@ type reporter struct {
 
 	mu      sync.Mutex
 	pending map[string]pendingStatus
+	sending map[string]bool // in the report on its way now
 	seq     uint64
 	kick    chan struct{}
 }
@@ -31,6 +32,26 @@ type pendingStatus struct {
 
 func newReporter(c *client.Client, nodeID string, log *slog.Logger) *reporter {
 	return &reporter{api: c, nodeID: nodeID, log: log, pending: map[string]pendingStatus{}, kick: make(chan struct{}, 1)}
+}
+
+// undelivered says whether a status of the task waits to reach a manager.
+func (r *reporter) undelivered(taskID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pending[taskID]
+	return ok
+}
+
+// withdraw takes back the task's waiting status, unless it is on its way
+// (a manager may be taking it now): it says whether it did.
+func (r *reporter) withdraw(taskID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[taskID]; !ok || r.sending[taskID] {
+		return false
+	}
+	delete(r.pending, taskID)
+	return true
 }
 
 func (r *reporter) report(taskID string, st api.TaskStatus) {
@@ -83,12 +104,17 @@ func (r *reporter) flush(ctx context.Context) (more bool, err error) {
 	}
 	ups := make([]api.TaskStatusUpdate, 0, len(r.pending))
 	sent := make(map[string]uint64, len(r.pending))
+	r.sending = map[string]bool{}
 	for id, p := range r.pending {
 		ups = append(ups, api.TaskStatusUpdate{TaskID: id, Status: p.st})
 		sent[id] = p.seq
+		r.sending[id] = true
 	}
 	r.mu.Unlock()
 	res, err := r.api.ReportTaskStatus(ctx, r.nodeID, ups)
+	r.mu.Lock()
+	r.sending = nil
+	r.mu.Unlock()
 	if err != nil {
 		return false, err
 	}

@@ -3,6 +3,7 @@ package step
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
@@ -49,7 +50,8 @@ func TestStep(t *testing.T) {
 			obs.Busy[b] = true
 		}
 		var got []string
-		for _, a := range Step(tasks, obs) {
+		acts, _ := Step(tasks, obs)
+		for _, a := range acts {
 			got = append(got, a.String())
 		}
 		if strings.Join(got, "; ") != c.want {
@@ -57,3 +59,84 @@ func TestStep(t *testing.T) {
 		}
 	}
 }
+
+func TestStepCutOff(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	task := func(id string, mods ...func(*api.Task)) *api.Task {
+		tk := &api.Task{Meta: api.Meta{ID: id}, DesiredState: api.TaskRunning, Status: api.TaskStatus{State: api.TaskRunning},
+			Spec: api.ServiceSpec{RestartPolicy: api.RestartPolicy{Delay: api.Duration(time.Second)}}}
+		for _, m := range mods {
+			m(tk)
+		}
+		return tk
+	}
+	exited := func(id string, code int, at time.Time) runtime.Container {
+		return runtime.Container{ID: id, State: runtime.StateStopped, StartedAt: at.Add(-time.Minute), Exit: &runtime.Exit{ID: id, Code: code, At: at}}
+	}
+	wait := func(t *api.Task) { t.Spec.Offline.Restart = api.OfflineRestartWait }
+	onFailure := func(t *api.Task) { t.Spec.RestartPolicy.Condition = api.RestartOnFailure }
+	maxOffline := func(t *api.Task) { t.Spec.Offline.MaxOffline = api.Duration(time.Hour) }
+	orphaned := func(t *api.Task) { t.Status.State = api.TaskOrphaned }
+	for _, c := range []struct {
+		what     string
+		task     *api.Task
+		ctr      *runtime.Container
+		cutOff   bool
+		cutAt    time.Time
+		reported api.TaskState
+		local    *Local
+		undeliv  bool
+		want     string
+		wake     time.Time
+	}{
+		{what: "connected: an end is reported", task: task("a"), ctr: ptr(exited("a", 3, t0)), want: "remove a → failed"},
+		{what: "cut off: an end is restarted in place after the delay", task: task("a"), ctr: ptr(exited("a", 3, t0.Add(-2*time.Second))), cutOff: true, want: "start a (local)"},
+		{what: "cut off: ... not before", task: task("a"), ctr: ptr(exited("a", 3, t0)), cutOff: true, wake: t0.Add(time.Second)},
+		{what: "cut off, restart wait: the end stands", task: task("a", wait), ctr: ptr(exited("a", 3, t0.Add(-time.Minute))), cutOff: true, want: "remove a → failed"},
+		{what: "cut off, on-failure: exit 0 stands", task: task("a", onFailure), ctr: ptr(exited("a", 0, t0.Add(-time.Minute))), cutOff: true, want: "remove a → complete"},
+		{what: "cut off: a container lost with the runtime (reboot) starts at once", task: task("a"), ctr: &runtime.Container{ID: "a", State: runtime.StateCreated}, cutOff: true, want: "start a (local)"},
+		{what: "cut off: no container at all starts at once", task: task("a"), cutOff: true, want: "start a (local)"},
+		{what: "cut off: an end reported but undelivered is taken back", task: task("a"), cutOff: true, reported: api.TaskFailed, undeliv: true,
+			local: &Local{Ended: &Ended{State: api.TaskFailed, At: t0.Add(-time.Minute)}}, want: "start a (local, withdraw)"},
+		{what: "cut off: an end delivered stands", task: task("a"), cutOff: true, reported: api.TaskFailed,
+			local: &Local{Ended: &Ended{State: api.TaskFailed, At: t0.Add(-time.Minute)}}},
+		{what: "cut off past maxOffline: stopped", task: task("a", maxOffline), ctr: &runtime.Container{ID: "a", State: runtime.StateRunning}, cutOff: true, cutAt: t0.Add(-2 * time.Hour), want: "stop a → shutdown"},
+		{what: "cut off within maxOffline: runs, step again at the limit", task: task("a", maxOffline), ctr: &runtime.Container{ID: "a", State: runtime.StateRunning}, cutOff: true, cutAt: t0.Add(-time.Minute), wake: t0.Add(59 * time.Minute)},
+		{what: "cut off past maxOffline: not restarted", task: task("a", maxOffline), ctr: &runtime.Container{ID: "a", State: runtime.StateCreated}, cutOff: true, cutAt: t0.Add(-2 * time.Hour)},
+		{what: "written off and running: claimed back", task: task("a", orphaned), ctr: &runtime.Container{ID: "a", State: runtime.StateRunning}, reported: api.TaskRunning, want: ""},
+		{what: "written off and running, not said yet: claimed back", task: task("a", orphaned), ctr: &runtime.Container{ID: "a", State: runtime.StateRunning}, want: "report a → running"},
+		{what: "written off and ended: removed, nothing said", task: task("a", orphaned), ctr: ptr(exited("a", 1, t0)), want: "remove a"},
+	} {
+		obs := Observed{Containers: map[string]runtime.Container{}, Busy: map[string]bool{}, Reported: map[string]api.TaskState{}, Synced: true,
+			Now: t0, CutOff: c.cutOff, CutOffAt: c.cutAt, Local: map[string]*Local{}, Undelivered: func(string) bool { return c.undeliv }}
+		if c.cutAt.IsZero() {
+			obs.CutOffAt = t0.Add(-time.Minute)
+		}
+		if c.ctr != nil {
+			obs.Containers[c.ctr.ID] = *c.ctr
+		}
+		if c.reported != "" {
+			obs.Reported[c.task.ID] = c.reported
+		}
+		if c.local != nil {
+			obs.Local[c.task.ID] = c.local
+		}
+		acts, wake := Step(map[string]*api.Task{c.task.ID: c.task}, obs)
+		var got []string
+		for _, a := range acts {
+			s := a.String()
+			switch {
+			case a.Local && a.Withdraw:
+				s += " (local, withdraw)"
+			case a.Local:
+				s += " (local)"
+			}
+			got = append(got, s)
+		}
+		if strings.Join(got, "; ") != c.want || !wake.Equal(c.wake) {
+			t.Errorf("Step(%s) = %q, wake %v; want %q, wake %v", c.what, strings.Join(got, "; "), wake, c.want, c.wake)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

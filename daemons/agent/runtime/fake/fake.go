@@ -605,6 +605,17 @@ func (r *Runtime) Close() error {
 	return nil
 }
 
+// Reboot is the machine restarting under the fake: every container loses
+// its process and its exit, as containerd's containers do (they remain,
+// with no task: created). Open Runtimes hear of no exit.
+func (r *Runtime) Reboot() {
+	r.e.mu.Lock()
+	defer r.e.mu.Unlock()
+	for _, c := range r.e.containers {
+		c.state, c.pid, c.exit, c.startedAt = runtime.StateCreated, 0, nil, time.Time{}
+	}
+}
+
 // --- internals ---
 
 func (e *engine) exit(id string, code int, oom bool) error {

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/agent/step"
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/netcfg/atomicfile"
+)
+
+// The node checkpoint: what the agent needs to run its node's tasks with no
+// manager at all (DESIGN.md §3, offline autonomy). It is written atomically
+// (atomicfile: temporary file, fsync, rename, fsync of the directory)
+// before the agent acts on a change, so a crash at any instant leaves the
+// old checkpoint or the new one, and a node that boots cut off, or whose
+// manager does not answer, starts its tasks from it.
+//
+// It holds the node's identity and container network (its subnet and the
+// cluster's range), the tasks assigned to it with their specs, slots,
+// restart counts and statuses (so the images they need), the watch index
+// they are as of, the node's own record of each task (restarts in place,
+// last end: step.Local) and when a manager last took its heartbeat.
+type nodeCheckpoint struct {
+	NodeID  string `json:"nodeID"`
+	Subnet  string `json:"subnet,omitempty"`
+	Cluster string `json:"cluster,omitempty"`
+	// Index is the watch index Tasks are as of.
+	Index uint64                 `json:"index"`
+	Tasks []*api.Task            `json:"tasks"`
+	Local map[string]*step.Local `json:"local,omitempty"`
+	// LastContact is when a manager last took this node's heartbeat.
+	LastContact time.Time `json:"lastContact,omitzero"`
+}
+
+// checkpointFile is the checkpoint's name in the agent's data dir.
+const checkpointFile = "checkpoint.json"
+
+// checkpointFormat is the envelope's format; a checkpoint of another
+// format is not read (the agent then waits for its manager).
+const checkpointFormat = 1
+
+type checkpointEnvelope struct {
+	Format int `json:"format"`
+	// Sum is the SHA-256 of Body: a checkpoint that changed on disk
+	// (bit rot, an editor) is refused rather than half believed.
+	Sum  string          `json:"sha256"`
+	Body json.RawMessage `json:"body"`
+}
+
+func encodeCheckpoint(cp *nodeCheckpoint) ([]byte, error) {
+	body, err := json.Marshal(cp)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	return json.Marshal(checkpointEnvelope{Format: checkpointFormat, Sum: hex.EncodeToString(sum[:]), Body: body})
+}
+
+// writeCheckpoint writes an encoded checkpoint to dir, atomically and
+// durably.
+func writeCheckpoint(dir string, b []byte) error {
+	if err := atomicfile.Write(filepath.Join(dir, checkpointFile), b, 0o600); err != nil {
+		return fmt.Errorf("agent: write the checkpoint: %w", err)
+	}
+	return nil
+}
+
+// errNoCheckpoint: the node has none yet (a new node).
+var errNoCheckpoint = errors.New("no checkpoint")
+
+// loadCheckpoint reads and checks the checkpoint in dir. Temporary files
+// a crash left are removed. An error other than errNoCheckpoint says what
+// is wrong with the file; the agent then goes on without it.
+func loadCheckpoint(dir string) (*nodeCheckpoint, error) {
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "."+checkpointFile+".tmp-*")); len(tmps) > 0 {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
+	path := filepath.Join(dir, checkpointFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errNoCheckpoint
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var env checkpointEnvelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("%s is not a node checkpoint (%v)", path, err)
+	}
+	if env.Format != checkpointFormat {
+		return nil, fmt.Errorf("%s is of format %d, not the %d this agent reads", path, env.Format, checkpointFormat)
+	}
+	sum := sha256.Sum256(env.Body)
+	if !strings.EqualFold(env.Sum, hex.EncodeToString(sum[:])) {
+		return nil, fmt.Errorf("%s does not match its checksum: it changed on disk", path)
+	}
+	var cp nodeCheckpoint
+	if err := json.Unmarshal(env.Body, &cp); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if cp.NodeID == "" || len(cp.NodeID) > 64 {
+		return nil, fmt.Errorf("%s names no node", path)
+	}
+	for _, t := range cp.Tasks {
+		if t == nil || api.ValidateID(t.ID) != nil || t.NodeID != cp.NodeID {
+			return nil, fmt.Errorf("%s holds a task that is not this node's", path)
+		}
+	}
+	if cp.Local == nil {
+		cp.Local = map[string]*step.Local{}
+	}
+	return &cp, nil
+}

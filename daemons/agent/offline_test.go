@@ -1,0 +1,254 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/agent"
+	"github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/agent/runtime/fake"
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/manager/managertest"
+)
+
+// offlineNode is a worker's agent over a fake runtime, with a data dir that
+// outlives the agent (and the checkpoint in it).
+type offlineNode struct {
+	t       *testing.T
+	ctx     context.Context
+	rt      *fake.Runtime
+	dataDir string
+	a       *agent.Agent
+	stop    func()
+}
+
+func newOfflineNode(t *testing.T, ctx context.Context) *offlineNode {
+	n := &offlineNode{t: t, ctx: ctx, rt: fake.New(), dataDir: t.TempDir()}
+	n.rt.AddImage("localhost/busybox:latest")
+	return n
+}
+
+func (n *offlineNode) start(c *client.Client) {
+	n.t.Helper()
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelDebug
+	}
+	a, err := agent.New(agent.Config{API: c, Runtime: n.rt.Reopen(), DataDir: n.dataDir, Hostname: "w",
+		HeartbeatEvery: 100 * time.Millisecond,
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(n.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	n.a = a
+	n.stop = func() { cancel(); <-done }
+	n.t.Cleanup(n.stop)
+}
+
+func (n *offlineNode) container(id string) runtime.Container {
+	c, _ := n.rt.Inspect(n.ctx, id)
+	return c
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func onNode(id string, replicas uint64) api.ServiceSpec {
+	s := svc("web", replicas)
+	s.RestartPolicy.Delay = api.Duration(50 * time.Millisecond)
+	s.Placement.Constraints = []string{"node.id==" + id}
+	return s
+}
+
+func tasksOf(ctx context.Context, c *client.Client, service string) []api.Task {
+	ts, _ := c.Tasks(ctx, client.TaskQuery{Service: service})
+	return ts
+}
+
+// A worker cut off from its managers restarts a task that ends, in place
+// (the same task, under its restart policy); on reconnect the managers take
+// its history in: the same task, running, its local restart counted, no
+// other task made for the slot.
+func TestCutOffNodeRestartsInPlace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
+	mgr := cl.Managers[0]
+	w := cl.AddWorker("w1")
+	n := newOfflineNode(t, ctx)
+	n.start(w.Client)
+	if _, err := mgr.Client.CreateService(ctx, onNode("w1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	var first api.Task
+	waitFor(t, ctx, "web running on w1", func() bool {
+		r := running(tasksOf(ctx, mgr.Client, "web"))
+		if len(r) == 1 {
+			first = r[0]
+		}
+		return len(r) == 1
+	})
+
+	cl.Partition(w)
+	waitFor(t, ctx, "the agent to find itself cut off", func() bool { off, _ := n.a.CutOff(); return off })
+	before := n.container(first.ID).StartedAt
+	if err := n.rt.Exit(first.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the task restarted in place", func() bool {
+		c := n.container(first.ID)
+		return c.State == runtime.StateRunning && c.StartedAt.After(before)
+	})
+
+	cl.Heal()
+	waitFor(t, ctx, "the managers to show the local restart", func() bool {
+		ts := tasksOf(ctx, mgr.Client, "web")
+		return len(ts) == 1 && ts[0].ID == first.ID && ts[0].Status.State == api.TaskRunning &&
+			ts[0].Status.Offline != nil && ts[0].Status.Offline.Restarts == 1
+	})
+	st := tasksOf(ctx, mgr.Client, "web")[0].Status
+	if st.Offline.LastExitCode == nil || *st.Offline.LastExitCode != 3 || st.Offline.CutOffAt.IsZero() {
+		t.Errorf("the offline report: %+v, want the last exit (3) and when the node was cut off", st.Offline)
+	}
+}
+
+// A worker that reboots while cut off starts its tasks again from its
+// checkpoint, with no manager at all (its own is not up yet); once its
+// manager is back and the partition heals, the same task runs, nothing is
+// duplicated.
+func TestRebootWhileCutOffStartsFromCheckpoint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
+	mgr := cl.Managers[0]
+	w := cl.AddWorker("w1")
+	n := newOfflineNode(t, ctx)
+	n.start(w.Client)
+	if _, err := mgr.Client.CreateService(ctx, onNode("w1", 2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "2 tasks of web running on w1", func() bool { return len(running(tasksOf(ctx, mgr.Client, "web"))) == 2 })
+	ids := map[string]bool{}
+	for _, tk := range tasksOf(ctx, mgr.Client, "web") {
+		ids[tk.ID] = true
+	}
+	waitFor(t, ctx, "the checkpoint", func() bool {
+		_, err := os.Stat(filepath.Join(n.dataDir, "checkpoint.json"))
+		return err == nil
+	})
+
+	cl.Partition(w)
+	// Power cut: the agent and the worker's manager die, the containers
+	// lose their processes.
+	n.stop()
+	w.Stop()
+	n.rt.Reboot()
+	dead, _ := client.New("unix://" + filepath.Join(t.TempDir(), "no-manager.sock"))
+	n.start(dead)
+	waitFor(t, ctx, "both tasks running again from the checkpoint", func() bool {
+		for id := range ids {
+			if n.container(id).State != runtime.StateRunning {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The node's manager comes back (still cut off), then the network.
+	n.stop()
+	w.RestartWorker()
+	n.start(w.Client)
+	cl.Heal()
+	waitFor(t, ctx, "the managers to show the same two tasks running, each restarted once", func() bool {
+		ts := tasksOf(ctx, mgr.Client, "web")
+		if len(ts) != 2 {
+			return false
+		}
+		for _, tk := range ts {
+			if !ids[tk.ID] || tk.Status.State != api.TaskRunning || tk.Status.Offline == nil || tk.Status.Offline.Restarts != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A worker cut off past the reschedule grace: its slot is refilled on
+// another worker. On reconnect, offline.onReconnect picks the copy that
+// stays; the other stops, and never before the kept one runs.
+func TestReconnectAfterRescheduleKeepsOneCopy(t *testing.T) {
+	for _, rule := range []string{api.OnReconnectKeep, api.OnReconnectReplace} {
+		t.Run(rule, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: 200 * time.Millisecond})
+			mgr := cl.Managers[0]
+			w1, w2 := cl.AddWorker("w1"), cl.AddWorker("w2")
+			n1, n2 := newOfflineNode(t, ctx), newOfflineNode(t, ctx)
+			n1.start(w1.Client)
+			n2.start(w2.Client)
+			s := svc("web", 1)
+			s.Placement.Constraints = []string{"node.role==worker"}
+			s.Offline.OnReconnect = rule
+			if _, err := mgr.Client.CreateService(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			var first api.Task
+			waitFor(t, ctx, "web running", func() bool {
+				r := running(tasksOf(ctx, mgr.Client, "web"))
+				if len(r) == 1 {
+					first = r[0]
+				}
+				return len(r) == 1
+			})
+			cut, cutNode, other := w1, n1, n2
+			if first.NodeID == "w2" {
+				cut, cutNode, other = w2, n2, n1
+			}
+			cl.Partition(cut)
+			var repl api.Task
+			waitFor(t, ctx, "the slot refilled on the other worker", func() bool {
+				r := running(tasksOf(ctx, mgr.Client, "web"))
+				if len(r) == 1 && r[0].ID != first.ID {
+					repl = r[0]
+				}
+				return repl.ID != ""
+			})
+			if c := cutNode.container(first.ID); c.State != runtime.StateRunning {
+				t.Fatalf("the cut-off node's copy is %s during the partition, want running", c.State)
+			}
+
+			cl.Heal()
+			keep, gone := first, repl
+			keepOn, goneOn := cutNode, other
+			if rule == api.OnReconnectReplace {
+				keep, gone, keepOn, goneOn = repl, first, other, cutNode
+			}
+			waitFor(t, ctx, fmt.Sprintf("%s: only %s running", rule, keep.ID), func() bool {
+				if keepOn.container(keep.ID).State != runtime.StateRunning {
+					t.Fatalf("the copy to keep (%s) stopped during the handover", keep.ID)
+				}
+				r := running(tasksOf(ctx, mgr.Client, "web"))
+				return len(r) == 1 && r[0].ID == keep.ID && goneOn.container(gone.ID).State != runtime.StateRunning
+			})
+		})
+	}
+}

@@ -232,7 +232,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.mem.SetJoinIndex(joinIndex)
 	m.peers = m.mem.Peers()
-	if m.store, err = core.OpenStore(cfg.DataDir, cfg.Logger); err != nil {
+	if m.store, err = core.OpenStore(cfg.DataDir, id.Role == api.RoleWorker, cfg.Logger); err != nil {
 		closePort()
 		return nil, err
 	}

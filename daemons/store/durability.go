@@ -32,10 +32,13 @@ import (
 // first write after a checkpoint removes the marker (and syncs the
 // directory) before it touches the database.
 type durability struct {
-	path  string
-	boot  string
-	mu    sync.Mutex
-	clean bool
+	// synced: every write is synced (OpenStateSynced); the database is
+	// always whole and never set aside.
+	synced bool
+	path   string
+	boot   string
+	mu     sync.Mutex
+	clean  bool
 	// lastWrite is when the last write began.
 	lastWrite time.Time
 }
@@ -61,7 +64,7 @@ func (d *durability) open(path string) string {
 		_, cerr := os.Stat(path + ".clean")
 		prev, _ := os.ReadFile(path + ".boot")
 		switch {
-		case cerr == nil:
+		case cerr == nil, d.synced:
 		case d.boot != "" && strings.TrimSpace(string(prev)) == d.boot:
 		default:
 			why = "the machine stopped (a new boot) after writes that were not synced"
@@ -88,7 +91,7 @@ func setAside(path string) {
 // removes the marker, durably, before the database changes.
 func (d *durability) dirty() error {
 	d.lastWrite = time.Now()
-	if !d.clean {
+	if !d.clean || d.synced {
 		return nil
 	}
 	if err := os.Remove(d.path + ".clean"); err != nil && !os.IsNotExist(err) {

@@ -168,7 +168,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := writeFileSync(tmp, rc); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	db, err := openBolt(tmp)
+	db, err := openBolt(tmp, false)
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("store: restore: snapshot is not a state database: %w", err)
@@ -193,7 +193,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := syncDir(filepath.Dir(f.state.path)); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	if f.state.db, err = openBolt(f.state.path); err != nil {
+	if f.state.db, err = openBolt(f.state.path, f.state.dur.synced); err != nil {
 		return fmt.Errorf("store: restore: reopen: %w", err)
 	}
 	f.hub.Reset(idx)

@@ -58,18 +58,27 @@ type State struct {
 }
 
 // OpenState opens (or creates) the state database at path.
-func OpenState(path string) (*State, error) {
+func OpenState(path string) (*State, error) { return openState(path, false) }
+
+// OpenStateSynced opens a state database that syncs every write (a
+// worker's replica, which has no Raft log to be rebuilt from): bbolt's
+// own commit protocol keeps it whole through a power cut, so it is never
+// set aside for a dirty boot (durability.go).
+func OpenStateSynced(path string) (*State, error) { return openState(path, true) }
+
+func openState(path string, synced bool) (*State, error) {
 	s := &State{path: path}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	s.dur.synced = synced
 	s.Discarded = s.dur.open(path)
-	db, err := openBolt(path)
+	db, err := openBolt(path, synced)
 	if err != nil && s.Discarded == "" {
 		// A database bbolt cannot open is rebuilt like an untrusted one.
 		s.Discarded = fmt.Sprintf("it could not be opened (%v)", err)
 		setAside(path)
-		db, err = openBolt(path)
+		db, err = openBolt(path, synced)
 	}
 	if err != nil {
 		return nil, err
@@ -78,10 +87,10 @@ func OpenState(path string) (*State, error) {
 	return s, nil
 }
 
-func openBolt(path string) (*bolt.DB, error) {
+func openBolt(path string, synced bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         2 * time.Second,
-		NoSync:          true, // see durability.go
+		NoSync:          !synced, // see durability.go
 		NoFreelistSync:  true,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: 64 << 20, // address space only; avoids remaps that wait for readers
@@ -146,7 +155,7 @@ func (s *State) Checkpoint() error {
 	defer s.mu.RUnlock()
 	s.dur.mu.Lock()
 	defer s.dur.mu.Unlock()
-	if s.dur.clean {
+	if s.dur.clean || s.dur.synced {
 		return nil
 	}
 	if err := s.db.Sync(); err != nil {

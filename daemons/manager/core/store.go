@@ -17,13 +17,22 @@ type Store struct {
 	hub   *store.Hub
 }
 
-// OpenStore opens (or creates) the state database in dataDir.
-func OpenStore(dataDir string, log *slog.Logger) (*Store, error) {
-	state, err := store.OpenState(filepath.Join(dataDir, "state.db"))
+// OpenStore opens (or creates) the state database in dataDir. A worker's
+// (replica) is synced on every write: it has no Raft log to be rebuilt
+// from, and a worker cut off from the managers must boot with it whole.
+func OpenStore(dataDir string, replica bool, log *slog.Logger) (*Store, error) {
+	open := store.OpenState
+	if replica {
+		open = store.OpenStateSynced
+	}
+	state, err := open(filepath.Join(dataDir, "state.db"))
 	if err != nil {
 		return nil, err
 	}
-	if state.Discarded != "" {
+	switch {
+	case state.Discarded != "" && replica:
+		log.Warn("state database set aside; the replica starts empty and fills again from the managers", "why", state.Discarded)
+	case state.Discarded != "":
 		log.Warn("state database set aside; rebuilding it from the Raft snapshot and log", "why", state.Discarded)
 	}
 	return &Store{state: state, hub: store.NewHub(8192, 16<<20, state.AppliedIndex())}, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -254,38 +253,11 @@ func nodeName(nodes []api.Node, id string) string {
 // permissions stay the example's, so the test checks what ships.
 func exampleSeed(t *testing.T, name, conf string) *Seed {
 	t.Helper()
-	repo, err := RepoRoot()
+	seed, err := ExampleSeed(name, conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ud, err := os.ReadFile(repo + "/image/cloud-init/user-data")
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, after, ok := strings.Cut(string(ud), "path: /etc/warren/warren.conf")
-	if !ok {
-		t.Fatal("image/cloud-init/user-data writes no /etc/warren/warren.conf")
-	}
-	before, block, ok := strings.Cut(after, "content: |\n")
-	if !ok {
-		t.Fatal("no content block for warren.conf in image/cloud-init/user-data")
-	}
-	// The block is the lines indented by 6; what follows stays.
-	lines := strings.SplitAfter(block, "\n")
-	i := 0
-	for i < len(lines) && (strings.HasPrefix(lines[i], "      ") || lines[i] == "\n") {
-		i++
-	}
-	var b strings.Builder
-	b.WriteString(head + "path: /etc/warren/warren.conf" + before + "content: |\n")
-	for _, l := range strings.Split(strings.TrimRight(conf, "\n"), "\n") {
-		b.WriteString("      " + l + "\n")
-	}
-	b.WriteString("\n" + strings.Join(lines[i:], ""))
-	return &Seed{
-		MetaData: fmt.Sprintf("instance-id: warren-%s\nlocal-hostname: %s\n", name, name),
-		UserData: b.String(),
-	}
+	return seed
 }
 
 // checkNoToken fails the test where a join token shows: the command lines
@@ -330,11 +302,6 @@ func checkNoToken(ctx context.Context, t *testing.T, h *Host, joining bool) {
 	if out, _ := h.Exec(ctx, "stat -c '%a %U:%G %n' "+files); out != want {
 		t.Errorf("%s: stat of the files that hold the token:\n%swant\n%s", h.Name(), out, want)
 	}
-}
-
-// launchedWall is the wall-clock time of the host's last (re)boot.
-func launchedWall(h *Host) time.Time {
-	return time.Now().Add(-(monotonicNow() - h.Launched()))
 }
 
 // waitNodes waits until the manager lists n nodes, all ready, and returns

@@ -121,8 +121,8 @@ func OfflineScenario(ctx context.Context, m1, w1 *Host, logf func(string, ...any
 		return res, err
 	}
 	spec := api.ServiceSpec{Name: "edge", Image: "localhost/busybox:latest", Replicas: 2,
-		Command: []string{"sleep", "100001"},
-		Placement: api.Placement{Constraints: []string{"node.hostname==" + w1.Name()}},
+		Command:       []string{"sleep", "100001"},
+		Placement:     api.Placement{Constraints: []string{"node.hostname==" + w1.Name()}},
 		RestartPolicy: api.RestartPolicy{Delay: api.Duration(time.Second)}}
 	if _, err := cl.CreateService(ctx, spec); err != nil {
 		return res, fmt.Errorf("create the service: %w", err)

@@ -33,6 +33,7 @@ var sections = []section{
 	{"mesh", benchMesh},
 	{"ha", benchHA},
 	{"fleet", benchFleet},
+	{"offline", benchOffline},
 	{"appliance", benchAppliance},
 	{"scheduler", benchScheduler},
 	{"binary", benchBinary},

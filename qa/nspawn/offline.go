@@ -361,3 +361,35 @@ func joinWorker(ctx context.Context, c *Cluster, m1 *Host, name string) (*Host, 
 	}
 	return nil, fmt.Errorf("%s never joined as a ready node", name)
 }
+
+// OfflineBench runs OfflineScenario on two booted hosts for `make bench`.
+func OfflineBench(ctx context.Context) (OfflineResult, error) {
+	if os.Geteuid() != 0 {
+		return OfflineResult{}, errors.New("nspawn: the offline figures need root")
+	}
+	p, err := DefaultPaths()
+	if err != nil {
+		return OfflineResult{}, err
+	}
+	if _, err := EnsureTree(ctx, p); err != nil {
+		return OfflineResult{}, err
+	}
+	seed, err := ExampleSeed("m1", "role = manager\ncluster = init\nhostname = m1\n")
+	if err != nil {
+		return OfflineResult{}, err
+	}
+	c, err := Boot(ctx, p, HostSpec{Name: "m1", Seed: seed})
+	if err != nil {
+		return OfflineResult{}, err
+	}
+	defer c.Close()
+	m1 := c.Hosts[0]
+	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
+		return OfflineResult{}, err
+	}
+	w1, err := joinWorker(ctx, c, m1, "w1")
+	if err != nil {
+		return OfflineResult{}, err
+	}
+	return OfflineScenario(ctx, m1, w1, func(string, ...any) {})
+}

@@ -738,22 +738,28 @@ func (a *Agent) applyTasks(b api.WatchBatch) error {
 			}
 		}
 	}
+	if b.Reset {
+		a.cpDirty = true
+	}
 	for i, ev := range b.Events {
 		switch {
 		case ev.Op == api.OpDelete:
 			delete(a.tasks, ev.ID)
 			delete(a.reported, ev.ID)
 			delete(a.local, ev.ID)
+			a.cpDirty = true
 		case put[i] != nil:
 			t := put[i]
 			if t.Status.State == api.TaskOrphaned && t.DesiredState == api.TaskRunning {
 				delete(a.reported, t.ID) // say again that it runs, to claim it back
 			}
+			if checkpointed(a.tasks[t.ID], t) {
+				a.cpDirty = true
+			}
 			a.tasks[t.ID] = t
 		}
 	}
 	a.index = max(a.index, b.Index)
-	a.cpDirty = true
 	a.mu.Unlock()
 	a.kickReconcile()
 	return nil

@@ -209,3 +209,10 @@ func (a *Agent) fromCheckpoint(ctx context.Context) bool {
 	a.log.Info("starting from the node checkpoint", "node", cp.NodeID, "tasks", len(cp.Tasks), "index", cp.Index, "last contact", cp.LastContact)
 	return true
 }
+
+// CheckpointWrites is how many times the agent wrote its checkpoint.
+func (a *Agent) CheckpointWrites() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cpWrites
+}

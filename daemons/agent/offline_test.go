@@ -252,3 +252,27 @@ func TestReconnectAfterRescheduleKeepsOneCopy(t *testing.T) {
 		})
 	}
 }
+
+// The checkpoint follows what the node is to run, not every status on the
+// way: a service of 20 tasks costs about two writes per task (assigned,
+// running), batched where the watch batches.
+func TestCheckpointWritesPerTask(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := managertest.StartCluster(t, 1, managertest.Options{})
+	mgr := cl.Managers[0]
+	n := newOfflineNode(t, ctx)
+	n.start(mgr.Client)
+	waitFor(t, ctx, "the agent's first checkpoint", func() bool { return n.a.CheckpointWrites() > 0 })
+	before := n.a.CheckpointWrites()
+	if _, err := mgr.Client.CreateService(ctx, svc("web", 20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "20 running", func() bool { return len(running(tasksOf(ctx, mgr.Client, "web"))) == 20 })
+	time.Sleep(300 * time.Millisecond) // the last watch batches
+	if w := n.a.CheckpointWrites() - before; w > 2*20+5 {
+		t.Errorf("20 tasks started with %d checkpoint writes; want at most about 2 per task", w)
+	} else {
+		t.Logf("20 tasks started with %d checkpoint writes", w)
+	}
+}

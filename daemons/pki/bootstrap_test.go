@@ -78,7 +78,7 @@ func TestBootstrapHandshake(t *testing.T) {
 	for _, c := range cases {
 		joiner := BootstrapClientConfig(c.digest)
 		joiner.Time = func() time.Time { return t0 }
-		r := handshake(t, JoinServerConfig(c.server), joiner)
+		r := handshake(t, JoinServerConfig(c.server, nil), joiner)
 		if !errors.Is(r.clientErr, c.want) {
 			t.Errorf("join over BootstrapClientConfig(%s): client %v, want %v", c.name, r.clientErr, c.want)
 		}

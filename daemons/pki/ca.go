@@ -23,9 +23,19 @@ const (
 	// DefaultNodeTTL is the lifetime of a node certificate when SignNode
 	// is given no TTL (Swarm's default too).
 	DefaultNodeTTL = 90 * 24 * time.Hour
-	// Backdate is how far before "now" certificates become valid, so that
-	// a device whose clock is a little behind the manager's accepts them.
-	Backdate = time.Hour
+	// MaxClockSkew is how far the clock of a device may be from the
+	// managers' clocks, either way, with nothing breaking: edge devices
+	// often have no real-time clock, or a stale NTP fix. Backdate covers
+	// a device behind; RenewAt leaves far more than it before expiry for
+	// a device ahead (or behind) to renew; the managers alone judge
+	// expiry and the grace after it, with their own clocks.
+	MaxClockSkew = 24 * time.Hour
+	// Backdate is how far before "now" certificates become valid: more
+	// than MaxClockSkew, so that a device whose clock is a day behind the
+	// manager that signed a certificate a moment ago (its own, a
+	// manager's, the CA's) accepts it. The hour above MaxClockSkew is
+	// slack for the time between signing and use.
+	Backdate = MaxClockSkew + time.Hour
 )
 
 // caNamePrefix starts the common name of every cluster CA.

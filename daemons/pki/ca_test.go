@@ -242,16 +242,22 @@ func TestNeedsRenewal(t *testing.T) {
 	ca := mustCA(t, "c1")
 	for i := 0; i < 20; i++ { // RenewAt depends on the serial number
 		leaf := leafOf(t, must2(issue(t, ca, Identity{"c1", "n1", RoleWorker}, 90*24*time.Hour, t0)))
-		life := leaf.NotAfter.Sub(leaf.NotBefore)
-		at := func(f float64) time.Time { return leaf.NotBefore.Add(time.Duration(f * float64(life))) }
+		if !IssuedAt(leaf).Equal(t0) {
+			t.Fatalf("IssuedAt(a certificate signed at %s) = %s", t0, IssuedAt(leaf))
+		}
+		// Its life is from its signing: the Backdate before it is slack
+		// for clocks.
+		life := leaf.NotAfter.Sub(t0)
+		at := func(f float64) time.Time { return t0.Add(time.Duration(f * float64(life))) }
 		if r := RenewAt(leaf); r.Before(at(0.60)) || !r.Before(at(0.75)) {
-			t.Errorf("RenewAt = %.3f of the lifetime, want within [0.60, 0.75)", float64(r.Sub(leaf.NotBefore))/float64(life))
+			t.Errorf("RenewAt = %.3f of the lifetime, want within [0.60, 0.75)", float64(r.Sub(t0))/float64(life))
 		}
 		cases := []struct {
 			now  time.Time
 			want bool
 		}{
 			{leaf.NotBefore, false},
+			{t0, false},
 			{at(0.5), false},
 			{at(0.599), false},
 			{at(0.75), true},
@@ -260,7 +266,7 @@ func TestNeedsRenewal(t *testing.T) {
 		for _, c := range cases {
 			if got := NeedsRenewal(leaf, c.now); got != c.want {
 				t.Errorf("NeedsRenewal(cert, %.3f of its life) = %v, want %v",
-					float64(c.now.Sub(leaf.NotBefore))/float64(life), got, c.want)
+					float64(c.now.Sub(t0))/float64(life), got, c.want)
 			}
 		}
 	}

@@ -91,10 +91,11 @@ func presented(t *testing.T, c *Credentials) []*x509.Certificate {
 }
 
 type handshakeResult struct {
-	serverErr error    // the server's handshake
-	serverSaw Identity // PeerIdentity on the server side, after a handshake
-	peerErr   error    // PeerIdentity's error
-	clientErr error    // the client's handshake, or reading the server's first byte
+	serverErr    error     // the server's handshake
+	serverSaw    Identity  // PeerIdentity on the server side, after a handshake
+	serverExpiry time.Time // PeerExpiry on the server side
+	peerErr      error     // PeerIdentity's error
+	clientErr    error     // the client's handshake, or reading the server's first byte
 }
 
 // handshake runs a TLS handshake over net.Pipe. The server, once its
@@ -114,6 +115,7 @@ func handshake(t *testing.T, server, client *tls.Config) handshakeResult {
 		var r handshakeResult
 		if r.serverErr = s.Handshake(); r.serverErr == nil {
 			r.serverSaw, r.peerErr = PeerIdentity(s.ConnectionState())
+			r.serverExpiry = PeerExpiry(s.ConnectionState())
 			_, r.serverErr = s.Write([]byte{1})
 		}
 		done <- r

@@ -45,15 +45,32 @@ func NewCSR(key crypto.Signer, nodeID string) ([]byte, error) {
 	return der, nil
 }
 
-// RenewAt is when a node should renew cert: between 60% and 75% of its
-// lifetime (2/3 on average), at a point that depends on the certificate's
-// serial number, so a fleet that joined at once does not renew at once.
-// It is a pure function of the certificate.
+// RenewAt is when a node should renew cert: between 60% and 75% of the
+// life it was issued for (from its signing, IssuedAt, to NotAfter; the
+// Backdate before it is slack for clocks, not life), at a point that
+// depends on the certificate's serial number, so a fleet that joined at
+// once does not renew at once. It is a pure function of the certificate.
+//
+// A quarter of the life at least (22 days of a 90-day certificate) is
+// left after it: far more than MaxClockSkew, so a device whose clock is a
+// day behind still renews long before the managers see the certificate
+// expire.
 func RenewAt(cert *x509.Certificate) time.Time {
-	life := cert.NotAfter.Sub(cert.NotBefore)
+	issued := IssuedAt(cert)
+	life := cert.NotAfter.Sub(issued)
 	sum := sha256.Sum256(cert.SerialNumber.Bytes())
 	spread := float64(binary.BigEndian.Uint16(sum[:2])) / 65536 // [0, 1)
-	return cert.NotBefore.Add(time.Duration(float64(life) * (0.60 + 0.15*spread)))
+	return issued.Add(time.Duration(float64(life) * (0.60 + 0.15*spread)))
+}
+
+// IssuedAt is when cert was signed: Backdate after its NotBefore. A
+// certificate too short for that (not one SignNode made) counts from its
+// NotBefore.
+func IssuedAt(cert *x509.Certificate) time.Time {
+	if t := cert.NotBefore.Add(Backdate); t.Before(cert.NotAfter) {
+		return t
+	}
+	return cert.NotBefore
 }
 
 // NeedsRenewal reports whether cert is past its RenewAt point at now, or

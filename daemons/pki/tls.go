@@ -158,10 +158,17 @@ func (c *Credentials) now() time.Time {
 }
 
 // verify is the VerifyConnection of the configs below: the chain against
-// the current trust bundle, the same cluster, then want.
-func (c *Credentials) verify(certs []*x509.Certificate, usage x509.ExtKeyUsage, want func(Identity) error) error {
+// the current trust bundle (expired: an expired leaf is let through, see
+// VerifyExpiredPeer), the same cluster, then want.
+func (c *Credentials) verify(certs []*x509.Certificate, usage x509.ExtKeyUsage, want func(Identity) error, expired bool) error {
 	m := c.cur.Load()
-	id, err := VerifyPeer(certs, m.bundle.pool, usage, c.now())
+	var id Identity
+	var err error
+	if expired {
+		id, _, err = VerifyExpiredPeer(certs, m.bundle.pool, usage, c.now())
+	} else {
+		id, err = VerifyPeer(certs, m.bundle.pool, usage, c.now())
+	}
 	if err != nil {
 		return err
 	}
@@ -195,7 +202,7 @@ func ServerConfig(c *Credentials, want func(Identity) error) *tls.Config {
 		GetCertificate:         func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.certificate(), nil },
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return c.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, want)
+			return c.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, want, false)
 		},
 	}
 }
@@ -206,14 +213,21 @@ func ServerConfig(c *Credentials, want func(Identity) error) *tls.Config {
 // handlers must authenticate it otherwise; a certificate it does present
 // is verified as ServerConfig does. Serve only the join call to
 // anonymous peers.
-func JoinServerConfig(c *Credentials) *tls.Config {
+//
+// expiredOK, if not nil, lets through a client certificate that has
+// expired but is otherwise valid (VerifyExpiredPeer) on the connections
+// for which it returns true (the API's ALPN protocol, say, and not
+// Raft's): a node cut off past its certificate's expiry can then prove
+// who it is and renew it. Handlers must then check PeerExpiry on every
+// request and let such a peer do nothing but renew.
+func JoinServerConfig(c *Credentials, expiredOK func(tls.ConnectionState) bool) *tls.Config {
 	cfg := ServerConfig(c, nil)
 	cfg.ClientAuth = tls.RequestClientCert
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return nil
 		}
-		return c.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, nil)
+		return c.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, nil, expiredOK != nil && expiredOK(cs))
 	}
 	return cfg
 }
@@ -235,7 +249,7 @@ func ClientConfig(c *Credentials, want func(Identity) error) *tls.Config {
 		// VerifyConnection, which checks the chain and the identity.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return c.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, want)
+			return c.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, want, false)
 		},
 	}
 }
@@ -254,4 +268,15 @@ func PeerIdentity(state tls.ConnectionState) (Identity, error) {
 		return Identity{}, ErrNoPeerCertificate
 	}
 	return IdentityOf(state.PeerCertificates[0])
+}
+
+// PeerExpiry is when the certificate the peer of a connection presented
+// expires, or expired (a connection JoinServerConfig let through with an
+// expired certificate); zero when it presented none. Like PeerIdentity,
+// it means something only on connections made with these configs.
+func PeerExpiry(state tls.ConnectionState) time.Time {
+	if len(state.PeerCertificates) == 0 {
+		return time.Time{}
+	}
+	return state.PeerCertificates[0].NotAfter
 }

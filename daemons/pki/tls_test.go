@@ -25,7 +25,7 @@ func TestVerifyPeer(t *testing.T) {
 		{"a worker certificate without its CA in the chain", worker[:1], roots, t0, nil},
 		{"another CA's certificate with the same cluster ID", alien, roots, t0, ErrUntrusted},
 		{"an expired certificate", worker, roots, t0.Add(2 * time.Hour), ErrExpired},
-		{"a certificate from the future", worker, roots, t0.Add(-2 * time.Hour), ErrNotYetValid},
+		{"a certificate from the future", worker, roots, t0.Add(-Backdate - time.Minute), ErrNotYetValid},
 		{"the CA certificate itself", []*x509.Certificate{ca.Certificate()}, roots, t0, ErrUntrusted},
 		{"nothing", nil, roots, t0, ErrNoPeerCertificate},
 		{"no roots", worker, nil, t0, ErrUntrusted},
@@ -136,16 +136,16 @@ func TestJoinServerConfig(t *testing.T) {
 
 	joiner := BootstrapClientConfig(ca.Digest())
 	joiner.Time = func() time.Time { return t0 }
-	r := handshake(t, JoinServerConfig(manager), joiner)
+	r := handshake(t, JoinServerConfig(manager, nil), joiner)
 	if r.clientErr != nil || r.serverErr != nil || !errors.Is(r.peerErr, ErrNoPeerCertificate) {
 		t.Errorf("a joining node without a certificate: client %v, server %v, PeerIdentity %v; want a connection on which PeerIdentity says ErrNoPeerCertificate",
 			r.clientErr, r.serverErr, r.peerErr)
 	}
-	r = handshake(t, JoinServerConfig(manager), ClientConfig(worker, nil))
+	r = handshake(t, JoinServerConfig(manager, nil), ClientConfig(worker, nil))
 	if r.serverErr != nil || r.serverSaw.NodeID != "w1" {
 		t.Errorf("a worker on the join listener: server %v saw %v, want w1", r.serverErr, r.serverSaw)
 	}
-	r = handshake(t, JoinServerConfig(manager), ClientConfig(alien, nil))
+	r = handshake(t, JoinServerConfig(manager, nil), ClientConfig(alien, nil))
 	if !errors.Is(r.serverErr, ErrUntrusted) {
 		t.Errorf("a foreign certificate on the join listener: server %v, want ErrUntrusted", r.serverErr)
 	}

@@ -279,7 +279,7 @@ func (np *nodePort) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
-	cfg := pki.JoinServerConfig(creds)
+	cfg := pki.JoinServerConfig(creds, nil)
 	cfg.NextProtos = []string{alpnRaft, alpnHTTP}
 	tc := tls.Server(c, cfg)
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))

@@ -7,6 +7,9 @@
 //	node port    ─▶ the certificate's identity, checked against the
 //	                cluster's records on every request: a removed node, a
 //	                demoted manager, a revoked operator lose their rights at once
+//	              ─▶ a node's certificate that has expired: the same node,
+//	                marked Expired; it may renew (Rule.Expired) within the
+//	                managers' grace, and call nothing else
 //	              ─▶ from a manager only: the caller it passes on (Header)
 //
 // A forwarded request carries its original caller, and only a manager is
@@ -19,6 +22,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -69,6 +74,31 @@ type Caller struct {
 	// Via is the manager that passed the request on ("" when the caller
 	// reached this manager itself).
 	Via string
+	// Expired is set when the caller is a node whose certificate has
+	// expired (nil: a valid certificate, or no node's).
+	Expired *Expiry
+}
+
+// Expiry is a node's certificate that has expired, as the manager that
+// met its holder judged it, with its own clock. Within the managers'
+// grace the node may renew it, and do nothing else; after the grace it
+// must join again with a token.
+type Expiry struct {
+	// At is when the certificate expired.
+	At time.Time
+	// GraceEnds is when the managers stop renewing it.
+	GraceEnds time.Time
+	// Lapsed: the grace is over.
+	Lapsed bool
+}
+
+// Grace is the length of the grace, for messages: "30-day".
+func (e *Expiry) Grace() string {
+	d := e.GraceEnds.Sub(e.At)
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d-day", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // String names the caller for logs and errors.
@@ -85,6 +115,9 @@ func (c Caller) String() string {
 		s = fmt.Sprintf("%s %s", c.Kind, c.NodeID)
 	default:
 		s = string(c.Kind)
+	}
+	if c.Expired != nil {
+		s += " (certificate expired " + c.Expired.At.UTC().Format(time.RFC3339) + ")"
 	}
 	if c.Via != "" {
 		s += " via manager " + c.Via
@@ -146,6 +179,10 @@ type Rule struct {
 	// caller enters the cluster, i.e. by the manager that authenticated
 	// it first-hand (not one it was passed on to).
 	Audit bool
+	// Expired lets in a node whose certificate has expired, within the
+	// managers' grace (Caller.Expired): the renewal route, and no other.
+	// Every route without it refuses such a caller, whatever Who says.
+	Expired bool
 }
 
 // Check says whether c may call the route of r under the rule, with an
@@ -154,12 +191,33 @@ func (rule Rule) Check(c Caller, r *http.Request) error {
 	if rule.Who&Anyone != 0 {
 		return nil
 	}
+	if e := c.Expired; e != nil {
+		if err := rule.checkExpired(c, e, r); err != nil {
+			return err
+		}
+	}
 	w := c.who()
 	if rule.Who&w == 0 {
 		return refusal(c, r, rule)
 	}
 	if rule.Self && w&Nodes != 0 && r.PathValue("ref") != c.NodeID {
 		return api.Errorf(api.CodeForbidden, "a %s certificate may not call %s %s: a node acts only for itself (node %s)", c.Kind, r.Method, r.URL.Path, c.NodeID)
+	}
+	return nil
+}
+
+// checkExpired refuses a caller whose certificate has expired, unless it
+// renews within the grace.
+func (rule Rule) checkExpired(c Caller, e *Expiry, r *http.Request) error {
+	at := e.At.UTC().Format(time.DateOnly)
+	switch {
+	case e.Lapsed:
+		return api.Errorf(api.CodeForbidden, "the certificate of node %s expired on %s, beyond the managers' %s grace (it ended %s): "+
+			"re-join the node with a token, which keeps its ID: on the node, warren rejoin --join MANAGER:PORT --token-file FILE (warrenctl join-token worker prints one)",
+			c.NodeID, at, e.Grace(), e.GraceEnds.UTC().Format(time.DateOnly))
+	case !rule.Expired:
+		return api.Errorf(api.CodeForbidden, "the certificate of node %s expired on %s: it may only renew it (POST /v1/certs/renew, which the node does by itself until %s), not call %s %s",
+			c.NodeID, at, e.GraceEnds.UTC().Format(time.DateOnly), r.Method, r.URL.Path)
 	}
 	return nil
 }
@@ -211,6 +269,11 @@ func (c Caller) Encode() string {
 	if c.Name != "" {
 		v.Set("name", c.Name)
 	}
+	if e := c.Expired; e != nil {
+		v.Set("expired", e.At.UTC().Format(time.RFC3339Nano))
+		v.Set("grace-ends", e.GraceEnds.UTC().Format(time.RFC3339Nano))
+		v.Set("lapsed", strconv.FormatBool(e.Lapsed))
+	}
 	return v.Encode()
 }
 
@@ -234,6 +297,17 @@ func Decode(s, via string) (Caller, error) {
 	case Manager, Worker:
 		if c.NodeID == "" || c.Role != "" {
 			return Caller{}, fmt.Errorf("authz: %s: a node caller needs its node ID, and no role", Header)
+		}
+		if v.Has("expired") {
+			var e Expiry
+			var err1, err2, err3 error
+			e.At, err1 = time.Parse(time.RFC3339Nano, v.Get("expired"))
+			e.GraceEnds, err2 = time.Parse(time.RFC3339Nano, v.Get("grace-ends"))
+			e.Lapsed, err3 = strconv.ParseBool(v.Get("lapsed"))
+			if err1 != nil || err2 != nil || err3 != nil {
+				return Caller{}, fmt.Errorf("authz: %s: a node whose certificate expired needs when (expired, grace-ends) and lapsed", Header)
+			}
+			c.Expired = &e
 		}
 	default:
 		return Caller{}, fmt.Errorf("authz: %s: kind %q is not a caller a manager passes on", Header, c.Kind)

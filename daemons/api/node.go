@@ -62,6 +62,17 @@ type NodeDescription struct {
 	// Images are the images the node holds, as its agent last said: the
 	// nodes an image can be fetched from.
 	Images []NodeImage `json:"images,omitempty" yaml:"images,omitempty"`
+	// Certificate is the node's certificate as the managers last signed
+	// it (a worker's; a manager signs its own).
+	Certificate *NodeCertificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
+}
+
+// NodeCertificate is what the managers know of a node's certificate. The
+// node renews it well before NotAfter; one cut off past NotAfter renews
+// it when it is back, within the managers' grace (CAInfo.CertGrace), and
+// must join again with a token after it.
+type NodeCertificate struct {
+	NotAfter time.Time `json:"notAfter" yaml:"notAfter"`
 }
 
 // Equal says whether two descriptions say the same.
@@ -70,7 +81,8 @@ type NodeDescription struct {
 func (d NodeDescription) Equal(o NodeDescription) bool {
 	return d.Hostname == o.Hostname && d.OS == o.OS && d.Arch == o.Arch && d.NanoCPUs == o.NanoCPUs &&
 		d.MemoryBytes == o.MemoryBytes && d.EngineVersion == o.EngineVersion && d.Addr == o.Addr &&
-		(d.Mesh == o.Mesh || d.Mesh != nil && o.Mesh != nil && *d.Mesh == *o.Mesh) && slices.Equal(d.Images, o.Images)
+		(d.Mesh == o.Mesh || d.Mesh != nil && o.Mesh != nil && *d.Mesh == *o.Mesh) && slices.Equal(d.Images, o.Images) &&
+		(d.Certificate == o.Certificate || d.Certificate != nil && o.Certificate != nil && d.Certificate.NotAfter.Equal(o.Certificate.NotAfter))
 }
 
 // MaxNodeImages bounds the images a node reports (its record is sent to

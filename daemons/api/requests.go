@@ -133,6 +133,10 @@ type CAInfo struct {
 	Rotating bool     `json:"rotating"`
 	// BundlePEM holds the trusted CA certificates, the active one first.
 	BundlePEM string `json:"bundle"`
+	// CertGrace is how long after a node's certificate expired this
+	// manager still renews it (a node cut off meanwhile); after it the
+	// node joins again with a token.
+	CertGrace Duration `json:"certGrace,omitempty"`
 }
 
 // RequestIDHeader names a write request, so that sending it again (a

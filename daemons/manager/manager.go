@@ -51,6 +51,10 @@ type Config struct {
 	// NodeTimeout is how long a node may go without a heartbeat before it
 	// is marked down (default 6s).
 	NodeTimeout time.Duration
+	// CertGrace is how long after a node's certificate expired this
+	// manager still renews it, for a node that was cut off meanwhile
+	// (default 30 days; negative: none). Give every manager the same.
+	CertGrace time.Duration
 	// AgentSocket is this node's agent, which serves images and task logs
 	// (default /run/warren/agent.sock).
 	AgentSocket string
@@ -207,7 +211,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	memCfg := membership.Config{DataDir: cfg.DataDir, Hostname: cfg.Hostname, Labels: cfg.Labels,
 		ClusterCIDR: cfg.ClusterCIDR, SubnetBits: cfg.SubnetBits, AdvertiseAddr: cfg.AdvertiseAddr,
-		BootstrapVoters: cfg.BootstrapVoters, Peers: cfg.Peers, Logger: cfg.Logger}
+		BootstrapVoters: cfg.BootstrapVoters, Peers: cfg.Peers, CertGrace: cfg.CertGrace, Logger: cfg.Logger}
 	var joinIndex uint64
 	if fresh && cfg.JoinAddr != "" {
 		if id, joinIndex, err = membership.Join(context.Background(), memCfg, cfg.JoinAddr, cfg.JoinToken, cfg.Logger); err != nil {
@@ -241,7 +245,7 @@ func New(cfg Config) (*Manager, error) {
 	m.cancel = cancel
 	go m.store.RunCheckpoints(ctx)
 	ctlCfg := controlapi.Config{NodeID: m.nodeID, ClusterID: id.ClusterID, ClusterCIDR: id.ClusterCIDR, DataDir: cfg.DataDir, Version: Version, AgentSocket: cfg.AgentSocket,
-		Orchestrator: orchestrator.Options{RescheduleGrace: cfg.RescheduleGrace}, RevokeFor: membership.CertTTL(),
+		Orchestrator: orchestrator.Options{RescheduleGrace: cfg.RescheduleGrace}, RevokeFor: m.mem.RevokeFor(),
 		Health: m.Healthy, Watchers: m.metrics.watchersDelta, Peers: m.peers, Logger: cfg.Logger}
 
 	if cfg.Worker {

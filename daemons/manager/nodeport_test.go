@@ -33,6 +33,9 @@ type netNode struct {
 	client  *client.Client
 	addr    string
 	stopped chan struct{}
+	// grace is the manager's CertGrace (0: the default) from its next
+	// start.
+	grace time.Duration
 }
 
 func startNetNode(t *testing.T, dir, join, token string) *netNode {
@@ -79,7 +82,7 @@ func (n *netNode) start(t *testing.T, l net.Listener, join, token string) {
 		level = slog.LevelInfo
 	}
 	m, err := manager.New(manager.Config{DataDir: n.dir, Hostname: filepath.Base(n.dir), NodePort: l,
-		JoinAddr: join, JoinToken: token, RaftLogLevel: "error",
+		JoinAddr: join, JoinToken: token, RaftLogLevel: "error", CertGrace: n.grace,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", filepath.Base(n.dir))})
 	if err != nil {
 		l.Close()

@@ -47,7 +47,9 @@ type route struct {
 // warren), the read-only socket (dns, ingress) and operator certificates
 // of any role; Writers leave out viewers; Admin is the local socket and
 // admin operators only (the CA, tokens, operators and node roles). Nodes
-// call for themselves: Self ties a worker to its own node's {ref}.
+// call for themselves: Self ties a worker to its own node's {ref}. A node
+// whose certificate expired calls the renewal route only (Expired), and
+// joining, which needs a token.
 func (m *Manager) routeTable() []route {
 	c, l, ms := m.ctl.Handlers(), m.lead, m.mem.Handlers()
 	heartbeat := http.HandlerFunc(nil)
@@ -108,7 +110,11 @@ func (m *Manager) routeTable() []route {
 		{"POST /v1/join-tokens/{kind}", admin, onLeader, ms.NewJoinToken},
 		{"POST /v1/join-tokens/{kind}/{action}", admin, onLeader, ms.NewJoinToken},
 		{"DELETE /v1/join-tokens/{id}", admin, onLeader, ms.DeleteJoinToken},
-		{"POST /v1/certs/renew", authz.Rule{Who: authz.Nodes}, here, ms.Renew},
+		// A node renews its certificate; one cut off past its expiry
+		// renews it within the grace (the one route an expired
+		// certificate may call). On the leader, which records when the
+		// new one ends in the node's record.
+		{"POST /v1/certs/renew", authz.Rule{Who: authz.Nodes, Expired: true}, onLeader, ms.Renew},
 		{"GET /v1/ca", authz.Rule{Who: authz.Readers | authz.Nodes}, here, ms.CAInfo},
 		{"POST /v1/ca/rotate", admin, onLeader, ms.RotateCA},
 

@@ -44,7 +44,7 @@ func (m *Membership) caInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.JSON(w, http.StatusOK, api.CAInfo{Digest: pki.Digest(bundle.Active()), Digests: bundle.Digests(),
-		Rotating: rec.Rotating, BundlePEM: string(bundle.PEM())})
+		Rotating: rec.Rotating, BundlePEM: string(bundle.PEM()), CertGrace: api.Duration(m.certGrace())})
 }
 
 // rotateCA answers POST /v1/ca/rotate (?finish ends a rotation).

@@ -25,33 +25,59 @@ import (
 //	node             none, or denied      refused
 //	operator ROLE    operator, same role  operator ROLE
 //	operator         none, or denied      refused
+//
+// A node certificate that has expired (the node port lets it through its
+// handshake on the API, never on Raft) is judged on every request by
+// this manager's clock:
+//
+//	node, expired    same role            the node, Expired: it may renew
+//	                                      (authz.Rule.Expired) within the
+//	                                      grace, or join again after it
+//	node, expired    another role         refused: it cannot renew into
+//	                                      the role it was given meanwhile
+//	operator, expired                     refused: an admin makes a new one
+//	manager, expired, passing a caller on refused: it vouches for nobody
 
 type tlsIdentityKey struct{}
 
-func withTLSIdentity(ctx context.Context, id pki.Identity) context.Context {
-	return context.WithValue(ctx, tlsIdentityKey{}, id)
+// tlsIdentity is the verified certificate of a node-port connection.
+type tlsIdentity struct {
+	id       pki.Identity
+	notAfter time.Time
+}
+
+func withTLSIdentity(ctx context.Context, id pki.Identity, notAfter time.Time) context.Context {
+	return context.WithValue(ctx, tlsIdentityKey{}, tlsIdentity{id, notAfter})
 }
 
 // TLSIdentity is the verified certificate identity of the node-port
 // connection r came on, if it had a certificate.
 func TLSIdentity(r *http.Request) (pki.Identity, bool) {
-	id, ok := r.Context().Value(tlsIdentityKey{}).(pki.Identity)
-	return id, ok
+	t, ok := r.Context().Value(tlsIdentityKey{}).(tlsIdentity)
+	return t.id, ok
 }
 
 // Authenticate says who called r on the node port: the anonymous caller
 // when there was no certificate (only joining is open to it), the
-// certificate's holder as the cluster's records say, or, from a manager,
-// the caller that manager passes the request on for (authz.Header),
-// checked against the records again.
+// certificate's holder as the cluster's records say (marked Expired when
+// its certificate has expired), or, from a manager, the caller that
+// manager passes the request on for (authz.Header), checked against the
+// records again.
 func (m *Membership) Authenticate(r *http.Request) (authz.Caller, error) {
-	id, ok := TLSIdentity(r)
-	return m.AuthenticateAs(r, id, ok)
+	t, ok := r.Context().Value(tlsIdentityKey{}).(tlsIdentity)
+	return m.authenticate(r, t.id, ok, t.notAfter)
 }
 
 // AuthenticateAs is Authenticate for a transport that establishes the
-// peer's identity itself (ok false: no identity).
+// peer's identity itself (ok false: no identity), with a certificate that
+// has not expired.
 func (m *Membership) AuthenticateAs(r *http.Request, id pki.Identity, ok bool) (authz.Caller, error) {
+	return m.authenticate(r, id, ok, time.Time{})
+}
+
+// authenticate is Authenticate for a certificate identity that ends at
+// notAfter (zero: not known to have ended).
+func (m *Membership) authenticate(r *http.Request, id pki.Identity, ok bool, notAfter time.Time) (authz.Caller, error) {
 	if !ok {
 		// Anonymous: a device joining (nothing else is open to it). Joins
 		// are bounded per address, here at the first manager they reach.
@@ -60,11 +86,24 @@ func (m *Membership) AuthenticateAs(r *http.Request, id pki.Identity, ok bool) (
 		}
 		return authz.Caller{}, nil
 	}
+	now := time.Now()
+	expired := !notAfter.IsZero() && now.After(notAfter)
+	if expired && !id.Role.IsNode() {
+		return authz.Caller{}, api.Errorf(api.CodeForbidden, "the certificate of operator %q expired on %s: ask an admin for a new one (warrenctl operator add)", id.NodeID, notAfter.UTC().Format(time.DateOnly))
+	}
 	c, err := m.callerOf(id)
 	if err != nil {
 		return authz.Caller{}, err
 	}
 	h := r.Header.Get(authz.Header)
+	if expired {
+		if c.Expired, err = m.expiry(id, notAfter, now); err != nil {
+			return authz.Caller{}, err
+		}
+		if h != "" {
+			return authz.Caller{}, api.Errorf(api.CodeForbidden, "the certificate of manager %s expired on %s: it passes nobody's request on", id.NodeID, notAfter.UTC().Format(time.DateOnly))
+		}
+	}
 	if h == "" || c.Kind != authz.Manager {
 		return c, nil // only a manager vouches for another caller
 	}
@@ -99,6 +138,25 @@ func (m *Membership) AuthenticateAs(r *http.Request, id pki.Identity, ok bool) (
 		}
 	}
 	return v, nil
+}
+
+// expiry judges a node certificate that expired at notAfter, at now: the
+// node must hold the role the certificate says (a node promoted or
+// demoted meanwhile cannot renew into its new role with it), and may
+// renew it until the grace ends.
+func (m *Membership) expiry(id pki.Identity, notAfter, now time.Time) (*authz.Expiry, error) {
+	n, _ := m.nodeRecord(id.NodeID)
+	if n == nil || n.Spec.Role != string(id.Role) {
+		role := "no role"
+		if n != nil {
+			role = "the role " + n.Spec.Role
+		}
+		return nil, api.Errorf(api.CodeForbidden, "the %s certificate of node %s expired on %s, and the node has %s now: it cannot be renewed; join the node again as a new node (a fresh data dir and a token)",
+			id.Role, id.NodeID, notAfter.UTC().Format(time.DateOnly), role)
+	}
+	e := &authz.Expiry{At: notAfter, GraceEnds: notAfter.Add(m.certGrace())}
+	e.Lapsed = !now.Before(e.GraceEnds)
+	return e, nil
 }
 
 // callerOf is the caller a verified certificate's identity stands for now.

@@ -28,6 +28,11 @@ const (
 // nodeCertTTL is how long a node certificate lasts (tests shorten it).
 var nodeCertTTL = 90 * 24 * time.Hour
 
+// renewRetryMax bounds the wait between a worker's attempts to renew
+// (from a second, doubling): a node cut off past its certificate's
+// expiry renews within it of being back. (Tests shorten it.)
+var renewRetryMax = time.Minute
+
 func (m *Membership) tlsPath(name string) string { return filepath.Join(m.cfg.DataDir, tlsDir, name) }
 
 // loadCredentials reads the node's TLS files, if it has them.
@@ -77,7 +82,13 @@ func (m *Membership) saveCredentials(certPEM, keyPEM, bundlePEM []byte) error {
 		m.creds = c
 		return nil
 	}
-	return m.creds.Update(certPEM, keyPEM, bundle)
+	if err := m.creds.Update(certPEM, keyPEM, bundle); err != nil {
+		return err
+	}
+	if p, ok := m.peers.Dialer.(*tlsPeers); ok {
+		p.reset()
+	}
+	return nil
 }
 
 // saveCredentialFiles writes a node's TLS files in its data dir.
@@ -207,23 +218,41 @@ func (m *Membership) keepCredentials(ctx context.Context) {
 }
 
 // keepWorkerCredentials renews a worker's certificate through a manager
-// when it is due (a worker holds no CA).
+// when it is due (a worker holds no CA), and again and again while no
+// manager does. Nothing else on the node needs the certificate valid: a
+// worker cut off past its expiry keeps serving its replica to its agent
+// and dns on the local sockets, and renews when it is back; whether it
+// still may (the grace) is the managers' judgement, with their clocks,
+// not this node's.
 func (m *Membership) keepWorkerCredentials(ctx context.Context) {
+	retry := time.Second
 	for {
 		if c := m.credentials(); c != nil && c.RenewalDue(time.Now()) {
 			if err := m.renewThroughManagers(ctx); err != nil {
-				m.log.Warn("renew this node's certificate", "err", err)
-				if core.Sleep(ctx, time.Minute) != nil {
+				m.renewFailed(c, err)
+				if core.Sleep(ctx, retry) != nil {
 					return
 				}
+				retry = min(2*retry, renewRetryMax)
 				continue
 			}
+			retry = time.Second
 			m.log.Info("node certificate renewed", "node", m.nodeID)
 		}
 		if core.Sleep(ctx, m.untilRenewal()) != nil {
 			return
 		}
 	}
+}
+
+// renewFailed logs why a renewal failed: a refusal (this node's
+// certificate expired beyond the grace, say) says what to do.
+func (m *Membership) renewFailed(c *pki.Credentials, err error) {
+	if api.IsCode(err, api.CodeForbidden) {
+		m.log.Error("the managers refuse to renew this node's certificate", "node", m.nodeID, "expires", c.Leaf().NotAfter, "err", err)
+		return
+	}
+	m.log.Warn("renew this node's certificate", "expires", c.Leaf().NotAfter, "err", err)
 }
 
 // untilRenewal is how long to wait before looking at the certificate

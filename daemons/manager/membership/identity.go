@@ -3,6 +3,7 @@ package membership
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,21 +98,7 @@ func (m *Membership) Identity() Identity {
 // that is not up yet (devices boot together) is tried again for a
 // minute; a refusal is final.
 func Join(ctx context.Context, cfg Config, addr, token string, log *slog.Logger) (Identity, uint64, error) {
-	desc := LocalDescription(cfg.Hostname)
-	desc.Addr = cfg.AdvertiseAddr
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var jr *api.JoinResponse
-	var keyPEM []byte
-	var err error
-	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		jr, keyPEM, err = joinCluster(ctx, addr, token, desc)
-		if err == nil || !errors.Is(err, errJoinUnreachable) || ctx.Err() != nil {
-			break
-		}
-		log.Info("waiting for the manager to join through", "addr", addr, "err", err)
-		core.Sleep(ctx, backoff)
-	}
+	jr, keyPEM, err := joinRetrying(ctx, cfg, addr, token, nil, log)
 	if err != nil {
 		return Identity{}, 0, err
 	}
@@ -120,6 +107,68 @@ func Join(ctx context.Context, cfg Config, addr, token string, log *slog.Logger)
 	}
 	log.Info("joined the cluster", "node", jr.NodeID, "role", jr.Role, "cluster", jr.ClusterID)
 	return Identity{NodeID: jr.NodeID, ClusterID: jr.ClusterID, ClusterCIDR: jr.ClusterCIDR, Role: jr.Role, Managers: jr.Managers}, jr.Index, nil
+}
+
+// Rejoin joins the worker whose data dir cfg.DataDir is to the cluster
+// again, through the manager at addr with a worker token, keeping its node
+// ID, its record and its tasks (warren rejoin): for a worker whose
+// certificate expired beyond the managers' grace while it was cut off.
+// It presents the node's old certificate in the handshake, which proves
+// that it holds the node's key; the managers refuse a node that was
+// removed, or whose role changed meanwhile. Run it with the node's
+// warren-manager stopped (it rewrites the node's TLS files) and start it
+// again after; the node's containers keep running meanwhile.
+func Rejoin(ctx context.Context, cfg Config, addr, token string, log *slog.Logger) (Identity, error) {
+	id, fresh, err := LoadIdentity(cfg.DataDir, "")
+	if err != nil {
+		return Identity{}, err
+	}
+	if fresh {
+		return Identity{}, fmt.Errorf("rejoin: %s holds no node: join it with warren manager --join ADDR --token-file FILE", cfg.DataDir)
+	}
+	if id.Role != api.RoleWorker {
+		return Identity{}, fmt.Errorf("rejoin: node %s is a manager: a manager signs its own certificate and never needs to join again", id.NodeID)
+	}
+	prev, err := tls.LoadX509KeyPair(filepath.Join(cfg.DataDir, tlsDir, certFile), filepath.Join(cfg.DataDir, tlsDir, keyFile))
+	if err != nil {
+		return Identity{}, fmt.Errorf("rejoin: node %s's certificate (%w): without it the node cannot show it is itself; join it as a new node (a fresh data dir)", id.NodeID, err)
+	}
+	jr, keyPEM, err := joinRetrying(ctx, cfg, addr, token, &prev, log)
+	if err != nil {
+		return Identity{}, err
+	}
+	if jr.NodeID != id.NodeID || jr.Role != api.RoleWorker {
+		return Identity{}, fmt.Errorf("rejoin: the manager at %s answered for node %s (%s), not %s: nothing was changed here; remove that node (warrenctl node rm %s)",
+			addr, jr.NodeID, jr.Role, id.NodeID, jr.NodeID)
+	}
+	if err := saveCredentialFiles(cfg.DataDir, []byte(jr.CertPEM), keyPEM, []byte(jr.BundlePEM)); err != nil {
+		return Identity{}, err
+	}
+	id.ClusterID, id.ClusterCIDR, id.Managers = jr.ClusterID, jr.ClusterCIDR, jr.Managers
+	if err := SaveIdentity(cfg.DataDir, id); err != nil {
+		return Identity{}, err
+	}
+	log.Info("joined the cluster again", "node", id.NodeID, "cluster", id.ClusterID)
+	return id, nil
+}
+
+// joinRetrying asks the manager at addr to let this device in with token
+// (presenting prev, its old certificate, if not nil), trying again for a
+// minute while the manager cannot be reached (devices boot together); a
+// refusal is final.
+func joinRetrying(ctx context.Context, cfg Config, addr, token string, prev *tls.Certificate, log *slog.Logger) (*api.JoinResponse, []byte, error) {
+	desc := LocalDescription(cfg.Hostname)
+	desc.Addr = cfg.AdvertiseAddr
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		jr, keyPEM, err := joinCluster(ctx, addr, token, desc, prev)
+		if err == nil || !errors.Is(err, errJoinUnreachable) || ctx.Err() != nil {
+			return jr, keyPEM, err
+		}
+		log.Info("waiting for the manager to join through", "addr", addr, "err", err)
+		core.Sleep(ctx, backoff)
+	}
 }
 
 // SetJoinIndex tells a manager that joined on this start the leader's

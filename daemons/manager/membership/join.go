@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	json "github.com/segmentio/encoding/json"
@@ -31,7 +34,12 @@ import (
 //	  ◀── certificate, trust bundle, managers, index ──
 //	a manager: catch up to index, then ask to vote (/v1/internal/promote)
 //	a worker:  follow a manager's watch of its scope
-
+//
+// Joining again (warren rejoin, for a worker whose certificate expired
+// beyond the managers' grace): the device also presents its old
+// certificate in the handshake. The router authenticates it as that node
+// (not removed, the same role; its certificate may have expired), and
+// with a worker token the node keeps its ID, its record and its tasks.
 // postJoin takes a device into the cluster.
 func (m *Membership) postJoin(w http.ResponseWriter, r *http.Request) {
 	var req api.JoinRequest
@@ -53,9 +61,6 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 	tok, err := pki.ParseToken(req.Token)
 	if err != nil {
 		return nil, api.Errorf(api.CodeForbidden, "%v", err)
-	}
-	if req.Description.Hostname == "" {
-		return nil, api.Errorf(api.CodeInvalid, "the joining node must say its hostname")
 	}
 	ca, bundle, err := m.caAndTrust()
 	if err != nil {
@@ -94,6 +99,12 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 	if err := pki.CheckToken(rec, tok, bundle.Digests(), time.Now()); err != nil {
 		return nil, api.Errorf(api.CodeForbidden, "%v", err)
 	}
+	if c := authz.CallerOf(ctx); c.Kind == authz.Worker {
+		return m.rejoin(ctx, c, tok, req, ca, bundle, clusterID, clusterCIDR, managers)
+	}
+	if req.Description.Hostname == "" {
+		return nil, api.Errorf(api.CodeInvalid, "the joining node must say its hostname")
+	}
 	id := api.NewID()
 	role := string(tok.Kind)
 	certPEM, err := ca.SignNode(req.CSR, pki.Identity{ClusterID: clusterID, NodeID: id, Role: tok.Kind}, nodeCertTTL, time.Now())
@@ -106,6 +117,12 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 	// entry goes with node rm; both show in node ls meanwhile.
 	now := time.Now().UTC()
 	desc := req.Description
+	desc.Certificate = nil
+	if role == api.RoleWorker {
+		if desc.Certificate, err = certRecord(certPEM); err != nil {
+			return nil, api.Errorf(api.CodeInternal, "%v", err)
+		}
+	}
 	if _, err := m.propose(ctx, store.CmdNodeRegister, store.NodeRegister{ID: id, Role: role, Description: desc, At: now}); err != nil {
 		return nil, err
 	}
@@ -119,12 +136,70 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 		BundlePEM: string(bundle.PEM()), Managers: managers, Index: m.store.Hub().Last()}, nil
 }
 
+// rejoin takes worker c back with its ID: it proved it holds the key of
+// a certificate of that node (the handshake, see Authenticate), which may
+// have expired, and brings a worker token. The record keeps what it says
+// (the hostname a node.hostname constraint matches, the subnet, the
+// tasks); only the certificate and the address change.
+func (m *Membership) rejoin(ctx context.Context, c authz.Caller, tok pki.Token, req *api.JoinRequest, ca *pki.CA, bundle *pki.Bundle,
+	clusterID, clusterCIDR string, managers []api.PeerAddr) (*api.JoinResponse, error) {
+	if tok.Kind != pki.RoleWorker {
+		return nil, api.Errorf(api.CodeForbidden, "node %s joins again as the worker it is: use a worker token (warrenctl join-token worker), or join it as a new node with a fresh data dir", c.NodeID)
+	}
+	var n *api.Node
+	m.store.View(func(v *store.View) error { n, _ = v.NodeByID(c.NodeID); return nil })
+	if n == nil || n.Spec.Role != api.RoleWorker {
+		return nil, api.Errorf(api.CodeForbidden, "node %s is not a worker of the cluster: join it as a new node with a fresh data dir", c.NodeID)
+	}
+	certPEM, err := ca.SignNode(req.CSR, pki.Identity{ClusterID: clusterID, NodeID: n.ID, Role: pki.RoleWorker}, nodeCertTTL, time.Now())
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalid, "certificate request: %v", err)
+	}
+	if err := m.recordCertificate(ctx, n, certPEM, req.Description.Addr); err != nil {
+		return nil, err
+	}
+	m.log.Info("node joined again with its ID", "node", n.ID, "hostname", n.Description.Hostname, "old_certificate", c.Expired != nil)
+	return &api.JoinResponse{NodeID: n.ID, ClusterID: clusterID, ClusterCIDR: clusterCIDR, Role: api.RoleWorker, CertPEM: string(certPEM),
+		BundlePEM: string(bundle.PEM()), Managers: managers, Index: m.store.Hub().Last()}, nil
+}
+
+// recordCertificate writes in node n's record when the certificate just
+// signed for it ends (and its address, if addr is not empty): warrenctl
+// node ls tells from it a node cut off past its certificate's expiry.
+func (m *Membership) recordCertificate(ctx context.Context, n *api.Node, certPEM []byte, addr string) error {
+	rec, err := certRecord(certPEM)
+	if err != nil {
+		return api.Errorf(api.CodeInternal, "%v", err)
+	}
+	d := n.Description
+	d.Certificate = rec
+	if addr != "" {
+		d.Addr = addr
+	}
+	_, err = m.propose(ctx, store.CmdNodeRegister, store.NodeRegister{ID: n.ID, Description: d, At: time.Now().UTC()})
+	return err
+}
+
+// certRecord is what a node's record says of the chain SignNode made.
+func certRecord(chainPEM []byte) (*api.NodeCertificate, error) {
+	b, _ := pem.Decode(chainPEM)
+	if b == nil {
+		return nil, errors.New("manager: the signed certificate is not PEM")
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("manager: the signed certificate: %w", err)
+	}
+	return &api.NodeCertificate{NotAfter: leaf.NotAfter.UTC()}, nil
+}
+
 // errJoinUnreachable: the manager to join through did not answer.
 var errJoinUnreachable = errors.New("cannot reach a manager")
 
 // joinCluster is the device's side: it asks a manager at addr to let it
-// in with token, and returns its identity and credentials.
-func joinCluster(ctx context.Context, addr, token string, desc api.NodeDescription) (*api.JoinResponse, []byte, error) {
+// in with token, and returns its identity and credentials. A device
+// joining again presents its old certificate, prev, to keep its node ID.
+func joinCluster(ctx context.Context, addr, token string, desc api.NodeDescription, prev *tls.Certificate) (*api.JoinResponse, []byte, error) {
 	tok, err := pki.ParseToken(token)
 	if err != nil {
 		return nil, nil, fmt.Errorf("join: %w", err)
@@ -139,6 +214,9 @@ func joinCluster(ctx context.Context, addr, token string, desc api.NodeDescripti
 	}
 	cfg := pki.BootstrapClientConfig(tok.CADigest)
 	cfg.NextProtos = []string{alpnHTTP}
+	if prev != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return prev, nil }
+	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			d := &tls.Dialer{Config: cfg}
@@ -155,6 +233,11 @@ func joinCluster(ctx context.Context, addr, token string, desc api.NodeDescripti
 		var verr *tls.CertificateVerificationError
 		if errors.Is(err, pki.ErrPinMismatch) || errors.As(err, &verr) {
 			return nil, nil, fmt.Errorf("join: the manager at %s is not of the cluster this token was made for (another cluster, or a CA rotated since): ask an operator for a new token (warrenctl join-token): %w", addr, err)
+		}
+		if prev != nil && strings.Contains(err.Error(), "bad certificate") {
+			// The manager refused the old certificate at the handshake
+			// (a TLS alert says no more).
+			return nil, nil, fmt.Errorf("join again: the manager at %s refused this node's certificate (its CA was rotated out since, or it is another cluster's): the node's ID cannot be kept; join it as a new node (a fresh data dir): %w", addr, err)
 		}
 		return nil, nil, fmt.Errorf("join: %w at %s: %v", errJoinUnreachable, addr, err)
 	}
@@ -239,7 +322,10 @@ func (m *Membership) askToVote(ctx context.Context, index uint64) {
 }
 
 // postRenew signs a new certificate for the calling node, with the role
-// its node record has now (promotion and demotion change it).
+// its node record has now (promotion and demotion change it), and records
+// when it ends in the node's record. It runs on the leader. A node whose
+// certificate expired reaches it within the grace only, and with the role
+// it had (Authenticate, authz.Rule.Expired).
 func (m *Membership) postRenew(w http.ResponseWriter, r *http.Request) {
 	c := authz.CallerOf(r.Context())
 	var req api.RenewRequest
@@ -262,6 +348,15 @@ func (m *Membership) postRenew(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		httpx.Error(w, api.Errorf(api.CodeInvalid, "certificate request: %v", err))
 		return
+	}
+	if n.Spec.Role == api.RoleWorker {
+		if err := m.recordCertificate(r.Context(), n, certPEM, ""); err != nil {
+			httpx.Error(w, err)
+			return
+		}
+	}
+	if c.Expired != nil {
+		m.log.Info("renewed the certificate of a node that was cut off past its expiry", "node", n.ID, "expired", c.Expired.At)
 	}
 	httpx.JSON(w, http.StatusOK, api.RenewResponse{Role: n.Spec.Role, CertPEM: string(certPEM), BundlePEM: string(bundle.PEM())})
 }

@@ -46,9 +46,17 @@ type Config struct {
 	// each is known to the others before it registers itself.
 	BootstrapVoters []string
 	// Peers reaches other managers' APIs; nil: the node port's mTLS client.
-	Peers  peer.Dialer
-	Logger *slog.Logger
+	Peers peer.Dialer
+	// CertGrace is how long after a node's certificate expired the
+	// managers still renew it, for a node that was cut off meanwhile
+	// (0: DefaultCertGrace; negative: none). Give every manager the same.
+	CertGrace time.Duration
+	Logger    *slog.Logger
 }
+
+// DefaultCertGrace is how long after its certificate expired a node cut
+// off meanwhile may still renew it.
+const DefaultCertGrace = 30 * 24 * time.Hour
 
 // Membership is one node's membership role.
 type Membership struct {
@@ -164,9 +172,22 @@ func (m *Membership) Close() {
 // NodeID is this node's ID.
 func (m *Membership) NodeID() string { return m.nodeID }
 
-// CertTTL is how long a node or operator certificate lasts (tests shorten
-// it): the time a removed identity stays on the deny list.
-func CertTTL() time.Duration { return nodeCertTTL }
+// RevokeFor is how long a removed node's identity stays on the deny list:
+// until every certificate it may hold has expired, and the grace after
+// that, in which an expired one could still be renewed.
+func (m *Membership) RevokeFor() time.Duration { return nodeCertTTL + m.certGrace() }
+
+// certGrace is how long after expiry a node's certificate still renews.
+func (m *Membership) certGrace() time.Duration {
+	switch g := m.cfg.CertGrace; {
+	case g == 0:
+		return DefaultCertGrace
+	case g < 0:
+		return 0
+	default:
+		return g
+	}
+}
 
 func (m *Membership) isWorker() bool { return m.core == nil }
 

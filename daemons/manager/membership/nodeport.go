@@ -226,7 +226,7 @@ func newNodePort(m *Membership, l net.Listener) *nodePort {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*tls.Conn); ok {
 				if id, err := pki.PeerIdentity(tc.ConnectionState()); err == nil {
-					return withTLSIdentity(ctx, id)
+					return withTLSIdentity(ctx, id, pki.PeerExpiry(tc.ConnectionState()))
 				}
 			}
 			return ctx // anonymous: only the join endpoint
@@ -279,7 +279,10 @@ func (np *nodePort) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
-	cfg := pki.JoinServerConfig(creds, nil)
+	// A node whose certificate expired while it was cut off comes back
+	// with it to renew it: let it through to the API (Authenticate judges
+	// it on every request), never to Raft.
+	cfg := pki.JoinServerConfig(creds, func(cs tls.ConnectionState) bool { return cs.NegotiatedProtocol != alpnRaft })
 	cfg.NextProtos = []string{alpnRaft, alpnHTTP}
 	tc := tls.Server(c, cfg)
 	tc.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -414,6 +417,19 @@ func (p *tlsPeers) client(id string, anyNode bool) (*http.Client, string, error)
 	}
 	p.cache[key] = c
 	return c.client, "https://" + id, nil
+}
+
+// reset drops the transports: the next request dials anew, with the
+// node's current certificate. Connections made with the previous one
+// (kept alive by a heartbeat every 2 s) would go on presenting it, and a
+// manager refuses an expired certificate on every request.
+func (p *tlsPeers) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.cache {
+		c.client.CloseIdleConnections()
+	}
+	p.cache = nil
 }
 
 // AdvertiseFor picks the address peers reach a listener at: its own, or

@@ -26,3 +26,11 @@ func SetNodePortLimitsForTest(handshake time.Duration, perHost int) func() {
 	handshakeTimeout, maxConnsPerHost = handshake, perHost
 	return func() { handshakeTimeout, maxConnsPerHost = oldH, oldP }
 }
+
+// SetRenewRetryForTest makes a worker whose renewal failed try again
+// within d.
+func SetRenewRetryForTest(d time.Duration) func() {
+	old := renewRetryMax
+	renewRetryMax = d
+	return func() { renewRetryMax = old }
+}

@@ -27,6 +27,7 @@ type command struct {
 var commands = map[string]command{
 	"manager": {runManager, "the cluster store and API (Raft, bbolt, the local unix socket)"},
 	"init":    {runInit, "create a new cluster in a fresh data dir and print its join tokens"},
+	"rejoin":  {runRejoin, "join a worker whose certificate lapsed to its cluster again, keeping its ID"},
 	"agent":   {runAgent, "this node's containers, networking and published ports"},
 	"dns":     {runDNS, "service discovery for containers; other names go upstream"},
 	"mesh":    {runMesh, "this node's WireGuard mesh interface (kernel or userspace)"},

@@ -38,6 +38,7 @@ func runManager(args []string) error {
 	fs.IntVar(&cfg.SubnetBits, "subnet-bits", 24, "prefix length of each node's container subnet, for a new cluster; it bounds the containers a node runs (24: 253)")
 	fs.DurationVar(&cfg.RescheduleGrace, "reschedule-grace", time.Minute, "how long a down node's tasks wait before moving to other nodes")
 	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down (at least 3 agent heartbeats of 2s)")
+	fs.DurationVar(&cfg.CertGrace, "cert-grace", 30*24*time.Hour, "how long after a node's certificate expired (a node cut off that long) the managers still renew it; after it the node joins again with warren rejoin and a token. 0: none. Give every manager the same")
 	fs.StringVar(&cfg.RaftLogStore, "raft-log-store", "bbolt", "where the Raft log is kept: bbolt, or wal (raft-wal: about 5 times cheaper writes; a data dir keeps its choice)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft's heartbeat and election timeout (default 300ms, made for a LAN)")
 	fs.DurationVar(&cfg.CommitTimeout, "raft-commit-timeout", 0, "how soon an idle leader tells followers what is committed, which a write through a follower waits for (default 20ms)")
@@ -61,6 +62,9 @@ Flags:
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if cfg.CertGrace <= 0 {
+		cfg.CertGrace = -1 // none (a zero Config field takes the default)
+	}
 	if cfg.HeartbeatTimeout < 0 || cfg.CommitTimeout < 0 {
 		return fmt.Errorf("--raft-heartbeat-timeout and --raft-commit-timeout take a positive duration, such as 300ms")
 	}
@@ -78,6 +82,13 @@ Flags:
 	}
 	cfg.Logger = log
 	manager.Version = Version
+	if cfg.JoinAddr != "" {
+		if id, err := manager.ReadIdentity(cfg.DataDir); err == nil {
+			// Units pass the join token on every start: it joins a fresh
+			// data dir only.
+			log.Info("the data dir holds a node already: --join and the token are not used (a worker whose certificate lapsed while it was cut off joins again with warren rejoin)", "node", id)
+		}
+	}
 
 	apiL, err := systemd.UnixListener("api", *apiSocket)
 	if err != nil {

@@ -134,8 +134,52 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			json.NewDecoder(r.Body).Decode(&f.node.Spec)
 			writeJSON(w, 200, f.node)
 		}
+	case r.Method == "GET" && path == "/v1/nodes":
+		writeJSON(w, 200, []api.Node{f.node})
+	case r.Method == "GET" && path == "/v1/info":
+		writeJSON(w, 200, api.Info{NodeID: "manager00000000000000001", Role: api.RoleManager})
+	case r.Method == "GET" && path == "/v1/ca":
+		writeJSON(w, 200, api.CAInfo{CertGrace: api.Duration(30 * 24 * time.Hour)})
 	default:
 		writeJSON(w, 404, api.Errorf(api.CodeNotFound, "no endpoint %s %s", r.Method, path))
+	}
+}
+
+// node ls tells a worker cut off past its certificate's expiry, which
+// renews once it is back, from one that must join again: by the grace
+// the managers give (GET /v1/ca).
+func TestNodeLsSaysWhenACertificateExpired(t *testing.T) {
+	f, url := newFake(t)
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	ls := func() string {
+		t.Helper()
+		r := runOpts{env: map[string]string{cli.EnvHost: url}, now: now}.run(context.Background(), "node", "ls")
+		if r.code != 0 {
+			t.Fatalf("node ls: exit %d, stderr %q", r.code, r.stderr)
+		}
+		return r.stdout
+	}
+	for _, c := range []struct {
+		expired time.Duration
+		want    string
+	}{
+		{-time.Hour, ""},
+		{10 * 24 * time.Hour, "certificate expired on 2026-05-22: it renews once the node is back, until 2026-06-21"},
+		{40 * 24 * time.Hour, "certificate expired on 2026-04-22, beyond the 30-day grace: re-join with a token (warren rejoin on the node)"},
+	} {
+		f.mu.Lock()
+		f.node.Description.Certificate = &api.NodeCertificate{NotAfter: now.Add(-c.expired)}
+		f.mu.Unlock()
+		rows := tableRows(ls())
+		if len(rows) != 1 {
+			t.Fatalf("node ls rows %q, want one", rows)
+		}
+		if got := rows[0][len(rows[0])-1]; c.want != "" && got != c.want {
+			t.Errorf("node ls of a worker whose certificate expired %v ago says %q, want %q", c.expired, got, c.want)
+		}
+		if c.want == "" && strings.Contains(strings.Join(rows[0], " "), "certificate") {
+			t.Errorf("node ls of a worker whose certificate is valid: %q, want no message", rows[0])
+		}
 	}
 }
 

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,7 +58,7 @@ manager warrenctl talks to is marked with "*" after its ID.`,
 			if err != nil {
 				return err
 			}
-			return format.NodeTable(s.out(), nodes, info.NodeID)
+			return format.NodeTable(s.out(), nodes, info.NodeID, s.now(), certGrace(cmd.Context(), c, nodes, s.now()))
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print node IDs")
@@ -252,4 +254,18 @@ its tasks move elsewhere. A manager cannot remove itself.`,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove the node even if it is ready")
 	return cmd
+}
+
+// certGrace is how long after a node's certificate expired the managers
+// still renew it, asked only when a node's has expired; -1 when the
+// manager did not say (node ls then gives the date alone).
+func certGrace(ctx context.Context, c *client.Client, nodes []api.Node, now time.Time) time.Duration {
+	if !slices.ContainsFunc(nodes, func(n api.Node) bool { return format.CertExpired(&n, now) }) {
+		return -1
+	}
+	ca, err := c.CA(ctx)
+	if err != nil {
+		return -1
+	}
+	return ca.CertGrace.D()
 }

@@ -77,9 +77,10 @@ func fixture() ([]api.Service, []api.Task, []api.Node) {
 	}
 	nodes := []api.Node{
 		{Meta: api.Meta{ID: "n2aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(72 * time.Hour)},
-			Spec:        api.NodeSpec{Role: "worker", Availability: "drain", Labels: map[string]string{"zone": "east"}},
-			Description: api.NodeDescription{Hostname: "pi-2", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 4 << 30, EngineVersion: "containerd 2.1"},
-			Status:      api.NodeStatus{State: "down", Message: "no heartbeat for 30s", Timestamp: ago(40 * time.Second)}},
+			Spec: api.NodeSpec{Role: "worker", Availability: "drain", Labels: map[string]string{"zone": "east"}},
+			Description: api.NodeDescription{Hostname: "pi-2", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 4 << 30, EngineVersion: "containerd 2.1",
+				Certificate: &api.NodeCertificate{NotAfter: ago(40 * 24 * time.Hour)}},
+			Status: api.NodeStatus{State: "down", Message: "no heartbeat for 30s", Timestamp: ago(40 * time.Second)}},
 		{Meta: api.Meta{ID: "n1aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(96 * time.Hour)},
 			Spec: api.NodeSpec{Role: "manager", Availability: "active"},
 			Description: api.NodeDescription{Hostname: "pi-1", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 8 << 30, Addr: "10.0.0.1:4242", EngineVersion: "containerd 2.1",
@@ -116,7 +117,7 @@ func TestTables(t *testing.T) {
 	golden(t, "service_ps_notrunc", b.Bytes())
 
 	b.Reset()
-	if err := NodeTable(&b, nodes, "n1aaaaaaaaaaaaaaaaaaaaaaa"); err != nil {
+	if err := NodeTable(&b, nodes, "n1aaaaaaaaaaaaaaaaaaaaaaa", now, 30*24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "node_ls", b.Bytes())
@@ -211,5 +212,37 @@ func TestEncode(t *testing.T) {
 	}
 	if err := Encode(&b, "xml", v); err == nil {
 		t.Errorf("Encode(xml) gave no error")
+	}
+}
+
+// node ls tells a worker cut off past its certificate's expiry from one
+// that must join again, by the managers' grace.
+func TestCertMessage(t *testing.T) {
+	day := 24 * time.Hour
+	worker := func(expired time.Duration) *api.Node {
+		return &api.Node{Spec: api.NodeSpec{Role: api.RoleWorker},
+			Description: api.NodeDescription{Certificate: &api.NodeCertificate{NotAfter: now.Add(-expired)}}}
+	}
+	manager := worker(40 * day)
+	manager.Spec.Role = api.RoleManager
+	cases := []struct {
+		name  string
+		n     *api.Node
+		grace time.Duration
+		want  string
+	}{
+		{"valid", worker(-day), 30 * day, ""},
+		{"no certificate recorded", &api.Node{Spec: api.NodeSpec{Role: api.RoleWorker}}, 30 * day, ""},
+		{"a manager (it signs its own)", manager, 30 * day, ""},
+		{"expired, within the grace", worker(10 * day), 30 * day, "certificate expired on 2025-05-22: it renews once the node is back, until 2025-06-21"},
+		{"expired, beyond the grace", worker(40 * day), 30 * day, "certificate expired on 2025-04-22, beyond the 30-day grace: re-join with a token (warren rejoin on the node)"},
+		{"expired, a grace of hours", worker(day), 12 * time.Hour, "certificate expired on 2025-05-31, beyond the 12h0m0s grace: re-join with a token (warren rejoin on the node)"},
+		{"expired, no grace", worker(time.Minute), 0, "certificate expired on 2025-06-01: re-join with a token (warren rejoin on the node)"},
+		{"expired, grace not known", worker(40 * day), -1, "certificate expired on 2025-04-22"},
+	}
+	for _, c := range cases {
+		if got := CertMessage(c.n, now, c.grace); got != c.want {
+			t.Errorf("CertMessage(%s, grace %v) = %q, want %q", c.name, c.grace, got, c.want)
+		}
 	}
 }

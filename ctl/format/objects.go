@@ -154,9 +154,11 @@ func ManagerStatus(n *api.Node) string {
 }
 
 // NodeTable writes node ls: ID HOSTNAME STATUS AVAILABILITY MANAGER
-// STATUS ENGINE VERSION, by hostname; self (the node warrenctl talks to)
-// is marked with "*" after its ID.
-func NodeTable(w io.Writer, nodes []api.Node, self string) error {
+// STATUS ENGINE VERSION MESSAGE, by hostname; self (the node warrenctl
+// talks to) is marked with "*" after its ID. MESSAGE says when a node's
+// certificate has expired (CertMessage, with the managers' grace; a
+// negative grace: not known).
+func NodeTable(w io.Writer, nodes []api.Node, self string, now time.Time, grace time.Duration) error {
 	nodes = slices.Clone(nodes)
 	slices.SortFunc(nodes, func(a, b api.Node) int {
 		return cmp.Or(cmp.Compare(a.Description.Hostname, b.Description.Hostname), cmp.Compare(a.ID, b.ID))
@@ -169,7 +171,43 @@ func NodeTable(w io.Writer, nodes []api.Node, self string) error {
 			id += " *"
 		}
 		rows = append(rows, []string{id, n.Description.Hostname, Title(n.Status.State), Title(n.Spec.Availability),
-			ManagerStatus(n), n.Description.EngineVersion})
+			ManagerStatus(n), n.Description.EngineVersion, CertMessage(n, now, grace)})
 	}
-	return WriteTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"}, rows)
+	return WriteTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION", "MESSAGE"}, rows)
+}
+
+// CertExpired says whether worker n's certificate, as the managers last
+// signed it, has expired at now (a manager signs its own: never).
+func CertExpired(n *api.Node, now time.Time) bool {
+	c := n.Description.Certificate
+	return c != nil && n.Spec.Role == api.RoleWorker && now.After(c.NotAfter)
+}
+
+// CertMessage says what a worker whose certificate has expired needs, ""
+// for any other node: within the managers' grace it renews by itself
+// once it is back; after it, it joins again with a token. A negative
+// grace is one not known (the date alone is said).
+func CertMessage(n *api.Node, now time.Time, grace time.Duration) string {
+	if !CertExpired(n, now) {
+		return ""
+	}
+	end := n.Description.Certificate.NotAfter
+	msg := "certificate expired on " + end.UTC().Format(time.DateOnly)
+	switch {
+	case grace < 0:
+		return msg
+	case grace == 0:
+		return msg + ": re-join with a token (warren rejoin on the node)"
+	case now.Before(end.Add(grace)):
+		return msg + ": it renews once the node is back, until " + end.Add(grace).UTC().Format(time.DateOnly)
+	}
+	return msg + ", beyond the " + graceString(grace) + " grace: re-join with a token (warren rejoin on the node)"
+}
+
+// graceString is a grace for a sentence: "30-day".
+func graceString(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d-day", d/(24*time.Hour))
+	}
+	return d.String()
 }

@@ -276,6 +276,13 @@ func PrettyNode(w io.Writer, n *api.Node, now time.Time) error {
 	p.kv(1, "Memory", api.FormatBytes(n.Description.MemoryBytes))
 	p.kvIf(0, "Subnet", n.Subnet)
 	p.kvIf(0, "Engine Version", n.Description.EngineVersion)
+	if c := n.Description.Certificate; c != nil && n.Spec.Role == api.RoleWorker {
+		when := "expires on "
+		if CertExpired(n, now) {
+			when = "expired on "
+		}
+		p.kv(0, "Certificate", when+c.NotAfter.UTC().Format(time.DateOnly))
+	}
 	if m := n.Description.Mesh; m != nil {
 		p.head(0, "Mesh")
 		p.kv(1, "Mode", Title(m.Mode)+" WireGuard")

@@ -147,7 +147,7 @@ func TestHostileOutput(t *testing.T) {
 	}
 	outputs := map[string]func(*bytes.Buffer) error{
 		"hostile_service_ps":     func(b *bytes.Buffer) error { return TaskTable(b, tasks, hostnames, now, true) },
-		"hostile_node_ls":        func(b *bytes.Buffer) error { return NodeTable(b, nodes, "") },
+		"hostile_node_ls":        func(b *bytes.Buffer) error { return NodeTable(b, nodes, "", now, -1) },
 		"hostile_node_pretty":    func(b *bytes.Buffer) error { return PrettyNode(b, &nodes[0], now) },
 		"hostile_service_pretty": func(b *bytes.Buffer) error { return PrettyService(b, &services[0], now) },
 		"hostile_os_pretty":      func(b *bytes.Buffer) error { return PrettyNode(b, &nodes[1], now) },

@@ -5,6 +5,25 @@
 // TLS 1.3; Raft and the API chosen by ALPN). It also tells the router who
 // a node-port caller is, checking the certificate's identity against the
 // cluster's records on every request.
+//
+// A worker cut off from every manager for longer than its certificate
+// lives keeps running: nothing on the node needs its certificate (its
+// agent, dns and ingress use the local sockets). Back within the grace
+// (Config.CertGrace, 30 days; warren manager --cert-grace) it renews with
+// the expired certificate, the one route that takes one (authz.Rule.Expired),
+// and stays the same node with the same role; after the grace the
+// managers refuse it, warrenctl node ls says so, and warren rejoin with a
+// worker token brings it back with its ID (Rejoin). Only the managers
+// judge expiry and the grace, with their clocks: a node's clock a day
+// off changes nothing (daemons/pki/README.md, "Clock skew").
+//
+// What an attacker gains: a worker's expired certificate and key, stolen
+// within the grace, are as good as a valid pair (they renew into one, for
+// that node and role only, as the node itself would); after the grace
+// they are good for nothing without a join token. node rm ends both at
+// once, for the certificate's life and the grace after it (RevokeFor). A
+// node promoted or demoted meanwhile, or removed, cannot renew its
+// expired certificate; nor can an operator's.
 package membership
 
 import (

@@ -48,9 +48,15 @@ func TestExpiredCertificateRenewsWithinTheGrace(t *testing.T) {
 	expired := waitCertExpired(t, w.dir)
 
 	// Nothing on the node needed it: its manager serves its replica on
-	// the local socket, and its watchdog check passes.
+	// the local socket, and its watchdog check passes, across a restart
+	// of the node's manager (a reboot) too.
 	if _, err := w.cl().Service(ctx, "before", client.ReadOptions{}); err != nil {
 		t.Errorf("the cut-off worker's local API with its certificate expired: %v", err)
+	}
+	w.stop()
+	w.restart(t)
+	if _, err := w.cl().Service(ctx, "before", client.ReadOptions{}); err != nil {
+		t.Errorf("the cut-off worker's local API with its certificate expired, after its manager restarted: %v", err)
 	}
 	if info, err := w.cl().Info(ctx); err != nil || info.NodeID != wID {
 		t.Errorf("the cut-off worker's info = %+v, %v", info, err)

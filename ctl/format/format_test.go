@@ -75,6 +75,10 @@ func fixture() ([]api.Service, []api.Task, []api.Node) {
 		t("tg1000000000000000000000000", agent, "agent", 0, "n1aaaaaaaaaaaaaaaaaaaaaaa", api.TaskRunning, api.TaskRunning, 48*time.Hour, 47*time.Hour, ""),
 		t("tg2000000000000000000000000", agent, "agent", 0, "n3gone0000000000000000000", api.TaskRunning, api.TaskAssigned, 90*time.Second, 90*time.Second, ""),
 	}
+	// A task its node restarted in place twice while cut off, then took
+	// back on reconnect.
+	code := 137
+	tasks[2].Status.Offline = &api.OfflineRun{Restarts: 2, LastExitCode: &code, Readopted: true}
 	nodes := []api.Node{
 		{Meta: api.Meta{ID: "n2aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(72 * time.Hour)},
 			Spec: api.NodeSpec{Role: "worker", Availability: "drain", Labels: map[string]string{"zone": "east"}},

@@ -135,8 +135,12 @@ func TaskTable(w io.Writer, tasks []api.Task, hostnames map[string]string, now t
 		} else {
 			id = t.ID
 		}
-		rows = append(rows, []string{id, name, image, node, Title(string(t.DesiredState)),
-			StateAgo(string(t.Status.State), t.Status.Timestamp, now), errText})
+		state := StateAgo(string(t.Status.State), t.Status.Timestamp, now)
+		if o := t.Status.Offline; o != nil && (o.Restarts > 0 || o.Readopted) {
+			// What the node did on its own while cut off (api.OfflineRun).
+			state += " (" + o.String() + ")"
+		}
+		rows = append(rows, []string{id, name, image, node, Title(string(t.DesiredState)), state, errText})
 	}
 	return WriteTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"}, rows)
 }

@@ -117,6 +117,8 @@ type Agent struct {
 	cpDirty      bool                   // the checkpoint is behind
 	cpWrites     uint64
 	cpMu         sync.Mutex // one checkpoint write at a time
+	journal      *journal   // break-glass (breakglass.go)
+	journalSent  uint64     // the last journal entry the managers took
 
 	runCtx    context.Context                 // Run's context, for work that outlives a loop
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
@@ -170,6 +172,14 @@ func New(cfg Config) (*Agent, error) {
 		local: map[string]*step.Local{}, cutOff: true, lastContact: time.Now(),
 		ready: make(chan struct{}), openFile: os.Open, logIdx: newLogIndexer(time.Now)}
 	a.blobs = newBlobServer(cfg)
+	j, err := openJournal(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if j.broken != "" {
+		cfg.Logger.Error("the break-glass journal does not verify: it was altered or damaged", "err", j.broken)
+	}
+	a.journal = j
 	return a, nil
 }
 
@@ -417,6 +427,7 @@ func (a *Agent) fail(ctx context.Context, t *api.Task, state api.TaskState, err 
 // cut-off node, which reports only the task running again (the managers
 // hold it running all along).
 func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
+	t = a.withOverride(t)
 	began := time.Now()
 	var phases []any
 	phase := func(name string) {
@@ -558,7 +569,7 @@ func (a *Agent) stop(ctx context.Context, act step.Action) {
 		a.log.Warn("stop container", "task", act.TaskID, "err", err)
 		return // retried by the next Step
 	}
-	if act.Task != nil && !act.Task.Status.State.Terminal() {
+	if act.Task != nil && !act.Task.Status.State.Terminal() && !act.Quiet {
 		code := ex.Code
 		st := api.TaskStatus{State: api.TaskShutdown, Message: "stopped", ExitCode: &code, ContainerID: act.TaskID}
 		if act.Status != nil {
@@ -674,6 +685,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		_, err := a.api.Heartbeat(ctx, a.nodeID, hb)
 		if ctx.Err() == nil {
 			a.setContact(err == nil, time.Now())
+		}
+		if err == nil && a.journal.lastSeq() > a.journalSentSeq() {
+			a.sendJournal(ctx) // one that failed at reconnect goes again
 		}
 		switch {
 		case err == nil && hb.ImagesChanged:

@@ -38,6 +38,8 @@ type nodeCheckpoint struct {
 	Local map[string]*step.Local `json:"local,omitempty"`
 	// LastContact is when a manager last took this node's heartbeat.
 	LastContact time.Time `json:"lastContact,omitzero"`
+	// JournalSent is the last break-glass journal entry the managers took.
+	JournalSent uint64 `json:"journalSent,omitempty"`
 }
 
 // checkpointed says whether a task's change from old (nil: new to the

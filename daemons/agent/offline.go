@@ -39,6 +39,9 @@ func (a *Agent) setContact(ok bool, now time.Time) {
 	if changed {
 		if ok {
 			a.log.Info("a manager takes this node's heartbeat again: the managers own its slots", "cut off since", a.lastContactAt())
+			if a.runCtx != nil {
+				go a.reconnected(a.runCtx)
+			}
 		} else {
 			a.log.Warn("cut off from every manager: this node keeps and restarts its tasks on its own", "last contact", a.lastContactAt())
 		}
@@ -100,10 +103,14 @@ func (a *Agent) restartLocal(act step.Action) bool {
 // on its own with it. a.mu is held.
 func (a *Agent) offlineRun(id string) *api.OfflineRun {
 	l := a.local[id]
-	if l == nil || (l.Restarts == 0 && !l.StoppedCutOff) {
+	sticky := l != nil && l.Override != nil && l.Override.Sticky && !l.Override.Stopped
+	if l == nil || (l.Restarts == 0 && !l.StoppedCutOff && !sticky) {
 		return nil
 	}
 	o := &api.OfflineRun{CutOffAt: a.lastContact, Restarts: l.Restarts}
+	if sticky {
+		o.Override = l.Override
+	}
 	if l.Ended != nil {
 		o.LastExitCode, o.LastExitAt = l.Ended.Code, l.Ended.At
 	}
@@ -126,7 +133,7 @@ func (a *Agent) report(id string, st api.TaskStatus) {
 // checkpointNow is the checkpoint of what the agent holds. a.mu is held.
 func (a *Agent) checkpointNow() *nodeCheckpoint {
 	cp := &nodeCheckpoint{NodeID: a.nodeID, Index: a.index, Tasks: make([]*api.Task, 0, len(a.tasks)),
-		Local: a.local, LastContact: a.lastContact}
+		Local: a.local, LastContact: a.lastContact, JournalSent: a.journalSent}
 	if a.subnet.IsValid() {
 		cp.Subnet = a.subnet.String()
 	}
@@ -202,6 +209,7 @@ func (a *Agent) fromCheckpoint(ctx context.Context) bool {
 		a.tasks[t.ID] = t
 	}
 	a.local, a.index, a.cpIndex, a.synced = cp.Local, cp.Index, cp.Index, true
+	a.journalSent = cp.JournalSent
 	if !cp.LastContact.IsZero() {
 		a.lastContact, a.savedContact = cp.LastContact, cp.LastContact
 	}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -274,5 +278,96 @@ func TestCheckpointWritesPerTask(t *testing.T) {
 		t.Errorf("20 tasks started with %d checkpoint writes; want at most about 2 per task", w)
 	} else {
 		t.Logf("20 tasks started with %d checkpoint writes", w)
+	}
+}
+
+// Break-glass on a cut-off worker, through the agent's socket as
+// warrenctl --local uses it: refused while connected; cut off, a stop holds
+// (the node does not restart it), a sticky override restarts the task with
+// it; every action is journaled under the socket peer's user. On
+// reconnect the stop is reverted, the sticky override stays and the
+// managers record it, and the journal reaches them, chained.
+func TestBreakGlassOnCutOffNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
+	mgr := cl.Managers[0]
+	w := cl.AddWorker("w1")
+	n := newOfflineNode(t, ctx)
+	n.start(w.Client)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: n.a.Handler(), ConnContext: agent.PeerContext}
+	go srv.Serve(l)
+	defer srv.Close()
+	local, _ := client.New("unix://" + sock)
+	local.Header = http.Header{agent.UserHeader: {"alice"}}
+
+	if _, err := mgr.Client.CreateService(ctx, onNode("w1", 2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "2 running on w1", func() bool { return len(running(tasksOf(ctx, mgr.Client, "web"))) == 2 })
+	ts := running(tasksOf(ctx, mgr.Client, "web"))
+	stopID, pinID := ts[0].ID, ts[1].ID
+	if err := local.LocalAction(ctx, stopID, api.LocalStop, false); !api.IsCode(err, api.CodeConflict) {
+		t.Fatalf("a break-glass stop on a connected node: %v, want refused (conflict)", err)
+	}
+
+	cl.Partition(w)
+	waitFor(t, ctx, "cut off", func() bool { off, _ := n.a.CutOff(); return off })
+	st, err := local.LocalStatus(ctx)
+	if err != nil || !st.CutOff || len(st.Tasks) != 2 {
+		t.Fatalf("local status: %+v, %v; want cut off with 2 tasks", st, err)
+	}
+	if err := local.LocalAction(ctx, stopID, api.LocalStop, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.LocalOverride(ctx, pinID, api.TaskOverride{Env: []string{"MODE=degraded"}, Sticky: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := local.LocalOverride(ctx, pinID, api.TaskOverride{Image: "localhost/nothere:1"}); err == nil || !strings.Contains(err.Error(), "not on this node") {
+		t.Errorf("an override to an image the node lacks: %v, want refused", err)
+	}
+	time.Sleep(300 * time.Millisecond) // a few steps of the agent's loop
+	if c := n.container(stopID); c.State == runtime.StateRunning {
+		t.Fatalf("the task stopped by break-glass runs again while cut off")
+	}
+	if spec, _ := n.rt.Spec(pinID); !slices.Contains(spec.Env, "MODE=degraded") {
+		t.Fatalf("the overridden task runs with env %v, want MODE=degraded in it", spec.Env)
+	}
+	entries, broken, err := local.LocalJournal(ctx)
+	if err != nil || broken != "" || len(entries) != 4 {
+		t.Fatalf("the local journal: %d entries, broken %q, %v; want 4 (a refused stop, a stop, an override, a refused override), whole", len(entries), broken, err)
+	}
+	if !strings.Contains(entries[1].User, "alice") || entries[1].Action != api.LocalStop || entries[1].Result != "ok" ||
+		entries[0].Result == "ok" || entries[3].Result == "ok" {
+		t.Errorf("journal entries: %+v", entries)
+	}
+
+	cl.Heal()
+	waitFor(t, ctx, "the stop reverted, the override kept and recorded", func() bool {
+		if n.container(stopID).State != runtime.StateRunning {
+			return false
+		}
+		for _, tk := range tasksOf(ctx, mgr.Client, "web") {
+			if tk.ID == pinID {
+				return tk.Status.Offline != nil && tk.Status.Offline.Override != nil && slices.Contains(tk.Status.Offline.Override.Env, "MODE=degraded")
+			}
+		}
+		return false
+	})
+	var held []api.JournalEntry
+	waitFor(t, ctx, "the journal at the managers", func() bool {
+		held, _ = mgr.Client.NodeJournal(ctx, "w1")
+		return len(held) >= 5 // and the revert
+	})
+	if err := api.VerifyJournal(held, 0, ""); err != nil {
+		t.Errorf("the managers' copy of the journal: %v", err)
+	}
+	if spec, _ := n.rt.Spec(pinID); !slices.Contains(spec.Env, "MODE=degraded") {
+		t.Errorf("the sticky override was dropped on reconnect: env %v", spec.Env)
 	}
 }

@@ -29,6 +29,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/prestage", a.prestageImage)
 	mux.HandleFunc("GET /v1/tasks/{id}/logs", withTaskID(a.taskLogs))
 	mux.HandleFunc("POST /v1/tasks/{id}/exec", withTaskID(a.exec))
+	a.localRoutes(mux)
 	if a.blobs != nil {
 		mux.Handle(imagexfer.BlobPattern, a.blobs)
 	}

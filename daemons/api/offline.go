@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -99,6 +100,9 @@ type OfflineRun struct {
 	// past the reschedule grace) and took it back when the node reported
 	// it running. Set by the managers.
 	Readopted bool `json:"readopted,omitempty" yaml:"readopted,omitempty"`
+	// Override is a sticky break-glass override the task runs with
+	// (breakglass.go).
+	Override *TaskOverride `json:"override,omitempty" yaml:"override,omitempty"`
 }
 
 // String is a one-line summary for service ps.
@@ -106,17 +110,23 @@ func (o *OfflineRun) String() string {
 	if o == nil {
 		return ""
 	}
-	s := fmt.Sprintf("%d local restarts", o.Restarts)
-	if o.Restarts == 1 {
-		s = "1 local restart"
+	var parts []string
+	switch {
+	case o.Restarts == 1:
+		parts = append(parts, "1 local restart")
+	case o.Restarts > 1:
+		parts = append(parts, fmt.Sprintf("%d local restarts", o.Restarts))
 	}
 	if o.LastExitCode != nil {
-		s += fmt.Sprintf(", last exit %d", *o.LastExitCode)
+		parts = append(parts, fmt.Sprintf("last exit %d", *o.LastExitCode))
 	}
 	if o.Readopted {
-		s += ", readopted"
+		parts = append(parts, "readopted")
 	}
-	return s
+	if o.Override != nil {
+		parts = append(parts, o.Override.String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // RestartCount is where a slot stands under its restart policy: the

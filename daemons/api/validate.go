@@ -213,15 +213,7 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	}
 	validateArgs(&fe, "command", s.Command)
 	validateArgs(&fe, "args", s.Args)
-	if len(s.Env) > MaxEnv {
-		fe.add("env", "%d variables; the limit is %d", len(s.Env), MaxEnv)
-	}
-	for i, e := range s.Env {
-		k, _, ok := strings.Cut(e, "=")
-		if !ok || !envKeyRe.MatchString(k) || strings.ContainsRune(e, 0) {
-			fe.add(fmt.Sprintf("env[%d]", i), "%q is not KEY=VALUE with a KEY of letters, digits and '_'", e)
-		}
-	}
+	validateEnv(&fe, "env", s.Env)
 	if s.WorkingDir != "" && (!path.IsAbs(s.WorkingDir) || strings.ContainsRune(s.WorkingDir, 0)) {
 		fe.add("workingDir", "%q must be an absolute path", s.WorkingDir)
 	}
@@ -296,6 +288,19 @@ func validateArgs(fe *fieldErrs, field string, args []string) {
 	for i, a := range args {
 		if len(a) > MaxArgLen || strings.ContainsRune(a, 0) {
 			fe.add(fmt.Sprintf("%s[%d]", field, i), "argument is longer than %d bytes or holds a NUL byte", MaxArgLen)
+		}
+	}
+}
+
+// validateEnv checks a list of KEY=VALUE variables.
+func validateEnv(fe *fieldErrs, field string, env []string) {
+	if len(env) > MaxEnv {
+		fe.add(field, "%d variables; the limit is %d", len(env), MaxEnv)
+	}
+	for i, e := range env {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || !envKeyRe.MatchString(k) || strings.ContainsRune(e, 0) {
+			fe.add(fmt.Sprintf("%s[%d]", field, i), "%q is not KEY=VALUE with a KEY of letters, digits and '_'", e)
 		}
 	}
 }

@@ -88,6 +88,10 @@ func (m *Manager) routeTable() []route {
 		{"POST /v1/nodes/{ref}/demote", admin, onLeader, ms.Demote},
 		{"POST /v1/nodes/{ref}/heartbeat", self, nodeWrite, heartbeat},
 		{"POST /v1/nodes/{ref}/tasks/status", self, nodeWrite, c.TaskStatus},
+		// A node's break-glass journal: sent by the node on reconnect,
+		// read by operators from the managers (a worker holds none).
+		{"POST /v1/nodes/{ref}/journal", self, nodeWrite, c.PostNodeJournal},
+		{"GET /v1/nodes/{ref}/journal", readers, readLeader, c.NodeJournal},
 
 		// A worker's certificate watches its own node's scope only (the
 		// handler narrows it to the caller).

@@ -32,6 +32,7 @@ const (
 	CmdOperatorPut   CommandType = 15
 	CmdOperatorDrop  CommandType = 16
 	CmdOnce          CommandType = 17
+	CmdNodeJournal   CommandType = 18
 )
 
 var commandNames = map[CommandType]string{
@@ -42,6 +43,7 @@ var commandNames = map[CommandType]string{
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
+	CmdNodeJournal: "node-journal",
 }
 
 func (t CommandType) String() string {

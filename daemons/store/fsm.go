@@ -49,6 +49,7 @@ var appliers = map[CommandType]applyFunc{
 	CmdCA:            decoded(applyCA),
 	CmdOperatorPut:   decoded(applyOperatorPut),
 	CmdOperatorDrop:  decoded(applyOperatorDrop),
+	CmdNodeJournal:   decoded(applyNodeJournal),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers

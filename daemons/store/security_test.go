@@ -164,3 +164,35 @@ func TestWrittenOffTaskReadoptedOnReconnect(t *testing.T) {
 		}
 	})
 }
+
+// A node's journal is taken only where it follows on, by hash, from what
+// the managers hold: a resend is skipped, an altered or gapped batch is
+// refused whole.
+func TestNodeJournalChain(t *testing.T) {
+	h := newHarness(t)
+	h.registerNode("n1")
+	var chain []api.JournalEntry
+	prev := ""
+	for i := range 4 {
+		e := api.JournalEntry{Seq: uint64(i + 1), At: t0, Node: "n1", User: "alice", Action: api.LocalStop, Task: "t1", Result: "ok", Prev: prev}
+		e.Hash = e.ComputeHash()
+		prev = e.Hash
+		chain = append(chain, e)
+	}
+	h.mustApply(CmdNodeJournal, NodeJournal{NodeID: "n1", Entries: chain[:2]})
+	h.mustApply(CmdNodeJournal, NodeJournal{NodeID: "n1", Entries: chain[:3]}) // a resend and one more
+	altered := chain[3]
+	altered.User = "mallory"
+	if err := asErr(h.apply(CmdNodeJournal, NodeJournal{NodeID: "n1", Entries: []api.JournalEntry{altered}})); !api.IsCode(err, api.CodeInvalid) {
+		t.Errorf("an altered entry: %v, want refused", err)
+	}
+	if err := asErr(h.apply(CmdNodeJournal, NodeJournal{NodeID: "n2", Entries: chain[3:]})); err == nil {
+		t.Errorf("another node's upload of n1's entries was taken")
+	}
+	h.view(func(v *View) {
+		got := v.Journal("n1")
+		if len(got) != 3 || api.VerifyJournal(got, 0, "") != nil {
+			t.Errorf("n1's journal: %d entries (%v), want the 3 good ones, chained", len(got), api.VerifyJournal(got, 0, ""))
+		}
+	})
+}

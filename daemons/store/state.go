@@ -29,7 +29,8 @@ var (
 	bNodes         = []byte("nodes")
 	bRequests      = []byte("requests")
 	bRequestsByAt  = []byte("requests_by_at")
-	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt}
+	bJournal       = []byte("journal") // node ID, 0, seq (8 bytes) → api.JournalEntry
+	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")

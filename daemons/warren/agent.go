@@ -106,7 +106,8 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The break-glass routes journal who called by the peer's credentials.
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: agent.PeerContext}
 	go srv.Serve(l)
 	defer srv.Close()
 

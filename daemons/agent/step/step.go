@@ -49,6 +49,9 @@ type Action struct {
 	// reached a manager; take it back first, and restart only if that
 	// works (a manager that saw the end replaces the task itself).
 	Withdraw bool
+	// Quiet (ActStop): a break-glass hold, not the task's end: nothing is
+	// reported.
+	Quiet bool
 }
 
 func (a Action) String() string {
@@ -97,6 +100,9 @@ type Local struct {
 	Ended *Ended `json:"ended,omitempty"`
 	// StoppedCutOff: the node stopped it, cut off past offline.maxOffline.
 	StoppedCutOff bool `json:"stoppedCutOff,omitempty"`
+	// Override is a break-glass override made on the node
+	// (api.TaskOverride): a held stop is kept while cut off.
+	Override *api.TaskOverride `json:"override,omitempty"`
 }
 
 // Ended is one end of a task's container.
@@ -273,6 +279,13 @@ func untold(t *api.Task, obs Observed) bool {
 func offline(t *api.Task, c runtime.Container, hasC bool, obs Observed, wakeAt func(time.Time)) (act *Action, ok bool) {
 	id := t.ID
 	loc := obs.Local[id]
+	if loc != nil && loc.Override != nil && loc.Override.Stopped {
+		// Held stopped by an operator on site (break-glass).
+		if hasC && c.State == runtime.StateRunning && !obs.Busy[id] {
+			return &Action{Kind: ActStop, TaskID: id, Task: t, Grace: t.Spec.EffectiveStopGrace().D(), Quiet: true}, true
+		}
+		return nil, true
+	}
 	if limit := t.Spec.Offline.MaxOffline.D(); limit > 0 {
 		until := obs.CutOffAt.Add(limit)
 		if !obs.Now.Before(until) {

@@ -47,6 +47,8 @@ type Client struct {
 	// Retrying, when set, hears of each failed try that Retry will make
 	// again, and how long until then (warrenctl says why it waits).
 	Retrying func(err error, wait time.Duration)
+	// Header is sent with every request.
+	Header http.Header
 }
 
 // New makes a client for host: unix:///PATH or a plain socket path (a
@@ -232,6 +234,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, hdr
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range c.Header {
+		req.Header[k] = vs
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs

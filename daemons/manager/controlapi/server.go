@@ -94,6 +94,7 @@ type Handlers struct {
 	ListServices, CreateService, GetService, UpdateService, ScaleService http.HandlerFunc
 	RollbackService, DeleteService                                       http.HandlerFunc
 	ListTasks, GetTask, TaskStatus                                       http.HandlerFunc
+	NodeJournal, PostNodeJournal                                         http.HandlerFunc
 	ListNodes, GetNode, UpdateNodeSpec, DeleteNode                       http.HandlerFunc
 	Watch, ServiceLogs, TaskLogs, Exec, Agent, Blob, Prestage            http.HandlerFunc
 }
@@ -106,6 +107,7 @@ func (s *Server) Handlers() Handlers {
 		UpdateService: s.updateService, ScaleService: s.scaleService, RollbackService: s.rollbackService,
 		DeleteService: s.deleteService,
 		ListTasks:     s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
+		NodeJournal: s.getNodeJournal, PostNodeJournal: s.postNodeJournal,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,
 		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob, Prestage: s.prestage,
 	}

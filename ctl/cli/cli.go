@@ -107,7 +107,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	s := &session{app: a, stdout: stdout, stderr: stderr}
 	defer s.close()
 	root := s.rootCmd()
-	root.SetArgs(args)
+	root.SetArgs(localArgs(args))
 	root.SetIn(a.Stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -363,6 +363,6 @@ warrenctl operator add). The commands follow "docker service" and
 	root.PersistentFlags().StringVar(&s.tlsDir, "tls-dir", "",
 		"the directory of an operator certificate (operator.key, operator.crt, ca.crt: warrenctl operator add --out DIR) for an https:// host (default $"+EnvTLSDir+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, msg: err.Error()} })
-	root.AddCommand(s.serviceCmd(), s.nodeCmd(), s.imageCmd(), s.joinTokenCmd(), s.operatorCmd(), s.caCmd(), s.applyCmd(), s.completionCmd(), s.versionCmd())
+	root.AddCommand(s.serviceCmd(), s.nodeCmd(), s.imageCmd(), s.joinTokenCmd(), s.operatorCmd(), s.caCmd(), s.applyCmd(), s.localCmd(), s.completionCmd(), s.versionCmd())
 	return root
 }

@@ -21,7 +21,7 @@ func (s *session) nodeCmd() *cobra.Command {
 		`A node is one device of the fleet. Nodes join with a join token; these
 commands list them, label them, drain them and remove them. They follow
 "docker node". A node is named by its hostname, its ID or an ID prefix.`)
-	cmd.AddCommand(s.nodeLsCmd(), s.nodeInspectCmd(), s.nodeUpdateCmd(), s.nodePromoteCmd(), s.nodeDemoteCmd(), s.nodeRmCmd())
+	cmd.AddCommand(s.nodeLsCmd(), s.nodeInspectCmd(), s.nodeUpdateCmd(), s.nodePromoteCmd(), s.nodeDemoteCmd(), s.nodeRmCmd(), s.nodeJournalCmd())
 	return cmd
 }
 

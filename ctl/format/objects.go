@@ -136,9 +136,9 @@ func TaskTable(w io.Writer, tasks []api.Task, hostnames map[string]string, now t
 			id = t.ID
 		}
 		state := StateAgo(string(t.Status.State), t.Status.Timestamp, now)
-		if o := t.Status.Offline; o != nil && (o.Restarts > 0 || o.Readopted) {
+		if o := t.Status.Offline.String(); o != "" {
 			// What the node did on its own while cut off (api.OfflineRun).
-			state += " (" + o.String() + ")"
+			state += " (" + o + ")"
 		}
 		rows = append(rows, []string{id, name, image, node, Title(string(t.DesiredState)), state, errText})
 	}

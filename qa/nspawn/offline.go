@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,6 +192,22 @@ func OfflineScenario(ctx context.Context, m1, w1 *Host, logf func(string, ...any
 		return res, err
 	}
 
+	// Break-glass, as an operator on site would over SSH: a sticky
+	// override on one task (it restarts with it), journaled.
+	if out, err := w1.Exec(ctx, "warrenctl --local ps"); err != nil || !strings.Contains(out, "cut off") {
+		return res, fmt.Errorf("warrenctl --local ps on the cut-off worker: %v\n%s", err, out)
+	}
+	if out, err := w1.Exec(ctx, "warrenctl --local override "+victim+" --env MODE=degraded --sticky"); err != nil {
+		return res, fmt.Errorf("warrenctl --local override: %v\n%s", err, out)
+	}
+	if pids, err = waitPIDs(ctx, w1, 2, func(p map[string]string) bool { return p[victim] != "" }, 60*time.Second); err != nil {
+		return res, fmt.Errorf("after the override: %w", err)
+	}
+	if out, err := w1.Exec(ctx, "cat /proc/"+pids[victim]+"/environ | tr '\\0' '\\n'"); err != nil || !strings.Contains(out, "MODE=degraded") {
+		return res, fmt.Errorf("the overridden task runs without MODE=degraded (%v):\n%s", err, out)
+	}
+	logf("cut off: warrenctl --local override pinned MODE=degraded on %s", victim)
+
 	// The cable back: the managers take the history in, nothing restarts.
 	steady := pids
 	began = time.Now()
@@ -226,6 +243,28 @@ func OfflineScenario(ctx context.Context, m1, w1 *Host, logf func(string, ...any
 		if t.Live() && !ids[t.ID] {
 			return res, fmt.Errorf("after reconnect the managers hold another live task %s (%s on %s): a duplicate", t.ID, t.Status.State, t.NodeID)
 		}
+		if t.ID == victim && (t.Status.Offline == nil || t.Status.Offline.Override == nil || !slices.Contains(t.Status.Offline.Override.Env, "MODE=degraded")) {
+			return res, fmt.Errorf("the managers did not record the sticky override of %s: %+v", t.ID, t.Status.Offline)
+		}
+	}
+	// The journal reached the managers, chained, with who did it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		js, err := cl.NodeJournal(ctx, w1.Name())
+		if err == nil && len(js) > 0 {
+			if err := api.VerifyJournal(js, 0, ""); err != nil {
+				return res, fmt.Errorf("the managers' copy of w1's journal: %w", err)
+			}
+			last := js[len(js)-1]
+			if last.Action != api.LocalOverride || last.User != "root" || last.Result != "ok" {
+				return res, fmt.Errorf("w1's journal at the managers ends with %+v, want root's override", last)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("w1's journal never reached the managers (%v)", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	return res, nil
 }

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
-	"github.com/warren-edge/warren/ctl/format"
 )
 
 // DefaultAgentSocket is the node's agent socket, which warrenctl --local

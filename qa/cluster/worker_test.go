@@ -23,7 +23,8 @@ const grace = 8 * time.Second
 // TestWorkerCutOff cuts a worker off the LAN: its containers keep
 // running; the managers mark it down and replace its tasks on the other
 // worker only once the reschedule grace has passed; when it is back, it
-// stops the containers whose tasks moved, and every slot runs exactly one
+// claims its tasks back (offline.onReconnect keep), its containers never
+// restarted, the replacements stop, and every slot runs exactly one
 // container across the workers.
 func TestWorkerCutOff(t *testing.T) {
 	if testing.Short() {
@@ -127,16 +128,22 @@ func TestWorkerCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	healed := time.Now()
-	// w1 hears that its tasks moved and stops their containers: no slot
-	// runs twice across the workers, and w1 runs none.
-	eventually(t, 45*time.Second, "w1 stops the containers of its moved tasks", func() error {
-		if on := containersOn(t, w1, "web"); len(on) != 0 {
+	// w1 claims its tasks back (offline.onReconnect keep, the default):
+	// its containers, never restarted, stay; the replacements on w2 stop.
+	// No slot runs twice across the workers once the handover is done.
+	eventually(t, 45*time.Second, "w2 stops the replacements of the tasks w1 claimed back", func() error {
+		if on := containersOn(t, w2, "web"); len(on) != len(on2) {
 			mine, _ := w1.Client.Tasks(ctx, client.TaskQuery{Node: w1.NodeID()})
-			return fmt.Errorf("w1 still runs %d web containers; w1's own replica (what its agent watches) has:%s", len(on), describeTasks(mine))
+			return fmt.Errorf("w2 runs %d web containers, want its own %d; w1's own replica (what its agent watches) has:%s", len(on), len(on2), describeTasks(mine))
 		}
 		return nil
 	})
-	t.Logf("w1 stopped its orphaned containers %.1f s after the heal", time.Since(healed).Seconds())
+	for id, pid := range on1 {
+		if !Alive(pid) {
+			t.Errorf("w1's container %s (pid %d) was stopped on reconnect: it should have been claimed back", id[:8], pid)
+		}
+	}
+	t.Logf("the handover was done %.1f s after the heal", time.Since(healed).Seconds())
 	if _, err := containersOf(ctx, c, "web", 4); err != nil {
 		t.Errorf("after w1 is back, want one web container per slot: %v", err)
 	}

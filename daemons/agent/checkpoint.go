@@ -178,3 +178,20 @@ func MeasureCheckpoint(dir string, tasks, n int) ([]time.Duration, error) {
 	}
 	return out, nil
 }
+
+// CheckpointInfo sums up a node checkpoint, for tests and tools.
+type CheckpointInfo struct {
+	NodeID string
+	Index  uint64
+	Tasks  int
+}
+
+// ReadCheckpoint reads and checks the checkpoint in an agent's data dir, as
+// the agent does when it starts.
+func ReadCheckpoint(dir string) (CheckpointInfo, error) {
+	cp, err := loadCheckpoint(dir)
+	if err != nil {
+		return CheckpointInfo{}, err
+	}
+	return CheckpointInfo{NodeID: cp.NodeID, Index: cp.Index, Tasks: len(cp.Tasks)}, nil
+}

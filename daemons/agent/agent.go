@@ -116,9 +116,11 @@ type Agent struct {
 	cpIndex      uint64                 // the index of the checkpoint started from
 	cpDirty      bool                   // the checkpoint is behind
 	cpWrites     uint64
-	cpMu         sync.Mutex // one checkpoint write at a time
-	journal      *journal   // break-glass (breakglass.go)
-	journalSent  uint64     // the last journal entry the managers took
+	cpMu         sync.Mutex  // one checkpoint write at a time
+	journal      *journal    // break-glass (breakglass.go)
+	journalSent  uint64      // the last journal entry the managers took
+	journalRetry time.Time   // when to send the journal again after a refusal
+	contacted    atomic.Bool // a manager took a heartbeat since the agent started
 
 	runCtx    context.Context                 // Run's context, for work that outlives a loop
 	watch     atomic.Pointer[client.Follower] // the task watch, once watchLoop began
@@ -686,7 +688,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		if ctx.Err() == nil {
 			a.setContact(err == nil, time.Now())
 		}
-		if err == nil && a.journal.lastSeq() > a.journalSentSeq() {
+		if err == nil && a.journal.lastSeq() > a.journalSentSeq() && time.Now().After(a.journalRetryAt()) {
 			a.sendJournal(ctx) // one that failed at reconnect goes again
 		}
 		switch {

@@ -390,6 +390,12 @@ func (a *Agent) reconnected(ctx context.Context) {
 	a.sendJournal(ctx)
 }
 
+func (a *Agent) journalRetryAt() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.journalRetry
+}
+
 func (a *Agent) journalSentSeq() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -411,7 +417,10 @@ func (a *Agent) sendJournal(ctx context.Context) {
 		entries = entries[:api.MaxJournalUpload]
 	}
 	if err := a.api.UploadJournal(ctx, a.NodeID(), entries); err != nil {
-		a.log.Warn("send the break-glass journal to the managers", "err", err)
+		a.log.Warn("send the break-glass journal to the managers; trying again in a minute", "err", err)
+		a.mu.Lock()
+		a.journalRetry = time.Now().Add(time.Minute)
+		a.mu.Unlock()
 		return
 	}
 	a.mu.Lock()

@@ -38,7 +38,9 @@ func (a *Agent) setContact(ok bool, now time.Time) {
 	a.mu.Unlock()
 	if changed {
 		if ok {
-			a.log.Info("a manager takes this node's heartbeat again: the managers own its slots", "cut off since", a.lastContactAt())
+			if a.contacted.Swap(true) {
+				a.log.Info("a manager takes this node's heartbeat again: the managers own its slots", "cut off since", a.lastContactAt())
+			}
 			if a.runCtx != nil {
 				go a.reconnected(a.runCtx)
 			}

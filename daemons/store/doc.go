@@ -10,6 +10,10 @@
 // state errors (name taken, version moved on) are returned to the caller of
 // raft.Apply as an *api.Error.
 //
+// A state database that cannot be written for lack of space (ENOSPC,
+// EDQUOT) stops the FSM instead of panicking: it applies nothing until its
+// owner restarts Raft over it (diskfull.go). Other write errors panic.
+//
 // The state database records the Raft index it has applied, and entries at
 // or below it are skipped, so the manager runs Raft with
 // NoSnapshotRestoreOnStart and restarts with its state as it was, without

@@ -24,6 +24,16 @@ type FSM struct {
 	// OnApply, if set, is called after each batch with the number of
 	// entries and how long the batch took (for metrics).
 	OnApply func(n int, d time.Duration)
+	// OnDiskFull, if set, is called (from Raft's FSM goroutine, without
+	// blocking) when a batch could not be written for lack of space. From
+	// then on the FSM applies nothing: the owner must stop this Raft
+	// instance, call Resume once there is space, and start a new one,
+	// which delivers again every entry after AppliedIndex (diskfull.go).
+	OnDiskFull func(err error)
+
+	mu sync.Mutex
+	// failed is the write error that stopped the FSM; nil while it applies.
+	failed error
 }
 
 // NewFSM makes an FSM over state that publishes changes to hub.
@@ -71,8 +81,13 @@ func decoded[T any](fn func(w *wtx, c *T) any) applyFunc {
 func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch applies entries in one transaction and returns one result per
-// entry: nil, a result value, or an *api.Error for a refused command.
+// entry: nil, a result value, or an *api.Error for a refused command. On a
+// stopped FSM (its disk was full) every result is the disk-full error and
+// nothing is applied.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	if f.Failed() != nil {
+		return f.refuse(len(logs))
+	}
 	start := time.Now()
 	results := make([]any, len(logs))
 	var changes []Change
@@ -100,6 +115,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return writeIndex(tx, last)
 	})
 	if err != nil {
+		if IsDiskFull(err) {
+			// Nothing of the batch was written. Skipping it would diverge
+			// from the other managers, and panicking would restart into
+			// the same full disk: stop until Raft is restarted.
+			f.fail(fmt.Errorf("store: apply entries up to %d: %w", last, err))
+			return f.refuse(len(logs))
+		}
 		// The disk failed under us; applying nothing would diverge from the
 		// other managers, so stop here and let systemd restart us.
 		panic(fmt.Sprintf("store: apply entries up to %d: %v", last, err))
@@ -107,6 +129,46 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.hub.publish(changes, last)
 	if f.OnApply != nil {
 		f.OnApply(len(logs), time.Since(start))
+	}
+	return results
+}
+
+// Failed is the write error that stopped the FSM, or nil while it applies.
+func (f *FSM) Failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+
+// Resume lets a stopped FSM apply again. Call it only while no Raft
+// instance runs over the FSM, before starting a new one: the new instance
+// delivers again the entries the stopped FSM refused.
+func (f *FSM) Resume() {
+	f.mu.Lock()
+	f.failed = nil
+	f.mu.Unlock()
+}
+
+// fail stops the FSM (the first failure is kept) and tells the owner.
+func (f *FSM) fail(err error) {
+	f.mu.Lock()
+	first := f.failed == nil
+	if first {
+		f.failed = err
+	}
+	f.mu.Unlock()
+	if first && f.OnDiskFull != nil {
+		f.OnDiskFull(err)
+	}
+}
+
+// refuse is the results of a batch a stopped FSM did not apply: each entry
+// is committed, and takes effect once Raft is restarted.
+func (f *FSM) refuse(n int) []any {
+	e := DiskFullError(filepath.Dir(f.state.path), DiskFullCommitted)
+	results := make([]any, n)
+	for i := range results {
+		results[i] = e
 	}
 	return results
 }
@@ -128,6 +190,12 @@ func writeIndex(tx *bolt.Tx, idx uint64) error {
 // Snapshot captures the state as of the last applied entry. The copy is
 // written by Persist from a read transaction, while applies go on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.Failed(); err != nil {
+		// Raft thinks the refused entries applied: a snapshot now would
+		// be labelled with an index the state has not reached, and Raft
+		// would drop the log entries it lacks.
+		return nil, fmt.Errorf("store: snapshot: the state is behind Raft until its disk has space: %w", err)
+	}
 	f.state.mu.RLock()
 	tx, err := f.state.db.Begin(false)
 	if err != nil {
@@ -167,11 +235,21 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	tmp := f.state.path + ".restore"
 	if err := writeFileSync(tmp, rc); err != nil {
-		return fmt.Errorf("store: restore: %w", err)
+		os.Remove(tmp) // a part would take the space the next try needs
+		err = fmt.Errorf("store: restore: %w", err)
+		if IsDiskFull(err) {
+			f.fail(err)
+		}
+		return err
 	}
 	db, err := openBolt(tmp, false)
 	if err != nil {
 		os.Remove(tmp)
+		if IsDiskFull(err) {
+			err = fmt.Errorf("store: restore: %w", err)
+			f.fail(err)
+			return err
+		}
 		return fmt.Errorf("store: restore: snapshot is not a state database: %w", err)
 	}
 	var idx uint64
@@ -245,6 +323,8 @@ func (w *wtx) record(op, kind, id, nodeID, serviceID string, obj []byte, public 
 	w.changes = append(w.changes, c)
 }
 
+// put stores obj. bbolt writes nothing to disk before the commit, so a
+// Put error is a bug (a key or value out of bbolt's bounds), not the disk.
 func (w *wtx) put(bucket []byte, id string, obj any) []byte {
 	b, err := json.Marshal(obj)
 	if err != nil {

@@ -56,6 +56,10 @@ type State struct {
 	// Discarded says why the database found at open was not trusted and
 	// was set aside to be rebuilt from Raft ("" when it was kept).
 	Discarded string
+	// failCommit, when set (by tests, before writing), fails each write
+	// transaction at its commit with the error it returns, as a full disk
+	// would: the transaction is rolled back.
+	failCommit func() error
 }
 
 // OpenState opens (or creates) the state database at path.
@@ -145,6 +149,15 @@ func (s *State) update(fn func(tx *bolt.Tx) error) error {
 	defer s.dur.mu.Unlock()
 	if err := s.dur.dirty(); err != nil {
 		return err
+	}
+	if fail := s.failCommit; fail != nil {
+		apply := fn
+		fn = func(tx *bolt.Tx) error {
+			if err := apply(tx); err != nil {
+				return err
+			}
+			return fail()
+		}
 	}
 	return s.db.Update(fn)
 }

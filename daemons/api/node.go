@@ -173,6 +173,10 @@ type ManagerStatus struct {
 	Leader       bool   `json:"leader" yaml:"leader"`
 	Reachability string `json:"reachability" yaml:"reachability"`
 	Addr         string `json:"addr,omitempty" yaml:"addr,omitempty"`
+	// DiskFull: this manager stopped Raft because its disk is full, and
+	// refuses writes until space is freed. Only the manager answering
+	// knows its own (Info.DiskFull says more).
+	DiskFull bool `json:"diskFull,omitempty" yaml:"diskFull,omitempty"`
 }
 
 // Heartbeat is what an agent sends its manager periodically. The manager
@@ -200,4 +204,8 @@ type Info struct {
 	Nodes       int    `json:"nodes"`
 	DataDir     string `json:"dataDir,omitempty"`
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+	// DiskFull, when set, says why and since when this manager stopped
+	// Raft and refuses writes: its disk is full. It resumes on its own
+	// once space is freed.
+	DiskFull string `json:"diskFull,omitempty"`
 }

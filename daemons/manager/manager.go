@@ -332,6 +332,9 @@ func (m *Manager) Healthy() error {
 	if m.work != nil {
 		return nil // a worker serves its replica, connected or not
 	}
+	if err := m.core.DiskFull(); err != nil {
+		return err
+	}
 	if m.core.Shutdown() {
 		return errors.New("raft is shut down")
 	}
@@ -370,6 +373,9 @@ func (m *Manager) Status() string {
 		return nil
 	})
 	_, state := m.core.State()
+	if d := m.core.DiskStatus(); d != "" {
+		state = d
+	}
 	return fmt.Sprintf("%s, %d services, %d tasks", state, svcs, tasks)
 }
 

@@ -341,7 +341,8 @@ var (
 // leader, with its caller and a request ID (so that the write applies once
 // however often it is sent), waiting for an election to end if there is
 // no leader; if the leader stops answering and another is elected, the
-// request goes to the new one.
+// request goes to the new one. A manager whose disk is full (its Raft
+// stopped) refuses the request with the disk-full error.
 func (m *Manager) onLeader(h http.HandlerFunc) http.HandlerFunc {
 	if m.work != nil {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -349,6 +350,11 @@ func (m *Manager) onLeader(h http.HandlerFunc) http.HandlerFunc {
 		}
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := m.core.DiskFull(); err != nil {
+			// Raft is stopped here: no leader to pass the write on to.
+			httpx.Error(w, err)
+			return
+		}
 		reqID := r.Header.Get(api.RequestIDHeader)
 		switch {
 		case reqID == "":

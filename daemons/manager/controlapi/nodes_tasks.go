@@ -37,6 +37,9 @@ func (s *Server) decorate(n *api.Node) {
 		reach = "reachable"
 	}
 	n.Manager = &api.ManagerStatus{Leader: leader == n.ID, Reachability: reach}
+	if n.ID == s.cfg.NodeID {
+		n.Manager.DiskFull = s.raft.DiskStatus() != ""
+	}
 }
 
 // nodeOf resolves the request's {ref} (ID, prefix or hostname) to a node.
@@ -196,6 +199,7 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 		_, info.RaftState = s.raft.State()
 		info.Leader = s.raft.LeaderID()
 		info.RaftVoter = s.raft.IsVoter()
+		info.DiskFull = s.raft.DiskStatus()
 	}
 	s.store.View(func(v *store.View) error {
 		if c := v.Cluster(); c != nil {

@@ -38,6 +38,8 @@ type Raft interface {
 	State() (int, string)
 	IsVoter() bool
 	RemoveServer(id string) error
+	// DiskStatus says why Raft is stopped for a full disk; "" if it is not.
+	DiskStatus() string
 }
 
 // Config is what a Server is made of.

@@ -21,12 +21,19 @@ type Core struct {
 	nodeID string
 	log    *slog.Logger
 	fsm    *store.FSM
-	raft   *raftNode
+	// raft is the running Raft instance (a new one after a stop for a full
+	// disk: disk.go), over stores.
+	raft   atomic.Pointer[raftNode]
+	stores *raftStores
+	disk   disk
+	// quit ends the disk supervisor, which closes superDone.
+	quit, superDone chan struct{}
 	// onCommit observes how long a proposal took to commit and apply.
 	onCommit func(time.Duration)
 
 	leaderMu   sync.Mutex
 	leaderWake chan struct{} // closed and replaced when the leader changes
+	leaderCh   chan bool     // LeaderCh, whichever Raft instance runs
 	observer   *raft.Observer
 	observed   chan raft.Observation
 }
@@ -37,27 +44,51 @@ func Start(s *Store, cfg Config) (*Core, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	c := &Core{Store: s, nodeID: cfg.NodeID, log: cfg.Logger, onCommit: cfg.OnCommit, leaderWake: make(chan struct{})}
+	c := &Core{Store: s, nodeID: cfg.NodeID, log: cfg.Logger, onCommit: cfg.OnCommit,
+		leaderWake: make(chan struct{}), leaderCh: make(chan bool, 1),
+		disk: disk{dir: cfg.DataDir, kick: make(chan struct{}, 1)}, quit: make(chan struct{}), superDone: make(chan struct{})}
 	c.fsm = store.NewFSM(s.state, s.hub)
 	c.fsm.OnApply = cfg.OnApply
-	rn, err := startRaft(c, cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.raft = rn
+	c.fsm.OnDiskFull = c.diskFull
 	obs := make(chan raft.Observation, 16)
 	c.observed = obs
 	c.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
 	})
+	st, rn, err := openRaft(c, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.stores = st
+	c.raft.Store(rn)
 	rn.r.RegisterObserver(c.observer)
 	go func() {
 		for range obs {
 			c.wakeLeaderWaiters()
+			c.notifyLeader()
 		}
 	}()
+	cfg.ForceNewCluster = false // a restart after a full disk keeps the cluster
+	go c.superviseDisk(cfg)
 	return c, nil
+}
+
+// r is the running Raft instance.
+func (c *Core) r() *raft.Raft { return c.raft.Load().r }
+
+// notifyLeader tells LeaderCh's reader whether this manager leads now,
+// dropping a value it has not read.
+func (c *Core) notifyLeader() {
+	leader := c.IsLeader()
+	select {
+	case <-c.leaderCh:
+	default:
+	}
+	select {
+	case c.leaderCh <- leader:
+	default:
+	}
 }
 
 func (c *Core) wakeLeaderWaiters() {
@@ -71,11 +102,11 @@ func (c *Core) wakeLeaderWaiters() {
 func (c *Core) NodeID() string { return c.nodeID }
 
 // IsLeader says whether this manager leads the cluster now.
-func (c *Core) IsLeader() bool { return c.raft.r.State() == raft.Leader }
+func (c *Core) IsLeader() bool { return c.r().State() == raft.Leader }
 
 // LeaderID is the current leader's node ID, or "" when there is none.
 func (c *Core) LeaderID() string {
-	_, id := c.raft.r.LeaderWithID()
+	_, id := c.r().LeaderWithID()
 	return string(id)
 }
 
@@ -110,13 +141,13 @@ func (c *Core) WaitLeader(ctx context.Context) (string, error) {
 }
 
 // LeaderCh delivers true when this manager becomes leader and false when
-// it stops being one.
-func (c *Core) LeaderCh() <-chan bool { return c.raft.r.LeaderCh() }
+// it stops being one (a value not read is replaced by the next).
+func (c *Core) LeaderCh() <-chan bool { return c.leaderCh }
 
 // State is Raft's state as a number (0 follower, 1 candidate, 2 leader,
 // 3 shutdown, as the warren_raft_state metric has it) and a name.
 func (c *Core) State() (int, string) {
-	s := c.raft.r.State()
+	s := c.r().State()
 	return int(s), s.String()
 }
 
@@ -155,8 +186,13 @@ const applyTimeout = 10 * time.Second
 
 // Propose commits a command and returns the FSM's result. A refused
 // command comes back as its *api.Error. It waits for the commit at most
-// until ctx's deadline, and at most applyTimeout.
+// until ctx's deadline, and at most applyTimeout. While this manager's
+// disk is full, every command is refused with DiskFull's error: the one
+// place the manager's writes, its own loops' included, are refused.
 func (c *Core) Propose(ctx context.Context, t store.CommandType, payload any) (any, error) {
+	if err := c.DiskFull(); err != nil {
+		return nil, err
+	}
 	b, err := store.Encode(t, payload)
 	if err != nil {
 		return nil, api.Errorf(api.CodeInternal, "%v", err)
@@ -174,9 +210,13 @@ func (c *Core) Propose(ctx context.Context, t store.CommandType, payload any) (a
 		timeout = max(min(timeout, time.Until(d)), time.Millisecond)
 	}
 	start := time.Now()
-	f := c.raft.r.Apply(b, timeout)
+	f := c.r().Apply(b, timeout)
 	if err := f.Error(); err != nil {
 		switch {
+		case store.IsDiskFull(err): // this manager's log could not take it
+			return nil, store.DiskFullError(c.disk.dir, store.DiskFullRefused)
+		case c.DiskFull() != nil: // Raft stopped for a full disk meanwhile
+			return nil, store.DiskFullError(c.disk.dir, store.DiskFullInDoubt)
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, api.Errorf(api.CodeNotLeader, "this manager cannot take writes now (%v): retry in a moment; if it persists, check warrenctl node ls for a manager quorum", err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -196,12 +236,16 @@ func (c *Core) Propose(ctx context.Context, t store.CommandType, payload any) (a
 
 // Barrier waits until every write committed before it is applied here
 // (this manager must lead).
-func (c *Core) Barrier(timeout time.Duration) error { return c.raft.r.Barrier(timeout).Error() }
+func (c *Core) Barrier(timeout time.Duration) error { return c.r().Barrier(timeout).Error() }
 
 // Alive checks that Raft's main loop answers (a configuration read goes
-// through it), whatever the cluster's state.
+// through it), whatever the cluster's state. While Raft is stopped for a
+// full disk the core is alive: it waits for space (DiskStatus says so).
 func (c *Core) Alive(ctx context.Context) error {
-	f := c.raft.r.GetConfiguration()
+	if c.DiskFull() != nil {
+		return nil
+	}
+	f := c.r().GetConfiguration()
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
@@ -216,7 +260,7 @@ func (c *Core) Alive(ctx context.Context) error {
 }
 
 // Shutdown says whether Raft has stopped.
-func (c *Core) Shutdown() bool { return c.raft.r.State() == raft.Shutdown }
+func (c *Core) Shutdown() bool { return c.r().State() == raft.Shutdown }
 
 // Voting is a node's place in the Raft configuration.
 type Voting struct {
@@ -226,7 +270,7 @@ type Voting struct {
 
 // Member finds a node in the Raft configuration.
 func (c *Core) Member(id string) (Voting, error) {
-	f := c.raft.r.GetConfiguration()
+	f := c.r().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return Voting{}, err
 	}
@@ -240,7 +284,7 @@ func (c *Core) Member(id string) (Voting, error) {
 
 // Voters counts the voters of the Raft configuration.
 func (c *Core) Voters() (int, error) {
-	f := c.raft.r.GetConfiguration()
+	f := c.r().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return 0, err
 	}
@@ -264,12 +308,12 @@ const voterOpTimeout = 10 * time.Second
 
 // AddNonvoter adds a manager that receives the log but does not vote yet.
 func (c *Core) AddNonvoter(id string) error {
-	return c.raft.r.AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, voterOpTimeout).Error()
+	return c.r().AddNonvoter(raft.ServerID(id), raft.ServerAddress(id), 0, voterOpTimeout).Error()
 }
 
 // AddVoter makes a manager a voter.
 func (c *Core) AddVoter(id string) error {
-	return c.raft.r.AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, voterOpTimeout).Error()
+	return c.r().AddVoter(raft.ServerID(id), raft.ServerAddress(id), 0, voterOpTimeout).Error()
 }
 
 // RemoveServer takes a manager out of the Raft configuration; one that is
@@ -279,14 +323,37 @@ func (c *Core) RemoveServer(id string) error {
 	if err != nil || !m.In {
 		return err
 	}
-	return c.raft.r.RemoveServer(raft.ServerID(id), 0, voterOpTimeout).Error()
+	return c.r().RemoveServer(raft.ServerID(id), 0, voterOpTimeout).Error()
 }
+
+// closeWait bounds how long Close waits for a Raft instance to stop while
+// the disk is full: its loop may be waiting to save its term.
+const closeWait = 5 * time.Second
 
 // Close stops Raft (a leader steps down) and closes the stores.
 func (c *Core) Close() error {
-	c.raft.r.DeregisterObserver(c.observer)
+	close(c.quit)
+	<-c.superDone
+	rn := c.raft.Load()
+	rn.r.DeregisterObserver(c.observer)
 	close(c.observed) // raft sends to it no more
-	err := c.raft.close()
+	var bound <-chan time.Time
+	if c.DiskFull() != nil {
+		bound = time.After(closeWait)
+	}
+	select {
+	case <-rn.stop():
+	case <-bound:
+		// Closing the stores under it would make Raft panic; the process
+		// exits anyway, and the state database is trusted after a crash
+		// in the same boot (store/durability.go).
+		c.log.Warn("Raft did not stop within "+closeWait.String()+" (its disk is full): leaving its files open", "dir", c.disk.dir)
+		return nil
+	}
+	var err error
+	if cerr := c.stores.close(); err == nil {
+		err = cerr
+	}
 	if cerr := c.Store.Close(); err == nil {
 		err = cerr
 	}

@@ -7,6 +7,10 @@
 //	roles ─Propose─▶ Raft ─▶ FSM ─▶ state DB ─View─▶ roles
 //	                            └─▶ hub ─Hub().Read/Wait─▶ watches, loops
 //
+// A full disk does not make the manager panic: the core stops its Raft
+// instance, refuses every write with a clear error, and starts a new
+// instance over the same stores once there is space (disk.go).
+//
 // A worker's manager has a Store (state and hub, filled by its replica)
 // and no Raft.
 package core

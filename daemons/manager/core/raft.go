@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,11 +19,40 @@ import (
 	"github.com/warren-edge/warren/daemons/store"
 )
 
-// raftNode is the Raft instance and the stores under it.
+// raftNode is one Raft instance over the core's stores. After a stop for
+// a full disk the core starts a new one over the same stores (disk.go).
 type raftNode struct {
-	r       *raft.Raft
+	r        *raft.Raft
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+func newNode(r *raft.Raft) *raftNode { return &raftNode{r: r, stopped: make(chan struct{})} }
+
+// stop shuts the instance down (it stops leading and voting at once) and
+// returns a channel closed once all its goroutines have returned: Raft's
+// own future says so only to its first caller.
+func (n *raftNode) stop() <-chan struct{} {
+	n.stopOnce.Do(func() {
+		f := n.r.Shutdown()
+		go func() {
+			f.Error()
+			close(n.stopped)
+		}()
+	})
+	return n.stopped
+}
+
+// raftStores are what every Raft instance of the core runs over, opened
+// once: the log and stable stores (guarded against a full disk), the
+// snapshot store, the transport, and the Raft configuration.
+type raftStores struct {
+	logs    raft.LogStore
+	stable  raft.StableStore
+	snaps   raft.SnapshotStore
+	trans   kept
+	conf    raft.Config
 	closers []func() error // the log and stable stores
-	trans   raft.Transport
 }
 
 // Raft timing for a LAN of small devices. Elections start after
@@ -95,7 +125,22 @@ func (c Config) EffectiveCommitTimeout() time.Duration {
 	return defaultCommitTimeout
 }
 
-func startRaft(m *Core, cfg Config) (*raftNode, error) {
+// openRaft opens the Raft stores and starts the first Raft instance over
+// them (bootstrapping or forcing a new cluster as cfg says).
+func openRaft(m *Core, cfg Config) (*raftStores, *raftNode, error) {
+	st, err := openRaftStores(m, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rn, err := m.newRaftNode(st, cfg, true)
+	if err != nil {
+		st.close()
+		return nil, nil, err
+	}
+	return st, rn, nil
+}
+
+func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
@@ -147,36 +192,10 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 		return nil, fmt.Errorf("manager: raft log store %q: use bbolt or wal", cfg.RaftLogStore)
 	}
 	closers = append(closers, bs.Close)
-	closeAll := func() {
-		for _, c := range closers {
-			c()
-		}
-	}
-	logs, err := raft.NewLogCache(1024, logStore)
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
-	if err != nil {
-		closeAll()
+	st := &raftStores{logs: guardedLog{logStore, m.diskFull}, stable: guardedStable{bs, m.diskFull}, closers: closers}
+	if st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, logger); err != nil {
+		st.close()
 		return nil, fmt.Errorf("manager: snapshot store: %w", err)
-	}
-	// The state database survives restarts and Raft does not restore the
-	// snapshot over it (NoSnapshotRestoreOnStart). If the database is older
-	// than the newest snapshot (it was lost or replaced), fill it from the
-	// snapshot now, before Raft replays the log after it.
-	if metas, err := snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > m.state.AppliedIndex() {
-		_, rc, err := snaps.Open(metas[0].ID)
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("manager: open snapshot %s: %w", metas[0].ID, err)
-		}
-		if err := m.fsm.Restore(rc); err != nil {
-			closeAll()
-			return nil, err
-		}
-		m.log.Info("state database restored from snapshot", "index", metas[0].Index)
 	}
 
 	// Raft addresses are node IDs: the transport resolves them to the
@@ -192,6 +211,7 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 		// No node port: a manager alone, reachable only on its socket.
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
 	}
+	st.trans = keep(trans)
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(m.nodeID)
 	rc.Logger = logger
@@ -205,30 +225,52 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 	rc.CommitTimeout = cfg.EffectiveCommitTimeout()
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true
+	st.conf = *rc
+	return st, nil
+}
 
-	has, err := raft.HasExistingState(logs, bs, snaps)
+// newRaftNode starts a Raft instance over st: the first of the core
+// (first: it may bootstrap or force a new cluster), or a restart after a
+// stop for a full disk.
+func (m *Core) newRaftNode(st *raftStores, cfg Config, first bool) (*raftNode, error) {
+	// The state database survives restarts and Raft does not restore the
+	// snapshot over it (NoSnapshotRestoreOnStart). If the database is older
+	// than the newest snapshot (it was lost or replaced), fill it from the
+	// snapshot now, before Raft replays the log after it.
+	if metas, err := st.snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > m.state.AppliedIndex() {
+		_, rc, err := st.snaps.Open(metas[0].ID)
+		if err != nil {
+			return nil, fmt.Errorf("manager: open snapshot %s: %w", metas[0].ID, err)
+		}
+		if err := m.fsm.Restore(rc); err != nil {
+			return nil, err
+		}
+		m.log.Info("state database restored from snapshot", "index", metas[0].Index)
+	}
+	logs, err := raft.NewLogCache(1024, st.logs)
 	if err != nil {
-		closeAll()
+		return nil, err
+	}
+	rc := st.conf // a copy: Raft keeps its own
+	has, err := raft.HasExistingState(logs, st.stable, st.snaps)
+	if err != nil {
 		return nil, fmt.Errorf("manager: read raft state: %w", err)
 	}
-	if cfg.ForceNewCluster {
+	if first && cfg.ForceNewCluster {
 		if !has {
-			closeAll()
 			return nil, fmt.Errorf("manager: --force-new-cluster needs the state of an existing manager in %s", cfg.DataDir)
 		}
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(m.nodeID), Suffrage: raft.Voter}}}
-		if err := raft.RecoverCluster(rc, m.fsm, logs, bs, snaps, trans, conf); err != nil {
-			closeAll()
+		if err := raft.RecoverCluster(&rc, m.fsm, logs, st.stable, st.snaps, st.trans, conf); err != nil {
 			return nil, fmt.Errorf("manager: force a new cluster: %w", err)
 		}
 		m.log.Warn("forced a new cluster: this manager is its only voter; add managers back with join tokens", "node", m.nodeID)
 	}
-	r, err := raft.NewRaft(rc, m.fsm, logs, bs, snaps, trans)
+	r, err := raft.NewRaft(&rc, m.fsm, logs, st.stable, st.snaps, st.trans)
 	if err != nil {
-		closeAll()
 		return nil, fmt.Errorf("manager: start raft: %w", err)
 	}
-	if !has && cfg.Bootstrap {
+	if first && !has && cfg.Bootstrap {
 		voters := cfg.BootstrapVoters
 		if len(voters) == 0 {
 			voters = []string{m.nodeID}
@@ -239,19 +281,24 @@ func startRaft(m *Core, cfg Config) (*raftNode, error) {
 		}
 		f := r.BootstrapCluster(conf)
 		if err := f.Error(); err != nil {
-			r.Shutdown()
-			closeAll()
+			r.Shutdown().Error()
 			return nil, fmt.Errorf("manager: bootstrap: %w", err)
 		}
 		m.log.Info("bootstrapped a new cluster", "node", m.nodeID, "voters", len(voters))
 	}
-	return &raftNode{r: r, closers: closers, trans: trans}, nil
+	return newNode(r), nil
 }
 
-func (n *raftNode) close() error {
-	err := n.r.Shutdown().Error()
-	for _, c := range n.closers {
+// close closes the stores and the transport (no Raft instance may run).
+func (st *raftStores) close() error {
+	var err error
+	for _, c := range st.closers {
 		if cerr := c(); err == nil {
+			err = cerr
+		}
+	}
+	if st.trans != nil {
+		if cerr := st.trans.close(); err == nil {
 			err = cerr
 		}
 	}

@@ -189,7 +189,10 @@ func StartCluster(t testing.TB, n int, o Options) *Cluster {
 		ids = append(ids, fmt.Sprintf("mgr%d", i))
 	}
 	for _, id := range ids {
-		m := &Member{ID: id, DataDir: t.TempDir(), cluster: c}
+		m := &Member{ID: id, DataDir: o.DataDirs[id], cluster: c}
+		if m.DataDir == "" {
+			m.DataDir = t.TempDir()
+		}
 		_, m.trans = raft.NewInmemTransport(raft.ServerAddress(id))
 		c.Managers = append(c.Managers, m)
 	}

@@ -28,7 +28,10 @@ type Manager struct {
 
 // Options tune the manager; zero values take test-friendly defaults.
 type Options struct {
-	DataDir         string // reuse a data dir (restart tests)
+	DataDir string // reuse a data dir (restart tests)
+	// DataDirs are a Cluster's members' data dirs, by member ID (default:
+	// a temp dir each).
+	DataDirs        map[string]string
 	RescheduleGrace time.Duration
 	NodeTimeout     time.Duration
 	// AgentSocket is the agent's local socket the manager passes image,

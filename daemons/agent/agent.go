@@ -670,7 +670,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	sentOK := false
 	var listed time.Time
 	for {
-		hb := api.Heartbeat{Description: api.NodeDescription{EngineVersion: a.cfg.EngineVersion, Mesh: a.meshDescription()}}
+		hb := api.Heartbeat{Description: api.NodeDescription{EngineVersion: a.cfg.EngineVersion, Mesh: a.meshDescription(), Disk: a.diskFree()}}
 		// The images go only when they changed: other nodes fetch them
 		// from here. They are listed after a change the agent made, or
 		// every imagesRecheck, not on every heartbeat.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,9 @@ type NodeDescription struct {
 	// Certificate is the node's certificate as the managers last signed
 	// it (a worker's; a manager signs its own).
 	Certificate *NodeCertificate `json:"certificate,omitempty" yaml:"certificate,omitempty"`
+	// Disk is the space of the node's Warren data partition, as its agent
+	// last reported it (nil: not reported).
+	Disk *NodeDisk `json:"disk,omitempty" yaml:"disk,omitempty"`
 }
 
 // NodeCertificate is what the managers know of a node's certificate. The
@@ -82,7 +86,65 @@ func (d NodeDescription) Equal(o NodeDescription) bool {
 	return d.Hostname == o.Hostname && d.OS == o.OS && d.Arch == o.Arch && d.NanoCPUs == o.NanoCPUs &&
 		d.MemoryBytes == o.MemoryBytes && d.EngineVersion == o.EngineVersion && d.Addr == o.Addr &&
 		(d.Mesh == o.Mesh || d.Mesh != nil && o.Mesh != nil && *d.Mesh == *o.Mesh) && slices.Equal(d.Images, o.Images) &&
-		(d.Certificate == o.Certificate || d.Certificate != nil && o.Certificate != nil && d.Certificate.NotAfter.Equal(o.Certificate.NotAfter))
+		(d.Certificate == o.Certificate || d.Certificate != nil && o.Certificate != nil && d.Certificate.NotAfter.Equal(o.Certificate.NotAfter)) &&
+		(d.Disk == o.Disk || d.Disk != nil && o.Disk != nil && *d.Disk == *o.Disk)
+}
+
+// NodeDisk is the space of the partition that holds a node's Warren data
+// (its agent's data dir, where the container logs are).
+type NodeDisk struct {
+	// Path is the directory the agent measured.
+	Path       string `json:"path" yaml:"path"`
+	TotalBytes int64  `json:"totalBytes" yaml:"totalBytes"`
+	// FreeBytes is the space a process that is not root may still use.
+	FreeBytes int64 `json:"freeBytes" yaml:"freeBytes"`
+}
+
+// The free space a node keeps on its Warren data partition: the larger of
+// MinDiskFreeBytes and MinDiskFreePercent of the partition. Below it the
+// node is low on disk (NodeDisk.Low) and the scheduler places no new task
+// there; the tasks already there stay.
+const (
+	MinDiskFreeBytes   = 256 << 20
+	MinDiskFreePercent = 5
+)
+
+// DiskReserve is the free space a partition of total bytes keeps (the
+// percentage rounded up to a byte).
+func DiskReserve(total int64) int64 {
+	q, r := total/100, total%100 // total*percent would overflow sooner
+	return max(MinDiskFreeBytes, q*MinDiskFreePercent+(r*MinDiskFreePercent+99)/100)
+}
+
+// Low says whether the partition has less free than it keeps: no new task
+// goes there. A disk not reported (nil) is not low.
+func (d *NodeDisk) Low() bool { return d != nil && d.FreeBytes < DiskReserve(d.TotalBytes) }
+
+// Validate checks what an agent reports of its disk.
+func (d *NodeDisk) Validate() error {
+	if !strings.HasPrefix(d.Path, "/") || len(d.Path) > 4096 {
+		return Errorf(CodeInvalid, "disk: path %q: want the absolute path of the agent's data dir", d.Path)
+	}
+	if d.TotalBytes <= 0 || d.FreeBytes < 0 || d.FreeBytes > d.TotalBytes {
+		return Errorf(CodeInvalid, "disk: %d bytes free of %d: want a size above 0 and 0 to all of it free", d.FreeBytes, d.TotalBytes)
+	}
+	return nil
+}
+
+// DiskChanged says whether a heartbeat's disk report differs enough from
+// the stored one to be recorded (each record is a Raft write): it is the
+// first, measures another partition, crosses the low mark, or moved by a
+// hundredth of the partition (at least 64MiB).
+func DiskChanged(stored, reported *NodeDisk) bool {
+	switch {
+	case reported == nil:
+		return false
+	case stored == nil, stored.Path != reported.Path, stored.TotalBytes != reported.TotalBytes, stored.Low() != reported.Low():
+		return true
+	}
+	step := max(64<<20, reported.TotalBytes/100)
+	moved := stored.FreeBytes - reported.FreeBytes
+	return moved >= step || -moved >= step
 }
 
 // MaxNodeImages bounds the images a node reports (its record is sent to

@@ -15,9 +15,9 @@ import (
 
 func applyNodeRegister(w *wtx, c *NodeRegister) any {
 	if n := w.node(c.ID); n != nil {
-		// The manager knows the node's address, the agent its engine and
-		// mesh: each leaves the other's fields empty, and empty fields are
-		// kept.
+		// The manager knows the node's address, the agent its engine,
+		// mesh and disk: each leaves the other's fields empty, and empty
+		// fields are kept.
 		d := c.Description
 		if d.Addr == "" {
 			d.Addr = n.Description.Addr
@@ -29,6 +29,9 @@ func applyNodeRegister(w *wtx, c *NodeRegister) any {
 			d.Images = n.Description.Images
 		} else if len(d.Images) == 0 {
 			d.Images = nil
+		}
+		if d.Disk == nil {
+			d.Disk = n.Description.Disk
 		}
 		if d.Mesh == nil {
 			d.Mesh = n.Description.Mesh

@@ -133,3 +133,22 @@ func TestFSMPanicsOnOtherWriteErrors(t *testing.T) {
 	}()
 	h.apply(CmdServiceCreate, ServiceCreate{Service: api.Service{Meta: api.Meta{ID: "s"}, Spec: spec("web", 1)}})
 }
+
+// TestNodeRegisterKeepsTheDisk: the agent reports the disk, the manager
+// the address; a registration that leaves the disk out keeps it.
+func TestNodeRegisterKeepsTheDisk(t *testing.T) {
+	h := newHarness(t)
+	n := h.registerNode("n1")
+	d := &api.NodeDisk{Path: "/var/lib/warren/agent", TotalBytes: 8 << 30, FreeBytes: 100 << 20}
+	desc := n.Description
+	desc.Disk = d
+	n = h.mustApply(CmdNodeRegister, NodeRegister{ID: "n1", Description: desc, At: t0}).(*api.Node)
+	if n.Description.Disk == nil || *n.Description.Disk != *d {
+		t.Fatalf("NodeRegister with a disk: node's disk %+v, want %+v", n.Description.Disk, d)
+	}
+	desc.Disk, desc.Addr = nil, "10.0.0.9:4242"
+	n = h.mustApply(CmdNodeRegister, NodeRegister{ID: "n1", Description: desc, At: t0}).(*api.Node)
+	if n.Description.Disk == nil || *n.Description.Disk != *d || n.Description.Addr != "10.0.0.9:4242" {
+		t.Errorf("NodeRegister without a disk: node's disk %+v, address %q; want %+v kept and the new address", n.Description.Disk, n.Description.Addr, d)
+	}
+}

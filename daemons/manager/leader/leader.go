@@ -255,7 +255,8 @@ func (l *Leader) monitorNodes(ctx context.Context) {
 
 // heartbeat records a node's report; the first after a silence marks the
 // node ready. A heartbeat may refresh only what the agent knows and the
-// join did not fix: its container engine's version. The hostname, the
+// join did not fix: its container engine's version, its mesh, its images
+// and its disk's free space. The hostname, the
 // resources and the address were set when the node joined (a node's
 // identity is its ID; its name cannot be changed from the node, so a
 // node.hostname constraint cannot be spoofed).
@@ -270,8 +271,8 @@ func (l *Leader) heartbeat(ctx context.Context, nodeID string, hb api.Heartbeat)
 	}
 	l.beats.record(n.ID, time.Now())
 	now := time.Now().UTC()
-	// The agent tells its engine and its mesh; the rest of the
-	// description was fixed when the node joined.
+	// The agent tells its engine, its mesh, its images and its disk; the
+	// rest of the description was fixed when the node joined.
 	d := n.Description
 	if ev := hb.Description.EngineVersion; ev != "" {
 		d.EngineVersion = ev
@@ -281,6 +282,16 @@ func (l *Leader) heartbeat(ctx context.Context, nodeID string, hb api.Heartbeat)
 			return nil, err
 		}
 		d.Mesh = m
+	}
+	// The disk is recorded when it moved enough to matter (each record
+	// is a Raft write; the scheduler needs only to know it is low).
+	if k := hb.Description.Disk; k != nil {
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+		if api.DiskChanged(d.Disk, k) {
+			d.Disk = k
+		}
 	}
 	if hb.ImagesChanged {
 		if err := api.ValidateNodeImages(hb.Description.Images); err != nil {

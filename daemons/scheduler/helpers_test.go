@@ -64,6 +64,13 @@ func subnet(prefix string) func(*api.Node) {
 	return func(n *api.Node) { n.Subnet = prefix }
 }
 
+// disk sets what the node reports of its Warren data partition.
+func disk(total, free int64) func(*api.Node) {
+	return func(n *api.Node) {
+		n.Description.Disk = &api.NodeDisk{Path: "/var/lib/warren/agent", TotalBytes: total, FreeBytes: free}
+	}
+}
+
 // mkTask returns a task of service svc, changed by opts.
 func mkTask(id, svc string, opts ...func(*api.Task)) *api.Task {
 	t := &api.Task{
@@ -128,6 +135,9 @@ func call(nodes []*api.Node, placed, pending []*api.Task) string {
 		}
 		if n.Status.State != api.NodeReady {
 			b.WriteString(":" + n.Status.State)
+		}
+		if d := n.Description.Disk; d != nil {
+			fmt.Fprintf(&b, ":disk=%d/%d", d.FreeBytes, d.TotalBytes)
 		}
 		for _, k := range slices.Sorted(maps.Keys(n.Spec.Labels)) {
 			b.WriteString(":" + k + "=" + n.Spec.Labels[k])

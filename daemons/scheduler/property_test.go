@@ -49,7 +49,8 @@ var constraintPool = []string{
 }
 
 // genCluster draws up to 6 nodes of every availability, state, role, zone,
-// capacity (including unreported) and subnet (none, room for 1, 5 or 13
+// capacity (including unreported), disk (unreported, roomy, low by bytes
+// or by share, just at the mark) and subnet (none, room for 1, 5 or 13
 // tasks, or one that does not parse), a few placed tasks, and up to 20
 // pending tasks of up to 4 services, some pinned to a node (or to one that
 // does not exist), some with two specs (a rolling update), some with an
@@ -66,6 +67,20 @@ func genCluster(t *rapid.T) cluster {
 			role(rapid.SampledFrom([]string{api.RoleWorker, api.RoleManager}).Draw(t, id+".role")),
 			capacity(rapid.SampledFrom([]int64{0, cpu, 2 * cpu}).Draw(t, id+".cpus"), rapid.SampledFrom([]int64{0, 256 * mib, gib}).Draw(t, id+".memory")),
 		)
+		// Disks: not reported, roomy, under 256MiB free, under 5% free,
+		// and just at what each keeps.
+		switch rapid.IntRange(0, 5).Draw(t, id+".disk") {
+		case 1:
+			disk(8*gib, 4*gib)(n)
+		case 2:
+			disk(2*gib, 255*mib)(n)
+		case 3:
+			disk(100*gib, 4*gib)(n)
+		case 4:
+			disk(2*gib, 256*mib)(n)
+		case 5:
+			disk(100*gib, 5*gib)(n)
+		}
 		if zone := rapid.SampledFrom([]string{"", "east", "west"}).Draw(t, id+".zone"); zone != "" {
 			label("zone", zone)(n)
 		}
@@ -159,7 +174,13 @@ func findTask(tasks []*api.Task, id string) *api.Task {
 }
 
 func takesNewTasks(n *api.Node) bool {
-	return n.Spec.Availability == api.AvailabilityActive && n.Status.State == api.NodeReady
+	return n.Spec.Availability == api.AvailabilityActive && n.Status.State == api.NodeReady && !lowOnDisk(n)
+}
+
+// lowOnDisk: less than 256MiB or 5% of the Warren partition free.
+func lowOnDisk(n *api.Node) bool {
+	d := n.Description.Disk
+	return d != nil && (d.FreeBytes < 256*mib || d.FreeBytes*100 < d.TotalBytes*5)
 }
 
 // matchesAll says whether n meets every constraint; ok is false when one
@@ -322,7 +343,7 @@ func TestPropertyOnlyActiveReadyNodes(t *testing.T) {
 				t.Fatalf("Schedule(%v) put %s on %s, which is not in the cluster", c, a.TaskID, a.NodeID)
 			}
 			if !takesNewTasks(n) {
-				t.Fatalf("Schedule(%v) put %s on %s, which is %s and %s", c, a.TaskID, a.NodeID, n.Spec.Availability, n.Status.State)
+				t.Fatalf("Schedule(%v) put %s on %s, which is %s and %s (low on disk: %v)", c, a.TaskID, a.NodeID, n.Spec.Availability, n.Status.State, lowOnDisk(n))
 			}
 		}
 	})
@@ -432,7 +453,7 @@ func TestPropertyNothingLeftThatFits(t *testing.T) {
 
 var (
 	reasonHead = regexp.MustCompile(`^no suitable node \((\d+) nodes?: `)
-	reasonPart = regexp.MustCompile(`(?:: |, )(\d+) (?:drained|paused|not active|down|not ready|does not match|do not match|has port|have port|did not report|lacks|lack)\b`)
+	reasonPart = regexp.MustCompile(`(?:: |, )(\d+) (?:drained|paused|not active|down|not ready|low on disk|does not match|do not match|has port|have port|did not report|lacks|lack)\b`)
 )
 
 // TestPropertyReasonsCountEveryNode checks that a "no suitable node" reason

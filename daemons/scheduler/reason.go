@@ -17,6 +17,7 @@ var adjectives = [mismatch]string{
 	inactive: "not active",
 	down:     "down",
 	notReady: "not ready",
+	lowDisk:  "low on disk",
 }
 
 // why gathers, for one group, why each node refused it. Every node is
@@ -25,6 +26,7 @@ var adjectives = [mismatch]string{
 type why struct {
 	f    *filter
 	need *need
+	low  *lowDisks
 	// portsInUse counts, per port of need, the nodes where it is the first
 	// port in use.
 	portsInUse                 []int
@@ -63,7 +65,15 @@ func (w *why) add(k kind, pi int, n *node) {
 func (w *why) String(total int) string {
 	var parts []string
 	for k := drained; k < mismatch; k++ {
-		if c := w.f.refused[k]; c > 0 {
+		c := w.f.refused[k]
+		switch {
+		case c == 0:
+		case k == lowDisk && c == 1:
+			parts = append(parts, fmt.Sprintf("1 low on disk: %s free, under the %s it keeps free", bytes(w.low.free), bytes(w.low.reserve)))
+		case k == lowDisk:
+			parts = append(parts, fmt.Sprintf("%d low on disk: at most %s free, under the %s or %d%% each keeps free",
+				c, bytes(w.low.free), bytes(api.MinDiskFreeBytes), api.MinDiskFreePercent))
+		default:
 			parts = append(parts, fmt.Sprintf("%d %s", c, adjectives[k]))
 		}
 	}
@@ -118,6 +128,9 @@ func pinnedReason(n *node, k kind, cons []api.Constraint, i int, nd *need) strin
 		return fmt.Sprintf("%s lacks memory: needs %s, %s free", name, bytes(int64(nd.res.MemoryBytes)), bytes(n.memCap-n.memUsed))
 	case lackAddr:
 		return fmt.Sprintf("%s lacks container addresses: its subnet %s holds %d %s", name, n.n.Subnet, n.addrCap, verb(int(n.addrCap), "task", "tasks"))
+	case lowDisk:
+		d := n.n.Description.Disk
+		return fmt.Sprintf("%s is low on disk: %s free of %s on %s, under the %s it keeps free", name, bytes(d.FreeBytes), bytes(d.TotalBytes), d.Path, bytes(api.DiskReserve(d.TotalBytes)))
 	default:
 		return name + " is " + adjectives[k]
 	}

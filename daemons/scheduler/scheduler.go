@@ -242,6 +242,7 @@ const (
 	inactive // availability is none of active, pause and drain
 	down
 	notReady // state unknown: the node has not reported yet
+	lowDisk  // its Warren data partition is low on space (api.NodeDisk.Low)
 	mismatch
 	portInUse
 	noCPUInfo
@@ -254,8 +255,8 @@ const (
 // node is the scheduler's view of one node during a call.
 type node struct {
 	n *api.Node
-	// state is drained, paused, inactive, down or notReady when the node
-	// takes no new task at all, and fits otherwise.
+	// state is drained, paused, inactive, down, notReady or lowDisk when
+	// the node takes no new task at all, and fits otherwise.
 	state            kind
 	cpuCap, memCap   int64
 	cpuUsed, memUsed int64
@@ -287,6 +288,14 @@ type scheduler struct {
 	heap  nodeHeap
 	// trackPorts is set when a pending task publishes ports.
 	trackPorts bool
+	// low is what the nodes low on disk have free, for the reason.
+	low lowDisks
+}
+
+// lowDisks sums up the nodes low on disk: the most free space among
+// them, and the space the one with the most keeps.
+type lowDisks struct {
+	free, reserve int64
 }
 
 func newScheduler(nodes []*api.Node) *scheduler {
@@ -326,6 +335,12 @@ func newScheduler(nodes []*api.Node) *scheduler {
 				st = down
 			default:
 				st = notReady
+			}
+		}
+		if d := n.Description.Disk; st == fits && d.Low() {
+			st = lowDisk
+			if d.FreeBytes >= s.low.free {
+				s.low = lowDisks{free: d.FreeBytes, reserve: api.DiskReserve(d.TotalBytes)}
 			}
 		}
 		s.nodes[i] = node{n: n, state: st, cpuCap: n.Description.NanoCPUs, memCap: n.Description.MemoryBytes, addrCap: addrCap(n.Subnet)}
@@ -558,7 +573,7 @@ func (s *scheduler) placeGroup(g *group, out []outcome) (assigned int) {
 	for _, i := range list {
 		s.count[i]++
 	}
-	w := why{f: f, need: nd, portsInUse: make([]int, len(nd.ports))}
+	w := why{f: f, need: nd, low: &s.low, portsInUse: make([]int, len(nd.ports))}
 	h := &s.heap
 	h.items = h.items[:0]
 	for _, i := range f.fit {

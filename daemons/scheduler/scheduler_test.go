@@ -502,3 +502,66 @@ func TestConstraintsKeyUnambiguous(t *testing.T) {
 		seen[k] = l
 	}
 }
+
+// TestScheduleLowDisk: no new task goes to a node whose Warren data
+// partition is low on space (under 256MiB or 5% free); the tasks on it
+// stay where they are, it still counts for spread, and a node that did
+// not report its disk is not limited.
+func TestScheduleLowDisk(t *testing.T) {
+	low := disk(2*gib, 100*mib)       // under 256MiB
+	lowPct := disk(100*gib, 1536*mib) // 1.5%: under 5%
+	tests := []struct {
+		name         string
+		nodes        []*api.Node
+		placed       []*api.Task
+		pending      []*api.Task
+		wantAssigned []Assignment
+		wantUnplaced []Unplaced
+	}{
+		{
+			name:         "the one node is low",
+			nodes:        []*api.Node{mkNode("a", low)},
+			pending:      []*api.Task{mkTask("t1", "web")},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (1 node: 1 low on disk: 100MiB free, under the 256MiB it keeps free)"}},
+		},
+		{
+			name:         "low by its share of the partition",
+			nodes:        []*api.Node{mkNode("a", lowPct), mkNode("b", state(api.NodeDown))},
+			pending:      []*api.Task{mkTask("t1", "web")},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (2 nodes: 1 down, 1 low on disk: 1.5GiB free, under the 5GiB it keeps free)"}},
+		},
+		{
+			name:         "several low",
+			nodes:        []*api.Node{mkNode("a", low), mkNode("b", lowPct), mkNode("c", availability(api.AvailabilityDrain), low)},
+			pending:      []*api.Task{mkTask("t1", "web")},
+			wantUnplaced: []Unplaced{{"t1", "no suitable node (3 nodes: 1 drained, 2 low on disk: at most 1.5GiB free, under the 256MiB or 5% each keeps free)"}},
+		},
+		{
+			name: "new tasks go to the nodes with room, placed ones stay",
+			nodes: []*api.Node{
+				mkNode("a", low),
+				mkNode("b", disk(2*gib, 256*mib)), // exactly what it keeps: not low
+				mkNode("c"),                       // did not report: not limited
+			},
+			placed:       []*api.Task{mkTask("x1", "web", on("a")), mkTask("x2", "web", on("a"))},
+			pending:      replicas("web", 2),
+			wantAssigned: []Assignment{{"web.1", "b"}, {"web.2", "c"}},
+		},
+		{
+			name:         "pinned to a low node",
+			nodes:        []*api.Node{mkNode("a", low), mkNode("b")},
+			pending:      []*api.Task{mkTask("g1", "agent", on("a")), mkTask("g2", "agent", on("b"))},
+			wantAssigned: []Assignment{{"g2", "b"}},
+			wantUnplaced: []Unplaced{{"g1", "node pi-a (a) is low on disk: 100MiB free of 2GiB on /var/lib/warren/agent, under the 256MiB it keeps free"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Schedule(tt.nodes, tt.placed, tt.pending)
+			if !reflect.DeepEqual(r.Assigned, tt.wantAssigned) || !reflect.DeepEqual(r.Unplaced, tt.wantUnplaced) {
+				t.Errorf("Schedule(%s)\n got assigned %v, unplaced %v\nwant assigned %v, unplaced %v",
+					call(tt.nodes, tt.placed, tt.pending), r.Assigned, r.Unplaced, tt.wantAssigned, tt.wantUnplaced)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
@@ -108,7 +109,10 @@ func TestEndToEnd(t *testing.T) {
 	// node ls marks the node warrenctl talks to.
 	nodes, _ := c.m.Client.Nodes(c.ctx, client.ReadOptions{})
 	r = c.must("node", "ls")
-	golden(t, "node_ls", mask(r.stdout, nodes[0].ID))
+	golden(t, "node_ls", maskColumn(mask(r.stdout, nodes[0].ID), "DISK FREE", "ENGINE VERSION"))
+	if d := format.DiskFree(nodes[0].Description.Disk); d == "" || !strings.Contains(r.stdout, d) {
+		t.Errorf("node ls does not show the disk the agent reported (%q):\n%s", d, r.stdout)
+	}
 	if !strings.Contains(r.stdout, nodes[0].ID+" *") {
 		t.Errorf("node ls does not mark the manager's node with *:\n%s", r.stdout)
 	}

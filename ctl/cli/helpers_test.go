@@ -153,6 +153,37 @@ func mask(s string, ids ...string) string {
 	return s
 }
 
+// maskColumn replaces the cells of a table's column (from its header to
+// the next one's) with x's of the header's width: values that depend on
+// the machine (a disk's free space), and the width they give the column.
+func maskColumn(s, header, next string) string {
+	lines := strings.Split(s, "\n")
+	from, to := strings.Index(lines[0], header), strings.Index(lines[0], next)
+	if from < 0 || to < from {
+		return s
+	}
+	for i, l := range lines {
+		if len(l) <= from {
+			continue
+		}
+		end := min(to, len(l))
+		cell, rest := strings.TrimSpace(l[from:end]), l[end:]
+		switch {
+		case i == 0:
+			cell = header
+		case cell != "":
+			cell = strings.Repeat("x", len(header))
+		default:
+			cell = strings.Repeat(" ", len(header))
+		}
+		if rest != "" {
+			cell += "   "
+		}
+		lines[i] = strings.TrimRight(l[:from]+cell+rest, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name+".golden")

@@ -33,7 +33,11 @@ func (s *session) nodeLsCmd() *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List the nodes",
 		Long: `List the nodes with their state and availability. The node whose
-manager warrenctl talks to is marked with "*" after its ID.`,
+manager warrenctl talks to is marked with "*" after its ID. DISK FREE is
+the space free on each node's Warren data partition, as its agent last
+reported it; "low" marks a node that takes no new tasks until it has
+256MiB or 5% of it free, whichever is more. A manager whose disk is full
+says "disk full": it refuses writes until space is freed.`,
 		Example: `  warrenctl node ls
   warrenctl node ls -q
   warrenctl node ls -o json`,
@@ -57,6 +61,9 @@ manager warrenctl talks to is marked with "*" after its ID.`,
 			info, err := c.Info(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if info.DiskFull != "" {
+				fmt.Fprintf(s.stderr, "warrenctl: warning: this manager (node %s): %s; it resumes on its own\n", format.ShortID(info.NodeID), format.Sanitize(info.DiskFull, false))
 			}
 			return format.NodeTable(s.out(), nodes, info.NodeID, s.now(), certGrace(cmd.Context(), c, nodes, s.now()))
 		},

@@ -83,15 +83,24 @@ func fixture() ([]api.Service, []api.Task, []api.Node) {
 		{Meta: api.Meta{ID: "n2aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(72 * time.Hour)},
 			Spec: api.NodeSpec{Role: "worker", Availability: "drain", Labels: map[string]string{"zone": "east"}},
 			Description: api.NodeDescription{Hostname: "pi-2", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 4 << 30, EngineVersion: "containerd 2.1",
-				Certificate: &api.NodeCertificate{NotAfter: ago(40 * 24 * time.Hour)}},
+				Certificate: &api.NodeCertificate{NotAfter: ago(40 * 24 * time.Hour)},
+				Disk:        &api.NodeDisk{Path: "/var/lib/warren/agent", TotalBytes: 16 << 30, FreeBytes: 200 << 20}},
 			Status: api.NodeStatus{State: "down", Message: "no heartbeat for 30s", Timestamp: ago(40 * time.Second)}},
 		{Meta: api.Meta{ID: "n1aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(96 * time.Hour)},
 			Spec: api.NodeSpec{Role: "manager", Availability: "active"},
 			Description: api.NodeDescription{Hostname: "pi-1", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 8 << 30, Addr: "10.0.0.1:4242", EngineVersion: "containerd 2.1",
+				Disk: &api.NodeDisk{Path: "/var/lib/warren/agent", TotalBytes: 32 << 30, FreeBytes: 12 << 30},
 				Mesh: &api.NodeMesh{PublicKey: "mXz1hQ9bT0pGZk0ZzXwVb5yA9k0VQkq3pVJr1gqH8Ck=", Port: 51820, Mode: api.MeshUserspace, MTU: 1440}},
 			Status:  api.NodeStatus{State: "ready", Timestamp: ago(time.Second)},
 			Subnet:  "10.88.1.0/24",
 			Manager: &api.ManagerStatus{Leader: true, Reachability: "reachable", Addr: "10.0.0.1:4242"}},
+		{Meta: api.Meta{ID: "n3aaaaaaaaaaaaaaaaaaaaaaa", CreatedAt: ago(96 * time.Hour)},
+			Spec: api.NodeSpec{Role: "manager", Availability: "active"},
+			Description: api.NodeDescription{Hostname: "pi-3", OS: "linux", Arch: "arm64", NanoCPUs: 4e9, MemoryBytes: 8 << 30, Addr: "10.0.0.3:4242", EngineVersion: "containerd 2.1",
+				Disk: &api.NodeDisk{Path: "/var/lib/warren/agent", TotalBytes: 32 << 30, FreeBytes: 0}},
+			Status:  api.NodeStatus{State: "ready", Timestamp: ago(time.Second)},
+			Subnet:  "10.88.3.0/24",
+			Manager: &api.ManagerStatus{Reachability: "reachable", Addr: "10.0.0.3:4242", DiskFull: true}},
 	}
 	return services, tasks, nodes
 }
@@ -139,6 +148,11 @@ func TestPretty(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "node_pretty", b.Bytes())
+	b.Reset()
+	if err := PrettyNode(&b, &nodes[2], now); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "node_pretty_disk_full", b.Bytes())
 }
 
 func TestSpecDiff(t *testing.T) {

@@ -146,21 +146,48 @@ func TaskTable(w io.Writer, tasks []api.Task, hostnames map[string]string, now t
 }
 
 // ManagerStatus is the MANAGER STATUS column: Leader, Reachable,
-// Unreachable, or empty for a worker.
+// Unreachable, or empty for a worker; ", disk full" follows for a manager
+// that stopped Raft for lack of space.
 func ManagerStatus(n *api.Node) string {
 	if n.Manager == nil {
 		return ""
 	}
+	st := Title(n.Manager.Reachability)
 	if n.Manager.Leader {
-		return "Leader"
+		st = "Leader"
 	}
-	return Title(n.Manager.Reachability)
+	if n.Manager.DiskFull {
+		st += ", disk full"
+	}
+	return st
+}
+
+// DiskFree is the DISK FREE column: the space free on the node's Warren
+// data partition and its share, "low" when the node takes no new task
+// for lack of it, empty when the node did not report it.
+func DiskFree(d *api.NodeDisk) string {
+	if d == nil || d.TotalBytes <= 0 {
+		return ""
+	}
+	s := fmt.Sprintf("%s (%d%%)", freeBytes(d.FreeBytes), max(d.FreeBytes, 0)*100/d.TotalBytes)
+	if d.Low() {
+		s += " low"
+	}
+	return s
+}
+
+// freeBytes writes an amount of free space, "0B" when there is none.
+func freeBytes(n int64) string {
+	if n <= 0 {
+		return "0B"
+	}
+	return api.FormatBytes(n)
 }
 
 // NodeTable writes node ls: ID HOSTNAME STATUS AVAILABILITY MANAGER
-// STATUS ENGINE VERSION MESSAGE, by hostname; self (the node warrenctl
-// talks to) is marked with "*" after its ID. MESSAGE says when a node's
-// certificate has expired (CertMessage, with the managers' grace; a
+// STATUS DISK FREE ENGINE VERSION MESSAGE, by hostname; self (the node
+// warrenctl talks to) is marked with "*" after its ID. MESSAGE says when a
+// node's certificate has expired (CertMessage, with the managers' grace; a
 // negative grace: not known).
 func NodeTable(w io.Writer, nodes []api.Node, self string, now time.Time, grace time.Duration) error {
 	nodes = slices.Clone(nodes)
@@ -175,9 +202,9 @@ func NodeTable(w io.Writer, nodes []api.Node, self string, now time.Time, grace 
 			id += " *"
 		}
 		rows = append(rows, []string{id, n.Description.Hostname, Title(n.Status.State), Title(n.Spec.Availability),
-			ManagerStatus(n), n.Description.EngineVersion, CertMessage(n, now, grace)})
+			ManagerStatus(n), DiskFree(n.Description.Disk), n.Description.EngineVersion, CertMessage(n, now, grace)})
 	}
-	return WriteTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION", "MESSAGE"}, rows)
+	return WriteTable(w, []string{"ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "DISK FREE", "ENGINE VERSION", "MESSAGE"}, rows)
 }
 
 // CertExpired says whether worker n's certificate, as the managers last

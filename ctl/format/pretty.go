@@ -267,6 +267,9 @@ func PrettyNode(w io.Writer, n *api.Node, now time.Time) error {
 			leader = "Yes"
 		}
 		p.kv(1, "Leader", leader)
+		if m.DiskFull {
+			p.kv(1, "Disk", "full: Raft stopped, writes refused until space is freed")
+		}
 	}
 	p.head(0, "Platform")
 	p.kv(1, "Operating System", n.Description.OS)
@@ -274,6 +277,13 @@ func PrettyNode(w io.Writer, n *api.Node, now time.Time) error {
 	p.head(0, "Resources")
 	p.kv(1, "CPUs", api.FormatCPUs(n.Description.NanoCPUs))
 	p.kv(1, "Memory", api.FormatBytes(n.Description.MemoryBytes))
+	if d := n.Description.Disk; d != nil {
+		disk := fmt.Sprintf("%s free of %s on %s", freeBytes(d.FreeBytes), api.FormatBytes(d.TotalBytes), d.Path)
+		if d.Low() {
+			disk += fmt.Sprintf(": low, no new tasks until %s is free", api.FormatBytes(api.DiskReserve(d.TotalBytes)))
+		}
+		p.kv(1, "Disk", disk)
+	}
 	p.kvIf(0, "Subnet", n.Subnet)
 	p.kvIf(0, "Engine Version", n.Description.EngineVersion)
 	if c := n.Description.Certificate; c != nil && n.Spec.Role == api.RoleWorker {

@@ -132,6 +132,7 @@ func hostileFixture() ([]api.Service, []api.Task, []api.Node) {
 	nodes[0].Description.Hostname = "pi-2\x1b[2J\x1b[H"
 	nodes[0].Description.EngineVersion = "containerd\u009b31m 2.1"
 	nodes[0].Status.Message = "down\rall good, nothing to see here"
+	nodes[0].Description.Disk.Path = "/var/lib/warren\x1b[2J/agent"
 	nodes[1].Description.OS = "linux\x1b]52;c;Y3VybCBldmlsLnNo\a"
 	tasks[1].Status.Err = "exit 1\x1b]0;owned\a\nwarrenctl: fake line\x7f"
 	tasks[0].Status.Err = "waiting\x9b\xff"

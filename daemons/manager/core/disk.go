@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -39,7 +40,7 @@ import (
 //     (DiskFull: Propose and the router's writes), and Info, node ls and
 //     the daemon's STATUS= say so.
 //   - When a probe file of probeBytes can be written and synced in the data
-//     dir, the FSM resumes and a new Raft instance starts. Like a restarted
+//     dir and in its raft dir, the FSM resumes and a new Raft instance starts. Like a restarted
 //     manager it replays the log after its last snapshot, skipping what the
 //     state database has applied, and catches up with the other managers:
 //     no entry is skipped or applied twice. If the disk is still too full,
@@ -167,7 +168,8 @@ func (c *Core) restartWhenSpace(cfg Config, stopDrain func()) bool {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, maxProbeWait)
-		if err := probeSpace(c.disk.dir); err != nil {
+		// The Raft log may be on a partition of its own.
+		if probeSpace(c.disk.dir) != nil || probeSpace(filepath.Join(c.disk.dir, "raft")) != nil {
 			continue
 		}
 		c.disk.mu.Lock()

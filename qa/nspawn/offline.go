@@ -167,7 +167,7 @@ func OfflineScenario(ctx context.Context, m1, w1 *Host, logf func(string, ...any
 	if _, err := w1.Exec(ctx, "kill -9 "+old); err != nil {
 		return res, err
 	}
-	if pids, err = waitPIDs(ctx, w1, 2, func(p map[string]string) bool { return p[victim] != "" && p[victim] != old }, 60*time.Second); err != nil {
+	if _, err = waitPIDs(ctx, w1, 2, func(p map[string]string) bool { return p[victim] != "" && p[victim] != old }, 60*time.Second); err != nil {
 		return res, fmt.Errorf("cut off, the killed task was not restarted in place: %w", err)
 	}
 	res.LocalRestart = time.Since(began)

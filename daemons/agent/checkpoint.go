@@ -45,17 +45,16 @@ type nodeCheckpoint struct {
 // checkpointed says whether a task's change from old (nil: new to the
 // node) to t must reach the checkpoint before the agent acts on it: what
 // the node is to run (the task, its spec, its desired state) and whether
-// it ran. The statuses the agent itself reports on the way (preparing,
-// starting) need not: a checkpoint one status behind starts the same
-// containers. A service scaled to 100 on the node writes about 2
-// checkpoints per task instead of 5.
+// it ended. The statuses the agent itself reports on the way (preparing,
+// starting, running) need not: from a checkpoint that is behind on them,
+// a node starts the same containers (a task the managers hold as running
+// and one they hold as starting both start again after a reboot).
 func checkpointed(old, t *api.Task) bool {
 	if old == nil {
 		return true
 	}
-	running := func(t *api.Task) bool { return t.Status.State == api.TaskRunning }
 	return old.DesiredState != t.DesiredState || old.SpecVersion != t.SpecVersion || old.NodeID != t.NodeID ||
-		old.Status.State.Terminal() != t.Status.State.Terminal() || running(old) != running(t) ||
+		old.Status.State.Terminal() != t.Status.State.Terminal() ||
 		(old.Status.State == api.TaskOrphaned) != (t.Status.State == api.TaskOrphaned) ||
 		old.Attempt != t.Attempt || !offlineEqual(old.Status.Offline, t.Status.Offline)
 }

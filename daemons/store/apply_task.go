@@ -140,6 +140,18 @@ func applyTaskStatus(w *wtx, c *TaskStatus) any {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: cannot move from %s to %s", u.TaskID, t.Status.State, st.State))
 			continue
 		}
+		// What the node did on its own stays with the task: a later report
+		// that does not repeat it (an agent that lost its record) does not
+		// erase it, nor the managers' readoption.
+		if old := t.Status.Offline; old != nil {
+			if st.Offline == nil {
+				st.Offline = old
+			} else if old.Readopted && !st.Offline.Readopted {
+				o := *st.Offline
+				o.Readopted = true
+				st.Offline = &o
+			}
+		}
 		if statusEqual(&t.Status, &st) {
 			continue
 		}

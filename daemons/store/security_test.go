@@ -163,6 +163,16 @@ func TestWrittenOffTaskReadoptedOnReconnect(t *testing.T) {
 			t.Errorf("t1 after its node's report: %+v, want running, readopted, its 2 local restarts kept", t1.Status)
 		}
 	})
+	// A later report that does not repeat the history (health, an agent
+	// that lost its record) keeps it.
+	h.mustApply(CmdTaskStatus, TaskStatus{NodeID: "n1", At: t0.Add(2 * time.Minute), Updates: []api.TaskStatusUpdate{
+		{TaskID: "t1", Status: api.TaskStatus{State: api.TaskRunning, Health: api.HealthHealthy}}}})
+	h.view(func(v *View) {
+		t1, _ := v.Task("t1")
+		if t1.Status.Health != api.HealthHealthy || t1.Status.Offline == nil || !t1.Status.Offline.Readopted || t1.Status.Offline.Restarts != 2 {
+			t.Errorf("t1 after a later report without its history: %+v, want healthy, still readopted with 2 local restarts", t1.Status)
+		}
+	})
 }
 
 // A node's journal is taken only where it follows on, by hash, from what

@@ -323,7 +323,10 @@ func offline(t *api.Task, c runtime.Container, hasC bool, obs Observed, wakeAt f
 		!hasC && t.Status.State == api.TaskRunning && !obs.Reported[id].Terminal():
 		// Lost with the runtime's state (a reboot): start it again at once.
 		return &Action{Kind: ActStart, TaskID: id, Task: t, Local: true}, true
-	case hasC && c.State == runtime.StateCreated && t.Status.State == api.TaskRunning:
+	case hasC && c.State == runtime.StateCreated:
+		// Made, and started or about to be, before the runtime lost its
+		// process (a reboot): start it again at once. (The checkpoint may
+		// be a status behind: it is not written for running.)
 		return &Action{Kind: ActStart, TaskID: id, Task: t, Local: true}, true
 	case hasC && c.State == runtime.StateStopped:
 		return restartAfter(endOf(c, obs.Now), false)

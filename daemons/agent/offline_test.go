@@ -63,6 +63,19 @@ func (n *offlineNode) container(id string) runtime.Container {
 	return c
 }
 
+// cutOffWorld is a manager and a worker, w1, whose agent runs over a fake
+// runtime; the managers give a node a second to beat and never reschedule
+// within a test.
+func cutOffWorld(t *testing.T) (context.Context, *managertest.Cluster, *managertest.Member, *managertest.Member, *offlineNode) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
+	w := cl.AddWorker("w1")
+	n := newOfflineNode(t, ctx)
+	n.start(w.Client)
+	return ctx, cl, cl.Managers[0], w, n
+}
+
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -92,13 +105,7 @@ func tasksOf(ctx context.Context, c *client.Client, service string) []api.Task {
 // its history in: the same task, running, its local restart counted, no
 // other task made for the slot.
 func TestCutOffNodeRestartsInPlace(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
-	mgr := cl.Managers[0]
-	w := cl.AddWorker("w1")
-	n := newOfflineNode(t, ctx)
-	n.start(w.Client)
+	ctx, cl, mgr, w, n := cutOffWorld(t)
 	if _, err := mgr.Client.CreateService(ctx, onNode("w1", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -139,13 +146,7 @@ func TestCutOffNodeRestartsInPlace(t *testing.T) {
 // manager is back and the partition heals, the same task runs, nothing is
 // duplicated.
 func TestRebootWhileCutOffStartsFromCheckpoint(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
-	mgr := cl.Managers[0]
-	w := cl.AddWorker("w1")
-	n := newOfflineNode(t, ctx)
-	n.start(w.Client)
+	ctx, cl, mgr, w, n := cutOffWorld(t)
 	if _, err := mgr.Client.CreateService(ctx, onNode("w1", 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -288,13 +289,7 @@ func TestCheckpointWritesPerTask(t *testing.T) {
 // reconnect the stop is reverted, the sticky override stays and the
 // managers record it, and the journal reaches them, chained.
 func TestBreakGlassOnCutOffNode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cl := managertest.StartCluster(t, 1, managertest.Options{NodeTimeout: time.Second, RescheduleGrace: time.Hour})
-	mgr := cl.Managers[0]
-	w := cl.AddWorker("w1")
-	n := newOfflineNode(t, ctx)
-	n.start(w.Client)
+	ctx, cl, mgr, w, n := cutOffWorld(t)
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {

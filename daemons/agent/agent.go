@@ -339,12 +339,6 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		if !wake.IsZero() {
 			wakeT.Reset(max(time.Until(wake), time.Millisecond))
 		}
-		a.mu.Unlock()
-		// The checkpoint is written before the agent acts on a change.
-		if err := a.saveIfDirty(); err != nil {
-			a.log.Error("node checkpoint", "err", err)
-		}
-		a.mu.Lock()
 		for _, act := range acts {
 			if act.Kind == step.ActReport {
 				a.reported[act.TaskID] = act.Status.State
@@ -355,6 +349,11 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		synced := a.synced
 		a.syncHealth(ctx)
 		a.mu.Unlock()
+		// The checkpoint is written before the agent acts on a change (the
+		// actions' tasks are busy meanwhile: nothing else acts on them).
+		if err := a.saveIfDirty(); err != nil {
+			a.log.Error("node checkpoint", "err", err)
+		}
 		for _, act := range acts {
 			if act.Kind == step.ActReport {
 				a.report(act.TaskID, *act.Status)

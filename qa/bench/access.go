@@ -31,7 +31,7 @@ func benchFirstWrite(r *report) error {
 		}
 		sock := filepath.Join(dir, "api.sock")
 		cmd := exec.Command(binPath("warren"), "manager", "--data-dir", filepath.Join(dir, "data"), "--api-socket", sock, "--log-level", "warn")
-		cmd.Stderr = os.Stderr
+		cmd.Stderr = daemonLog("manager")
 		if err := cmd.Start(); err != nil {
 			os.RemoveAll(dir)
 			return err

@@ -29,7 +29,7 @@ func startManager(extra ...string) (*proc, *client.Client, error) {
 	sock := filepath.Join(dir, "api.sock")
 	args := append([]string{"manager", "--data-dir", filepath.Join(dir, "data"), "--api-socket", sock, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(binPath("warren"), args...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = daemonLog("manager")
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start %s: %w (run make build first)", binPath("warren"), err)
 	}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -50,7 +51,20 @@ func (r *report) add(figure, value, budget, reference string) {
 
 func main() {
 	only := flag.String("only", "", "comma-separated sections to run (default all): "+names())
+	output := flag.String("o", "table", "what to print on stdout: table, or json (the same figures, to compare runs)")
 	flag.Parse()
+	if *output != "table" && *output != "json" {
+		fmt.Fprintf(os.Stderr, "bench: -o %s: use table or json\n", *output)
+		os.Exit(2)
+	}
+	// The daemons the bench starts log to files, not between the lines
+	// of the table.
+	var err error
+	if logDir, err = os.MkdirTemp("", "warren-bench-logs-"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "bench: the daemons' logs are in %s\n", logDir)
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		if s != "" {
@@ -72,6 +86,26 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "bench %s took %s\n", s.name, time.Since(start).Round(time.Millisecond))
 	}
+	if *output == "json" {
+		type figure struct {
+			Figure    string `json:"figure"`
+			Measured  string `json:"measured"`
+			Budget    string `json:"budget,omitempty"`
+			Reference string `json:"reference,omitempty"`
+		}
+		out := make([]figure, 0, len(r.rows))
+		for _, x := range r.rows {
+			out = append(out, figure{x.figure, x.value, x.budget, x.reference})
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		enc.Encode(out)
+		if failed {
+			os.Exit(1)
+		}
+		return
+	}
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "FIGURE\tMEASURED\tBUDGET\tREFERENCE")
@@ -82,6 +116,19 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// logDir holds the logs of the daemons the bench starts.
+var logDir string
+
+// daemonLog is a log file in logDir for a daemon the bench starts (its
+// stderr); os.Stderr if it cannot be made.
+func daemonLog(name string) *os.File {
+	f, err := os.CreateTemp(logDir, name+"-*.log")
+	if err != nil {
+		return os.Stderr
+	}
+	return f
 }
 
 func names() string {

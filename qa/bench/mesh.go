@@ -130,7 +130,7 @@ func (n *meshNode) startServe() error {
 		return fmt.Errorf("%s is served by another process: is another mesh bench running?", sock)
 	}
 	cmd := exec.Command("nsenter", "--net="+n.path, "--", binPath("warren"), "mesh", "--iface", n.iface, "--log-level", "warn")
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = daemonLog("mesh")
 	// If the bench dies, so does its warren mesh (nsenter execs it).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {

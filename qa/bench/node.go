@@ -63,7 +63,7 @@ func benchNode(r *report) error {
 	agent := exec.Command(binPath("warren"), "agent", "--api-socket", strings.TrimPrefix(c.Host(), "unix://"),
 		"--containerd-socket", ctrd.Socket, "--data-dir", filepath.Join(dir, "agent"), "--agent-socket", agentSock,
 		"--netns-dir", netnsDir, "--host-netns", "/run/netns/"+ns, "--mesh=false", "--log-level", "warn")
-	agent.Stderr = os.Stderr
+	agent.Stderr = daemonLog("agent")
 	if err := agent.Start(); err != nil {
 		return err
 	}

@@ -304,33 +304,6 @@ func checkNoToken(ctx context.Context, t *testing.T, h *Host, joining bool) {
 	}
 }
 
-// waitNodes waits until the manager lists n nodes, all ready, and returns
-// the last list and whether it got there within d.
-func waitNodes(ctx context.Context, cl *client.Client, n int, d time.Duration) ([]api.Node, bool) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var last []api.Node
-	for {
-		if nodes, err := cl.Nodes(ctx, client.ReadOptions{}); err == nil {
-			last = nodes
-			ready := 0
-			for _, nd := range nodes {
-				if nd.Status.State == api.NodeReady {
-					ready++
-				}
-			}
-			if len(nodes) == n && ready == n {
-				return nodes, true
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return last, false
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 func nodeSummary(nodes []api.Node) string {
 	var parts []string
 	for _, n := range nodes {

@@ -269,11 +269,15 @@ func OfflineScenario(ctx context.Context, m1, w1 *Host, logf func(string, ...any
 	return res, nil
 }
 
-// loadTestImage loads the busybox test image on h (warrenctl image load).
+// errNoTestImage: the busybox test image cannot be made on this machine.
+var errNoTestImage = errors.New("cannot make the busybox test image here")
+
+// loadTestImage builds the busybox test image and loads it on h with
+// warrenctl (through the manager, into the agent's containerd).
 func loadTestImage(ctx context.Context, h *Host) error {
 	var b bytes.Buffer
 	if err := testimage.Build(&b, testimage.Options{Name: "localhost/busybox:latest"}); err != nil {
-		return fmt.Errorf("make the busybox test image: %w", err)
+		return fmt.Errorf("%w: %v", errNoTestImage, err)
 	}
 	if err := h.CopyIn("/root/busybox.tar", b.Bytes(), 0o644); err != nil {
 		return err
@@ -284,7 +288,8 @@ func loadTestImage(ctx context.Context, h *Host) error {
 	return nil
 }
 
-// runningPIDs is task ID → PID of the Warren containers running on h.
+// runningPIDs is task ID → PID of the Warren containers running on h
+// (ctr tasks ls in namespace warren).
 func runningPIDs(ctx context.Context, h *Host) (map[string]string, error) {
 	out, err := h.Exec(ctx, "ctr -n warren tasks ls")
 	if err != nil {
@@ -384,21 +389,37 @@ func joinWorker(ctx context.Context, c *Cluster, m1 *Host, name string) (*Host, 
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		ns, err := cl.Nodes(ctx, client.ReadOptions{})
-		ready := 0
-		for _, n := range ns {
-			if n.Status.State == api.NodeReady {
-				ready++
+	if _, ok := waitNodes(ctx, cl, len(c.Hosts), 90*time.Second); !ok {
+		return nil, fmt.Errorf("%s never joined as a ready node", name)
+	}
+	return hs[0], nil
+}
+
+// waitNodes waits until the manager lists n nodes, all ready, and returns
+// the last list and whether it got there within d.
+func waitNodes(ctx context.Context, cl *client.Client, n int, d time.Duration) ([]api.Node, bool) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var last []api.Node
+	for {
+		if nodes, err := cl.Nodes(ctx, client.ReadOptions{}); err == nil {
+			last = nodes
+			ready := 0
+			for _, nd := range nodes {
+				if nd.Status.State == api.NodeReady {
+					ready++
+				}
+			}
+			if len(nodes) == n && ready == n {
+				return nodes, true
 			}
 		}
-		if err == nil && ready == len(c.Hosts) {
-			return hs[0], nil
+		select {
+		case <-ctx.Done():
+			return last, false
+		case <-time.After(200 * time.Millisecond):
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("%s never joined as a ready node", name)
 }
 
 // OfflineBench runs OfflineScenario on two booted hosts for `make bench`.

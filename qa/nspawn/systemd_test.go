@@ -1,9 +1,9 @@
 package nspawn
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
-	"github.com/warren-edge/warren/qa/testimage"
 )
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -256,22 +255,18 @@ func lastLines(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
-// loadBusybox builds the busybox test image and loads it on the host with
-// warrenctl (through the manager, into the agent's containerd).
+// loadBusybox is loadTestImage for a test, which it skips where the image
+// cannot be made or loaded.
 func loadBusybox(ctx context.Context, t *testing.T, h *Host) {
 	t.Helper()
 	if !fileExists(h.c.Paths.Bin + "/warrenctl") {
 		t.Skip("no bin/warrenctl yet")
 	}
-	var b bytes.Buffer
-	if err := testimage.Build(&b, testimage.Options{Name: "localhost/busybox:latest"}); err != nil {
-		t.Skipf("cannot make the busybox test image here: %v", err)
-	}
-	if err := h.CopyIn("/root/busybox.tar", b.Bytes(), 0o644); err != nil {
+	switch err := loadTestImage(ctx, h); {
+	case errors.Is(err, errNoTestImage):
+		t.Skip(err)
+	case err != nil:
 		t.Fatal(err)
-	}
-	if out, err := h.Exec(ctx, "warrenctl image load -i /root/busybox.tar"); err != nil {
-		t.Fatalf("warrenctl image load: %v\n%s", err, out)
 	}
 }
 
@@ -304,16 +299,9 @@ func runningTask(ctx context.Context, t *testing.T, h *Host, service string) api
 // Warren on the host (ctr tasks ls in namespace warren).
 func containerPIDs(ctx context.Context, t *testing.T, h *Host) map[string]string {
 	t.Helper()
-	out, err := h.Exec(ctx, "ctr -n warren tasks ls")
+	pids, err := runningPIDs(ctx, h)
 	if err != nil {
 		t.Fatal(err)
-	}
-	pids := map[string]string{}
-	for _, l := range strings.Split(out, "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) >= 3 && f[2] == "RUNNING" {
-			pids[f[0]] = f[1]
-		}
 	}
 	return pids
 }

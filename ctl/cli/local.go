@@ -14,16 +14,9 @@ import (
 	"github.com/warren-edge/warren/daemons/api/client"
 )
 
-// DefaultAgentSocket is the node's agent socket, which warrenctl --local
-// talks to.
-const DefaultAgentSocket = "unix:///run/warren/agent.sock"
-
-// EnvAgent overrides it.
+// EnvAgent overrides client.DefaultAgentHost, the agent socket warrenctl
+// --local talks to.
 const EnvAgent = "WARREN_AGENT"
-
-// agentUserHeader is the agent's header for the name warrenctl acts for
-// (agent.UserHeader): recorded beside the socket peer's uid.
-const agentUserHeader = "X-Warren-User"
 
 // localArgs turns `warrenctl --local CMD ...` into `warrenctl local CMD ...`.
 func localArgs(args []string) []string {
@@ -43,7 +36,7 @@ func localArgs(args []string) []string {
 func (s *session) agentClient() (*client.Client, error) {
 	host := s.app.Getenv(EnvAgent)
 	if host == "" {
-		host = DefaultAgentSocket
+		host = client.DefaultAgentHost
 	}
 	c, err := client.New(host)
 	if err != nil {
@@ -54,7 +47,7 @@ func (s *session) agentClient() (*client.Client, error) {
 		user = s.app.Getenv("USER")
 	}
 	if user != "" {
-		c.Header = http.Header{agentUserHeader: {user}}
+		c.Header = http.Header{api.LocalUserHeader: {user}}
 	}
 	return c, nil
 }
@@ -63,7 +56,7 @@ func (s *session) localCmd() *cobra.Command {
 	cmd := groupCmd("local", "Break-glass on this node, when it is cut off from the managers (also: warrenctl --local ...)",
 		`On a node cut off from every manager, an operator on site (over SSH, as
 root or in group warren) acts on the node's own tasks through its agent's
-socket (`+DefaultAgentSocket+`, or $`+EnvAgent+`): list them, read a
+socket (`+client.DefaultAgentHost+`, or $`+EnvAgent+`): list them, read a
 task's logs, stop, start or restart one, or pin an override (an
 environment change, or an image loaded on the node).
 

@@ -37,11 +37,6 @@ import (
 // Changes are refused while the node is connected: the managers own its
 // slots then (api/offline.go), and warrenctl service ... is the way.
 
-// UserHeader carries the name an operator's warrenctl says it acts for
-// (SUDO_USER, or the SSH user): recorded next to the peer's uid, never
-// trusted in its place.
-const UserHeader = "X-Warren-User"
-
 type peerKey struct{}
 
 // PeerContext records the unix socket peer's credentials in the context of
@@ -74,7 +69,7 @@ func who(r *http.Request) (string, int) {
 	if u, err := user.LookupId(strconv.Itoa(int(cred.Uid))); err == nil {
 		name = u.Username
 	}
-	if claimed := strings.TrimSpace(r.Header.Get(UserHeader)); claimed != "" && claimed != name && len(claimed) <= 64 && !strings.ContainsAny(claimed, "\n\r\x00") {
+	if claimed := strings.TrimSpace(r.Header.Get(api.LocalUserHeader)); claimed != "" && claimed != name && len(claimed) <= 64 && !strings.ContainsAny(claimed, "\n\r\x00") {
 		name += " (as " + claimed + ")"
 	}
 	return name, int(cred.Uid)
@@ -109,11 +104,10 @@ func (a *Agent) localTasks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// breakGlass runs one action on task id for the caller: it checks that the
+// breakGlass runs one action on task id for the caller (who): it checks that the
 // node is cut off and the task is this node's, holds the task against the
 // agent's own loop while it acts, and journals the action and its result.
-func (a *Agent) breakGlass(r *http.Request, id, action, detail string, fn func(t *api.Task, l *step.Local) error) error {
-	user, uid := who(r)
+func (a *Agent) breakGlass(user string, uid int, id, action, detail string, fn func(t *api.Task, l *step.Local) error) error {
 	err := func() error {
 		a.mu.Lock()
 		t, cut, busy := a.tasks[id], a.cutOff, a.busy[id]
@@ -185,6 +179,7 @@ func (a *Agent) restartNow(ctx context.Context, t *api.Task) error {
 
 func (a *Agent) localAction(w http.ResponseWriter, r *http.Request, id string) {
 	action := r.PathValue("action")
+	user, uid := who(r)
 	var fn func(t *api.Task, l *step.Local) error
 	ctx := context.WithoutCancel(r.Context())
 	switch action {
@@ -194,7 +189,6 @@ func (a *Agent) localAction(w http.ResponseWriter, r *http.Request, id string) {
 			if l.Override != nil {
 				o = *l.Override
 			}
-			user, _ := who(r)
 			o.Stopped, o.By, o.At = true, user, time.Now().UTC()
 			o.Sticky = o.Sticky || r.URL.Query().Get("sticky") == "true"
 			a.setOverride(l, &o)
@@ -227,7 +221,7 @@ func (a *Agent) localAction(w http.ResponseWriter, r *http.Request, id string) {
 		writeErr(w, api.Errorf(api.CodeNotFound, "no break-glass action %q: use stop, start or restart", action))
 		return
 	}
-	if err := a.breakGlass(r, id, action, "", fn); err != nil {
+	if err := a.breakGlass(user, uid, id, action, "", fn); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -245,10 +239,10 @@ func (a *Agent) localOverride(w http.ResponseWriter, r *http.Request, id string)
 		writeErr(w, err)
 		return
 	}
-	user, _ := who(r)
+	user, uid := who(r)
 	o.By, o.At = user, time.Now().UTC()
 	ctx := context.WithoutCancel(r.Context())
-	err := a.breakGlass(r, id, api.LocalOverride, o.String(), func(t *api.Task, l *step.Local) error {
+	err := a.breakGlass(user, uid, id, api.LocalOverride, o.String(), func(t *api.Task, l *step.Local) error {
 		if o.Image != "" {
 			image, err := api.NormalizeImage(o.Image)
 			if err != nil {
@@ -280,7 +274,8 @@ func (a *Agent) localOverride(w http.ResponseWriter, r *http.Request, id string)
 
 func (a *Agent) localClearOverride(w http.ResponseWriter, r *http.Request, id string) {
 	ctx := context.WithoutCancel(r.Context())
-	err := a.breakGlass(r, id, api.LocalClearOverride, "", func(t *api.Task, l *step.Local) error {
+	user, uid := who(r)
+	err := a.breakGlass(user, uid, id, api.LocalClearOverride, "", func(t *api.Task, l *step.Local) error {
 		if l.Override == nil {
 			return api.Errorf(api.CodeNotFound, "task %s has no override", id)
 		}

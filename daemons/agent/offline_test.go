@@ -299,7 +299,7 @@ func TestBreakGlassOnCutOffNode(t *testing.T) {
 	go srv.Serve(l)
 	defer srv.Close()
 	local, _ := client.New("unix://" + sock)
-	local.Header = http.Header{agent.UserHeader: {"alice"}}
+	local.Header = http.Header{api.LocalUserHeader: {"alice"}}
 
 	if _, err := mgr.Client.CreateService(ctx, onNode("w1", 2)); err != nil {
 		t.Fatal(err)

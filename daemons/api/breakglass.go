@@ -17,6 +17,11 @@ import (
 // managers' desired state, unless it is sticky: then the managers record
 // it with the task (TaskStatus.Offline.Override) and service ps shows it.
 
+// LocalUserHeader carries the name an operator's warrenctl --local says
+// it acts for (SUDO_USER, or the SSH user): the agent records it beside
+// the socket peer's uid, never in its place.
+const LocalUserHeader = "X-Warren-User"
+
 // TaskOverride is a break-glass change to one task on its node.
 type TaskOverride struct {
 	// Env sets (or replaces) variables of the task's environment.

@@ -33,6 +33,10 @@ import (
 // DefaultHost is where a node's manager listens.
 const DefaultHost = "unix:///run/warren/api.sock"
 
+// DefaultAgentHost is where a node's agent listens (its break-glass
+// routes: warrenctl --local).
+const DefaultAgentHost = "unix:///run/warren/agent.sock"
+
 // Client calls one manager's API.
 type Client struct {
 	host  string

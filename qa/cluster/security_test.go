@@ -180,6 +180,7 @@ func TestSecurity(t *testing.T) {
 			{http.MethodPost, "/v1/services"},
 			{http.MethodPost, "/v1/nodes/" + w1.NodeID() + "/promote"},
 			{http.MethodPost, "/v1/nodes/" + w2.NodeID() + "/heartbeat"},
+			{http.MethodPost, "/v1/nodes/" + w2.NodeID() + "/journal"},
 			{http.MethodPost, "/v1/internal/command"},
 		} {
 			code, e := call(ctx, hc, ep.method, m1, ep.path, struct{}{})

@@ -276,7 +276,11 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, hdr
 // hungUp says whether the server closed the connection instead of
 // answering.
 func hungUp(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	// net/http says "server closed idle connection" (an unexported error)
+	// when the peer closes a new connection before answering, as often as
+	// it says EOF.
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "server closed idle connection")
 }
 
 func unwrapNet(err error) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/daemons/manager/controlapi"
 	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/leader"
@@ -163,6 +164,9 @@ type Manager struct {
 	lead  *leader.Leader // nil on a worker
 	work  *worker.Worker // nil on a manager
 	peers *peer.Client
+	// keys seals what the managers keep encrypted (secret values, the CA
+	// key); nil on a worker.
+	keys *keys.Ring
 
 	metrics *metrics
 	mux     *http.ServeMux
@@ -259,6 +263,13 @@ func New(cfg Config) (*Manager, error) {
 		}()
 		return m, nil
 	}
+	if m.keys, err = openKeys(cfg.DataDir); err != nil {
+		cancel()
+		m.mem.Close()
+		m.store.Close()
+		return nil, err
+	}
+	ctlCfg.Keys = m.keys
 	m.core, err = core.Start(m.store, core.Config{
 		DataDir: cfg.DataDir, NodeID: m.nodeID, Bootstrap: id.Role == "", BootstrapVoters: cfg.BootstrapVoters,
 		Stream: m.mem.Stream(), Transport: cfg.RaftTransport,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/orchestrator"
@@ -56,6 +57,9 @@ type Config struct {
 	// RevokeFor is how long a removed node's identity stays on the deny
 	// list: as long as any certificate it holds may be valid.
 	RevokeFor time.Duration
+	// Keys seals and opens the values kept encrypted (nil on a worker's
+	// manager, which holds none).
+	Keys *keys.Ring
 	// Health says whether the manager can serve (GET /v1/health).
 	Health func() error
 	// Watchers counts open watch streams (+1, -1), for the metrics.

@@ -159,6 +159,9 @@ func ManagerStatus(n *api.Node) string {
 	if n.Manager.DiskFull {
 		st += ", disk full"
 	}
+	if n.Manager.Locked {
+		st += ", locked"
+	}
 	return st
 }
 

@@ -239,6 +239,9 @@ type ManagerStatus struct {
 	// refuses writes until space is freed. Only the manager answering
 	// knows its own (Info.DiskFull says more).
 	DiskFull bool `json:"diskFull,omitempty" yaml:"diskFull,omitempty"`
+	// Locked: this manager is autolocked and waits for warrenctl unlock
+	// (only the manager answering knows its own; Info.Locked too).
+	Locked bool `json:"locked,omitempty" yaml:"locked,omitempty"`
 }
 
 // Heartbeat is what an agent sends its manager periodically. The manager
@@ -270,4 +273,7 @@ type Info struct {
 	// Raft and refuses writes: its disk is full. It resumes on its own
 	// once space is freed.
 	DiskFull string `json:"diskFull,omitempty"`
+	// Locked: this manager is autolocked: it serves reads and takes no
+	// change until an admin runs warrenctl unlock on it.
+	Locked bool `json:"locked,omitempty"`
 }

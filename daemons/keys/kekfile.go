@@ -47,22 +47,40 @@ var (
 	ErrWrongUnlockKey = errors.New("keys: this is not the cluster's unlock key (warrenctl unlock-key on an unlocked manager shows the current one; after a rotation the previous key still unlocks a manager that was down)")
 )
 
-// WriteKEK writes the KEK file: sealed under u if u is not zero (autolock
-// on), in the clear otherwise. It replaces the file atomically.
-func WriteKEK(path string, kek Key, u UnlockKey) error {
+// EncodeKEK is the KEK file's content: kek sealed under u if u is not
+// zero (autolock on), in the clear otherwise.
+func EncodeKEK(kek Key, u UnlockKey) ([]byte, error) {
 	f := kekFile{Version: 1}
 	if u.IsZero() {
 		f.KEK = kek[:]
 	} else {
 		nonce, box, err := seal(aead(u.wrapKey()), kek[:], []byte("warren kek"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		f.Sealed, f.UnlockCheck = &Sealed{Key: "unlock", Nonce: nonce, Box: box}, u.Check()
 	}
 	b, err := json.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("keys: %w", err)
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return b, nil
+}
+
+// WriteKEK writes the KEK file (EncodeKEK), replacing it atomically.
+func WriteKEK(path string, kek Key, u UnlockKey) error {
+	b, err := EncodeKEK(kek, u)
+	if err != nil {
+		return err
+	}
+	return InstallKEK(path, b)
+}
+
+// InstallKEK writes a KEK file's content that another manager encoded,
+// once it is checked to be one.
+func InstallKEK(path string, b []byte) error {
+	if _, err := decodeKEKFile(path, b); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -73,19 +91,20 @@ func WriteKEK(path string, kek Key, u UnlockKey) error {
 	return nil
 }
 
-// KEKFileState says what the file holds without opening it: "" (none),
-// "clear" or "sealed".
-func KEKFileState(path string) (string, error) {
+// KEKFileInfo says what the file holds without opening it: its state, ""
+// (none), "clear" or "sealed", and for a sealed one the check of the
+// unlock key it is sealed under (UnlockKey.Check).
+func KEKFileInfo(path string) (state, unlockCheck string, err error) {
 	f, err := readKEKFile(path)
 	switch {
 	case errors.Is(err, ErrNoKEK):
-		return "", nil
+		return "", "", nil
 	case err != nil:
-		return "", err
+		return "", "", err
 	case f.Sealed != nil:
-		return "sealed", nil
+		return "sealed", f.UnlockCheck, nil
 	}
-	return "clear", nil
+	return "clear", "", nil
 }
 
 func readKEKFile(path string) (kekFile, error) {
@@ -96,6 +115,10 @@ func readKEKFile(path string) (kekFile, error) {
 	if err != nil {
 		return kekFile{}, fmt.Errorf("keys: read the key file: %w", err)
 	}
+	return decodeKEKFile(path, b)
+}
+
+func decodeKEKFile(path string, b []byte) (kekFile, error) {
 	var f kekFile
 	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 || (len(f.KEK) != KeyLen && f.Sealed == nil) {
 		return kekFile{}, fmt.Errorf("keys: the key file %s is damaged: rejoin this manager (warren leave, then warren join with a manager token)", path)

@@ -173,6 +173,36 @@ type Ring struct {
 	active  string
 	deks    map[string]cipher.AEAD
 	err     error // why the wrapped keys did not unwrap under kek
+	// src gives the wrapped keys the store holds now and a version that
+	// changes with them (Follow); ver is the version last taken.
+	src func() ([]Wrapped, string, uint64)
+	ver uint64
+}
+
+// Follow makes the ring take its wrapped keys from src (the store), before
+// each use, whenever src's version changed.
+func (r *Ring) Follow(src func() (ws []Wrapped, active string, version uint64)) {
+	r.mu.Lock()
+	r.src = src
+	r.mu.Unlock()
+	r.refresh()
+}
+
+func (r *Ring) refresh() {
+	r.mu.RLock()
+	src, ver := r.src, r.ver
+	r.mu.RUnlock()
+	if src == nil {
+		return
+	}
+	ws, active, v := src()
+	if v == ver && v != 0 {
+		return
+	}
+	r.SetKeys(ws, active)
+	r.mu.Lock()
+	r.ver = v
+	r.mu.Unlock()
 }
 
 // NewRing is a locked, empty ring.
@@ -181,6 +211,7 @@ func NewRing() *Ring { return &Ring{deks: map[string]cipher.AEAD{}} }
 // Unlock gives the ring its KEK and unwraps the data keys it holds. A KEK
 // under which they do not unwrap is refused and changes nothing.
 func (r *Ring) Unlock(kek Key) error {
+	r.refresh()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	deks, err := unwrapAll(r.wrapped, kek)
@@ -247,6 +278,7 @@ func (r *Ring) SetKeys(ws []Wrapped, active string) error {
 // Err is why some data keys did not unwrap at the last SetKeys (nil if
 // all did).
 func (r *Ring) Err() error {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.err
@@ -266,6 +298,7 @@ func unwrapAll(ws []Wrapped, kek Key) (map[string]cipher.AEAD, error) {
 
 // Active is the ID of the data key new values are sealed under.
 func (r *Ring) Active() string {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.active
@@ -274,6 +307,7 @@ func (r *Ring) Active() string {
 // Seal encrypts plain under the active data key. aad names the value's
 // place (for example "secret/ID/3"): the value opens only there.
 func (r *Ring) Seal(plain []byte, aad string) (Sealed, error) {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.kek == nil {
@@ -292,6 +326,7 @@ func (r *Ring) Seal(plain []byte, aad string) (Sealed, error) {
 
 // Open decrypts s, sealed at the place aad.
 func (r *Ring) Open(s Sealed, aad string) ([]byte, error) {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.kek == nil {
@@ -354,6 +389,9 @@ func ParseUnlockKey(s string) (UnlockKey, error) {
 	}
 	var u UnlockKey
 	copy(u.k[:], b)
+	if u.IsZero() {
+		return UnlockKey{}, fmt.Errorf("keys: this is not an unlock key Warren made (it is all zeros)")
+	}
 	return u, nil
 }
 

@@ -234,6 +234,13 @@ func New(cfg Config) (*Manager, error) {
 		id.Managers = append(id.Managers, api.PeerAddr{ID: mid})
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, done: make(chan struct{})}
+	if !cfg.Worker {
+		if m.keys, err = membership.OpenKeyRing(cfg.DataDir, id.Role == ""); err != nil {
+			closePort()
+			return nil, err
+		}
+		memCfg.Keys = m.keys
+	}
 	if m.mem, err = membership.Open(memCfg, id, cfg.NodePort); err != nil {
 		closePort()
 		return nil, err
@@ -250,7 +257,7 @@ func New(cfg Config) (*Manager, error) {
 	go m.store.RunCheckpoints(ctx)
 	ctlCfg := controlapi.Config{NodeID: m.nodeID, ClusterID: id.ClusterID, ClusterCIDR: id.ClusterCIDR, DataDir: cfg.DataDir, Version: Version, AgentSocket: cfg.AgentSocket,
 		Orchestrator: orchestrator.Options{RescheduleGrace: cfg.RescheduleGrace}, RevokeFor: m.mem.RevokeFor(),
-		Health: m.Healthy, Watchers: m.metrics.watchersDelta, Peers: m.peers, Logger: cfg.Logger}
+		Health: m.Healthy, Watchers: m.metrics.watchersDelta, Peers: m.peers, Keys: m.keys, Logger: cfg.Logger}
 
 	if cfg.Worker {
 		m.work = worker.New(worker.Config{NodeID: m.nodeID, Managers: m.mem.ManagerIDs, Peers: m.peers, Logger: cfg.Logger}, m.store)
@@ -263,13 +270,6 @@ func New(cfg Config) (*Manager, error) {
 		}()
 		return m, nil
 	}
-	if m.keys, err = openKeys(cfg.DataDir); err != nil {
-		cancel()
-		m.mem.Close()
-		m.store.Close()
-		return nil, err
-	}
-	ctlCfg.Keys = m.keys
 	m.core, err = core.Start(m.store, core.Config{
 		DataDir: cfg.DataDir, NodeID: m.nodeID, Bootstrap: id.Role == "", BootstrapVoters: cfg.BootstrapVoters,
 		Stream: m.mem.Stream(), Transport: cfg.RaftTransport,

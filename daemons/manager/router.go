@@ -68,6 +68,10 @@ func (m *Manager) routes() *http.ServeMux {
 				httpx.Error(w, api.Errorf(api.CodeForbidden, "%s may not call %s %s on the node port of worker %s: a worker's node port serves only the task routes (logs, exec) that a manager passes on for a person; call a manager", c, r.Method, r.URL.Path, m.nodeID))
 				return
 			}
+			if m.lockedRefuses(rt, c, r) {
+				httpx.Error(w, api.Errorf(api.CodeUnavailable, "%s", errLocked))
+				return
+			}
 			if rt.rule.Audit && c.Via == "" {
 				if !m.audit(w, r, c, rt.pattern) {
 					return
@@ -330,6 +334,19 @@ func leaderWaitFor(r *http.Request) time.Duration {
 		return leaderWait
 	}
 	return max(min(leaderWait, d*9/10-50*time.Millisecond), 0)
+}
+
+// errLocked is what a locked manager answers a write.
+const errLocked = "this manager is locked (autolock): it takes no change until an admin unlocks it on this node with warrenctl unlock (warrenctl unlock-key on an unlocked manager shows the key); meanwhile it serves reads from its copy of the state, passes its node's own reports on, and keeps its Raft seat"
+
+// lockedRefuses says whether a locked manager refuses r: every write but
+// the unlock itself, a node's own reports (heartbeats, task statuses:
+// nothing sealed) and other managers' calls.
+func (m *Manager) lockedRefuses(rt route, c authz.Caller, r *http.Request) bool {
+	if m.mem == nil || !m.mem.Locked() || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
+	return rt.pattern != "POST /v1/unlock" && rt.place != nodeWrite && c.Kind != authz.Manager && c.Kind != authz.Worker
 }
 
 var (

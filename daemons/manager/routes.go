@@ -122,12 +122,27 @@ func (m *Manager) routeTable() []route {
 		{"GET /v1/ca", authz.Rule{Who: authz.Readers | authz.Nodes}, here, ms.CAInfo},
 		{"POST /v1/ca/rotate", admin, onLeader, ms.RotateCA},
 
+		// Encryption at rest. Unlock is served by a locked manager (its
+		// only write); the unlock key and the data keys' check open values,
+		// on the manager asked.
+		{"POST /v1/unlock", admin, here, ms.Unlock},
+		{"GET /v1/unlock-key", admin, here, ms.UnlockKey},
+		{"POST /v1/unlock-key/rotate", admin, onLeader, ms.RotateUnlockKey},
+		{"PUT /v1/autolock", admin, onLeader, ms.Autolock},
+		{"GET /v1/keys", admin, here, ms.Keys},
+		{"POST /v1/keys/rotate", admin, onLeader, ms.RotateDataKey},
+		{"GET /v1/keys/check", admin, here, ms.CheckKeys},
+
 		{"POST /v1/operators", admin, onLeader, ms.NewOperator},
 		{"GET /v1/operators", admin, readLeader, ms.ListOperators},
 		{"DELETE /v1/operators/{name}", admin, onLeader, ms.DeleteOperator},
 
 		{"POST /v1/internal/command", authz.Rule{Who: authz.Managers | authz.Admin}, onLeader, ms.InternalCommand},
 		{"POST /v1/internal/promote", authz.Rule{Who: authz.Managers | authz.Admin}, onLeader, ms.InternalPromote},
+		// The cluster's KEK, for a manager that has none (it joined, or was
+		// promoted): managers' certificates only, not the local socket
+		// (no person needs it), sealed under the unlock key with autolock.
+		{"GET /v1/internal/kek", authz.Rule{Who: authz.Managers}, here, ms.InternalKEK},
 
 		{"GET /metrics", readers, here, m.metrics.handler().ServeHTTP},
 	}

@@ -28,6 +28,12 @@ func applyClusterInit(w *wtx, c *ClusterInit) any {
 	if w.view().Cluster() != nil {
 		return api.Errorf(api.CodeConflict, "the cluster is already initialised")
 	}
+	if c.Keyring != nil {
+		c.Keyring.Index = w.index
+		b, _ := json.Marshal(c.Keyring)
+		w.must(w.tx.Bucket(bMeta).Put(kKeyring, b))
+		c.Keyring = nil // kept once, at kKeyring
+	}
 	b, _ := json.Marshal(c)
 	w.must(w.tx.Bucket(bMeta).Put(kCluster, b))
 	return nil

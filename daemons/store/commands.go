@@ -7,6 +7,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/daemons/pki"
 )
 
@@ -33,6 +34,9 @@ const (
 	CmdOperatorDrop  CommandType = 16
 	CmdOnce          CommandType = 17
 	CmdNodeJournal   CommandType = 18
+	// 19–25: volumes, secrets and configs.
+	CmdKeyring CommandType = 26
+	CmdReseal  CommandType = 27
 )
 
 var commandNames = map[CommandType]string{
@@ -43,7 +47,7 @@ var commandNames = map[CommandType]string{
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
-	CmdNodeJournal: "node-journal",
+	CmdNodeJournal: "node-journal", CmdKeyring: "keyring", CmdReseal: "reseal",
 }
 
 func (t CommandType) String() string {
@@ -72,9 +76,15 @@ type ClusterInit struct {
 	SubnetBits  int       `json:"subnetBits"`  // prefix length of each node's subnet
 	CreatedAt   time.Time `json:"createdAt"`
 	// The cluster CA. Only managers hold the state database; the key never
-	// reaches a worker (the watch hub carries no cluster metadata).
-	CACertPEM string `json:"caCert,omitempty"`
-	CAKeyPEM  string `json:"caKey,omitempty"`
+	// reaches a worker (the watch hub carries no cluster metadata). The
+	// key is sealed under the cluster's data key (CAKey, at PlaceCAKey):
+	// CAKeyPEM, the key in the clear, is only read from clusters made
+	// before encryption at rest, until the leader seals it.
+	CACertPEM string      `json:"caCert,omitempty"`
+	CAKeyPEM  string      `json:"caKey,omitempty"`
+	CAKey     keys.Sealed `json:"caKeySealed,omitzero"`
+	// Keyring is the cluster's first data key, wrapped by its KEK.
+	Keyring *Keyring `json:"keyring,omitempty"`
 }
 
 // JoinTokens replaces the cluster's join tokens (rotation, revocation).
@@ -93,11 +103,14 @@ type JoinToken struct {
 // and key: during a rotation the new CA, cross-signed by the old) and the
 // roots every node trusts.
 type CA struct {
-	CertPEM   string    `json:"cert"`
-	KeyPEM    string    `json:"key"`
-	BundlePEM string    `json:"bundle"`
-	Rotating  bool      `json:"rotating,omitempty"`
-	At        time.Time `json:"at"`
+	CertPEM string `json:"cert"`
+	// Key is the CA's private key (PKCS #8 PEM) sealed at PlaceCAKey;
+	// KeyPEM, the key in the clear, is only read from older clusters.
+	Key       keys.Sealed `json:"keySealed,omitzero"`
+	KeyPEM    string      `json:"key,omitempty"`
+	BundlePEM string      `json:"bundle"`
+	Rotating  bool        `json:"rotating,omitempty"`
+	At        time.Time   `json:"at"`
 }
 
 // NodeRole changes a node's role (promote, demote).

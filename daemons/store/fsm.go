@@ -60,6 +60,8 @@ var appliers = map[CommandType]applyFunc{
 	CmdOperatorPut:   decoded(applyOperatorPut),
 	CmdOperatorDrop:  decoded(applyOperatorDrop),
 	CmdNodeJournal:   decoded(applyNodeJournal),
+	CmdKeyring:       decoded(applyKeyring),
+	CmdReseal:        decoded(applyReseal),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers

@@ -241,7 +241,7 @@ func (v *View) CA() *CA {
 	if cl == nil || cl.CACertPEM == "" {
 		return nil
 	}
-	return &CA{CertPEM: cl.CACertPEM, KeyPEM: cl.CAKeyPEM, At: cl.CreatedAt}
+	return &CA{CertPEM: cl.CACertPEM, Key: cl.CAKey, KeyPEM: cl.CAKeyPEM, At: cl.CreatedAt}
 }
 
 // JoinTokens returns the cluster's join tokens.

@@ -39,6 +39,7 @@ func (s *Server) decorate(n *api.Node) {
 	n.Manager = &api.ManagerStatus{Leader: leader == n.ID, Reachability: reach}
 	if n.ID == s.cfg.NodeID {
 		n.Manager.DiskFull = s.raft.DiskStatus() != ""
+		n.Manager.Locked = s.locked()
 	}
 }
 
@@ -200,6 +201,7 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 		info.Leader = s.raft.LeaderID()
 		info.RaftVoter = s.raft.IsVoter()
 		info.DiskFull = s.raft.DiskStatus()
+		info.Locked = s.locked()
 	}
 	s.store.View(func(v *store.View) error {
 		if c := v.Cluster(); c != nil {
@@ -242,3 +244,6 @@ func refsOf(v *store.View, r *http.Request) (serviceID, nodeID string, err error
 	}
 	return serviceID, nodeID, nil
 }
+
+// locked says whether this manager is autolocked (it has no KEK).
+func (s *Server) locked() bool { return s.cfg.Keys != nil && s.cfg.Keys.Locked() }

@@ -359,3 +359,6 @@ func (c *Core) Close() error {
 	}
 	return err
 }
+
+// TransferLeadership asks Raft to hand leadership to another voter.
+func (c *Core) TransferLeadership() error { return c.r().LeadershipTransfer().Error() }

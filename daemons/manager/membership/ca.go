@@ -63,9 +63,9 @@ func (m *Membership) rotateCA(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, api.Errorf(api.CodeUnavailable, "the cluster has no CA yet"))
 		return
 	}
-	cur, err := pki.LoadCA([]byte(rec.CertPEM), []byte(rec.KeyPEM))
+	cur, err := m.loadCA(rec)
 	if err != nil {
-		httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
+		httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", err))
 		return
 	}
 	now := time.Now().UTC()
@@ -77,9 +77,12 @@ func (m *Membership) rotateCA(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		b := cur.WithoutCrossSigned()
-		key, _ := b.KeyPEM()
 		bundle, _ := pki.NewBundle(b.Certificate())
-		next = store.CA{CertPEM: string(b.CertPEM()), KeyPEM: string(key), BundlePEM: string(bundle.PEM()), At: now}
+		if next, err = m.caRecord(b); err != nil {
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", err))
+			return
+		}
+		next.BundlePEM, next.At = string(bundle.PEM()), now
 	default:
 		if rec.Rotating {
 			httpx.Error(w, api.Errorf(api.CodeConflict, "a CA rotation is running: finish it first (warrenctl ca rotate --finish) once every node shows ready"))
@@ -95,13 +98,16 @@ func (m *Membership) rotateCA(w http.ResponseWriter, r *http.Request) {
 			httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 			return
 		}
-		key, _ := bx.KeyPEM()
 		bundle, err := pki.NewBundle(b.Certificate(), cur.Certificate())
 		if err != nil {
 			httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
 			return
 		}
-		next = store.CA{CertPEM: string(bx.CertPEM()), KeyPEM: string(key), BundlePEM: string(bundle.PEM()), Rotating: true, At: now}
+		if next, err = m.caRecord(bx); err != nil {
+			httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", err))
+			return
+		}
+		next.BundlePEM, next.Rotating, next.At = string(bundle.PEM()), true, now
 	}
 	if _, err := m.propose(ctx, store.CmdCA, next); err != nil {
 		httpx.Error(w, err)

@@ -127,7 +127,7 @@ func (m *Membership) caAndTrust() (*pki.CA, *pki.Bundle, error) {
 	if rec == nil {
 		return nil, nil, fmt.Errorf("the cluster has no CA yet")
 	}
-	ca, err := pki.LoadCA([]byte(rec.CertPEM), []byte(rec.KeyPEM))
+	ca, err := m.loadCA(rec)
 	if err != nil {
 		return nil, nil, err
 	}

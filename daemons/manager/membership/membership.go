@@ -37,6 +37,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
@@ -70,7 +71,9 @@ type Config struct {
 	// managers still renew it, for a node that was cut off meanwhile
 	// (0: DefaultCertGrace; negative: none). Give every manager the same.
 	CertGrace time.Duration
-	Logger    *slog.Logger
+	// Keys seals what the managers keep encrypted (nil on a worker).
+	Keys   *keys.Ring
+	Logger *slog.Logger
 }
 
 // DefaultCertGrace is how long after its certificate expired a node cut
@@ -87,6 +90,11 @@ type Membership struct {
 	peers  *peer.Client
 	book   *addrBook
 	np     *nodePort
+
+	// keysMu makes the keyring's read-modify-writes one at a time;
+	// keysWake wakes keepKeys (a rotation started).
+	keysMu   sync.Mutex
+	keysWake chan struct{}
 
 	credMu sync.Mutex
 	creds  *pki.Credentials
@@ -116,7 +124,7 @@ func Open(cfg Config, id Identity, nodePort net.Listener) (*Membership, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Membership{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, identity: id, book: newAddrBook(),
+	m := &Membership{cfg: cfg, log: cfg.Logger, nodeID: id.NodeID, identity: id, book: newAddrBook(), keysWake: make(chan struct{}, 1),
 		roleChanged: make(chan struct{}), joins: newRateLimiter(joinBurst, joinEvery)}
 	for _, p := range id.Managers {
 		m.book.set(p.ID, p.Addr)
@@ -169,6 +177,9 @@ func (m *Membership) Start(ctx context.Context, st Store, c *core.Core, h http.H
 		go m.keepWorkerCredentials(ctx)
 		return
 	}
+	m.followKeyring()
+	go m.keepKEK(ctx)
+	go m.keepKeys(ctx)
 	go m.keepCredentials(ctx)
 	go m.registerSelf(ctx)
 	if m.identity.Role != "" {
@@ -228,6 +239,9 @@ func (m *Membership) propose(ctx context.Context, t store.CommandType, payload a
 // Handlers names membership's handlers for the route table.
 type Handlers struct {
 	NewJoinToken, ListJoinTokens, DeleteJoinToken http.HandlerFunc
+	InternalKEK                                   http.HandlerFunc
+	Unlock, UnlockKey, RotateUnlockKey, Autolock  http.HandlerFunc
+	Keys, RotateDataKey, CheckKeys                http.HandlerFunc
 	Join, Renew, CAInfo, RotateCA                 http.HandlerFunc
 	Promote, Demote                               http.HandlerFunc
 	InternalCommand, InternalPromote              http.HandlerFunc
@@ -242,5 +256,7 @@ func (m *Membership) Handlers() Handlers {
 		Promote: m.promoteNode, Demote: m.demoteNode,
 		InternalCommand: m.postInternalCommand, InternalPromote: m.postPromote,
 		NewOperator: m.postOperator, ListOperators: m.listOperators, DeleteOperator: m.deleteOperator,
+		InternalKEK: m.getKEK, Unlock: m.postUnlock, UnlockKey: m.getUnlockKey, RotateUnlockKey: m.rotateUnlockKey,
+		Autolock: m.putAutolock, Keys: m.getKeys, RotateDataKey: m.rotateDataKey, CheckKeys: m.checkKeys,
 	}
 }

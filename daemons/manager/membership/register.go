@@ -20,6 +20,9 @@ func (m *Membership) PrepareToLead(ctx context.Context) error {
 	if err := m.initialise(ctx); err != nil {
 		return err
 	}
+	if err := m.ensureKeyring(ctx); err != nil {
+		m.log.Warn("encryption at rest: the keyring", "err", err)
+	}
 	if err := m.registerVoters(ctx); err != nil {
 		return err
 	}
@@ -44,13 +47,13 @@ func (m *Membership) initialise(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keyPEM, err := ca.KeyPEM()
+	ring, caKey, err := m.newClusterKeys(ca, now)
 	if err != nil {
 		return err
 	}
 	_, err = m.propose(ctx, store.CmdClusterInit, store.ClusterInit{
 		ClusterID: clusterID, ClusterCIDR: m.cfg.ClusterCIDR, SubnetBits: m.cfg.SubnetBits, CreatedAt: now,
-		CACertPEM: string(ca.CertPEM()), CAKeyPEM: string(keyPEM)})
+		CACertPEM: string(ca.CertPEM()), CAKey: caKey, Keyring: ring})
 	if err != nil && !api.IsCode(err, api.CodeConflict) {
 		m.log.Warn("initialise cluster", "err", err)
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/manager/peer"
@@ -191,6 +192,8 @@ func (m *Membership) renew(ctx context.Context, id string, csr []byte) (*api.Ren
 // in another role.
 func (m *Membership) dropFullState() {
 	os.RemoveAll(filepath.Join(m.cfg.DataDir, "raft"))
+	// A worker holds no KEK: it has nothing the KEK opens.
+	os.RemoveAll(filepath.Dir(keys.KEKFile(m.cfg.DataDir)))
 	for _, f := range []string{"state.db", "state.db.boot", "state.db.clean", "state.db.untrusted"} {
 		os.Remove(filepath.Join(m.cfg.DataDir, f))
 	}

@@ -34,3 +34,14 @@ func SetRenewRetryForTest(d time.Duration) func() {
 	renewRetryMax = d
 	return func() { renewRetryMax = old }
 }
+
+// resealHook, if set, is asked before each reseal command the leader
+// proposes; false skips it (a test stops a rotation part-way).
+var resealHook func() bool
+
+// SetResealHookForTest sets resealHook.
+func SetResealHookForTest(h func() bool) func() {
+	old := resealHook
+	resealHook = h
+	return func() { resealHook = old }
+}

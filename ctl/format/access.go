@@ -2,8 +2,10 @@ package format
 
 import (
 	"cmp"
+	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,4 +53,30 @@ func JoinTokenTable(w io.Writer, tokens []api.JoinTokenInfo, now time.Time) erro
 		rows = append(rows, []string{t.ID, t.Kind, Ago(now, t.CreatedAt), Until(now, t.ExpiresAt)})
 	}
 	return WriteTable(w, []string{"ID", "KIND", "CREATED", "EXPIRES"}, rows)
+}
+
+// KeysTable prints the data keys (warrenctl cluster keys) and a line on
+// autolock, the rotation and this manager's lock.
+func KeysTable(w io.Writer, info *api.KeysInfo) error {
+	rows := make([][]string, 0, len(info.Keys))
+	for _, k := range info.Keys {
+		active := ""
+		if k.ID == info.Active {
+			active = "*"
+		}
+		rows = append(rows, []string{k.ID + active, k.CreatedAt.UTC().Format(time.DateTime), strconv.Itoa(k.Values)})
+	}
+	if err := WriteTable(w, []string{"DATA KEY", "CREATED", "VALUES"}, rows); err != nil {
+		return err
+	}
+	on := map[bool]string{true: "on", false: "off"}
+	fmt.Fprintf(w, "\nAutolock: %s. Rotation under way: %s.", on[info.Autolock], map[bool]string{true: "yes", false: "no"}[info.Rotating])
+	if info.Clear > 0 {
+		fmt.Fprintf(w, " %d values still in the clear (the leader seals them).", info.Clear)
+	}
+	if info.Locked {
+		fmt.Fprint(w, " This manager is locked: warrenctl unlock.")
+	}
+	_, err := fmt.Fprintln(w)
+	return err
 }

@@ -182,6 +182,12 @@ func TestSecurity(t *testing.T) {
 			{http.MethodPost, "/v1/nodes/" + w2.NodeID() + "/heartbeat"},
 			{http.MethodPost, "/v1/nodes/" + w2.NodeID() + "/journal"},
 			{http.MethodPost, "/v1/internal/command"},
+			// The KEK and what it opens are for managers and admins.
+			{http.MethodGet, "/v1/internal/kek"},
+			{http.MethodGet, "/v1/unlock-key"},
+			{http.MethodGet, "/v1/keys/check"},
+			{http.MethodPost, "/v1/unlock"},
+			{http.MethodPut, "/v1/autolock?enabled=false"},
 		} {
 			code, e := call(ctx, hc, ep.method, m1, ep.path, struct{}{})
 			if code != http.StatusForbidden || !strings.Contains(e, "a worker certificate may not call") {
@@ -818,6 +824,8 @@ func TestRevokedManagersLoseTheirRights(t *testing.T) {
 				{http.MethodGet, "/v1/join-tokens"},
 				{http.MethodPost, "/v1/services"},
 				{http.MethodPost, "/v1/internal/command"},
+				{http.MethodGet, "/v1/internal/kek"},
+				{http.MethodGet, "/v1/unlock-key"},
 			} {
 				code, e := callHeader(ctx, hc, ep.method, via, ep.path, struct{}{}, asAdmin)
 				if code != http.StatusForbidden {

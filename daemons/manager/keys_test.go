@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"bytes"
+	"errors"
 
 	"fmt"
 	"io/fs"
@@ -68,6 +69,7 @@ func TestNothingSensitiveIsKeptInTheClear(t *testing.T) {
 	wtok := a.joinToken(t, api.RoleWorker)
 	b := startNetNode(t, filepath.Join(base, "b"), a.addr, mtok)
 	d := startNetNode(t, filepath.Join(base, "d"), a.addr, a.joinToken(t, api.RoleManager))
+	w := startNetNode(t, filepath.Join(base, "w"), a.addr, wtok)
 	// A CA rotation writes a new key, twice.
 	if _, err := a.cl().RotateCA(c, false); err != nil {
 		t.Fatal(err)
@@ -92,6 +94,13 @@ func TestNothingSensitiveIsKeptInTheClear(t *testing.T) {
 	for i, tok := range []string{mtok, wtok, ntok} {
 		secret := tok[strings.LastIndexByte(tok, '-')+1:]
 		needles[fmt.Sprintf("join token %d's secret", i)] = []byte(secret)
+	}
+	// A worker holds no key and serves none of the key routes.
+	if _, err := w.cl().CheckKeys(c); !api.IsCode(err, api.CodeForbidden) || !strings.Contains(err.Error(), "worker") {
+		t.Errorf("key check on a worker: %v; want it refused, saying it is a worker", err)
+	}
+	if _, err := os.Stat(filepath.Dir(keys.KEKFile(w.dir))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the worker has a keys directory: %v", err)
 	}
 	for _, n := range []*netNode{a, b, d} {
 		noneOf(t, n.dir, n.dir, needles)

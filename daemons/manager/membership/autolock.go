@@ -26,9 +26,22 @@ import (
 // not fetched the cluster's yet).
 func (m *Membership) Locked() bool { return m.cfg.Keys != nil && m.cfg.Keys.Locked() }
 
+// onWorker answers a key route on a worker's manager, which holds no
+// key: true if it did.
+func (m *Membership) onWorker(w http.ResponseWriter) bool {
+	if m.cfg.Keys != nil {
+		return false
+	}
+	httpx.Error(w, api.Errorf(api.CodeForbidden, "this node is a worker: the cluster's keys are the managers' (run it on a manager; warrenctl node ls shows them)"))
+	return true
+}
+
 // postUnlock answers POST /v1/unlock: the unlock key opens this manager's
 // key file.
 func (m *Membership) postUnlock(w http.ResponseWriter, r *http.Request) {
+	if m.onWorker(w) {
+		return
+	}
 	var req api.UnlockRequest
 	if err := httpx.Decode(w, r, &req); err != nil {
 		httpx.Error(w, err)
@@ -65,6 +78,9 @@ func (m *Membership) postUnlock(w http.ResponseWriter, r *http.Request) {
 
 // getUnlockKey answers GET /v1/unlock-key: the current unlock key.
 func (m *Membership) getUnlockKey(w http.ResponseWriter, r *http.Request) {
+	if m.onWorker(w) {
+		return
+	}
 	k := m.keyring()
 	if k == nil || !k.Autolock {
 		httpx.JSON(w, http.StatusOK, api.UnlockKeyInfo{})
@@ -96,6 +112,9 @@ func (m *Membership) putAutolock(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Membership) setAutolock(w http.ResponseWriter, r *http.Request, on, rotate bool) {
+	if m.onWorker(w) {
+		return
+	}
 	m.keysMu.Lock()
 	defer m.keysMu.Unlock()
 	k := m.keyring()
@@ -143,6 +162,9 @@ func (m *Membership) setAutolock(w http.ResponseWriter, r *http.Request, on, rot
 // rotateDataKey answers POST /v1/keys/rotate: a new data key, under which
 // the leader seals every value again in the background (keepKeys).
 func (m *Membership) rotateDataKey(w http.ResponseWriter, r *http.Request) {
+	if m.onWorker(w) {
+		return
+	}
 	m.keysMu.Lock()
 	defer m.keysMu.Unlock()
 	k := m.keyring()
@@ -178,6 +200,9 @@ func (m *Membership) rotateDataKey(w http.ResponseWriter, r *http.Request) {
 
 // getKeys answers GET /v1/keys.
 func (m *Membership) getKeys(w http.ResponseWriter, r *http.Request) {
+	if m.onWorker(w) {
+		return
+	}
 	httpx.JSON(w, http.StatusOK, m.keysInfo())
 }
 
@@ -201,6 +226,9 @@ func (m *Membership) keysInfo() api.KeysInfo {
 
 // checkKeys answers GET /v1/keys/check: every sealed value is opened here.
 func (m *Membership) checkKeys(w http.ResponseWriter, r *http.Request) {
+	if m.onWorker(w) {
+		return
+	}
 	if m.Locked() {
 		httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", keys.ErrLocked))
 		return

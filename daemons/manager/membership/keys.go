@@ -183,6 +183,9 @@ type kekAnswer struct {
 // getKEK answers GET /v1/internal/kek (managers only): the cluster's KEK,
 // sealed under the unlock key when autolock is on.
 func (m *Membership) getKEK(w http.ResponseWriter, r *http.Request) {
+	if m.onWorker(w) {
+		return
+	}
 	kek, err := m.cfg.Keys.KEK()
 	if err != nil {
 		httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", err))

@@ -91,6 +91,10 @@ type JoinResponse struct {
 	// Index is the leader's applied index: a joining manager asks to vote
 	// once it has applied this far.
 	Index uint64 `json:"index"`
+	// KEK is, for a manager, the cluster's key-encryption key file (sealed
+	// under the unlock key with autolock), so that it opens the cluster's
+	// sealed values from its first start.
+	KEK []byte `json:"kek,omitempty"`
 }
 
 // PeerAddr is a manager and its node port.

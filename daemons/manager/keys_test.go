@@ -15,6 +15,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/keys"
+	"github.com/warren-edge/warren/daemons/manager/managertest"
 	"github.com/warren-edge/warren/daemons/manager/membership"
 )
 
@@ -295,4 +296,31 @@ func TestDataKeyRotationResumes(t *testing.T) {
 	if _, err := a.cl().RotateCA(c, false); err != nil {
 		t.Errorf("the CA after a data key rotation: %v", err)
 	}
+}
+
+// Managers bootstrapped together each make a KEK; the first leader's
+// wraps the cluster's keys, and the others replace theirs with it, so that
+// any of them can lead: after the leader stops, the next one still signs.
+func TestManagersBootstrappedTogetherShareTheKEK(t *testing.T) {
+	c := managertest.StartCluster(t, 3, managertest.Options{})
+	ctx := ctx(t)
+	for _, m := range c.Managers {
+		eventually(t, m.ID+" opens every sealed value", 20*time.Second, func() error {
+			chk, err := m.Client.CheckKeys(ctx)
+			if err != nil {
+				return err
+			}
+			if chk.Checked == 0 || chk.Readable != chk.Checked {
+				return fmt.Errorf("%d of %d readable: %+v", chk.Readable, chk.Checked, chk.Unreadable)
+			}
+			return nil
+		})
+	}
+	old := c.WaitLeader()
+	old.Stop()
+	next := c.WaitLeader()
+	eventually(t, "a CA rotation on the next leader", 20*time.Second, func() error {
+		_, err := next.Client.RotateCA(ctx, false)
+		return err
+	})
 }

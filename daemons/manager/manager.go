@@ -282,6 +282,7 @@ func New(cfg Config) (*Manager, error) {
 		m.store.Close()
 		return nil, err
 	}
+	ctlCfg.Autolocked = m.mem.Autolocked
 	m.ctl = controlapi.New(ctlCfg, m.store, m.core)
 	m.lead = leader.New(leader.Config{NodeTimeout: cfg.NodeTimeout, Orchestrator: ctlCfg.Orchestrator,
 		Prepare: m.mem.PrepareToLead, OnReconcile: m.metrics.observeReconcile, OnState: m.metrics.setRaftState,

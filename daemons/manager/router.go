@@ -343,7 +343,7 @@ const errLocked = "this manager is locked (autolock): it takes no change until a
 // the unlock itself, a node's own reports (heartbeats, task statuses:
 // nothing sealed) and other managers' calls.
 func (m *Manager) lockedRefuses(rt route, c authz.Caller, r *http.Request) bool {
-	if m.mem == nil || !m.mem.Locked() || r.Method == http.MethodGet || r.Method == http.MethodHead {
+	if m.mem == nil || !m.mem.Autolocked() || r.Method == http.MethodGet || r.Method == http.MethodHead {
 		return false
 	}
 	return rt.pattern != "POST /v1/unlock" && rt.place != nodeWrite && c.Kind != authz.Manager && c.Kind != authz.Worker

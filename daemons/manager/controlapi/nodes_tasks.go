@@ -246,4 +246,4 @@ func refsOf(v *store.View, r *http.Request) (serviceID, nodeID string, err error
 }
 
 // locked says whether this manager is autolocked (it has no KEK).
-func (s *Server) locked() bool { return s.cfg.Keys != nil && s.cfg.Keys.Locked() }
+func (s *Server) locked() bool { return s.cfg.Autolocked != nil && s.cfg.Autolocked() }

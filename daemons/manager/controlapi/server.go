@@ -60,6 +60,8 @@ type Config struct {
 	// Keys seals and opens the values kept encrypted (nil on a worker's
 	// manager, which holds none).
 	Keys *keys.Ring
+	// Autolocked says whether this manager waits for warrenctl unlock.
+	Autolocked func() bool
 	// Health says whether the manager can serve (GET /v1/health).
 	Health func() error
 	// Watchers counts open watch streams (+1, -1), for the metrics.

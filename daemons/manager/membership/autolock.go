@@ -26,6 +26,18 @@ import (
 // not fetched the cluster's yet).
 func (m *Membership) Locked() bool { return m.cfg.Keys != nil && m.cfg.Keys.Locked() }
 
+// Autolocked reports whether this manager is locked by autolock: its key
+// file is sealed and no one gave the unlock key yet. (A manager locked
+// only because it has no key file yet refuses nothing: the leader does
+// the writes.)
+func (m *Membership) Autolocked() bool {
+	if !m.Locked() {
+		return false
+	}
+	st, _, _ := keys.KEKFileInfo(keys.KEKFile(m.cfg.DataDir))
+	return st == "sealed"
+}
+
 // onWorker answers a key route on a worker's manager, which holds no
 // key: true if it did.
 func (m *Membership) onWorker(w http.ResponseWriter) bool {

@@ -18,6 +18,7 @@ import (
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -104,6 +105,11 @@ func Join(ctx context.Context, cfg Config, addr, token string, log *slog.Logger)
 	}
 	if err := saveCredentialFiles(cfg.DataDir, []byte(jr.CertPEM), keyPEM, []byte(jr.BundlePEM)); err != nil {
 		return Identity{}, 0, err
+	}
+	if jr.Role == api.RoleManager && len(jr.KEK) > 0 {
+		if err := keys.InstallKEK(keys.KEKFile(cfg.DataDir), jr.KEK); err != nil {
+			log.Warn("the KEK the leader gave: it is fetched again later", "err", err)
+		}
 	}
 	log.Info("joined the cluster", "node", jr.NodeID, "role", jr.Role, "cluster", jr.ClusterID)
 	return Identity{NodeID: jr.NodeID, ClusterID: jr.ClusterID, ClusterCIDR: jr.ClusterCIDR, Role: jr.Role, Managers: jr.Managers}, jr.Index, nil

@@ -132,8 +132,14 @@ func (m *Membership) join(ctx context.Context, req *api.JoinRequest) (*api.JoinR
 			return nil, api.Errorf(api.CodeUnavailable, "add manager %s to raft: %v", id, err)
 		}
 	}
-	return &api.JoinResponse{NodeID: id, ClusterID: clusterID, ClusterCIDR: clusterCIDR, Role: role, CertPEM: string(certPEM),
-		BundlePEM: string(bundle.PEM()), Managers: managers, Index: m.store.Hub().Last()}, nil
+	resp := &api.JoinResponse{NodeID: id, ClusterID: clusterID, ClusterCIDR: clusterCIDR, Role: role, CertPEM: string(certPEM),
+		BundlePEM: string(bundle.PEM()), Managers: managers, Index: m.store.Hub().Last()}
+	if role == api.RoleManager {
+		// The token proved the caller may be a manager; without the KEK
+		// now, it fetches it later (keepKEK).
+		resp.KEK, _ = m.kekFile()
+	}
+	return resp, nil
 }
 
 // rejoin takes worker c back with its ID: it proved it holds the key of

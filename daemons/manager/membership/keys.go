@@ -186,24 +186,32 @@ func (m *Membership) getKEK(w http.ResponseWriter, r *http.Request) {
 	if m.onWorker(w) {
 		return
 	}
+	b, err := m.kekFile()
+	if err != nil {
+		httpx.Error(w, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, kekAnswer{File: b})
+}
+
+// kekFile is the KEK file another manager is given: the KEK, sealed under
+// the unlock key when autolock is on.
+func (m *Membership) kekFile() ([]byte, error) {
 	kek, err := m.cfg.Keys.KEK()
 	if err != nil {
-		httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", err))
-		return
+		return nil, api.Errorf(api.CodeUnavailable, "%v", err)
 	}
 	var u keys.UnlockKey
 	if k := m.keyring(); k != nil && k.Autolock {
 		if u, err = m.unlockKey(k); err != nil {
-			httpx.Error(w, api.Errorf(api.CodeUnavailable, "%v", err))
-			return
+			return nil, api.Errorf(api.CodeUnavailable, "%v", err)
 		}
 	}
 	b, err := keys.EncodeKEK(kek, u)
 	if err != nil {
-		httpx.Error(w, api.Errorf(api.CodeInternal, "%v", err))
-		return
+		return nil, api.Errorf(api.CodeInternal, "%v", err)
 	}
-	httpx.JSON(w, http.StatusOK, kekAnswer{File: b})
+	return b, nil
 }
 
 // unlockKey opens the cluster's unlock key.
@@ -234,6 +242,14 @@ func (m *Membership) keepKEK(ctx context.Context) {
 			m.log.Error("the key file", "err", err)
 		case st == "":
 			m.fetchKEK(ctx, path)
+		case m.foreignKEK():
+			// A KEK that is not the cluster's (managers bootstrapped
+			// together each made one; the first leader's won) opens
+			// nothing: the cluster's replaces it.
+			m.log.Warn("encryption at rest: this manager's KEK is not the cluster's: it fetches the cluster's")
+			m.cfg.Keys.Lock()
+			os.Remove(path)
+			m.fetchKEK(ctx, path)
 		case !m.cfg.Keys.Locked():
 			m.syncKEKFile(path, st, check)
 		}
@@ -241,6 +257,14 @@ func (m *Membership) keepKEK(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// foreignKEK says whether the ring holds a KEK other than the one the
+// cluster's keyring is wrapped by.
+func (m *Membership) foreignKEK() bool {
+	k := m.keyring()
+	kek, err := m.cfg.Keys.KEK()
+	return k != nil && err == nil && keys.KEKCheck(kek) != k.KEKCheck
 }
 
 func (m *Membership) fetchKEK(ctx context.Context, path string) {

@@ -34,17 +34,8 @@ func TestJoinFromImage(t *testing.T) {
 	if why := Enabled("nspawn"); why != "" {
 		t.Skip(why)
 	}
-	c := NewCluster(t, HostSpec{Name: "m1", Seed: exampleSeed(t, "m1", "role = manager\ncluster = init\nhostname = m1\n")})
-	m1 := c.Hosts[0]
 	ctx := ctxFor(t, 6*time.Minute)
-	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := m1.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, m1, cl := bootFirstManager(ctx, t)
 	tok, err := cl.JoinToken(ctx, api.RoleWorker, false, 0)
 	if err != nil {
 		t.Fatalf("worker join token from m1's API socket: %v", err)
@@ -342,4 +333,22 @@ func waitRunningOn(ctx context.Context, cl *client.Client, service string, n int
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// bootFirstManager boots host m1, which makes a new cluster (cloud-init
+// seed role = manager, cluster = init), and waits for its manager; the
+// client is m1's API socket, closed at the test's end.
+func bootFirstManager(ctx context.Context, t *testing.T) (*Cluster, *Host, *client.Client) {
+	t.Helper()
+	c := NewCluster(t, HostSpec{Name: "m1", Seed: exampleSeed(t, "m1", "role = manager\ncluster = init\nhostname = m1\n")})
+	m1 := c.Hosts[0]
+	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := m1.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return c, m1, cl
 }

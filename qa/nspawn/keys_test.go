@@ -21,17 +21,8 @@ func TestAutolockOnBootedManagers(t *testing.T) {
 	if why := Enabled("nspawn"); why != "" {
 		t.Skip(why)
 	}
-	c := NewCluster(t, HostSpec{Name: "m1", Seed: exampleSeed(t, "m1", "role = manager\ncluster = init\nhostname = m1\n")})
-	m1 := c.Hosts[0]
 	ctx := ctxFor(t, 6*time.Minute)
-	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := m1.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, m1, cl := bootFirstManager(ctx, t)
 	tok, err := cl.JoinToken(ctx, api.RoleManager, false, 0)
 	if err != nil {
 		t.Fatal(err)

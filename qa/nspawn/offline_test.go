@@ -15,12 +15,8 @@ func TestWorkerCutOff(t *testing.T) {
 	if why := Enabled("nspawn"); why != "" {
 		t.Skip(why)
 	}
-	c := NewCluster(t, HostSpec{Name: "m1", Seed: exampleSeed(t, "m1", "role = manager\ncluster = init\nhostname = m1\n")})
-	m1 := c.Hosts[0]
 	ctx := ctxFor(t, 8*time.Minute)
-	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
-		t.Fatal(err)
-	}
+	c, m1, _ := bootFirstManager(ctx, t)
 	w1, err := joinWorker(ctx, c, m1, "w1")
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,23 @@ func (m *Membership) onWorker(w http.ResponseWriter) bool {
 	return true
 }
 
+// lockKeyring starts a change of the keyring: it takes keysMu and returns
+// the keyring with how to let go of it, or answers w (a worker, no
+// keyring yet) and returns nil.
+func (m *Membership) lockKeyring(w http.ResponseWriter) (*store.Keyring, func()) {
+	if m.onWorker(w) {
+		return nil, nil
+	}
+	m.keysMu.Lock()
+	k := m.keyring()
+	if k == nil {
+		m.keysMu.Unlock()
+		httpx.Error(w, api.Errorf(api.CodeUnavailable, "the cluster has no keyring yet: retry in a moment"))
+		return nil, nil
+	}
+	return k, m.keysMu.Unlock
+}
+
 // postUnlock answers POST /v1/unlock: the unlock key opens this manager's
 // key file.
 func (m *Membership) postUnlock(w http.ResponseWriter, r *http.Request) {
@@ -124,16 +141,11 @@ func (m *Membership) putAutolock(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Membership) setAutolock(w http.ResponseWriter, r *http.Request, on, rotate bool) {
-	if m.onWorker(w) {
-		return
-	}
-	m.keysMu.Lock()
-	defer m.keysMu.Unlock()
-	k := m.keyring()
+	k, unlock := m.lockKeyring(w)
 	if k == nil {
-		httpx.Error(w, api.Errorf(api.CodeUnavailable, "the cluster has no keyring yet: retry in a moment"))
 		return
 	}
+	defer unlock()
 	if rotate && !k.Autolock {
 		httpx.Error(w, api.Errorf(api.CodeConflict, "autolock is off, so there is no unlock key to rotate: turn it on with warrenctl cluster update --autolock"))
 		return
@@ -174,16 +186,11 @@ func (m *Membership) setAutolock(w http.ResponseWriter, r *http.Request, on, rot
 // rotateDataKey answers POST /v1/keys/rotate: a new data key, under which
 // the leader seals every value again in the background (keepKeys).
 func (m *Membership) rotateDataKey(w http.ResponseWriter, r *http.Request) {
-	if m.onWorker(w) {
-		return
-	}
-	m.keysMu.Lock()
-	defer m.keysMu.Unlock()
-	k := m.keyring()
+	k, unlock := m.lockKeyring(w)
 	if k == nil {
-		httpx.Error(w, api.Errorf(api.CodeUnavailable, "the cluster has no keyring yet: retry in a moment"))
 		return
 	}
+	defer unlock()
 	if k.Rotation != nil {
 		httpx.Error(w, api.Errorf(api.CodeConflict, "a data key rotation is under way since %s: it finishes on its own (warrenctl cluster keys shows how far it is)", k.Rotation.StartedAt.Format(time.RFC3339)))
 		return

@@ -15,6 +15,12 @@ func NormalizeSpec(s *ServiceSpec) {
 	for i := range s.Ports {
 		s.Ports[i] = s.Ports[i].Normalized()
 	}
+	for i := range s.Secrets {
+		normalizeFileRef(KindSecret, &s.Secrets[i])
+	}
+	for i := range s.Configs {
+		normalizeFileRef(KindConfig, &s.Configs[i])
+	}
 }
 
 // Normalized is p with what an empty field means filled in: protocol tcp,

@@ -92,6 +92,10 @@ type ServiceSpec struct {
 	// HealthCheck probes each task; an unhealthy task leaves DNS and is
 	// replaced under the restart policy.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty" yaml:"healthCheck,omitempty"`
+	// Secrets and Configs are mounted as files in each task (secret.go):
+	// a secret read-only on a tmpfs, never on the node's disk.
+	Secrets []FileRef `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	Configs []FileRef `json:"configs,omitempty" yaml:"configs,omitempty"`
 }
 
 // Health check kinds.

@@ -250,6 +250,7 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	if s.HealthCheck != nil {
 		validateHealth(&fe, *s.HealthCheck)
 	}
+	validateFileRefs(&fe, s)
 	return fe.err("service spec")
 }
 

@@ -2,9 +2,32 @@ package manager
 
 import (
 	"net/http"
+	"strconv"
 
+	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/manager/authz"
+	"github.com/warren-edge/warren/daemons/store"
 )
+
+// fileRule is who may fetch a value of a secret or config (kind): node
+// {ref} itself (its certificate, or its agent on its own socket), and
+// only while it runs a task, meant to run and not ended, that uses
+// version {version} of {id}. A node without one learns nothing, not even
+// whether the secret exists.
+func (m *Manager) fileRule(kind string) authz.Rule {
+	return authz.Rule{Who: authz.Admin | authz.Nodes, Self: true, Own: true, Scope: func(c authz.Caller, r *http.Request) error {
+		node, id := r.PathValue("ref"), r.PathValue("id")
+		version, err := strconv.ParseUint(r.PathValue("version"), 10, 64)
+		holds := false
+		if err == nil {
+			m.store.View(func(v *store.View) error { holds = v.NodeHolds(kind, node, id, version); return nil })
+		}
+		if !holds {
+			return api.Errorf(api.CodeNotFound, "node %s runs no task that uses %s %s version %s", node, kind, id, r.PathValue("version"))
+		}
+		return nil
+	}}
+}
 
 // place is where a route runs.
 type place uint8
@@ -17,9 +40,9 @@ const (
 	onLeader
 	// readLeader: here, or on the leader when the caller asks ?consistent.
 	readLeader
-	// nodeWrite: a node's own report (heartbeat, task statuses): to the
-	// leader from a manager; a worker's manager relays it to a manager as
-	// the node itself.
+	// nodeWrite: a node's own report (heartbeat, task statuses) or
+	// request (its tasks' secrets): to the leader from a manager; a
+	// worker's manager relays it to a manager as the node itself.
 	nodeWrite
 	// onTaskNode: on the node that runs the task {ref} names (its logs,
 	// exec): here if it is this node's, else passed on to that node's
@@ -92,6 +115,23 @@ func (m *Manager) routeTable() []route {
 		// read by operators from the managers (a worker holds none).
 		{"POST /v1/nodes/{ref}/journal", self, nodeWrite, c.PostNodeJournal},
 		{"GET /v1/nodes/{ref}/journal", readers, readLeader, c.NodeJournal},
+
+		// Secrets and configs. Operators never read a secret's value: a
+		// node gets the values of its own tasks (Own), those that run
+		// there and use that version (Scope, checked on every hop), from
+		// the leader (from a worker, relayed as the node).
+		{"GET /v1/secrets", readers, readLeader, c.Secrets.List},
+		{"POST /v1/secrets", writers, onLeader, c.Secrets.Create},
+		{"GET /v1/secrets/{ref}", readers, readLeader, c.Secrets.Get},
+		{"PUT /v1/secrets/{ref}", writers, onLeader, c.Secrets.Update},
+		{"DELETE /v1/secrets/{ref}", writers, onLeader, c.Secrets.Delete},
+		{"GET /v1/nodes/{ref}/secrets/{id}/{version}", m.fileRule(api.KindSecret), nodeWrite, c.Secrets.Node},
+		{"GET /v1/configs", readers, readLeader, c.Configs.List},
+		{"POST /v1/configs", writers, onLeader, c.Configs.Create},
+		{"GET /v1/configs/{ref}", readers, readLeader, c.Configs.Get},
+		{"PUT /v1/configs/{ref}", writers, onLeader, c.Configs.Update},
+		{"DELETE /v1/configs/{ref}", writers, onLeader, c.Configs.Delete},
+		{"GET /v1/nodes/{ref}/configs/{id}/{version}", m.fileRule(api.KindConfig), nodeWrite, c.Configs.Node},
 
 		// A worker's certificate watches its own node's scope only (the
 		// handler narrows it to the caller).

@@ -102,6 +102,9 @@ func applyServiceCreate(w *wtx, c *ServiceCreate) any {
 	if err := v.CheckServiceConflicts(s.ID, &s.Spec); err != nil {
 		return err
 	}
+	if err := v.ResolveFileRefs(&s.Spec); err != nil {
+		return err
+	}
 	s.SpecVersion = w.index
 	w.must(w.tx.Bucket(bServiceNames).Put([]byte(s.Spec.Name), []byte(s.ID)))
 	w.setPorts(s.ID, nil, s.Spec.Ports)
@@ -133,6 +136,9 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 	}
 	if c.ExpectVersion != 0 && c.ExpectVersion != s.Version {
 		return versionConflict("service", s.Spec.Name, s.Version, c.ExpectVersion)
+	}
+	if err := w.view().ResolveFileRefs(&c.Spec); err != nil {
+		return err
 	}
 	if api.SpecEqual(&s.Spec, &c.Spec) {
 		return s // nothing to do: apply is idempotent

@@ -34,9 +34,14 @@ const (
 	CmdOperatorDrop  CommandType = 16
 	CmdOnce          CommandType = 17
 	CmdNodeJournal   CommandType = 18
-	// 19–25: volumes, secrets and configs.
-	CmdKeyring CommandType = 26
-	CmdReseal  CommandType = 27
+	// 19 and 20: volumes.
+	CmdSecretPut    CommandType = 21
+	CmdSecretRemove CommandType = 22
+	CmdSecretReseal CommandType = 23
+	CmdConfigPut    CommandType = 24
+	CmdConfigRemove CommandType = 25
+	CmdKeyring      CommandType = 26
+	CmdReseal       CommandType = 27
 )
 
 var commandNames = map[CommandType]string{
@@ -48,6 +53,8 @@ var commandNames = map[CommandType]string{
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
 	CmdNodeJournal: "node-journal", CmdKeyring: "keyring", CmdReseal: "reseal",
+	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove", CmdSecretReseal: "secret-reseal",
+	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
 }
 
 func (t CommandType) String() string {

@@ -62,6 +62,11 @@ var appliers = map[CommandType]applyFunc{
 	CmdNodeJournal:   decoded(applyNodeJournal),
 	CmdKeyring:       decoded(applyKeyring),
 	CmdReseal:        decoded(applyReseal),
+	CmdSecretPut:     decoded(applySecretPut),
+	CmdSecretRemove:  decoded(applySecretRemove),
+	CmdSecretReseal:  decoded(applySecretReseal),
+	CmdConfigPut:     decoded(applyConfigPut),
+	CmdConfigRemove:  decoded(applyConfigRemove),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers

@@ -63,6 +63,9 @@ func (f *Filter) Match(c *Change) bool {
 	if len(f.Kinds) > 0 && !f.Kinds[c.Kind] {
 		return false
 	}
+	if f.Worker != "" && (c.Kind == api.KindSecret || c.Kind == api.KindConfig) {
+		return false // a worker knows its tasks' references, nothing more
+	}
 	if c.Kind == api.KindTask && f.Worker == "" {
 		if f.NodeID != "" && c.NodeID != f.NodeID {
 			return false

@@ -19,18 +19,27 @@ import (
 
 // Buckets of the state database.
 var (
-	bMeta          = []byte("meta")
-	bServices      = []byte("services")
-	bServiceNames  = []byte("service_names")
-	bPorts         = []byte("ports")
-	bTasks         = []byte("tasks")
-	bTasksBySvc    = []byte("tasks_by_service")
-	bTasksByNode   = []byte("tasks_by_node")
-	bNodes         = []byte("nodes")
-	bRequests      = []byte("requests")
-	bRequestsByAt  = []byte("requests_by_at")
-	bJournal       = []byte("journal") // node ID, 0, seq (8 bytes) → api.JournalEntry
-	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal}
+	bMeta         = []byte("meta")
+	bServices     = []byte("services")
+	bServiceNames = []byte("service_names")
+	bPorts        = []byte("ports")
+	bTasks        = []byte("tasks")
+	bTasksBySvc   = []byte("tasks_by_service")
+	bTasksByNode  = []byte("tasks_by_node")
+	bNodes        = []byte("nodes")
+	bRequests     = []byte("requests")
+	bRequestsByAt = []byte("requests_by_at")
+	bJournal      = []byte("journal") // node ID, 0, seq (8 bytes) → api.JournalEntry
+	// Secrets and configs (apply_secret.go): objects by ID, IDs by name,
+	// values by ID, 0, version (8 bytes).
+	bSecrets      = []byte("secrets")
+	bSecretNames  = []byte("secret_names")
+	bSecretValues = []byte("secret_values")
+	bConfigs      = []byte("configs")
+	bConfigNames  = []byte("config_names")
+	bConfigValues = []byte("config_values")
+	allBuckets    = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal,
+		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")

@@ -183,6 +183,15 @@ type Rule struct {
 	// managers' grace (Caller.Expired): the renewal route, and no other.
 	// Every route without it refuses such a caller, whatever Who says.
 	Expired bool
+	// Own marks a node's own data (its tasks' secret values): no operator
+	// certificate may call the route, whatever Who says, and a local
+	// caller (the node's agent, on its node's socket) only for its own
+	// node's {ref}, never passed on by another manager.
+	Own bool
+	// Scope, if set, is a check against the cluster's state that the
+	// caller must pass as well (that node {ref} runs a task that uses the
+	// secret it asks for). It runs on every hop, against that hop's state.
+	Scope func(c Caller, r *http.Request) error
 }
 
 // Check says whether c may call the route of r under the rule, with an
@@ -202,6 +211,17 @@ func (rule Rule) Check(c Caller, r *http.Request) error {
 	}
 	if rule.Self && w&Nodes != 0 && r.PathValue("ref") != c.NodeID {
 		return api.Errorf(api.CodeForbidden, "a %s certificate may not call %s %s: a node acts only for itself (node %s)", c.Kind, r.Method, r.URL.Path, c.NodeID)
+	}
+	if rule.Own {
+		switch {
+		case c.Kind == Operator:
+			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: only the node that runs a task using it gets it", c, r.Method, r.URL.Path)
+		case c.Kind == Local && (r.PathValue("ref") != c.NodeID || (c.Via != "" && c.Via != c.NodeID)):
+			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: a node's socket serves that node's own tasks only", c, r.Method, r.URL.Path)
+		}
+	}
+	if rule.Scope != nil {
+		return rule.Scope(c, r)
 	}
 	return nil
 }

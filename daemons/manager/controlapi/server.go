@@ -105,6 +105,21 @@ type Handlers struct {
 	NodeJournal, PostNodeJournal                                         http.HandlerFunc
 	ListNodes, GetNode, UpdateNodeSpec, DeleteNode                       http.HandlerFunc
 	Watch, ServiceLogs, TaskLogs, Exec, Agent, Blob, Prestage            http.HandlerFunc
+	// Secrets and configs (secrets.go): Secrets for secrets, Configs for
+	// configs.
+	Secrets, Configs FileHandlers
+}
+
+// FileHandlers are the handlers of secrets or of configs.
+type FileHandlers struct {
+	List, Get, Create, Update, Delete http.HandlerFunc
+	// Node serves a value to a node for its task.
+	Node http.HandlerFunc
+}
+
+func (s *Server) fileHandlers(kind string) FileHandlers {
+	return FileHandlers{List: s.listFiles(kind), Get: s.getFile(kind), Create: s.createFile(kind),
+		Update: s.updateFile(kind), Delete: s.deleteFile(kind), Node: s.nodeFile(kind)}
 }
 
 // Handlers returns the handlers.
@@ -118,6 +133,7 @@ func (s *Server) Handlers() Handlers {
 		NodeJournal: s.getNodeJournal, PostNodeJournal: s.postNodeJournal,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,
 		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob, Prestage: s.prestage,
+		Secrets: s.fileHandlers(api.KindSecret), Configs: s.fileHandlers(api.KindConfig),
 	}
 }
 

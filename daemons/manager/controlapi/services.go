@@ -44,7 +44,12 @@ func (s *Server) checkService(ctx context.Context, spec *api.ServiceSpec, self s
 	if s.raft != nil && s.raft.Replaying(ctx) {
 		return nil
 	}
-	return s.store.View(func(v *store.View) error { return v.CheckServiceConflicts(self, spec) })
+	return s.store.View(func(v *store.View) error {
+		if err := v.ResolveFileRefs(spec); err != nil {
+			return err
+		}
+		return v.CheckServiceConflicts(self, spec)
+	})
 }
 
 // dryRun plans as if svc were stored, changing nothing: the tasks it

@@ -96,6 +96,9 @@ A file:
 			for i := range docs {
 				d := &docs[i]
 				st := applyStep{doc: d, cur: byName[d.Spec.Name], action: "created"}
+				if st.cur != nil {
+					api.CarryPins(&d.Spec, &st.cur.Spec) // the manager's pins are not the manifest's business
+				}
 				var err error
 				switch {
 				case st.cur == nil:

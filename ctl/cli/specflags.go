@@ -31,6 +31,8 @@ type specFlags struct {
 	labelAdd, labelRm           []string
 	constraintAdd, constraintRm []string
 	publishAdd, publishRm       []string
+	secretAdd, secretRm         []string
+	configAdd, configRm         []string
 	capAddRm, capDropRm         []string
 	// both
 	capAdd, capDrop             []string
@@ -63,6 +65,8 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable: KEY=VALUE (KEY alone takes warrenctl's own value)")
 		fs.StringArrayVarP(&f.labels, "label", "l", nil, "set a service label: KEY=VALUE")
 		fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==east or node.role!=manager")
+		fs.StringArrayVar(&f.secretAdd, "secret", nil, "mount a secret read-only on a tmpfs: NAME[,target=PATH,uid=N,gid=N,mode=0400] (target: /run/secrets/NAME; a relative one is under /run/secrets)")
+		fs.StringArrayVar(&f.configAdd, "config", nil, "mount a config read-only: NAME[,target=PATH,uid=N,gid=N,mode=0444] (target: /NAME, or any absolute path)")
 		cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeReplicated, api.ModeGlobal}, cobra.ShellCompDirectiveNoFileComp))
 		cmd.RegisterFlagCompletionFunc("constraint", completeConstraint)
 	} else {
@@ -74,6 +78,10 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.labelRm, "label-rm", nil, "remove a service label: KEY")
 		fs.StringArrayVar(&f.constraintAdd, "constraint-add", nil, "add a placement constraint, e.g. node.labels.zone==east")
 		fs.StringArrayVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
+		fs.StringArrayVar(&f.secretAdd, "secret-add", nil, "mount a secret (or change its mount): NAME[,target=PATH,uid=N,gid=N,mode=0400]")
+		fs.StringArrayVar(&f.secretRm, "secret-rm", nil, "stop mounting a secret, by name")
+		fs.StringArrayVar(&f.configAdd, "config-add", nil, "mount a config (or change its mount): NAME[,target=PATH,uid=N,gid=N,mode=0444]")
+		fs.StringArrayVar(&f.configRm, "config-rm", nil, "stop mounting a config, by name")
 		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO], or mode=host,published=8080,target=80")
 		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port, named by its target port (80) or in full (8080:80/tcp)")
 		cmd.RegisterFlagCompletionFunc("constraint-add", completeConstraint)
@@ -257,6 +265,31 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 	}
 	if len(spec.Placement.Constraints) == 0 {
 		spec.Placement.Constraints = nil
+	}
+
+	// Secrets and configs.
+	for _, l := range []struct {
+		kind, flag string
+		add, rm    []string
+		refs       *[]api.FileRef
+	}{{api.KindSecret, "secret", f.secretAdd, f.secretRm, &spec.Secrets}, {api.KindConfig, "config", f.configAdd, f.configRm, &spec.Configs}} {
+		if len(l.rm) > 0 {
+			refs, err := opts.RemoveFileRefs(l.kind, *l.refs, l.rm)
+			if err != nil {
+				return fmt.Errorf("--%s-rm: %w", l.flag, err)
+			}
+			*l.refs = refs
+		}
+		for _, a := range l.add {
+			r, err := opts.ParseFileRef(l.kind, a)
+			if err != nil {
+				return fmt.Errorf("--%s: %w", l.flag, err)
+			}
+			*l.refs = opts.AddFileRef(*l.refs, r)
+		}
+		if len(*l.refs) == 0 {
+			*l.refs = nil
+		}
 	}
 
 	// Ports.

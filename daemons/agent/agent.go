@@ -20,6 +20,7 @@ import (
 	"github.com/warren-edge/warren/daemons/agent/step"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/keys"
 	"github.com/warren-edge/warren/netcfg/wg"
 )
 
@@ -69,15 +70,23 @@ type Config struct {
 	// the image is present. ctx has no deadline: bound it. nil: only the
 	// registry is tried.
 	FetchImage func(ctx context.Context, ref string) error
+	// SecretsDir is where each task's secrets get a tmpfs of their own
+	// (default DefaultSecretsDir); Mounter mounts them (default mount(2)).
+	SecretsDir string
+	Mounter    Mounter
 }
 
 // Agent is one running warren-agent.
 type Agent struct {
 	cfg Config
 	log *slog.Logger
-	api *client.Client
-	rt  rt.Runtime
-	net Network
+	// nodeKeys seals the secrets of this node's tasks for a restart while
+	// cut off (secrets.go); made on first use, under keyMu.
+	keyMu    sync.Mutex
+	nodeKeys *keys.Ring
+	api      *client.Client
+	rt       rt.Runtime
+	net      Network
 
 	nodeID string
 	subnet netip.Prefix
@@ -153,6 +162,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "warren.internal"
+	}
+	if cfg.SecretsDir == "" {
+		cfg.SecretsDir = DefaultSecretsDir
+	}
+	if cfg.Mounter == nil {
+		cfg.Mounter = sysMounter{}
 	}
 	if cfg.LogMaxBytes == 0 {
 		cfg.LogMaxBytes = 10 << 20
@@ -499,6 +514,15 @@ func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 		spec.Mounts = files
 	}
 	phase("network")
+	if len(t.Spec.Secrets)+len(t.Spec.Configs) > 0 {
+		files, err := a.writeTaskFiles(ctx, t, local)
+		if err != nil {
+			a.fail(ctx, t, api.TaskFailed, err)
+			return
+		}
+		spec.Mounts = append(spec.Mounts, files...)
+		phase("secrets")
+	}
 	// A container left half-made by an earlier agent is made again.
 	if err := a.rt.Delete(ctx, t.ID); err != nil {
 		a.fail(ctx, t, api.TaskFailed, err)
@@ -602,6 +626,7 @@ func (a *Agent) remove(ctx context.Context, id string) {
 	} else {
 		os.RemoveAll(dir)
 	}
+	a.removeTaskFiles(id)
 	a.mu.Lock()
 	delete(a.containers, id)
 	delete(a.addrs, id)

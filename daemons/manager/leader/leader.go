@@ -135,10 +135,43 @@ func (l *Leader) lead(ctx context.Context) {
 	l.log.Info("leading the cluster")
 	l.beats.reset(time.Now())
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); l.monitorNodes(ctx) }()
 	go func() { defer wg.Done(); l.reconcileLoop(ctx) }()
+	go func() { defer wg.Done(); l.pruneVersions(ctx) }()
 	wg.Wait()
+}
+
+// pruneEvery is how often the leader looks for old versions of secrets
+// and configs that nothing holds any more.
+const pruneEvery = time.Second
+
+// pruneVersions removes the old versions of secrets and configs that no
+// service pins and no task that has not ended holds (a secret's sealed
+// value leaves the state with it). The FSM checks again when it applies
+// the removal, against the state of that moment.
+func (l *Leader) pruneVersions(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, k := range []struct {
+			kind string
+			cmd  store.CommandType
+		}{{api.KindSecret, store.CmdSecretRemove}, {api.KindConfig, store.CmdConfigRemove}} {
+			var prune map[string][]uint64
+			l.core.View(func(v *store.View) error { prune = v.PrunableVersions(k.kind); return nil })
+			for id, versions := range prune {
+				if _, err := l.core.Propose(ctx, k.cmd, store.SecretRemove{ID: id, Versions: versions}); err != nil {
+					l.log.Warn("prune old versions", "kind", k.kind, "id", id, "err", err)
+				}
+			}
+		}
+	}
 }
 
 // fullPassEvery bounds how long any service goes without a reconcile pass.

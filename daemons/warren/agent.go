@@ -30,6 +30,7 @@ func runAgent(args []string) error {
 	namespace := fs.String("containerd-namespace", "warren", "containerd namespace of Warren's containers and images")
 	dataDir := fs.String("data-dir", "/var/lib/warren/agent", "directory for container logs, network files and the address pool")
 	agentSocket := fs.String("agent-socket", "/run/warren/agent.sock", "unix socket of the agent's local API (systemd socket name: agent)")
+	secretsDir := fs.String("secrets-dir", agent.DefaultSecretsDir, "where each task's secrets get a tmpfs of their own")
 	netnsDir := fs.String("netns-dir", "/run/warren/netns", "where task network namespaces are mounted")
 	bridge := fs.String("bridge", "warren0", "the container bridge")
 	hostNetNS := fs.String("host-netns", "", "network namespace that plays this node (tests); default: the agent's own")
@@ -82,7 +83,7 @@ func runAgent(args []string) error {
 		return err
 	}
 	cfg := agent.Config{API: api, Runtime: rt, DataDir: *dataDir, Hostname: *hostname, EngineVersion: engine, Logger: log,
-		ClusterDNS: *clusterDNS && !*noNetwork, ClusterDomain: *clusterDomain}
+		ClusterDNS: *clusterDNS && !*noNetwork, ClusterDomain: *clusterDomain, SecretsDir: *secretsDir}
 	if !*noNetwork {
 		hn := &agent.HostNetwork{Bridge: *bridge, NetNSPath: *hostNetNS, NetnsDir: *netnsDir, StateDir: *dataDir}
 		defer hn.Close()

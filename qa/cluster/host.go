@@ -231,7 +231,7 @@ func (h *Host) StartAgent() error {
 	argv := []string{h.c.cfg.Bin, "agent", "--api-socket", h.Socket, "--containerd-socket", h.Containerd.Socket,
 		"--mesh-iface", h.MeshIface, "--mesh-status", filepath.Join(h.Dir, "mesh-status.json"),
 		"--data-dir", filepath.Join(h.Dir, "agent"), "--agent-socket", h.AgentSocket,
-		"--netns-dir", filepath.Join(h.Dir, "netns"), "--host-netns", "/run/netns/" + h.NS,
+		"--netns-dir", filepath.Join(h.Dir, "netns"), "--secrets-dir", filepath.Join(h.Dir, "secrets"), "--host-netns", "/run/netns/" + h.NS,
 		"--hostname", h.Name, "--cluster-dns=false", "--log-level", "debug"}
 	argv = append(argv, h.c.cfg.AgentArgs...)
 	p, err := startProc("agent", filepath.Join(h.Dir, "agent.log"), argv)

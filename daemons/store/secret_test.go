@@ -9,7 +9,9 @@ import (
 	"github.com/warren-edge/warren/daemons/keys"
 )
 
-func sealedOf(b string) keys.Sealed { return keys.Sealed{Key: "k1", Nonce: []byte("n"), Box: []byte(b)} }
+func sealedOf(b string) keys.Sealed {
+	return keys.Sealed{Key: "k1", Nonce: []byte("n"), Box: []byte(b)}
+}
 
 func (h *harness) putSecret(id, name string, version uint64, box string) any {
 	h.t.Helper()

@@ -29,6 +29,7 @@ type section struct {
 
 var sections = []section{
 	{"manager", benchManager},
+	{"secrets", benchSecrets},
 	{"node", benchNode},
 	{"dns", benchDNS},
 	{"mesh", benchMesh},

@@ -150,7 +150,8 @@ func benchCreates(r *report, store string, concs ...int) error {
 
 // createMany creates n services named prefix-1… of the given replicas
 // through the API, conc at a time, and returns how long it took.
-func createMany(ctx context.Context, c *client.Client, prefix string, n, conc int, replicas uint64) (time.Duration, error) {
+// Each mod changes the spec before it is sent.
+func createMany(ctx context.Context, c *client.Client, prefix string, n, conc int, replicas uint64, mods ...func(*api.ServiceSpec)) (time.Duration, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -167,6 +168,9 @@ func createMany(ctx context.Context, c *client.Client, prefix string, n, conc in
 					return
 				}
 				spec := api.ServiceSpec{Name: fmt.Sprintf("%s-%d", prefix, i), Image: "localhost/busybox", Replicas: replicas, Args: []string{"sleep", "1000"}}
+				for _, m := range mods {
+					m(&spec)
+				}
 				if _, err := c.CreateService(ctx, spec); err != nil {
 					mu.Lock()
 					if failed++; first == nil {

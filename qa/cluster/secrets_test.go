@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -52,7 +51,7 @@ func TestSecretsAndConfigs(t *testing.T) {
 	if _, err := m1.Client.CreateService(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	task := waitRunning(t, ctx, m1, "sec", 1)
+	task := runningTask(t, ctx, m1, "sec").ID
 
 	sh := func(task string, cmd string) string {
 		var out, errb bytes.Buffer
@@ -161,30 +160,6 @@ func TestSecretsAndConfigs(t *testing.T) {
 			}
 		}
 	}
-}
-
-// waitRunning waits for n running tasks of service and returns the first.
-func waitRunning(t *testing.T, ctx context.Context, m *Host, service string, n int) string {
-	t.Helper()
-	var id string
-	eventually(t, 60*time.Second, service+" running", func() error {
-		ts, err := consistentTasks(ctx, m, service)
-		if err != nil {
-			return err
-		}
-		var run []api.Task
-		for _, tk := range liveTasks(ts) {
-			if tk.Status.State == api.TaskRunning {
-				run = append(run, tk)
-			}
-		}
-		if len(run) != n {
-			return fmt.Errorf("tasks:%s", describeTasks(ts))
-		}
-		id = run[0].ID
-		return nil
-	})
-	return id
 }
 
 // grepTree lists the regular files under dir (but not under skip) whose

@@ -31,6 +31,12 @@ func TestAutolockAndKeysCommands(t *testing.T) {
 	if r := c.runIn("", "unlock"); r.code != 1 || !strings.Contains(r.stderr, "no unlock key") {
 		t.Errorf("unlock with nothing on stdin: exit %d, %q", r.code, r.stderr)
 	}
+	if r := c.runIn("hunter2", "secret", "create", "db-password", "-"); r.code != 0 {
+		t.Fatalf("secret create: %d %q", r.code, r.stderr)
+	}
+	if r := c.run("secret", "ls", "--check"); r.code != 0 || !strings.Contains(r.stdout, "3 of 3 sealed values open") {
+		t.Errorf("secret ls --check: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
 	r := c.must("cluster", "rotate-key")
 	if !strings.Contains(r.stdout, "Rotation under way: yes") {
 		t.Errorf("rotate-key printed %q", r.stdout)
@@ -38,7 +44,7 @@ func TestAutolockAndKeysCommands(t *testing.T) {
 	c.waitFor("the rotation to finish", func() bool {
 		return strings.Contains(c.run("cluster", "keys").stdout, "Rotation under way: no")
 	})
-	if rows := tableRows(c.must("cluster", "keys").stdout); len(rows) < 1 || !strings.HasSuffix(rows[0][0], "*") || rows[0][2] != "2" {
-		t.Errorf("keys after the rotation: %q; want one active key holding 2 values", rows)
+	if rows := tableRows(c.must("cluster", "keys").stdout); len(rows) < 1 || !strings.HasSuffix(rows[0][0], "*") || rows[0][2] != "3" {
+		t.Errorf("keys after the rotation: %q; want one active key holding 3 values", rows)
 	}
 }

@@ -151,16 +151,20 @@ which tasks hold which version).`, kind),
 
 func (s *session) fileLsCmd(kind string) *cobra.Command {
 	var out outputFlag
-	var quiet bool
+	var quiet, check bool
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   fmt.Sprintf("List the %ss", kind),
-		Example: fmt.Sprintf("  warrenctl %[1]s ls\n  warrenctl %[1]s ls -q", kind),
+		Example: fmt.Sprintf("  warrenctl %[1]s ls\n  warrenctl %[1]s ls -q", kind) + map[bool]string{true: "\n  warrenctl secret ls --check"}[kind == api.KindSecret],
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(cmd); err != nil {
 				return err
+			}
+			if check {
+				// Every sealed value, secrets and all: the data keys' check.
+				return s.checkKeys(cmd, &out)
 			}
 			c, err := s.client()
 			if err != nil {
@@ -186,6 +190,9 @@ func (s *session) fileLsCmd(kind string) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print names")
+	if kind == api.KindSecret {
+		cmd.Flags().BoolVar(&check, "check", false, "open every sealed value (secrets, the CA key, the unlock key) on this manager and report those that do not open, as warrenctl cluster keys --check")
+	}
 	addOutputFlag(cmd, &out, format.Table, format.Table, format.JSON, format.YAML)
 	return cmd
 }

@@ -3,6 +3,7 @@ package manager_test
 import (
 	"bytes"
 	"errors"
+	"sync/atomic"
 
 	"fmt"
 	"io/fs"
@@ -244,28 +245,27 @@ func TestJoiningAnAutolockedClusterStaysLocked(t *testing.T) {
 	})
 }
 
-// A data key rotation stopped part-way (its leader stops sealing) leaves
-// every value readable, keeps the old key while a value is under it, and
-// finishes when it goes on; the old key is dropped only then.
+// A data key rotation stopped part-way (its leader sealed one batch, then
+// stopped) leaves every value readable and the old key in place; the
+// restarted leader goes on from the state and finishes, and only then is
+// the old key dropped.
 func TestDataKeyRotationResumes(t *testing.T) {
 	c := ctx(t)
 	base := t.TempDir()
 	a := startFirstManager(t, base)
-	if _, err := a.cl().SetAutolock(c, true); err != nil { // a second value: the unlock key
-		t.Fatal(err)
+	const n = 600 // three reseal batches
+	for i := range n {
+		if _, err := a.cl().CreateFile(c, api.KindSecret, api.SecretRequest{Name: fmt.Sprintf("s%d", i), Data: []byte(fmt.Sprintf("value %d", i))}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	before, err := a.cl().Keys(c)
 	if err != nil || len(before.Keys) != 1 {
 		t.Fatalf("keys: %+v, %v", before, err)
 	}
-	paused := true
-	var mu = make(chan struct{}, 1)
-	mu <- struct{}{}
-	defer membership.SetResealHookForTest(func() bool {
-		<-mu
-		defer func() { mu <- struct{}{} }()
-		return !paused
-	})()
+	var batches atomic.Int32
+	restore := membership.SetResealHookForTest(func() bool { return batches.Add(1) <= 1 })
+	defer restore()
 	rot, err := a.cl().RotateDataKey(c)
 	if err != nil || !rot.Rotating || rot.Active == before.Active || len(rot.Keys) != 2 {
 		t.Fatalf("rotate: %+v, %v", rot, err)
@@ -273,15 +273,23 @@ func TestDataKeyRotationResumes(t *testing.T) {
 	if _, err := a.cl().RotateDataKey(c); !api.IsCode(err, api.CodeConflict) {
 		t.Errorf("a second rotation while one runs: %v; want a conflict", err)
 	}
-	time.Sleep(1500 * time.Millisecond) // the leader's loop runs (and is held)
+	eventually(t, "one batch sealed again, then held", 10*time.Second, func() error {
+		if batches.Load() < 2 {
+			return fmt.Errorf("%d batches asked", batches.Load())
+		}
+		return nil
+	})
 	chk, err := a.cl().CheckKeys(c)
-	if err != nil || chk.Readable != chk.Checked || chk.NotActive != chk.Checked {
-		t.Fatalf("check with the rotation held: %+v, %v; want every value readable, none under the new key yet", chk, err)
+	if err != nil || chk.Readable != chk.Checked || chk.Checked < n || chk.NotActive == 0 || chk.NotActive == chk.Checked {
+		t.Fatalf("check part-way: %+v, %v; want every value readable, some under each key", chk, err)
 	}
-	<-mu
-	paused = false
-	mu <- struct{}{}
-	eventually(t, "the rotation done", 15*time.Second, func() error {
+	t.Logf("part-way: %d of %d values under the new key", chk.Checked-chk.NotActive, chk.Checked)
+
+	// The leader stops part-way; it comes back and goes on.
+	a.stop()
+	restore()
+	a.restart(t)
+	eventually(t, "the rotation done after the restart", 30*time.Second, func() error {
 		k, err := a.cl().Keys(c)
 		if err != nil || k.Rotating || len(k.Keys) != 1 || k.Keys[0].ID != rot.Active {
 			return fmt.Errorf("%+v, %v", k, err)
@@ -289,7 +297,7 @@ func TestDataKeyRotationResumes(t *testing.T) {
 		return nil
 	})
 	chk, err = a.cl().CheckKeys(c)
-	if err != nil || chk.Readable != chk.Checked || chk.NotActive != 0 {
+	if err != nil || chk.Readable != chk.Checked || chk.Checked < n || chk.NotActive != 0 {
 		t.Fatalf("check after the rotation: %+v, %v", chk, err)
 	}
 	// The CA still signs (its key was sealed again, not lost).

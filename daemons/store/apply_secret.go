@@ -52,14 +52,6 @@ type SecretRemove struct {
 // ConfigRemove is SecretRemove for a config.
 type ConfigRemove = SecretRemove
 
-// SecretReseal replaces the sealed value of one version of a secret (key
-// rotation: the same value, sealed under another data key).
-type SecretReseal struct {
-	ID      string      `json:"id"`
-	Version uint64      `json:"version"`
-	Sealed  keys.Sealed `json:"sealed"`
-}
-
 // fileKind is where one of the two kinds lives.
 type fileKind struct {
 	kind                   string
@@ -194,19 +186,6 @@ func (w *wtx) removeFile(k fileKind, c *SecretRemove) any {
 	obj.Versions = kept
 	w.putFileObject(k, obj, api.OpUpdate)
 	return obj
-}
-
-func applySecretReseal(w *wtx, c *SecretReseal) any {
-	obj := w.view().fileByID(secretKind, c.ID)
-	if obj == nil || !obj.HasVersion(c.Version) {
-		return api.Errorf(api.CodeNotFound, "no secret %q version %d", c.ID, c.Version)
-	}
-	raw, err := json.Marshal(c.Sealed)
-	if err != nil {
-		return fmt.Errorf("store: secret: %w", err)
-	}
-	w.must(w.tx.Bucket(bSecretValues).Put(valueKey(c.ID, c.Version), raw))
-	return nil
 }
 
 func (v *View) fileByID(k fileKind, id string) *api.Secret {
@@ -362,7 +341,7 @@ func (v *View) ConfigData(id string, version uint64) ([]byte, bool) {
 
 // SealedValues calls fn with every sealed value the state holds and the
 // place (aad) it was sealed at, for key rotation: reseal each with
-// CmdSecretReseal.
+// CmdReseal (keyring.go).
 func (v *View) SealedValues(fn func(aad string, s keys.Sealed) error) error {
 	c := v.tx.Bucket(bSecretValues).Cursor()
 	for k, raw := c.First(); k != nil; k, raw = c.Next() {
@@ -459,7 +438,9 @@ func init() {
 		if !found || cur.Key != was {
 			return false
 		}
-		return applySecretReseal(w, &SecretReseal{ID: id, Version: version, Sealed: s}) == nil
+		raw, _ := json.Marshal(s)
+		w.must(w.tx.Bucket(bSecretValues).Put(valueKey(id, version), raw))
+		return true
 	}
 }
 

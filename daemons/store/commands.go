@@ -37,7 +37,7 @@ const (
 	// 19 and 20: volumes.
 	CmdSecretPut    CommandType = 21
 	CmdSecretRemove CommandType = 22
-	CmdSecretReseal CommandType = 23
+	// 23: a secret's reseal, never shipped: CmdReseal reseals every kind.
 	CmdConfigPut    CommandType = 24
 	CmdConfigRemove CommandType = 25
 	CmdKeyring      CommandType = 26
@@ -53,7 +53,7 @@ var commandNames = map[CommandType]string{
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
 	CmdNodeJournal: "node-journal", CmdKeyring: "keyring", CmdReseal: "reseal",
-	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove", CmdSecretReseal: "secret-reseal",
+	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove",
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
 }
 

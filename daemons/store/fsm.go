@@ -64,7 +64,6 @@ var appliers = map[CommandType]applyFunc{
 	CmdReseal:        decoded(applyReseal),
 	CmdSecretPut:     decoded(applySecretPut),
 	CmdSecretRemove:  decoded(applySecretRemove),
-	CmdSecretReseal:  decoded(applySecretReseal),
 	CmdConfigPut:     decoded(applyConfigPut),
 	CmdConfigRemove:  decoded(applyConfigRemove),
 }

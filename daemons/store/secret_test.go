@@ -109,8 +109,14 @@ func TestSecretVersionsRollConsumersAndPrune(t *testing.T) {
 		}
 	})
 
-	// Reseal replaces the value at its place.
-	h.mustApply(CmdSecretReseal, SecretReseal{ID: sid, Version: 2, Sealed: sealedOf("BOX-RESEALED")})
+	// Reseal (the data key rotation's) replaces the value at its place,
+	// if it is still under the key it was read under.
+	h.mustApply(CmdKeyring, Keyring{Keys: []keys.Wrapped{{ID: "k1"}, {ID: "k2"}}, Active: "k2"})
+	again := keys.Sealed{Key: "k2", Nonce: []byte("n"), Box: []byte("BOX-RESEALED")}
+	if n := h.mustApply(CmdReseal, Reseal{Items: []ResealItem{{Place: api.SecretAAD(sid, 2), Was: "k0", Value: again}}}); n != 0 {
+		t.Errorf("a reseal read under another key changed %v values", n)
+	}
+	h.mustApply(CmdReseal, Reseal{Items: []ResealItem{{Place: api.SecretAAD(sid, 2), Was: "k1", Value: again}}})
 	h.view(func(v *View) {
 		if s, _ := v.SecretSealed(sid, 2); !bytes.Equal(s.Box, []byte("BOX-RESEALED")) {
 			t.Errorf("after reseal the box is %q", s.Box)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
 )
 
 // benchSecrets: what secrets cost on the write path, one manager: service
@@ -58,5 +59,50 @@ func benchSecrets(r *report) error {
 		return fmt.Errorf("%d secret creates failed", failed.Load())
 	}
 	r.add("secret creates/s (sealed before Raft), 1 manager, concurrency 8", fmt.Sprintf("%.0f/s", n/time.Since(start).Seconds()), "", "")
+	return benchRotation(ctx, r, c)
+}
+
+// benchRotation: a data key rotation of 10,000 secrets, from the call to
+// the old key's drop (every value opened and sealed again by the leader,
+// a batch per Raft entry).
+func benchRotation(ctx context.Context, r *report, c *client.Client) error {
+	const total = 10000
+	have, err := c.Secrets(ctx)
+	if err != nil {
+		return err
+	}
+	for i := len(have); i < total; i++ {
+		if _, err := c.CreateFile(ctx, api.KindSecret, api.SecretRequest{Name: fmt.Sprintf("rot-%d", i), Data: []byte("a password of some length")}); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	if _, err := c.RotateDataKey(ctx); err != nil {
+		return err
+	}
+	for {
+		k, err := c.Keys(ctx)
+		if err != nil {
+			return err
+		}
+		if !k.Rotating && len(k.Keys) == 1 {
+			el := time.Since(start)
+			values := k.Keys[0].Values
+			r.add(fmt.Sprintf("data key rotation, %d sealed values, 1 manager (to the old key's drop)", values),
+				fmt.Sprintf("%.0f values/s (%.1f s)", float64(values)/el.Seconds(), el.Seconds()), "", "")
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			return fmt.Errorf("the rotation did not finish in 5 minutes: %+v", k)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	chk, err := c.CheckKeys(ctx)
+	if err != nil {
+		return err
+	}
+	if chk.Readable != chk.Checked {
+		return fmt.Errorf("after the rotation %d of %d values open", chk.Readable, chk.Checked)
+	}
 	return nil
 }

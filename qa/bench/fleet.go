@@ -146,6 +146,9 @@ func benchFleet(r *report) error {
 		return err
 	}
 	r.add("node join → mesh reachable (w1 reaches the new node's bridge address)", ms(reach), "", "userspace WireGuard")
+	if err := benchSecretDelivery(ctx, r, m, w1); err != nil {
+		return err
+	}
 	if err := benchImageSpread(ctx, r, c, m, []*cluster.Host{w1, w2, w3}); err != nil {
 		return err
 	}

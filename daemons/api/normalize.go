@@ -15,6 +15,9 @@ func NormalizeSpec(s *ServiceSpec) {
 	for i := range s.Ports {
 		s.Ports[i] = s.Ports[i].Normalized()
 	}
+	for i := range s.Mounts {
+		s.Mounts[i] = s.Mounts[i].Normalized()
+	}
 }
 
 // Normalized is p with what an empty field means filled in: protocol tcp,

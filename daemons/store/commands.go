@@ -34,7 +34,9 @@ const (
 	CmdOperatorDrop  CommandType = 16
 	CmdOnce          CommandType = 17
 	CmdNodeJournal   CommandType = 18
-	// 19–25: volumes, secrets and configs.
+	CmdVolumeCreate  CommandType = 19
+	CmdVolumeRemove  CommandType = 20
+	// 21–25: secrets and configs.
 	CmdKeyring CommandType = 26
 	CmdReseal  CommandType = 27
 )
@@ -47,7 +49,8 @@ var commandNames = map[CommandType]string{
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
-	CmdNodeJournal: "node-journal", CmdKeyring: "keyring", CmdReseal: "reseal",
+	CmdNodeJournal: "node-journal", CmdVolumeCreate: "volume-create", CmdVolumeRemove: "volume-remove",
+	CmdKeyring: "keyring", CmdReseal: "reseal",
 }
 
 func (t CommandType) String() string {

@@ -30,7 +30,8 @@ var (
 	bRequests      = []byte("requests")
 	bRequestsByAt  = []byte("requests_by_at")
 	bJournal       = []byte("journal") // node ID, 0, seq (8 bytes) → api.JournalEntry
-	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal}
+	bVolumes       = []byte("volumes") // name → api.Volume
+	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal, bVolumes}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")

@@ -69,6 +69,9 @@ type Config struct {
 	// the image is present. ctx has no deadline: bound it. nil: only the
 	// registry is tried.
 	FetchImage func(ctx context.Context, ref string) error
+	// AllowBind are the host folders bind mounts may come from (warren
+	// agent --allow-bind); none by default: every bind is refused.
+	AllowBind []string
 }
 
 // Agent is one running warren-agent.
@@ -464,6 +467,11 @@ func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 		a.fail(ctx, t, api.TaskRejected, err)
 		return
 	}
+	mounts, err := a.taskMounts(t)
+	if err != nil {
+		a.fail(ctx, t, api.TaskRejected, err)
+		return
+	}
 	spec := rt.ContainerSpec{
 		ID: t.ID, Image: image, Command: t.Spec.Command, Args: t.Spec.Args, Env: t.Spec.Env,
 		WorkingDir: t.Spec.WorkingDir, User: t.Spec.User, Hostname: shortID(t.ID),
@@ -498,6 +506,7 @@ func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 		}
 		spec.Mounts = files
 	}
+	spec.Mounts = append(spec.Mounts, mounts...)
 	phase("network")
 	// A container left half-made by an earlier agent is made again.
 	if err := a.rt.Delete(ctx, t.ID); err != nil {

@@ -692,9 +692,12 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				hb.Description.Images, hb.ImagesChanged = imgs, true
 			}
 		}
-		_, err := a.api.Heartbeat(ctx, a.nodeID, hb)
+		self, err := a.api.Heartbeat(ctx, a.nodeID, hb)
 		if ctx.Err() == nil {
 			a.setContact(err == nil, time.Now())
+		}
+		if err == nil {
+			a.dropVolumes(self.Volumes)
 		}
 		if err == nil && a.journal.lastSeq() > a.journalSentSeq() && time.Now().After(a.journalRetryAt()) {
 			a.sendJournal(ctx) // one that failed at reconnect goes again

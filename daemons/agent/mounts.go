@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
@@ -112,4 +113,45 @@ func under(allow []string, p string, resolve bool) bool {
 		}
 	}
 	return false
+}
+
+// dropVolumes deletes the data of the volumes this node holds that are
+// not in kept (the volumes the managers say live here: api.Node.Volumes)
+// and that no task of the node mounts. It waits until the agent knows the
+// node's tasks (synced) and owns every container it runs: data is never
+// deleted on a guess.
+func (a *Agent) dropVolumes(kept []string) {
+	dir := filepath.Join(a.cfg.DataDir, VolumesDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return
+	}
+	used := map[string]bool{}
+	a.mu.Lock()
+	sure := a.synced
+	for _, t := range a.tasks {
+		for _, name := range t.Spec.VolumeNames() {
+			used[name] = true
+		}
+	}
+	for id := range a.containers {
+		if _, ok := a.tasks[id]; !ok {
+			sure = false // a container of a task the agent no longer knows
+		}
+	}
+	a.mu.Unlock()
+	if !sure {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || used[name] || slices.Contains(kept, name) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			a.log.Warn("delete a removed volume's data", "volume", name, "err", err)
+			continue
+		}
+		a.log.Info("deleted the data of a removed volume", "volume", name)
+	}
 }

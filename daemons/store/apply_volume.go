@@ -26,6 +26,31 @@ func (w *wtx) putVolume(v *api.Volume, op string) {
 	v.Version = w.index
 	raw := w.put(bVolumes, v.Spec.Name, v)
 	w.record(op, api.KindVolume, v.Spec.Name, v.NodeID, "", raw, nil)
+	w.refreshNodeVolumes(v.NodeID)
+}
+
+// refreshNodeVolumes keeps api.Node.Volumes of node id equal to the
+// volumes that live on it: its agent learns from it (in the answer to
+// its heartbeat, which a worker gets too) which data to keep.
+func (w *wtx) refreshNodeVolumes(id string) {
+	if id == "" {
+		return
+	}
+	n, ok := w.view().NodeByID(id)
+	if !ok {
+		return
+	}
+	var names []string
+	for _, v := range w.view().Volumes() {
+		if v.NodeID == id {
+			names = append(names, v.Spec.Name)
+		}
+	}
+	if slices.Equal(names, n.Volumes) {
+		return
+	}
+	n.Volumes = names
+	w.putNode(n, api.OpUpdate)
 }
 
 func applyVolumeCreate(w *wtx, c *VolumeCreate) any {
@@ -54,6 +79,7 @@ func applyVolumeRemove(w *wtx, c *VolumeRemove) any {
 	w.must(w.tx.Bucket(bVolumes).Delete([]byte(c.Name)))
 	raw, _ := json.Marshal(vol)
 	w.record(api.OpDelete, api.KindVolume, vol.Spec.Name, vol.NodeID, "", raw, nil)
+	w.refreshNodeVolumes(vol.NodeID)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,8 +39,18 @@ func TestVolumeCreateInspectRemove(t *testing.T) {
 			t.Errorf("Volumes() = %+v, want data on n1 and logs unbound", vs)
 		}
 	})
+	h.createVolume("more", "n1")
+	h.view(func(v *View) {
+		if n, _ := v.NodeByID("n1"); !slices.Equal(n.Volumes, []string{"data", "more"}) {
+			t.Errorf("node n1's volumes = %v, want [data more]", n.Volumes)
+		}
+	})
+	h.mustApply(CmdVolumeRemove, VolumeRemove{Name: "more", At: t0})
 	h.mustApply(CmdVolumeRemove, VolumeRemove{Name: "logs", At: t0})
 	h.view(func(v *View) {
+		if n, _ := v.NodeByID("n1"); !slices.Equal(n.Volumes, []string{"data"}) {
+			t.Errorf("node n1's volumes after rm more = %v, want [data]", n.Volumes)
+		}
 		if _, err := v.Volume("logs"); !api.NotFound(err) {
 			t.Errorf("Volume(logs) after rm = %v, want not found", err)
 		}
@@ -101,6 +112,9 @@ func TestFirstPlacementBindsVolume(t *testing.T) {
 	h.view(func(v *View) {
 		if vol, _ := v.Volume("data"); vol.NodeID != "n2" {
 			t.Errorf("volume data after its first task went to n2: node %q, want n2", vol.NodeID)
+		}
+		if n, _ := v.NodeByID("n2"); !slices.Equal(n.Volumes, []string{"data"}) {
+			t.Errorf("node n2's volumes after the binding = %v, want [data]", n.Volumes)
 		}
 	})
 	// A plan that puts the second task elsewhere (raced the binding) is

@@ -113,4 +113,19 @@ func TestVolumesAndMounts(t *testing.T) {
 			t.Errorf("task with a bind of %s: error %q, want it to say %q", c.src, ts[0].Status.Err, c.want)
 		}
 	}
+
+	// Once the service is gone, rm goes through, and the node's agent
+	// deletes the data.
+	if err := n.c.RemoveService(n.ctx, "vol", 0); err != nil {
+		t.Fatalf("service rm vol: %v", err)
+	}
+	eventually(t, "volume rm data once vol's tasks have stopped", 30*time.Second, func() error {
+		return n.c.RemoveVolume(n.ctx, "data")
+	})
+	eventually(t, "the agent deletes the removed volume's data", 30*time.Second, func() error {
+		if _, err := os.Stat(filepath.Dir(logFile)); !os.IsNotExist(err) {
+			return fmt.Errorf("stat %s: %v, want it gone", filepath.Dir(logFile), err)
+		}
+		return nil
+	})
 }

@@ -22,7 +22,7 @@ func TestVolumesAndMounts(t *testing.T) {
 	// Bad mounts change nothing.
 	for _, tc := range []struct{ mount, says string }{
 		{"type=volume,src=nope,dst=/data", "no volume nope: create it with warrenctl volume create nope"},
-		{"type=bind,src=etc,dst=/x", "must be an absolute path on the host"},
+		{"type=bind,src=etc,dst=/x", `bind source "etc": must be an absolute path (a path on the host)`},
 		{"type=tmpfs,dst=/", "cannot mount over the container's root"},
 		{"type=nfs,dst=/x", `type "nfs" is not volume, bind or tmpfs`},
 	} {

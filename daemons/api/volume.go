@@ -120,6 +120,17 @@ func hasDotDot(p string) bool {
 	return false
 }
 
+// pathProblem says what is wrong with a mount's path, or "".
+func pathProblem(p string) string {
+	switch {
+	case !path.IsAbs(p) || strings.ContainsRune(p, 0):
+		return "must be an absolute path"
+	case hasDotDot(p):
+		return "must not hold '..'"
+	}
+	return ""
+}
+
 // validateMounts checks the mounts of a spec on their own: what does not
 // need the node (a bind source's allow-list is the node's) or the store
 // (a volume's existence).
@@ -131,13 +142,11 @@ func validateMounts(fe *fieldErrs, mounts []Mount) {
 	seen := map[string]int{}
 	for i, m := range mounts {
 		f := fmt.Sprintf("mounts[%d]", i)
-		switch {
+		switch why := pathProblem(m.Target); {
 		case m.Target == "":
 			fe.add(f+".target", "a destination is required: dst=/path in the container")
-		case !path.IsAbs(m.Target) || strings.ContainsRune(m.Target, 0):
-			fe.add(f+".target", "%q must be an absolute path in the container", m.Target)
-		case hasDotDot(m.Target):
-			fe.add(f+".target", "%q must not hold '..'", m.Target)
+		case why != "":
+			fe.add(f+".target", "%q: %s (a path in the container)", m.Target, why)
 		case path.Clean(m.Target) == "/":
 			fe.add(f+".target", "cannot mount over the container's root /")
 		default:
@@ -154,13 +163,10 @@ func validateMounts(fe *fieldErrs, mounts []Mount) {
 				fe.add(f+".source", "a volume mount names its volume (src=NAME): %v", err)
 			}
 		case MountBind:
-			switch {
-			case m.Source == "":
+			if m.Source == "" {
 				fe.add(f+".source", "a bind mount needs a host path: src=/host/path")
-			case !path.IsAbs(m.Source) || strings.ContainsRune(m.Source, 0):
-				fe.add(f+".source", "bind source %q must be an absolute path on the host", m.Source)
-			case hasDotDot(m.Source):
-				fe.add(f+".source", "bind source %q must not hold '..'", m.Source)
+			} else if why := pathProblem(m.Source); why != "" {
+				fe.add(f+".source", "bind source %q: %s (a path on the host)", m.Source, why)
 			}
 		case MountTmpfs:
 			if m.Source != "" {

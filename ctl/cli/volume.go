@@ -90,13 +90,8 @@ func (s *session) volumeLsCmd() *cobra.Command {
 			if done, err := listed(s.out(), &out, vols, quiet, func(v api.Volume) string { return v.Spec.Name }); done {
 				return err
 			}
-			hostnames := map[string]string{}
-			if nodes, err := c.Nodes(cmd.Context(), client.ReadOptions{}); err == nil {
-				for _, n := range nodes {
-					hostnames[n.ID] = n.Description.Hostname
-				}
-			}
-			return format.VolumeTable(s.out(), vols, hostnames)
+			nodes, _ := c.Nodes(cmd.Context(), client.ReadOptions{}) // without them, short IDs
+			return format.VolumeTable(s.out(), vols, hostnames(nodes))
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print volume names")

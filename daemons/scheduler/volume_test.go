@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -104,4 +107,56 @@ func TestScheduleVolumeAffinity(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPropertyVolumeAffinity: over random clusters whose pending tasks
+// mount random volumes (on a node, on none yet, on a node not in the
+// cluster, or missing), a task is only ever assigned to the node of each
+// bound volume it mounts, no volume without a node is taken by two tasks
+// of one call, and every pending task gets an answer.
+func TestPropertyVolumeAffinity(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		c := genCluster(t)
+		homes := []string{"", "", "gone"}
+		for _, n := range c.nodes {
+			homes = append(homes, n.ID)
+		}
+		vols := Volumes{}
+		for _, name := range []string{"va", "vb", "vc"} {
+			if rapid.IntRange(0, 4).Draw(t, name+".exists") > 0 {
+				vols[name] = rapid.SampledFrom(homes).Draw(t, name+".node")
+			}
+		}
+		for i, p := range c.pending {
+			names := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"va", "vb", "vc"}), 0, 2, rapid.ID[string]).Draw(t, fmt.Sprintf("pending%d.volumes", i))
+			cp := *p
+			cp.Spec.Mounts = nil
+			mounts(names...)(&cp)
+			c.pending[i] = &cp
+		}
+		r := Schedule(c.nodes, c.placed, c.pending, vols)
+		if n := len(r.Assigned) + len(r.Unplaced); n != len(c.pending) {
+			t.Fatalf("Schedule(%v, volumes %v) answered for %d tasks, want %d", c, vols, n, len(c.pending))
+		}
+		byID := map[string]*api.Task{}
+		for _, p := range c.pending {
+			byID[p.ID] = p
+		}
+		takenBy := map[string]string{}
+		for _, a := range r.Assigned {
+			for _, name := range byID[a.TaskID].Spec.VolumeNames() {
+				home, ok := vols[name]
+				switch {
+				case !ok:
+					t.Fatalf("Schedule(%v, volumes %v) assigned %s, which mounts missing volume %s", c, vols, a.TaskID, name)
+				case home != "" && home != a.NodeID:
+					t.Fatalf("Schedule(%v, volumes %v) put %s on %s, but volume %s lives on %s", c, vols, a.TaskID, a.NodeID, name, home)
+				case home == "" && takenBy[name] != "":
+					t.Fatalf("Schedule(%v, volumes %v) assigned %s and %s, which both bind volume %s", c, vols, takenBy[name], a.TaskID, name)
+				case home == "":
+					takenBy[name] = a.TaskID
+				}
+			}
+		}
+	})
 }

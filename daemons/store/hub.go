@@ -63,6 +63,9 @@ func (f *Filter) Match(c *Change) bool {
 	if len(f.Kinds) > 0 && !f.Kinds[c.Kind] {
 		return false
 	}
+	if c.Kind == api.KindVolume && f.Worker != "" {
+		return false // a worker's replica keeps no volumes
+	}
 	if c.Kind == api.KindTask && f.Worker == "" {
 		if f.NodeID != "" && c.NodeID != f.NodeID {
 			return false

@@ -132,3 +132,13 @@ func TestFirstPlacementBindsVolume(t *testing.T) {
 		}
 	})
 }
+
+func TestWorkersWatchNoVolumes(t *testing.T) {
+	c := &Change{Kind: api.KindVolume, ID: "data", NodeID: "n1"}
+	if (&Filter{Worker: "n1"}).Match(c) {
+		t.Errorf("a worker's watch (n1) matches a change of volume data on n1, want not: its replica keeps no volumes")
+	}
+	if !(&Filter{}).Match(c) || !(&Filter{Kinds: map[string]bool{api.KindVolume: true}}).Match(c) {
+		t.Errorf("a manager-side watch does not match a change of volume data, want it to (the leader's loop follows volumes)")
+	}
+}

@@ -102,11 +102,12 @@ func (s *session) volumeLsCmd() *cobra.Command {
 func (s *session) volumeInspectCmd() *cobra.Command {
 	var out outputFlag
 	cmd := &cobra.Command{
-		Use:     "inspect NAME [NAME...]",
-		Short:   "Show volumes in detail",
-		Long:    `Show volumes as the API stores them: a JSON array by default, YAML with -o yaml.`,
-		Example: `  warrenctl volume inspect data`,
-		Args:    minArgs(1),
+		Use:               "inspect NAME [NAME...]",
+		Short:             "Show volumes in detail",
+		Long:              `Show volumes as the API stores them: a JSON array by default, YAML with -o yaml.`,
+		Example:           `  warrenctl volume inspect data`,
+		Args:              minArgs(1),
+		ValidArgsFunction: s.completeVolumes,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := out.check(cmd); err != nil {
 				return err
@@ -145,8 +146,9 @@ func (s *session) volumeRmCmd() *cobra.Command {
 		Long: `Remove volumes. The agent of the volume's node deletes its data once
 no container there uses it. A volume that a task uses is refused, naming
 the services that use it: remove them, or their mount, first.`,
-		Example: `  warrenctl volume rm data`,
-		Args:    minArgs(1),
+		Example:           `  warrenctl volume rm data`,
+		Args:              minArgs(1),
+		ValidArgsFunction: s.completeVolumes,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := s.client()
 			if err != nil {

@@ -14,6 +14,11 @@ func TestVolumesAndMounts(t *testing.T) {
 	if got := c.must("volume", "create", "data", "--label", "team=web").stdout; got != "data\n" {
 		t.Errorf("volume create data printed %q, want the name", got)
 	}
+	c.must("volume", "create", "dump")
+	if got := c.must("__complete", "volume", "rm", "d").stdout; !strings.HasPrefix(got, "data\ndump\n:") {
+		t.Errorf("warrenctl volume rm d<TAB> completes %q, want data and dump", got)
+	}
+	c.must("volume", "rm", "dump")
 	rows := tableRows(c.must("volume", "ls").stdout)
 	if len(rows) != 1 || strings.Join(rows[0], " ") != "data - team=web" {
 		t.Errorf("volume ls before any task = %q, want data unbound with its label", rows)

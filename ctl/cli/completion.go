@@ -130,3 +130,25 @@ func (s *session) completeNodes(cmd *cobra.Command, args []string, toComplete st
 	slices.Sort(names)
 	return names, cobra.ShellCompDirectiveNoFileComp
 }
+
+// completeVolumes completes the NAME arguments (volumes) of a command
+// that takes several.
+func (s *session) completeVolumes(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	c, err := s.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
+	defer cancel()
+	vols, err := c.Volumes(ctx, client.ReadOptions{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, v := range vols {
+		if n := v.Spec.Name; strings.HasPrefix(n, toComplete) && !slices.Contains(args, n) {
+			names = append(names, n)
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}

@@ -24,6 +24,7 @@ type specFlags struct {
 	env         []string
 	labels      []string
 	constraints []string
+	mounts      []string
 	// update only
 	image                       string
 	args                        string
@@ -33,6 +34,7 @@ type specFlags struct {
 	publishAdd, publishRm       []string
 	secretAdd, secretRm         []string
 	configAdd, configRm         []string
+	mountAdd, mountRm           []string
 	capAddRm, capDropRm         []string
 	// both
 	capAdd, capDrop             []string
@@ -67,6 +69,7 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==east or node.role!=manager")
 		fs.StringArrayVar(&f.secretAdd, "secret", nil, "mount a secret read-only on a tmpfs: NAME[,target=PATH,uid=N,gid=N,mode=0400] (target: /run/secrets/NAME; a relative one is under /run/secrets)")
 		fs.StringArrayVar(&f.configAdd, "config", nil, "mount a config read-only: NAME[,target=PATH,uid=N,gid=N,mode=0444] (target: /NAME, or any absolute path)")
+		fs.StringArrayVar(&f.mounts, "mount", nil, mountHelp)
 		cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeReplicated, api.ModeGlobal}, cobra.ShellCompDirectiveNoFileComp))
 		cmd.RegisterFlagCompletionFunc("constraint", completeConstraint)
 	} else {
@@ -84,6 +87,8 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.configRm, "config-rm", nil, "stop mounting a config, by name")
 		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port: [HOSTADDR:]PUBLISHED:TARGET[/PROTO], or mode=host,published=8080,target=80")
 		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port, named by its target port (80) or in full (8080:80/tcp)")
+		fs.StringArrayVar(&f.mountAdd, "mount-add", nil, mountHelp)
+		fs.StringArrayVar(&f.mountRm, "mount-rm", nil, "remove the mount at a destination in the container: /data")
 		cmd.RegisterFlagCompletionFunc("constraint-add", completeConstraint)
 		fs.StringArrayVar(&f.capAddRm, "cap-add-rm", nil, "forget a capability --cap-add added (the default applies to it again)")
 		fs.StringArrayVar(&f.capDropRm, "cap-drop-rm", nil, "forget a capability --cap-drop dropped (the default applies to it again)")
@@ -128,6 +133,8 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 	}
 }
+
+const mountHelp = "mount a volume, host path or tmpfs: type=volume,src=NAME,dst=/data[,readonly] | type=bind,src=/host/path,dst=/path[,readonly] (under a path the node allows: warren agent --allow-bind) | type=tmpfs,dst=/path[,size=64m][,mode=1777]"
 
 func completeConstraint(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	return []string{"node.labels.", "node.role==", "node.role!=", "node.hostname==", "node.hostname!=", "node.id==",
@@ -309,6 +316,15 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 		// A port published again at the same place replaces the old one.
 		spec.Ports = slices.DeleteFunc(spec.Ports, func(have api.PortConfig) bool { return have.Key() == pc.Key() })
 		spec.Ports = append(spec.Ports, pc)
+	}
+
+	// Mounts.
+	if len(f.mountRm)+len(f.mounts)+len(f.mountAdd) > 0 {
+		mounts, err := opts.SetMounts(spec.Mounts, f.mountRm, append(slices.Clone(f.mounts), f.mountAdd...))
+		if err != nil {
+			return err
+		}
+		spec.Mounts = mounts
 	}
 
 	// Resources.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -244,4 +245,24 @@ func graceString(d time.Duration) string {
 		return fmt.Sprintf("%d-day", d/(24*time.Hour))
 	}
 	return d.String()
+}
+
+// VolumeTable writes volume ls: NAME NODE LABELS, by name; NODE is the
+// hostname of the node the volume lives on, "-" while it has none.
+func VolumeTable(w io.Writer, vols []api.Volume, hostnames map[string]string) error {
+	vols = slices.Clone(vols)
+	slices.SortFunc(vols, func(a, b api.Volume) int { return cmp.Compare(a.Spec.Name, b.Spec.Name) })
+	rows := make([][]string, 0, len(vols))
+	for _, v := range vols {
+		node := "-"
+		if v.NodeID != "" {
+			node = cmp.Or(hostnames[v.NodeID], ShortID(v.NodeID))
+		}
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(v.Spec.Labels)) {
+			labels = append(labels, k+"="+v.Spec.Labels[k])
+		}
+		rows = append(rows, []string{v.Spec.Name, node, strings.Join(labels, ",")})
+	}
+	return WriteTable(w, []string{"NAME", "NODE", "LABELS"}, rows)
 }

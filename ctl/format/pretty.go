@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	units "github.com/docker/go-units"
+
 	"github.com/warren-edge/warren/daemons/api"
 )
 
@@ -158,6 +160,23 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		p.head(0, "Resources")
 		amounts(&p, 1, "Limits", lim)
 		amounts(&p, 1, "Reservations", res)
+	}
+	if len(sp.Mounts) > 0 {
+		p.head(0, "Mounts")
+		for _, m := range sp.Mounts {
+			p.item(1, "Target = "+m.Target)
+			p.item(2, "Type = "+m.Type)
+			if m.Source != "" {
+				p.item(2, "Source = "+m.Source)
+			}
+			p.item(2, fmt.Sprintf("ReadOnly = %t", m.ReadOnly))
+			if m.Size != 0 {
+				p.item(2, "Size = "+units.BytesSize(float64(m.Size)))
+			}
+			if m.Mode != "" {
+				p.item(2, "Mode = "+m.Mode)
+			}
+		}
 	}
 	if len(sp.Ports) > 0 {
 		p.head(0, "Ports")

@@ -74,6 +74,9 @@ type Config struct {
 	// (default DefaultSecretsDir); Mounter mounts them (default mount(2)).
 	SecretsDir string
 	Mounter    Mounter
+	// AllowBind are the host folders bind mounts may come from (warren
+	// agent --allow-bind); none by default: every bind is refused.
+	AllowBind []string
 }
 
 // Agent is one running warren-agent.
@@ -479,6 +482,11 @@ func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 		a.fail(ctx, t, api.TaskRejected, err)
 		return
 	}
+	mounts, err := a.taskMounts(t)
+	if err != nil {
+		a.fail(ctx, t, api.TaskRejected, err)
+		return
+	}
 	spec := rt.ContainerSpec{
 		ID: t.ID, Image: image, Command: t.Spec.Command, Args: t.Spec.Args, Env: t.Spec.Env,
 		WorkingDir: t.Spec.WorkingDir, User: t.Spec.User, Hostname: shortID(t.ID),
@@ -513,6 +521,7 @@ func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 		}
 		spec.Mounts = files
 	}
+	spec.Mounts = append(spec.Mounts, mounts...)
 	phase("network")
 	if len(t.Spec.Secrets)+len(t.Spec.Configs) > 0 {
 		files, err := a.writeTaskFiles(ctx, t, local)
@@ -708,9 +717,12 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 				hb.Description.Images, hb.ImagesChanged = imgs, true
 			}
 		}
-		_, err := a.api.Heartbeat(ctx, a.nodeID, hb)
+		self, err := a.api.Heartbeat(ctx, a.nodeID, hb)
 		if ctx.Err() == nil {
 			a.setContact(err == nil, time.Now())
+		}
+		if err == nil {
+			a.dropVolumes(self.Volumes)
 		}
 		if err == nil && a.journal.lastSeq() > a.journalSentSeq() && time.Now().After(a.journalRetryAt()) {
 			a.sendJournal(ctx) // one that failed at reconnect goes again

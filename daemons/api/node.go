@@ -38,6 +38,10 @@ type Node struct {
 	Subnet string `json:"subnet,omitempty" yaml:"subnet,omitempty"`
 	// Manager is set on manager nodes and filled in on reads.
 	Manager *ManagerStatus `json:"manager,omitempty" yaml:"manager,omitempty"`
+	// Volumes are the names of the volumes that live on the node, sorted:
+	// its agent deletes the data of any other it holds once no task of
+	// the node uses it.
+	Volumes []string `json:"volumes,omitempty" yaml:"volumes,omitempty"`
 }
 
 // NodeSpec is what an operator sets on a node.

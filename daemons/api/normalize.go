@@ -21,6 +21,9 @@ func NormalizeSpec(s *ServiceSpec) {
 	for i := range s.Configs {
 		normalizeFileRef(KindConfig, &s.Configs[i])
 	}
+	for i := range s.Mounts {
+		s.Mounts[i] = s.Mounts[i].Normalized()
+	}
 }
 
 // Normalized is p with what an empty field means filled in: protocol tcp,

@@ -82,10 +82,13 @@ type ServiceSpec struct {
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty" yaml:"restartPolicy,omitempty"`
 	// Offline says what a node cut off from every manager does with the
 	// tasks (offline.go).
-	Offline      OfflinePolicy `json:"offline,omitzero" yaml:"offline,omitempty"`
-	Resources    Resources     `json:"resources,omitempty" yaml:"resources,omitempty"`
-	Ports        []PortConfig  `json:"ports,omitempty" yaml:"ports,omitempty"`
-	UpdateConfig UpdateConfig  `json:"updateConfig,omitempty" yaml:"updateConfig,omitempty"`
+	Offline   OfflinePolicy `json:"offline,omitzero" yaml:"offline,omitempty"`
+	Resources Resources     `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Ports     []PortConfig  `json:"ports,omitempty" yaml:"ports,omitempty"`
+	// Mounts are the volumes, host directories and tmpfs the container
+	// gets (volume.go).
+	Mounts       []Mount      `json:"mounts,omitempty" yaml:"mounts,omitempty"`
+	UpdateConfig UpdateConfig `json:"updateConfig,omitempty" yaml:"updateConfig,omitempty"`
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGracePeriod Duration `json:"stopGracePeriod,omitempty" yaml:"stopGracePeriod,omitempty"`

@@ -245,6 +245,7 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	validateOffline(&fe, s.Offline)
 	validateResources(&fe, s.Resources)
 	validatePorts(&fe, s.Ports)
+	validateMounts(&fe, s.Mounts)
 	validateUpdate(&fe, s.UpdateConfig)
 	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
 	if s.HealthCheck != nil {

@@ -98,6 +98,12 @@ func (m *Manager) routeTable() []route {
 		// (GET /v1/tasks/{ref}/logs there), merged here.
 		{"GET /v1/services/{ref}/logs", readers, here, c.ServiceLogs},
 
+		// Volumes: the managers hold them (a worker's replica does not).
+		{"GET /v1/volumes", readers, readLeader, c.ListVolumes},
+		{"POST /v1/volumes", writers, onLeader, c.CreateVolume},
+		{"GET /v1/volumes/{name}", readers, readLeader, c.GetVolume},
+		{"DELETE /v1/volumes/{name}", writers, onLeader, c.DeleteVolume},
+
 		{"GET /v1/tasks", readers, readLeader, c.ListTasks},
 		{"GET /v1/tasks/{ref}", readers, readLeader, c.GetTask},
 		{"GET /v1/tasks/{ref}/logs", readers, onTaskNode, c.TaskLogs},

@@ -46,7 +46,7 @@ func Plan(in Input, opts Options) (api.TaskPlan, time.Time) {
 			placed = append(placed, t)
 		}
 	}
-	res := scheduler.Schedule(in.Nodes, placed, pending)
+	res := scheduler.Schedule(in.Nodes, placed, pending, in.Volumes)
 
 	created := map[string]*api.Task{}
 	for i := range plan.Creates {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/scheduler"
 )
 
 // Options tune the reconciler.
@@ -43,6 +44,9 @@ type Input struct {
 	// on demand instead (only a pass that places tasks needs them).
 	Others     []*api.Task
 	OthersFunc func() []*api.Task `json:"-"`
+	// Volumes are the cluster's volumes and their nodes, for the
+	// scheduler's volume affinity.
+	Volumes scheduler.Volumes `json:"volumes,omitempty"`
 }
 
 // Reconcile returns the changes that bring tasks in line with services, and

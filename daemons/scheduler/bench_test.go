@@ -13,7 +13,7 @@ func BenchmarkSchedule10kTasks1kNodes(b *testing.B) {
 	nodes, placed, pending := schedbench.Cluster(1000, 100, 100)
 	b.ReportAllocs()
 	for b.Loop() {
-		scheduler.Schedule(nodes, placed, pending)
+		scheduler.Schedule(nodes, placed, pending, nil)
 	}
 }
 
@@ -23,7 +23,7 @@ func BenchmarkSchedule10kServices1kNodes(b *testing.B) {
 	nodes, placed, pending := schedbench.Cluster(1000, 10000, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		scheduler.Schedule(nodes, placed, pending)
+		scheduler.Schedule(nodes, placed, pending, nil)
 	}
 }
 
@@ -40,7 +40,7 @@ func BenchmarkScheduleGlobal1kNodes(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		scheduler.Schedule(nodes, placed, pending)
+		scheduler.Schedule(nodes, placed, pending, nil)
 	}
 }
 
@@ -50,7 +50,7 @@ func BenchmarkScheduleGlobal1kNodes(b *testing.B) {
 // asserted: the machines are shared.
 func TestSchedule10kTasks1kNodes(t *testing.T) {
 	nodes, placed, pending := schedbench.Cluster(1000, 100, 100)
-	r := scheduler.Schedule(nodes, placed, pending)
+	r := scheduler.Schedule(nodes, placed, pending, nil)
 	c := fmt.Sprintf("%d nodes, %d placed, %d pending", len(nodes), len(placed), len(pending))
 	if len(r.Assigned) != len(pending) {
 		t.Fatalf("Schedule(%s) placed %d, want %d; first unplaced: %v", c, len(r.Assigned), len(pending), r.Unplaced[0])

@@ -302,7 +302,7 @@ func fitsNow(n *api.Node, u *use, t *api.Task) bool {
 func TestPropertyEveryPendingTaskOnceInOrder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		if n := len(r.Assigned) + len(r.Unplaced); n != len(c.pending) {
 			t.Fatalf("Schedule(%v) answered for %d tasks (%d assigned, %d unplaced), want %d", c, n, len(r.Assigned), len(r.Unplaced), len(c.pending))
 		}
@@ -336,7 +336,7 @@ func TestPropertyEveryPendingTaskOnceInOrder(t *testing.T) {
 func TestPropertyOnlyActiveReadyNodes(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for _, a := range r.Assigned {
 			n := findNode(c.nodes, a.NodeID)
 			if n == nil {
@@ -352,7 +352,7 @@ func TestPropertyOnlyActiveReadyNodes(t *testing.T) {
 func TestPropertyConstraintsHold(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for _, a := range r.Assigned {
 			task := findTask(c.pending, a.TaskID)
 			if m, ok := matchesAll(findNode(c.nodes, a.NodeID), task.Spec.Placement.Constraints); !m || !ok {
@@ -365,7 +365,7 @@ func TestPropertyConstraintsHold(t *testing.T) {
 func TestPropertyReservationsWithinCapacity(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for id, u := range usage(c, r) {
 			n := findNode(c.nodes, id)
 			if n == nil {
@@ -389,7 +389,7 @@ func TestPropertyReservationsWithinCapacity(t *testing.T) {
 func TestPropertyNeverMoreTasksThanSubnetHolds(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for id, u := range usage(c, r) {
 			n := findNode(c.nodes, id)
 			if n == nil || u.assigned == 0 {
@@ -405,7 +405,7 @@ func TestPropertyNeverMoreTasksThanSubnetHolds(t *testing.T) {
 func TestPropertyNoPortClash(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for id, u := range usage(c, r) {
 			for i, p := range u.ports {
 				for _, q := range u.ports[:i] {
@@ -421,7 +421,7 @@ func TestPropertyNoPortClash(t *testing.T) {
 func TestPropertyPinnedTasksStayOnTheirNode(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for _, a := range r.Assigned {
 			if want := findTask(c.pending, a.TaskID).NodeID; want != "" && a.NodeID != want {
 				t.Fatalf("Schedule(%v) put %s on %s, want its preset node %s", c, a.TaskID, a.NodeID, want)
@@ -435,7 +435,7 @@ func TestPropertyPinnedTasksStayOnTheirNode(t *testing.T) {
 func TestPropertyNothingLeftThatFits(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		u := usage(c, r)
 		for _, un := range r.Unplaced {
 			task := findTask(c.pending, un.TaskID)
@@ -461,7 +461,7 @@ var (
 func TestPropertyReasonsCountEveryNode(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		c := genCluster(t)
-		r := Schedule(c.nodes, c.placed, c.pending)
+		r := Schedule(c.nodes, c.placed, c.pending, nil)
 		for _, un := range r.Unplaced {
 			task := findTask(c.pending, un.TaskID)
 			_, valid := matchesAll(mkNode("x"), task.Spec.Placement.Constraints)
@@ -507,8 +507,8 @@ func TestPropertyDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		tasksBefore, _ := json.Marshal([][]*api.Task{c.placed, c.pending})
-		r1 := Schedule(c.nodes, c.placed, c.pending)
-		r2 := Schedule(c.nodes, c.placed, c.pending)
+		r1 := Schedule(c.nodes, c.placed, c.pending, nil)
+		r2 := Schedule(c.nodes, c.placed, c.pending, nil)
 		if !reflect.DeepEqual(r1, r2) {
 			t.Fatalf("Schedule(%v) gave %v, then %v", c, r1, r2)
 		}
@@ -517,7 +517,7 @@ func TestPropertyDeterministic(t *testing.T) {
 			placed:  rapid.Permutation(c.placed).Draw(t, "placed order 2"),
 			pending: c.pending,
 		}
-		if r3 := Schedule(shuffled.nodes, shuffled.placed, shuffled.pending); !reflect.DeepEqual(r1, r3) {
+		if r3 := Schedule(shuffled.nodes, shuffled.placed, shuffled.pending, nil); !reflect.DeepEqual(r1, r3) {
 			t.Fatalf("Schedule(%v) gave %v, but with nodes and placed reordered, Schedule(%v) gave %v", c, r1, shuffled, r3)
 		}
 		after, _ := json.Marshal(c.nodes)
@@ -544,7 +544,7 @@ func TestPropertySpreadBalanced(t *testing.T) {
 			svc := fmt.Sprintf("s%d", rapid.IntRange(0, nsvc-1).Draw(t, fmt.Sprintf("t%d.service", i)))
 			pending = append(pending, mkTask(fmt.Sprintf("t%d", i), svc))
 		}
-		r := Schedule(nodes, nil, pending)
+		r := Schedule(nodes, nil, pending, nil)
 		if len(r.Unplaced) > 0 {
 			t.Fatalf("Schedule(%s) left %v unplaced", call(nodes, nil, pending), r.Unplaced)
 		}

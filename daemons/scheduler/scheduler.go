@@ -45,8 +45,12 @@ type Unplaced struct {
 // one whose NodeID is set may only go to that node. Nil entries are skipped.
 // The package documentation gives the rules. Schedule panics if given more
 // than 4,194,303 nodes.
-func Schedule(nodes []*api.Node, placed []*api.Task, pending []*api.Task) Result {
+//
+// vols are the cluster's volumes: a task that mounts volumes goes only to
+// the node they live on (volume.go).
+func Schedule(nodes []*api.Node, placed []*api.Task, pending []*api.Task, vols Volumes) Result {
 	s := newScheduler(nodes)
+	var homes volumeHomes
 
 	// Group the tasks that are not pinned to a node by service and by what
 	// decides which nodes fit them, so that nodes are filtered once per
@@ -63,6 +67,18 @@ func Schedule(nodes []*api.Node, placed []*api.Task, pending []*api.Task) Result
 			continue
 		}
 		tasks++
+		if len(t.Spec.Mounts) > 0 {
+			pin, why := homes.of(t, vols, s)
+			if why != "" {
+				out[i] = outcome{reason: why}
+				continue
+			}
+			if pin != nil {
+				pinned = append(pinned, i)
+				s.pending(t)
+				continue
+			}
+		}
 		if t.NodeID != "" {
 			pinned = append(pinned, i)
 			s.pending(t)
@@ -93,7 +109,11 @@ func Schedule(nodes []*api.Node, placed []*api.Task, pending []*api.Task) Result
 	s.occupy(placed)
 	assigned := 0
 	for _, i := range pinned {
-		out[i] = s.placePinned(pending[i])
+		if h := homes.pinned[pending[i].ID]; h != nil {
+			out[i] = s.placeOnVolumeNode(pending[i], h)
+		} else {
+			out[i] = s.placePinned(pending[i])
+		}
 		if out[i].nodeID != "" {
 			assigned++
 		}

@@ -385,7 +385,7 @@ func TestSchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Schedule(tt.nodes, tt.placed, tt.pending)
+			got := Schedule(tt.nodes, tt.placed, tt.pending, nil)
 			c := call(tt.nodes, tt.placed, tt.pending)
 			if !reflect.DeepEqual(got.Assigned, tt.wantAssigned) {
 				t.Errorf("Schedule(%s) assigned %v, want %v", c, got.Assigned, tt.wantAssigned)
@@ -404,7 +404,7 @@ func TestSchedule(t *testing.T) {
 func TestScheduleSubnetFull(t *testing.T) {
 	nodes := []*api.Node{mkNode("a", subnet("10.240.1.0/24"))}
 	pending := replicas("web", 300)
-	r := Schedule(nodes, nil, pending)
+	r := Schedule(nodes, nil, pending, nil)
 	c := call(nodes, nil, pending[:3]) + "…"
 	if len(r.Assigned) != 253 || len(r.Unplaced) != 47 {
 		t.Fatalf("Schedule(%s) assigned %d and left %d unplaced, want 253 and 47", c, len(r.Assigned), len(r.Unplaced))
@@ -422,13 +422,13 @@ func TestScheduleSubnetFull(t *testing.T) {
 		placed = append(placed, mkTask(a.TaskID, "web", on(a.NodeID)))
 	}
 	rest := pending[253:]
-	if r2 := Schedule(nodes, placed, rest); len(r2.Assigned) != 0 {
+	if r2 := Schedule(nodes, placed, rest, nil); len(r2.Assigned) != 0 {
 		t.Errorf("Schedule(%s with 253 placed) assigned %d more to a full /24, want 0", c, len(r2.Assigned))
 	}
 
 	// A second node takes the rest.
 	nodes = append(nodes, mkNode("b", subnet("10.240.2.0/24")))
-	if r3 := Schedule(nodes, placed, rest); len(r3.Assigned) != 47 || perNode(r3)["b"] != 47 {
+	if r3 := Schedule(nodes, placed, rest, nil); len(r3.Assigned) != 47 || perNode(r3)["b"] != 47 {
 		t.Errorf("Schedule(%s with 253 placed on a, and b) placed %v per node, want b: 47", c, perNode(r3))
 	}
 }
@@ -439,7 +439,7 @@ func TestScheduleSubnetFull(t *testing.T) {
 func TestScheduleNoSubnetNoLimit(t *testing.T) {
 	nodes := []*api.Node{mkNode("a")}
 	pending := replicas("web", 300)
-	if r := Schedule(nodes, nil, pending); len(r.Assigned) != 300 {
+	if r := Schedule(nodes, nil, pending, nil); len(r.Assigned) != 300 {
 		t.Errorf("Schedule(node a without a subnet, 300 replicas) assigned %d, want 300; unplaced: %v", len(r.Assigned), r.Unplaced[:1])
 	}
 }
@@ -462,7 +462,7 @@ func TestScheduleSpread(t *testing.T) {
 			nodes = append(nodes, mkNode("n"+string(rune('0'+i))))
 		}
 		pending := replicas("web", tt.replicas)
-		got := Schedule(nodes, nil, pending)
+		got := Schedule(nodes, nil, pending, nil)
 		if n := perNode(got); !reflect.DeepEqual(n, tt.want) {
 			t.Errorf("Schedule(%d equal nodes, %d replicas) placed %v per node, want %v", tt.nodes, tt.replicas, n, tt.want)
 		}
@@ -474,7 +474,7 @@ func TestScheduleSpread(t *testing.T) {
 func TestScheduleSpreadTwoServices(t *testing.T) {
 	nodes := []*api.Node{mkNode("a"), mkNode("b"), mkNode("c")}
 	pending := append(replicas("web", 4), replicas("db", 2)...)
-	got := Schedule(nodes, nil, pending)
+	got := Schedule(nodes, nil, pending, nil)
 	want := map[string]int{"a": 2, "b": 2, "c": 2}
 	if n := perNode(got); !reflect.DeepEqual(n, want) {
 		t.Errorf("Schedule(%s) placed %v per node, want %v", call(nodes, nil, pending), n, want)
@@ -557,7 +557,7 @@ func TestScheduleLowDisk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Schedule(tt.nodes, tt.placed, tt.pending)
+			r := Schedule(tt.nodes, tt.placed, tt.pending, nil)
 			if !reflect.DeepEqual(r.Assigned, tt.wantAssigned) || !reflect.DeepEqual(r.Unplaced, tt.wantUnplaced) {
 				t.Errorf("Schedule(%s)\n got assigned %v, unplaced %v\nwant assigned %v, unplaced %v",
 					call(tt.nodes, tt.placed, tt.pending), r.Assigned, r.Unplaced, tt.wantAssigned, tt.wantUnplaced)

@@ -47,7 +47,12 @@ func applyClusterInit(w *wtx, c *ClusterInit) any {
 // manager's handlers call it to refuse a bad write before it reaches Raft,
 // and the FSM again when it applies the write, against the state of that
 // moment.
+//
+// It also refuses a spec that mounts a volume that does not exist.
 func (v *View) CheckServiceConflicts(self string, spec *api.ServiceSpec) error {
+	if err := v.checkVolumesExist(spec); err != nil {
+		return err
+	}
 	if id := v.tx.Bucket(bServiceNames).Get([]byte(spec.Name)); id != nil && string(id) != self {
 		return api.Errorf(api.CodeConflict, "a service named %q exists: choose another name, or change it with warrenctl service update", spec.Name)
 	}

@@ -34,6 +34,13 @@ func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 			skipped = append(skipped, t.ID+": exists")
 			continue
 		}
+		// A task made placed binds its unbound volumes (bindVolumes).
+		if t.Status.State == api.TaskAssigned {
+			if why := w.bindVolumes(&t, t.NodeID); why != "" {
+				skipped = append(skipped, t.ID+": "+why)
+				continue
+			}
+		}
 		t.CreatedAt, t.UpdatedAt = c.At, c.At
 		if t.Status.Timestamp.IsZero() {
 			t.Status.Timestamp = c.At
@@ -51,6 +58,11 @@ func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 		if ch.NodeID != "" && ch.NodeID != t.NodeID {
 			if t.NodeID != "" {
 				skipped = append(skipped, fmt.Sprintf("%s: already on node %s", t.ID, t.NodeID))
+				continue
+			}
+			// The first placement of a task binds its unbound volumes.
+			if why := w.bindVolumes(t, ch.NodeID); why != "" {
+				skipped = append(skipped, t.ID+": "+why)
 				continue
 			}
 			t.NodeID = ch.NodeID

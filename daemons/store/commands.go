@@ -34,9 +34,10 @@ const (
 	CmdOperatorDrop  CommandType = 16
 	CmdOnce          CommandType = 17
 	CmdNodeJournal   CommandType = 18
-	// 19 and 20: volumes.
-	CmdSecretPut    CommandType = 21
-	CmdSecretRemove CommandType = 22
+	CmdVolumeCreate  CommandType = 19
+	CmdVolumeRemove  CommandType = 20
+	CmdSecretPut     CommandType = 21
+	CmdSecretRemove  CommandType = 22
 	// 23: a secret's reseal, never shipped: CmdReseal reseals every kind.
 	CmdConfigPut    CommandType = 24
 	CmdConfigRemove CommandType = 25
@@ -52,7 +53,7 @@ var commandNames = map[CommandType]string{
 	CmdTaskPlan: "task-plan", CmdTaskStatus: "task-status",
 	CmdJoinTokens: "join-tokens", CmdNodeRole: "node-role", CmdCA: "ca",
 	CmdOperatorPut: "operator-put", CmdOperatorDrop: "operator-drop", CmdOnce: "once",
-	CmdNodeJournal: "node-journal", CmdKeyring: "keyring", CmdReseal: "reseal",
+	CmdNodeJournal: "node-journal", CmdVolumeCreate: "volume-create", CmdVolumeRemove: "volume-remove", CmdKeyring: "keyring", CmdReseal: "reseal",
 	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove",
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
 }

@@ -60,6 +60,8 @@ var appliers = map[CommandType]applyFunc{
 	CmdOperatorPut:   decoded(applyOperatorPut),
 	CmdOperatorDrop:  decoded(applyOperatorDrop),
 	CmdNodeJournal:   decoded(applyNodeJournal),
+	CmdVolumeCreate:  decoded(applyVolumeCreate),
+	CmdVolumeRemove:  decoded(applyVolumeRemove),
 	CmdKeyring:       decoded(applyKeyring),
 	CmdReseal:        decoded(applyReseal),
 	CmdSecretPut:     decoded(applySecretPut),

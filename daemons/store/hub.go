@@ -66,6 +66,9 @@ func (f *Filter) Match(c *Change) bool {
 	if f.Worker != "" && (c.Kind == api.KindSecret || c.Kind == api.KindConfig) {
 		return false // a worker knows its tasks' references, nothing more
 	}
+	if c.Kind == api.KindVolume && f.Worker != "" {
+		return false // a worker's replica keeps no volumes
+	}
 	if c.Kind == api.KindTask && f.Worker == "" {
 		if f.NodeID != "" && c.NodeID != f.NodeID {
 			return false

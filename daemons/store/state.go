@@ -38,8 +38,9 @@ var (
 	bConfigs      = []byte("configs")
 	bConfigNames  = []byte("config_names")
 	bConfigValues = []byte("config_values")
+	bVolumes      = []byte("volumes") // name → api.Volume
 	allBuckets    = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal,
-		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues}
+		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues, bVolumes}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ func runAgent(args []string) error {
 	maxBlobTransfers := fs.Int("max-blob-transfers", 4, "image blobs this node serves to other nodes at once (more wait)")
 	fetchLimit := fs.Duration("image-fetch-timeout", 30*time.Minute, "how long fetching an image from other nodes may take")
 	var plainHTTP registriesFlag
+	var allowBind allowBindFlag
+	fs.Var(&allowBind, "allow-bind", "a host folder that bind mounts (--mount type=bind) may come from, repeatable; none by default: every bind is refused")
 	fs.Var(&plainHTTP, "plain-http-registry", "a registry HOST:PORT pulled over plain HTTP (a local one on a trusted LAN), repeatable")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -83,7 +86,8 @@ func runAgent(args []string) error {
 		return err
 	}
 	cfg := agent.Config{API: api, Runtime: rt, DataDir: *dataDir, Hostname: *hostname, EngineVersion: engine, Logger: log,
-		ClusterDNS: *clusterDNS && !*noNetwork, ClusterDomain: *clusterDomain, SecretsDir: *secretsDir}
+		ClusterDNS: *clusterDNS && !*noNetwork, ClusterDomain: *clusterDomain, SecretsDir: *secretsDir,
+		AllowBind: allowBind}
 	if !*noNetwork {
 		hn := &agent.HostNetwork{Bridge: *bridge, NetNSPath: *hostNetNS, NetnsDir: *netnsDir, StateDir: *dataDir}
 		defer hn.Close()
@@ -138,6 +142,20 @@ func runAgent(args []string) error {
 	if !systemd.Has("agent") {
 		os.Remove(*agentSocket) // a socket unit's file stays for the next start
 	}
+	return nil
+}
+
+// allowBindFlag collects repeated --allow-bind PATH flags: absolute
+// paths without "..".
+type allowBindFlag []string
+
+func (a *allowBindFlag) String() string { return strings.Join(*a, ",") }
+
+func (a *allowBindFlag) Set(s string) error {
+	if !filepath.IsAbs(s) || slices.Contains(strings.Split(s, "/"), "..") {
+		return fmt.Errorf("%q: want an absolute host path without '..', such as /srv/data", s)
+	}
+	*a = append(*a, filepath.Clean(s))
 	return nil
 }
 

@@ -72,6 +72,8 @@ type node struct {
 	sockDir  string
 	agent    *exec.Cmd
 	agentLog *bytes.Buffer
+	// agentArgs are more flags for the agent (startNodeWith).
+	agentArgs []string
 }
 
 func skipUnlessRoot(t *testing.T) {
@@ -104,10 +106,16 @@ func ipCmd(t *testing.T, args ...string) {
 // the agent, and loads the busybox image.
 func startNode(t *testing.T) *node {
 	t.Helper()
+	return startNodeWith(t)
+}
+
+// startNodeWith is startNode with more flags for the agent.
+func startNodeWith(t *testing.T, agentArgs ...string) *node {
+	t.Helper()
 	skipUnlessRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	n := &node{t: t, ctx: ctx, hostNS: randName("wqn"), clientNS: randName("wqc"), dataDir: t.TempDir()}
+	n := &node{t: t, ctx: ctx, hostNS: randName("wqn"), clientNS: randName("wqc"), dataDir: t.TempDir(), agentArgs: agentArgs}
 	var err error
 	n.sockDir, err = os.MkdirTemp("", "wq")
 	if err != nil {
@@ -149,6 +157,7 @@ func (n *node) startAgent() {
 	cmd := exec.Command(warrenBin, "agent", "--api-socket", n.m.Socket, "--containerd-socket", n.ctrd.Socket,
 		"--data-dir", n.dataDir, "--agent-socket", n.agentSocket(), "--netns-dir", n.netnsDir,
 		"--bridge", bridge, "--host-netns", "/run/netns/"+n.hostNS, "--hostname", "node-1", "--mesh=false", "--log-level", "debug")
+	cmd.Args = append(cmd.Args, n.agentArgs...)
 	cmd.Stdout, cmd.Stderr = n.agentLog, n.agentLog
 	if err := cmd.Start(); err != nil {
 		n.t.Fatal(err)

@@ -246,7 +246,14 @@ func ociMounts(ms []runtime.Mount) []specs.Mount {
 			}
 			out = append(out, specs.Mount{Type: "bind", Source: m.Source, Destination: m.Destination, Options: opts})
 		case "tmpfs":
-			opts := []string{"nosuid", "nodev", "mode=1777"}
+			mode := m.Mode
+			if mode == 0 {
+				mode = 0o1777
+			}
+			opts := []string{"nosuid", "nodev", fmt.Sprintf("mode=%o", mode)}
+			if m.Size > 0 {
+				opts = append(opts, fmt.Sprintf("size=%d", m.Size))
+			}
 			if m.ReadOnly {
 				opts = append(opts, "ro")
 			}

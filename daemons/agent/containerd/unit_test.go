@@ -257,3 +257,21 @@ func TestConfinement(t *testing.T) {
 		t.Errorf("Capabilities []: sets %+v, want all empty", c)
 	}
 }
+
+func TestOCIMountsTmpfsOptions(t *testing.T) {
+	got := ociMounts([]runtime.Mount{
+		{Type: "tmpfs", Destination: "/t"},
+		{Type: "tmpfs", Destination: "/u", Size: 8 << 20, Mode: 0o1770},
+		{Type: "bind", Source: "/var/lib/warren/agent/volumes/data", Destination: "/data", ReadOnly: true},
+	})
+	want := [][]string{
+		{"nosuid", "nodev", "mode=1777"},
+		{"nosuid", "nodev", "mode=1770", "size=8388608"},
+		{"rbind", "rprivate", "ro"},
+	}
+	for i, m := range got {
+		if !slices.Equal(m.Options, want[i]) {
+			t.Errorf("ociMounts: mount %d (%s) options %v, want %v", i, m.Destination, m.Options, want[i])
+		}
+	}
+}

@@ -41,6 +41,10 @@ type Mount struct {
 	Source      string // host path for bind; ignored for tmpfs
 	Destination string
 	ReadOnly    bool
+	// Size caps a tmpfs in bytes (0: the kernel's default); Mode is its
+	// permission bits (0: 01777).
+	Size int64
+	Mode uint32
 }
 
 // ContainerSpec is everything the runtime needs to create one container.

@@ -464,6 +464,30 @@ func (c *Client) ReportTaskStatus(ctx context.Context, nodeID string, updates []
 	return &out, c.do(ctx, http.MethodPost, "/v1/nodes/"+esc(nodeID)+"/tasks/status", api.TaskStatusRequest{NodeID: nodeID, Updates: updates}, &out)
 }
 
+// Volumes lists the volumes.
+func (c *Client) Volumes(ctx context.Context, o ReadOptions) ([]api.Volume, error) {
+	var out []api.Volume
+	return out, c.do(ctx, http.MethodGet, "/v1/volumes"+o.query(), nil, &out)
+}
+
+// Volume reads a volume by name.
+func (c *Client) Volume(ctx context.Context, name string) (*api.Volume, error) {
+	var out api.Volume
+	return &out, c.do(ctx, http.MethodGet, "/v1/volumes/"+esc(name), nil, &out)
+}
+
+// CreateVolume makes a volume.
+func (c *Client) CreateVolume(ctx context.Context, spec api.VolumeSpec) (*api.Volume, error) {
+	var out api.Volume
+	return &out, c.do(ctx, http.MethodPost, "/v1/volumes", spec, &out)
+}
+
+// RemoveVolume deletes a volume (and, on its node, its data); refused
+// while a task uses it.
+func (c *Client) RemoveVolume(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/volumes/"+esc(name), nil, nil)
+}
+
 // Nodes lists the nodes.
 func (c *Client) Nodes(ctx context.Context, o ReadOptions) ([]api.Node, error) {
 	var out []api.Node

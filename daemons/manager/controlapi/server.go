@@ -103,6 +103,7 @@ type Handlers struct {
 	RollbackService, DeleteService                                       http.HandlerFunc
 	ListTasks, GetTask, TaskStatus                                       http.HandlerFunc
 	NodeJournal, PostNodeJournal                                         http.HandlerFunc
+	ListVolumes, CreateVolume, GetVolume, DeleteVolume                   http.HandlerFunc
 	ListNodes, GetNode, UpdateNodeSpec, DeleteNode                       http.HandlerFunc
 	Watch, ServiceLogs, TaskLogs, Exec, Agent, Blob, Prestage            http.HandlerFunc
 	// Secrets and configs (secrets.go): Secrets for secrets, Configs for
@@ -131,6 +132,7 @@ func (s *Server) Handlers() Handlers {
 		DeleteService: s.deleteService,
 		ListTasks:     s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
 		NodeJournal: s.getNodeJournal, PostNodeJournal: s.postNodeJournal,
+		ListVolumes: s.listVolumes, CreateVolume: s.createVolume, GetVolume: s.getVolume, DeleteVolume: s.deleteVolume,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,
 		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob, Prestage: s.prestage,
 		Secrets: s.fileHandlers(api.KindSecret), Configs: s.fileHandlers(api.KindConfig),

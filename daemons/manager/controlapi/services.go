@@ -10,6 +10,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/orchestrator"
+	"github.com/warren-edge/warren/daemons/scheduler"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -320,6 +321,10 @@ func (s *Server) readInput(now time.Time) orchestrator.Input {
 		in.Services = v.Services()
 		in.Tasks = v.Tasks(store.TaskFilter{})
 		in.Nodes = v.Nodes()
+		in.Volumes = scheduler.Volumes{}
+		for _, vol := range v.Volumes() {
+			in.Volumes[vol.Spec.Name] = vol.NodeID
+		}
 		return nil
 	})
 	return in

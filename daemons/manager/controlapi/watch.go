@@ -22,10 +22,10 @@ func (s *Server) watchFilter(r *http.Request) (*store.Filter, error) {
 		f.Kinds = map[string]bool{}
 		for _, k := range strings.Split(ks, ",") {
 			switch k {
-			case api.KindService, api.KindTask, api.KindNode:
+			case api.KindService, api.KindTask, api.KindNode, api.KindVolume:
 				f.Kinds[k] = true
 			default:
-				return nil, api.Errorf(api.CodeInvalid, "kind %q: watch service, task or node (comma-separated)", k)
+				return nil, api.Errorf(api.CodeInvalid, "kind %q: watch service, task, node or volume (comma-separated)", k)
 			}
 		}
 	}
@@ -167,6 +167,13 @@ func (s *Server) sendState(w http.ResponseWriter, f *store.Filter) (uint64, erro
 				} else {
 					add(api.KindTask, t.ID, t)
 				}
+			}
+		}
+		// A worker's scope has no volumes (its node's record lists those
+		// that live on it).
+		if (len(f.Kinds) == 0 || f.Kinds[api.KindVolume]) && f.Worker == "" {
+			for _, vol := range v.Volumes() {
+				add(api.KindVolume, vol.Spec.Name, vol)
 			}
 		}
 		return nil

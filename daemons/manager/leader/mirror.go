@@ -1,12 +1,14 @@
 package leader
 
 import (
+	"maps"
 	"time"
 
 	json "github.com/segmentio/encoding/json"
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/orchestrator"
+	"github.com/warren-edge/warren/daemons/scheduler"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -29,6 +31,8 @@ type mirror struct {
 	// occupying are the tasks that hold a place on a node (the scheduler
 	// counts them), by ID.
 	occupying map[string]*api.Task
+	// volumes are the cluster's volumes: name → the node each lives on.
+	volumes scheduler.Volumes
 }
 
 func newMirror() *mirror { return &mirror{} }
@@ -37,7 +41,11 @@ func newMirror() *mirror { return &mirror{} }
 func (mr *mirror) load(v *store.View) {
 	*mr = mirror{index: v.Index(), services: map[string]*api.Service{}, tasks: map[string]*api.Task{},
 		nodes: map[string]*api.Node{}, byService: map[string]map[string]*api.Task{},
-		dirty: map[string]bool{}, all: true, waiting: map[string]string{}, occupying: map[string]*api.Task{}}
+		dirty: map[string]bool{}, all: true, waiting: map[string]string{}, occupying: map[string]*api.Task{},
+		volumes: scheduler.Volumes{}}
+	for _, vol := range v.Volumes() {
+		mr.volumes[vol.Spec.Name] = vol.NodeID
+	}
 	for _, s := range v.Services() {
 		mr.services[s.ID] = s
 	}
@@ -115,6 +123,16 @@ func (mr *mirror) apply(c *store.Change) {
 		var n api.Node
 		mustDecode(c.Object, &n)
 		mr.nodes[n.ID] = &n
+	case api.KindVolume:
+		// A volume made, bound or removed may let waiting tasks go.
+		if c.Op == api.OpDelete {
+			delete(mr.volumes, c.ID)
+		} else {
+			var v api.Volume
+			mustDecode(c.Object, &v)
+			mr.volumes[v.Spec.Name] = v.NodeID
+		}
+		mr.capacityMayHaveFreed()
 	}
 }
 
@@ -136,7 +154,7 @@ func (mr *mirror) hasWork() bool { return mr.all || len(mr.dirty) > 0 }
 // take returns the input of a pass over the dirty services (all of them if
 // needed) and clears the marks.
 func (mr *mirror) take(now time.Time) orchestrator.Input {
-	in := orchestrator.Input{Now: now}
+	in := orchestrator.Input{Now: now, Volumes: maps.Clone(mr.volumes)}
 	for _, n := range mr.nodes {
 		in.Nodes = append(in.Nodes, n)
 	}

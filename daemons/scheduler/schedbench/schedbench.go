@@ -101,7 +101,7 @@ func Bench10k() (time.Duration, error) {
 	var times []time.Duration
 	for range 5 {
 		start := time.Now()
-		r := scheduler.Schedule(nodes, placed, pending)
+		r := scheduler.Schedule(nodes, placed, pending, nil)
 		times = append(times, time.Since(start))
 		if len(r.Unplaced) > 0 {
 			return 0, fmt.Errorf("schedbench: %d of %d tasks unplaced, e.g. %s: %s", len(r.Unplaced), len(pending), r.Unplaced[0].TaskID, r.Unplaced[0].Reason)

@@ -34,6 +34,16 @@ func TestAutolockAndKeysCommands(t *testing.T) {
 	if r := c.runIn("hunter2", "secret", "create", "db-password", "-"); r.code != 0 {
 		t.Fatalf("secret create: %d %q", r.code, r.stderr)
 	}
+	c.must("service", "create", "-d", "--name", "withsecret", "--replicas", "0", "--secret", "db-password,target=db,mode=0400", "localhost/busybox")
+	pretty := c.must("service", "inspect", "--pretty", "withsecret").stdout
+	for _, want := range []string{"Secrets:", "Target = /run/secrets/db", "Source = db-password (version 1)", "Mode = 0400"} {
+		if !strings.Contains(pretty, want) {
+			t.Errorf("inspect --pretty of a service with a secret lacks %q:\n%s", want, pretty)
+		}
+	}
+	if strings.Contains(pretty, "hunter2") {
+		t.Errorf("inspect --pretty shows the secret's value")
+	}
 	if r := c.run("secret", "ls", "--check"); r.code != 0 || !strings.Contains(r.stdout, "3 of 3 sealed values open") {
 		t.Errorf("secret ls --check: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}

@@ -178,6 +178,20 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 			}
 		}
 	}
+	for _, f := range []struct {
+		head string
+		refs []api.FileRef
+	}{{"Secrets", sp.Secrets}, {"Configs", sp.Configs}} {
+		if len(f.refs) == 0 {
+			continue
+		}
+		p.head(0, f.head)
+		for _, r := range f.refs {
+			p.item(1, "Target = "+r.Target)
+			p.item(2, fmt.Sprintf("Source = %s (version %d)", r.Name, r.Version))
+			p.item(2, fmt.Sprintf("UID = %d, GID = %d, Mode = %#o", r.UID, r.GID, uint32(r.Mode)))
+		}
+	}
 	if len(sp.Ports) > 0 {
 		p.head(0, "Ports")
 		for _, pc := range sp.Ports {

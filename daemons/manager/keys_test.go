@@ -105,6 +105,13 @@ func TestNothingSensitiveIsKeptInTheClear(t *testing.T) {
 		t.Errorf("the worker has a keys directory: %v", err)
 	}
 	for _, n := range []*netNode{a, b, d} {
+		// A snapshot too: the state database as Raft keeps it.
+		if err := n.Snapshot(); err != nil {
+			t.Fatalf("%s: snapshot: %v", n.dir, err)
+		}
+		if snaps, _ := filepath.Glob(filepath.Join(n.dir, "raft", "snapshots", "*", "state.bin")); len(snaps) == 0 {
+			t.Errorf("%s: no snapshot file to look into", n.dir)
+		}
 		noneOf(t, n.dir, n.dir, needles)
 		if st, _, err := keys.KEKFileInfo(keys.KEKFile(n.dir)); st != "clear" || err != nil {
 			t.Errorf("%s: key file %q, %v; want one in the clear (autolock is off)", n.dir, st, err)

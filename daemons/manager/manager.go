@@ -299,6 +299,14 @@ func New(cfg Config) (*Manager, error) {
 // NodeID is this node's ID.
 func (m *Manager) NodeID() string { return m.nodeID }
 
+// Snapshot takes a Raft snapshot now (a manager's; a worker has none).
+func (m *Manager) Snapshot() error {
+	if m.core == nil {
+		return errors.New("manager: a worker keeps no Raft snapshot")
+	}
+	return m.core.Snapshot()
+}
+
 // IsLeader says whether this manager leads the cluster now.
 func (m *Manager) IsLeader() bool { return m.core != nil && m.core.IsLeader() }
 

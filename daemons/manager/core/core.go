@@ -362,3 +362,7 @@ func (c *Core) Close() error {
 
 // TransferLeadership asks Raft to hand leadership to another voter.
 func (c *Core) TransferLeadership() error { return c.r().LeadershipTransfer().Error() }
+
+// Snapshot takes a Raft snapshot now (the state database as of the last
+// applied entry), and compacts the log behind it.
+func (c *Core) Snapshot() error { return c.r().Snapshot().Error() }

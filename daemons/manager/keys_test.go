@@ -80,6 +80,14 @@ func TestNothingSensitiveIsKeptInTheClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	ntok := a.joinToken(t, api.RoleWorker)
+	// A secret, created on a follower, and a new version of it.
+	value1, value2 := "first-"+api.NewID(), "second-"+api.NewID()
+	if _, err := b.cl().CreateFile(c, api.KindSecret, api.SecretRequest{Name: "db", Data: []byte(value1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.cl().UpdateFile(c, api.KindSecret, "db", []byte(value2)); err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []*netNode{a, b, d} {
 		eventually(t, n.dir+" opens every sealed value", 20*time.Second, func() error {
 			chk, err := n.cl().CheckKeys(c)
@@ -92,7 +100,7 @@ func TestNothingSensitiveIsKeptInTheClear(t *testing.T) {
 			return nil
 		})
 	}
-	needles := map[string][]byte{"a private key PEM": []byte("PRIVATE KEY")}
+	needles := map[string][]byte{"a private key PEM": []byte("PRIVATE KEY"), "a secret's value": []byte(value1), "a secret's new value": []byte(value2)}
 	for i, tok := range []string{mtok, wtok, ntok} {
 		secret := tok[strings.LastIndexByte(tok, '-')+1:]
 		needles[fmt.Sprintf("join token %d's secret", i)] = []byte(secret)

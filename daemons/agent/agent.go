@@ -722,7 +722,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			a.setContact(err == nil, time.Now())
 		}
 		if err == nil {
-			a.dropVolumes(self.Volumes)
+			a.dropVolumes(self)
 		}
 		if err == nil && a.journal.lastSeq() > a.journalSentSeq() && time.Now().After(a.journalRetryAt()) {
 			a.sendJournal(ctx) // one that failed at reconnect goes again

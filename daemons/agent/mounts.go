@@ -118,9 +118,14 @@ func under(allow []string, p string, resolve bool) bool {
 // dropVolumes deletes the data of the volumes this node holds that are
 // not in kept (the volumes the managers say live here: api.Node.Volumes)
 // and that no task of the node mounts. It waits until the agent knows the
-// node's tasks (synced) and owns every container it runs: data is never
-// deleted on a guess.
-func (a *Agent) dropVolumes(kept []string) {
+// node's tasks (synced) and owns every container it runs, and acts only on
+// a list the managers say they keep (VolumesKnown): data is never deleted
+// on a guess.
+func (a *Agent) dropVolumes(self *api.Node) {
+	if self == nil || !self.VolumesKnown {
+		return
+	}
+	kept := self.Volumes
 	dir := filepath.Join(a.cfg.DataDir, VolumesDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {

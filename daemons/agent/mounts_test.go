@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/warren-edge/warren/daemons/api"
 )
 
 func TestCheckBind(t *testing.T) {
@@ -54,5 +56,34 @@ func TestCheckBind(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("CheckBind(%v, %q) = %q, %v; want %q", tt.allow, tt.src, got, err, tt.want)
 		}
+	}
+}
+
+// A removed volume's data goes only on a list the managers say they keep:
+// a node record without it (from a manager older than volumes, during an
+// upgrade) deletes nothing; one with it deletes what is neither listed
+// nor mounted.
+func TestDropVolumesOnlyOnAKnownList(t *testing.T) {
+	a, _ := testAgent(t)
+	a.cfg.DataDir = t.TempDir()
+	a.synced = true
+	for _, v := range []string{"kept", "gone", "mounted"} {
+		if err := os.MkdirAll(filepath.Join(a.cfg.DataDir, VolumesDir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.tasks["t1"] = &api.Task{Meta: api.Meta{ID: "t1"}, NodeID: "n1", DesiredState: api.TaskRunning,
+		Spec: api.ServiceSpec{Mounts: []api.Mount{{Type: api.MountVolume, Source: "mounted", Target: "/data"}}}}
+	exists := func(v string) bool {
+		_, err := os.Stat(filepath.Join(a.cfg.DataDir, VolumesDir, v))
+		return err == nil
+	}
+	a.dropVolumes(&api.Node{}) // an older manager's record: no list
+	if !exists("gone") || !exists("kept") {
+		t.Fatalf("a record with no volume list deleted data")
+	}
+	a.dropVolumes(&api.Node{Volumes: []string{"kept"}, VolumesKnown: true})
+	if exists("gone") || !exists("kept") || !exists("mounted") {
+		t.Errorf("after a known list: gone %t, kept %t, mounted %t; want only gone deleted", exists("gone"), exists("kept"), exists("mounted"))
 	}
 }

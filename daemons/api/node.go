@@ -42,6 +42,11 @@ type Node struct {
 	// its agent deletes the data of any other it holds once no task of
 	// the node uses it.
 	Volumes []string `json:"volumes,omitempty" yaml:"volumes,omitempty"`
+	// VolumesKnown: Volumes is kept by the managers (set with it). An
+	// agent deletes data only on a list that says so: a record from a
+	// Warren before volumes, whose list is empty for want of the field,
+	// deletes nothing.
+	VolumesKnown bool `json:"volumesKnown,omitempty" yaml:"volumesKnown,omitempty"`
 }
 
 // NodeSpec is what an operator sets on a node.

@@ -46,10 +46,10 @@ func (w *wtx) refreshNodeVolumes(id string) {
 			names = append(names, v.Spec.Name)
 		}
 	}
-	if slices.Equal(names, n.Volumes) {
+	if slices.Equal(names, n.Volumes) && n.VolumesKnown {
 		return
 	}
-	n.Volumes = names
+	n.Volumes, n.VolumesKnown = names, true
 	w.putNode(n, api.OpUpdate)
 }
 

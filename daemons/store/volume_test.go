@@ -48,8 +48,8 @@ func TestVolumeCreateInspectRemove(t *testing.T) {
 	h.mustApply(CmdVolumeRemove, VolumeRemove{Name: "more", At: t0})
 	h.mustApply(CmdVolumeRemove, VolumeRemove{Name: "logs", At: t0})
 	h.view(func(v *View) {
-		if n, _ := v.NodeByID("n1"); !slices.Equal(n.Volumes, []string{"data"}) {
-			t.Errorf("node n1's volumes after rm more = %v, want [data]", n.Volumes)
+		if n, _ := v.NodeByID("n1"); !slices.Equal(n.Volumes, []string{"data"}) || !n.VolumesKnown {
+			t.Errorf("node n1's volumes after rm more = %v (known %t), want [data], known", n.Volumes, n.VolumesKnown)
 		}
 		if _, err := v.Volume("logs"); !api.NotFound(err) {
 			t.Errorf("Volume(logs) after rm = %v, want not found", err)

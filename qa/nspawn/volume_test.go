@@ -18,20 +18,11 @@ func TestVolumeSurvivesReboot(t *testing.T) {
 	if why := Enabled("nspawn"); why != "" {
 		t.Skip(why)
 	}
-	c := NewCluster(t, HostSpec{Name: "m1", Seed: exampleSeed(t, "m1", "role = manager\ncluster = init\nhostname = m1\n")})
-	m1 := c.Hosts[0]
 	ctx := ctxFor(t, 6*time.Minute)
-	if _, err := m1.WaitActive(ctx, "warren-manager.service"); err != nil {
-		t.Fatal(err)
-	}
+	_, m1, cl := bootFirstManager(ctx, t)
 	if err := loadTestImage(ctx, m1); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := m1.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	if _, err := cl.CreateVolume(ctx, api.VolumeSpec{Name: "data", Node: "m1"}); err != nil {
 		t.Fatalf("volume create data --node m1: %v", err)
 	}

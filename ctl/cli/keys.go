@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/warren-edge/warren/ctl/format"
 	"github.com/warren-edge/warren/daemons/api"
@@ -49,14 +48,10 @@ naming it).`,
 // it is a terminal.
 func (s *session) readSecretLine(prompt string) (string, error) {
 	if f, ok := s.app.Stdin.(*os.File); ok {
-		if old, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
-			t := *old
-			t.Lflag &^= unix.ECHO
-			if unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &t) == nil {
-				defer unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, old)
-				fmt.Fprint(s.stderr, prompt)
-				defer fmt.Fprintln(s.stderr)
-			}
+		if restore, err := noEcho(f); err == nil {
+			defer restore()
+			fmt.Fprint(s.stderr, prompt)
+			defer fmt.Fprintln(s.stderr)
 		}
 	}
 	line, err := bufio.NewReader(s.app.Stdin).ReadString('\n')

@@ -45,6 +45,22 @@ func makeRaw(f *os.File) (restore func(), err error) {
 }
 
 // termSize is the terminal f's size.
+// noEcho turns the terminal f's echo off (a key typed at a prompt) and
+// returns how to turn it back on.
+func noEcho(f *os.File) (restore func(), err error) {
+	fd := int(f.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	t := *old
+	t.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &t); err != nil {
+		return nil, err
+	}
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
 func termSize(f *os.File) (api.TermSize, error) {
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
 	if err != nil {

@@ -26,6 +26,8 @@ var errNoRawMode = errors.New("a terminal for the command (-t) is made on Linux 
 
 func makeRaw(*os.File) (func(), error) { return nil, errNoRawMode }
 
+func noEcho(*os.File) (func(), error) { return nil, errNoRawMode }
+
 func termSize(*os.File) (api.TermSize, error) { return api.TermSize{}, errNoRawMode }
 
 func watchResize(context.Context, *os.File) <-chan api.TermSize { return nil }

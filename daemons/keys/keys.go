@@ -140,21 +140,6 @@ func WrapNew(kek Key, now time.Time) (Wrapped, error) {
 	return Wrapped{ID: id, Nonce: nonce, Box: box, CreatedAt: now.UTC()}, nil
 }
 
-// Rewrap wraps the data key w under a new KEK (a KEK rotation: the values
-// sealed under w stay as they are).
-func Rewrap(w Wrapped, from, to Key) (Wrapped, error) {
-	dek, err := unwrap(w, from)
-	if err != nil {
-		return Wrapped{}, err
-	}
-	nonce, box, err := seal(aead(to), dek[:], []byte("warren dek "+w.ID))
-	if err != nil {
-		return Wrapped{}, err
-	}
-	w.Nonce, w.Box = nonce, box
-	return w, nil
-}
-
 func unwrap(w Wrapped, kek Key) (Key, error) {
 	p, err := open(aead(kek), w.Nonce, w.Box, []byte("warren dek "+w.ID))
 	if err != nil {
@@ -172,7 +157,6 @@ type Ring struct {
 	wrapped []Wrapped
 	active  string
 	deks    map[string]cipher.AEAD
-	err     error // why the wrapped keys did not unwrap under kek
 	// src gives the wrapped keys the store holds now and a version that
 	// changes with them (Follow); ver is the version last taken.
 	src func() ([]Wrapped, string, uint64)
@@ -218,7 +202,7 @@ func (r *Ring) Unlock(kek Key) error {
 	if err != nil {
 		return err
 	}
-	r.kek, r.deks, r.err = &kek, deks, nil
+	r.kek, r.deks = &kek, deks
 	return nil
 }
 
@@ -248,8 +232,8 @@ func (r *Ring) KEK() (Key, error) {
 
 // SetKeys replaces the wrapped data keys (what Raft holds now) and the ID
 // of the one new values are sealed under. With a KEK, the keys are
-// unwrapped; one that does not unwrap is an error the ring keeps (Err)
-// and reports, and the keys it could unwrap stay usable.
+// unwrapped; one that does not unwrap is reported, and the keys it could
+// unwrap stay usable.
 func (r *Ring) SetKeys(ws []Wrapped, active string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -271,17 +255,8 @@ func (r *Ring) SetKeys(ws []Wrapped, active string) error {
 		}
 		deks[w.ID] = aead(k)
 	}
-	r.deks, r.err = deks, errors.Join(errs...)
-	return r.err
-}
-
-// Err is why some data keys did not unwrap at the last SetKeys (nil if
-// all did).
-func (r *Ring) Err() error {
-	r.refresh()
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.err
+	r.deks = deks
+	return errors.Join(errs...)
 }
 
 func unwrapAll(ws []Wrapped, kek Key) (map[string]cipher.AEAD, error) {

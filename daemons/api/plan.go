@@ -10,7 +10,19 @@ type TaskPlan struct {
 	Deletes []string     `json:"deletes,omitempty"`
 	// ServiceStatus records rolling-update progress per service ID.
 	ServiceStatus map[string]UpdateStatus `json:"serviceStatus,omitempty"`
-	At            time.Time               `json:"at"`
+	// Rollbacks return services whose update failed to their previous
+	// spec (failureAction rollback).
+	Rollbacks []Rollback `json:"rollbacks,omitempty"`
+	At        time.Time  `json:"at"`
+}
+
+// Rollback asks the FSM to roll a service back on its own. It applies
+// only if the service is still at SpecVersion: an operator's newer update
+// wins.
+type Rollback struct {
+	ServiceID   string `json:"serviceID"`
+	SpecVersion uint64 `json:"specVersion"`
+	Reason      string `json:"reason"`
 }
 
 // TaskChange is a manager-side change to one task. Empty fields are left as

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	json "github.com/segmentio/encoding/json"
 )
@@ -20,6 +21,12 @@ type Service struct {
 	SpecVersion uint64 `json:"specVersion" yaml:"specVersion"`
 	// PreviousSpec is the spec before the last update, kept for rollback.
 	PreviousSpec *ServiceSpec `json:"previousSpec,omitempty" yaml:"previousSpec,omitempty"`
+	// PreviousSpecVersion is the SpecVersion of PreviousSpec.
+	PreviousSpecVersion uint64 `json:"previousSpecVersion,omitempty" yaml:"previousSpecVersion,omitempty"`
+	// SameAsVersion, when not 0, is an older SpecVersion whose tasks run
+	// the current spec: a rollback returned to it, and the tasks the
+	// update never reached are left alone (IsCurrent).
+	SameAsVersion uint64 `json:"sameAsVersion,omitempty" yaml:"sameAsVersion,omitempty"`
 	// UpdateStatus reports the progress of the last rolling update.
 	UpdateStatus *UpdateStatus `json:"updateStatus,omitempty" yaml:"updateStatus,omitempty"`
 	// Status counts the service's tasks; it is filled in on reads that ask
@@ -89,6 +96,10 @@ type ServiceSpec struct {
 	// gets (volume.go).
 	Mounts       []Mount      `json:"mounts,omitempty" yaml:"mounts,omitempty"`
 	UpdateConfig UpdateConfig `json:"updateConfig,omitempty" yaml:"updateConfig,omitempty"`
+	// RollbackConfig paces a rollback, by hand or automatic; left out, a
+	// rollback goes as UpdateConfig says (with failureAction pause). Its
+	// failureAction is pause or continue.
+	RollbackConfig *UpdateConfig `json:"rollbackConfig,omitempty" yaml:"rollbackConfig,omitempty"`
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGracePeriod Duration `json:"stopGracePeriod,omitempty" yaml:"stopGracePeriod,omitempty"`
@@ -158,6 +169,21 @@ func (h HealthCheck) Effective() HealthCheck {
 		h.Status = "200-399"
 	}
 	return h
+}
+
+// Window is the time a task has to pass its check after it starts:
+// StartPeriod plus Interval × Retries. A task that is not healthy by then
+// fails a rolling update.
+func (h HealthCheck) Window() time.Duration {
+	h = h.Effective()
+	return h.StartPeriod.D() + h.Interval.D()*time.Duration(h.Retries)
+}
+
+// Detection is the longest a failing task can still look healthy:
+// Retries probes at Interval, the last one taking up to Timeout.
+func (h HealthCheck) Detection() time.Duration {
+	h = h.Effective()
+	return h.Interval.D()*time.Duration(h.Retries) + h.Timeout.D()
 }
 
 // StatusRange parses Status ("200-399" or "204") into bounds.
@@ -275,18 +301,25 @@ type UpdateConfig struct {
 	Parallelism *uint64 `json:"parallelism,omitempty" yaml:"parallelism,omitempty"`
 	// Delay between batches.
 	Delay Duration `json:"delay,omitempty" yaml:"delay,omitempty"`
-	// FailureAction is "pause" (the default), "continue" or "rollback".
-	// A failed task of the new spec pauses the update; "rollback" pauses
-	// too for now (warrenctl service update --rollback rolls back).
+	// FailureAction is "pause" (the default), "continue" or "rollback":
+	// what happens when more than MaxFailureRatio of the slots failed, or
+	// the update made no progress for ProgressDeadline. "rollback" returns
+	// the service to its previous spec under RollbackConfig.
 	FailureAction string `json:"failureAction,omitempty" yaml:"failureAction,omitempty"`
-	// Monitor is how long a new task must keep running to count as a
-	// success (default 5s). Stored and validated; the rollout does not
-	// wait on it yet: any failure of a new task during the update counts.
+	// Monitor is how long a new task must keep running, and with a health
+	// check keep being healthy, to count as updated (default 5s). With a
+	// health check it counts from the first healthy report and is never
+	// shorter than the check's window (HealthCheck.Window), and the
+	// check's detection time is added so that a failure starting inside
+	// the window is still seen (MonitorFor).
 	Monitor Duration `json:"monitor,omitempty" yaml:"monitor,omitempty"`
 	// MaxFailureRatio is the share of failed updates tolerated, 0 to 1.
 	MaxFailureRatio float64 `json:"maxFailureRatio,omitempty" yaml:"maxFailureRatio,omitempty"`
 	// Order is "stop-first" (the default) or "start-first".
 	Order string `json:"order,omitempty" yaml:"order,omitempty"`
+	// ProgressDeadline fails an update in which no slot was updated for
+	// this long (default 10m); the failure action follows.
+	ProgressDeadline Duration `json:"progressDeadline,omitempty" yaml:"progressDeadline,omitempty"`
 }
 
 // States of a rolling update (UpdateStatus.State).
@@ -300,10 +333,26 @@ const (
 
 // UpdateStatus is the state of a service's last rolling update.
 type UpdateStatus struct {
-	State       string `json:"state" yaml:"state"` // one of the Update* states
+	State string `json:"state" yaml:"state"` // one of the Update* states
+	// SpecVersion is the version the update moves the tasks to.
+	SpecVersion uint64 `json:"specVersion,omitempty" yaml:"specVersion,omitempty"`
 	Message     string `json:"message,omitempty" yaml:"message,omitempty"`
 	StartedAt   string `json:"startedAt,omitempty" yaml:"startedAt,omitempty"`
 	CompletedAt string `json:"completedAt,omitempty" yaml:"completedAt,omitempty"`
+	// Updated counts the slots whose new task passed its monitor, and
+	// ProgressAt is when that count last grew (or the update started):
+	// the progress deadline counts from it.
+	Updated    int    `json:"updated,omitempty" yaml:"updated,omitempty"`
+	ProgressAt string `json:"progressAt,omitempty" yaml:"progressAt,omitempty"`
+	// Failed counts the slots whose new task failed during the update.
+	Failed int `json:"failed,omitempty" yaml:"failed,omitempty"`
+	// Deployment names the deployment the update belongs to (a stack
+	// deploy or an apply of several services): when one of its services
+	// rolls back on its own, all of them do.
+	Deployment string `json:"deployment,omitempty" yaml:"deployment,omitempty"`
+	// Automatic says the rollback was started by the update's failure
+	// action, not by an operator.
+	Automatic bool `json:"automatic,omitempty" yaml:"automatic,omitempty"`
 }
 
 // Defaults used when a spec leaves a field empty.
@@ -311,6 +360,7 @@ const (
 	DefaultStopGracePeriod = Duration(10e9)
 	DefaultRestartDelay    = Duration(5e9)
 	DefaultUpdateMonitor   = Duration(5e9)
+	DefaultUpdateDeadline  = Duration(10 * 60e9)
 )
 
 // Seccomp modes (ServiceSpec.Seccomp).
@@ -432,6 +482,59 @@ func (u UpdateConfig) EffectiveParallelism() uint64 {
 		return 1
 	}
 	return *u.Parallelism
+}
+
+// IsCurrent says whether t runs the service's current spec: it was made
+// from it, or from the older version a rollback returned to.
+func (s *Service) IsCurrent(t *Task) bool {
+	return t.SpecVersion >= s.SpecVersion || (s.SameAsVersion != 0 && t.SpecVersion == s.SameAsVersion)
+}
+
+// Rolling says whether the service's last update is a rollback.
+func (s *Service) Rolling() bool {
+	return s.UpdateStatus != nil && s.UpdateStatus.State == UpdateRollingBack
+}
+
+// ActiveUpdateConfig is how the running update is paced: RollbackConfig
+// during a rollback (UpdateConfig with failureAction pause if none is
+// given), UpdateConfig otherwise.
+func (s *Service) ActiveUpdateConfig() UpdateConfig {
+	if !s.Rolling() {
+		return s.Spec.UpdateConfig
+	}
+	if s.Spec.RollbackConfig != nil {
+		return *s.Spec.RollbackConfig
+	}
+	u := s.Spec.UpdateConfig
+	u.FailureAction = FailurePause
+	return u
+}
+
+// EffectiveDeadline is ProgressDeadline with its default.
+func (u UpdateConfig) EffectiveDeadline() time.Duration {
+	if u.ProgressDeadline <= 0 {
+		return DefaultUpdateDeadline.D()
+	}
+	return u.ProgressDeadline.D()
+}
+
+// MonitorFor is how long a new task made from spec must have run (from
+// its start) or, with a health check, been healthy (from its first
+// healthy report) to count as updated: Monitor (default 5s), never less
+// than the check's window, plus the time the check takes to see a
+// failure. A check that fails three seconds after a task turned healthy
+// therefore fails the update even with a one-second monitor (Swarm's
+// monitor could end before the check could fail).
+func (u UpdateConfig) MonitorFor(hc *HealthCheck) time.Duration {
+	m := u.Monitor.D()
+	if u.Monitor == 0 {
+		m = DefaultUpdateMonitor.D()
+	}
+	if hc == nil {
+		return m
+	}
+	h := hc.Effective()
+	return max(m, h.Window()) + h.Detection()
 }
 
 // Proto returns the port's protocol with its default.

@@ -246,7 +246,10 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	validateResources(&fe, s.Resources)
 	validatePorts(&fe, s.Ports)
 	validateMounts(&fe, s.Mounts)
-	validateUpdate(&fe, s.UpdateConfig)
+	validateUpdate(&fe, "updateConfig", s.UpdateConfig, false)
+	if s.RollbackConfig != nil {
+		validateUpdate(&fe, "rollbackConfig", *s.RollbackConfig, true)
+	}
 	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
 	if s.HealthCheck != nil {
 		validateHealth(&fe, *s.HealthCheck)
@@ -436,21 +439,25 @@ func validatePorts(fe *fieldErrs, ports []PortConfig) {
 	}
 }
 
-func validateUpdate(fe *fieldErrs, u UpdateConfig) {
-	validateDuration(fe, "updateConfig.delay", u.Delay)
-	validateDuration(fe, "updateConfig.monitor", u.Monitor)
-	switch u.FailureAction {
-	case "", FailurePause, FailureContinue, FailureRollback:
+func validateUpdate(fe *fieldErrs, f string, u UpdateConfig, rollback bool) {
+	validateDuration(fe, f+".delay", u.Delay)
+	validateDuration(fe, f+".monitor", u.Monitor)
+	validateDuration(fe, f+".progressDeadline", u.ProgressDeadline)
+	switch {
+	case u.FailureAction == "" || u.FailureAction == FailurePause || u.FailureAction == FailureContinue:
+	case u.FailureAction == FailureRollback && !rollback:
+	case rollback:
+		fe.add(f+".failureAction", "%q is not an action for a failed rollback: use pause or continue", u.FailureAction)
 	default:
-		fe.add("updateConfig.failureAction", "%q is not an action: use pause, continue or rollback", u.FailureAction)
+		fe.add(f+".failureAction", "%q is not an action: use pause, continue or rollback", u.FailureAction)
 	}
 	switch u.Order {
 	case "", OrderStopFirst, OrderStartFirst:
 	default:
-		fe.add("updateConfig.order", "%q is not an order: use stop-first or start-first", u.Order)
+		fe.add(f+".order", "%q is not an order: use stop-first or start-first", u.Order)
 	}
 	if !(u.MaxFailureRatio >= 0 && u.MaxFailureRatio <= 1) { // also NaN
-		fe.add("updateConfig.maxFailureRatio", "%v is not between 0 and 1", u.MaxFailureRatio)
+		fe.add(f+".maxFailureRatio", "%v is not between 0 and 1", u.MaxFailureRatio)
 	}
 }
 

@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
+	"time"
 
 	json "github.com/segmentio/encoding/json"
 
@@ -159,24 +161,103 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 		w.must(w.tx.Bucket(bServiceNames).Put([]byte(c.Spec.Name), []byte(s.ID)))
 	}
 	w.setPorts(s.ID, s.Spec.Ports, c.Spec.Ports)
-	if taskSpecChanged(&s.Spec, &c.Spec) {
-		s.SpecVersion = w.index
+	w.changeSpec(s, &c.Spec, c.At, c.Rollback, c.Deployment)
+	w.putService(s, api.OpUpdate)
+	return s
+}
+
+// changeSpec moves s to spec, as an update or a rollback: a change that
+// reaches the tasks gets a new SpecVersion and starts a rolling update.
+// A rollback to the previous spec keeps the tasks the update never
+// reached (SameAsVersion).
+func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, rollback bool, deployment string) {
+	if taskSpecChanged(&s.Spec, spec) {
+		same := uint64(0)
+		if rollback && s.PreviousSpec != nil && !taskSpecChanged(s.PreviousSpec, spec) {
+			same = s.PreviousSpecVersion
+		}
+		prevVersion := s.SpecVersion
+		s.SpecVersion, s.SameAsVersion = w.index, same
 		state := api.UpdateUpdating
-		if c.Rollback {
+		if rollback {
 			state = api.UpdateRollingBack
 		}
-		s.UpdateStatus = &api.UpdateStatus{State: state, StartedAt: c.At.UTC().Format(timeLayout)}
+		now := at.UTC().Format(timeLayout)
+		s.UpdateStatus = &api.UpdateStatus{State: state, SpecVersion: s.SpecVersion, StartedAt: now, ProgressAt: now, Deployment: deployment}
+		s.PreviousSpecVersion = prevVersion
 	}
-	if c.Rollback {
-		s.PreviousSpec = nil
+	if rollback {
+		s.PreviousSpec, s.PreviousSpecVersion = nil, 0
 	} else {
 		prev := s.Spec
 		s.PreviousSpec = &prev
 	}
-	s.Spec = c.Spec
-	s.UpdatedAt = c.At
+	s.Spec = *spec
+	s.UpdatedAt = at
+}
+
+// autoRollback applies a plan's rollback of a failed update, and then
+// rolls back every other service of the same deployment that is still
+// part of it: a stack rolls back as one. It reports why it skipped.
+func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
+	s := w.service(rb.ServiceID)
+	switch {
+	case s == nil:
+		return rb.ServiceID + ": service is gone"
+	case s.SpecVersion != rb.SpecVersion:
+		return s.Spec.Name + ": updated since the rollback was planned"
+	case s.PreviousSpec == nil || s.Rolling():
+		return s.Spec.Name + ": nothing to roll back to"
+	}
+	dep := ""
+	if s.UpdateStatus != nil {
+		dep = s.UpdateStatus.Deployment
+	}
+	w.rollbackOne(s, rb.Reason, at)
+	if dep == "" {
+		return ""
+	}
+	for _, o := range w.view().servicesOfDeployment(dep) {
+		if o.ID == s.ID || o.PreviousSpec == nil || o.Rolling() {
+			continue
+		}
+		w.rollbackOne(o, fmt.Sprintf("service %s of deployment %s failed: %s", s.Spec.Name, dep, rb.Reason), at)
+	}
+	return ""
+}
+
+// servicesOfDeployment lists the services whose last update belongs to
+// deployment dep.
+func (v *View) servicesOfDeployment(dep string) []*api.Service {
+	var out []*api.Service
+	for _, s := range v.Services() {
+		if s.UpdateStatus != nil && s.UpdateStatus.Deployment == dep {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (w *wtx) rollbackOne(s *api.Service, reason string, at time.Time) {
+	prev := *s.PreviousSpec
+	dep := ""
+	if s.UpdateStatus != nil {
+		dep = s.UpdateStatus.Deployment
+	}
+	// An update that only changed what does not reach the tasks has no
+	// rolling update to undo: its spec is put back all the same.
+	if prev.Name != s.Spec.Name {
+		w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
+		w.must(w.tx.Bucket(bServiceNames).Put([]byte(prev.Name), []byte(s.ID)))
+	}
+	w.setPorts(s.ID, s.Spec.Ports, prev.Ports)
+	w.changeSpec(s, &prev, at, true, dep)
+	if s.UpdateStatus == nil || s.UpdateStatus.State != api.UpdateRollingBack {
+		now := at.UTC().Format(timeLayout)
+		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateRollingBack, SpecVersion: s.SpecVersion, StartedAt: now, ProgressAt: now, Deployment: dep}
+	}
+	s.UpdateStatus.Automatic, s.UpdateStatus.Message = true, "rolling back: "+reason
 	w.putService(s, api.OpUpdate)
-	return s
 }
 
 const timeLayout = "2006-01-02T15:04:05Z07:00"

@@ -94,10 +94,16 @@ func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 		}
 	}
 	for id, st := range c.ServiceStatus {
-		if s := w.service(id); s != nil {
+		// A status for an update that a newer one replaced is stale.
+		if s := w.service(id); s != nil && (st.SpecVersion == 0 || st.SpecVersion == s.SpecVersion) {
 			st := st
 			s.UpdateStatus = &st
 			w.putService(s, api.OpUpdate)
+		}
+	}
+	for _, rb := range c.Rollbacks {
+		if why := w.autoRollback(rb, c.At); why != "" {
+			skipped = append(skipped, why)
 		}
 	}
 	if len(skipped) > 0 {

@@ -143,6 +143,9 @@ type ServiceUpdate struct {
 	At            time.Time       `json:"at"`
 	// Rollback marks an update that returns to PreviousSpec.
 	Rollback bool `json:"rollback,omitempty"`
+	// Deployment, if set, names the deployment this update is part of
+	// (UpdateStatus.Deployment).
+	Deployment string `json:"deployment,omitempty"`
 }
 
 // ServiceScale sets the replica count of a replicated service.

@@ -106,6 +106,10 @@ type TaskStatus struct {
 	Addr string `json:"addr,omitempty" yaml:"addr,omitempty"`
 	// Health is "", "starting", "healthy" or "unhealthy".
 	Health string `json:"health,omitempty" yaml:"health,omitempty"`
+	// HealthyAt is when the task last turned healthy, by the clock of the
+	// manager that recorded it (a rolling update's monitor counts from
+	// it); zero while it is not healthy. Agents do not set it.
+	HealthyAt time.Time `json:"healthyAt,omitzero" yaml:"healthyAt,omitempty"`
 	// HealthOutput is the output of the last health probe, capped.
 	HealthOutput string `json:"healthOutput,omitempty" yaml:"healthOutput,omitempty"`
 	// StartedAt is when the container's process started.

@@ -93,7 +93,7 @@ func reserveMem(b int64) func(*api.Service) {
 func updating(cfg api.UpdateConfig, started time.Time) func(*api.Service) {
 	return func(s *api.Service) {
 		s.Spec.UpdateConfig = cfg
-		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateUpdating, StartedAt: started.Format(time.RFC3339)}
+		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: 10, StartedAt: started.Format(time.RFC3339)}
 	}
 }
 
@@ -240,8 +240,18 @@ func render(p api.TaskPlan) []string {
 	for _, id := range p.Deletes {
 		out = append(out, "delete "+id)
 	}
+	for _, rb := range p.Rollbacks {
+		out = append(out, fmt.Sprintf("rollback %s@%d: %s", rb.ServiceID, rb.SpecVersion, rb.Reason))
+	}
 	for id, st := range p.ServiceStatus {
-		out = append(out, "status "+id+" "+st.State)
+		line := "status " + id + " " + st.State
+		if st.Updated > 0 || st.Failed > 0 || st.State != api.UpdateUpdating {
+			line += fmt.Sprintf(" updated=%d", st.Updated)
+		}
+		if st.Failed > 0 {
+			line += fmt.Sprintf(" failed=%d", st.Failed)
+		}
+		out = append(out, line)
 	}
 	slices.Sort(out)
 	return out

@@ -93,5 +93,5 @@ func Plan(in Input, opts Options) (api.TaskPlan, time.Time) {
 
 // IsEmpty says whether a plan changes nothing.
 func IsEmpty(p *api.TaskPlan) bool {
-	return len(p.Creates) == 0 && len(p.Updates) == 0 && len(p.Deletes) == 0 && len(p.ServiceStatus) == 0
+	return len(p.Creates) == 0 && len(p.Updates) == 0 && len(p.Deletes) == 0 && len(p.ServiceStatus) == 0 && len(p.Rollbacks) == 0
 }

@@ -88,7 +88,7 @@ func TestPlan(t *testing.T) {
 		{name: "stop-first: a slot waits while its old task stops", in: func() orchestrator.Input {
 			web := service("web", 1, reserveMem(3<<30), updating(api.UpdateConfig{}, ago(minute)))
 			return in(t0, svcs(web), tasks(task("t1", web, 1, "n1", api.TaskRunning, specVersion(5), desired(api.TaskShutdown))), node("n1"))
-		}, want: nil},
+		}, want: nil, wake: t0.Add(9 * minute)}, // the progress deadline
 		{name: "a task that is stopping still holds its node", in: func() orchestrator.Input {
 			web := service("web", 1, reserveMem(3<<30), updating(api.UpdateConfig{}, ago(minute)))
 			api2 := service("api", 1, reserveMem(3<<30))

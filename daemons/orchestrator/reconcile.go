@@ -388,11 +388,11 @@ func (r *reconciler) dedupe(s *api.Service, live []*api.Task) []*api.Task {
 		if r.state(t) != api.TaskRunning {
 			continue
 		}
-		if winner == nil || better(t, winner, &s.Spec, s.SpecVersion) {
+		if winner == nil || better(t, winner, s) {
 			winner = t
 		}
 	}
-	if winner == nil || (winner.SpecVersion < s.SpecVersion && hasCurrent(live, s.SpecVersion)) {
+	if winner == nil || (!s.IsCurrent(winner) && hasCurrent(s, live)) {
 		return live
 	}
 	if winner.Spec.HealthCheck != nil && winner.Status.Health != api.HealthHealthy {
@@ -406,22 +406,22 @@ func (r *reconciler) dedupe(s *api.Service, live []*api.Task) []*api.Task {
 	return []*api.Task{winner}
 }
 
-func hasCurrent(ts []*api.Task, v uint64) bool {
+func hasCurrent(s *api.Service, ts []*api.Task) bool {
 	for _, t := range ts {
-		if t.SpecVersion >= v {
+		if s.IsCurrent(t) {
 			return true
 		}
 	}
 	return false
 }
 
-func better(a, b *api.Task, spec *api.ServiceSpec, specVersion uint64) bool {
-	ac, bc := a.SpecVersion >= specVersion, b.SpecVersion >= specVersion
+func better(a, b *api.Task, s *api.Service) bool {
+	ac, bc := s.IsCurrent(a), s.IsCurrent(b)
 	if ac != bc {
 		return ac
 	}
 	if ar, br := readopted(a), readopted(b); ar != br {
-		return ar == (spec.Offline.EffectiveOnReconnect() == api.OnReconnectKeep)
+		return ar == (s.Spec.Offline.EffectiveOnReconnect() == api.OnReconnectKeep)
 	}
 	if !a.CreatedAt.Equal(b.CreatedAt) {
 		return a.CreatedAt.After(b.CreatedAt)

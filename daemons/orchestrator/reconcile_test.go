@@ -299,7 +299,7 @@ func TestReconcileGlobal(t *testing.T) {
 		{name: "pending task stopped by an update: shut down at once", in: func() orchestrator.Input {
 			a := agent(updating(api.UpdateConfig{}, ago(sec)))
 			return in(t0, svcs(a), tasks(task("t1", a, 0, "n1", api.TaskPending, specVersion(5))), node("n1"))
-		}, want: []string{"update t1 desired=shutdown state=shutdown"}},
+		}, want: []string{"update t1 desired=shutdown state=shutdown"}, wake: t0.Add(10*minute - sec)},
 	})
 }
 
@@ -413,6 +413,8 @@ func TestReconcileRollingUpdate(t *testing.T) {
 		return func() orchestrator.Input {
 			svc := service("web", 3, updating(cfg, started))
 			svc.UpdateStatus.State = state
+			prev := svc.Spec
+			svc.PreviousSpec = &prev
 			var ts []*api.Task
 			for i, what := range s {
 				slot := uint64(i + 1)
@@ -444,57 +446,91 @@ func TestReconcileRollingUpdate(t *testing.T) {
 	startFirst := api.UpdateConfig{Order: api.OrderStartFirst}
 	upd := api.UpdateUpdating
 	newSince = ago(5 * sec)
+	deadline := t0.Add(9 * minute) // started a minute ago, the default 10m
+	// A slot counts as updated once its new task has run for the monitor
+	// (5s by default); the status then counts it.
+	counted := "status web updating updated=1"
 	runPlanCases(t, "Reconcile", orchestrator.Reconcile, []planCase{
 		{name: "stop-first: first batch", in: web(stopFirst, upd, slots{"old", "old", "old"}),
-			want: []string{"update a-old desired=shutdown"}},
+			want: []string{"update a-old desired=shutdown"}, wake: deadline},
 		{name: "stop-first: old task stopped, new one made", in: web(stopFirst, upd, slots{"stopped", "old", "old"}),
-			want: []string{"create new01 web.1 state=new"}},
-		{name: "stop-first: new task starting, next batch waits", in: web(stopFirst, upd, slots{"starting", "old", "old"})},
+			want: []string{"create new01 web.1 state=new"}, wake: deadline},
+		{name: "stop-first: new task starting, next batch waits", in: web(stopFirst, upd, slots{"starting", "old", "old"}), wake: deadline},
 		{name: "stop-first: new task runs, next batch", in: web(stopFirst, upd, slots{"new", "old", "old"}),
-			want: []string{"update b-old desired=shutdown"}},
+			want: []string{counted, "update b-old desired=shutdown"}, wake: deadline},
+		{name: "stop-first: new task runs, within its monitor: next batch waits", in: func() orchestrator.Input {
+			newSince = ago(2 * sec)
+			defer func() { newSince = ago(5 * sec) }()
+			return web(stopFirst, upd, slots{"new", "old", "old"})()
+		}, wake: t0.Add(3 * sec)},
+		{name: "stop-first: a longer monitor", in: web(api.UpdateConfig{Monitor: dur(20 * sec)}, upd, slots{"new", "old", "old"}),
+			wake: t0.Add(15 * sec)},
 		{name: "parallelism 2", in: web(api.UpdateConfig{Parallelism: par(2)}, upd, slots{"old", "old", "old"}),
-			want: []string{"update a-old desired=shutdown", "update b-old desired=shutdown"}},
+			want: []string{"update a-old desired=shutdown", "update b-old desired=shutdown"}, wake: deadline},
 		{name: "parallelism 2, one in flight", in: web(api.UpdateConfig{Parallelism: par(2)}, upd, slots{"starting", "old", "old"}),
-			want: []string{"update b-old desired=shutdown"}},
+			want: []string{"update b-old desired=shutdown"}, wake: deadline},
 		{name: "parallelism 0: all at once", in: web(api.UpdateConfig{Parallelism: par(0)}, upd, slots{"old", "old", "old"}),
-			want: []string{"update a-old desired=shutdown", "update b-old desired=shutdown", "update c-old desired=shutdown"}},
+			want: []string{"update a-old desired=shutdown", "update b-old desired=shutdown", "update c-old desired=shutdown"}, wake: deadline},
 
 		{name: "start-first: first batch keeps the old task", in: web(startFirst, upd, slots{"old", "old", "old"}),
-			want: []string{"create new01 web.1 state=new"}},
+			want: []string{"create new01 web.1 state=new"}, wake: deadline},
 		{name: "start-first: old task kept while the new one starts", in: func() orchestrator.Input {
 			i := web(startFirst, upd, slots{"old", "old", "old"})()
 			i.Tasks = append(i.Tasks, task("a-new", i.Services[0], 1, "n2", api.TaskStarting, created(ago(sec))))
 			return i
-		}},
-		{name: "start-first: new task runs, old one stops, next batch", in: func() orchestrator.Input {
+		}, wake: deadline},
+		{name: "start-first: new task runs, old one stops, next batch after the monitor", in: func() orchestrator.Input {
 			i := web(startFirst, upd, slots{"old", "old", "old"})()
-			i.Tasks = append(i.Tasks, task("a-new", i.Services[0], 1, "n2", api.TaskRunning, created(ago(sec))))
+			nt := task("a-new", i.Services[0], 1, "n2", api.TaskRunning, created(ago(sec)))
+			nt.Status.Timestamp = ago(sec)
+			i.Tasks = append(i.Tasks, nt)
 			return i
-		}, want: []string{"update a-old desired=shutdown", "create new01 web.2 state=new"}},
+		}, want: []string{"update a-old desired=shutdown"}, wake: t0.Add(4 * sec)},
+		{name: "start-first: monitor passed, next batch", in: func() orchestrator.Input {
+			i := web(startFirst, upd, slots{"old", "old", "old"})()
+			nt := task("a-new", i.Services[0], 1, "n2", api.TaskRunning, created(ago(30*sec)))
+			nt.Status.Timestamp = ago(5 * sec)
+			i.Tasks = append(i.Tasks, nt)
+			return i
+		}, want: []string{"create new01 web.2 state=new", counted, "update a-old desired=shutdown"}, wake: deadline},
 
 		{name: "delay between batches", in: func() orchestrator.Input {
-			newSince = ago(2 * sec)
-			defer func() { newSince = ago(5 * sec) }()
-			return web(api.UpdateConfig{Delay: dur(10 * sec)}, upd, slots{"new", "old", "old"})()
-		}, wake: t0.Add(8 * sec)},
-		{name: "delay between batches over", in: func() orchestrator.Input {
 			newSince = ago(10 * sec)
 			defer func() { newSince = ago(5 * sec) }()
 			return web(api.UpdateConfig{Delay: dur(10 * sec)}, upd, slots{"new", "old", "old"})()
-		}, want: []string{"update b-old desired=shutdown"}},
+		}, want: []string{counted}, wake: t0.Add(5 * sec)}, // monitor passed 5s ago, delay from then
+		{name: "delay between batches over", in: func() orchestrator.Input {
+			newSince = ago(15 * sec)
+			defer func() { newSince = ago(5 * sec) }()
+			return web(api.UpdateConfig{Delay: dur(10 * sec)}, upd, slots{"new", "old", "old"})()
+		}, want: []string{counted, "update b-old desired=shutdown"}, wake: deadline},
 
 		{name: "a failed new task pauses the update", in: web(stopFirst, upd, slots{"failed", "old", "old"}),
-			want: []string{"status web paused"}, wake: t0.Add(4 * sec)},
+			want: []string{"status web paused updated=0 failed=1"}, wake: t0.Add(4 * sec)},
 		{name: "failure action continue: no pause", in: web(api.UpdateConfig{FailureAction: api.FailureContinue}, upd, slots{"failed", "old", "old"}),
-			wake: t0.Add(4 * sec)},
+			want: []string{"status web updating updated=0 failed=1"}, wake: t0.Add(4 * sec)},
 		{name: "failure within the max failure ratio: no pause", in: web(api.UpdateConfig{MaxFailureRatio: 0.5}, upd, slots{"failed", "old", "old"}),
-			wake: t0.Add(4 * sec)},
+			want: []string{"status web updating updated=0 failed=1"}, wake: t0.Add(4 * sec)},
+		{name: "failure action rollback", in: web(api.UpdateConfig{FailureAction: api.FailureRollback}, upd, slots{"failed", "old", "old"}),
+			want: []string{"rollback web@10: 1 of 3 tasks of the new spec failed (max failure ratio 0)"}, wake: t0.Add(4 * sec)},
+		{name: "failure action rollback, nothing to roll back to: pause", in: func() orchestrator.Input {
+			i := web(api.UpdateConfig{FailureAction: api.FailureRollback}, upd, slots{"failed", "old", "old"})()
+			i.Services[0].PreviousSpec = nil
+			return i
+		}, want: []string{"status web paused updated=0 failed=1"}, wake: t0.Add(4 * sec)},
+		{name: "a failed rollback pauses, never rolls back again", in: web(api.UpdateConfig{FailureAction: api.FailureRollback}, api.UpdateRollingBack, slots{"failed", "old", "old"}),
+			want: []string{"status web paused updated=0 failed=1"}, wake: t0.Add(4 * sec)},
+		{name: "no progress for the deadline: the failure action", in: web(api.UpdateConfig{FailureAction: api.FailureRollback, ProgressDeadline: dur(30 * sec)}, upd, slots{"starting", "old", "old"}),
+			want: []string{"rollback web@10: no task was updated for 30s (progress deadline)"}},
+		{name: "a deadline shorter than the monitor is the monitor", in: web(api.UpdateConfig{Monitor: dur(2 * minute), ProgressDeadline: dur(30 * sec)}, upd, slots{"starting", "old", "old"}),
+			wake: t0.Add(minute)},
 		{name: "a paused update stays paused", in: web(stopFirst, api.UpdatePaused, slots{"new", "old", "old"})},
 		{name: "update completes", in: web(stopFirst, upd, slots{"new", "new", "new"}),
-			want: []string{"status web completed"}},
-		{name: "not complete while a new task starts", in: web(stopFirst, upd, slots{"new", "new", "starting"})},
+			want: []string{"status web completed updated=3"}},
+		{name: "not complete while a new task starts", in: web(stopFirst, upd, slots{"new", "new", "starting"}),
+			want: []string{"status web updating updated=2"}, wake: deadline},
 		{name: "rollback completes", in: web(stopFirst, api.UpdateRollingBack, slots{"new", "new", "new"}),
-			want: []string{"status web rolled-back"}},
+			want: []string{"status web rolled-back updated=3"}},
 		{name: "completed stays completed", in: web(stopFirst, api.UpdateCompleted, slots{"new", "new", "new"})},
 	})
 }
@@ -572,4 +608,38 @@ func TestGlobalNodes(t *testing.T) {
 	if got := orchestrator.GlobalNodes(&s.Spec, nodes); got != 3 {
 		t.Errorf("GlobalNodes(zone==east, 6 nodes) = %d, want 3 (n1, n4 paused, n6 unknown)", got)
 	}
+}
+
+// TestReconcileUpdateHealthWindow: with a health check the monitor counts
+// from the first healthy report and is never shorter than the check's
+// window plus its detection time (here max(1s, 3×1s) + 3×1s + 1s = 7s),
+// so a check that starts failing after the monitor still fails the update.
+func TestReconcileUpdateHealthWindow(t *testing.T) {
+	hc := &api.HealthCheck{Type: api.HealthTCP, Port: 80, Interval: dur(sec), Retries: 3, Timeout: dur(sec)}
+	web := func(mod func(*api.Task)) func() orchestrator.Input {
+		return func() orchestrator.Input {
+			svc := service("web", 2, updating(api.UpdateConfig{Monitor: dur(sec), FailureAction: api.FailureRollback}, ago(minute)))
+			svc.Spec.HealthCheck = hc
+			prev := svc.Spec
+			svc.PreviousSpec = &prev
+			nt := task("a-new", svc, 1, "n1", api.TaskRunning, created(ago(30*sec)))
+			nt.Status.Timestamp = ago(20 * sec)
+			mod(nt)
+			return in(t0, svcs(svc), tasks(nt, task("b-old", svc, 2, "n1", api.TaskRunning, specVersion(5))), node("n1"))
+		}
+	}
+	runPlanCases(t, "Reconcile", orchestrator.Reconcile, []planCase{
+		{name: "healthy for less than the window: the next batch waits", in: web(func(t *api.Task) {
+			t.Status.Health, t.Status.HealthyAt = api.HealthHealthy, ago(3*sec)
+		}), wake: t0.Add(4 * sec)},
+		{name: "healthy for the window: updated, next batch", in: web(func(t *api.Task) {
+			t.Status.Health, t.Status.HealthyAt = api.HealthHealthy, ago(7*sec)
+		}), want: []string{"status web updating updated=1", "update b-old desired=shutdown"}, wake: t0.Add(9 * minute)},
+		{name: "never healthy within the window: failed, rolled back", in: web(func(t *api.Task) {
+			t.Status.Health = api.HealthStarting
+		}), want: []string{"rollback web@10: 1 of 2 tasks of the new spec failed (max failure ratio 0)"}},
+		{name: "still starting inside the window: wait for it", in: web(func(t *api.Task) {
+			t.Status.Health, t.Status.Timestamp = api.HealthStarting, ago(2*sec)
+		}), wake: t0.Add(5 * sec)},
+	})
 }

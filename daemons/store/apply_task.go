@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"time"
 
 	json "github.com/segmentio/encoding/json"
 
@@ -168,6 +169,13 @@ func applyTaskStatus(w *wtx, c *TaskStatus) any {
 				o := *st.Offline
 				o.Readopted = true
 				st.Offline = &o
+			}
+		}
+		st.HealthyAt = time.Time{}
+		if st.Health == api.HealthHealthy {
+			st.HealthyAt = c.At
+			if t.Status.Health == api.HealthHealthy && !t.Status.HealthyAt.IsZero() {
+				st.HealthyAt = t.Status.HealthyAt
 			}
 		}
 		if statusEqual(&t.Status, &st) {

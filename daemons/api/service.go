@@ -341,7 +341,8 @@ type UpdateStatus struct {
 	CompletedAt string `json:"completedAt,omitempty" yaml:"completedAt,omitempty"`
 	// Updated counts the slots whose new task passed its monitor, and
 	// ProgressAt is when that count last grew (or the update started):
-	// the progress deadline counts from it.
+	// the progress deadline counts from it (RFC 3339 with fractions of a
+	// second: a deadline of a few seconds must not end early).
 	Updated    int    `json:"updated,omitempty" yaml:"updated,omitempty"`
 	ProgressAt string `json:"progressAt,omitempty" yaml:"progressAt,omitempty"`
 	// Failed counts the slots whose new task failed during the update.

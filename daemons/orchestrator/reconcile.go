@@ -365,7 +365,9 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 		r.nodes[last.NodeID] != nil && !r.nodeGone(last.NodeID) && !r.nodeDrained(last.NodeID) {
 		return // its old task is still stopping (stop-first): wait for the end
 	}
-	if last == nil || r.desired(last) != api.TaskRunning || r.state(last) == api.TaskOrphaned {
+	// A slot whose last task was made from another spec (a rollback
+	// returned from it) is refilled whatever the restart policy says.
+	if last == nil || r.desired(last) != api.TaskRunning || r.state(last) == api.TaskOrphaned || !s.IsCurrent(last) {
 		r.create(s, k, last, false)
 		return
 	}

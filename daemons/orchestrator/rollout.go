@@ -204,7 +204,7 @@ func (u *rollout) finish(r *reconciler, s *api.Service) {
 		next.CompletedAt = r.in.Now.UTC().Format(time.RFC3339)
 	}
 	if u.updated > st.Updated {
-		next.ProgressAt = r.in.Now.UTC().Format(time.RFC3339)
+		next.ProgressAt = r.in.Now.UTC().Format(time.RFC3339Nano)
 	}
 	next.Updated, next.Failed = u.updated, u.failed
 	if next != *st {

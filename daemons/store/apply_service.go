@@ -182,8 +182,8 @@ func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, ro
 		if rollback {
 			state = api.UpdateRollingBack
 		}
-		now := at.UTC().Format(timeLayout)
-		s.UpdateStatus = &api.UpdateStatus{State: state, SpecVersion: s.SpecVersion, StartedAt: now, ProgressAt: now, Deployment: deployment}
+		s.UpdateStatus = &api.UpdateStatus{State: state, SpecVersion: s.SpecVersion, StartedAt: at.UTC().Format(timeLayout),
+			ProgressAt: at.UTC().Format(time.RFC3339Nano), Deployment: deployment}
 		s.PreviousSpecVersion = prevVersion
 	}
 	if rollback {
@@ -253,8 +253,8 @@ func (w *wtx) rollbackOne(s *api.Service, reason string, at time.Time) {
 	w.setPorts(s.ID, s.Spec.Ports, prev.Ports)
 	w.changeSpec(s, &prev, at, true, dep)
 	if s.UpdateStatus == nil || s.UpdateStatus.State != api.UpdateRollingBack {
-		now := at.UTC().Format(timeLayout)
-		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateRollingBack, SpecVersion: s.SpecVersion, StartedAt: now, ProgressAt: now, Deployment: dep}
+		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateRollingBack, SpecVersion: s.SpecVersion, StartedAt: at.UTC().Format(timeLayout),
+			ProgressAt: at.UTC().Format(time.RFC3339Nano), Deployment: dep}
 	}
 	s.UpdateStatus.Automatic, s.UpdateStatus.Message = true, "rolling back: "+reason
 	w.putService(s, api.OpUpdate)

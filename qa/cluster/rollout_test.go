@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// rollout follows one service's update on a real cluster: the update
+// states it went through, and the fewest healthy tasks seen.
+type rollout struct {
+	mu          sync.Mutex
+	states      []string
+	minHealthy  int
+	lastService *api.Service
+}
+
+// follow samples svc every 100 ms until ctx ends.
+func follow(ctx context.Context, m *Host, svc string, healthy func(ts []api.Task) int) *rollout {
+	r := &rollout{minHealthy: 1 << 30}
+	go func() {
+		for ctx.Err() == nil {
+			s, err := m.Client.Service(ctx, svc, client.ReadOptions{})
+			ts, err2 := m.Client.Tasks(ctx, client.TaskQuery{Service: svc})
+			if err == nil && err2 == nil {
+				r.mu.Lock()
+				if st := s.UpdateStatus; st != nil && (len(r.states) == 0 || r.states[len(r.states)-1] != st.State) {
+					r.states = append(r.states, st.State)
+				}
+				if healthy != nil {
+					r.minHealthy = min(r.minHealthy, healthy(ts))
+				}
+				r.lastService = s
+				r.mu.Unlock()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return r
+}
+
+func (r *rollout) seen() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.states...)
+}
+
+// waitUpdate waits until the service's update reaches state.
+func waitUpdate(t *testing.T, ctx context.Context, m *Host, svc, state string, d time.Duration) *api.Service {
+	t.Helper()
+	var s *api.Service
+	eventually(t, d, svc+" update "+state, func() error {
+		var err error
+		if s, err = m.Client.Service(ctx, svc, client.ReadOptions{}); err != nil {
+			return err
+		}
+		if s.UpdateStatus == nil || s.UpdateStatus.State != state {
+			return fmt.Errorf("update status %+v", s.UpdateStatus)
+		}
+		return nil
+	})
+	return s
+}
+
+// runningOnSpec checks that n tasks run, all made from the service's
+// current spec (IsCurrent) with image args, and no other task is live.
+func runningOnSpec(ctx context.Context, m *Host, svc string, n int, args []string) error {
+	s, err := m.Client.Service(ctx, svc, client.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: svc})
+	if err != nil {
+		return err
+	}
+	var run int
+	for i := range ts {
+		tk := &ts[i]
+		if !tk.Live() {
+			continue
+		}
+		if tk.Status.State != api.TaskRunning || !s.IsCurrent(tk) || strings.Join(tk.Spec.Args, " ") != strings.Join(args, " ") {
+			return fmt.Errorf("live task %s: %s, spec version %d (service %d, same as %d), args %q", tk.Name(), tk.Status.State, tk.SpecVersion, s.SpecVersion, s.SameAsVersion, tk.Spec.Args)
+		}
+		run++
+	}
+	if run != n {
+		return fmt.Errorf("%d tasks run, want %d", run, n)
+	}
+	return nil
+}
+
+// TestRolloutAutomaticRollback: an update to a release whose process exits
+// rolls back on its own (failureAction rollback), to the tasks of the old
+// spec, and says why; the tasks the update never reached are not
+// restarted.
+func TestRolloutAutomaticRollback(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 3*time.Minute)
+	m := c.Host("m1")
+	spec := onWorkers("roll", 4)
+	spec.UpdateConfig = api.UpdateConfig{FailureAction: api.FailureRollback, Monitor: api.Duration(time.Second)}
+	spec.RestartPolicy = api.RestartPolicy{Condition: api.RestartNone}
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "4 tasks running", func() error { return runningOnSpec(ctx, m, "roll", 4, sleeper) })
+	before, _ := m.Client.Tasks(ctx, client.TaskQuery{Service: "roll"})
+	kept := map[string]bool{}
+	for _, tk := range before {
+		if tk.Live() {
+			kept[tk.ID] = true
+		}
+	}
+	f := follow(ctx, m, "roll", nil)
+	bad := spec
+	bad.Args = []string{"sh", "-c", "sleep 0.3; exit 3"}
+	if _, err := m.Client.UpdateService(ctx, "roll", bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	s := waitUpdate(t, ctx, m, "roll", api.UpdateRolledBack, 2*time.Minute)
+	eventually(t, time.Minute, "4 tasks of the old spec running", func() error { return runningOnSpec(ctx, m, "roll", 4, sleeper) })
+	if s.PreviousSpec != nil || s.Spec.Args[2] != sleeper[2] {
+		t.Errorf("after the rollback the spec is %q, previous %v", s.Spec.Args, s.PreviousSpec)
+	}
+	if seen := f.seen(); !strings.Contains(strings.Join(seen, " "), "updating rolling-back") {
+		t.Errorf("update states %v, want updating → rolling-back (→ rolled-back)", seen)
+	}
+	after, _ := m.Client.Tasks(ctx, client.TaskQuery{Service: "roll"})
+	var untouched int
+	var failed *api.Task
+	for i := range after {
+		tk := &after[i]
+		if tk.Live() && kept[tk.ID] {
+			untouched++
+		}
+		if tk.Status.State == api.TaskFailed && failed == nil {
+			failed = tk
+		}
+	}
+	if untouched != 3 {
+		t.Errorf("%d of the 3 tasks the update never reached still run, want all 3:%s", untouched, describeTasks(after))
+	}
+	if failed == nil || failed.Status.ExitCode == nil || *failed.Status.ExitCode != 3 {
+		t.Errorf("no failed task of the new spec with exit code 3:%s", describeTasks(after))
+	}
+	f.mu.Lock()
+	last := f.lastService
+	f.mu.Unlock()
+	if st := last.UpdateStatus; st == nil || !strings.Contains(st.Message, "rolling back: 1 of 4 tasks of the new spec failed") && st.State != api.UpdateRolledBack {
+		t.Errorf("the rollback's status %+v does not say why", st)
+	}
+}
+
+// TestRolloutHealthWindow: the new release's check starts failing 3 s
+// after the task starts; the monitor is 1 s. Swarm would call the update
+// complete after the monitor; here the monitor is never shorter than the
+// check's window and detection time, so the failure is caught and the
+// update rolls back.
+func TestRolloutHealthWindow(t *testing.T) {
+	c := startCluster(t, 1, 1)
+	ctx := ctxFor(t, 3*time.Minute)
+	m := c.Host("m1")
+	spec := onWorkers("win", 1)
+	spec.HealthCheck = &api.HealthCheck{Type: api.HealthExec, Command: []string{"sh", "-c", "! test -f /tmp/bad"},
+		Interval: api.Duration(time.Second), Timeout: api.Duration(time.Second), Retries: 2}
+	spec.UpdateConfig = api.UpdateConfig{FailureAction: api.FailureRollback, Monitor: api.Duration(time.Second)}
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the task running", func() error { return runningOnSpec(ctx, m, "win", 1, sleeper) })
+	f := follow(ctx, m, "win", nil)
+	bad := spec
+	bad.Args = []string{"sh", "-c", "trap 'exit 0' TERM; (sleep 3; touch /tmp/bad) & sleep 100000 & wait"}
+	if _, err := m.Client.UpdateService(ctx, "win", bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUpdate(t, ctx, m, "win", api.UpdateRolledBack, 2*time.Minute)
+	if seen := f.seen(); strings.Contains(strings.Join(seen, " "), api.UpdateCompleted) {
+		t.Errorf("update states %v: the update was declared complete before the check failed", seen)
+	}
+	eventually(t, time.Minute, "the old spec running", func() error { return runningOnSpec(ctx, m, "win", 1, sleeper) })
+}
+
+// TestRolloutStartFirstRollbackKeepsHealthy (moby #43081): a start-first
+// update to a release that never turns healthy, then its automatic
+// start-first rollback: the healthy tasks sampled throughout never drop
+// below the desired count minus the parallelism.
+func TestRolloutStartFirstRollbackKeepsHealthy(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 3*time.Minute)
+	m := c.Host("m1")
+	spec := onWorkers("sf", 4)
+	spec.HealthCheck = &api.HealthCheck{Type: api.HealthExec, Command: []string{"sh", "-c", "! test -f /tmp/never"},
+		Interval: api.Duration(500 * time.Millisecond), Timeout: api.Duration(time.Second), Retries: 2}
+	one := uint64(1)
+	cfg := api.UpdateConfig{Parallelism: &one, Order: api.OrderStartFirst, Monitor: api.Duration(time.Second), FailureAction: api.FailureRollback}
+	spec.UpdateConfig = cfg
+	rb := cfg
+	rb.FailureAction = api.FailurePause
+	spec.RollbackConfig = &rb
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	healthy := func(ts []api.Task) int {
+		n := 0
+		for _, tk := range ts {
+			if tk.Live() && tk.Status.State == api.TaskRunning && tk.Status.Health == api.HealthHealthy {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, time.Minute, "4 healthy tasks", func() error {
+		ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: "sf"})
+		if err != nil {
+			return err
+		}
+		if n := healthy(ts); n != 4 {
+			return fmt.Errorf("%d healthy", n)
+		}
+		return nil
+	})
+	f := follow(ctx, m, "sf", healthy)
+	bad := spec
+	bad.HealthCheck = &api.HealthCheck{Type: api.HealthExec, Command: []string{"sh", "-c", "test -f /tmp/never"},
+		Interval: api.Duration(500 * time.Millisecond), Timeout: api.Duration(time.Second), Retries: 2}
+	if _, err := m.Client.UpdateService(ctx, "sf", bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUpdate(t, ctx, m, "sf", api.UpdateRolledBack, 2*time.Minute)
+	time.Sleep(time.Second) // a last sample after the end
+	f.mu.Lock()
+	low := f.minHealthy
+	f.mu.Unlock()
+	if low < 4-1 {
+		t.Errorf("the healthy tasks dropped to %d during the update and its rollback, want at least 3 (4 desired - parallelism 1)", low)
+	}
+	t.Logf("fewest healthy tasks seen: %d of 4; states %v", low, f.seen())
+}
+
+// TestRolloutProgressDeadline (Nomad #10465): an update whose tasks can
+// never be placed makes no progress; at its deadline it fails and pauses
+// with the reason, instead of stalling silently.
+func TestRolloutProgressDeadline(t *testing.T) {
+	c := startCluster(t, 1, 1)
+	ctx := ctxFor(t, 2*time.Minute)
+	m := c.Host("m1")
+	spec := onWorkers("stall", 1)
+	spec.UpdateConfig = api.UpdateConfig{Monitor: api.Duration(time.Second), ProgressDeadline: api.Duration(4 * time.Second)}
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the task running", func() error { return runningOnSpec(ctx, m, "stall", 1, sleeper) })
+	nowhere := spec
+	nowhere.Placement.Constraints = []string{"node.labels.site==nowhere"}
+	start := time.Now()
+	if _, err := m.Client.UpdateService(ctx, "stall", nowhere, 0); err != nil {
+		t.Fatal(err)
+	}
+	s := waitUpdate(t, ctx, m, "stall", api.UpdatePaused, time.Minute)
+	took := time.Since(start)
+	if !strings.Contains(s.UpdateStatus.Message, "no task was updated for 4s") {
+		t.Errorf("paused with %q, want the progress deadline named", s.UpdateStatus.Message)
+	}
+	if took < 4*time.Second {
+		t.Errorf("paused after %s, before its 4s deadline", took)
+	}
+}

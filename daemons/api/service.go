@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -320,6 +321,78 @@ type UpdateConfig struct {
 	// ProgressDeadline fails an update in which no slot was updated for
 	// this long (default 10m); the failure action follows.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" yaml:"progressDeadline,omitempty"`
+
+	// Canary ("N" or "P%" of the replicas, rounded up) starts that many
+	// tasks of the new spec beside the old set, which keeps running and
+	// serving. Once they have been healthy for CanaryHealthyFor they are
+	// promoted (AutoPromote, or warrenctl service promote) and the update
+	// goes on as configured. A canary that fails rolls the service back,
+	// which stops only the canaries. Replicated services only.
+	Canary string `json:"canary,omitempty" yaml:"canary,omitempty"`
+	// CanaryHealthyFor replaces Monitor for the canaries (default: Monitor).
+	CanaryHealthyFor Duration `json:"canaryHealthyFor,omitempty" yaml:"canaryHealthyFor,omitempty"`
+	AutoPromote      bool     `json:"autoPromote,omitempty" yaml:"autoPromote,omitempty"`
+
+	// Waves updates a global service over the fleet in waves: cumulative
+	// node counts, "N" or "P%" (rounded up), e.g. ["1", "10%", "100%"]
+	// (a last wave of 100% is implied). Each wave must pass its monitor
+	// before the next starts; a failure in a wave rolls the waves done
+	// back. Global services only.
+	Waves []string `json:"waves,omitempty" yaml:"waves,omitempty"`
+	// WaveLabel picks the nodes of the first waves by the value of this
+	// node label, lowest first (nodes without it last), then by node ID.
+	WaveLabel string `json:"waveLabel,omitempty" yaml:"waveLabel,omitempty"`
+}
+
+// ParseShare reads a count ("3") or a share ("10%") of total, rounded up
+// and at least 1 (at most total). Canary and Waves use it.
+func ParseShare(s string, total int) (int, error) {
+	s = strings.TrimSpace(s)
+	var n int
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f <= 0 || f > 100 {
+			return 0, fmt.Errorf("%q is not a share: use a percentage above 0 and up to 100, like 10%%", s)
+		}
+		n = int(math.Ceil(f * float64(total) / 100))
+	} else {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			return 0, fmt.Errorf("%q is not a count: use a whole number above 0, or a percentage like 10%%", s)
+		}
+		n = v
+	}
+	return max(1, min(n, total)), nil
+}
+
+// WaveTargets returns the cumulative node counts of the waves over total
+// nodes, ending with total.
+func (u UpdateConfig) WaveTargets(total int) []int {
+	var out []int
+	for _, w := range u.Waves {
+		n, err := ParseShare(w, total)
+		if err != nil || (len(out) > 0 && n <= out[len(out)-1]) {
+			continue
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 || out[len(out)-1] < total {
+		out = append(out, total)
+	}
+	return out
+}
+
+// CanaryCount is how many canaries an update of a service of replicas
+// starts (0: no canary phase).
+func (u UpdateConfig) CanaryCount(replicas uint64) int {
+	if u.Canary == "" || replicas == 0 {
+		return 0
+	}
+	n, err := ParseShare(u.Canary, int(replicas))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // States of a rolling update (UpdateStatus.State).
@@ -354,6 +427,20 @@ type UpdateStatus struct {
 	// Automatic says the rollback was started by the update's failure
 	// action, not by an operator.
 	Automatic bool `json:"automatic,omitempty" yaml:"automatic,omitempty"`
+	// Canaries is how many canaries the update runs beside the old set;
+	// Promoted says they were promoted (the update then goes on).
+	Canaries int  `json:"canaries,omitempty" yaml:"canaries,omitempty"`
+	Promoted bool `json:"promoted,omitempty" yaml:"promoted,omitempty"`
+	// Wave is the wave a global service's update is in (1 is the first),
+	// with UpdateConfig.Waves.
+	Wave int `json:"wave,omitempty" yaml:"wave,omitempty"`
+}
+
+// InCanary says whether the update waits on its canaries: it has some,
+// they are not promoted, and it is not a rollback.
+func (s *Service) InCanary() bool {
+	st := s.UpdateStatus
+	return st != nil && st.State == UpdateUpdating && st.Canaries > 0 && !st.Promoted
 }
 
 // Defaults used when a spec leaves a field empty.

@@ -250,6 +250,12 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	if s.RollbackConfig != nil {
 		validateUpdate(&fe, "rollbackConfig", *s.RollbackConfig, true)
 	}
+	switch u := s.UpdateConfig; {
+	case u.Canary != "" && s.IsGlobal():
+		fe.add("updateConfig.canary", "a global service has no canaries: update it in waves (updateConfig.waves, --update-waves 1,10%%,100%%)")
+	case len(u.Waves) > 0 && !s.IsGlobal():
+		fe.add("updateConfig.waves", "waves update a global service over nodes: a replicated service uses updateConfig.canary or parallelism")
+	}
 	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
 	if s.HealthCheck != nil {
 		validateHealth(&fe, *s.HealthCheck)
@@ -458,6 +464,33 @@ func validateUpdate(fe *fieldErrs, f string, u UpdateConfig, rollback bool) {
 	}
 	if !(u.MaxFailureRatio >= 0 && u.MaxFailureRatio <= 1) { // also NaN
 		fe.add(f+".maxFailureRatio", "%v is not between 0 and 1", u.MaxFailureRatio)
+	}
+	validateDuration(fe, f+".canaryHealthyFor", u.CanaryHealthyFor)
+	if rollback && (u.Canary != "" || len(u.Waves) > 0 || u.AutoPromote) {
+		fe.add(f, "a rollback has no canaries or waves: it returns to a spec that ran (set them in updateConfig)")
+	}
+	if u.Canary != "" {
+		if _, err := ParseShare(u.Canary, 100); err != nil {
+			fe.add(f+".canary", "%v", err)
+		}
+	}
+	if u.AutoPromote && u.Canary == "" {
+		fe.add(f+".autoPromote", "there are no canaries to promote: set canary too (--update-canary N or P%%)")
+	}
+	last := 0
+	for i, w := range u.Waves {
+		n, err := ParseShare(w, 1000)
+		if err != nil {
+			fe.add(fmt.Sprintf("%s.waves[%d]", f, i), "%v", err)
+			continue
+		}
+		if n < last && !strings.HasSuffix(w, "%") == !strings.HasSuffix(u.Waves[i-1], "%") {
+			fe.add(fmt.Sprintf("%s.waves[%d]", f, i), "%q is smaller than the wave before it: waves are cumulative, like 1,10%%,100%%", w)
+		}
+		last = n
+	}
+	if u.WaveLabel != "" && len(u.Waves) == 0 {
+		fe.add(f+".waveLabel", "waveLabel orders the waves: set waves too (--update-waves 1,10%%,100%%)")
 	}
 }
 

@@ -93,6 +93,7 @@ func (m *Manager) routeTable() []route {
 		{"PUT /v1/services/{ref}", writers, onLeader, c.UpdateService},
 		{"POST /v1/services/{ref}/scale", writers, onLeader, c.ScaleService},
 		{"POST /v1/services/{ref}/rollback", writers, onLeader, c.RollbackService},
+		{"POST /v1/services/{ref}/promote", writers, onLeader, c.PromoteService},
 		{"DELETE /v1/services/{ref}", writers, onLeader, c.DeleteService},
 		// A service's logs: its tasks' logs, each read on its own node
 		// (GET /v1/tasks/{ref}/logs there), merged here.

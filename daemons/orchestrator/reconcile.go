@@ -285,7 +285,7 @@ func (r *reconciler) service(s *api.Service) {
 		}
 	}
 	u := newRollout(s, groups, wanted, r)
-	for _, k := range sortedKeys(wanted) {
+	for _, k := range u.order {
 		r.slot(s, k, groups[k], u)
 	}
 	u.finish(r, s)
@@ -342,6 +342,9 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 		if r.live(t) {
 			live = append(live, t)
 		}
+	}
+	if len(live) > 1 && u.canary[k] {
+		return // a canary beside its old task, until promoted
 	}
 	if len(live) > 1 {
 		live = r.dedupe(s, live)

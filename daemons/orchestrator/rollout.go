@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
@@ -33,6 +34,14 @@ type rollout struct {
 	updated, failed int  // slots updated (monitor passed), slots failed
 	rollback        bool // the failure action rolls the service back
 	reason          string
+
+	// order is the order in which slots are updated: by slot, or for a
+	// global service updated in waves, by the wave label.
+	order []key
+	// canary holds the canary slots while the update waits on its
+	// canaries (api.Service.InCanary); they run old and new side by side.
+	canary map[key]bool
+	wave   int // the wave the update is in (1-based), with waves
 }
 
 func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool, r *reconciler) *rollout {
@@ -41,6 +50,20 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 	st := s.UpdateStatus
 	u.active = st != nil && (st.State == UpdateUpdating || st.State == UpdateRollingBack)
 	u.paused = st != nil && st.State == UpdatePaused
+	u.order = sortedKeys(wanted)
+	waves := u.active && !s.Rolling() && len(cfg.Waves) > 0 && s.Spec.IsGlobal()
+	if waves && cfg.WaveLabel != "" {
+		u.order = r.byLabel(u.order, cfg.WaveLabel)
+	}
+	if u.active && s.InCanary() {
+		u.canary = map[key]bool{}
+		for _, k := range u.order[:min(st.Canaries, len(u.order))] {
+			u.canary[k] = true
+		}
+		if cfg.CanaryHealthyFor > 0 {
+			cfg.Monitor = cfg.CanaryHealthyFor
+		}
+	}
 	var started, progressAt time.Time
 	if st != nil {
 		started, _ = time.Parse(time.RFC3339, st.StartedAt)
@@ -51,7 +74,7 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 	}
 	monitor := cfg.MonitorFor(s.Spec.HealthCheck)
 	var lastSettled time.Time
-	for _, k := range sortedKeys(wanted) {
+	for _, k := range u.order {
 		var oldLive, newLive, settled, failed bool
 		for _, t := range groups[k] {
 			current := s.IsCurrent(t)
@@ -89,7 +112,11 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 		}
 	}
 	if u.active && !u.paused {
-		u.judge(s, len(wanted), progressAt, monitor, r)
+		slots := len(wanted)
+		if u.canary != nil {
+			slots = len(u.canary)
+		}
+		u.judge(s, slots, progressAt, monitor, r)
 	}
 	if u.outdated == 0 || u.paused || u.rollback {
 		return u
@@ -97,6 +124,22 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 	u.budget = -1
 	if p := cfg.EffectiveParallelism(); p > 0 {
 		u.budget = max(0, int(p)-u.inflight)
+	}
+	if waves {
+		// The wave is the first whose count is not yet updated; no slot
+		// beyond it starts before it is.
+		targets := cfg.WaveTargets(len(wanted))
+		u.wave = len(targets)
+		for i, n := range targets {
+			if u.updated < n {
+				u.wave = i + 1
+				break
+			}
+		}
+		room := max(0, targets[u.wave-1]-u.updated-u.inflight)
+		if u.budget < 0 || room < u.budget {
+			u.budget = room
+		}
 	}
 	if d := cfg.Delay.D(); d > 0 && !lastSettled.IsZero() && r.in.Now.Before(lastSettled.Add(d)) {
 		u.budget = 0
@@ -141,6 +184,8 @@ func (u *rollout) judge(s *api.Service, slots int, progressAt time.Time, monitor
 	case u.failed > 0 && u.cfg.FailureAction != api.FailureContinue &&
 		float64(u.failed)/float64(max(1, slots)) > u.cfg.MaxFailureRatio:
 		u.reason = fmt.Sprintf("%d of %d tasks of the new spec failed (max failure ratio %g)", u.failed, slots, u.cfg.MaxFailureRatio)
+	case u.canary != nil && u.updated >= len(u.canary) && !u.cfg.AutoPromote:
+		return // the canaries passed: the operator promotes, no deadline
 	case !progressAt.IsZero() && (u.outdated > 0 || u.inflight > 0):
 		deadline := progressAt.Add(limit)
 		if r.in.Now.Before(deadline) {
@@ -151,7 +196,10 @@ func (u *rollout) judge(s *api.Service, slots int, progressAt time.Time, monitor
 	default:
 		return
 	}
-	if u.cfg.FailureAction == api.FailureRollback && !s.Rolling() && s.PreviousSpec != nil {
+	// A failed canary or wave rolls back whatever the failure action:
+	// rolling back what was tried is what they are for.
+	staged := u.canary != nil || (len(u.cfg.Waves) > 0 && s.Spec.IsGlobal())
+	if (u.cfg.FailureAction == api.FailureRollback || staged) && !s.Rolling() && s.PreviousSpec != nil {
 		u.rollback = true
 		return
 	}
@@ -166,7 +214,17 @@ func (u *rollout) judge(s *api.Service, slots int, progressAt time.Time, monitor
 // consider updates t, the one live task of slot k, if it is outdated and
 // the rollout allows one more.
 func (u *rollout) consider(r *reconciler, s *api.Service, k key, t *api.Task) {
-	if s.IsCurrent(t) || u.paused || u.rollback || u.budget == 0 {
+	if s.IsCurrent(t) || u.paused || u.rollback {
+		return
+	}
+	if u.canary != nil {
+		// A canary starts beside the old task, which keeps serving.
+		if u.canary[k] && r.state(t) == api.TaskRunning {
+			r.create(s, k, nil, false)
+		}
+		return
+	}
+	if u.budget == 0 {
 		return
 	}
 	if u.budget > 0 {
@@ -196,6 +254,13 @@ func (u *rollout) finish(r *reconciler, s *api.Service) {
 		return
 	case u.paused:
 		next.State, next.Message = UpdatePaused, u.message
+	case u.canary != nil && u.updated >= len(u.canary):
+		if u.cfg.AutoPromote {
+			next.Promoted, next.Message = true, ""
+			next.ProgressAt = r.in.Now.UTC().Format(time.RFC3339Nano)
+		} else {
+			next.Message = fmt.Sprintf("%d canaries healthy: promote them with warrenctl service promote %s, or roll back with warrenctl service rollback %s", len(u.canary), s.Spec.Name, s.Spec.Name)
+		}
 	case u.outdated == 0 && u.inflight == 0:
 		next.State = UpdateCompleted
 		if st.State == UpdateRollingBack {
@@ -207,6 +272,9 @@ func (u *rollout) finish(r *reconciler, s *api.Service) {
 		next.ProgressAt = r.in.Now.UTC().Format(time.RFC3339Nano)
 	}
 	next.Updated, next.Failed = u.updated, u.failed
+	if u.wave > 0 {
+		next.Wave = u.wave
+	}
 	if next != *st {
 		r.setStatus(s, next)
 	}
@@ -217,4 +285,26 @@ func (r *reconciler) setStatus(s *api.Service, st api.UpdateStatus) {
 		r.plan.ServiceStatus = map[string]api.UpdateStatus{}
 	}
 	r.plan.ServiceStatus[s.ID] = st
+}
+
+// byLabel orders global slots by the value of a node label, lowest first
+// (nodes without it last), then by node ID.
+func (r *reconciler) byLabel(keys []key, label string) []key {
+	out := append([]key(nil), keys...)
+	val := func(k key) (string, bool) {
+		if n := r.nodes[k.node]; n != nil {
+			v, ok := n.Spec.Labels[label]
+			return v, ok
+		}
+		return "", false
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		vi, oki := val(out[i])
+		vj, okj := val(out[j])
+		if oki != okj {
+			return oki
+		}
+		return vi < vj
+	})
+	return out
 }

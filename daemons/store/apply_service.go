@@ -184,6 +184,9 @@ func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, ro
 		}
 		s.UpdateStatus = &api.UpdateStatus{State: state, SpecVersion: s.SpecVersion, StartedAt: at.UTC().Format(timeLayout),
 			ProgressAt: at.UTC().Format(time.RFC3339Nano), Deployment: deployment}
+		if !rollback && !spec.IsGlobal() {
+			s.UpdateStatus.Canaries = spec.UpdateConfig.CanaryCount(spec.Replicas)
+		}
 		s.PreviousSpecVersion = prevVersion
 	}
 	if rollback {
@@ -224,6 +227,31 @@ func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
 		w.rollbackOne(o, fmt.Sprintf("service %s of deployment %s failed: %s", s.Spec.Name, dep, rb.Reason), at)
 	}
 	return ""
+}
+
+// applyServicePromote promotes the canaries of a running update.
+func applyServicePromote(w *wtx, c *ServicePromote) any {
+	s := w.service(c.ID)
+	switch {
+	case s == nil:
+		return api.Errorf(api.CodeNotFound, "no service %q", c.ID)
+	case c.SpecVersion != 0 && c.SpecVersion != s.SpecVersion:
+		return api.Errorf(api.CodeConflict, "service %q was updated since: its canaries are not the ones asked for; look again with warrenctl service ps", s.Spec.Name)
+	case !s.InCanary():
+		state := "no update"
+		if s.UpdateStatus != nil {
+			state = "its update is " + s.UpdateStatus.State
+			if s.UpdateStatus.Promoted {
+				state = "its canaries are already promoted"
+			}
+		}
+		return api.Errorf(api.CodeConflict, "service %q has no canaries waiting (%s): promote applies to an update with --update-canary", s.Spec.Name, state)
+	}
+	s.UpdateStatus.Promoted = true
+	s.UpdateStatus.ProgressAt = c.At.UTC().Format(time.RFC3339Nano)
+	s.UpdateStatus.Message = ""
+	w.putService(s, api.OpUpdate)
+	return s
 }
 
 // servicesOfDeployment lists the services whose last update belongs to

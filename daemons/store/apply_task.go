@@ -98,6 +98,12 @@ func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 		// A status for an update that a newer one replaced is stale.
 		if s := w.service(id); s != nil && (st.SpecVersion == 0 || st.SpecVersion == s.SpecVersion) {
 			st := st
+			// What the FSM owns stays: an operator's promotion that
+			// landed after the plan was made is not undone by it.
+			if cur := s.UpdateStatus; cur != nil {
+				st.Promoted = st.Promoted || cur.Promoted
+				st.Deployment, st.Canaries, st.Automatic = cur.Deployment, cur.Canaries, cur.Automatic
+			}
 			s.UpdateStatus = &st
 			w.putService(s, api.OpUpdate)
 		}

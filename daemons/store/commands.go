@@ -43,6 +43,8 @@ const (
 	CmdConfigRemove CommandType = 25
 	CmdKeyring      CommandType = 26
 	CmdReseal       CommandType = 27
+	// 28: events (CmdEvent); 29: deployments (CmdDeploy).
+	CmdServicePromote CommandType = 30
 )
 
 var commandNames = map[CommandType]string{
@@ -56,6 +58,7 @@ var commandNames = map[CommandType]string{
 	CmdNodeJournal: "node-journal", CmdVolumeCreate: "volume-create", CmdVolumeRemove: "volume-remove", CmdKeyring: "keyring", CmdReseal: "reseal",
 	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove",
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
+	CmdServicePromote: "service-promote",
 }
 
 func (t CommandType) String() string {
@@ -146,6 +149,14 @@ type ServiceUpdate struct {
 	// Deployment, if set, names the deployment this update is part of
 	// (UpdateStatus.Deployment).
 	Deployment string `json:"deployment,omitempty"`
+}
+
+// ServicePromote promotes the canaries of a service's update at
+// SpecVersion (0: whatever update runs).
+type ServicePromote struct {
+	ID          string    `json:"id"`
+	SpecVersion uint64    `json:"specVersion,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // ServiceScale sets the replica count of a replicated service.

@@ -414,6 +414,12 @@ func (c *Client) ScaleService(ctx context.Context, ref string, replicas uint64) 
 	return &out, c.do(ctx, http.MethodPost, "/v1/services/"+esc(ref)+"/scale", api.ScaleRequest{Replicas: &replicas}, &out)
 }
 
+// PromoteService promotes the canaries of a service's update.
+func (c *Client) PromoteService(ctx context.Context, ref string) (*api.Service, error) {
+	var out api.Service
+	return &out, c.do(ctx, http.MethodPost, "/v1/services/"+esc(ref)+"/promote", struct{}{}, &out)
+}
+
 // RollbackService returns a service to its previous spec.
 func (c *Client) RollbackService(ctx context.Context, ref string) (*api.Service, error) {
 	var out api.Service

@@ -101,6 +101,7 @@ type Handlers struct {
 	Info, Health                                                         http.HandlerFunc
 	ListServices, CreateService, GetService, UpdateService, ScaleService http.HandlerFunc
 	RollbackService, DeleteService                                       http.HandlerFunc
+	PromoteService                                                       http.HandlerFunc
 	ListTasks, GetTask, TaskStatus                                       http.HandlerFunc
 	NodeJournal, PostNodeJournal                                         http.HandlerFunc
 	ListVolumes, CreateVolume, GetVolume, DeleteVolume                   http.HandlerFunc
@@ -128,7 +129,7 @@ func (s *Server) Handlers() Handlers {
 	return Handlers{
 		Info: s.getInfo, Health: s.getHealth,
 		ListServices: s.listServices, CreateService: s.createService, GetService: s.getService,
-		UpdateService: s.updateService, ScaleService: s.scaleService, RollbackService: s.rollbackService,
+		UpdateService: s.updateService, ScaleService: s.scaleService, RollbackService: s.rollbackService, PromoteService: s.promoteService,
 		DeleteService: s.deleteService,
 		ListTasks:     s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
 		NodeJournal: s.getNodeJournal, PostNodeJournal: s.postNodeJournal,

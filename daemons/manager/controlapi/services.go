@@ -296,6 +296,21 @@ func (s *Server) rollbackService(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, res)
 }
 
+// promoteService promotes the canaries of a service's update.
+func (s *Server) promoteService(w http.ResponseWriter, r *http.Request) {
+	cur, err := s.lookupService(r.PathValue("ref"))
+	if err != nil {
+		httpx.Error(w, err)
+		return
+	}
+	res, err := s.raft.Propose(r.Context(), store.CmdServicePromote, store.ServicePromote{ID: cur.ID, SpecVersion: cur.SpecVersion, At: time.Now().UTC()})
+	if err != nil {
+		httpx.Error(w, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, res)
+}
+
 func (s *Server) deleteService(w http.ResponseWriter, r *http.Request) {
 	version, err := httpx.Version(r)
 	if err != nil {

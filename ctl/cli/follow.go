@@ -250,6 +250,15 @@ type slotLine struct {
 	detail   string
 }
 
+// plain is the line without detail, as said when stderr is not a
+// terminal.
+func (l slotLine) plain() string {
+	if v := l.versions(); v != "" {
+		return l.name + "  " + v + "  " + l.state
+	}
+	return l.name + "  " + l.state
+}
+
 func (l slotLine) versions() string {
 	switch {
 	case l.from != 0 && l.to != 0:
@@ -477,7 +486,7 @@ func (v *liveView) show(fs []*follower, now time.Time) {
 		header, slots := f.block(now)
 		v.say(f.id, header)
 		for _, l := range slots {
-			v.say(f.id+"/"+l.name, strings.TrimRight(fmt.Sprintf("%s  %s  %s", l.name, l.versions(), l.state), " "))
+			v.say(f.id+"/"+l.name, l.plain())
 		}
 	}
 }

@@ -152,3 +152,66 @@ func TestConvergeMany(t *testing.T) {
 		}
 	})
 }
+
+// TestSlots: what each slot shows, for a replicated service with a health
+// check and for a global one (its slots named by node).
+func TestSlots(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	since := now.Add(-time.Minute)
+	tk := func(slot uint64, node string, version uint64, desired, state api.TaskState, health, err string) api.Task {
+		return api.Task{Meta: api.Meta{ID: "t" + node + string(rune('0'+slot)) + string(rune('a'+version))}, ServiceID: "s", ServiceName: "web",
+			Slot: slot, NodeID: node, SpecVersion: version, DesiredState: desired,
+			Status: api.TaskStatus{State: state, Timestamp: now.Add(-time.Second), Health: health, Err: err, StartedAt: now.Add(-2 * time.Second)}}
+	}
+	R, S, P := api.TaskRunning, api.TaskShutdown, api.TaskPending
+	svc := &api.Service{Meta: api.Meta{ID: "s"}, SpecVersion: 15, PreviousSpecVersion: 12,
+		Spec:         api.ServiceSpec{Name: "web", Replicas: 6, HealthCheck: &api.HealthCheck{Type: api.HealthTCP, Port: 80}},
+		UpdateStatus: &api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: 15, StartedAt: since.Format(time.RFC3339)}}
+	ended := tk(3, "", 12, S, S, "", "")
+	ended.Status.Timestamp = now.Add(-time.Hour) // before the update: history
+	tasks := []api.Task{
+		tk(1, "", 12, S, S, "", ""), tk(1, "", 15, R, R, api.HealthHealthy, ""),
+		tk(2, "", 12, R, R, "", ""), tk(2, "", 15, R, R, "", ""),
+		ended, tk(3, "", 15, S, api.TaskFailed, "", "task: non-zero exit (1)"), tk(3, "", 12, R, R, "", ""),
+		tk(4, "", 15, R, P, "", "no suitable node: 1 node is drained"),
+		tk(5, "", 12, S, R, "", ""),
+	}
+	f := newFollower(svc, updated)
+	f.observe(svc, tasks, nil)
+	var got []string
+	for _, l := range f.slots(now) {
+		got = append(got, strings.TrimSpace(l.plain()+" "+l.detail))
+	}
+	want := []string{
+		"web.1  v12 → v15  running, healthy",
+		"web.2  v12 → v15  running, not healthy yet",
+		"web.3  v12 → v15  failed: task: non-zero exit (1)",
+		"web.4  v15  pending: no suitable node: 1 node is drained",
+		"web.5  v12  stopping",
+		"web.6  waiting",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("slots of a replicated update:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A global service: one slot per eligible node, named by hostname.
+	glob := &api.Service{Meta: api.Meta{ID: "s"}, SpecVersion: 15,
+		Spec:         api.ServiceSpec{Name: "web", Mode: api.ModeGlobal},
+		UpdateStatus: &api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: 15, StartedAt: since.Format(time.RFC3339)}}
+	node := func(id, host, avail string) api.Node {
+		return api.Node{Meta: api.Meta{ID: id}, Spec: api.NodeSpec{Availability: avail}, Description: api.NodeDescription{Hostname: host},
+			Status: api.NodeStatus{State: api.NodeReady}}
+	}
+	nodes := []api.Node{node("n1", "pi-b", "active"), node("n2", "pi-a", "active"), node("n3", "pi-c", "drain")}
+	gtasks := []api.Task{tk(0, "n1", 12, R, R, "", ""), tk(0, "n2", 12, S, S, "", ""), tk(0, "n2", 15, R, R, "", "")}
+	g := newFollower(glob, updated)
+	g.observe(glob, gtasks, nodes)
+	got = nil
+	for _, l := range g.slots(now) {
+		got = append(got, strings.TrimSpace(l.plain()+" "+l.detail))
+	}
+	want = []string{"web.pi-a  v12 → v15  running 2s/5s", "web.pi-b  v12  waiting"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("slots of a global update:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

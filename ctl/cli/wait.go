@@ -20,8 +20,8 @@ type waitOpts struct {
 }
 
 func addWaitFlags(cmd *cobra.Command, w *waitOpts) {
-	cmd.Flags().BoolVarP(&w.detach, "detach", "d", false, "return at once instead of waiting for the tasks to run")
-	cmd.Flags().DurationVar(&w.timeout, "timeout", 60*time.Second, "how long to wait for the tasks to run")
+	cmd.Flags().BoolVarP(&w.detach, "detach", "d", false, "return at once instead of waiting for the tasks to run (or the update to end)")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 60*time.Second, "how long to wait for the tasks to run (or the update to end); the change goes on in the cluster after it")
 	cmd.Flags().BoolVarP(&w.quiet, "quiet", "q", false, "print no progress while waiting")
 }
 

@@ -114,7 +114,7 @@ func (f *follower) observe(cur *api.Service, tasks []api.Task, nodes []api.Node)
 	if st == nil {
 		return
 	}
-	if f.auto && st.Message != "" {
+	if f.auto && st.Message != "" && st.State != api.UpdatePaused {
 		f.reason = rollbackReason(st.Message)
 	}
 	name := f.name
@@ -133,8 +133,10 @@ func (f *follower) observe(cur *api.Service, tasks []api.Task, nodes []api.Node)
 			detail = ": " + st.Message
 		}
 		switch {
+		case f.auto && f.reason != "":
+			f.err = fmt.Errorf("service %s: the update failed (%s) and its rollback paused%s\nSee warrenctl service ps %s", name, f.reason, detail, name)
 		case f.auto:
-			f.err = fmt.Errorf("service %s: the update failed (%s) and its rollback paused%s\nSee warrenctl service ps %s", name, orText(f.reason, "rolled back"), detail, name)
+			f.err = fmt.Errorf("service %s: the update was rolled back and the rollback paused%s\nSee warrenctl service ps %s", name, detail, name)
 		case f.what == rolledBack:
 			f.err = fmt.Errorf("service %s: the rollback paused%s\nSee warrenctl service ps %s", name, detail, name)
 		default:

@@ -154,6 +154,11 @@ func TestUpdateExitCodes(t *testing.T) {
 			"web.1  v15 → v16  starting\n",
 			"web.2  v12  running\n",
 			"warrenctl: service web: update rolled back: task web.1: non-zero exit (1)\n"}},
+		{"rolled back on its own, then paused", nil, []fakeStep{
+			{updating(15, api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: 15}), running},
+			{rolling(api.UpdateRollingBack, api.UpdateStatus{Message: why}), running},
+			{rolling(api.UpdatePaused, api.UpdateStatus{Message: "rollback paused: web.1 failed again"}), running},
+		}, 1, []string{"warrenctl: service web: the update failed (task web.1: non-zero exit (1)) and its rollback paused: rollback paused: web.1 failed again\n"}},
 		{"timeout", []string{"--timeout", "50ms"}, []fakeStep{
 			{updating(15, api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: 15, Updated: 1}), running},
 		}, 1, []string{"warrenctl: service web: after 50ms the update is updating: 1/2 updated, 0 failed, 1/2 running, 1 on the old spec\n",
@@ -197,7 +202,7 @@ func TestRollbackFollows(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"service", "rollback", "web"}, []fakeStep{{back(api.UpdateRollingBack, ""), tasks}, {back(api.UpdateRolledBack, ""), tasks}},
-			0, "web.1  v16  rolled back\nweb.2  v12  running\nweb: rolled-back v16: 0/2 updated, 0 failed (monitor 5s)\n"},
+			0, "web.1  v16  rolled back\nweb.2  v12  running\nweb: rolled-back v1 → v16: 0/2 updated, 0 failed (monitor 5s)\n"},
 		{[]string{"service", "update", "--rollback", "web"}, []fakeStep{{back(api.UpdateRollingBack, ""), tasks}, {back(api.UpdatePaused, "paused: web.1 failed"), tasks}},
 			1, "warrenctl: service web: the rollback paused: paused: web.1 failed\nSee warrenctl service ps web\n"},
 		{[]string{"service", "rollback", "-d", "web"}, []fakeStep{{back(api.UpdatePaused, "never seen"), tasks}}, 0, ""},

@@ -184,6 +184,10 @@ func (s *session) rollback(ctx context.Context, ref string, w waitOpts) error {
 			// Only what does not reach the tasks changed back.
 			return s.converge(ctx, svc, w, configured)
 		}
+		if f := newFollower(svc, rolledBack); f.rolling && !w.detach {
+			f.from = before.SpecVersion // the manager forgets it on a rollback
+			return s.follow(ctx, []*follower{f}, w)
+		}
 		return s.converge(ctx, svc, w, rolledBack)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -408,21 +409,28 @@ var policyFlagNames = []string{"parallelism", "delay", "failure-action", "monito
 
 func (p *policyFlags) register(cmd *cobra.Command, prefix string) {
 	fs := cmd.Flags()
-	what, actions := "a rolling update", "pause (default), continue or rollback"
-	if prefix == "rollback" {
-		what, actions = "a rollback", "pause (default) or continue"
-	}
-	fs.Uint64Var(&p.parallelism, prefix+"-parallelism", 1, "tasks replaced at once in "+what+" (0: all)")
-	fs.DurationVar(&p.delay, prefix+"-delay", 0, "wait between batches of "+what)
-	fs.StringVar(&p.failureAction, prefix+"-failure-action", "", "when "+what+" fails: "+actions)
-	fs.DurationVar(&p.monitor, prefix+"-monitor", 0, "how long a new task must run (from its start), or with a health check be healthy (from its first "+
-		"healthy report), to count as updated: default 5s; with a check, never less than its window (start period + interval × retries), "+
-		"plus the time it takes to see a failure (interval × retries + timeout)")
-	fs.Float64Var(&p.maxFailureRatio, prefix+"-max-failure-ratio", 0, "share of failed task updates tolerated in "+what+", 0 to 1")
-	fs.StringVar(&p.order, prefix+"-order", "", "stop-first (default) or start-first")
+	monitor := "how long a new task must run (from its start), or with a health check be healthy (from its first healthy report), " +
+		"to count as updated: default 5s; with a check, never less than its window (start period + interval × retries), " +
+		"plus the time it takes to see a failure (interval × retries + timeout)"
 	if prefix == "update" {
-		fs.DurationVar(&p.deadline, prefix+"-progress-deadline", 0, "fail the update when no task was updated for this long (default 10m); --update-failure-action says what follows")
+		fs.Uint64Var(&p.parallelism, "update-parallelism", 1, "tasks replaced at once in a rolling update (0: all)")
+		fs.DurationVar(&p.delay, "update-delay", 0, "wait between batches of a rolling update")
+		fs.StringVar(&p.failureAction, "update-failure-action", "", "when an update fails: pause (default), continue or rollback (to the previous spec, by the rollback policy)")
+		fs.DurationVar(&p.monitor, "update-monitor", 0, monitor)
+		fs.Float64Var(&p.maxFailureRatio, "update-max-failure-ratio", 0, "share of failed task updates tolerated, 0 to 1")
+		fs.StringVar(&p.order, "update-order", "", "stop-first (default) or start-first")
+		fs.DurationVar(&p.deadline, "update-progress-deadline", 0, "fail the update when no task was updated for this long (default 10m); --update-failure-action says what follows")
+		return
 	}
+	// A service without a rollback policy rolls back by its update policy:
+	// the defaults are the update's.
+	const asUpdate = " (default: as the update policy)"
+	fs.Uint64Var(&p.parallelism, "rollback-parallelism", 0, "tasks replaced at once in a rollback (0: all)"+asUpdate)
+	fs.DurationVar(&p.delay, "rollback-delay", 0, "wait between batches of a rollback"+asUpdate)
+	fs.StringVar(&p.failureAction, "rollback-failure-action", "", "when a rollback fails: pause (default) or continue")
+	fs.DurationVar(&p.monitor, "rollback-monitor", 0, strings.Replace(monitor, "default 5s", "default as the update policy, else 5s", 1))
+	fs.Float64Var(&p.maxFailureRatio, "rollback-max-failure-ratio", 0, "share of failed task updates tolerated in a rollback, 0 to 1"+asUpdate)
+	fs.StringVar(&p.order, "rollback-order", "", "stop-first or start-first"+asUpdate)
 }
 
 // given says whether any flag of the policy is on the command line.

@@ -215,3 +215,19 @@ func TestSlots(t *testing.T) {
 		t.Errorf("slots of a global update:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestRedraw: a frame is drawn over the last one, lines it no longer has
+// are cleared, lines are cut to the terminal's width, and what came from
+// a node cannot steer the terminal.
+func TestRedraw(t *testing.T) {
+	var b bytes.Buffer
+	v := &liveView{w: &b, tty: true, width: 12}
+	v.redraw([]string{"web: updating", "  web.1  v1 → v2  starting", "  web.2  v1  waiting"})
+	v.redraw([]string{"web: updating", "  web.1  v1 → v2  starting", "  web.2  v1  waiting"}) // unchanged: nothing
+	v.redraw([]string{"web: done", "  web.1  \x1b[2Jx"})
+	want := "\r\x1b[2Kweb: updati\n\r\x1b[2K  web.1  v1\n\r\x1b[2K  web.2  v1\n" +
+		"\x1b[3A\r\x1b[2Kweb: done\n\r\x1b[2K  web.1  \\u\n\r\x1b[2K\n\x1b[1A"
+	if b.String() != want {
+		t.Errorf("three redraws wrote\n%q\nwant\n%q", b.String(), want)
+	}
+}

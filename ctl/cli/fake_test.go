@@ -34,7 +34,21 @@ type fakeManager struct {
 	logsQuery string
 	logs      []string // what the logs endpoint writes, in writes; three lines if nil
 	execs     []api.ExecRequest
+	// steps, when set, script a rolling update: a GET of the service
+	// shows the current step's service, a GET of its tasks the step's
+	// tasks and moves on to the next (the last one stays). A PUT or a
+	// rollback answers with the first step's service.
+	steps []fakeStep
+	step  int
 }
+
+// fakeStep is where a service stands at one look.
+type fakeStep struct {
+	svc   api.Service
+	tasks []api.Task
+}
+
+func (f *fakeManager) current() fakeStep { return f.steps[min(f.step, len(f.steps)-1)] }
 
 // The fake's tasks of web: one running, one that ended.
 var (
@@ -70,8 +84,13 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	svcPath := path == "/v1/services/web" || path == "/v1/services/"+f.svc.ID
 	nodePath := path == "/v1/nodes/pi-1" || path == "/v1/nodes/"+f.node.ID
 	switch {
+	case r.Method == "GET" && svcPath && f.steps != nil && len(f.puts) > 0:
+		writeJSON(w, 200, f.current().svc)
 	case r.Method == "GET" && svcPath:
 		writeJSON(w, 200, f.svc)
+	case r.Method == "POST" && path == "/v1/services/"+f.svc.ID+"/rollback" && f.steps != nil:
+		f.puts = append(f.puts, "rollback")
+		writeJSON(w, 200, f.steps[0].svc)
 	case r.Method == "GET" && nodePath:
 		writeJSON(w, 200, f.node)
 	case r.Method == "GET" && path == "/v1/services/"+f.svc.ID+"/logs" && !f.noLogs:
@@ -87,6 +106,9 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(l))
 			w.(http.Flusher).Flush()
 		}
+	case r.Method == "GET" && path == "/v1/tasks" && (q.Get("service") == "web" || q.Get("service") == f.svc.ID) && f.steps != nil:
+		writeJSON(w, 200, f.current().tasks)
+		f.step++
 	case r.Method == "GET" && path == "/v1/tasks" && (q.Get("service") == "web" || q.Get("service") == f.svc.ID):
 		writeJSON(w, 200, []api.Task{fakeRunning, fakeEnded})
 	case r.Method == "GET" && strings.HasPrefix(path, "/v1/tasks/"):
@@ -128,6 +150,10 @@ func (f *fakeManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if svcPath {
 			f.svc.Spec = api.ServiceSpec{}
 			json.NewDecoder(r.Body).Decode(&f.svc.Spec)
+			if f.steps != nil {
+				writeJSON(w, 200, f.steps[0].svc)
+				return
+			}
 			writeJSON(w, 200, f.svc)
 		} else {
 			f.node.Spec = api.NodeSpec{}

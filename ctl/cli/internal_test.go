@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -174,4 +175,70 @@ func TestIsTerminal(t *testing.T) {
 	if !isTerminal(pty) {
 		t.Errorf("isTerminal(/dev/ptmx) = false, want true")
 	}
+}
+
+// TestPolicyFlags: the --update-* and --rollback-* flags set only what is
+// given; the first rollback flag on a service without a rollback policy
+// starts one from its update policy, with failureAction pause.
+func TestPolicyFlags(t *testing.T) {
+	two, three := uint64(2), uint64(3)
+	base := api.ServiceSpec{Name: "web", Image: "nginx", Replicas: 1,
+		UpdateConfig: api.UpdateConfig{Parallelism: &two, Delay: api.Duration(time.Second), FailureAction: api.FailureRollback, Order: api.OrderStartFirst}}
+	withRB := cloneSpec(&base)
+	withRB.RollbackConfig = &api.UpdateConfig{Parallelism: &three, Monitor: api.Duration(time.Minute)}
+	tests := []struct {
+		name   string
+		from   api.ServiceSpec
+		args   []string
+		update api.UpdateConfig
+		rb     *api.UpdateConfig
+	}{
+		{"no policy flag", base, nil, base.UpdateConfig, nil},
+		{"update flags only", base, []string{"--update-progress-deadline", "2m", "--update-monitor", "30s"},
+			api.UpdateConfig{Parallelism: &two, Delay: api.Duration(time.Second), FailureAction: api.FailureRollback, Order: api.OrderStartFirst,
+				Monitor: api.Duration(30 * time.Second), ProgressDeadline: api.Duration(2 * time.Minute)}, nil},
+		{"a first rollback flag", base, []string{"--rollback-delay", "5s", "--update-parallelism", "4"},
+			api.UpdateConfig{Parallelism: ptr(4), Delay: api.Duration(time.Second), FailureAction: api.FailureRollback, Order: api.OrderStartFirst},
+			&api.UpdateConfig{Parallelism: ptr(4), Delay: api.Duration(5 * time.Second), FailureAction: api.FailurePause, Order: api.OrderStartFirst}},
+		{"every rollback flag", base, []string{"--rollback-parallelism", "0", "--rollback-delay", "1s", "--rollback-failure-action", "continue",
+			"--rollback-monitor", "9s", "--rollback-max-failure-ratio", "0.5", "--rollback-order", "stop-first"},
+			base.UpdateConfig,
+			&api.UpdateConfig{Parallelism: ptr(0), Delay: api.Duration(time.Second), FailureAction: api.FailureContinue,
+				Monitor: api.Duration(9 * time.Second), MaxFailureRatio: 0.5, Order: api.OrderStopFirst}},
+		{"a rollback policy of its own", withRB, []string{"--rollback-order", "start-first"}, base.UpdateConfig,
+			&api.UpdateConfig{Parallelism: &three, Monitor: api.Duration(time.Minute), Order: api.OrderStartFirst}},
+	}
+	for _, tt := range tests {
+		for _, update := range []bool{false, true} {
+			var f specFlags
+			cmd := &cobra.Command{Use: "x"}
+			f.register(cmd, update)
+			if err := cmd.ParseFlags(tt.args); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			spec := cloneSpec(&tt.from)
+			if err := f.apply(cmd.Flags(), &spec, func(string) string { return "" }); err != nil {
+				t.Fatalf("%s: apply: %v", tt.name, err)
+			}
+			want := cloneSpec(&tt.from)
+			want.UpdateConfig, want.RollbackConfig = tt.update, tt.rb
+			if !api.SpecEqual(&spec, &want) {
+				t.Errorf("%s (update %v): flags %q gave updateConfig %s, rollbackConfig %s; want %s, %s", tt.name, update, tt.args,
+					jsonOf(spec.UpdateConfig), jsonOf(spec.RollbackConfig), jsonOf(want.UpdateConfig), jsonOf(want.RollbackConfig))
+			}
+			if tt.rb != nil && tt.from.RollbackConfig == nil && spec.RollbackConfig.Parallelism == spec.UpdateConfig.Parallelism {
+				t.Errorf("%s: the new rollbackConfig shares its parallelism with updateConfig", tt.name)
+			}
+		}
+	}
+	if tests[0].from.RollbackConfig != nil || *base.UpdateConfig.Parallelism != 2 {
+		t.Errorf("the flags changed the spec they started from: %s", jsonOf(base))
+	}
+}
+
+func ptr(n uint64) *uint64 { return &n }
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -34,7 +35,10 @@ A change that reaches the containers (image, env, ports, limits, ...)
 rolls out by the service's update policy; replicas, labels and the
 policies themselves change without restarting tasks. Unless -d is given,
 warrenctl waits until the tasks run the new spec, printing progress on
-stderr. --rollback returns to the spec before the last update.
+stderr, slot by slot, until the update completes (exit 0), pauses or
+is rolled back by its failure action (exit 1, with the reason).
+--rollback returns to the spec before the last update (service
+rollback).
 --dry-run shows the change and what the manager would do, and changes
 nothing.
 
@@ -70,26 +74,7 @@ nothing.
 				if dryRun {
 					return usagef(cmd, "--rollback does not do a dry run yet: service inspect shows the previous spec under previousSpec")
 				}
-				// The manager rolls back from the version it reads; the
-				// orchestrator may write the service (its update status)
-				// in between, so retry while the service moves on.
-				for attempt := 1; ; attempt++ {
-					before, err := c.Service(cmd.Context(), ref, client.ReadOptions{})
-					if err != nil {
-						return err
-					}
-					svc, err := c.RollbackService(cmd.Context(), before.ID)
-					if api.IsCode(err, api.CodeConflict) && attempt < conflictRetries {
-						if again, e := c.Service(cmd.Context(), before.ID, client.ReadOptions{}); e == nil && again.Version != before.Version {
-							continue
-						}
-					}
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(s.out(), ref)
-					return s.converge(cmd.Context(), svc, w, rolledBack)
-				}
+				return s.rollback(cmd.Context(), ref, w)
 			}
 			for attempt := 1; ; attempt++ {
 				cur, err := c.Service(cmd.Context(), ref, client.ReadOptions{})
@@ -144,4 +129,65 @@ nothing.
 	cmd.Flags().BoolVar(&force, "force", false, "not supported yet")
 	cmd.Flags().MarkHidden("force")
 	return cmd
+}
+
+func (s *session) serviceRollbackCmd() *cobra.Command {
+	var w waitOpts
+	cmd := &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Return a service to its spec before the last update",
+		Long: `Return a service to the spec it had before its last update, paced by
+its rollback policy (--rollback-* on service update; without one, as
+its update policy says, pausing on a failure). Tasks the update never
+reached are left alone. Unless -d is given, warrenctl follows the
+rollback slot by slot until it ends: exit 0 when it is rolled back,
+1 if it pauses or --timeout passes (it goes on in the cluster).
+
+The same as service update --rollback.`,
+		Example: `  warrenctl service rollback web
+  warrenctl service rollback -d web`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: s.completeService,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return s.rollback(cmd.Context(), args[0], w)
+		},
+	}
+	addWaitFlags(cmd, &w)
+	return cmd
+}
+
+// rollback rolls the service ref back and follows the rollback.
+func (s *session) rollback(ctx context.Context, ref string, w waitOpts) error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	// The manager rolls back from the version it reads; the orchestrator
+	// may write the service (its update status) in between, so retry
+	// while the service moves on.
+	for attempt := 1; ; attempt++ {
+		before, err := c.Service(ctx, ref, client.ReadOptions{})
+		if err != nil {
+			return err
+		}
+		svc, err := c.RollbackService(ctx, before.ID)
+		if api.IsCode(err, api.CodeConflict) && attempt < conflictRetries {
+			if again, e := c.Service(ctx, before.ID, client.ReadOptions{}); e == nil && again.Version != before.Version {
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(s.out(), ref)
+		if svc.SpecVersion == before.SpecVersion {
+			// Only what does not reach the tasks changed back.
+			return s.converge(ctx, svc, w, configured)
+		}
+		if f := newFollower(svc, rolledBack); f.rolling && !w.detach {
+			f.from = before.SpecVersion // the manager forgets it on a rollback
+			return s.follow(ctx, []*follower{f}, w)
+		}
+		return s.converge(ctx, svc, w, rolledBack)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,11 +49,7 @@ type specFlags struct {
 	offlineRestart, onReconnect string
 	maxOffline                  time.Duration
 	restartMaxAttempts          uint64
-	updateParallelism           uint64
-	updateDelay, updateMonitor  time.Duration
-	updateFailureAction         string
-	updateOrder                 string
-	updateMaxFailureRatio       float64
+	update, rollback            policyFlags
 	stopGrace                   time.Duration
 	workdir, user, entrypoint   string
 	readOnly                    bool
@@ -112,23 +109,21 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 	fs.StringVar(&f.offlineRestart, "offline-restart", "", "on a node cut off from the managers, restart an ended task in place (local, the default) or leave it for the managers (wait)")
 	fs.DurationVar(&f.maxOffline, "offline-max", 0, "stop the tasks of a node cut off for this long (0, the default: never)")
 	fs.StringVar(&f.onReconnect, "offline-reconnect", "", "when a cut-off node comes back and its slot was refilled elsewhere meanwhile, keep the node's copy (keep, the default) or the managers' (replace)")
-	fs.Uint64Var(&f.updateParallelism, "update-parallelism", 1, "tasks replaced at once in a rolling update (0: all)")
-	fs.DurationVar(&f.updateDelay, "update-delay", 0, "wait between batches of a rolling update")
-	fs.StringVar(&f.updateFailureAction, "update-failure-action", "", "when an update fails: pause (default), continue or rollback")
-	fs.DurationVar(&f.updateMonitor, "update-monitor", 0, "how long a new task must run to count as a success (default 5s)")
-	fs.Float64Var(&f.updateMaxFailureRatio, "update-max-failure-ratio", 0, "share of failed task updates tolerated, 0 to 1")
-	fs.StringVar(&f.updateOrder, "update-order", "", "stop-first (default) or start-first")
+	f.update.register(cmd, "update")
+	f.rollback.register(cmd, "rollback")
 	fs.DurationVar(&f.stopGrace, "stop-grace-period", 0, "time between SIGTERM and SIGKILL when a task stops (default 10s)")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fs.StringVarP(&f.user, "user", "u", "", "user to run as: USER, UID, USER:GROUP or UID:GID")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", `replace the image's entrypoint, split like a shell would: --entrypoint "sh -c"`)
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	for flag, values := range map[string][]string{
-		"restart-condition":     {api.RestartAny, api.RestartOnFailure, api.RestartNone},
-		"offline-restart":       {api.OfflineRestartLocal, api.OfflineRestartWait},
-		"offline-reconnect":     {api.OnReconnectKeep, api.OnReconnectReplace},
-		"update-failure-action": {api.FailurePause, api.FailureContinue, api.FailureRollback},
-		"update-order":          {api.OrderStopFirst, api.OrderStartFirst},
+		"restart-condition":       {api.RestartAny, api.RestartOnFailure, api.RestartNone},
+		"offline-restart":         {api.OfflineRestartLocal, api.OfflineRestartWait},
+		"offline-reconnect":       {api.OnReconnectKeep, api.OnReconnectReplace},
+		"update-failure-action":   {api.FailurePause, api.FailureContinue, api.FailureRollback},
+		"update-order":            {api.OrderStopFirst, api.OrderStartFirst},
+		"rollback-failure-action": {api.FailurePause, api.FailureContinue},
+		"rollback-order":          {api.OrderStopFirst, api.OrderStartFirst},
 	} {
 		cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 	}
@@ -379,29 +374,94 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 	if set("offline-reconnect") {
 		spec.Offline.OnReconnect = f.onReconnect
 	}
-	if set("update-parallelism") {
-		n := f.updateParallelism
-		uc.Parallelism = &n
-	}
-	if set("update-delay") {
-		uc.Delay = api.Duration(f.updateDelay)
-	}
-	if set("update-failure-action") {
-		uc.FailureAction = f.updateFailureAction
-	}
-	if set("update-monitor") {
-		uc.Monitor = api.Duration(f.updateMonitor)
-	}
-	if set("update-max-failure-ratio") {
-		uc.MaxFailureRatio = f.updateMaxFailureRatio
-	}
-	if set("update-order") {
-		uc.Order = f.updateOrder
+	f.update.apply(set, "update", uc)
+	// A rollback without its own policy goes as the update policy says,
+	// with failureAction pause (api.Service.ActiveUpdateConfig): the first
+	// rollback flag makes that policy the service's own, then changes it.
+	if f.rollback.given(set, "rollback") {
+		if spec.RollbackConfig == nil {
+			rc := cloneSpec(spec).UpdateConfig
+			rc.FailureAction = api.FailurePause
+			spec.RollbackConfig = &rc
+		}
+		f.rollback.apply(set, "rollback", spec.RollbackConfig)
 	}
 	if set("stop-grace-period") {
 		spec.StopGracePeriod = api.Duration(f.stopGrace)
 	}
 	return nil
+}
+
+// policyFlags are the flags of one rolling-update policy: --update-* for
+// UpdateConfig, --rollback-* for RollbackConfig (docker's names).
+type policyFlags struct {
+	parallelism     uint64
+	delay, monitor  time.Duration
+	failureAction   string
+	maxFailureRatio float64
+	order           string
+	deadline        time.Duration
+}
+
+// policyFlagNames are the names after "update-" or "rollback-";
+// progress-deadline is an update flag only, as in docker.
+var policyFlagNames = []string{"parallelism", "delay", "failure-action", "monitor", "max-failure-ratio", "order", "progress-deadline"}
+
+func (p *policyFlags) register(cmd *cobra.Command, prefix string) {
+	fs := cmd.Flags()
+	monitor := "how long a new task must run (from its start), or with a health check be healthy (from its first healthy report), " +
+		"to count as updated: default 5s; with a check, never less than its window (start period + interval × retries), " +
+		"plus the time it takes to see a failure (interval × retries + timeout)"
+	if prefix == "update" {
+		fs.Uint64Var(&p.parallelism, "update-parallelism", 1, "tasks replaced at once in a rolling update (0: all)")
+		fs.DurationVar(&p.delay, "update-delay", 0, "wait between batches of a rolling update")
+		fs.StringVar(&p.failureAction, "update-failure-action", "", "when an update fails: pause (default), continue or rollback (to the previous spec, by the rollback policy)")
+		fs.DurationVar(&p.monitor, "update-monitor", 0, monitor)
+		fs.Float64Var(&p.maxFailureRatio, "update-max-failure-ratio", 0, "share of failed task updates tolerated, 0 to 1")
+		fs.StringVar(&p.order, "update-order", "", "stop-first (default) or start-first")
+		fs.DurationVar(&p.deadline, "update-progress-deadline", 0, "fail the update when no task was updated for this long (default 10m); --update-failure-action says what follows")
+		return
+	}
+	// A service without a rollback policy rolls back by its update policy:
+	// the defaults are the update's.
+	const asUpdate = " (default: as the update policy)"
+	fs.Uint64Var(&p.parallelism, "rollback-parallelism", 0, "tasks replaced at once in a rollback (0: all)"+asUpdate)
+	fs.DurationVar(&p.delay, "rollback-delay", 0, "wait between batches of a rollback"+asUpdate)
+	fs.StringVar(&p.failureAction, "rollback-failure-action", "", "when a rollback fails: pause (default) or continue")
+	fs.DurationVar(&p.monitor, "rollback-monitor", 0, strings.Replace(monitor, "default 5s", "default as the update policy, else 5s", 1))
+	fs.Float64Var(&p.maxFailureRatio, "rollback-max-failure-ratio", 0, "share of failed task updates tolerated in a rollback, 0 to 1"+asUpdate)
+	fs.StringVar(&p.order, "rollback-order", "", "stop-first or start-first"+asUpdate)
+}
+
+// given says whether any flag of the policy is on the command line.
+func (p *policyFlags) given(set func(string) bool, prefix string) bool {
+	return slices.ContainsFunc(policyFlagNames, func(n string) bool { return set(prefix + "-" + n) })
+}
+
+// apply sets the fields of uc whose flags are given.
+func (p *policyFlags) apply(set func(string) bool, prefix string, uc *api.UpdateConfig) {
+	if set(prefix + "-parallelism") {
+		n := p.parallelism
+		uc.Parallelism = &n
+	}
+	if set(prefix + "-delay") {
+		uc.Delay = api.Duration(p.delay)
+	}
+	if set(prefix + "-failure-action") {
+		uc.FailureAction = p.failureAction
+	}
+	if set(prefix + "-monitor") {
+		uc.Monitor = api.Duration(p.monitor)
+	}
+	if set(prefix + "-max-failure-ratio") {
+		uc.MaxFailureRatio = p.maxFailureRatio
+	}
+	if set(prefix + "-order") {
+		uc.Order = p.order
+	}
+	if set(prefix + "-progress-deadline") {
+		uc.ProgressDeadline = api.Duration(p.deadline)
+	}
 }
 
 // cloneSpec deep-copies a spec.

@@ -20,8 +20,8 @@ type waitOpts struct {
 }
 
 func addWaitFlags(cmd *cobra.Command, w *waitOpts) {
-	cmd.Flags().BoolVarP(&w.detach, "detach", "d", false, "return at once instead of waiting for the tasks to run")
-	cmd.Flags().DurationVar(&w.timeout, "timeout", 60*time.Second, "how long to wait for the tasks to run")
+	cmd.Flags().BoolVarP(&w.detach, "detach", "d", false, "return at once instead of waiting for the tasks to run (or the update to end)")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 60*time.Second, "how long to wait for the tasks to run (or the update to end); the change goes on in the cluster after it")
 	cmd.Flags().BoolVarP(&w.quiet, "quiet", "q", false, "print no progress while waiting")
 }
 
@@ -64,13 +64,12 @@ func (p progress) String() string {
 // are needed for global services only.
 func measure(svc *api.Service, tasks []api.Task, nodes []api.Node, since time.Time) progress {
 	var p progress
-	liveOn := map[string]bool{}
 	for i := range tasks {
 		t := &tasks[i]
 		if t.ServiceID != svc.ID {
 			continue
 		}
-		current := t.SpecVersion >= svc.SpecVersion
+		current := svc.IsCurrent(t)
 		ended := t.Status.State.Terminal()
 		wanted := t.DesiredState == api.TaskRunning
 		switch {
@@ -83,9 +82,6 @@ func measure(svc *api.Service, tasks []api.Task, nodes []api.Node, since time.Ti
 			p.Running++
 		default:
 			p.Starting++
-		}
-		if wanted && !ended {
-			liveOn[t.NodeID] = true
 		}
 		if current && wanted && t.Status.State == api.TaskPending {
 			why := t.Status.Err
@@ -105,16 +101,7 @@ func measure(svc *api.Service, tasks []api.Task, nodes []api.Node, since time.Ti
 	}
 	// A global service wants a task on every active node that is not down
 	// and meets its constraints, and keeps those on paused nodes.
-	for i := range nodes {
-		n := &nodes[i]
-		if !matches(&svc.Spec, n) {
-			continue
-		}
-		if n.Spec.Availability == api.AvailabilityActive && n.Status.State != api.NodeDown ||
-			n.Spec.Availability == api.AvailabilityPause && liveOn[n.ID] {
-			p.Desired++
-		}
-	}
+	p.Desired = len(globalNodes(svc, nodes, tasks))
 	return p
 }
 
@@ -141,11 +128,18 @@ const (
 )
 
 // converge waits, unless -d, until svc's tasks run as wanted, a task of
-// the change fails, a rolling update pauses, or the timeout passes;
-// progress goes to stderr, one line per change.
+// the change fails, or the timeout passes; progress goes to stderr, one
+// line per change. A rolling update or rollback is followed by its update
+// status instead, slot by slot, until it completes, pauses or rolls back
+// (follow).
 func (s *session) converge(ctx context.Context, svc *api.Service, w waitOpts, what change) error {
 	if w.detach {
 		return nil
+	}
+	if what == updated || what == rolledBack {
+		if f := newFollower(svc, what); f.rolling {
+			return s.follow(ctx, []*follower{f}, w)
+		}
 	}
 	c, err := s.client()
 	if err != nil {

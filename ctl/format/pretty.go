@@ -109,24 +109,20 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		p.kv(1, "Replicas", sp.Replicas)
 	}
 	if st := s.UpdateStatus; st != nil {
-		p.head(0, "UpdateStatus")
-		p.kv(1, "State", st.State)
-		p.kvIf(1, "Started", st.StartedAt)
-		p.kvIf(1, "Completed", st.CompletedAt)
-		p.kvIf(1, "Message", st.Message)
+		updateStatus(&p, st)
 	}
 	if len(sp.Placement.Constraints) > 0 {
 		p.head(0, "Placement")
 		p.kv(1, "Constraints", "["+strings.Join(sp.Placement.Constraints, ", ")+"]")
 	}
-	u := sp.UpdateConfig
 	p.head(0, "UpdateConfig")
-	p.kv(1, "Parallelism", u.EffectiveParallelism())
-	p.kvIf(1, "Delay", durationIf(u.Delay))
-	p.kv(1, "On failure", orDefault(u.FailureAction, api.FailurePause))
-	p.kv(1, "Monitoring Period", orDefaultD(u.Monitor, api.DefaultUpdateMonitor))
-	p.kv(1, "Max failure ratio", u.MaxFailureRatio)
-	p.kv(1, "Update order", orDefault(u.Order, api.OrderStopFirst))
+	policy(&p, sp.UpdateConfig, sp.HealthCheck)
+	if rc := sp.RollbackConfig; rc != nil {
+		p.head(0, "RollbackConfig")
+		policy(&p, *rc, sp.HealthCheck)
+	} else {
+		p.kv(0, "RollbackConfig", "as UpdateConfig, on failure pause")
+	}
 	r := sp.RestartPolicy
 	p.head(0, "RestartPolicy")
 	p.kv(1, "Condition", r.EffectiveCondition())
@@ -209,6 +205,52 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		}
 	}
 	return p.write(w)
+}
+
+// updateStatus writes where the last rolling update stands: its state,
+// whether a rollback was the update's own doing, its progress and why it
+// stopped.
+func updateStatus(p *pretty, st *api.UpdateStatus) {
+	p.head(0, "UpdateStatus")
+	state := st.State
+	switch {
+	case st.Automatic:
+		state += " (automatic: the update failed)"
+	case st.State == api.UpdateRollingBack || st.State == api.UpdateRolledBack:
+		state += " (by an operator)"
+	}
+	p.kv(1, "State", state)
+	p.kvIf(1, "Deployment", st.Deployment)
+	p.kvIf(1, "Started", st.StartedAt)
+	p.kv(1, "Updated", fmt.Sprintf("%d task%s", st.Updated, plural(st.Updated)))
+	p.kv(1, "Failed", fmt.Sprintf("%d task%s", st.Failed, plural(st.Failed)))
+	p.kvIf(1, "Last progress", st.ProgressAt)
+	p.kvIf(1, "Completed", st.CompletedAt)
+	p.kvIf(1, "Message", st.Message)
+}
+
+// policy writes a rolling-update policy (UpdateConfig or RollbackConfig)
+// with its defaults, and the monitor a new task really gets with the
+// service's health check (MonitorFor).
+func policy(p *pretty, u api.UpdateConfig, hc *api.HealthCheck) {
+	p.kv(1, "Parallelism", u.EffectiveParallelism())
+	p.kvIf(1, "Delay", durationIf(u.Delay))
+	p.kv(1, "On failure", orDefault(u.FailureAction, api.FailurePause))
+	monitor := orDefaultD(u.Monitor, api.DefaultUpdateMonitor).String()
+	if hc != nil {
+		monitor += fmt.Sprintf(" (with the health check: %s healthy)", api.Duration(u.MonitorFor(hc)))
+	}
+	p.kv(1, "Monitoring Period", monitor)
+	p.kv(1, "Max failure ratio", u.MaxFailureRatio)
+	p.kv(1, "Update order", orDefault(u.Order, api.OrderStopFirst))
+	p.kv(1, "Progress deadline", api.Duration(u.EffectiveDeadline()))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // security writes what a task of sp runs with, defaults included, so that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -230,7 +231,7 @@ func TestPolicyFlagsReachTheManager(t *testing.T) {
 	}
 	got := f.svc.Spec
 	if got.UpdateConfig.ProgressDeadline != api.Duration(3*time.Minute) || got.RollbackConfig == nil ||
-		*got.RollbackConfig != (api.UpdateConfig{FailureAction: api.FailurePause, Monitor: api.Duration(9 * time.Second), Order: api.OrderStartFirst, ProgressDeadline: api.Duration(3 * time.Minute)}) {
+		!reflect.DeepEqual(*got.RollbackConfig, api.UpdateConfig{FailureAction: api.FailurePause, Monitor: api.Duration(9 * time.Second), Order: api.OrderStartFirst, ProgressDeadline: api.Duration(3 * time.Minute)}) {
 		t.Errorf("service update --update-progress-deadline 3m --rollback-monitor 9s --rollback-order start-first sent updateConfig %+v, rollbackConfig %+v",
 			got.UpdateConfig, got.RollbackConfig)
 	}

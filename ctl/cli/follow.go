@@ -53,6 +53,9 @@ type follower struct {
 	p     progress
 	done  bool
 	err   error
+	// note is said when the follower is done without the update being
+	// over: its canaries wait for a promotion.
+	note string
 }
 
 // newFollower starts following svc as the write that changed it returned
@@ -118,6 +121,12 @@ func (f *follower) observe(cur *api.Service, tasks []api.Task, nodes []api.Node)
 		f.reason = rollbackReason(st.Message)
 	}
 	name := f.name
+	if cur.InCanary() && st.Updated >= st.Canaries && !cur.Spec.UpdateConfig.AutoPromote {
+		// The canaries passed; the operator decides: nothing more to
+		// wait for here.
+		f.done, f.note = true, st.Message
+		return
+	}
 	switch st.State {
 	case api.UpdateCompleted:
 		f.done = true
@@ -405,6 +414,9 @@ func (f *follower) liveState(t, old *api.Task, now time.Time, monitor time.Durat
 	if f.cur.Spec.HealthCheck != nil {
 		switch t.Status.Health {
 		case api.HealthHealthy:
+			if touched && !t.Status.HealthyAt.IsZero() {
+				return "running, healthy", fmt.Sprintf("%s/%s", max(0, now.Sub(t.Status.HealthyAt)).Truncate(time.Second), monitor)
+			}
 			return "running, healthy", ""
 		case api.HealthUnhealthy:
 			return "running, unhealthy", ""
@@ -605,6 +617,9 @@ func (s *session) follow(ctx context.Context, fs []*follower, w waitOpts) error 
 	}
 	var errs multiError
 	for _, f := range fs {
+		if f.note != "" && !w.quiet {
+			s.progressf("service %s: %s", f.name, f.note)
+		}
 		switch {
 		case f.err != nil:
 			errs = append(errs, f.err)

@@ -95,13 +95,13 @@ func TestConvergeMany(t *testing.T) {
 		{svcAt("w", "web", 6, upd(api.UpdateRollingBack, 6, "rolling back: web.1 failed: exit 1", true), at), []api.Task{runningTask("w", "web", 4, at)}},
 		{svcAt("w", "web", 6, upd(api.UpdateRolledBack, 6, "", false), at), []api.Task{runningTask("w", "web", 4, at)}},
 	}
-	web[1].svc.SameAsVersion, web[2].svc.SameAsVersion = 4, 4
+	web[1].svc.SameAsVersions, web[2].svc.SameAsVersions = []uint64{4}, []uint64{4}
 	apiSvc := []step{
 		{svcAt("a", "api", 7, upd(api.UpdateUpdating, 7, "", false), at), []api.Task{runningTask("a", "api", 3, at)}},
 		{svcAt("a", "api", 8, upd(api.UpdateRollingBack, 8, "rolling back: service web of deployment shop failed: web.1 failed: exit 1", true), at), []api.Task{runningTask("a", "api", 3, at)}},
 		{svcAt("a", "api", 8, upd(api.UpdateRolledBack, 8, "", false), at), []api.Task{runningTask("a", "api", 3, at)}},
 	}
-	apiSvc[1].svc.SameAsVersion, apiSvc[2].svc.SameAsVersion = 3, 3
+	apiSvc[1].svc.SameAsVersions, apiSvc[2].svc.SameAsVersions = []uint64{3}, []uint64{3}
 	fresh := svcAt("n", "new", 9, nil, at)
 	fresh.CreatedAt = at
 	created := []step{{fresh, nil}, {fresh, []api.Task{runningTask("n", "new", 9, at)}}}

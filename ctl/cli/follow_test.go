@@ -127,7 +127,7 @@ func TestUpdateExitCodes(t *testing.T) {
 	rolling := func(state string, st api.UpdateStatus) api.Service {
 		st.State, st.SpecVersion, st.Automatic = state, 16, true
 		s := updating(16, st)
-		s.SameAsVersion, s.PreviousSpecVersion = 12, 0
+		s.SameAsVersions, s.PreviousSpecVersion = []uint64{12}, 0
 		return s
 	}
 	why := "rolling back: task web.1: non-zero exit (1)"
@@ -192,7 +192,7 @@ func TestUpdateExitCodes(t *testing.T) {
 func TestRollbackFollows(t *testing.T) {
 	back := func(state string, msg string) api.Service {
 		s := updating(16, api.UpdateStatus{State: state, SpecVersion: 16, Message: msg})
-		s.SameAsVersion, s.PreviousSpecVersion = 12, 0
+		s.SameAsVersions, s.PreviousSpecVersion = []uint64{12}, 0
 		return s
 	}
 	tasks := []api.Task{slotTask(1, 16, api.TaskRunning, time.Hour), slotTask(2, 12, api.TaskRunning, time.Hour)}

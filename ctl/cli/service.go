@@ -20,7 +20,7 @@ with --mode global) on the fleet, with ports, limits, placement
 constraints and a rolling-update policy. The commands follow
 "docker service".`)
 	cmd.AddCommand(s.serviceCreateCmd(), s.serviceLsCmd(), s.servicePsCmd(), s.serviceInspectCmd(),
-		s.serviceScaleCmd(), s.serviceUpdateCmd(), s.serviceRollbackCmd(), s.serviceRmCmd(), s.serviceLogsCmd(), s.serviceExecCmd())
+		s.serviceScaleCmd(), s.serviceUpdateCmd(), s.serviceRollbackCmd(), s.servicePromoteCmd(), s.serviceRmCmd(), s.serviceLogsCmd(), s.serviceExecCmd())
 	return cmd
 }
 

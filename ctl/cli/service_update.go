@@ -156,6 +156,44 @@ The same as service update --rollback.`,
 	return cmd
 }
 
+func (s *session) servicePromoteCmd() *cobra.Command {
+	var w waitOpts
+	cmd := &cobra.Command{
+		Use:   "promote SERVICE",
+		Short: "Promote the canaries of a service's update",
+		Long: `Promote the canaries of an update started with --update-canary: the
+old tasks of their slots stop and the update goes on over the others,
+paced by the update policy. Unless -d is given, warrenctl follows it
+slot by slot until it ends: exit 0 when it completes, 1 if it pauses,
+rolls back, or --timeout passes (it goes on in the cluster).
+
+To drop the canaries instead, roll back: warrenctl service rollback
+SERVICE stops only them.`,
+		Example: `  warrenctl service update --image shop:2 --update-canary 1 shop
+  warrenctl service ps shop
+  warrenctl service promote shop`,
+		Args:              exactArgs(1),
+		ValidArgsFunction: s.completeService,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := s.client()
+			if err != nil {
+				return err
+			}
+			svc, err := c.PromoteService(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(s.out(), args[0])
+			if w.detach {
+				return nil
+			}
+			return s.follow(cmd.Context(), []*follower{newFollower(svc, updated)}, w)
+		},
+	}
+	addWaitFlags(cmd, &w)
+	return cmd
+}
+
 // rollback rolls the service ref back and follows the rollback.
 func (s *session) rollback(ctx context.Context, ref string, w waitOpts) error {
 	c, err := s.client()

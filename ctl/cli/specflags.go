@@ -380,8 +380,7 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 	// rollback flag makes that policy the service's own, then changes it.
 	if f.rollback.given(set, "rollback") {
 		if spec.RollbackConfig == nil {
-			rc := cloneSpec(spec).UpdateConfig
-			rc.FailureAction = api.FailurePause
+			rc := cloneSpec(spec).UpdateConfig.AsRollback()
 			spec.RollbackConfig = &rc
 		}
 		f.rollback.apply(set, "rollback", spec.RollbackConfig)
@@ -401,11 +400,17 @@ type policyFlags struct {
 	maxFailureRatio float64
 	order           string
 	deadline        time.Duration
+	// Update only: canaries and waves.
+	canary, waveLabel string
+	canaryFor         time.Duration
+	autoPromote       bool
+	waves             []string
 }
 
 // policyFlagNames are the names after "update-" or "rollback-";
 // progress-deadline is an update flag only, as in docker.
-var policyFlagNames = []string{"parallelism", "delay", "failure-action", "monitor", "max-failure-ratio", "order", "progress-deadline"}
+var policyFlagNames = []string{"parallelism", "delay", "failure-action", "monitor", "max-failure-ratio", "order", "progress-deadline",
+	"canary", "canary-healthy-for", "auto-promote", "waves", "wave-label"}
 
 func (p *policyFlags) register(cmd *cobra.Command, prefix string) {
 	fs := cmd.Flags()
@@ -420,6 +425,11 @@ func (p *policyFlags) register(cmd *cobra.Command, prefix string) {
 		fs.Float64Var(&p.maxFailureRatio, "update-max-failure-ratio", 0, "share of failed task updates tolerated, 0 to 1")
 		fs.StringVar(&p.order, "update-order", "", "stop-first (default) or start-first")
 		fs.DurationVar(&p.deadline, "update-progress-deadline", 0, "fail the update when no task was updated for this long (default 10m); --update-failure-action says what follows")
+		fs.StringVar(&p.canary, "update-canary", "", `start N (or P%) tasks of the new spec beside the old set first; promote them with "warrenctl service promote" (or --update-auto-promote); a failed canary rolls back ("" turns canaries off)`)
+		fs.DurationVar(&p.canaryFor, "update-canary-healthy-for", 0, "how long the canaries must run healthy before they can be promoted (default: the monitor)")
+		fs.BoolVar(&p.autoPromote, "update-auto-promote", false, "promote the canaries once they have been healthy for --update-canary-healthy-for")
+		fs.StringSliceVar(&p.waves, "update-waves", nil, "update a global service in waves of nodes, cumulative counts or shares, e.g. 1,10%,100%; a failure in a wave rolls back")
+		fs.StringVar(&p.waveLabel, "update-wave-label", "", "pick the nodes of the first waves by this node label's value, lowest first")
 		return
 	}
 	// A service without a rollback policy rolls back by its update policy:
@@ -461,6 +471,21 @@ func (p *policyFlags) apply(set func(string) bool, prefix string, uc *api.Update
 	}
 	if set(prefix + "-progress-deadline") {
 		uc.ProgressDeadline = api.Duration(p.deadline)
+	}
+	if set(prefix + "-canary") {
+		uc.Canary = p.canary
+	}
+	if set(prefix + "-canary-healthy-for") {
+		uc.CanaryHealthyFor = api.Duration(p.canaryFor)
+	}
+	if set(prefix + "-auto-promote") {
+		uc.AutoPromote = p.autoPromote
+	}
+	if set(prefix + "-waves") {
+		uc.Waves = p.waves
+	}
+	if set(prefix + "-wave-label") {
+		uc.WaveLabel = p.waveLabel
 	}
 }
 

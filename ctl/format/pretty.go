@@ -224,6 +224,16 @@ func updateStatus(p *pretty, st *api.UpdateStatus) {
 	p.kvIf(1, "Started", st.StartedAt)
 	p.kv(1, "Updated", fmt.Sprintf("%d task%s", st.Updated, plural(st.Updated)))
 	p.kv(1, "Failed", fmt.Sprintf("%d task%s", st.Failed, plural(st.Failed)))
+	if st.Canaries > 0 {
+		c := fmt.Sprintf("%d", st.Canaries)
+		if st.Promoted {
+			c += " (promoted)"
+		}
+		p.kv(1, "Canaries", c)
+	}
+	if st.Wave > 0 {
+		p.kv(1, "Wave", st.Wave)
+	}
 	p.kvIf(1, "Last progress", st.ProgressAt)
 	p.kvIf(1, "Completed", st.CompletedAt)
 	p.kvIf(1, "Message", st.Message)
@@ -244,6 +254,23 @@ func policy(p *pretty, u api.UpdateConfig, hc *api.HealthCheck) {
 	p.kv(1, "Max failure ratio", u.MaxFailureRatio)
 	p.kv(1, "Update order", orDefault(u.Order, api.OrderStopFirst))
 	p.kv(1, "Progress deadline", api.Duration(u.EffectiveDeadline()))
+	if u.Canary != "" {
+		c := u.Canary
+		if u.AutoPromote {
+			c += ", promoted on their own"
+		}
+		if u.CanaryHealthyFor > 0 {
+			c += ", healthy for " + u.CanaryHealthyFor.String()
+		}
+		p.kv(1, "Canaries", c)
+	}
+	if len(u.Waves) > 0 {
+		w := strings.Join(u.Waves, ", ")
+		if u.WaveLabel != "" {
+			w += " (by node label " + u.WaveLabel + ")"
+		}
+		p.kv(1, "Waves", w)
+	}
 }
 
 func plural(n int) string {

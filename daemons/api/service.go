@@ -24,10 +24,12 @@ type Service struct {
 	PreviousSpec *ServiceSpec `json:"previousSpec,omitempty" yaml:"previousSpec,omitempty"`
 	// PreviousSpecVersion is the SpecVersion of PreviousSpec.
 	PreviousSpecVersion uint64 `json:"previousSpecVersion,omitempty" yaml:"previousSpecVersion,omitempty"`
-	// SameAsVersion, when not 0, is an older SpecVersion whose tasks run
-	// the current spec: a rollback returned to it, and the tasks the
-	// update never reached are left alone (IsCurrent).
-	SameAsVersion uint64 `json:"sameAsVersion,omitempty" yaml:"sameAsVersion,omitempty"`
+	// SameAsVersions are older SpecVersions whose tasks run the current
+	// spec: a rollback returned to them, and the tasks the update never
+	// reached are left alone (IsCurrent). PreviousSameAs is the list
+	// that went with PreviousSpec. Both hold at most MaxSameAs versions.
+	SameAsVersions []uint64 `json:"sameAsVersions,omitempty" yaml:"sameAsVersions,omitempty"`
+	PreviousSameAs []uint64 `json:"previousSameAs,omitempty" yaml:"previousSameAs,omitempty"`
 	// UpdateStatus reports the progress of the last rolling update.
 	UpdateStatus *UpdateStatus `json:"updateStatus,omitempty" yaml:"updateStatus,omitempty"`
 	// Status counts the service's tasks; it is filled in on reads that ask
@@ -575,8 +577,12 @@ func (u UpdateConfig) EffectiveParallelism() uint64 {
 // IsCurrent says whether t runs the service's current spec: it was made
 // from it, or from the older version a rollback returned to.
 func (s *Service) IsCurrent(t *Task) bool {
-	return t.SpecVersion >= s.SpecVersion || (s.SameAsVersion != 0 && t.SpecVersion == s.SameAsVersion)
+	return t.SpecVersion >= s.SpecVersion || slices.Contains(s.SameAsVersions, t.SpecVersion)
 }
+
+// MaxSameAs bounds Service.SameAsVersions: after that many rollbacks in a
+// row without a full update, the oldest tasks are replaced like others.
+const MaxSameAs = 8
 
 // Rolling says whether the service's last update is a rollback.
 func (s *Service) Rolling() bool {
@@ -593,8 +599,16 @@ func (s *Service) ActiveUpdateConfig() UpdateConfig {
 	if s.Spec.RollbackConfig != nil {
 		return *s.Spec.RollbackConfig
 	}
-	u := s.Spec.UpdateConfig
+	return s.Spec.UpdateConfig.AsRollback()
+}
+
+// AsRollback is the update policy as a rollback uses it when the service
+// has no rollback policy of its own: failure action pause, no canaries,
+// no waves (a rollback returns to a spec that ran).
+func (u UpdateConfig) AsRollback() UpdateConfig {
 	u.FailureAction = FailurePause
+	u.Canary, u.CanaryHealthyFor, u.AutoPromote = "", 0, false
+	u.Waves, u.WaveLabel = nil, ""
 	return u
 }
 

@@ -69,7 +69,7 @@ func TestReconcileCanary(t *testing.T) {
 	// the one task that stops; no canary phase again.
 	rb := web(one, false, "passed")()
 	s := rb.Services[0]
-	s.SameAsVersion, s.SpecVersion = 5, 11
+	s.SameAsVersions, s.SpecVersion = []uint64{5}, 11
 	s.UpdateStatus = &api.UpdateStatus{State: api.UpdateRollingBack, SpecVersion: 11, StartedAt: t0.Format(time.RFC3339)}
 	plan, _ = orchestrator.Reconcile(rb, opts())
 	got := render(plan)

@@ -169,15 +169,18 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 // changeSpec moves s to spec, as an update or a rollback: a change that
 // reaches the tasks gets a new SpecVersion and starts a rolling update.
 // A rollback to the previous spec keeps the tasks the update never
-// reached (SameAsVersion).
+// reached (SameAsVersions).
 func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, rollback bool, deployment string) {
 	if taskSpecChanged(&s.Spec, spec) {
-		same := uint64(0)
+		// A rollback to the previous spec keeps the tasks made from it,
+		// under any of the versions it had.
+		var same []uint64
 		if rollback && s.PreviousSpec != nil && !taskSpecChanged(s.PreviousSpec, spec) {
-			same = s.PreviousSpecVersion
+			same = append([]uint64{s.PreviousSpecVersion}, s.PreviousSameAs...)
+			same = same[:min(len(same), api.MaxSameAs)]
 		}
-		prevVersion := s.SpecVersion
-		s.SpecVersion, s.SameAsVersion = w.index, same
+		prevVersion, prevSame := s.SpecVersion, s.SameAsVersions
+		s.SpecVersion, s.SameAsVersions = w.index, same
 		state := api.UpdateUpdating
 		if rollback {
 			state = api.UpdateRollingBack
@@ -187,10 +190,10 @@ func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, ro
 		if !rollback && !spec.IsGlobal() {
 			s.UpdateStatus.Canaries = spec.UpdateConfig.CanaryCount(spec.Replicas)
 		}
-		s.PreviousSpecVersion = prevVersion
+		s.PreviousSpecVersion, s.PreviousSameAs = prevVersion, prevSame
 	}
 	if rollback {
-		s.PreviousSpec, s.PreviousSpecVersion = nil, 0
+		s.PreviousSpec, s.PreviousSpecVersion, s.PreviousSameAs = nil, 0, nil
 	} else {
 		prev := s.Spec
 		s.PreviousSpec = &prev

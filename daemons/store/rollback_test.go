@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func (h *harness) service(id string) *api.Service {
 }
 
 // TestAutoRollback: a plan's rollback returns the service to its previous
-// spec, keeps the tasks the update never reached (SameAsVersion), and is
+// spec, keeps the tasks the update never reached (SameAsVersions), and is
 // dropped if an operator updated the service since the plan was made. A
 // status for a replaced update is stale and dropped too.
 func TestAutoRollback(t *testing.T) {
@@ -47,7 +48,7 @@ func TestAutoRollback(t *testing.T) {
 	h.mustApply(CmdTaskPlan, api.TaskPlan{At: at, Rollbacks: []api.Rollback{{ServiceID: "web", SpecVersion: second, Reason: "1 of 3 tasks failed"}}})
 	got := h.service("web")
 	st := got.UpdateStatus
-	if got.Spec.Image != v1.Image || got.SpecVersion <= second || got.SameAsVersion != first || got.PreviousSpec != nil ||
+	if got.Spec.Image != v1.Image || got.SpecVersion <= second || !slices.Equal(got.SameAsVersions, []uint64{first}) || got.PreviousSpec != nil ||
 		st.State != api.UpdateRollingBack || !st.Automatic || st.Message != "rolling back: 1 of 3 tasks failed" || st.SpecVersion != got.SpecVersion {
 		t.Fatalf("after the rollback: %+v, status %+v", got, st)
 	}
@@ -94,5 +95,27 @@ func TestAutoRollbackDeployment(t *testing.T) {
 	}
 	if d := h.service("d"); d.Spec.Image != "localhost/busybox:2" || d.Rolling() {
 		t.Errorf("service d of another deployment was rolled back: %+v", d.UpdateStatus)
+	}
+}
+
+// TestRollbackChainKeepsTasks: update, roll back, update again, roll back
+// again: the tasks made before the first update, which neither update
+// reached, are still current after the second rollback.
+func TestRollbackChainKeepsTasks(t *testing.T) {
+	h := newHarness(t)
+	v1 := spec("web", 3)
+	first := h.createService("web", v1).SpecVersion
+	for i, img := range []string{"localhost/busybox:2", "localhost/busybox:3"} {
+		v := v1
+		v.Image = img
+		s := h.mustApply(CmdServiceUpdate, ServiceUpdate{ID: "web", Spec: v, At: t0}).(*api.Service)
+		h.mustApply(CmdTaskPlan, api.TaskPlan{At: t0, Rollbacks: []api.Rollback{{ServiceID: "web", SpecVersion: s.SpecVersion, Reason: "failed"}}})
+		got := h.service("web")
+		if !got.IsCurrent(&api.Task{SpecVersion: first}) {
+			t.Fatalf("after rollback %d: tasks of version %d are not current (spec version %d, same as %v)", i+1, first, got.SpecVersion, got.SameAsVersions)
+		}
+		if got.IsCurrent(&api.Task{SpecVersion: s.SpecVersion}) {
+			t.Fatalf("after rollback %d: tasks of the failed version %d are current", i+1, s.SpecVersion)
+		}
 	}
 }

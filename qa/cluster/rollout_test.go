@@ -61,7 +61,12 @@ func waitUpdate(t *testing.T, ctx context.Context, m *Host, svc, state string, d
 			return err
 		}
 		if s.UpdateStatus == nil || s.UpdateStatus.State != state {
-			return fmt.Errorf("update status %+v", s.UpdateStatus)
+			ts, _ := m.Client.Tasks(ctx, client.TaskQuery{Service: svc})
+			var b strings.Builder
+			for _, tk := range ts {
+				fmt.Fprintf(&b, "\n  %s v%d created %s desired=%s state=%s %s %s", tk.Name(), tk.SpecVersion, tk.CreatedAt.Format("15:04:05.000"), tk.DesiredState, tk.Status.State, tk.Status.Message, tk.Status.Err)
+			}
+			return fmt.Errorf("update status %+v (service at v%d, same as %v); tasks:%s", s.UpdateStatus, s.SpecVersion, s.SameAsVersions, b.String())
 		}
 		return nil
 	})
@@ -86,7 +91,7 @@ func runningOnSpec(ctx context.Context, m *Host, svc string, n int, args []strin
 			continue
 		}
 		if tk.Status.State != api.TaskRunning || !s.IsCurrent(tk) || strings.Join(tk.Spec.Args, " ") != strings.Join(args, " ") {
-			return fmt.Errorf("live task %s: %s, spec version %d (service %d, same as %d), args %q", tk.Name(), tk.Status.State, tk.SpecVersion, s.SpecVersion, s.SameAsVersion, tk.Spec.Args)
+			return fmt.Errorf("live task %s: %s, spec version %d (service %d, same as %v), args %q", tk.Name(), tk.Status.State, tk.SpecVersion, s.SpecVersion, s.SameAsVersions, tk.Spec.Args)
 		}
 		run++
 	}
@@ -271,5 +276,230 @@ func TestRolloutProgressDeadline(t *testing.T) {
 	}
 	if took < 4*time.Second {
 		t.Errorf("paused after %s, before its 4s deadline", took)
+	}
+}
+
+// liveIDs lists the live tasks of svc.
+func liveIDs(ctx context.Context, m *Host, svc string) map[string]bool {
+	ts, _ := m.Client.Tasks(ctx, client.TaskQuery{Service: svc})
+	out := map[string]bool{}
+	for _, tk := range ts {
+		if tk.Live() {
+			out[tk.ID] = true
+		}
+	}
+	return out
+}
+
+// TestRolloutCanary: a canary runs beside the old set until promoted by
+// hand; a rollback of a canary stops only the canary; auto-promote goes
+// on by itself; a canary that fails rolls back on its own, and the
+// rollback does not start a canary again.
+func TestRolloutCanary(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 4*time.Minute)
+	m := c.Host("m1")
+	spec := onWorkers("can", 3)
+	spec.UpdateConfig = api.UpdateConfig{Canary: "1", Monitor: api.Duration(time.Second)}
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "3 tasks running", func() error { return runningOnSpec(ctx, m, "can", 3, sleeper) })
+	update := func(env string, mod func(*api.ServiceSpec)) {
+		t.Helper()
+		cur, err := m.Client.Service(ctx, "can", client.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := cur.Spec
+		s.Env = []string{"RELEASE=" + env}
+		if mod != nil {
+			mod(&s)
+		}
+		if _, err := m.Client.UpdateService(ctx, "can", s, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCanaryPassed := func() {
+		t.Helper()
+		eventually(t, time.Minute, "the canary passed, waiting for a promotion", func() error {
+			s, err := m.Client.Service(ctx, "can", client.ReadOptions{})
+			if err != nil {
+				return err
+			}
+			if st := s.UpdateStatus; st == nil || st.Canaries != 1 || st.Updated < 1 || !strings.Contains(st.Message, "warrenctl service promote can") {
+				return fmt.Errorf("status %+v", s.UpdateStatus)
+			}
+			return nil
+		})
+	}
+
+	// By hand: 3 old + 1 canary run; promote; the update completes.
+	before := liveIDs(ctx, m, "can")
+	update("2", nil)
+	waitCanaryPassed()
+	live := liveIDs(ctx, m, "can")
+	for id := range before {
+		if !live[id] {
+			t.Errorf("old task %s stopped while the canary waits for its promotion", id)
+		}
+	}
+	if len(live) != 4 {
+		t.Errorf("%d live tasks while the canary waits, want 3 old + 1 canary", len(live))
+	}
+	if _, err := m.Client.PromoteService(ctx, "can"); err != nil {
+		t.Fatal(err)
+	}
+	waitUpdate(t, ctx, m, "can", api.UpdateCompleted, time.Minute)
+	eventually(t, time.Minute, "3 tasks of release 2", func() error { return runningOnSpec(ctx, m, "can", 3, sleeper) })
+	if _, err := m.Client.PromoteService(ctx, "can"); !api.IsCode(err, api.CodeConflict) {
+		t.Errorf("promote with no canary waiting: %v, want a conflict", err)
+	}
+
+	// Abort: roll back while the canary waits: only the canary stops.
+	before = liveIDs(ctx, m, "can")
+	update("3", nil)
+	waitCanaryPassed()
+	if _, err := m.Client.RollbackService(ctx, "can"); err != nil {
+		t.Fatal(err)
+	}
+	waitUpdate(t, ctx, m, "can", api.UpdateRolledBack, time.Minute)
+	eventually(t, time.Minute, "the 3 tasks of release 2, untouched", func() error {
+		live := liveIDs(ctx, m, "can")
+		if len(live) != 3 {
+			return fmt.Errorf("%d live", len(live))
+		}
+		for id := range before {
+			if !live[id] {
+				return fmt.Errorf("task %s of release 2 was replaced", id)
+			}
+		}
+		return nil
+	})
+
+	// A failing canary rolls back on its own; the old set never stopped.
+	before = liveIDs(ctx, m, "can")
+	update("4", func(s *api.ServiceSpec) { s.Args = []string{"sh", "-c", "sleep 0.3; exit 3"} })
+	s := waitUpdate(t, ctx, m, "can", api.UpdateRolledBack, time.Minute)
+	if s.UpdateStatus.Canaries != 0 {
+		t.Errorf("the rollback has canaries: %+v (a revert never re-enters canary)", s.UpdateStatus)
+	}
+	eventually(t, time.Minute, "the old set untouched", func() error {
+		live := liveIDs(ctx, m, "can")
+		for id := range before {
+			if !live[id] {
+				return fmt.Errorf("old task %s stopped", id)
+			}
+		}
+		if len(live) != 3 {
+			return fmt.Errorf("%d live", len(live))
+		}
+		return nil
+	})
+
+	// Auto-promote: no operator needed.
+	update("5", func(s *api.ServiceSpec) { s.Args = sleeper; s.UpdateConfig.AutoPromote = true })
+	waitUpdate(t, ctx, m, "can", api.UpdateCompleted, time.Minute)
+	eventually(t, time.Minute, "3 tasks of release 5", func() error { return runningOnSpec(ctx, m, "can", 3, sleeper) })
+}
+
+// TestRolloutWaves: a global service over 3 workers, updated in waves
+// 1, 2, 3 by the node label ring: each node is updated in its ring's
+// order, one wave after the other; a release that fails in the first
+// wave rolls back with the other nodes never touched.
+func TestRolloutWaves(t *testing.T) {
+	c := startCluster(t, 1, 3)
+	ctx := ctxFor(t, 4*time.Minute)
+	m := c.Host("m1")
+	rings := map[string]string{"w1": "2", "w2": "0", "w3": "1"}
+	for host, ring := range rings {
+		n, err := m.Client.Node(ctx, c.Host(host).NodeID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp := n.Spec
+		sp.Labels = map[string]string{"ring": ring}
+		if _, err := m.Client.UpdateNodeSpec(ctx, n.ID, sp, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := onWorkers("fleet", 0)
+	spec.Mode = api.ModeGlobal
+	all := uint64(0)
+	spec.UpdateConfig = api.UpdateConfig{Waves: []string{"1", "2"}, WaveLabel: "ring", Parallelism: &all, Monitor: api.Duration(time.Second)}
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "3 tasks running", func() error { return runningOnSpec(ctx, m, "fleet", 3, sleeper) })
+	hostOf := map[string]string{}
+	for host := range rings {
+		hostOf[c.Host(host).NodeID()] = host
+	}
+	// Record when each node got its new task.
+	firstSeen := map[string]time.Time{}
+	var mu sync.Mutex
+	var target uint64 // the update's spec version, once sent
+	sample, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for sample.Err() == nil {
+			ts, err := m.Client.Tasks(sample, client.TaskQuery{Service: "fleet"})
+			if err == nil {
+				mu.Lock()
+				for _, tk := range ts {
+					if target != 0 && tk.SpecVersion >= target && tk.Live() && firstSeen[hostOf[tk.NodeID]].IsZero() {
+						firstSeen[hostOf[tk.NodeID]] = time.Now()
+					}
+				}
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	cur, _ := m.Client.Service(ctx, "fleet", client.ReadOptions{})
+	next := cur.Spec
+	next.Env = []string{"RELEASE=2"}
+	sent, err := m.Client.UpdateService(ctx, "fleet", next, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	target = sent.SpecVersion
+	mu.Unlock()
+	s := waitUpdate(t, ctx, m, "fleet", api.UpdateCompleted, 2*time.Minute)
+	stop()
+	mu.Lock()
+	w2, w3, w1 := firstSeen["w2"], firstSeen["w3"], firstSeen["w1"]
+	mu.Unlock()
+	if w2.IsZero() || w3.IsZero() || w1.IsZero() || !w2.Before(w3) || !w3.Before(w1) {
+		t.Errorf("nodes updated at w2 %v, w3 %v, w1 %v; want in ring order w2 (0), w3 (1), w1 (2)", w2, w3, w1)
+	}
+	if w3.Sub(w2) < time.Second || w1.Sub(w3) < time.Second {
+		t.Errorf("a wave started %s and %s after the one before, within its 1s monitor", w3.Sub(w2), w1.Sub(w3))
+	}
+	if s.UpdateStatus.Wave != 3 {
+		t.Errorf("completed in wave %d, want 3", s.UpdateStatus.Wave)
+	}
+
+	// A release that fails in wave 1 rolls back; w1 and w3 never change.
+	before := liveIDs(ctx, m, "fleet")
+	bad := s.Spec
+	bad.Args = []string{"sh", "-c", "sleep 0.3; exit 3"}
+	if _, err := m.Client.UpdateService(ctx, "fleet", bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	if s := waitUpdate(t, ctx, m, "fleet", api.UpdateRolledBack, 2*time.Minute); s.UpdateStatus.Failed != 0 {
+		t.Errorf("the rollback counted failures: %+v", s.UpdateStatus)
+	}
+	eventually(t, time.Minute, "release 2 on every node", func() error { return runningOnSpec(ctx, m, "fleet", 3, sleeper) })
+	live := liveIDs(ctx, m, "fleet")
+	kept := 0
+	for id := range before {
+		if live[id] {
+			kept++
+		}
+	}
+	if kept != 2 {
+		t.Errorf("%d of 3 tasks survived a failure in the first wave, want 2 (only the first wave's node touched)", kept)
 	}
 }

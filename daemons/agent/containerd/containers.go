@@ -297,6 +297,18 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		ioc = cio.LogFile(p)
 	}
 	task, err := c.NewTask(ctx, ioc)
+	// The shim can die before containerd dials it ("failed to start shim:
+	// ... dial unix /run/containerd/s/...: no such file or directory"):
+	// seen about once in ten stop-then-start swaps of a global task on
+	// this machine. The container is intact; a new shim usually starts.
+	for wait := 100 * time.Millisecond; err != nil && shimStartFailed(err) && wait <= 400*time.Millisecond; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return wrap("start "+id, ctx.Err())
+		case <-time.After(wait):
+		}
+		task, err = c.NewTask(ctx, ioc)
+	}
 	if err != nil {
 		return classifyStartErr("start "+id, err)
 	}

@@ -53,6 +53,12 @@ func classifyStartErr(what string, err error) error {
 	return wrap(what, err)
 }
 
+// shimStartFailed says whether creating a task failed because its shim
+// did not come up, a failure worth another try.
+func shimStartFailed(err error) bool {
+	return strings.Contains(err.Error(), "failed to start shim")
+}
+
 // wrap adds context to err and, when containerd itself is unreachable,
 // runtime.ErrUnavailable.
 func wrap(what string, err error) error {

@@ -43,6 +43,9 @@ const (
 	CmdConfigRemove CommandType = 25
 	CmdKeyring      CommandType = 26
 	CmdReseal       CommandType = 27
+	// CmdEvent records an event no change of state stands for (an exec,
+	// events.go); the others are derived by the FSM.
+	CmdEvent CommandType = 28
 )
 
 var commandNames = map[CommandType]string{
@@ -56,6 +59,7 @@ var commandNames = map[CommandType]string{
 	CmdNodeJournal: "node-journal", CmdVolumeCreate: "volume-create", CmdVolumeRemove: "volume-remove", CmdKeyring: "keyring", CmdReseal: "reseal",
 	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove",
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
+	CmdEvent: "event",
 }
 
 func (t CommandType) String() string {

@@ -319,14 +319,19 @@ type EventFilter struct {
 	// Service matches the service's ID or name; Node the node's ID or
 	// hostname.
 	Service, Node string
-	// Until, if set, ends the list before the first event after it.
-	Until time.Time
+	// From, if set, leaves out the events before it; Until, if set, ends
+	// the list before the first event after it.
+	From, Until time.Time
 	// Max bounds how many are returned (0: all).
 	Max int
 }
 
-// Match says whether ev passes the filter (Until and Max aside).
+// Match says whether ev passes the filter (Until and Max aside: they end
+// a list).
 func (f *EventFilter) Match(ev *api.ClusterEvent) bool {
+	if !f.From.IsZero() && ev.Time.Before(f.From) {
+		return false
+	}
 	if len(f.Types) > 0 && !f.Types[ev.Type] {
 		return false
 	}
@@ -343,22 +348,32 @@ func (f *EventFilter) Match(ev *api.ClusterEvent) bool {
 // first, that pass f.
 func (v *View) Events(since uint64, f EventFilter) []api.ClusterEvent {
 	var out []api.ClusterEvent
+	v.EachEvent(since, f, func(ev *api.ClusterEvent, _ []byte) { out = append(out, *ev) })
+	return out
+}
+
+// EachEvent calls fn with each kept event after seq since that passes f,
+// oldest first, and its stored JSON (valid during the call only). It
+// says whether it stopped at an event after f.Until (none later can
+// match).
+func (v *View) EachEvent(since uint64, f EventFilter, fn func(ev *api.ClusterEvent, raw []byte)) (pastUntil bool) {
+	n := 0
 	c := v.tx.Bucket(bEvents).Cursor()
 	for k, raw := c.Seek(binary.BigEndian.AppendUint64(nil, since+1)); k != nil; k, raw = c.Next() {
 		var ev api.ClusterEvent
 		mustDecode(raw, &ev)
 		if !f.Until.IsZero() && ev.Time.After(f.Until) {
-			break
+			return true
 		}
 		if !f.Match(&ev) {
 			continue
 		}
-		out = append(out, ev)
-		if f.Max > 0 && len(out) >= f.Max {
-			break
+		fn(&ev, raw)
+		if n++; f.Max > 0 && n >= f.Max {
+			return false
 		}
 	}
-	return out
+	return false
 }
 
 // LastEventSeq is the seq of the newest event (0 before the first).

@@ -208,6 +208,7 @@ func (w *wtx) serviceEvents(prevRaw []byte, s *api.Service) {
 // nodeEvents derives node.down and node.up from a node's status. prevRaw
 // is its stored JSON before the change (nil when new).
 func (w *wtx) nodeEvents(prevRaw []byte, n *api.Node) {
+	delete(w.hosts, n.ID) // its hostname may change
 	if w.opts.Off {
 		return
 	}
@@ -257,16 +258,21 @@ func (w *wtx) hostname(id string) string {
 	if id == "" {
 		return ""
 	}
-	raw := w.tx.Bucket(bNodes).Get([]byte(id))
-	if raw == nil {
-		return ""
+	if h, ok := w.hosts[id]; ok {
+		return h
 	}
 	var n struct {
 		Description struct {
 			Hostname string `json:"hostname"`
 		} `json:"description"`
 	}
-	mustDecode(raw, &n)
+	if raw := w.tx.Bucket(bNodes).Get([]byte(id)); raw != nil {
+		mustDecode(raw, &n)
+	}
+	if w.hosts == nil {
+		w.hosts = map[string]string{}
+	}
+	w.hosts[id] = n.Description.Hostname
 	return n.Description.Hostname
 }
 

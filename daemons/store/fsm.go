@@ -334,6 +334,8 @@ type wtx struct {
 	opts EventOptions
 	// events are the types of the events derived in this batch.
 	events []string
+	// hosts caches nodes' hostnames for the events of this batch.
+	hosts map[string]string
 }
 
 func (w *wtx) view() *View { return &View{tx: w.tx} }

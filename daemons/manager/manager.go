@@ -275,7 +275,8 @@ func New(cfg Config) (*Manager, error) {
 		Stream: m.mem.Stream(), Transport: cfg.RaftTransport,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, CommitTimeout: cfg.CommitTimeout,
 		ForceNewCluster: cfg.ForceNewCluster, RaftLogStore: cfg.RaftLogStore, RaftLogLevel: cfg.RaftLogLevel,
-		Logger: cfg.Logger, OnApply: m.metrics.observeApply, OnCommit: m.metrics.observeCommit})
+		Logger: cfg.Logger, OnApply: m.metrics.observeApply, OnCommit: m.metrics.observeCommit,
+		OnEvents: m.metrics.countEvents})
 	if err != nil {
 		cancel()
 		m.mem.Close()
@@ -283,6 +284,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	ctlCfg.Autolocked = m.mem.Autolocked
+	ctlCfg.LeaderWrite = m.mem.LeaderWrite
 	m.ctl = controlapi.New(ctlCfg, m.store, m.core)
 	m.lead = leader.New(leader.Config{NodeTimeout: cfg.NodeTimeout, Orchestrator: ctlCfg.Orchestrator,
 		Prepare: m.mem.PrepareToLead, OnReconcile: m.metrics.observeReconcile, OnState: m.metrics.setRaftState,

@@ -25,6 +25,7 @@ type metrics struct {
 	reconcile prometheus.Histogram
 	apiDur    *prometheus.HistogramVec
 	watchers  prometheus.Gauge
+	events    *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
@@ -46,8 +47,13 @@ func newMetrics(st *core.Store) *metrics {
 			Help: "API request latency by route.", Buckets: latencyBuckets}, []string{"method", "route", "code"}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "warren_watch_streams",
 			Help: "Open watch streams."}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warren_events_total",
+			Help: "Cluster events this manager's FSM derived or recorded, by type."}, []string{"type"}),
 	}
-	x.reg.MustRegister(x.raftState, x.applyDur, x.applyN, x.raftApply, x.reconcile, x.apiDur, x.watchers,
+	for _, t := range api.EventTypes {
+		x.events.WithLabelValues(t) // every type shows, at 0 until it happens
+	}
+	x.reg.MustRegister(x.raftState, x.applyDur, x.applyN, x.raftApply, x.reconcile, x.apiDur, x.watchers, x.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{st: st})
 	return x
@@ -56,6 +62,13 @@ func newMetrics(st *core.Store) *metrics {
 func (x *metrics) observeApply(n int, d time.Duration) {
 	x.applyDur.Observe(d.Seconds())
 	x.applyN.Observe(float64(n))
+}
+
+// countEvents counts the events of one applied batch, by type.
+func (x *metrics) countEvents(types []string) {
+	for _, t := range types {
+		x.events.WithLabelValues(t).Inc()
+	}
 }
 
 func (x *metrics) setRaftState(code int) { x.raftState.Set(float64(code)) }

@@ -113,6 +113,9 @@ func (m *Manager) audit(w http.ResponseWriter, r *http.Request, c authz.Caller, 
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	m.log.Info("audit", "caller", c.String(), "route", pattern, "ref", r.PathValue("ref"), "request", string(body))
+	if pattern == execRoute {
+		m.ctl.RecordExec(r, c, body)
+	}
 	return true
 }
 

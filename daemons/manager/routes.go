@@ -29,6 +29,10 @@ func (m *Manager) fileRule(kind string) authz.Rule {
 	}}
 }
 
+// execRoute runs a command in a task; where its caller enters the
+// cluster, the audit also records an exec.run event.
+const execRoute = "POST /v1/tasks/{ref}/exec"
+
 // place is where a route runs.
 type place uint8
 
@@ -108,7 +112,7 @@ func (m *Manager) routeTable() []route {
 		{"GET /v1/tasks", readers, readLeader, c.ListTasks},
 		{"GET /v1/tasks/{ref}", readers, readLeader, c.GetTask},
 		{"GET /v1/tasks/{ref}/logs", readers, onTaskNode, c.TaskLogs},
-		{"POST /v1/tasks/{ref}/exec", authz.Rule{Who: authz.Writers, Audit: true}, onTaskNode, c.Exec},
+		{execRoute, authz.Rule{Who: authz.Writers, Audit: true}, onTaskNode, c.Exec},
 
 		{"GET /v1/nodes", readers, readLeader, c.ListNodes},
 		{"GET /v1/nodes/{ref}", readers, readLeader, c.GetNode},
@@ -143,6 +147,11 @@ func (m *Manager) routeTable() []route {
 		// A worker's certificate watches its own node's scope only (the
 		// handler narrows it to the caller).
 		{"GET /v1/watch", authz.Rule{Who: authz.Readers | authz.Workers}, here, c.Watch},
+		// The cluster's events (task failures, updates, nodes, execs):
+		// readers, as the services they tell of; never a worker's
+		// certificate. Read on the manager asked: every manager derives
+		// the same events (a worker's replica holds none).
+		{"GET /v1/events", readers, here, c.Events},
 
 		{"GET /v1/images", readers, here, c.Agent},
 		// An image's blobs on node {ref}, for a node that fetches the image

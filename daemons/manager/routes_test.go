@@ -44,3 +44,31 @@ func TestOnlyRenewalTakesAnExpiredCertificate(t *testing.T) {
 		}
 	}
 }
+
+// The cluster's events are read by the callers of GET /v1/services, and
+// never by a worker's certificate (a worker reads its own scope only).
+func TestEventsRouteIsForReaders(t *testing.T) {
+	m, err := New(Config{DataDir: t.TempDir(), Hostname: "h", RaftLogLevel: "error", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	rules := map[string]route{}
+	for _, rt := range m.routeTable() {
+		rules[rt.pattern] = rt
+	}
+	ev, ok := rules["GET /v1/events"]
+	if !ok {
+		t.Fatal("no route GET /v1/events")
+	}
+	if svc := rules["GET /v1/services"]; ev.rule.Who != svc.rule.Who || ev.rule.Self || ev.rule.Own {
+		t.Errorf("GET /v1/events is for %v, GET /v1/services for %v: want the same readers", ev.rule.Who, svc.rule.Who)
+	}
+	r := httptest.NewRequest("GET", "/v1/events", nil)
+	if err := ev.rule.Check(authz.Caller{Kind: authz.Worker, NodeID: "w1"}, r); err == nil {
+		t.Error("GET /v1/events let in a worker's certificate")
+	}
+	if err := ev.rule.Check(authz.Caller{Kind: authz.Operator, Name: "vera", Role: authz.RoleViewer}, r); err != nil {
+		t.Errorf("GET /v1/events refused a viewer: %v", err)
+	}
+}

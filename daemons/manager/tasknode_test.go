@@ -344,6 +344,20 @@ func TestLogsAndExecRunOnTheTaskNode(t *testing.T) {
 		!strings.Contains(log, "local admin on node mgr1") {
 		t.Errorf("the exec was not audited with its caller and command; the managers logged:\n%s", log)
 	}
+	// …and an exec.run event says who ran what (argv[0] only), in which task.
+	eventually(t, "an exec.run event of w2's task", 10*time.Second, func() error {
+		for _, ev := range readEvents(t, s.m.Client, client.EventQuery{Types: []string{api.EventExecRun}}) {
+			if ev.TaskID == s.t2.ID && ev.NodeID == "wrk2" && ev.Message == "local admin on node mgr1 ran echo" {
+				return nil
+			}
+		}
+		return fmt.Errorf("none")
+	})
+	for _, ev := range readEvents(t, s.m.Client, client.EventQuery{Types: []string{api.EventExecRun}}) {
+		if strings.Contains(ev.Message, "hi") || strings.Contains(ev.Message, "3") {
+			t.Errorf("exec.run event %+v carries the command's arguments", ev)
+		}
+	}
 	// Bad input: no command; a task that does not run.
 	if _, err := s.m.Client.Exec(ctx, s.t2.ID, api.ExecRequest{}, client.ExecStreams{}); !api.IsCode(err, api.CodeInvalid) {
 		t.Errorf("exec without a command = %v, want invalid", err)

@@ -143,6 +143,9 @@ func (w *wtx) putFileObject(k fileKind, obj *api.Secret, op string) {
 	for i := range obj.Versions {
 		obj.Versions[i].Tasks, obj.Versions[i].Data = nil, nil
 	}
+	if k.kind == api.KindSecret {
+		w.secretEvents(w.tx.Bucket(k.objects).Get([]byte(obj.ID)), obj)
+	}
 	raw := w.put(k.objects, obj.ID, obj)
 	w.record(op, k.kind, obj.ID, "", "", raw, nil)
 }

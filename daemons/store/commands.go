@@ -43,7 +43,10 @@ const (
 	CmdConfigRemove CommandType = 25
 	CmdKeyring      CommandType = 26
 	CmdReseal       CommandType = 27
-	// 28: events (CmdEvent); 29: deployments (CmdDeploy).
+	// CmdEvent records an event no change of state stands for (an exec,
+	// events.go); the others are derived by the FSM.
+	CmdEvent CommandType = 28
+	// 29: deployments (CmdDeploy).
 	CmdServicePromote CommandType = 30
 )
 
@@ -59,6 +62,7 @@ var commandNames = map[CommandType]string{
 	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove",
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
 	CmdServicePromote: "service-promote",
+	CmdEvent:          "event",
 }
 
 func (t CommandType) String() string {

@@ -24,4 +24,10 @@
 // once, shared by every watcher) to a bounded ring; a watcher that falls
 // further behind than the ring holds is told to resync instead of being
 // buffered without bound.
+//
+// The cluster's events (warrenctl events: a task failed, an update
+// started, a node went down) are derived in events.go from the changes
+// the put helpers make, in the same transaction, and kept in the state
+// (a bounded count and age), so snapshots carry them and every manager
+// holds the same ones.
 package store

@@ -30,6 +30,12 @@ type FSM struct {
 	// instance, call Resume once there is space, and start a new one,
 	// which delivers again every entry after AppliedIndex (diskfull.go).
 	OnDiskFull func(err error)
+	// OnEvents, if set, is called after each batch with the types of the
+	// events it derived (events.go), for metrics.
+	OnEvents func(types []string)
+	// Events bounds the events the state keeps; set it before the first
+	// apply. Every manager of a cluster must use the same.
+	Events EventOptions
 
 	mu sync.Mutex
 	// failed is the write error that stopped the FSM; nil while it applies.
@@ -69,6 +75,7 @@ var appliers = map[CommandType]applyFunc{
 	CmdSecretRemove:   decoded(applySecretRemove),
 	CmdConfigPut:      decoded(applyConfigPut),
 	CmdConfigRemove:   decoded(applyConfigRemove),
+	CmdEvent:          decoded(applyEvent),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers
@@ -76,11 +83,18 @@ func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to applie
 // decoded adapts a typed apply function. A payload that does not decode is
 // a bug (or an entry from a newer Warren): the FSM cannot skip it without
 // diverging from its peers, so it panics.
+//
+// The command's At, if it has one, is the time of the events it causes.
 func decoded[T any](fn func(w *wtx, c *T) any) applyFunc {
+	at := commandAt[T]()
 	return func(w *wtx, payload []byte) any {
 		var c T
 		if err := json.Unmarshal(payload, &c); err != nil {
 			panic(fmt.Sprintf("store: entry %d: cannot decode %T: %v", w.index, c, err))
+		}
+		w.at = time.Time{}
+		if at != nil {
+			w.at = at(&c)
 		}
 		return fn(w, &c)
 	}
@@ -100,9 +114,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now()
 	results := make([]any, len(logs))
 	var changes []Change
+	var events []string
 	var last uint64
+	opts := f.Events.withDefaults()
 	err := f.state.update(func(tx *bolt.Tx) error {
-		w := &wtx{tx: tx}
+		w := &wtx{tx: tx, opts: opts}
 		applied := readIndex(tx)
 		for i, l := range logs {
 			last = max(last, l.Index)
@@ -117,7 +133,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			w.index = l.Index
 			results[i] = fn(w, l.Data[1:])
 		}
-		changes = w.changes
+		changes, events = w.changes, w.events
 		if last <= applied {
 			return nil
 		}
@@ -136,6 +152,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("store: apply entries up to %d: %v", last, err))
 	}
 	f.hub.publish(changes, last)
+	if f.OnEvents != nil && len(events) > 0 {
+		f.OnEvents(events)
+	}
 	if f.OnApply != nil {
 		f.OnApply(len(logs), time.Since(start))
 	}
@@ -310,6 +329,14 @@ type wtx struct {
 	tx      *bolt.Tx
 	index   uint64
 	changes []Change
+	// at is the time of the command being applied (its At; zero if it has
+	// none), which stamps the events it causes.
+	at   time.Time
+	opts EventOptions
+	// events are the types of the events derived in this batch.
+	events []string
+	// hosts caches nodes' hostnames for the events of this batch.
+	hosts map[string]string
 }
 
 func (w *wtx) view() *View { return &View{tx: w.tx} }
@@ -353,12 +380,14 @@ func (w *wtx) must(err error) {
 
 func (w *wtx) putService(s *api.Service, op string) {
 	s.Version = w.index
+	w.serviceEvents(w.tx.Bucket(bServices).Get([]byte(s.ID)), s)
 	raw := w.put(bServices, s.ID, s)
 	w.record(op, api.KindService, s.ID, "", "", raw, api.PublicService(s))
 }
 
 func (w *wtx) putNode(n *api.Node, op string) {
 	n.Version = w.index
+	w.nodeEvents(w.tx.Bucket(bNodes).Get([]byte(n.ID)), n)
 	raw := w.put(bNodes, n.ID, n)
 	w.record(op, api.KindNode, n.ID, "", "", raw, api.PublicNode(n))
 }
@@ -379,6 +408,7 @@ func (w *wtx) putTask(prev, t *api.Task) {
 		w.must(w.tx.Bucket(bTasksByNode).Put(indexKey(t.NodeID, t.ID), nil))
 	}
 	w.record(op, api.KindTask, t.ID, t.NodeID, t.ServiceID, raw, api.PublicTask(t))
+	w.taskEvents(prev, t)
 }
 
 func (w *wtx) deleteTask(t *api.Task) {

@@ -30,6 +30,7 @@ type section struct {
 var sections = []section{
 	{"manager", benchManager},
 	{"secrets", benchSecrets},
+	{"events", benchEvents},
 	{"node", benchNode},
 	{"dns", benchDNS},
 	{"mesh", benchMesh},

@@ -68,8 +68,12 @@ type Config struct {
 	Watchers func(delta int)
 	// Peers reaches other nodes' managers (the logs of a service's tasks
 	// on other nodes).
-	Peers  *peer.Client
-	Logger *slog.Logger
+	Peers *peer.Client
+	// LeaderWrite commits a command from inside the manager (here on the
+	// leader, through the leader's internal endpoint from a follower): an
+	// exec's event. Nil on a worker.
+	LeaderWrite func(ctx context.Context, t store.CommandType, payload any) error
+	Logger      *slog.Logger
 }
 
 // Server serves the control API.
@@ -107,6 +111,7 @@ type Handlers struct {
 	ListVolumes, CreateVolume, GetVolume, DeleteVolume                   http.HandlerFunc
 	ListNodes, GetNode, UpdateNodeSpec, DeleteNode                       http.HandlerFunc
 	Watch, ServiceLogs, TaskLogs, Exec, Agent, Blob, Prestage            http.HandlerFunc
+	Events                                                               http.HandlerFunc
 	// Secrets and configs (secrets.go): Secrets for secrets, Configs for
 	// configs.
 	Secrets, Configs FileHandlers
@@ -136,6 +141,7 @@ func (s *Server) Handlers() Handlers {
 		ListVolumes: s.listVolumes, CreateVolume: s.createVolume, GetVolume: s.getVolume, DeleteVolume: s.deleteVolume,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,
 		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob, Prestage: s.prestage,
+		Events:  s.events,
 		Secrets: s.fileHandlers(api.KindSecret), Configs: s.fileHandlers(api.KindConfig),
 	}
 }

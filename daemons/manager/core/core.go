@@ -49,6 +49,7 @@ func Start(s *Store, cfg Config) (*Core, error) {
 		disk: disk{dir: cfg.DataDir, kick: make(chan struct{}, 1)}, quit: make(chan struct{}), superDone: make(chan struct{})}
 	c.fsm = store.NewFSM(s.state, s.hub)
 	c.fsm.OnApply = cfg.OnApply
+	c.fsm.OnEvents = cfg.OnEvents
 	c.fsm.OnDiskFull = c.diskFull
 	obs := make(chan raft.Observation, 16)
 	c.observed = obs

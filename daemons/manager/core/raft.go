@@ -101,6 +101,8 @@ type Config struct {
 	// time to commit (metrics).
 	OnApply  func(n int, d time.Duration)
 	OnCommit func(d time.Duration)
+	// OnEvents observes the types of the events each batch derived.
+	OnEvents func(types []string)
 }
 
 func (c *Config) defaults() error {

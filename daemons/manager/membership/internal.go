@@ -11,10 +11,12 @@ import (
 )
 
 // internalCommands are the commands other managers may pass to the leader
-// through /v1/internal/command: their own registration and nothing else
-// (every other write has its API endpoint, validated there).
+// through /v1/internal/command: their own registration, and the events
+// their control API records (an exec's), and nothing else (every other
+// write has its API endpoint, validated there).
 var internalCommands = map[store.CommandType]bool{
 	store.CmdNodeRegister: true,
+	store.CmdEvent:        true,
 }
 
 // postInternalCommand takes an encoded command from another manager (the
@@ -43,6 +45,17 @@ func (m *Membership) postInternalCommand(w http.ResponseWriter, r *http.Request)
 			return
 		}
 		payload = reg
+	case store.CmdEvent:
+		var rec store.EventRecord
+		if err := httpx.Unmarshal(b[1:], &rec); err != nil {
+			httpx.Error(w, api.Errorf(api.CodeInvalid, "%v", err))
+			return
+		}
+		if err := rec.Validate(); err != nil {
+			httpx.Error(w, err)
+			return
+		}
+		payload = rec
 	}
 	if _, err := m.propose(r.Context(), t, payload); err != nil {
 		httpx.Error(w, err)

@@ -102,6 +102,13 @@ func (m *Membership) registerOnce(ctx context.Context) error {
 	return m.leaderWrite(ctx, store.CmdNodeRegister, reg)
 }
 
+// LeaderWrite commits a command from inside the manager (one that
+// internalCommands takes from peers): proposed here on the leader, sent to
+// the leader's internal endpoint from a follower.
+func (m *Membership) LeaderWrite(ctx context.Context, t store.CommandType, payload any) error {
+	return m.leaderWrite(ctx, t, payload)
+}
+
 // leaderWrite commits a command from inside the manager: proposed here on
 // the leader, sent to the leader's internal endpoint from a follower.
 func (m *Membership) leaderWrite(ctx context.Context, t store.CommandType, payload any) error {

@@ -43,6 +43,8 @@ const (
 	CmdConfigRemove CommandType = 25
 	CmdKeyring      CommandType = 26
 	CmdReseal       CommandType = 27
+	// 28: reserved for a command being written on another branch.
+	CmdDeploy CommandType = 29
 )
 
 var commandNames = map[CommandType]string{
@@ -56,6 +58,7 @@ var commandNames = map[CommandType]string{
 	CmdNodeJournal: "node-journal", CmdVolumeCreate: "volume-create", CmdVolumeRemove: "volume-remove", CmdKeyring: "keyring", CmdReseal: "reseal",
 	CmdSecretPut: "secret-put", CmdSecretRemove: "secret-remove",
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
+	CmdDeploy: "deploy",
 }
 
 func (t CommandType) String() string {

@@ -68,6 +68,7 @@ var appliers = map[CommandType]applyFunc{
 	CmdSecretRemove:  decoded(applySecretRemove),
 	CmdConfigPut:     decoded(applyConfigPut),
 	CmdConfigRemove:  decoded(applyConfigRemove),
+	CmdDeploy:        decoded(applyDeploy),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers

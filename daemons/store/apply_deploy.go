@@ -36,6 +36,20 @@ type Deploy struct {
 // without being added here fails it.)
 var deployBuckets = [][]byte{bServices, bServiceNames, bPorts}
 
+// DeployResult is what a deployment did, service by service (the
+// services it left unchanged are among its updates).
+type DeployResult struct {
+	ID       string            `json:"id"`
+	Services []DeployedService `json:"services"`
+}
+
+// DeployedService is what a deployment did to one service.
+type DeployedService struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Action string `json:"action"` // api.DeployCreated, ...
+}
+
 func applyDeploy(w *wtx, c *Deploy) any {
 	if c.ID == "" {
 		return api.Errorf(api.CodeInvalid, "a deployment needs an ID")
@@ -54,24 +68,33 @@ func applyDeploy(w *wtx, c *Deploy) any {
 		}
 		return api.Errorf(api.CodeInternal, "deployment %s: %s: %v; nothing was changed", c.ID, what, err)
 	}
+	out := &DeployResult{ID: c.ID}
 	for _, s := range c.Creates {
 		now := c.At.UTC().Format(timeLayout)
 		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: w.index, StartedAt: now, ProgressAt: now, Deployment: c.ID}
 		if res := applyServiceCreate(w, &ServiceCreate{Service: s}); isError(res) {
 			return fail("create service "+s.Spec.Name, res)
 		}
+		out.Services = append(out.Services, DeployedService{ID: s.ID, Name: s.Spec.Name, Action: api.DeployCreated})
 	}
 	for _, u := range c.Updates {
 		u.Deployment, u.Rollback = c.ID, false
 		if u.At.IsZero() {
 			u.At = c.At
 		}
-		if res := applyServiceUpdate(w, &u); isError(res) {
+		res := applyServiceUpdate(w, &u)
+		if isError(res) {
 			return fail("update service "+u.Spec.Name, res)
 		}
+		action := api.DeployUpdated
+		if s := res.(*api.Service); s.Version != w.index {
+			action = api.DeployUnchanged
+		}
+		out.Services = append(out.Services, DeployedService{ID: u.ID, Name: u.Spec.Name, Action: action})
 	}
 	for _, id := range c.Removes {
-		if w.service(id) == nil {
+		s := w.service(id)
+		if s == nil {
 			continue
 		}
 		if res := applyServiceDelete(w, &ServiceDelete{ID: id, At: c.At}); isError(res) {
@@ -79,8 +102,9 @@ func applyDeploy(w *wtx, c *Deploy) any {
 			// version mismatch, and neither can happen here.
 			panic(fmt.Sprintf("store: entry %d: deployment %s: remove %s: %v", w.index, c.ID, id, res))
 		}
+		out.Services = append(out.Services, DeployedService{ID: id, Name: s.Spec.Name, Action: api.DeployRemoved})
 	}
-	return nil
+	return out
 }
 
 func isError(res any) bool {

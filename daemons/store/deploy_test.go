@@ -54,12 +54,15 @@ func TestDeployRecordsDeploymentOnAll(t *testing.T) {
 	h := newHarness(t)
 	h.createService("a", spec("web", 1))
 	h.createService("c", spec("db", 1))
-	h.mustApply(CmdDeploy, Deploy{ID: "d1", Name: "shop", At: t0,
+	res := h.mustApply(CmdDeploy, Deploy{ID: "d1", Name: "shop", At: t0,
 		Creates: []api.Service{newService("b", spec("api", 1))},
 		Updates: []ServiceUpdate{
 			{ID: "a", Spec: withImage(spec("web", 1), "localhost/nginx")},
 			{ID: "c", Spec: spec("db", 1)}, // unchanged
-		}})
+		}}).(*DeployResult)
+	if got, want := fmt.Sprint(res.Services), "[{b api created} {a web updated} {c db unchanged}]"; got != want {
+		t.Errorf("deploy d1 result %s; want %s", got, want)
+	}
 	for _, id := range []string{"a", "b"} {
 		s := h.service(id)
 		if s.UpdateStatus == nil || s.UpdateStatus.Deployment != "d1" || s.UpdateStatus.State != api.UpdateUpdating {

@@ -60,6 +60,12 @@ func TestApplyCreatesThenLeavesAlone(t *testing.T) {
 	if err != nil || web.Spec.Replicas != 1 || web.Spec.Ports[0].Published != 8080 {
 		t.Fatalf("after apply, web is %+v (%v); want 1 replica (the default) publishing 8080", web, err)
 	}
+	// Two services: one deployment.
+	apiSvc, err := c.m.Client.Service(c.ctx, "api", client.ReadOptions{})
+	if err != nil || web.UpdateStatus == nil || apiSvc.UpdateStatus == nil || web.UpdateStatus.Deployment == "" ||
+		web.UpdateStatus.Deployment != apiSvc.UpdateStatus.Deployment || web.SpecVersion != apiSvc.SpecVersion {
+		t.Errorf("after apply of web and api: update status %+v and %+v (%v); want one deployment for both", web.UpdateStatus, apiSvc.UpdateStatus, err)
+	}
 	before := c.versions()
 
 	r = c.must("apply", "-f", file)

@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/warren-edge/warren/daemons/api"
@@ -93,13 +94,9 @@ func Load(ctx context.Context, files []string, name string, o Options) (*Stack, 
 	if env == nil {
 		env = os.Environ()
 	}
-	opts := func(extra ...cli.ProjectOptionsFn) (*cli.ProjectOptions, error) {
-		fns := append([]cli.ProjectOptionsFn{cli.WithName(name), cli.WithWorkingDirectory(dir), cli.WithEnv(env), cli.WithEnvFiles(), cli.WithDotEnv}, extra...)
-		return cli.NewProjectOptions(files, fns...)
-	}
 	notes := captureLoaderLog()
 	defer notes.stop()
-	po, err := opts()
+	po, err := cli.NewProjectOptions(files, cli.WithName(name), cli.WithWorkingDirectory(dir), cli.WithEnv(env), cli.WithEnvFiles(), cli.WithDotEnv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -108,12 +105,17 @@ func Load(ctx context.Context, files []string, name string, o Options) (*Stack, 
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	// The model, without the loader's normalisation (which adds names and
-	// networks no one wrote), says which keys were set.
-	mo, err := opts(cli.WithNormalization(false))
+	// networks no one wrote), says which keys were set. (Not through
+	// LoadModel: it interpolates without the environment.)
+	details, err := po.ReadConfigFiles(ctx, dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	model, err := mo.LoadModel(ctx)
+	details.Environment = po.Environment
+	model, err := loader.LoadModelWithContext(ctx, *details, func(o *loader.Options) {
+		o.SetProjectName(name, true)
+		o.SkipNormalization = true
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

@@ -200,3 +200,21 @@ func TestProblemsAreNamed(t *testing.T) {
 		}
 	}
 }
+
+// A variable the file requires comes from the environment; one that is
+// not set is a note, in the loader's words.
+func TestVariables(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "compose.yml")
+	os.WriteFile(f, []byte("services:\n  web:\n    image: localhost/web:${TAG:?set TAG}\n    environment:\n      - MODE=${MODE}\n"), 0o644)
+	st, err := Load(context.Background(), []string{f}, "shop", Options{Environ: []string{"TAG=3"}})
+	if err != nil {
+		t.Fatalf("Load with TAG=3: %v", err)
+	}
+	if web := find(st, "shop-web"); web.Image != "localhost/web:3" || len(st.Notes) != 1 || !strings.Contains(st.Notes[0], `"MODE" variable is not set`) {
+		t.Errorf("Load with TAG=3: image %s, notes %q; want web:3 and a note that MODE is not set", web.Image, st.Notes)
+	}
+	if _, err := Load(context.Background(), []string{f}, "shop", Options{Environ: []string{}}); err == nil || !strings.Contains(err.Error(), "set TAG") {
+		t.Errorf("Load without TAG = %v; want the file's message, set TAG", err)
+	}
+}

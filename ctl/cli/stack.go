@@ -98,10 +98,17 @@ create and update do; -d returns at once.`,
 			if err != nil {
 				return err
 			}
-			if err := s.stackObjects(cmd, c, st, dryRun); err != nil {
+			toMake, err := s.stackObjects(cmd, c, st, dryRun)
+			if err != nil {
 				return err
 			}
 			req := api.DeploymentRequest{Name: name, Services: st.Services, Prune: prune}
+			if dryRun && len(toMake) > 0 {
+				// The manager refuses a spec that uses what does not
+				// exist yet: its dry run checks the specs without them.
+				req.Services = withoutMissing(st.Services, toMake)
+				s.progressf("dry run: the manager checks the services without what the deploy would create first")
+			}
 			var d *api.Deployment
 			if dryRun {
 				d, err = c.DeployDryRun(ctx, req)
@@ -150,14 +157,15 @@ create and update do; -d returns at once.`,
 }
 
 // stackObjects makes the secrets, configs and volumes of the stack that
-// are missing, after checking that the external ones exist.
-func (s *session) stackObjects(cmd *cobra.Command, c *client.Client, st *compose.Stack, dryRun bool) error {
+// are missing, after checking that the external ones exist, and returns
+// what it made (on a dry run: would make), by kind and name.
+func (s *session) stackObjects(cmd *cobra.Command, c *client.Client, st *compose.Stack, dryRun bool) (map[string]map[string]bool, error) {
 	ctx := cmd.Context()
 	have := map[string]map[string]bool{api.KindSecret: {}, api.KindConfig: {}, api.KindVolume: {}}
 	if len(st.Secrets) > 0 {
 		items, err := c.Secrets(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, it := range items {
 			have[api.KindSecret][it.Spec.Name] = true
@@ -166,7 +174,7 @@ func (s *session) stackObjects(cmd *cobra.Command, c *client.Client, st *compose
 	if len(st.Configs) > 0 {
 		items, err := c.Configs(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, it := range items {
 			have[api.KindConfig][it.Spec.Name] = true
@@ -175,7 +183,7 @@ func (s *session) stackObjects(cmd *cobra.Command, c *client.Client, st *compose
 	if len(st.Volumes) > 0 {
 		vols, err := c.Volumes(ctx, client.ReadOptions{})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, v := range vols {
 			have[api.KindVolume][v.Spec.Name] = true
@@ -202,13 +210,18 @@ func (s *session) stackObjects(cmd *cobra.Command, c *client.Client, st *compose
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("stack %s uses what does not exist: %s\nNothing was deployed: create them first (warrenctl secret create, config create, volume create)", st.Name, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("stack %s uses what does not exist: %s\nNothing was deployed: create them first (warrenctl secret create, config create, volume create)", st.Name, strings.Join(missing, ", "))
 	}
 	labels := map[string]string{api.LabelStack: st.Name}
+	made := map[string]map[string]bool{}
 	for _, o := range objs {
 		if o.external || have[o.kind][o.name] {
 			continue
 		}
+		if made[o.kind] == nil {
+			made[o.kind] = map[string]bool{}
+		}
+		made[o.kind][o.name] = true
 		if dryRun {
 			fmt.Fprintf(s.out(), "%s/%s created (dry run)\n", o.kind, o.name)
 			continue
@@ -224,11 +237,29 @@ func (s *session) stackObjects(cmd *cobra.Command, c *client.Client, st *compose
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("stack %s: create %s %s: %w", st.Name, o.kind, o.name, err)
+			return nil, fmt.Errorf("stack %s: create %s %s: %w", st.Name, o.kind, o.name, err)
 		}
 		fmt.Fprintf(s.out(), "%s/%s created\n", o.kind, o.name)
 	}
-	return nil
+	return made, nil
+}
+
+// withoutMissing is specs without the secrets, configs and volume mounts
+// named in missing (by kind).
+func withoutMissing(specs []api.ServiceSpec, missing map[string]map[string]bool) []api.ServiceSpec {
+	out := make([]api.ServiceSpec, len(specs))
+	for i, sp := range specs {
+		drop := func(kind string) func(api.FileRef) bool {
+			return func(r api.FileRef) bool { return missing[kind][r.Name] }
+		}
+		sp.Secrets = slices.DeleteFunc(slices.Clone(sp.Secrets), drop(api.KindSecret))
+		sp.Configs = slices.DeleteFunc(slices.Clone(sp.Configs), drop(api.KindConfig))
+		sp.Mounts = slices.DeleteFunc(slices.Clone(sp.Mounts), func(m api.Mount) bool {
+			return m.Type == api.MountVolume && missing[api.KindVolume][m.Source]
+		})
+		out[i] = sp
+	}
+	return out
 }
 
 // stackServices lists the services of stack name (all stacks if "").

@@ -44,6 +44,20 @@ func TestStackDeployLifecycle(t *testing.T) {
 		t.Errorf("a refused stack deploy made services %v", v)
 	}
 
+	// A dry run of a new stack: what would be made, and nothing made.
+	r = c.must("stack", "deploy", "--dry-run", "-c", file, "shop")
+	for _, want := range []string{"secret/shop-token created (dry run)\n", "volume/shop-data created (dry run)\n", "service/shop-web created (dry run)\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stack deploy --dry-run printed:\n%s\nwant a line %q", r.stdout, want)
+		}
+	}
+	if v := c.versions(); len(v) != 0 {
+		t.Errorf("a dry run made services %v", v)
+	}
+	if secrets, _ := c.m.Client.Secrets(c.ctx); len(secrets) != 0 {
+		t.Errorf("a dry run made secrets %v", secrets)
+	}
+
 	r = c.must("stack", "deploy", "-d", "-c", file, "shop")
 	for _, want := range []string{"secret/shop-token created\n", "volume/shop-data created\n", "service/shop-db created\n", "service/shop-web created\n"} {
 		if !strings.Contains(r.stdout, want) {

@@ -116,12 +116,12 @@ func (s *Server) deploymentSpecs(body *deploymentBody) ([]api.ServiceSpec, error
 // that of the first problem (invalid, or a conflict or a missing secret
 // found against the state).
 func refused(name string, fields []api.FieldError, code string) error {
-	what := "the deployment"
+	msg := "the deployment was refused, nothing was changed:"
 	if name != "" {
-		what = "stack " + name
+		msg = "stack " + name + " was not deployed, nothing was changed:"
 	}
 	// The fields follow the message, one a line (api.Error.Error).
-	return &api.Error{Code: code, Message: what + " was not deployed, nothing was changed:", Fields: fields}
+	return &api.Error{Code: code, Message: msg, Fields: fields}
 }
 
 // deployOnce plans the deployment against the local state and commits it.
@@ -161,7 +161,11 @@ func (s *Server) deployOnce(ctx context.Context, body *deploymentBody, specs []a
 			if len(fields) == 0 {
 				code = errCode(err)
 			}
-			fields = append(fields, api.FieldError{Field: "services." + spec.Name, Message: err.Error()})
+			field := "services." + spec.Name
+			if spec.Name == "" {
+				field = fmt.Sprintf("services[%d]", i)
+			}
+			fields = append(fields, api.FieldError{Field: field, Message: err.Error()})
 			continue
 		}
 		item := api.DeploymentService{Name: spec.Name}

@@ -49,7 +49,12 @@ differs, and left alone otherwise; one line says which:
 service/NAME created, configured or unchanged. Applying the same files
 twice changes nothing the second time. Services not in the files are
 left alone. apply does not wait for the tasks: watch them with
-warrenctl service ps.`,
+warrenctl service ps.
+
+Several services are applied as one deployment: the manager changes all
+of them in one step or none, and if the update of one of them fails and
+rolls back (updateConfig.failureAction: rollback), the others it
+updated roll back with it.`,
 		Example: `  warrenctl apply -f web.yaml
   warrenctl apply -f stack/ --dry-run
   cat web.yaml | warrenctl apply -f -
@@ -129,6 +134,9 @@ A file:
 			if len(problems) > 0 {
 				return nothingApplied(problems)
 			}
+			if !dryRun && len(steps) > 1 {
+				return s.applyDeployment(cmd, c, steps)
+			}
 			var errs multiError
 			for _, st := range steps {
 				name := st.doc.Spec.Name
@@ -153,6 +161,28 @@ A file:
 	cmd.MarkFlagFilename("filename", "yaml", "yml")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check everything and show what would change, and change nothing")
 	return cmd
+}
+
+// applyDeployment makes the planned changes as one deployment, all or
+// nothing, and prints a line per service as applyOne's callers do.
+func (s *session) applyDeployment(cmd *cobra.Command, c *client.Client, steps []applyStep) error {
+	req := api.DeploymentRequest{}
+	for _, st := range steps {
+		req.Services = append(req.Services, st.doc.Spec)
+	}
+	d, err := c.Deploy(cmd.Context(), req)
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	did := map[string]string{}
+	for _, it := range d.Services {
+		did[it.Name] = it.Action
+	}
+	words := map[string]string{api.DeployCreated: "created", api.DeployUpdated: "configured", api.DeployUnchanged: "unchanged"}
+	for _, st := range steps {
+		fmt.Fprintf(s.out(), "service/%s %s\n", st.doc.Spec.Name, words[did[st.doc.Spec.Name]])
+	}
+	return nil
 }
 
 // applyOne makes one planned change. An update that meets a newer version

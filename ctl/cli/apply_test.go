@@ -3,9 +3,12 @@ package cli_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 )
 
@@ -35,10 +38,25 @@ func writeFile(t *testing.T, dir, name, text string) string {
 	return p
 }
 
+// versions is each service's version once no rollout is under way: the
+// orchestrator's write that ends a rollout moves a version too (a
+// service created by a deployment has one, for its first tasks).
 func (c *cluster) versions() map[string]uint64 {
-	svcs, err := c.m.Client.Services(c.ctx, client.ReadOptions{})
-	if err != nil {
-		c.t.Fatal(err)
+	var svcs []api.Service
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var err error
+		svcs, err = c.m.Client.Services(c.ctx, client.ReadOptions{})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		busy := slices.ContainsFunc(svcs, func(s api.Service) bool {
+			return s.UpdateStatus != nil && (s.UpdateStatus.State == api.UpdateUpdating || s.UpdateStatus.State == api.UpdateRollingBack)
+		})
+		if !busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	v := map[string]uint64{}
 	for _, s := range svcs {
@@ -59,6 +77,13 @@ func TestApplyCreatesThenLeavesAlone(t *testing.T) {
 	web, err := c.m.Client.Service(c.ctx, "web", client.ReadOptions{})
 	if err != nil || web.Spec.Replicas != 1 || web.Spec.Ports[0].Published != 8080 {
 		t.Fatalf("after apply, web is %+v (%v); want 1 replica (the default) publishing 8080", web, err)
+	}
+	// Two services: one deployment, one Raft entry. (The deployment's ID
+	// is not checked: the orchestrator may have finished the services'
+	// rollout already, and its status does not keep the ID.)
+	apiSvc, err := c.m.Client.Service(c.ctx, "api", client.ReadOptions{})
+	if err != nil || web.SpecVersion != apiSvc.SpecVersion {
+		t.Errorf("after apply of web and api: spec versions %d and %d (%v); want one deployment, one entry, for both", web.SpecVersion, apiSvc.SpecVersion, err)
 	}
 	before := c.versions()
 

@@ -99,6 +99,8 @@ func (m *Manager) routeTable() []route {
 		{"POST /v1/services/{ref}/rollback", writers, onLeader, c.RollbackService},
 		{"POST /v1/services/{ref}/promote", writers, onLeader, c.PromoteService},
 		{"DELETE /v1/services/{ref}", writers, onLeader, c.DeleteService},
+		// Several services created, updated and removed as one (a stack).
+		{"POST /v1/deployments", writers, onLeader, c.Deploy},
 		// A service's logs: its tasks' logs, each read on its own node
 		// (GET /v1/tasks/{ref}/logs there), merged here.
 		{"GET /v1/services/{ref}/logs", readers, here, c.ServiceLogs},

@@ -46,7 +46,8 @@ const (
 	// CmdEvent records an event no change of state stands for (an exec,
 	// events.go); the others are derived by the FSM.
 	CmdEvent CommandType = 28
-	// 29: deployments (CmdDeploy).
+	// CmdDeploy applies a deployment: several services, all or nothing.
+	CmdDeploy         CommandType = 29
 	CmdServicePromote CommandType = 30
 )
 
@@ -63,6 +64,7 @@ var commandNames = map[CommandType]string{
 	CmdConfigPut: "config-put", CmdConfigRemove: "config-remove",
 	CmdServicePromote: "service-promote",
 	CmdEvent:          "event",
+	CmdDeploy:         "deploy",
 }
 
 func (t CommandType) String() string {

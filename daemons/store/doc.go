@@ -6,7 +6,9 @@
 // payload, from an append-only list. The FSM applies a batch of committed
 // Raft log entries in one bbolt transaction; each command checks everything
 // before it writes anything, so a refused command leaves no trace while the
-// rest of its batch still applies. Decoding failures are bugs and panic;
+// rest of its batch still applies (a deployment, which applies several
+// service writes, puts back what its earlier ones wrote when a later one
+// is refused: apply_deploy.go). Decoding failures are bugs and panic;
 // state errors (name taken, version moved on) are returned to the caller of
 // raft.Apply as an *api.Error.
 //

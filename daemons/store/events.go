@@ -283,6 +283,10 @@ func (w *wtx) hostname(id string) string {
 // emit stores ev with the next seq and drops what retention no longer
 // keeps.
 func (w *wtx) emit(ev api.ClusterEvent) {
+	if w.held != nil {
+		*w.held = append(*w.held, ev)
+		return
+	}
 	meta, b := w.tx.Bucket(bMeta), w.tx.Bucket(bEvents)
 	var seq uint64
 	if v := meta.Get(kEventSeq); len(v) == 8 {

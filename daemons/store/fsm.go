@@ -76,6 +76,7 @@ var appliers = map[CommandType]applyFunc{
 	CmdConfigPut:      decoded(applyConfigPut),
 	CmdConfigRemove:   decoded(applyConfigRemove),
 	CmdEvent:          decoded(applyEvent),
+	CmdDeploy:         decoded(applyDeploy),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers
@@ -337,6 +338,9 @@ type wtx struct {
 	events []string
 	// hosts caches nodes' hostnames for the events of this batch.
 	hosts map[string]string
+	// held, while not nil, keeps the events derived instead of storing
+	// them: a deployment stores them only if it is applied (applyDeploy).
+	held *[]api.ClusterEvent
 }
 
 func (w *wtx) view() *View { return &View{tx: w.tx} }

@@ -8,18 +8,6 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 )
 
-func (h *harness) service(id string) *api.Service {
-	h.t.Helper()
-	var s *api.Service
-	h.view(func(v *View) {
-		var err error
-		if s, err = v.Service(id); err != nil {
-			h.t.Fatal(err)
-		}
-	})
-	return s
-}
-
 // TestAutoRollback: a plan's rollback returns the service to its previous
 // spec, keeps the tasks the update never reached (SameAsVersions), and is
 // dropped if an operator updated the service since the plan was made. A

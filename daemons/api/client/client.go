@@ -431,6 +431,19 @@ func (c *Client) RemoveService(ctx context.Context, ref string, version uint64) 
 	return c.do(ctx, http.MethodDelete, "/v1/services/"+esc(ref)+versionQuery(version, ""), nil, nil)
 }
 
+// Deploy creates, updates and (with req.Prune) removes services as one
+// deployment, all or nothing.
+func (c *Client) Deploy(ctx context.Context, req api.DeploymentRequest) (*api.Deployment, error) {
+	var out api.Deployment
+	return &out, c.do(ctx, http.MethodPost, "/v1/deployments", req, &out)
+}
+
+// DeployDryRun says what Deploy would do, and changes nothing.
+func (c *Client) DeployDryRun(ctx context.Context, req api.DeploymentRequest) (*api.Deployment, error) {
+	var out api.Deployment
+	return &out, c.do(ctx, http.MethodPost, "/v1/deployments?dry-run", req, &out)
+}
+
 // TaskQuery selects tasks; empty fields select all.
 type TaskQuery struct {
 	Service string // name, ID or prefix

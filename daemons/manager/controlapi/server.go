@@ -104,7 +104,7 @@ func (s *Server) isWorker() bool { return s.raft == nil }
 type Handlers struct {
 	Info, Health                                                         http.HandlerFunc
 	ListServices, CreateService, GetService, UpdateService, ScaleService http.HandlerFunc
-	RollbackService, DeleteService                                       http.HandlerFunc
+	RollbackService, DeleteService, Deploy                               http.HandlerFunc
 	PromoteService                                                       http.HandlerFunc
 	ListTasks, GetTask, TaskStatus                                       http.HandlerFunc
 	NodeJournal, PostNodeJournal                                         http.HandlerFunc
@@ -135,8 +135,8 @@ func (s *Server) Handlers() Handlers {
 		Info: s.getInfo, Health: s.getHealth,
 		ListServices: s.listServices, CreateService: s.createService, GetService: s.getService,
 		UpdateService: s.updateService, ScaleService: s.scaleService, RollbackService: s.rollbackService, PromoteService: s.promoteService,
-		DeleteService: s.deleteService,
-		ListTasks:     s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
+		DeleteService: s.deleteService, Deploy: s.deploy,
+		ListTasks: s.listTasks, GetTask: s.getTask, TaskStatus: s.postTaskStatus,
 		NodeJournal: s.getNodeJournal, PostNodeJournal: s.postNodeJournal,
 		ListVolumes: s.listVolumes, CreateVolume: s.createVolume, GetVolume: s.getVolume, DeleteVolume: s.deleteVolume,
 		ListNodes: s.listNodes, GetNode: s.getNode, UpdateNodeSpec: s.updateNodeSpec, DeleteNode: s.deleteNode,

@@ -21,6 +21,12 @@ func decodeSpec(w http.ResponseWriter, r *http.Request, spec *api.ServiceSpec) e
 	if err := httpx.Decode(w, r, &raw); err != nil {
 		return err
 	}
+	return unmarshalSpec(raw, spec)
+}
+
+// unmarshalSpec reads one spec's JSON (a body, or one service of a
+// deployment), strictly, with decodeSpec's default of replicas.
+func unmarshalSpec(raw json.RawMessage, spec *api.ServiceSpec) error {
 	if err := httpx.Unmarshal(raw, spec); err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ var sections = []section{
 	{"mesh", benchMesh},
 	{"ha", benchHA},
 	{"fleet", benchFleet},
+	{"rollout", benchRollout},
 	{"offline", benchOffline},
 	{"appliance", benchAppliance},
 	{"scheduler", benchScheduler},

@@ -36,6 +36,7 @@ var sections = []section{
 	{"mesh", benchMesh},
 	{"ha", benchHA},
 	{"fleet", benchFleet},
+	{"rollout", benchRollout},
 	{"offline", benchOffline},
 	{"appliance", benchAppliance},
 	{"scheduler", benchScheduler},

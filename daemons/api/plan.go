@@ -39,4 +39,9 @@ type TaskChange struct {
 	State   TaskState `json:"state,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Err     string    `json:"err,omitempty"`
+	// Standby, if set, puts the task on standby or back in service
+	// (Task.Standby), with KeepUntil; the changes of one plan apply
+	// together, which is how a blue/green update switches in one step.
+	Standby   *bool     `json:"standby,omitempty"`
+	KeepUntil time.Time `json:"keepUntil,omitzero"`
 }

@@ -85,6 +85,13 @@ type Task struct {
 	// DesiredState is written by the manager: running, shutdown or remove.
 	DesiredState TaskState  `json:"desiredState" yaml:"desiredState"`
 	Status       TaskStatus `json:"status" yaml:"status"`
+	// Standby marks a task that runs but gets no traffic (Serving): the
+	// new set of a blue/green update before its switch, and the old set
+	// after it, until KeepUntil.
+	Standby bool `json:"standby,omitempty" yaml:"standby,omitempty"`
+	// KeepUntil is when a set switched away from by a blue/green update
+	// is stopped; until then a rollback switches back to it at once.
+	KeepUntil time.Time `json:"keepUntil,omitzero" yaml:"keepUntil,omitempty"`
 }
 
 // TaskStatus is the observed state of a task, written by its node's agent
@@ -156,11 +163,11 @@ func (t *Task) RunningAddr() netip.Addr {
 
 // Serving says whether a task should get traffic: warren-dns answers it
 // under its service's name and ingress ports balance over it. It runs, is
-// meant to, has an address, and is not failing or still starting its
-// health check (Health "" means the service has no check, or the agent did
-// not report one: it counts as healthy).
+// meant to, is not on standby, has an address, and is not failing or
+// still starting its health check (Health "" means the service has no
+// check, or the agent did not report one: it counts as healthy).
 func (t *Task) Serving() bool {
-	if t.DesiredState != TaskRunning || !t.RunningAddr().IsValid() {
+	if t.DesiredState != TaskRunning || t.Standby || !t.RunningAddr().IsValid() {
 		return false
 	}
 	if t.Spec.HealthCheck != nil {

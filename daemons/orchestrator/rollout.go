@@ -198,8 +198,11 @@ func (u *rollout) judge(s *api.Service, slots int, progressAt time.Time, monitor
 	}
 	// A failed canary or wave rolls back whatever the failure action:
 	// rolling back what was tried is what they are for.
+	// A service a deployment created has no previous spec, but the
+	// deployment's other services do (store autoRollback).
 	staged := u.canary != nil || (len(u.cfg.Waves) > 0 && s.Spec.IsGlobal())
-	if (u.cfg.FailureAction == api.FailureRollback || staged) && !s.Rolling() && s.PreviousSpec != nil {
+	created := s.PreviousSpec == nil && s.UpdateStatus != nil && s.UpdateStatus.Deployment != ""
+	if (u.cfg.FailureAction == api.FailureRollback || staged) && !s.Rolling() && (s.PreviousSpec != nil || created) {
 		u.rollback = true
 		return
 	}

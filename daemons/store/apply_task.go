@@ -84,6 +84,10 @@ func applyTaskPlan(w *wtx, c *api.TaskPlan) any {
 				changed = true
 			}
 		}
+		if ch.Standby != nil && (t.Standby != *ch.Standby || !t.KeepUntil.Equal(ch.KeepUntil)) {
+			t.Standby, t.KeepUntil = *ch.Standby, ch.KeepUntil
+			changed = true
+		}
 		if changed {
 			t.UpdatedAt = c.At
 			w.putTask(&prev, t)

@@ -121,9 +121,9 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		"offline-restart":         {api.OfflineRestartLocal, api.OfflineRestartWait},
 		"offline-reconnect":       {api.OnReconnectKeep, api.OnReconnectReplace},
 		"update-failure-action":   {api.FailurePause, api.FailureContinue, api.FailureRollback},
-		"update-order":            {api.OrderStopFirst, api.OrderStartFirst},
+		"update-order":            {api.OrderStopFirst, api.OrderStartFirst, api.OrderBlueGreen},
 		"rollback-failure-action": {api.FailurePause, api.FailureContinue},
-		"rollback-order":          {api.OrderStopFirst, api.OrderStartFirst},
+		"rollback-order":          {api.OrderStopFirst, api.OrderStartFirst, api.OrderBlueGreen},
 	} {
 		cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 	}
@@ -405,6 +405,7 @@ type policyFlags struct {
 	canaryFor         time.Duration
 	autoPromote       bool
 	waves             []string
+	keepOld           time.Duration // --keep-old, the update's only
 }
 
 // policyFlagNames are the names after "update-" or "rollback-";
@@ -423,7 +424,8 @@ func (p *policyFlags) register(cmd *cobra.Command, prefix string) {
 		fs.StringVar(&p.failureAction, "update-failure-action", "", "when an update fails: pause (default), continue or rollback (to the previous spec, by the rollback policy)")
 		fs.DurationVar(&p.monitor, "update-monitor", 0, monitor)
 		fs.Float64Var(&p.maxFailureRatio, "update-max-failure-ratio", 0, "share of failed task updates tolerated, 0 to 1")
-		fs.StringVar(&p.order, "update-order", "", "stop-first (default) or start-first")
+		fs.StringVar(&p.order, "update-order", "", "stop-first (default), start-first, or blue-green (a whole new set on standby, then traffic moves to it in one step once every new task passed the monitor)")
+		fs.DurationVar(&p.keepOld, "keep-old", 0, "with --update-order blue-green: how long the old set stays running on standby after the switch, so that a rollback switches back at once (default 10m)")
 		fs.DurationVar(&p.deadline, "update-progress-deadline", 0, "fail the update when no task was updated for this long (default 10m); --update-failure-action says what follows")
 		fs.StringVar(&p.canary, "update-canary", "", `start N (or P%) tasks of the new spec beside the old set first; promote them with "warrenctl service promote" (or --update-auto-promote); a failed canary rolls back ("" turns canaries off)`)
 		fs.DurationVar(&p.canaryFor, "update-canary-healthy-for", 0, "how long the canaries must run healthy before they can be promoted (default: the monitor)")
@@ -440,11 +442,14 @@ func (p *policyFlags) register(cmd *cobra.Command, prefix string) {
 	fs.StringVar(&p.failureAction, "rollback-failure-action", "", "when a rollback fails: pause (default) or continue")
 	fs.DurationVar(&p.monitor, "rollback-monitor", 0, strings.Replace(monitor, "default 5s", "default as the update policy, else 5s", 1))
 	fs.Float64Var(&p.maxFailureRatio, "rollback-max-failure-ratio", 0, "share of failed task updates tolerated in a rollback, 0 to 1"+asUpdate)
-	fs.StringVar(&p.order, "rollback-order", "", "stop-first or start-first"+asUpdate)
+	fs.StringVar(&p.order, "rollback-order", "", "stop-first, start-first or blue-green"+asUpdate)
 }
 
 // given says whether any flag of the policy is on the command line.
 func (p *policyFlags) given(set func(string) bool, prefix string) bool {
+	if prefix == "update" && set("keep-old") {
+		return true
+	}
 	return slices.ContainsFunc(policyFlagNames, func(n string) bool { return set(prefix + "-" + n) })
 }
 
@@ -486,6 +491,9 @@ func (p *policyFlags) apply(set func(string) bool, prefix string, uc *api.Update
 	}
 	if set(prefix + "-wave-label") {
 		uc.WaveLabel = p.waveLabel
+	}
+	if prefix == "update" && set("keep-old") {
+		uc.KeepOld = api.Duration(p.keepOld)
 	}
 }
 

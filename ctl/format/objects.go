@@ -141,7 +141,12 @@ func TaskTable(w io.Writer, tasks []api.Task, hostnames map[string]string, now t
 			// What the node did on its own while cut off (api.OfflineRun).
 			state += " (" + o + ")"
 		}
-		rows = append(rows, []string{id, name, image, node, Title(string(t.DesiredState)), state, errText})
+		desired := Title(string(t.DesiredState))
+		if t.Standby && t.DesiredState == api.TaskRunning {
+			// A blue/green set that gets no traffic (api.Task.Standby).
+			desired += " (standby)"
+		}
+		rows = append(rows, []string{id, name, image, node, desired, state, errText})
 	}
 	return WriteTable(w, []string{"ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"}, rows)
 }

@@ -253,6 +253,9 @@ func policy(p *pretty, u api.UpdateConfig, hc *api.HealthCheck) {
 	p.kv(1, "Monitoring Period", monitor)
 	p.kv(1, "Max failure ratio", u.MaxFailureRatio)
 	p.kv(1, "Update order", orDefault(u.Order, api.OrderStopFirst))
+	if u.Order == api.OrderBlueGreen {
+		p.kv(1, "Keep old set", api.Duration(u.EffectiveKeepOld()))
+	}
 	p.kv(1, "Progress deadline", api.Duration(u.EffectiveDeadline()))
 	if u.Canary != "" {
 		c := u.Canary

@@ -295,6 +295,12 @@ const (
 
 	OrderStopFirst  = "stop-first"
 	OrderStartFirst = "start-first"
+	// OrderBlueGreen starts a whole new set on standby beside the old one;
+	// once every new task has passed the monitor, traffic (warren-dns and
+	// published ports) moves to the new set in one step, and the old set
+	// stays running on standby for KeepOld, so that a rollback moves it
+	// back in one step too.
+	OrderBlueGreen = "blue-green"
 )
 
 // UpdateConfig says how a changed spec rolls out over the tasks.
@@ -318,8 +324,12 @@ type UpdateConfig struct {
 	Monitor Duration `json:"monitor,omitempty" yaml:"monitor,omitempty"`
 	// MaxFailureRatio is the share of failed updates tolerated, 0 to 1.
 	MaxFailureRatio float64 `json:"maxFailureRatio,omitempty" yaml:"maxFailureRatio,omitempty"`
-	// Order is "stop-first" (the default) or "start-first".
+	// Order is "stop-first" (the default), "start-first" or "blue-green"
+	// (OrderBlueGreen).
 	Order string `json:"order,omitempty" yaml:"order,omitempty"`
+	// KeepOld is how long a blue/green update keeps the set it switched
+	// away from, running on standby (default 10m).
+	KeepOld Duration `json:"keepOld,omitempty" yaml:"keepOld,omitempty"`
 	// ProgressDeadline fails an update in which no slot was updated for
 	// this long (default 10m); the failure action follows.
 	ProgressDeadline Duration `json:"progressDeadline,omitempty" yaml:"progressDeadline,omitempty"`
@@ -451,6 +461,7 @@ const (
 	DefaultRestartDelay    = Duration(5e9)
 	DefaultUpdateMonitor   = Duration(5e9)
 	DefaultUpdateDeadline  = Duration(10 * 60e9)
+	DefaultKeepOld         = Duration(10 * 60e9)
 )
 
 // Seccomp modes (ServiceSpec.Seccomp).
@@ -610,6 +621,14 @@ func (u UpdateConfig) AsRollback() UpdateConfig {
 	u.Canary, u.CanaryHealthyFor, u.AutoPromote = "", 0, false
 	u.Waves, u.WaveLabel = nil, ""
 	return u
+}
+
+// EffectiveKeepOld is KeepOld with its default.
+func (u UpdateConfig) EffectiveKeepOld() time.Duration {
+	if u.KeepOld <= 0 {
+		return DefaultKeepOld.D()
+	}
+	return u.KeepOld.D()
 }
 
 // EffectiveDeadline is ProgressDeadline with its default.

@@ -256,6 +256,16 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	case len(u.Waves) > 0 && !s.IsGlobal():
 		fe.add("updateConfig.waves", "waves update a global service over nodes: a replicated service uses updateConfig.canary or parallelism")
 	}
+	if s.IsGlobal() {
+		// A device that is offline would hold the switch of the whole
+		// fleet: a global service updates node by node, or in waves.
+		if s.UpdateConfig.Order == OrderBlueGreen {
+			fe.add("updateConfig.order", "a global service cannot switch all its nodes in one step (an offline device would hold the switch): use start-first, with waves (--update-waves)")
+		}
+		if s.RollbackConfig != nil && s.RollbackConfig.Order == OrderBlueGreen {
+			fe.add("rollbackConfig.order", "a global service cannot switch all its nodes in one step: use start-first or stop-first")
+		}
+	}
 	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
 	if s.HealthCheck != nil {
 		validateHealth(&fe, *s.HealthCheck)
@@ -457,10 +467,18 @@ func validateUpdate(fe *fieldErrs, f string, u UpdateConfig, rollback bool) {
 	default:
 		fe.add(f+".failureAction", "%q is not an action: use pause, continue or rollback", u.FailureAction)
 	}
+	validateDuration(fe, f+".keepOld", u.KeepOld)
 	switch u.Order {
 	case "", OrderStopFirst, OrderStartFirst:
+		if u.KeepOld != 0 {
+			fe.add(f+".keepOld", "keepOld is how long a blue/green update keeps the old set: set order blue-green too (--update-order blue-green)")
+		}
+	case OrderBlueGreen:
+		if u.Canary != "" || len(u.Waves) > 0 {
+			fe.add(f+".order", "a blue/green update switches the whole set at once: it has no canaries or waves (use start-first with them)")
+		}
 	default:
-		fe.add(f+".order", "%q is not an order: use stop-first or start-first", u.Order)
+		fe.add(f+".order", "%q is not an order: use stop-first, start-first or blue-green", u.Order)
 	}
 	if !(u.MaxFailureRatio >= 0 && u.MaxFailureRatio <= 1) { // also NaN
 		fe.add(f+".maxFailureRatio", "%v is not between 0 and 1", u.MaxFailureRatio)

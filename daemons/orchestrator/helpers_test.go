@@ -219,6 +219,9 @@ func render(p api.TaskPlan) []string {
 		if c.Status.Err != "" {
 			fmt.Fprintf(&b, " err=%q", c.Status.Err)
 		}
+		if c.Standby {
+			b.WriteString(" standby")
+		}
 		out = append(out, b.String())
 	}
 	for _, c := range p.Updates {
@@ -234,6 +237,15 @@ func render(p api.TaskPlan) []string {
 		}
 		if c.Err != "" {
 			s += fmt.Sprintf(" err=%q", c.Err)
+		}
+		switch {
+		case c.Standby == nil:
+		case *c.Standby && !c.KeepUntil.IsZero():
+			s += " standby until " + rel(c.KeepUntil)
+		case *c.Standby:
+			s += " standby"
+		default:
+			s += " serving"
 		}
 		out = append(out, s)
 	}

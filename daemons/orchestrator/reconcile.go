@@ -339,9 +339,20 @@ func eligibleGlobal(n *api.Node, s *api.ServiceSpec) bool {
 func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 	var live []*api.Task
 	for _, t := range ts {
-		if r.live(t) {
-			live = append(live, t)
+		if !r.live(t) {
+			continue
 		}
+		if t.Standby && !s.IsCurrent(t) {
+			r.standbyOld(t, u)
+			continue
+		}
+		if t.Standby && !u.blueGreen {
+			r.setStandby(t, false, time.Time{}) // its set is current, and no switch waits
+		}
+		live = append(live, t)
+	}
+	if u.blueGreen && u.blueGreenSlot(r, s, k, live) {
+		return
 	}
 	if len(live) > 1 && u.canary[k] {
 		return // a canary beside its old task, until promoted
@@ -370,15 +381,17 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 	}
 	// A slot whose last task was made from another spec (a rollback
 	// returned from it) is refilled whatever the restart policy says.
+	// During a blue/green update it waits on standby for the switch.
+	standby := u.blueGreen && !u.switching
 	if last == nil || r.desired(last) != api.TaskRunning || r.state(last) == api.TaskOrphaned || !s.IsCurrent(last) {
-		r.create(s, k, last, false)
+		r.create(s, k, last, false, standby)
 		return
 	}
 	if !r.mayRestart(s, last) {
 		return
 	}
 	r.stop(last, api.TaskShutdown, "replaced")
-	r.create(s, k, last, true)
+	r.create(s, k, last, true, standby)
 }
 
 // dedupe keeps one task per slot: an up-to-date running task wins, then,
@@ -461,7 +474,7 @@ func (r *reconciler) mayRestart(s *api.Service, last *api.Task) bool {
 
 // create adds a new task to the slot. After a restart it carries the
 // attempt and window counts forward.
-func (r *reconciler) create(s *api.Service, k key, last *api.Task, restart bool) {
+func (r *reconciler) create(s *api.Service, k key, last *api.Task, restart, standby bool) {
 	t := api.Task{
 		Meta:         api.Meta{ID: r.opts.NewID()},
 		ServiceID:    s.ID,
@@ -472,6 +485,7 @@ func (r *reconciler) create(s *api.Service, k key, last *api.Task, restart bool)
 		SpecVersion:  s.SpecVersion,
 		DesiredState: api.TaskRunning,
 		Status:       api.TaskStatus{State: api.TaskNew, Timestamp: r.in.Now, Message: "created"},
+		Standby:      standby,
 	}
 	if restart {
 		c := s.Spec.RestartPolicy.Next(last.Count(), last.Status.StartedAt, last.Status.Timestamp, r.in.Now)

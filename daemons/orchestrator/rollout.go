@@ -42,6 +42,10 @@ type rollout struct {
 	// canaries (api.Service.InCanary); they run old and new side by side.
 	canary map[key]bool
 	wave   int // the wave the update is in (1-based), with waves
+	// blueGreen: the update (or rollback) runs its new set on standby
+	// beside the old one (api.OrderBlueGreen); switching says this pass
+	// moves traffic to it, every slot's new task having settled.
+	blueGreen, switching bool
 }
 
 func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool, r *reconciler) *rollout {
@@ -51,6 +55,8 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 	u.active = st != nil && (st.State == UpdateUpdating || st.State == UpdateRollingBack)
 	u.paused = st != nil && st.State == UpdatePaused
 	u.order = sortedKeys(wanted)
+	u.blueGreen = cfg.Order == api.OrderBlueGreen && (u.active || u.paused)
+	needSwitch := false
 	waves := u.active && !s.Rolling() && len(cfg.Waves) > 0 && s.Spec.IsGlobal()
 	if waves && cfg.WaveLabel != "" {
 		u.order = r.byLabel(u.order, cfg.WaveLabel)
@@ -78,6 +84,12 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 		var oldLive, newLive, settled, failed bool
 		for _, t := range groups[k] {
 			current := s.IsCurrent(t)
+			if r.live(t) && t.Standby && !current {
+				continue // a set switched away from, or a failed blue/green set (slot)
+			}
+			if r.live(t) && (t.Standby == current) {
+				needSwitch = true // a new task on standby, or an old one serving
+			}
 			ofUpdate := current && !started.IsZero() && !t.CreatedAt.Before(started)
 			switch {
 			case r.live(t) && !current:
@@ -118,6 +130,8 @@ func newRollout(s *api.Service, groups map[key][]*api.Task, wanted map[key]bool,
 		}
 		u.judge(s, slots, progressAt, monitor, r)
 	}
+	// A blue/green update switches once every slot has a settled new task.
+	u.switching = u.blueGreen && u.active && !u.paused && !u.rollback && needSwitch && u.updated == len(wanted)
 	if u.outdated == 0 || u.paused || u.rollback {
 		return u
 	}
@@ -223,7 +237,7 @@ func (u *rollout) consider(r *reconciler, s *api.Service, k key, t *api.Task) {
 	if u.canary != nil {
 		// A canary starts beside the old task, which keeps serving.
 		if u.canary[k] && r.state(t) == api.TaskRunning {
-			r.create(s, k, nil, false)
+			r.create(s, k, nil, false, false)
 		}
 		return
 	}
@@ -236,7 +250,7 @@ func (u *rollout) consider(r *reconciler, s *api.Service, k key, t *api.Task) {
 	// Start-first keeps a running old task until its successor runs; an old
 	// task that never ran has nothing to keep.
 	if u.startFirst && r.state(t) == api.TaskRunning {
-		r.create(s, k, nil, false)
+		r.create(s, k, nil, false, false)
 		return
 	}
 	r.stop(t, api.TaskShutdown, "updating to the new spec")
@@ -257,6 +271,10 @@ func (u *rollout) finish(r *reconciler, s *api.Service) {
 		return
 	case u.paused:
 		next.State, next.Message = UpdatePaused, u.message
+	case u.switching:
+		keep := r.in.Now.Add(u.cfg.EffectiveKeepOld())
+		next.Message = fmt.Sprintf("traffic moved to the new set; the old set stays on standby until %s (warrenctl service rollback %s switches back at once)",
+			keep.UTC().Format(time.RFC3339), s.Spec.Name)
 	case u.canary != nil && u.updated >= len(u.canary):
 		if u.cfg.AutoPromote {
 			next.Promoted, next.Message = true, ""
@@ -310,4 +328,64 @@ func (r *reconciler) byLabel(keys []key, label string) []key {
 		return vi < vj
 	})
 	return out
+}
+
+// blueGreenSlot runs one slot of a blue/green update: a new task on
+// standby beside the old one, which keeps serving; at the switch, the new
+// one serves and the old one goes on standby, in the same plan for every
+// slot. A slot with no live task is refilled as any other (slot).
+func (u *rollout) blueGreenSlot(r *reconciler, s *api.Service, k key, live []*api.Task) bool {
+	if len(live) == 0 {
+		return false
+	}
+	var green, old []*api.Task
+	for _, t := range live {
+		if s.IsCurrent(t) {
+			green = append(green, t)
+		} else {
+			old = append(old, t)
+		}
+	}
+	if len(green) > 1 {
+		green = r.dedupe(s, green)
+	}
+	switch {
+	case u.switching:
+		for _, t := range green {
+			r.setStandby(t, false, time.Time{})
+		}
+		until := r.in.Now.Add(u.cfg.EffectiveKeepOld())
+		for _, t := range old {
+			r.setStandby(t, true, until)
+		}
+	case len(green) == 0 && u.active && !u.paused && !u.rollback:
+		r.create(s, k, nil, false, true)
+	}
+	return true
+}
+
+// standbyOld keeps a task of a set switched away from until its
+// KeepUntil, so that a rollback can switch back to it, and stops it then,
+// or when a new switch makes it older than the set kept. A task of a
+// blue/green set that never served (KeepUntil zero) stops at once.
+func (r *reconciler) standbyOld(t *api.Task, u *rollout) {
+	if !u.switching && !t.KeepUntil.IsZero() && r.in.Now.Before(t.KeepUntil) {
+		r.wakeAt(t.KeepUntil)
+		return
+	}
+	why := "the set it belonged to is no longer kept"
+	if t.KeepUntil.IsZero() {
+		why = "its blue/green update was abandoned"
+	}
+	r.stop(t, api.TaskShutdown, why)
+}
+
+// setStandby puts a task on standby (until: when to stop it) or back in
+// service.
+func (r *reconciler) setStandby(t *api.Task, on bool, until time.Time) {
+	if t.Standby == on && t.KeepUntil.Equal(until) {
+		return
+	}
+	c := r.change(t.ID)
+	c.Standby, c.KeepUntil = &on, until
 }

@@ -122,3 +122,85 @@ func TestReconcileWaves(t *testing.T) {
 		t.Errorf("after the first wave: status %+v, want wave 2", st)
 	}
 }
+
+// TestReconcileBlueGreen: a blue/green update starts a whole new set on
+// standby beside the old one, which keeps serving; once every new task
+// has passed its monitor, one plan moves traffic: the new set serves, the
+// old one goes on standby until keepOld, then stops. A rollback inside
+// keepOld switches back in one plan; a rollback before the switch stops
+// the new set, which never served.
+func TestReconcileBlueGreen(t *testing.T) {
+	cfg := api.UpdateConfig{Order: api.OrderBlueGreen, KeepOld: api.Duration(5 * minute), FailureAction: api.FailureRollback}
+	standby := func(until time.Time) func(*api.Task) {
+		return func(t *api.Task) { t.Standby, t.KeepUntil = true, until }
+	}
+	// greens: how many new tasks, and how long they have run.
+	build := func(greens int, ran time.Duration, switched bool, mods ...func(*api.Service)) orchestrator.Input {
+		svc := service("web", 3, append([]func(*api.Service){updating(cfg, ago(minute))}, mods...)...)
+		prev := svc.Spec
+		svc.PreviousSpec = &prev
+		var ts []*api.Task
+		for i := range 3 {
+			slot := uint64(i + 1)
+			id := string(rune('a' + i))
+			old := task(id+"-old", svc, slot, "n1", api.TaskRunning, specVersion(5))
+			if switched {
+				standby(t0.Add(5 * minute))(old)
+			}
+			ts = append(ts, old)
+			if i < greens {
+				nt := task(id+"-new", svc, slot, "n1", api.TaskRunning, created(ago(30*sec)), specVersion(10))
+				nt.Status.Timestamp = ago(ran)
+				nt.Standby = !switched
+				ts = append(ts, nt)
+			}
+		}
+		return in(t0, svcs(svc), ts, node("n1"))
+	}
+	deadline := t0.Add(9 * minute)
+	rollingBack := func(s *api.Service) {
+		s.SameAsVersions, s.SpecVersion = []uint64{5}, 11
+		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateRollingBack, SpecVersion: 11, StartedAt: t0.Format(time.RFC3339)}
+	}
+	runPlanCases(t, "Reconcile", orchestrator.Reconcile, []planCase{
+		{name: "the whole new set starts on standby, whatever the parallelism", in: func() orchestrator.Input { return build(0, 0, false) },
+			want: []string{"create new01 web.1 state=new standby", "create new02 web.2 state=new standby", "create new03 web.3 state=new standby"}, wake: deadline},
+		{name: "two new tasks of three: wait, the old set serves", in: func() orchestrator.Input { return build(2, 10*sec, false) },
+			want: []string{"create new01 web.3 state=new standby", "status web updating updated=2"}, wake: deadline},
+		{name: "every new task inside its monitor: wait", in: func() orchestrator.Input { return build(3, 2*sec, false) },
+			wake: t0.Add(3 * sec)},
+		{name: "every new task passed: switch in one plan", in: func() orchestrator.Input { return build(3, 10*sec, false) },
+			want: []string{"status web updating updated=3",
+				"update a-new serving", "update a-old standby until t0+5m0s", "update b-new serving", "update b-old standby until t0+5m0s",
+				"update c-new serving", "update c-old standby until t0+5m0s"}, wake: deadline},
+		{name: "switched: complete; the old set waits on standby", in: func() orchestrator.Input { return build(3, 10*sec, true) },
+			want: []string{"status web completed updated=3"}, wake: t0.Add(5 * minute)},
+		{name: "keepOld over: the old set stops", in: func() orchestrator.Input {
+			i := build(3, 10*sec, true)
+			i.Now = t0.Add(5 * minute)
+			return i
+		},
+			want: []string{"status web completed updated=3", "update a-old desired=shutdown", "update b-old desired=shutdown", "update c-old desired=shutdown"}},
+		{name: "a rollback inside keepOld switches back in one plan", in: func() orchestrator.Input {
+			i := build(3, 10*sec, true, rollingBack)
+			return i
+		},
+			want: []string{"status web rolling-back updated=3",
+				"update a-new standby until t0+5m0s", "update a-old serving", "update b-new standby until t0+5m0s", "update b-old serving",
+				"update c-new standby until t0+5m0s", "update c-old serving"}, wake: t0.Add(10 * minute)},
+		{name: "a rollback before the switch stops the new set, which never served", in: func() orchestrator.Input {
+			return build(3, 2*sec, false, rollingBack)
+		},
+			want: []string{"status web rolled-back updated=3", "update a-new desired=shutdown", "update b-new desired=shutdown", "update c-new desired=shutdown"}},
+		{name: "paused: the new set stays on standby", in: func() orchestrator.Input {
+			return build(3, 10*sec, false, func(s *api.Service) { s.UpdateStatus.State = api.UpdatePaused })
+		}},
+	})
+	// A failed new task fails the update before any switch.
+	i := build(3, 10*sec, false)
+	ended(api.TaskFailed, ago(sec), 1)(i.Tasks[5])
+	plan, _ := orchestrator.Reconcile(i, opts())
+	if len(plan.Rollbacks) != 1 || len(plan.Updates) != 0 {
+		t.Errorf("a failed new task: plan %v, want a rollback and no switch", render(plan))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,14 @@ type LoadResult struct {
 	failed   int
 	failures []HTTPFailure  // the first maxFailures
 	bodies   map[string]int // answers by body (the first maxBodies bodies)
+	answers  []HTTPAnswer   // the first maxAnswers answers
+}
+
+// HTTPAnswer is one successful request of an HTTPLoad: when it was sent
+// and what answered it.
+type HTTPAnswer struct {
+	Sent time.Time
+	Body string
 }
 
 // maxFailures is how many failures a LoadResult keeps, and maxBodies how
@@ -41,6 +50,7 @@ type LoadResult struct {
 const (
 	maxFailures = 20
 	maxBodies   = 100
+	maxAnswers  = 100000
 )
 
 // HTTPLoad sends GET url at rate requests per second until ctx ends, each
@@ -96,8 +106,12 @@ func (l *LoadResult) one(hc *http.Client, url string) {
 	defer l.mu.Unlock()
 	l.sent++
 	if fail == "" {
-		if b := strings.TrimSpace(string(body)); l.bodies[b] > 0 || len(l.bodies) < maxBodies {
+		b := strings.TrimSpace(string(body))
+		if l.bodies[b] > 0 || len(l.bodies) < maxBodies {
 			l.bodies[b]++
+		}
+		if len(l.answers) < maxAnswers {
+			l.answers = append(l.answers, HTTPAnswer{Sent: sent, Body: b})
 		}
 		return
 	}
@@ -141,6 +155,16 @@ func (l *LoadResult) Bodies() map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.bodies)
+}
+
+// Answers are the successful requests (up to 100,000), ordered by the
+// time they were sent.
+func (l *LoadResult) Answers() []HTTPAnswer {
+	l.mu.Lock()
+	out := append([]HTTPAnswer(nil), l.answers...)
+	l.mu.Unlock()
+	slices.SortFunc(out, func(a, b HTTPAnswer) int { return a.Sent.Compare(b.Sent) })
+	return out
 }
 
 // WebService is a service of n busybox httpd on the workers, for loads:

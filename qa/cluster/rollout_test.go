@@ -64,7 +64,7 @@ func waitUpdate(t *testing.T, ctx context.Context, m *Host, svc, state string, d
 			ts, _ := m.Client.Tasks(ctx, client.TaskQuery{Service: svc})
 			var b strings.Builder
 			for _, tk := range ts {
-				fmt.Fprintf(&b, "\n  %s v%d created %s desired=%s state=%s %s %s", tk.Name(), tk.SpecVersion, tk.CreatedAt.Format("15:04:05.000"), tk.DesiredState, tk.Status.State, tk.Status.Message, tk.Status.Err)
+				fmt.Fprintf(&b, "\n  %s v%d created %s desired=%s state=%s standby=%v %s %s", tk.Name(), tk.SpecVersion, tk.CreatedAt.Format("15:04:05.000"), tk.DesiredState, tk.Status.State, tk.Standby, tk.Status.Message, tk.Status.Err)
 			}
 			return fmt.Errorf("update status %+v (service at v%d, same as %v); tasks:%s", s.UpdateStatus, s.SpecVersion, s.SameAsVersions, b.String())
 		}

@@ -378,6 +378,9 @@ func (f *follower) slots(now time.Time) []slotLine {
 		case live != nil:
 			l.to = live.SpecVersion
 			l.state, l.detail = f.liveState(live, old, now, monitor, doneWord)
+			if live.Standby && live.Status.State == api.TaskRunning {
+				l.state += ", on standby" // a blue/green set before its switch
+			}
 		case failed != nil:
 			l.to = failed.SpecVersion
 			l.state = "failed: " + taskWhy(failed)

@@ -23,7 +23,7 @@ import (
 //   - requests that fail during a rolling update of a 4-replica web
 //     service under steady load through its published ingress port (a new
 //     connection per request, from another host on the LAN), start-first
-//     and stop-first;
+//     and stop-first, and during a blue/green switch;
 //   - a rolling update of 20 tasks, parallelism 2: from the update call
 //     until the update is completed, with the default monitor and with 1 s;
 //   - a release that exits: from the failed task's status until the
@@ -50,7 +50,7 @@ func benchRollout(r *report) error {
 	if err != nil {
 		return err
 	}
-	for i, order := range []string{api.OrderStartFirst, api.OrderStopFirst} {
+	for i, order := range []string{api.OrderStartFirst, api.OrderStopFirst, api.OrderBlueGreen} {
 		if err := benchRolloutLoad(ctx, r, c, lan, order, uint16(8081+i)); err != nil {
 			return fmt.Errorf("%s under load: %w", order, err)
 		}
@@ -108,7 +108,11 @@ func benchRolloutLoad(ctx context.Context, r *report, c *cluster.Cluster, lan *c
 		rel, _, _ := strings.Cut(body, " ")
 		releases[rel] += k
 	}
-	r.add(fmt.Sprintf("failed requests during a rolling update, %s, parallelism 1, 4 replicas, %d req/s (new connection each, LAN → w1's ingress port)", order, rate),
+	what := fmt.Sprintf("a rolling update, %s, parallelism 1", order)
+	if order == api.OrderBlueGreen {
+		what = "a blue/green switch (the whole set at once)"
+	}
+	r.add(fmt.Sprintf("failed requests during %s, 4 replicas, %d req/s (new connection each, LAN → w1's ingress port)", what, rate),
 		fmt.Sprintf("%d of %d (update took %.1f s; answers: %d from release 1, %d from release 2, by %d tasks)",
 			failed, sent, took.Seconds(), releases["1"], releases["2"], len(load.Bodies())), "0", "")
 	if failed > 0 {

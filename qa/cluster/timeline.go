@@ -23,6 +23,7 @@ type TaskChange struct {
 	Desired api.TaskState
 	State   api.TaskState
 	Health  string
+	Standby bool // running without traffic (a blue/green set)
 }
 
 func (c TaskChange) String() string {
@@ -30,8 +31,12 @@ func (c TaskChange) String() string {
 	if h == "" {
 		h = "-"
 	}
-	return fmt.Sprintf("%s task %s on %s v%d desired=%s state=%s health=%s",
-		c.Seen.Format("15:04:05.000"), c.Task, c.Node, c.Version, c.Desired, c.State, h)
+	sb := ""
+	if c.Standby {
+		sb = " standby"
+	}
+	return fmt.Sprintf("%s task %s on %s v%d desired=%s state=%s health=%s%s",
+		c.Seen.Format("15:04:05.000"), c.Task, c.Node, c.Version, c.Desired, c.State, h, sb)
 }
 
 // Timeline records the changes of a service's tasks, as seen through
@@ -66,9 +71,9 @@ func WatchTasks(ctx context.Context, m *Host, service string, hosts ...*Host) *T
 				node = short(t.NodeID)
 			}
 			c := TaskChange{Seen: now, Task: short(t.ID), Node: node, Version: t.SpecVersion,
-				Desired: t.DesiredState, State: t.Status.State, Health: t.Status.Health}
+				Desired: t.DesiredState, State: t.Status.State, Health: t.Status.Health, Standby: t.Standby}
 			tl.mu.Lock()
-			if prev, ok := tl.last[t.ID]; !ok || prev.Desired != c.Desired || prev.State != c.State || prev.Health != c.Health {
+			if prev, ok := tl.last[t.ID]; !ok || prev.Desired != c.Desired || prev.State != c.State || prev.Health != c.Health || prev.Standby != c.Standby {
 				tl.changes = append(tl.changes, c)
 				tl.last[t.ID] = c
 			}

@@ -124,10 +124,10 @@ func TestRolloutAutomaticRollback(t *testing.T) {
 		}
 	}
 	f := follow(ctx, m, "roll", nil)
-	bad := spec
-	bad.Args = []string{"sh", "-c", "sleep 0.3; exit 3"}
-	if _, err := m.Client.UpdateService(ctx, "roll", bad, 0); err != nil {
-		t.Fatal(err)
+	// The operator's command follows the update and fails with the reason.
+	code, out, errOut := warrenctl(ctx, m, "service", "update", "--args", "sh -c 'sleep 0.3; exit 3'", "roll")
+	if code == 0 || !strings.Contains(errOut, "rolled back") {
+		t.Errorf("warrenctl service update of a release that exits: exit %d, stderr %q (stdout %q): want non-zero, saying it rolled back", code, errOut, out)
 	}
 	s := waitUpdate(t, ctx, m, "roll", api.UpdateRolledBack, 2*time.Minute)
 	eventually(t, time.Minute, "4 tasks of the old spec running", func() error { return runningOnSpec(ctx, m, "roll", 4, sleeper) })
@@ -160,6 +160,40 @@ func TestRolloutAutomaticRollback(t *testing.T) {
 	f.mu.Unlock()
 	if st := last.UpdateStatus; st == nil || !strings.Contains(st.Message, "rolling back: 1 of 4 tasks of the new spec failed") && st.State != api.UpdateRolledBack {
 		t.Errorf("the rollback's status %+v does not say why", st)
+	}
+	// The events say what happened, in order.
+	es, err := m.Client.Events(ctx, client.EventQuery{Service: "roll"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	var got []string
+	var exit *int
+	for {
+		ev, _, err := es.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, ev.Type)
+		if ev.Type == api.EventTaskFailed && exit == nil {
+			exit = ev.ExitCode
+		}
+		if ev.Type == api.EventRollbackStart && !strings.Contains(ev.Message, "automatically") {
+			t.Errorf("rollback event %q: want it to say it was automatic", ev.Message)
+		}
+	}
+	want := []string{api.EventUpdateStarted, api.EventTaskFailed, api.EventRollbackStart, api.EventRolledBack}
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("events %v: want %v in that order", got, want)
+	}
+	if exit == nil || *exit != 3 {
+		t.Errorf("task.failed event exit code %v, want 3", exit)
 	}
 }
 

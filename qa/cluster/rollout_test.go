@@ -389,6 +389,9 @@ func TestRolloutCanary(t *testing.T) {
 	if _, err := m.Client.PromoteService(ctx, "can"); !api.IsCode(err, api.CodeConflict) {
 		t.Errorf("promote with no canary waiting: %v, want a conflict", err)
 	}
+	if evs := eventsOf(t, ctx, m, "can", api.EventCanaryPromoted); len(evs) != 1 {
+		t.Errorf("canary.promoted events %v, want one", evs)
+	}
 
 	// Abort: roll back while the canary waits: only the canary stops.
 	before = liveIDs(ctx, m, "can")
@@ -625,5 +628,23 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	}
 	if old == 0 || updated == 0 {
 		t.Errorf("answers %v: want some from release 1 (before the update) and some from release 2 (after)", load.Bodies())
+	}
+}
+
+// eventsOf lists the service's events of type typ so far.
+func eventsOf(t *testing.T, ctx context.Context, m *Host, svc, typ string) []api.ClusterEvent {
+	t.Helper()
+	es, err := m.Client.Events(ctx, client.EventQuery{Service: svc, Types: []string{typ}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	var out []api.ClusterEvent
+	for {
+		ev, _, err := es.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, ev)
 	}
 }

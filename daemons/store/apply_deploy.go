@@ -13,7 +13,8 @@ import (
 // Raft entry, all or nothing. Each created service and each update that
 // reaches the tasks records ID as its UpdateStatus.Deployment, so that
 // when one of them fails its update and rolls back, the others that can
-// roll back do too (autoRollback).
+// roll back do too, and those it created, which have nothing to roll back
+// to, pause (autoRollback).
 //
 // Removes are applied last and never fail (a service already gone is
 // skipped): a removed service's name and ports are therefore not free for

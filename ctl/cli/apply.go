@@ -199,7 +199,7 @@ func (s *session) applyDeployment(cmd *cobra.Command, c *client.Client, steps []
 	for _, it := range d.Services {
 		did[it.Name] = it.Action
 	}
-	words := map[string]string{api.DeployCreated: "created", api.DeployUpdated: "configured", api.DeployUnchanged: "unchanged"}
+	words := map[string]string{api.DeployCreated: "created", api.DeployUpdated: "configured", api.DeployUnchanged: "unchanged", api.DeployResumed: "resumed"}
 	for _, st := range steps {
 		fmt.Fprintf(s.out(), "service/%s %s\n", st.doc.Spec.Name, words[did[st.doc.Spec.Name]])
 	}

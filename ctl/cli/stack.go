@@ -62,8 +62,10 @@ services use are created, as STACK-NAME, if they do not exist (an
 existing one is kept as it is: change a secret with warrenctl secret
 update); those marked external: true must exist. Then every service is
 created, updated or left alone in one deployment, and one line says
-which: service/NAME created, updated, unchanged or, with --prune,
-removed (a service of the stack that the files no longer have).
+which: service/NAME created, updated, unchanged, resumed (a service of
+a failed deploy, whose update paused, deployed again unchanged: its
+update starts again) or, with --prune, removed (a service of the stack
+that the files no longer have).
 
 Then deploy follows the whole deployment: every created or changed
 service, slot by slot (redrawn in place on a terminal, a line per change
@@ -257,7 +259,7 @@ func withoutMissing(specs []api.ServiceSpec, missing map[string]map[string]bool)
 func deployed(d *api.Deployment) []*api.Service {
 	var out []*api.Service
 	for _, it := range d.Services {
-		if it.Service != nil && (it.Action == api.DeployCreated || it.Action == api.DeployUpdated) {
+		if it.Service != nil && (it.Action == api.DeployCreated || it.Action == api.DeployUpdated || it.Action == api.DeployResumed) {
 			out = append(out, it.Service)
 		}
 	}

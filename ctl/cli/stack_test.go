@@ -3,6 +3,7 @@ package cli_test
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -244,6 +245,19 @@ func TestStackFirstDeployFails(t *testing.T) {
 		s, err := c.m.Client.Service(c.ctx, n, client.ReadOptions{})
 		if err != nil || s.UpdateStatus == nil || s.UpdateStatus.State != api.UpdatePaused || !strings.Contains(s.UpdateStatus.Message, want) {
 			t.Errorf("%s after the failed first deploy: %+v (%v); want paused, saying %q", n, s.UpdateStatus, err, want)
+		}
+	}
+
+	// As the pause says: fix the file and deploy again. bad is updated,
+	// ok (unchanged) resumed, and deploy follows both to the end.
+	writeFile(t, filepath.Dir(file), "compose.yml", stackOf(map[string]string{"ok": `sleep, "1000"`, "bad": `sleep, "1000"`}))
+	r = c.must("stack", "deploy", "-c", file, "first")
+	if want := "service/first-bad updated\nservice/first-ok resumed\n"; r.stdout != want {
+		t.Errorf("deploy after the fix printed %q; want %q", r.stdout, want)
+	}
+	for _, n := range []string{"first-bad", "first-ok"} {
+		if s, err := c.m.Client.Service(c.ctx, n, client.ReadOptions{}); err != nil || s.UpdateStatus.State != api.UpdateCompleted {
+			t.Errorf("%s after the fixed deploy: %+v (%v); want completed", n, s.UpdateStatus, err)
 		}
 	}
 }

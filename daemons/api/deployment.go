@@ -30,6 +30,10 @@ const (
 	DeployUpdated   = "updated"
 	DeployUnchanged = "unchanged"
 	DeployRemoved   = "removed"
+	// DeployResumed: a service an earlier deployment created, whose
+	// update paused when that deployment failed, deployed again with the
+	// same spec: its update starts again, as part of this deployment.
+	DeployResumed = "resumed"
 )
 
 // Deployment is the answer of POST /v1/deployments.

@@ -256,6 +256,14 @@ func createdBy(s *api.Service, dep string) bool {
 		st.State != api.UpdateRollingBack && st.State != api.UpdateRolledBack
 }
 
+// CanResume says whether a deployment of s's spec, unchanged, starts its
+// update again: s was created by a deployment that failed, or its own
+// update failed, and its update paused (it had nothing to roll back to).
+// Deploying it again is what the pause's message asks for.
+func CanResume(s *api.Service) bool {
+	return createdBy(s, "") && s.UpdateStatus.State == api.UpdatePaused
+}
+
 // pauseCreated pauses the update of s, a service its failed deployment
 // created, which has no spec to roll back to: it keeps what runs, and its
 // message says why and what to do.

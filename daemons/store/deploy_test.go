@@ -306,6 +306,57 @@ func TestDeployFirstRollbackPausesAll(t *testing.T) {
 	}
 }
 
+// TestDeployResumes: the deployment after a failed one fixes the failed
+// service and deploys the others unchanged: their paused updates start
+// again as part of it (CanResume), each with an update.started event. A
+// service no longer paused is left as it is.
+func TestDeployResumes(t *testing.T) {
+	h := newHarness(t)
+	h.mustApply(CmdDeploy, Deploy{ID: "d1", At: t0,
+		Creates: []api.Service{newService("a", spec("a", 1)), newService("b", spec("b", 1)), newService("c", spec("c", 1))}})
+	a := h.service("a")
+	h.mustApply(CmdTaskPlan, api.TaskPlan{At: t0, Rollbacks: []api.Rollback{{ServiceID: "a", SpecVersion: a.SpecVersion, Reason: "a.1 failed"}}})
+	for _, id := range []string{"a", "b", "c"} {
+		if s := h.service(id); !CanResume(s) {
+			t.Fatalf("service %s paused by its failed deployment: CanResume = false; status %+v", id, s.UpdateStatus)
+		}
+	}
+	// c is updated by hand meanwhile: no longer paused.
+	h.mustApply(CmdServiceUpdate, ServiceUpdate{ID: "c", Spec: withImage(spec("c", 1), "localhost/c:2"), At: t0})
+	if c := h.service("c"); CanResume(c) {
+		t.Fatalf("service c updated by hand: CanResume = true; status %+v", c.UpdateStatus)
+	}
+	seq := h.lastEventSeq()
+	at := t0.Add(time.Minute)
+	res := h.mustApply(CmdDeploy, Deploy{ID: "d2", At: at, Resumes: []string{"b", "c", "gone"},
+		Updates: []ServiceUpdate{{ID: "a", Spec: withImage(spec("a", 1), "localhost/a:fixed")}}}).(*DeployResult)
+	if got, want := fmt.Sprint(res.Services), "[{a a updated} {b b resumed} {c c unchanged}]"; got != want {
+		t.Errorf("deploy d2 result %s; want %s", got, want)
+	}
+	for _, id := range []string{"a", "b"} {
+		s := h.service(id)
+		if st := s.UpdateStatus; st.State != api.UpdateUpdating || st.Deployment != "d2" || st.Message != "" || st.SpecVersion != s.SpecVersion {
+			t.Errorf("service %s after deploy d2: status %+v; want updating in d2, its spec version %d", id, st, s.SpecVersion)
+		}
+	}
+	if b := h.service("b"); b.SpecVersion != a.SpecVersion {
+		t.Errorf("resumed service b: spec version %d; want its spec kept (%d)", b.SpecVersion, a.SpecVersion)
+	}
+	if c := h.service("c"); c.UpdateStatus.Deployment != "" || c.Spec.Image != "localhost/c:2" {
+		t.Errorf("service c, updated by hand: %+v, image %s; want left as it was", c.UpdateStatus, c.Spec.Image)
+	}
+	var got []string
+	h.view(func(v *View) {
+		for _, e := range v.Events(seq, EventFilter{}) {
+			got = append(got, e.Type+" "+e.Service)
+		}
+	})
+	slices.Sort(got)
+	if want := []string{api.EventUpdateStarted + " a", api.EventUpdateStarted + " b"}; !slices.Equal(got, want) {
+		t.Errorf("events of deploy d2: %v; want %v", got, want)
+	}
+}
+
 func (h *harness) lastEventSeq() uint64 {
 	var seq uint64
 	h.view(func(v *View) { seq = v.LastEventSeq() })

@@ -183,7 +183,8 @@ func TestStackRollbackAllOrNothing(t *testing.T) {
 // services exits. Nothing has a spec to roll back to: the failing
 // service's update pauses, saying the deployment failed because of it and
 // what to do, and the stack's other services pause naming it, their
-// tasks left running. Each gets an update.paused event.
+// tasks left running. Each gets an update.paused event. Deployed again
+// with api fixed, api is updated and the others resume: all complete.
 func TestStackFirstDeployFails(t *testing.T) {
 	c := startCluster(t, 1, 2)
 	ctx := ctxFor(t, 3*time.Minute)
@@ -222,5 +223,28 @@ func TestStackFirstDeployFails(t *testing.T) {
 	// Nothing was rolled back: there was nothing to roll back to.
 	if rb := eventsOf(eventsSince(t, ctx, m, seq), api.EventRollbackStart); len(rb) != 0 {
 		t.Errorf("rollback events after a failed first deploy: %v; want none", rb)
+	}
+
+	// As the pause says: fix the stack and deploy again. api is updated,
+	// web and db (unchanged) resume, and all three complete.
+	d2, err := m.Client.Deploy(ctx, api.DeploymentRequest{Name: "first",
+		Services: stackSpecs("first", map[string][]string{"web": sleeper, "api": sleeper, "db": sleeper})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range d2.Services {
+		want := api.DeployResumed
+		if it.Name == "first-api" {
+			want = api.DeployUpdated
+		}
+		if it.Action != want {
+			t.Errorf("deploy after the fix: %s %s; want %s", it.Name, it.Action, want)
+		}
+	}
+	for n := range msgs {
+		if s := waitUpdate(t, ctx, m, n, api.UpdateCompleted, time.Minute); s.UpdateStatus.Deployment != d2.ID {
+			t.Errorf("%s after the fixed deploy: status %+v; want completed in deployment %s", n, s.UpdateStatus, d2.ID)
+		}
+		eventually(t, time.Minute, n+" running", func() error { return runningOnSpec(ctx, m, n, 1, sleeper) })
 	}
 }

@@ -226,22 +226,23 @@ func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
 	if s.UpdateStatus != nil {
 		dep = s.UpdateStatus.Deployment
 	}
+	var others []*api.Service
+	if dep != "" {
+		others = slices.DeleteFunc(w.view().servicesOfDeployment(dep), func(o *api.Service) bool { return o.ID == s.ID || o.Rolling() })
+	}
+	rolls := s.PreviousSpec != nil || slices.ContainsFunc(others, func(o *api.Service) bool { return o.PreviousSpec != nil })
 	if s.PreviousSpec != nil {
 		w.rollbackOne(s, rb.Reason, at)
 	} else {
-		w.pauseCreated(s, fmt.Sprintf("deployment %s failed because of this service: %s", dep, rb.Reason), at)
-	}
-	if dep == "" {
-		return ""
+		w.pauseCreated(s, fmt.Sprintf("deployment %s failed because of this service: %s", dep, rb.Reason), rolls, at)
 	}
 	cause := fmt.Sprintf("service %s of deployment %s failed: %s", s.Spec.Name, dep, rb.Reason)
-	for _, o := range w.view().servicesOfDeployment(dep) {
+	for _, o := range others {
 		switch {
-		case o.ID == s.ID || o.Rolling():
 		case o.PreviousSpec != nil:
 			w.rollbackOne(o, cause, at)
 		case createdBy(o, dep) && o.UpdateStatus.State != api.UpdatePaused:
-			w.pauseCreated(o, cause, at)
+			w.pauseCreated(o, cause, rolls, at)
 		}
 	}
 	return ""
@@ -266,16 +267,21 @@ func CanResume(s *api.Service) bool {
 
 // pauseCreated pauses the update of s, a service its failed deployment
 // created, which has no spec to roll back to: it keeps what runs, and its
-// message says why and what to do.
-func (w *wtx) pauseCreated(s *api.Service, why string, at time.Time) {
+// message says why, whether the deployment's other services roll back,
+// and what to do.
+func (w *wtx) pauseCreated(s *api.Service, why string, othersRollBack bool, at time.Time) {
 	st := *s.UpdateStatus
 	fix := fmt.Sprintf("fix its spec and apply it again, or remove the service with warrenctl service rm %s", s.Spec.Name)
 	if stack := s.Spec.Labels[api.LabelStack]; stack != "" {
 		fix = fmt.Sprintf("fix the compose file and deploy the stack again, or remove the stack with warrenctl stack rm %s", stack)
 	}
+	note := ""
+	if othersRollBack {
+		note = " (the services it updated roll back)"
+	}
 	st.State = api.UpdatePaused
-	st.Message = fmt.Sprintf("update paused: %s; %s was created by this deployment and has nothing to roll back to (the services it updated roll back): %s",
-		why, s.Spec.Name, fix)
+	st.Message = fmt.Sprintf("update paused: %s; %s was created by this deployment and has nothing to roll back to%s: %s",
+		why, s.Spec.Name, note, fix)
 	st.ProgressAt = at.UTC().Format(time.RFC3339Nano)
 	s.UpdateStatus = &st
 	w.putService(s, api.OpUpdate)

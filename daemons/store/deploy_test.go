@@ -234,7 +234,7 @@ func TestDeployRollbackFromCreatedService(t *testing.T) {
 
 	st := h.service("bad").UpdateStatus
 	for _, want := range []string{"update paused: deployment d1 failed because of this service: 1 of 1 tasks of the new spec failed",
-		"shop-bad was created by this deployment and has nothing to roll back to",
+		"shop-bad was created by this deployment and has nothing to roll back to (the services it updated roll back)",
 		"fix the compose file and deploy the stack again, or remove the stack with warrenctl stack rm shop"} {
 		if st.State != api.UpdatePaused || !strings.Contains(st.Message, want) {
 			t.Errorf("failed created service: status %+v; want paused, saying %q", st, want)
@@ -295,8 +295,8 @@ func TestDeployFirstRollbackPausesAll(t *testing.T) {
 		"a": "update paused: deployment d1 failed because of this service: a.1 failed",
 		"b": "update paused: service a of deployment d1 failed: a.1 failed"} {
 		if st := h.service(id).UpdateStatus; st.State != api.UpdatePaused || !strings.HasPrefix(st.Message, want) ||
-			!strings.HasSuffix(st.Message, "warrenctl service rm "+id) {
-			t.Errorf("service %s: status %+v; want paused, %q, removing it as the fix", id, st, want)
+			!strings.HasSuffix(st.Message, "warrenctl service rm "+id) || strings.Contains(st.Message, "roll back)") {
+			t.Errorf("service %s: status %+v; want paused, %q, removing it as the fix, and no word of services rolling back", id, st, want)
 		}
 	}
 	lone := h.service("lone")

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,9 +28,10 @@ type applyStep struct {
 
 func (s *session) applyCmd() *cobra.Command {
 	var files []string
-	var dryRun bool
+	var dryRun, wait bool
+	var w waitOpts
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE [-f FILE...]",
+		Use:   "apply -f FILE [-f FILE...] [--wait]",
 		Short: "Create or change services to match YAML files",
 		Long: `Make the cluster's services match YAML files, as kubectl apply does.
 
@@ -48,15 +50,19 @@ Then each service is created if it does not exist, updated if its spec
 differs, and left alone otherwise; one line says which:
 service/NAME created, configured or unchanged. Applying the same files
 twice changes nothing the second time. Services not in the files are
-left alone. apply does not wait for the tasks: watch them with
-warrenctl service ps.
+left alone. apply does not wait for the tasks (watch them with
+warrenctl service ps) unless --wait says to: then it follows every
+service it created or changed, slot by slot, as stack deploy does, and
+exits non-zero if an update pauses or rolls back, or --timeout passes.
 
 Several services are applied as one deployment: the manager changes all
 of them in one step or none, and if the update of one of them fails and
 rolls back (updateConfig.failureAction: rollback), the others it
-updated roll back with it.`,
+updated roll back with it (and those it created, which have nothing to
+roll back to, pause).`,
 		Example: `  warrenctl apply -f web.yaml
   warrenctl apply -f stack/ --dry-run
+  warrenctl apply -f stack/ --wait --timeout 5m
   cat web.yaml | warrenctl apply -f -
 
 A file:
@@ -135,9 +141,14 @@ A file:
 				return nothingApplied(problems)
 			}
 			if !dryRun && len(steps) > 1 {
-				return s.applyDeployment(cmd, c, steps)
+				svcs, err := s.applyDeployment(cmd, c, steps)
+				if err != nil || !wait {
+					return err
+				}
+				return s.convergeMany(ctx, svcs, w)
 			}
 			var errs multiError
+			var changed []*api.Service
 			for _, st := range steps {
 				name := st.doc.Spec.Name
 				if dryRun {
@@ -147,12 +158,18 @@ A file:
 					}
 					continue
 				}
-				action, err := s.applyOne(cmd, c, st)
+				action, svc, err := s.applyOne(cmd, c, st)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: service %s: %w", st.doc.Where(), name, err))
 					continue
 				}
 				fmt.Fprintf(s.out(), "service/%s %s\n", name, action)
+				if svc != nil {
+					changed = append(changed, svc)
+				}
+			}
+			if wait && len(errs) == 0 {
+				return s.convergeMany(ctx, changed, w)
 			}
 			return errs.err()
 		},
@@ -160,57 +177,62 @@ A file:
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a YAML file, a directory of them, or - for standard input")
 	cmd.MarkFlagFilename("filename", "yaml", "yml")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check everything and show what would change, and change nothing")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the services' tasks to run, or their updates to end; fail if one pauses or rolls back")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 60*time.Second, "with --wait, how long to wait; the change goes on in the cluster after it")
+	cmd.Flags().BoolVarP(&w.quiet, "quiet", "q", false, "with --wait, print no progress while waiting")
 	return cmd
 }
 
 // applyDeployment makes the planned changes as one deployment, all or
-// nothing, and prints a line per service as applyOne's callers do.
-func (s *session) applyDeployment(cmd *cobra.Command, c *client.Client, steps []applyStep) error {
+// nothing, and prints a line per service as applyOne's callers do. It
+// returns the services it created or changed.
+func (s *session) applyDeployment(cmd *cobra.Command, c *client.Client, steps []applyStep) ([]*api.Service, error) {
 	req := api.DeploymentRequest{}
 	for _, st := range steps {
 		req.Services = append(req.Services, st.doc.Spec)
 	}
 	d, err := c.Deploy(cmd.Context(), req)
 	if err != nil {
-		return fmt.Errorf("apply: %w", err)
+		return nil, fmt.Errorf("apply: %w", err)
 	}
 	did := map[string]string{}
 	for _, it := range d.Services {
 		did[it.Name] = it.Action
 	}
-	words := map[string]string{api.DeployCreated: "created", api.DeployUpdated: "configured", api.DeployUnchanged: "unchanged"}
+	words := map[string]string{api.DeployCreated: "created", api.DeployUpdated: "configured", api.DeployUnchanged: "unchanged", api.DeployResumed: "resumed"}
 	for _, st := range steps {
 		fmt.Fprintf(s.out(), "service/%s %s\n", st.doc.Spec.Name, words[did[st.doc.Spec.Name]])
 	}
-	return nil
+	return deployed(d), nil
 }
 
-// applyOne makes one planned change. An update that meets a newer version
-// of the service compares again and retries.
-func (s *session) applyOne(cmd *cobra.Command, c *client.Client, st applyStep) (string, error) {
+// applyOne makes one planned change, and returns the service it created
+// or changed (nil if unchanged). An update that meets a newer version of
+// the service compares again and retries.
+func (s *session) applyOne(cmd *cobra.Command, c *client.Client, st applyStep) (string, *api.Service, error) {
 	ctx := cmd.Context()
 	switch st.action {
 	case "unchanged":
-		return st.action, nil
+		return st.action, nil, nil
 	case "created":
-		_, err := c.CreateService(ctx, st.doc.Spec)
-		return st.action, err
+		svc, err := c.CreateService(ctx, st.doc.Spec)
+		return st.action, svc, err
 	}
 	cur := st.cur
 	for attempt := 1; ; attempt++ {
 		if api.SpecEqual(&cur.Spec, &st.doc.Spec) {
-			return "unchanged", nil
+			return "unchanged", nil, nil
 		}
-		_, err := c.UpdateService(ctx, cur.ID, st.doc.Spec, cur.Version)
+		svc, err := c.UpdateService(ctx, cur.ID, st.doc.Spec, cur.Version)
 		if err == nil {
-			return "configured", nil
+			return "configured", svc, nil
 		}
 		if !api.IsCode(err, api.CodeConflict) || attempt >= conflictRetries {
-			return "", err
+			return "", nil, err
 		}
 		again, e := c.Service(ctx, cur.ID, client.ReadOptions{})
 		if e != nil || again.Version == cur.Version {
-			return "", err
+			return "", nil, err
 		}
 		cur = again
 	}

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,5 +210,49 @@ func TestApplyAllOrNothing(t *testing.T) {
 	empty := writeFile(t, dir, "empty.yaml", "# nothing\n---\n")
 	if r := c.run("apply", "-f", empty); r.code != 1 || !strings.Contains(r.stderr, "no service specs") {
 		t.Errorf("apply of an empty file: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// manifestOf is services in apply's YAML, running args each, whose
+// updates roll back on failure after a short monitor.
+func manifestOf(args map[string]string) string {
+	var docs []string
+	for _, name := range slices.Sorted(maps.Keys(args)) {
+		docs = append(docs, "name: "+name+"\nimage: localhost/busybox\nargs: ["+args[name]+"]\n"+
+			"restartPolicy: {condition: none}\nupdateConfig: {failureAction: rollback, monitor: 1s}\n")
+	}
+	return strings.Join(docs, "---\n")
+}
+
+// TestApplyWait: apply --wait follows what it changed, as stack deploy
+// does: one service alone, or several in one deployment, which fails as
+// one when an update rolls back. Without --wait, apply does not wait.
+func TestApplyWait(t *testing.T) {
+	c := startCluster(t)
+	c.rt.SetCommandMissing("nope", true)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "one.yaml", manifestOf(map[string]string{"solo": `sleep, "1000"`}))
+	if r := c.must("apply", "--wait", "-f", file); !strings.Contains(r.stderr, "solo: 1/1 running") {
+		t.Errorf("apply --wait of one service: stderr:\n%s\nwant its progress", r.stderr)
+	}
+
+	file = writeFile(t, dir, "two.yaml", manifestOf(map[string]string{"web": `sleep, "1000"`, "api": `sleep, "1000"`}))
+	if r := c.must("apply", "--wait", "-f", file); !strings.Contains(r.stderr, "web: completed v") || !strings.Contains(r.stderr, "api: completed v") {
+		t.Errorf("apply --wait of a deployment: stderr:\n%s\nwant both completed", r.stderr)
+	}
+	writeFile(t, dir, "two.yaml", manifestOf(map[string]string{"web": `sleep, "2000"`, "api": `nope`}))
+	r := c.run("apply", "--wait", "-q", "-f", file)
+	want := []string{"warrenctl: service api: update rolled back: 1 of 1 tasks",
+		"warrenctl: service web: update rolled back: service api of deployment "}
+	if r.code != 1 || !strings.Contains(r.stderr, want[0]) || !strings.Contains(r.stderr, want[1]) {
+		t.Errorf("apply --wait of a failing deployment: exit %d, stderr:\n%s\nwant 1, saying %q", r.code, r.stderr, want)
+	}
+	if strings.Contains(r.stderr, "rolling back (automatic)") {
+		t.Errorf("apply --wait -q printed progress:\n%s", r.stderr)
+	}
+
+	writeFile(t, dir, "two.yaml", manifestOf(map[string]string{"web": `sleep, "3000"`, "api": `nope`}))
+	if r := c.must("apply", "-f", file); r.stderr != "" {
+		t.Errorf("apply without --wait printed progress:\n%s", r.stderr)
 	}
 }

@@ -43,6 +43,9 @@ type follower struct {
 	auto   bool
 	byHand bool
 	reason string
+	// created: a deployment created the service, so it has no previous
+	// spec; if the deployment fails, its update pauses.
+	created bool
 
 	// left remembers the version each slot left, once its old task is
 	// gone from the list.
@@ -67,6 +70,7 @@ func newFollower(svc *api.Service, what change) *follower {
 		(st.State == api.UpdateUpdating || st.State == api.UpdateRollingBack) {
 		f.rolling = true
 		f.from = svc.PreviousSpecVersion
+		f.created = svc.PreviousSpec == nil && st.Deployment != "" && st.State == api.UpdateUpdating
 		if st.State == api.UpdateRollingBack {
 			f.what, f.from = rolledBack, 0
 		}
@@ -148,6 +152,10 @@ func (f *follower) observe(cur *api.Service, tasks []api.Task, nodes []api.Node)
 			f.err = fmt.Errorf("service %s: the update was rolled back and the rollback paused%s\nSee warrenctl service ps %s", name, detail, name)
 		case f.what == rolledBack:
 			f.err = fmt.Errorf("service %s: the rollback paused%s\nSee warrenctl service ps %s", name, detail, name)
+		case f.created:
+			// Its message says why and what to do: there is no
+			// previous spec to roll back to.
+			f.err = fmt.Errorf("service %s: %s\nSee warrenctl service ps %s", name, orText(st.Message, "the update paused"), name)
 		default:
 			f.err = fmt.Errorf("service %s: the update paused%s\nSee warrenctl service ps %s; resume it with another service update, or undo it with warrenctl service rollback %s", name, detail, name, name)
 		}

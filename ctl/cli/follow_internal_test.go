@@ -70,10 +70,13 @@ func scriptSession(t *testing.T, sc *script, now time.Time) (*session, *bytes.Bu
 	return s, &errb
 }
 
+// svcAt is a service as an update (of a deployment, with st) left it: it
+// has a previous spec.
 func svcAt(id, name string, version uint64, st *api.UpdateStatus, at time.Time) api.Service {
+	spec := api.ServiceSpec{Name: name, Image: "busybox", Mode: api.ModeReplicated, Replicas: 1}
+	prev := spec
 	return api.Service{Meta: api.Meta{ID: id, CreatedAt: at.Add(-time.Hour), UpdatedAt: at},
-		Spec:        api.ServiceSpec{Name: name, Image: "busybox", Mode: api.ModeReplicated, Replicas: 1},
-		SpecVersion: version, UpdateStatus: st}
+		Spec: spec, PreviousSpec: &prev, SpecVersion: version, UpdateStatus: st}
 }
 
 func runningTask(svc string, name string, version uint64, at time.Time) api.Task {

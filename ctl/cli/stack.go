@@ -62,11 +62,19 @@ services use are created, as STACK-NAME, if they do not exist (an
 existing one is kept as it is: change a secret with warrenctl secret
 update); those marked external: true must exist. Then every service is
 created, updated or left alone in one deployment, and one line says
-which: service/NAME created, updated, unchanged or, with --prune,
-removed (a service of the stack that the files no longer have).
+which: service/NAME created, updated, unchanged, resumed (a service of
+a failed deploy, whose update paused, deployed again unchanged: its
+update starts again) or, with --prune, removed (a service of the stack
+that the files no longer have).
 
-Then deploy waits for each changed service's tasks to run, as service
-create and update do; -d returns at once.`,
+Then deploy follows the whole deployment: every created or changed
+service, slot by slot (redrawn in place on a terminal, a line per change
+otherwise), until each runs as the files say. If a service's update
+fails and rolls back, the deployment's other services roll back with it
+(those it created, which have nothing to roll back to, pause), and
+deploy exits non-zero, saying why for each service; warrenctl stack ps
+NAME shows where each stands. -d returns at once: the deployment goes on
+in the cluster.`,
 		Example: `  warrenctl stack deploy -c compose.yaml shop
   warrenctl stack deploy -c compose.yaml -c prod.yaml --prune shop
   warrenctl stack deploy -c docker-stack.yml --strict --dry-run vote`,
@@ -128,23 +136,7 @@ create and update do; -d returns at once.`,
 			if dryRun {
 				return nil
 			}
-			var errs multiError
-			for _, it := range d.Services {
-				if it.Service == nil || (it.Action != api.DeployCreated && it.Action != api.DeployUpdated) {
-					continue
-				}
-				what := created
-				if it.Action == api.DeployUpdated {
-					what = configured
-					if st := it.Service.UpdateStatus; st != nil && st.Deployment == d.ID {
-						what = updated
-					}
-				}
-				if err := s.converge(ctx, it.Service, w, what); err != nil {
-					errs = append(errs, err)
-				}
-			}
-			return errs.err()
+			return s.convergeMany(ctx, deployed(d), w)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "compose-file", "c", nil, "a Compose file (several are merged in order)")
@@ -258,6 +250,18 @@ func withoutMissing(specs []api.ServiceSpec, missing map[string]map[string]bool)
 			return m.Type == api.MountVolume && missing[api.KindVolume][m.Source]
 		})
 		out[i] = sp
+	}
+	return out
+}
+
+// deployed is the services a deployment created or changed, as it
+// returned them, for convergeMany.
+func deployed(d *api.Deployment) []*api.Service {
+	var out []*api.Service
+	for _, it := range d.Services {
+		if it.Service != nil && (it.Action == api.DeployCreated || it.Action == api.DeployUpdated || it.Action == api.DeployResumed) {
+			out = append(out, it.Service)
+		}
 	}
 	return out
 }

@@ -1,6 +1,10 @@
 package cli_test
 
 import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,5 +157,107 @@ func TestStackDeployRefusals(t *testing.T) {
 	}
 	if r := c.run("stack", "deploy", "-c", "x.yml", "Shop_1"); r.code != 2 || !strings.Contains(r.stderr, "stack name") {
 		t.Errorf("stack deploy with a bad name: exit %d, stderr %q; want 2", r.code, r.stderr)
+	}
+}
+
+// stackOf is a Compose file of services running command cmd each, whose
+// updates roll back on failure after a short monitor.
+func stackOf(cmds map[string]string) string {
+	var b strings.Builder
+	b.WriteString("services:\n")
+	for _, name := range slices.Sorted(maps.Keys(cmds)) {
+		fmt.Fprintf(&b, "  %s:\n    image: localhost/busybox:latest\n    command: [%s]\n", name, cmds[name])
+		b.WriteString("    deploy:\n      update_config: {failure_action: rollback, monitor: 1s}\n      restart_policy: {condition: none}\n")
+	}
+	return b.String()
+}
+
+// TestStackDeployRollsBackTogether: deploy follows the whole deployment;
+// when one service's update fails, the others it updated roll back with
+// it and the one it created pauses, deploy exits 1 saying so for each,
+// and stack ps shows where each stands.
+func TestStackDeployRollsBackTogether(t *testing.T) {
+	c := startCluster(t)
+	c.rt.SetCommandMissing("nope", true)
+	dir := t.TempDir()
+	file := writeFile(t, dir, "compose.yml", stackOf(map[string]string{"web": `sleep, "1000"`, "api": `sleep, "1000"`}))
+	r := c.must("stack", "deploy", "-c", file, "shop")
+	for _, want := range []string{"shop-web: updating v", "shop-api: completed v", "shop-web.1  v"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("first stack deploy's progress:\n%s\nwant a line with %q", r.stderr, want)
+		}
+	}
+	v1 := map[string]*api.Service{}
+	for _, n := range []string{"shop-web", "shop-api"} {
+		v1[n], _ = c.m.Client.Service(c.ctx, n, client.ReadOptions{})
+	}
+
+	// web and api change, api to a command that is not there; new is new.
+	writeFile(t, dir, "compose.yml", stackOf(map[string]string{"web": `sleep, "2000"`, "api": `nope`, "new": `sleep, "1000"`}))
+	r = c.run("stack", "deploy", "-c", file, "shop")
+	if r.code != 1 {
+		t.Fatalf("stack deploy of a failing api: exit %d; want 1\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"warrenctl: service shop-api: update rolled back: 1 of 1 tasks of the new spec failed",
+		"warrenctl: service shop-web: update rolled back: service shop-api of deployment ",
+		"warrenctl: service shop-new: update paused: service shop-api of deployment ",
+		"remove the stack with warrenctl stack rm shop",
+		"shop-web: rolling back (automatic)",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stack deploy of a failing api: stderr:\n%s\nwant it to say %q", r.stderr, want)
+		}
+	}
+	for n, was := range v1 {
+		s, err := c.m.Client.Service(c.ctx, n, client.ReadOptions{})
+		if err != nil || s.UpdateStatus == nil || s.UpdateStatus.State != api.UpdateRolledBack || !slices.Equal(s.Spec.Command, was.Spec.Command) {
+			t.Errorf("%s after the failed deploy: %+v (%v); want rolled back to command %v", n, s, err, was.Spec.Command)
+		}
+	}
+	r = c.must("stack", "ps", "shop")
+	for _, want := range []string{"shop-api   rolled-back", "shop-web   rolled-back", "shop-new   paused"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stack ps shop printed:\n%s\nwant a line with %q", r.stdout, want)
+		}
+	}
+
+	// -d returns at once, whatever becomes of the deployment.
+	writeFile(t, dir, "compose.yml", stackOf(map[string]string{"web": `sleep, "3000"`, "api": `sleep, "1000"`, "new": `sleep, "1000"`}))
+	if r := c.must("stack", "deploy", "-d", "-c", file, "shop"); r.stderr != "" {
+		t.Errorf("stack deploy -d printed progress:\n%s", r.stderr)
+	}
+}
+
+// TestStackFirstDeployFails: a new stack whose one service fails: nothing
+// can roll back; the failing service pauses with what to do, and deploy
+// exits 1 naming it.
+func TestStackFirstDeployFails(t *testing.T) {
+	c := startCluster(t)
+	c.rt.SetCommandMissing("nope", true)
+	file := writeFile(t, t.TempDir(), "compose.yml", stackOf(map[string]string{"ok": `sleep, "1000"`, "bad": `nope`}))
+	r := c.run("stack", "deploy", "-c", file, "first")
+	want := "warrenctl: service first-bad: update paused: deployment "
+	if r.code != 1 || !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "failed because of this service") {
+		t.Fatalf("first deploy of a failing stack: exit %d, stderr:\n%s\nwant 1, saying %q", r.code, r.stderr, want)
+	}
+	for n, want := range map[string]string{"first-bad": "failed because of this service", "first-ok": "service first-bad of deployment"} {
+		s, err := c.m.Client.Service(c.ctx, n, client.ReadOptions{})
+		if err != nil || s.UpdateStatus == nil || s.UpdateStatus.State != api.UpdatePaused || !strings.Contains(s.UpdateStatus.Message, want) {
+			t.Errorf("%s after the failed first deploy: %+v (%v); want paused, saying %q", n, s.UpdateStatus, err, want)
+		}
+	}
+
+	// As the pause says: fix the file and deploy again. bad is updated,
+	// ok (unchanged) resumed, and deploy follows both to the end.
+	writeFile(t, filepath.Dir(file), "compose.yml", stackOf(map[string]string{"ok": `sleep, "1000"`, "bad": `sleep, "1000"`}))
+	r = c.must("stack", "deploy", "-c", file, "first")
+	if want := "service/first-bad updated\nservice/first-ok resumed\n"; r.stdout != want {
+		t.Errorf("deploy after the fix printed %q; want %q", r.stdout, want)
+	}
+	for _, n := range []string{"first-bad", "first-ok"} {
+		if s, err := c.m.Client.Service(c.ctx, n, client.ReadOptions{}); err != nil || s.UpdateStatus.State != api.UpdateCompleted {
+			t.Errorf("%s after the fixed deploy: %+v (%v); want completed", n, s.UpdateStatus, err)
+		}
 	}
 }

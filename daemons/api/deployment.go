@@ -6,7 +6,8 @@ import "fmt"
 // stack deploy, or an apply of several services. It is one Raft entry, so
 // it applies whole or not at all, and the services it creates or updates
 // carry its ID in UpdateStatus.Deployment: when one of them fails its
-// update and rolls back, the others roll back with it.
+// update and rolls back, the others roll back with it; those it created
+// have nothing to roll back to, and their updates pause, saying why.
 
 // LabelStack is the label that names the stack a service (and the
 // secrets, configs and volumes a stack deploy made) belongs to.
@@ -29,6 +30,10 @@ const (
 	DeployUpdated   = "updated"
 	DeployUnchanged = "unchanged"
 	DeployRemoved   = "removed"
+	// DeployResumed: a service an earlier deployment created, whose
+	// update paused when that deployment failed, deployed again with the
+	// same spec: its update starts again, as part of this deployment.
+	DeployResumed = "resumed"
 )
 
 // Deployment is the answer of POST /v1/deployments.

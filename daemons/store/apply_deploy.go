@@ -13,7 +13,8 @@ import (
 // Raft entry, all or nothing. Each created service and each update that
 // reaches the tasks records ID as its UpdateStatus.Deployment, so that
 // when one of them fails its update and rolls back, the others that can
-// roll back do too (autoRollback).
+// roll back do too, and those it created, which have nothing to roll back
+// to, pause (autoRollback).
 //
 // Removes are applied last and never fail (a service already gone is
 // skipped): a removed service's name and ports are therefore not free for
@@ -25,6 +26,11 @@ type Deploy struct {
 	Name    string          `json:"name,omitempty"`
 	Creates []api.Service   `json:"creates,omitempty"`
 	Updates []ServiceUpdate `json:"updates,omitempty"`
+	// Resumes are IDs of services an earlier deployment created whose
+	// update is paused (CanResume), deployed again unchanged: their
+	// update starts again, as part of this one. One that changed since
+	// is left as it is.
+	Resumes []string `json:"resumes,omitempty"`
 	// Removes are IDs of services to delete (a stack deploy's prune).
 	Removes []string  `json:"removes,omitempty"`
 	At      time.Time `json:"at"`
@@ -96,6 +102,21 @@ func applyDeploy(w *wtx, c *Deploy) any {
 			action = api.DeployUnchanged
 		}
 		out.Services = append(out.Services, DeployedService{ID: u.ID, Name: u.Spec.Name, Action: action})
+	}
+	for _, id := range c.Resumes {
+		s := w.service(id)
+		if s == nil {
+			continue
+		}
+		action := api.DeployUnchanged
+		if CanResume(s) {
+			now := c.At.UTC()
+			s.UpdateStatus = &api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: s.SpecVersion, StartedAt: now.Format(timeLayout),
+				ProgressAt: now.Format(time.RFC3339Nano), Deployment: c.ID}
+			w.putService(s, api.OpUpdate)
+			action = api.DeployResumed
+		}
+		out.Services = append(out.Services, DeployedService{ID: id, Name: s.Spec.Name, Action: action})
 	}
 	for _, id := range c.Removes {
 		s := w.service(id)

@@ -203,8 +203,11 @@ func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, ro
 }
 
 // autoRollback applies a plan's rollback of a failed update, and then
-// rolls back every other service of the same deployment that is still
-// part of it: a stack rolls back as one. It reports why it skipped.
+// takes every other service of the same deployment that is still part of
+// it out of it too: a stack rolls back as one. A service the deployment
+// created has nothing to roll back to: its update is paused instead,
+// saying why and what the operator can do (pauseCreated). It reports why
+// it skipped.
 func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
 	s := w.service(rb.ServiceID)
 	switch {
@@ -212,24 +215,76 @@ func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
 		return rb.ServiceID + ": service is gone"
 	case s.SpecVersion != rb.SpecVersion:
 		return s.Spec.Name + ": updated since the rollback was planned"
-	case s.PreviousSpec == nil || s.Rolling():
+	case s.Rolling():
+		return s.Spec.Name + ": already rolling back"
+	case s.PreviousSpec == nil && !createdBy(s, ""):
 		return s.Spec.Name + ": nothing to roll back to"
+	case s.PreviousSpec == nil && s.UpdateStatus.State != api.UpdateUpdating:
+		return s.Spec.Name + ": its update is " + s.UpdateStatus.State + " and it has nothing to roll back to"
 	}
 	dep := ""
 	if s.UpdateStatus != nil {
 		dep = s.UpdateStatus.Deployment
 	}
-	w.rollbackOne(s, rb.Reason, at)
-	if dep == "" {
-		return ""
+	var others []*api.Service
+	if dep != "" {
+		others = slices.DeleteFunc(w.view().servicesOfDeployment(dep), func(o *api.Service) bool { return o.ID == s.ID || o.Rolling() })
 	}
-	for _, o := range w.view().servicesOfDeployment(dep) {
-		if o.ID == s.ID || o.PreviousSpec == nil || o.Rolling() {
-			continue
+	rolls := s.PreviousSpec != nil || slices.ContainsFunc(others, func(o *api.Service) bool { return o.PreviousSpec != nil })
+	if s.PreviousSpec != nil {
+		w.rollbackOne(s, rb.Reason, at)
+	} else {
+		w.pauseCreated(s, fmt.Sprintf("deployment %s failed because of this service: %s", dep, rb.Reason), rolls, at)
+	}
+	cause := fmt.Sprintf("service %s of deployment %s failed: %s", s.Spec.Name, dep, rb.Reason)
+	for _, o := range others {
+		switch {
+		case o.PreviousSpec != nil:
+			w.rollbackOne(o, cause, at)
+		case createdBy(o, dep) && o.UpdateStatus.State != api.UpdatePaused:
+			w.pauseCreated(o, cause, rolls, at)
 		}
-		w.rollbackOne(o, fmt.Sprintf("service %s of deployment %s failed: %s", s.Spec.Name, dep, rb.Reason), at)
 	}
 	return ""
+}
+
+// createdBy says whether s is a service that deployment dep ("": any)
+// created and that has had no update since: it has no previous spec to
+// roll back to, and its last update is not a rollback.
+func createdBy(s *api.Service, dep string) bool {
+	st := s.UpdateStatus
+	return s.PreviousSpec == nil && st != nil && st.Deployment != "" && (dep == "" || st.Deployment == dep) &&
+		st.State != api.UpdateRollingBack && st.State != api.UpdateRolledBack
+}
+
+// CanResume says whether a deployment of s's spec, unchanged, starts its
+// update again: s was created by a deployment that failed, or its own
+// update failed, and its update paused (it had nothing to roll back to).
+// Deploying it again is what the pause's message asks for.
+func CanResume(s *api.Service) bool {
+	return createdBy(s, "") && s.UpdateStatus.State == api.UpdatePaused
+}
+
+// pauseCreated pauses the update of s, a service its failed deployment
+// created, which has no spec to roll back to: it keeps what runs, and its
+// message says why, whether the deployment's other services roll back,
+// and what to do.
+func (w *wtx) pauseCreated(s *api.Service, why string, othersRollBack bool, at time.Time) {
+	st := *s.UpdateStatus
+	fix := fmt.Sprintf("fix its spec and apply it again, or remove the service with warrenctl service rm %s", s.Spec.Name)
+	if stack := s.Spec.Labels[api.LabelStack]; stack != "" {
+		fix = fmt.Sprintf("fix the compose file and deploy the stack again, or remove the stack with warrenctl stack rm %s", stack)
+	}
+	note := ""
+	if othersRollBack {
+		note = " (the services it updated roll back)"
+	}
+	st.State = api.UpdatePaused
+	st.Message = fmt.Sprintf("update paused: %s; %s was created by this deployment and has nothing to roll back to%s: %s",
+		why, s.Spec.Name, note, fix)
+	st.ProgressAt = at.UTC().Format(time.RFC3339Nano)
+	s.UpdateStatus = &st
+	w.putService(s, api.OpUpdate)
 }
 
 // applyServicePromote promotes the canaries of a running update.

@@ -176,6 +176,12 @@ func (s *Server) deployOnce(ctx context.Context, body *deploymentBody, specs []a
 			item.Action, item.Service = api.DeployCreated, &svc
 		case api.SpecEqual(&cur.Spec, spec):
 			item.Action, item.Service = api.DeployUnchanged, cur
+			if store.CanResume(cur) {
+				// Its deployment failed: deploying it again starts
+				// its update again (the FSM says whether it did).
+				cmd.Resumes = append(cmd.Resumes, cur.ID)
+				item.Action = api.DeployResumed
+			}
 		default:
 			cmd.Updates = append(cmd.Updates, store.ServiceUpdate{ID: cur.ID, Spec: *spec, ExpectVersion: cur.Version, At: now})
 			next := *cur
@@ -196,7 +202,7 @@ func (s *Server) deployOnce(ctx context.Context, body *deploymentBody, specs []a
 		}
 	}
 	replaying := s.raft != nil && s.raft.Replaying(ctx)
-	if dryRun || (len(cmd.Creates)+len(cmd.Updates)+len(cmd.Removes) == 0 && !replaying) {
+	if dryRun || (len(cmd.Creates)+len(cmd.Updates)+len(cmd.Resumes)+len(cmd.Removes) == 0 && !replaying) {
 		return out, false, nil
 	}
 	res, err := s.raft.Propose(ctx, store.CmdDeploy, cmd)
@@ -249,6 +255,9 @@ func (s *Server) deployed(planned *api.Deployment, done *store.DeployResult) *ap
 	})
 	for _, it := range planned.Services { // left out of the command: unchanged
 		if !did[it.Name] {
+			if it.Action == api.DeployResumed { // gone since the plan
+				it.Action = api.DeployUnchanged
+			}
 			out.Services = append(out.Services, it)
 		}
 	}

@@ -389,7 +389,7 @@ func TestRolloutCanary(t *testing.T) {
 	if _, err := m.Client.PromoteService(ctx, "can"); !api.IsCode(err, api.CodeConflict) {
 		t.Errorf("promote with no canary waiting: %v, want a conflict", err)
 	}
-	if evs := eventsOf(t, ctx, m, "can", api.EventCanaryPromoted); len(evs) != 1 {
+	if evs := serviceEvents(t, ctx, m, "can", api.EventCanaryPromoted); len(evs) != 1 {
 		t.Errorf("canary.promoted events %v, want one", evs)
 	}
 
@@ -631,8 +631,8 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	}
 }
 
-// eventsOf lists the service's events of type typ so far.
-func eventsOf(t *testing.T, ctx context.Context, m *Host, svc, typ string) []api.ClusterEvent {
+// serviceEvents lists the service's events of type typ so far.
+func serviceEvents(t *testing.T, ctx context.Context, m *Host, svc, typ string) []api.ClusterEvent {
 	t.Helper()
 	es, err := m.Client.Events(ctx, client.EventQuery{Service: svc, Types: []string{typ}})
 	if err != nil {

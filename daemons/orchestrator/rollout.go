@@ -225,7 +225,10 @@ func (u *rollout) judge(s *api.Service, slots int, progressAt time.Time, monitor
 		what = "rollback"
 	}
 	u.paused = true
-	u.message = what + " paused: " + u.reason + "; fix the spec and update again, or roll back with warrenctl service rollback"
+	u.message = what + " paused: " + u.reason + "; fix the spec and update again"
+	if s.PreviousSpec != nil {
+		u.message += ", or roll back with warrenctl service rollback"
+	}
 }
 
 // consider updates t, the one live task of slot k, if it is outdated and

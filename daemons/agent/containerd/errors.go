@@ -54,9 +54,14 @@ func classifyStartErr(what string, err error) error {
 }
 
 // shimStartFailed says whether creating a task failed because its shim
-// did not come up, a failure worth another try.
+// did not come up, or was the service's shim that exited with its last
+// task while the new one joined it ("failed to create shim task: ttrpc:
+// closed", seen in stop-first updates): a failure worth another try,
+// which starts a new shim.
 func shimStartFailed(err error) bool {
-	return strings.Contains(err.Error(), "failed to start shim")
+	msg := err.Error()
+	return strings.Contains(msg, "failed to start shim") ||
+		strings.Contains(msg, "failed to create shim task") && strings.Contains(msg, "ttrpc: closed")
 }
 
 // wrap adds context to err and, when containerd itself is unreachable,

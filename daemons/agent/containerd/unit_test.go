@@ -20,6 +20,19 @@ import (
 	"github.com/warren-edge/warren/daemons/agent/runtime"
 )
 
+func TestShimStartFailed(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`failed to start shim: start failed: dial unix /run/containerd/s/0a1b: connect: no such file or directory: unknown`:                                                       true,
+		`failed to create shim task: ttrpc: closed: unknown`:                                                                                                                      true,
+		`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "nope": executable file not found in $PATH: unknown`: false,
+		`ttrpc: closed`: false,
+	} {
+		if got := shimStartFailed(errors.New(msg)); got != want {
+			t.Errorf("shimStartFailed(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
+
 func TestClassifyStartErr(t *testing.T) {
 	// Messages as containerd 1.6.20 and runc 1.1.5 give them.
 	for _, c := range []struct {

@@ -113,6 +113,7 @@ type Agent struct {
 	addrs        map[string]netip.Addr
 	netns        map[string]string             // task → its network namespace path
 	health       map[string]context.CancelFunc // task → its probe loop
+	healthNow    map[string]string             // task → its health as its probe loop last found it
 	ports        portState                     // published ports: ports.go, ingress.go
 	meshStatus   *wg.Status                    // the mesh as last synced
 	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
@@ -188,7 +189,7 @@ func New(cfg Config) (*Agent, error) {
 		kick: make(chan struct{}, 1), beatNow: make(chan struct{}, 1), starts: make(chan struct{}, cfg.MaxParallelStarts),
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
-		netns: map[string]string{}, health: map[string]context.CancelFunc{},
+		netns: map[string]string{}, health: map[string]context.CancelFunc{}, healthNow: map[string]string{},
 		local: map[string]*step.Local{}, cutOff: true, lastContact: time.Now(),
 		ready: make(chan struct{}), openFile: os.Open, logIdx: newLogIndexer(time.Now)}
 	a.blobs = newBlobServer(cfg)
@@ -645,6 +646,7 @@ func (a *Agent) remove(ctx context.Context, id string) {
 		cancel()
 		delete(a.health, id)
 	}
+	delete(a.healthNow, id)
 	a.mu.Unlock()
 }
 

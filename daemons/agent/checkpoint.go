@@ -44,8 +44,8 @@ type nodeCheckpoint struct {
 
 // checkpointed says whether a task's change from old (nil: new to the
 // node) to t must reach the checkpoint before the agent acts on it: what
-// the node is to run (the task, its spec, its desired state) and whether
-// it ended. The statuses the agent itself reports on the way (preparing,
+// the node is to run (the task, its spec, its desired state), whether it
+// gets traffic (Standby) and whether it ended. The statuses the agent itself reports on the way (preparing,
 // starting, running) need not: from a checkpoint that is behind on them,
 // a node starts the same containers (a task the managers hold as running
 // and one they hold as starting both start again after a reboot).
@@ -56,7 +56,7 @@ func checkpointed(old, t *api.Task) bool {
 	return old.DesiredState != t.DesiredState || old.SpecVersion != t.SpecVersion || old.NodeID != t.NodeID ||
 		old.Status.State.Terminal() != t.Status.State.Terminal() ||
 		(old.Status.State == api.TaskOrphaned) != (t.Status.State == api.TaskOrphaned) ||
-		old.Attempt != t.Attempt || !offlineEqual(old.Status.Offline, t.Status.Offline)
+		old.Attempt != t.Attempt || old.Standby != t.Standby || !offlineEqual(old.Status.Offline, t.Status.Offline)
 }
 
 func offlineEqual(a, b *api.OfflineRun) bool {

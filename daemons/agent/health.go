@@ -24,9 +24,11 @@ import (
 //	                        └──(retries consecutive failures)──▶ unhealthy ─▶ stopped, reported failed
 //
 // The state machine is pure (healthTracker.observe); healthLoop does the
-// probing and reporting. An unhealthy task leaves DNS at once (warren-dns
-// answers only healthy tasks) and is stopped; the manager replaces it
-// under the restart policy.
+// probing and reporting. A task with a check is a backend of the node's
+// published ports only while healthy (ports.go): the agent publishes them
+// again on each change, before it reports it. An unhealthy task leaves
+// DNS at once (warren-dns answers only healthy tasks) and is stopped; the
+// manager replaces it under the restart policy.
 
 // maxHealthOutput caps the probe output kept in a status.
 const maxHealthOutput = 1024
@@ -72,27 +74,52 @@ func (a *Agent) syncHealth(ctx context.Context) {
 		case want && !has:
 			hctx, cancel := context.WithCancel(ctx)
 			a.health[id] = cancel
-			go a.healthLoop(hctx, t, c.StartedAt)
+			tr := trackerFor(t, c)
+			a.healthNow[id] = tr.status
+			go a.healthLoop(hctx, t, tr)
 		case !want && has:
 			cancel()
 			delete(a.health, id)
+			delete(a.healthNow, id)
 		}
 	}
 	for id, cancel := range a.health {
 		if _, ok := a.tasks[id]; !ok {
 			cancel()
 			delete(a.health, id)
+			delete(a.healthNow, id)
 		}
 	}
 }
 
-func (a *Agent) healthLoop(ctx context.Context, t *api.Task, started time.Time) {
-	hc := t.Spec.HealthCheck.Effective()
-	if started.IsZero() {
-		started = time.Now()
+// trackerFor begins following the health of t's running container c:
+// starting, or healthy when the store holds it healthy in this very
+// container (one the agent adopted when it started again), so that an
+// agent's restart does not take its healthy tasks out of service until
+// their next probe.
+func trackerFor(t *api.Task, c rt.Container) healthTracker {
+	tr := healthTracker{status: api.HealthStarting, started: c.StartedAt}
+	if tr.started.IsZero() {
+		tr.started = time.Now()
 	}
-	tr := healthTracker{status: api.HealthStarting, started: started}
-	a.reportHealth(t.ID, tr.status, "")
+	if t.Status.State == api.TaskRunning && t.Status.Health == api.HealthHealthy &&
+		!c.StartedAt.IsZero() && t.Status.StartedAt.Equal(c.StartedAt) {
+		tr.status, tr.passed = api.HealthHealthy, true
+	}
+	return tr
+}
+
+// healthLoop probes t's container and acts on what it finds. A change of
+// health is recorded (healthNow), then the ports are published again (the
+// task serves only while healthy), then it is reported: the node serves
+// a task that turned healthy before anyone who learns of it from the
+// store acts on it, and stops serving one that failed before it is
+// stopped.
+func (a *Agent) healthLoop(ctx context.Context, t *api.Task, tr healthTracker) {
+	hc := t.Spec.HealthCheck.Effective()
+	if tr.status != t.Status.Health {
+		a.reportHealth(t.ID, tr.status, "")
+	}
 	tick := time.NewTicker(hc.Interval.D())
 	defer tick.Stop()
 	for {
@@ -110,6 +137,10 @@ func (a *Agent) healthLoop(ctx context.Context, t *api.Task, started time.Time) 
 		changed, kill := tr.observe(ok, time.Now(), hc)
 		if changed {
 			a.log.Info("task health", "task", t.ID, "service", t.ServiceName, "health", tr.status, "output", out)
+			if !a.setHealth(ctx, t.ID, tr.status) {
+				return // the loop was ended meanwhile
+			}
+			a.publishPorts(ctx)
 			a.reportHealth(t.ID, tr.status, out)
 		}
 		if kill {
@@ -118,6 +149,19 @@ func (a *Agent) healthLoop(ctx context.Context, t *api.Task, started time.Time) 
 			return
 		}
 	}
+}
+
+// setHealth records a task's health as its probe loop, whose context is
+// ctx, found it, unless the loop was ended (under a.mu, as it is ended):
+// a loop's late result does not outlive it.
+func (a *Agent) setHealth(ctx context.Context, id, health string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	a.healthNow[id] = health
+	return true
 }
 
 // reportHealth reports the task as running with its health.

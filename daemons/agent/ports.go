@@ -23,8 +23,14 @@ import (
 // other nodes' tasks through the mesh, and leaves them out while there is
 // none (netcfg/nft).
 //
+// A task is a backend while it serves (api.Task.Serving): the other
+// nodes' as the store says, the node's own as the agent sees them
+// (serving), so a new task gets no connection before its health check
+// passes, nor one on standby. The node's own task leaves the ports before
+// its container is told to stop (reconcileLoop, stopping).
+//
 //	reconcile (local tasks) ──┐
-//	                          ├─▶ publishPorts: desiredPorts ─▶ Network.Publish (one transaction)
+//	health probe (local) ─────┼─▶ publishPorts: desiredPorts ─▶ Network.Publish (one transaction)
 //	ingress watch (fleet) ────┘
 
 // portState is what the agent keeps about published ports.
@@ -88,20 +94,52 @@ func (a *Agent) publishPorts(ctx context.Context) {
 func (a *Agent) desiredPorts() (ports, dropped []Published) {
 	var backends []backend
 	for id, t := range a.tasks {
-		if t.DesiredState != api.TaskRunning || len(t.Spec.Ports) == 0 {
+		if len(t.Spec.Ports) == 0 || !a.serving(t) {
 			continue
 		}
-		c, ok := a.containers[id]
-		addr := a.addrs[id]
-		if !ok || c.State != rt.StateRunning || !addr.IsValid() {
-			continue
-		}
-		backends = append(backends, backend{addr, t.Spec.Ports})
+		backends = append(backends, backend{a.addrs[id], t.Spec.Ports})
 	}
 	for _, f := range a.ports.fleet {
 		backends = append(backends, backend{f.addr, f.ports})
 	}
 	return portsOf(backends)
+}
+
+// serving says whether a task of this node is a backend of its ports. The
+// rule is every node's (api.Task.Serving: meant to run, not on standby,
+// running with an address, healthy if it has a health check), applied to
+// what the agent sees itself rather than to the status the store holds,
+// which lags: its container, its address, its last probe (healthNow). A
+// task about to be stopped (stopping) is not one either. Callers hold
+// a.mu.
+func (a *Agent) serving(t *api.Task) bool {
+	c, ok := a.containers[t.ID]
+	if !ok || c.State != rt.StateRunning || a.stopping[t.ID] {
+		return false
+	}
+	seen := *t
+	seen.Status = api.TaskStatus{State: api.TaskRunning, Health: a.healthNow[t.ID]}
+	if addr := a.addrs[t.ID]; addr.IsValid() {
+		seen.Status.Addr = addr.String()
+	}
+	return seen.Serving()
+}
+
+// unpublish takes task id out of the node's published ports, and
+// publishes them, before its container is stopped outside a step
+// (break-glass; reconcileLoop does the same for the stops of a step, all
+// at once). end puts it back once the stop is over: its container is gone
+// by then, or the stop failed and it serves again.
+func (a *Agent) unpublish(ctx context.Context, id string) (end func()) {
+	a.mu.Lock()
+	a.stopping[id] = true
+	a.mu.Unlock()
+	a.publishPorts(ctx)
+	return func() {
+		a.mu.Lock()
+		delete(a.stopping, id)
+		a.mu.Unlock()
+	}
 }
 
 // portsOf groups the backends' ports by what they take on the node

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/daemons/agent/step"
 	"github.com/warren-edge/warren/daemons/api"
 )
 
@@ -31,7 +32,10 @@ func testAgent(t *testing.T) (*Agent, *bytes.Buffer) {
 	t.Helper()
 	var buf bytes.Buffer
 	a := &Agent{log: slog.New(slog.NewTextHandler(&buf, nil)), nodeID: "n1", subnet: netip.MustParsePrefix("10.240.1.0/24"),
-		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, addrs: map[string]netip.Addr{}}
+		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, addrs: map[string]netip.Addr{},
+		healthNow: map[string]string{}, stopping: map[string]bool{}, health: map[string]context.CancelFunc{},
+		busy: map[string]bool{}, reported: map[string]api.TaskState{}, local: map[string]*step.Local{},
+		pendingExits: map[string]rt.Exit{}, netns: map[string]string{}, kick: make(chan struct{}, 1)}
 	return a, &buf
 }
 

@@ -18,11 +18,12 @@ func publicSpec(s *ServiceSpec) ServiceSpec {
 		Ports: s.Ports, HealthCheck: s.HealthCheck}
 }
 
-// PublicTask keeps what DNS answers from: the task's identity, node,
-// address, state and health.
+// PublicTask keeps what DNS answers from and ingress ports balance over
+// (Serving): the task's identity, node, address, state, health and
+// standby.
 func PublicTask(t *Task) *Task {
 	return &Task{Meta: t.Meta, ServiceID: t.ServiceID, ServiceName: t.ServiceName, Slot: t.Slot,
-		NodeID: t.NodeID, Spec: publicSpec(&t.Spec), SpecVersion: t.SpecVersion, DesiredState: t.DesiredState,
+		NodeID: t.NodeID, Spec: publicSpec(&t.Spec), SpecVersion: t.SpecVersion, DesiredState: t.DesiredState, Standby: t.Standby,
 		Status: TaskStatus{State: t.Status.State, Timestamp: t.Status.Timestamp, Addr: t.Status.Addr, Health: t.Status.Health}}
 }
 

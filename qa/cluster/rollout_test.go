@@ -547,16 +547,7 @@ func TestRolloutWaves(t *testing.T) {
 // the LAN sends 50 requests a second to the port on w1, each on a new
 // connection (w1's own tasks and w2's, over the mesh). Every request is
 // answered, and both releases answered some.
-//
-// Skipped: it failed 2 runs of 8 (3 refused requests). A node publishes its own new
-// task on the ingress port as soon as the container runs, before its
-// health check passes (agent desiredPorts; other nodes' tasks wait for
-// api.Task.Serving), so a connection that lands in the few milliseconds
-// before httpd listens is refused: 19:58:26.703 w1's agent "task running"
-// 4xq22dkt (health starting); 19:58:26.710 a request to w1:8080 refused
-// after 2 ms; 19:58:27.207 4xq22dkt healthy.
 func TestRollingUpdateUnderLoad(t *testing.T) {
-	t.Skip("a node's own new task gets ingress traffic before it is healthy (agent desiredPorts ignores health): 2 of 8 runs had a refused request")
 	c := startCluster(t, 1, 2)
 	ctx := ctxFor(t, 4*time.Minute)
 	m, w1 := c.Host("m1"), c.Host("w1")

@@ -114,7 +114,6 @@ type Agent struct {
 	netns        map[string]string             // task → its network namespace path
 	health       map[string]context.CancelFunc // task → its probe loop
 	healthNow    map[string]string             // task → its health as its probe loop last found it
-	stopping     map[string]bool               // tasks taken out of the published ports to be stopped
 	ports        portState                     // published ports: ports.go, ingress.go
 	meshStatus   *wg.Status                    // the mesh as last synced
 	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
@@ -191,7 +190,7 @@ func New(cfg Config) (*Agent, error) {
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{}, healthNow: map[string]string{},
-		stopping: map[string]bool{}, local: map[string]*step.Local{}, cutOff: true, lastContact: time.Now(),
+		local: map[string]*step.Local{}, cutOff: true, lastContact: time.Now(),
 		ready: make(chan struct{}), openFile: os.Open, logIdx: newLogIndexer(time.Now)}
 	a.blobs = newBlobServer(cfg)
 	j, err := openJournal(cfg.DataDir)
@@ -365,9 +364,6 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 				continue
 			}
 			a.busy[act.TaskID] = true
-			if act.Kind == step.ActStop {
-				a.stopping[act.TaskID] = true // until do ends
-			}
 		}
 		synced := a.synced
 		a.syncHealth(ctx)
@@ -380,17 +376,11 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		for _, act := range acts {
 			if act.Kind == step.ActReport {
 				a.report(act.TaskID, *act.Status)
+				continue
 			}
+			go a.do(ctx, act)
 		}
-		// The ports go first: a task to be stopped leaves them before its
-		// container gets the signal, so that no new connection goes to a
-		// process on its way out.
 		a.publishPorts(ctx)
-		for _, act := range acts {
-			if act.Kind != step.ActReport {
-				go a.do(ctx, act)
-			}
-		}
 		if synced {
 			a.cleanupSandboxes(ctx)
 			a.readyOnce.Do(func() { close(a.ready) })
@@ -402,7 +392,6 @@ func (a *Agent) do(ctx context.Context, act step.Action) {
 	defer func() {
 		a.mu.Lock()
 		delete(a.busy, act.TaskID)
-		delete(a.stopping, act.TaskID)
 		a.mu.Unlock()
 		a.kickReconcile()
 	}()

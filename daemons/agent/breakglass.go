@@ -163,13 +163,10 @@ func (a *Agent) setOverride(l *step.Local, o *api.TaskOverride) {
 // restartNow stops t's container, if any, and starts it again in place,
 // with its override.
 func (a *Agent) restartNow(ctx context.Context, t *api.Task) error {
-	end := a.unpublish(ctx, t.ID)
 	if _, err := a.rt.Stop(ctx, t.ID, t.Spec.EffectiveStopGrace().D()); err != nil && !errors.Is(err, rt.ErrNotFound) {
-		end()
 		return fmt.Errorf("stop: %w", err)
 	}
 	a.remove(ctx, t.ID)
-	end()
 	a.start(ctx, t, true)
 	a.mu.Lock()
 	c, ok := a.containers[t.ID]
@@ -195,7 +192,6 @@ func (a *Agent) localAction(w http.ResponseWriter, r *http.Request, id string) {
 			o.Stopped, o.By, o.At = true, user, time.Now().UTC()
 			o.Sticky = o.Sticky || r.URL.Query().Get("sticky") == "true"
 			a.setOverride(l, &o)
-			defer a.unpublish(ctx, t.ID)()
 			if _, err := a.rt.Stop(ctx, t.ID, t.Spec.EffectiveStopGrace().D()); err != nil && !errors.Is(err, rt.ErrNotFound) {
 				return fmt.Errorf("stop: %w", err)
 			}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/agent"
-	"github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/agent/runtime/fake"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
@@ -22,12 +21,6 @@ func runAgent(t *testing.T, ctx context.Context, c *client.Client, net agent.Net
 	t.Helper()
 	rt := fake.New()
 	rt.AddImage("localhost/busybox:latest")
-	runAgentOn(t, ctx, c, net, rt, hostname)
-}
-
-// runAgentOn runs an agent over the runtime rt.
-func runAgentOn(t *testing.T, ctx context.Context, c *client.Client, net agent.Network, rt runtime.Runtime, hostname string) {
-	t.Helper()
 	a, err := agent.New(agent.Config{API: c, Runtime: rt, Network: net, DataDir: t.TempDir(), Hostname: hostname,
 		HeartbeatEvery: 100 * time.Millisecond,
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("agent", hostname)})

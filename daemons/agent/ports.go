@@ -26,8 +26,7 @@ import (
 // A task is a backend while it serves (api.Task.Serving): the other
 // nodes' as the store says, the node's own as the agent sees them
 // (serving), so a new task gets no connection before its health check
-// passes, nor one on standby. The node's own task leaves the ports before
-// its container is told to stop (reconcileLoop, stopping).
+// passes, nor one on standby.
 //
 //	reconcile (local tasks) ──┐
 //	health probe (local) ─────┼─▶ publishPorts: desiredPorts ─▶ Network.Publish (one transaction)
@@ -109,12 +108,11 @@ func (a *Agent) desiredPorts() (ports, dropped []Published) {
 // rule is every node's (api.Task.Serving: meant to run, not on standby,
 // running with an address, healthy if it has a health check), applied to
 // what the agent sees itself rather than to the status the store holds,
-// which lags: its container, its address, its last probe (healthNow). A
-// task about to be stopped (stopping) is not one either. Callers hold
-// a.mu.
+// which lags: its container, its address, its last probe (healthNow).
+// Callers hold a.mu.
 func (a *Agent) serving(t *api.Task) bool {
 	c, ok := a.containers[t.ID]
-	if !ok || c.State != rt.StateRunning || a.stopping[t.ID] {
+	if !ok || c.State != rt.StateRunning {
 		return false
 	}
 	seen := *t
@@ -123,23 +121,6 @@ func (a *Agent) serving(t *api.Task) bool {
 		seen.Status.Addr = addr.String()
 	}
 	return seen.Serving()
-}
-
-// unpublish takes task id out of the node's published ports, and
-// publishes them, before its container is stopped outside a step
-// (break-glass; reconcileLoop does the same for the stops of a step, all
-// at once). end puts it back once the stop is over: its container is gone
-// by then, or the stop failed and it serves again.
-func (a *Agent) unpublish(ctx context.Context, id string) (end func()) {
-	a.mu.Lock()
-	a.stopping[id] = true
-	a.mu.Unlock()
-	a.publishPorts(ctx)
-	return func() {
-		a.mu.Lock()
-		delete(a.stopping, id)
-		a.mu.Unlock()
-	}
 }
 
 // portsOf groups the backends' ports by what they take on the node

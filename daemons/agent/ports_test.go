@@ -33,7 +33,7 @@ func testAgent(t *testing.T) (*Agent, *bytes.Buffer) {
 	var buf bytes.Buffer
 	a := &Agent{log: slog.New(slog.NewTextHandler(&buf, nil)), nodeID: "n1", subnet: netip.MustParsePrefix("10.240.1.0/24"),
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, addrs: map[string]netip.Addr{},
-		healthNow: map[string]string{}, stopping: map[string]bool{}, health: map[string]context.CancelFunc{},
+		healthNow: map[string]string{}, health: map[string]context.CancelFunc{},
 		busy: map[string]bool{}, reported: map[string]api.TaskState{}, local: map[string]*step.Local{},
 		pendingExits: map[string]rt.Exit{}, netns: map[string]string{}, kick: make(chan struct{}, 1)}
 	return a, &buf

@@ -30,16 +30,15 @@ func backendsOf(ports []Published) []netip.AddrPort {
 // TestLocalTaskServes: the node's own task is a backend of its ports only
 // while it serves, by the rule of every node's tasks (api.Task.Serving),
 // applied to what the agent knows itself: its container, its last probe
-// (ahead of the store's), Standby; and not once it is to be stopped.
+// (ahead of the store's), Standby.
 func TestLocalTaskServes(t *testing.T) {
 	cases := []struct {
-		name     string
-		check    *api.HealthCheck
-		probed   string // the agent's last probe result ("": no probe loop yet)
-		stored   string // the health the store holds
-		standby  bool
-		stopping bool
-		want     bool
+		name    string
+		check   *api.HealthCheck
+		probed  string // the agent's last probe result ("": no probe loop yet)
+		stored  string // the health the store holds
+		standby bool
+		want    bool
 	}{
 		{name: "no health check, running", want: true},
 		{name: "a health check, no probe loop yet", check: webCheck},
@@ -50,7 +49,6 @@ func TestLocalTaskServes(t *testing.T) {
 		{name: "unhealthy, the store not told yet", check: webCheck, probed: api.HealthUnhealthy, stored: api.HealthHealthy},
 		{name: "standby, no health check", standby: true},
 		{name: "standby, healthy", check: webCheck, probed: api.HealthHealthy, stored: api.HealthHealthy, standby: true},
-		{name: "to be stopped", stopping: true},
 	}
 	for _, c := range cases {
 		a, _ := testAgent(t)
@@ -61,7 +59,6 @@ func TestLocalTaskServes(t *testing.T) {
 		if c.probed != "" {
 			a.healthNow["web1"] = c.probed
 		}
-		a.stopping["web1"] = c.stopping
 		a.applyFleet(api.WatchBatch{Reset: true})
 		ports, _ := a.desiredPorts()
 		got := slices.Contains(backendsOf(ports), ap("10.240.1.2:80"))

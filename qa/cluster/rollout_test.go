@@ -562,29 +562,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	url := fmt.Sprintf("http://%s:8080/", w1.IP)
 	// Every task healthy, and the port answering steadily: w1 publishes
 	// w2's tasks once its watch has them healthy.
-	eventually(t, 2*time.Minute, "4 healthy tasks answering on w1's port", func() error {
-		ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: "web"})
-		if err != nil {
-			return err
-		}
-		healthy := 0
-		for _, tk := range liveTasks(ts) {
-			if tk.Status.Health == api.HealthHealthy {
-				healthy++
-			}
-		}
-		if healthy != 4 {
-			return fmt.Errorf("%d healthy", healthy)
-		}
-		lctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		l := HTTPLoad(lctx, lan.DialContext, url, 50)
-		<-lctx.Done()
-		if l.Wait(); l.Failed() > 0 || len(l.Bodies()) != 4 {
-			return fmt.Errorf("%d of %d requests failed, answers %v", l.Failed(), l.Sent(), l.Bodies())
-		}
-		return nil
-	})
+	waitAnswering(t, ctx, m, lan, url, "web", 4)
 	tl := WatchTasks(ctx, m, "web", c.Hosts()...)
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()

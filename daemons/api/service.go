@@ -95,6 +95,9 @@ type ServiceSpec struct {
 	Offline   OfflinePolicy `json:"offline,omitzero" yaml:"offline,omitempty"`
 	Resources Resources     `json:"resources,omitempty" yaml:"resources,omitempty"`
 	Ports     []PortConfig  `json:"ports,omitempty" yaml:"ports,omitempty"`
+	// Ingress are the HTTP routes warren-ingress sends to the tasks
+	// (ingress.go).
+	Ingress []IngressRoute `json:"ingress,omitempty" yaml:"ingress,omitempty"`
 	// Mounts are the volumes, host directories and tmpfs the container
 	// gets (volume.go).
 	Mounts       []Mount      `json:"mounts,omitempty" yaml:"mounts,omitempty"`

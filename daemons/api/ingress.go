@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // HTTP ingress: warren-ingress routes HTTP and HTTPS requests by host and
 // path to the tasks of the service that names the route. Routes live in
 // the services' specs (ServiceSpec.Ingress); a change of them never
@@ -102,4 +104,58 @@ type HeaderRules struct {
 	Set    map[string]string `json:"set,omitempty" yaml:"set,omitempty"`
 	Add    map[string]string `json:"add,omitempty" yaml:"add,omitempty"`
 	Remove []string          `json:"remove,omitempty" yaml:"remove,omitempty"`
+}
+
+// LabelIngress on a node (value "true") makes it an ingress node: its
+// warren-ingress may read and write the cluster's certificate store and
+// take its locks, and read the secrets that routes name. Other nodes'
+// certificates are refused those routes.
+const LabelIngress = "warren.ingress"
+
+// The ingress store is a small key/value store in Raft for what ACME
+// needs to share between ingress nodes: the account key, certificates
+// and their keys, challenge tokens. Values are sealed at rest like
+// secrets. Keys are slash-separated paths ("certificates/acme/x.crt").
+//
+//	GET    /v1/nodes/{ref}/ingress/store?key=K           → IngressObject (with value); 404 if none
+//	GET    /v1/nodes/{ref}/ingress/store?prefix=P[&recursive=1]
+//	                                                     → []IngressObject (no values): the keys
+//	                                                       under P, one level or all
+//	PUT    /v1/nodes/{ref}/ingress/store?key=K  (body: the value, at most MaxIngressValue bytes)
+//	DELETE /v1/nodes/{ref}/ingress/store?key=K           → K and every key under K/; 404 if none
+//	POST   /v1/nodes/{ref}/ingress/locks/{name}  IngressLockRequest
+//	                                                     → IngressLock; 409 (CodeConflict) while
+//	                                                       another holder has it
+//	DELETE /v1/nodes/{ref}/ingress/locks/{name}?holder=H
+//	GET    /v1/nodes/{ref}/ingress/secrets/{name}        → the value of a secret a route names
+//	                                                       (TLS certificate or basic auth users)
+const (
+	MaxIngressValue  = 1 << 20
+	MaxIngressKeyLen = 512
+	MaxIngressLock   = 10 * 60e9 // the longest lock TTL, 10 minutes
+)
+
+// IngressObject is one key of the ingress store.
+type IngressObject struct {
+	Key      string    `json:"key"`
+	Value    []byte    `json:"value,omitempty"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+	// Dir is set on a listing's entry that is a prefix of other keys.
+	Dir bool `json:"dir,omitempty"`
+}
+
+// IngressLockRequest takes or extends a lock of the ingress store: a
+// lease that ends TTL after the leader applies it, unless renewed by the
+// same holder.
+type IngressLockRequest struct {
+	Holder string   `json:"holder"`
+	TTL    Duration `json:"ttl"`
+}
+
+// IngressLock is a lock held.
+type IngressLock struct {
+	Name   string    `json:"name"`
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
 }

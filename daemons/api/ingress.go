@@ -159,3 +159,34 @@ type IngressLock struct {
 	Holder string    `json:"holder"`
 	Until  time.Time `json:"until"`
 }
+
+// IngressRouteStatus is one route as `warrenctl ingress ls` shows it
+// (GET /v1/ingress/routes, for readers): where it goes and how its
+// certificate stands. No key material.
+type IngressRouteStatus struct {
+	Service   string           `json:"service"`
+	ServiceID string           `json:"serviceID"`
+	Route     IngressRoute     `json:"route"`
+	Backends  []IngressBackend `json:"backends"`
+	Cert      IngressCert      `json:"cert"`
+}
+
+// IngressBackend is one task a route balances over.
+type IngressBackend struct {
+	TaskID  string `json:"taskID"`
+	NodeID  string `json:"nodeID"`
+	Addr    string `json:"addr"` // IP:port
+	Serving bool   `json:"serving"`
+}
+
+// IngressCert is a route's certificate as the cluster has it.
+type IngressCert struct {
+	// State is "none" (TLS off), "pending" (not issued yet), "valid",
+	// "expiring" (past two thirds of its lifetime) or "expired", or
+	// "error" with Error.
+	State    string    `json:"state"`
+	Source   string    `json:"source"`
+	Issuer   string    `json:"issuer,omitempty"`
+	NotAfter time.Time `json:"notAfter,omitzero"`
+	Error    string    `json:"error,omitempty"`
+}

@@ -37,6 +37,7 @@ var sections = []section{
 	{"ha", benchHA},
 	{"fleet", benchFleet},
 	{"rollout", benchRollout},
+	{"ingress", benchIngress},
 	{"offline", benchOffline},
 	{"appliance", benchAppliance},
 	{"scheduler", benchScheduler},

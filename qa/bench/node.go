@@ -30,63 +30,12 @@ var sleeper = []string{"sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"}
 // containerd, the manager and agent binaries, the node's network inside a
 // namespace made for the bench.
 func benchNode(r *report) error {
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root")
-	}
-	if err := containerdtest.Available(); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "wb")
+	n, err := startBenchNode()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns := fmt.Sprintf("warren-bench-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns add: %v: %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
-
-	ctrd, err := containerdtest.StartDaemon(filepath.Join(dir, "c"))
-	if err != nil {
-		return err
-	}
-	defer ctrd.Stop()
-	agentSock := filepath.Join(dir, "agent.sock")
-	p, c, err := startManager("--agent-socket", agentSock)
-	if err != nil {
-		return err
-	}
-	defer p.stop()
-	netnsDir := filepath.Join(dir, "netns")
-	agent := exec.Command(binPath("warren"), "agent", "--api-socket", strings.TrimPrefix(c.Host(), "unix://"),
-		"--containerd-socket", ctrd.Socket, "--data-dir", filepath.Join(dir, "agent"), "--agent-socket", agentSock,
-		"--netns-dir", netnsDir, "--host-netns", "/run/netns/"+ns, "--mesh=false", "--log-level", "warn")
-	agent.Stderr = daemonLog("agent")
-	if err := agent.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		agent.Process.Signal(syscall.SIGTERM)
-		agent.Wait()
-		entries, _ := os.ReadDir(netnsDir)
-		for _, e := range entries {
-			syscall.Unmount(filepath.Join(netnsDir, e.Name()), syscall.MNT_DETACH)
-		}
-		syscall.Unmount(netnsDir, syscall.MNT_DETACH)
-	}()
-	ctx := context.Background()
-	if err := waitReady(ctx, c, agentSock); err != nil {
-		return err
-	}
-	var img bytes.Buffer
-	if err := testimage.Build(&img, testimage.Options{Name: "localhost/busybox:latest"}); err != nil {
-		return err
-	}
-	if _, err := c.LoadImage(ctx, &img); err != nil {
-		return err
-	}
+	defer n.close()
+	c, agent, ctrd, ctx := n.c, n.agent, n.ctrd, context.Background()
 	time.Sleep(time.Second)
 	r.add("agent resident memory, idle", fmt.Sprintf("%.1f MB", rssMB(agent.Process.Pid)), "< 32 MB", "")
 
@@ -146,7 +95,92 @@ func benchNode(r *report) error {
 	// The kernel frees the 100 network namespaces in the background, a
 	// few seconds of work on 2 cores: let it, or it lands in the next figure.
 	time.Sleep(5 * time.Second)
-	return benchNFT(r, ns)
+	return benchNFT(r, n.ns)
+}
+
+// benchNodeEnv is one real node for a bench: a network namespace made for
+// it, a private containerd, bin/warren's manager and agent (the node's
+// network inside the namespace), the busybox test image loaded.
+type benchNodeEnv struct {
+	dir, ns, agentSock string
+	ctrd               *containerdtest.Daemon
+	mgr                *proc
+	c                  *client.Client
+	agent              *exec.Cmd
+	undo               []func()
+}
+
+// startBenchNode starts a node; extra are more flags of the manager.
+func startBenchNode(extra ...string) (n *benchNodeEnv, err error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("needs root")
+	}
+	if err := containerdtest.Available(); err != nil {
+		return nil, err
+	}
+	n = &benchNodeEnv{}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	if n.dir, err = os.MkdirTemp("", "wb"); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, func() { os.RemoveAll(n.dir) })
+	n.ns = fmt.Sprintf("warren-bench-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", n.ns).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ip netns add: %v: %s", err, out)
+	}
+	n.undo = append(n.undo, func() { exec.Command("ip", "netns", "del", n.ns).Run() })
+	exec.Command("ip", "-n", n.ns, "link", "set", "lo", "up").Run()
+
+	if n.ctrd, err = containerdtest.StartDaemon(filepath.Join(n.dir, "c")); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, func() { n.ctrd.Stop() })
+	n.agentSock = filepath.Join(n.dir, "agent.sock")
+	if n.mgr, n.c, err = startManager(append([]string{"--agent-socket", n.agentSock}, extra...)...); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, n.mgr.stop)
+	netnsDir := filepath.Join(n.dir, "netns")
+	n.agent = exec.Command(binPath("warren"), "agent", "--api-socket", strings.TrimPrefix(n.c.Host(), "unix://"),
+		"--containerd-socket", n.ctrd.Socket, "--data-dir", filepath.Join(n.dir, "agent"), "--agent-socket", n.agentSock,
+		"--netns-dir", netnsDir, "--host-netns", "/run/netns/"+n.ns, "--mesh=false", "--log-level", "warn")
+	n.agent.Stderr = daemonLog("agent")
+	if err := n.agent.Start(); err != nil {
+		return nil, err
+	}
+	n.undo = append(n.undo, func() {
+		n.agent.Process.Signal(syscall.SIGTERM)
+		n.agent.Wait()
+		entries, _ := os.ReadDir(netnsDir)
+		for _, e := range entries {
+			syscall.Unmount(filepath.Join(netnsDir, e.Name()), syscall.MNT_DETACH)
+		}
+		syscall.Unmount(netnsDir, syscall.MNT_DETACH)
+	})
+	ctx := context.Background()
+	if err := waitReady(ctx, n.c, n.agentSock); err != nil {
+		return nil, err
+	}
+	var img bytes.Buffer
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/busybox:latest"}); err != nil {
+		return nil, err
+	}
+	if _, err := n.c.LoadImage(ctx, &img); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// close undoes what startBenchNode did, last first.
+func (n *benchNodeEnv) close() {
+	for i := len(n.undo) - 1; i >= 0; i-- {
+		n.undo[i]()
+	}
+	n.undo = nil
 }
 
 func waitReady(ctx context.Context, c *client.Client, agentSock string) error {

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// benchIngress measures warren-ingress (issue 14) on a real node: requests
+// a second and latency through it to one busybox httpd task, side by side
+// with nginx proxying to the same task in the same run (wrk drives both,
+// in the node's namespace, with the same connections); TLS handshakes a
+// second; its resident memory idle and under load.
+func benchIngress(r *report) error {
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is missing (make deps installs it)", tool)
+		}
+	}
+	ingressSock := filepath.Join(os.TempDir(), fmt.Sprintf("warren-bench-ingress-%d.sock", os.Getpid()))
+	n, err := startBenchNode("--ingress-socket", ingressSock)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	ctx := context.Background()
+	c := n.c
+	info, err := c.Info(ctx)
+	if err != nil {
+		return err
+	}
+	node, err := c.Node(ctx, info.NodeID)
+	if err != nil {
+		return err
+	}
+	spec := node.Spec
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[api.LabelIngress] = "true"
+	if _, err := c.UpdateNodeSpec(ctx, info.NodeID, spec, node.Version); err != nil {
+		return err
+	}
+
+	// The certificate of the HTTPS route: a secret, so that no CA is
+	// involved in the handshake figure.
+	pemBytes, err := selfSigned("bench.example")
+	if err != nil {
+		return err
+	}
+	if _, err := c.CreateFile(ctx, api.KindSecret, api.SecretRequest{Name: "bench-tls", Data: pemBytes}); err != nil {
+		return err
+	}
+	redirect := false
+	if _, err := c.CreateService(ctx, api.ServiceSpec{Name: "web", Image: "localhost/busybox", Replicas: 1,
+		Args: []string{"sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
+		Ingress: []api.IngressRoute{
+			{Host: "bench.example", Port: 8080, HTTPSRedirect: &redirect, TLS: &api.IngressTLS{Source: api.TLSSecret, Secret: "bench-tls"}},
+		}}); err != nil {
+		return err
+	}
+	if err := waitRunning(ctx, c, "web", 1, time.Minute); err != nil {
+		return err
+	}
+	ts, err := c.Tasks(ctx, client.TaskQuery{Service: "web"})
+	if err != nil || len(ts) != 1 {
+		return fmt.Errorf("the web task: %v (%d tasks)", err, len(ts))
+	}
+	backend := net.JoinHostPort(ts[0].RunningAddr().String(), "8080")
+
+	// warren-ingress in the node's namespace, where the task's address is.
+	ing := exec.Command("ip", "netns", "exec", n.ns, binPath("warren"), "ingress",
+		"--api-socket", ingressSock,
+		"--http-listen", "127.0.0.1:8081", "--https-listen", "127.0.0.1:8443",
+		"--access-log-sample", "0", "--log-level", "warn")
+	ing.Stderr = daemonLog("ingress")
+	if err := ing.Start(); err != nil {
+		return err
+	}
+	defer func() { ing.Process.Signal(os.Interrupt); ing.Wait() }()
+	if err := waitHTTP(n.ns, "http://127.0.0.1:8081/", 30*time.Second); err != nil {
+		return fmt.Errorf("warren-ingress: %w", err)
+	}
+	pid := ing.Process.Pid // ip netns exec execs it: the same process
+	time.Sleep(time.Second)
+	r.add("warren-ingress resident memory, idle (1 route)", fmt.Sprintf("%.1f MB", rssMB(pid)), "< 24 MB", "")
+
+	// nginx, proxying to the same task with keep-alive upstream connections,
+	// as warren-ingress does.
+	ngDir := filepath.Join(n.dir, "nginx")
+	os.MkdirAll(ngDir, 0o755)
+	conf := fmt.Sprintf(`worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  upstream web { server %[2]s; keepalive 64; }
+  server {
+    listen 127.0.0.1:8082;
+    location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
+  }
+}
+`, ngDir, backend)
+	if err := os.WriteFile(filepath.Join(ngDir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	ng := exec.Command("ip", "netns", "exec", n.ns, "nginx", "-c", filepath.Join(ngDir, "nginx.conf"), "-g", "daemon off;")
+	ng.Stderr = daemonLog("nginx")
+	if err := ng.Start(); err != nil {
+		return err
+	}
+	defer func() { ng.Process.Signal(os.Interrupt); ng.Wait() }()
+	if err := waitHTTP(n.ns, "http://127.0.0.1:8082/", 10*time.Second); err != nil {
+		return fmt.Errorf("nginx: %w", err)
+	}
+
+	// Twice each, interleaved, so that neither gets the quieter moment.
+	var wi, wn []wrkResult
+	var peak float64
+	for range 2 {
+		stop := sampleRSS(pid, &peak)
+		w, err := runWrk(n.ns, "http://127.0.0.1:8081/")
+		stop()
+		if err != nil {
+			return fmt.Errorf("wrk through warren-ingress: %w", err)
+		}
+		wi = append(wi, w)
+		if w, err = runWrk(n.ns, "http://127.0.0.1:8082/"); err != nil {
+			return fmt.Errorf("wrk through nginx: %w", err)
+		}
+		wn = append(wn, w)
+	}
+	bi, bn := best(wi), best(wn)
+	r.add("warren-ingress → busybox httpd task, wrk 2 threads × 32 connections, 10 s",
+		fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", bi.rate, bi.p50, bi.p99), "≥ nginx", "")
+	r.add("nginx (Debian) → the same task, same wrk, same run",
+		fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", bn.rate, bn.p50, bn.p99), "", "")
+	r.add("warren-ingress / nginx, requests per second", fmt.Sprintf("%.2f", bi.rate/bn.rate), "≥ 1.00", "")
+	r.add("warren-ingress resident memory, under that load (peak)", fmt.Sprintf("%.1f MB", peak), "", "")
+
+	// TLS handshakes: a new connection and a full handshake each (no
+	// session resumption), 8 at a time, for 5 s.
+	hs, err := handshakeRate(n.ns, "127.0.0.1:8443", "bench.example", 8, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("TLS handshakes: %w", err)
+	}
+	r.add("warren-ingress TLS handshakes (ECDSA P-256, TLS 1.3, concurrency 8)", fmt.Sprintf("%.0f /s", hs), "", "")
+	return nil
+}
+
+// waitHTTP waits until url answers hello, from inside namespace ns, with
+// Host bench.example.
+func waitHTTP(ns, url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var out []byte
+	var err error
+	for time.Now().Before(deadline) {
+		out, err = exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "-m", "2", "-H", "Host: bench.example", url).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "hello") {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer hello in %s: %v: %s", url, d, err, out)
+}
+
+type wrkResult struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+func best(ws []wrkResult) wrkResult {
+	b := ws[0]
+	for _, w := range ws[1:] {
+		if w.rate > b.rate {
+			b = w
+		}
+	}
+	return b
+}
+
+var (
+	wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkPct  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+)
+
+// runWrk runs wrk in namespace ns against url with Host bench.example.
+func runWrk(ns, url string) (wrkResult, error) {
+	out, err := exec.Command("ip", "netns", "exec", ns, "wrk", "-t2", "-c32", "-d10s", "--latency",
+		"-H", "Host: bench.example", url).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("%v: %s", err, out)
+	}
+	m := wrkRate.FindSubmatch(out)
+	if m == nil {
+		return wrkResult{}, fmt.Errorf("no rate in wrk's output: %s", out)
+	}
+	var w wrkResult
+	w.rate, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, p := range wrkPct.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(p[2]), 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(p[3])]
+		d := time.Duration(v * float64(unit))
+		if string(p[1]) == "50" {
+			w.p50 = d.Round(time.Microsecond)
+		} else {
+			w.p99 = d.Round(time.Microsecond)
+		}
+	}
+	if strings.Contains(string(out), "Non-2xx") || strings.Contains(string(out), "Socket errors") {
+		return w, fmt.Errorf("wrk saw errors: %s", out)
+	}
+	return w, nil
+}
+
+// sampleRSS records the peak resident memory of pid until stop is called.
+func sampleRSS(pid int, peak *float64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, rssMB(pid))
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// handshakeRate counts full TLS handshakes with addr in namespace ns for
+// d, conc at once.
+func handshakeRate(ns, addr, name string, conc int, d time.Duration) (float64, error) {
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	var n atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Dials from this goroutine's thread, moved into ns: locked and
+			// never unlocked, so the runtime discards the thread after.
+			runtime.LockOSThread()
+			if err := netns.Set(h); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			cfg := &tls.Config{ServerName: name, InsecureSkipVerify: true} // a self-signed bench certificate
+			for time.Now().Before(deadline) {
+				conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				conn.Close()
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := firstErr.Load().(error); ok && n.Load() == 0 {
+		return 0, err
+	}
+	return float64(n.Load()) / d.Seconds(), nil
+}
+
+// selfSigned is a PEM certificate for name followed by its key, the
+// format of a route's TLS secret.
+func selfSigned(name string) ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})...), nil
+}

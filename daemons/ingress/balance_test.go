@@ -58,7 +58,8 @@ func TestProxyRetries(t *testing.T) {
 		t.Errorf("%d POSTs: %d reached the live backend and %d failed with 502; want some failed and none retried (sum %d)", n, posts.Load(), failed, n)
 	}
 	errLines := 0
-	for _, l := range log.lines(t) {
+	lines := log.lines(t)
+	for _, l := range lines {
 		if l["status"].(float64) == 502 {
 			errLines++
 			if l["backend"] != dead+":"+itoa(port) || l["error"] == nil {
@@ -66,8 +67,8 @@ func TestProxyRetries(t *testing.T) {
 			}
 		}
 	}
-	if errLines != failed {
-		t.Errorf("access log has %d lines of 502 with sample rate 0, want %d (errors are always logged)", errLines, failed)
+	if errLines != failed || len(lines) != failed {
+		t.Errorf("access log has %d lines, %d of them 502s, with sample rate 0; want %d, only the 502s (errors are always logged)", len(lines), errLines, failed)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -357,4 +358,79 @@ func FuzzProxyHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestShutdownDrains: when its context ends, ServePlain lets an open
+// request finish, and gives up on one after the drain bound.
+func TestShutdownDrains(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		drain   time.Duration
+		release bool
+	}{{"finishes", 30 * time.Second, true}, {"bounded", 200 * time.Millisecond, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			started := make(chan struct{}, 1)
+			slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				select {
+				case <-release:
+					io.WriteString(w, "done")
+				case <-r.Context().Done():
+				}
+			})
+			port, ips := loopbackBackends(t, 1, slow)
+			p := New(Config{DrainTimeout: tt.drain})
+			p.SetTable(tableFor(ips, api.IngressRoute{Host: "web.example", Port: port}))
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- ServePlain(ctx, l, p, false, nil) }()
+			type result struct {
+				body string
+				err  error
+			}
+			got := make(chan result, 1)
+			c := clientTo(t, l.Addr().String())
+			go func() {
+				resp, err := c.Do(newReq(t, "GET", "http://web.example/", "", nil))
+				if err != nil {
+					got <- result{err: err}
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got <- result{string(b), err}
+			}()
+			<-started
+			cancel()
+			if tt.release {
+				// the listener closes at once; the open request goes on
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+					c, err := net.Dial("tcp", l.Addr().String())
+					if err != nil {
+						break
+					}
+					c.Close()
+				}
+				close(release)
+				if r := <-got; r.err != nil || r.body != "done" {
+					t.Errorf("request open during shutdown: %q, %v; want done", r.body, r.err)
+				}
+				if err := <-done; err != nil {
+					t.Errorf("ServePlain after a drained shutdown: %v, want nil", err)
+				}
+				return
+			}
+			if err := <-done; err == nil {
+				t.Error("ServePlain with a request open past the drain bound: nil, want an error")
+			}
+			if r := <-got; r.err == nil {
+				t.Errorf("request open past the drain bound got %q, want its connection closed", r.body)
+			}
+		})
+	}
 }

@@ -290,6 +290,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.cfg.Challenge.ServeHTTP(rw, r)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		rw.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE")
+		text(rw, http.StatusMethodNotAllowed, "405 CONNECT is not proxied")
+		return
+	}
 	ts := p.state.Load()
 	clean := CleanPath(r.URL.Path)
 	route, ok := ts.table.Match(r.Host, clean)
@@ -391,6 +396,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	h.Set("X-Forwarded-Host", rq.fwd.host)
 	if p.cfg.RealIP {
 		h.Set("X-Real-IP", rq.fwd.client.String())
+	} else if !rq.fwd.trusted {
+		h.Del("X-Real-IP") // a client's own is a lie the backend might believe
 	}
 	applyHeaders(h, rq.rs.route.Spec.RequestHeaders)
 }

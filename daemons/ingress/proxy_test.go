@@ -44,11 +44,15 @@ func TestProxyRoutesAndRefusals(t *testing.T) {
 		t.Errorf("GET of a route without backends: %d %q Retry-After %q, want 503 with Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
 
+	if resp, _ := do(t, c, newReq(t, "CONNECT", "http://web.example:443", "", nil)); resp.StatusCode != 405 {
+		t.Errorf("CONNECT: %d, want 405", resp.StatusCode)
+	}
+
 	if got := testutil.ToFloat64(p.metrics.requests.WithLabelValues("web.example/", "2xx")); got != 1 {
 		t.Errorf("requests_total{route=web.example/,code=2xx} = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(p.metrics.requests.WithLabelValues("", "4xx")); got != 1 {
-		t.Errorf(`requests_total{route="",code=4xx} = %v, want 1 (the unknown host)`, got)
+	if got := testutil.ToFloat64(p.metrics.requests.WithLabelValues("", "4xx")); got != 2 {
+		t.Errorf(`requests_total{route="",code=4xx} = %v, want 2 (the unknown host, CONNECT)`, got)
 	}
 	if got := testutil.ToFloat64(p.metrics.backends.WithLabelValues("web.example/")); got != 1 {
 		t.Errorf("backends{route=web.example/} = %v, want 1", got)
@@ -81,7 +85,10 @@ func TestProxyForwardedHeaders(t *testing.T) {
 		}
 		return decodeSeen(t, body)
 	}
-	// from anyone: replaced
+	// from anyone: replaced, or left out
+	if s := get(Config{}); s.RealIP != "" {
+		t.Errorf("untrusted peer without RealIP: backend saw X-Real-IP %q, want none", s.RealIP)
+	}
 	s := get(Config{RealIP: true})
 	if s.XFF != "127.0.0.1" || s.XFP != "http" || s.XFH != "web.example" || s.RealIP != "127.0.0.1" {
 		t.Errorf("untrusted peer: backend saw XFF %q proto %q host %q real %q, want 127.0.0.1 http web.example 127.0.0.1", s.XFF, s.XFP, s.XFH, s.RealIP)
@@ -216,6 +223,13 @@ func TestLimiterMemoryBounded(t *testing.T) {
 	}
 	if ok, _ := l.allow(a, now.Add(time.Second)); !ok {
 		t.Error("request a second later refused, want allowed")
+	}
+	// an IPv6 host does not get a bucket per address of its /64
+	if ok, _ := l.allow(netip.MustParseAddr("2001:db8:1:2::1"), now); !ok {
+		t.Fatal("first request of an IPv6 client refused")
+	}
+	if ok, _ := l.allow(netip.MustParseAddr("2001:db8:1:2:ffff::2"), now); ok {
+		t.Error("second request from the same /64 allowed, want refused")
 	}
 }
 

@@ -53,10 +53,15 @@ func newLimiter(rate float64, burst, capacity int) *limiter {
 }
 
 // allow takes a token for addr at now; when there is none it returns
-// false and how long until there is.
+// false and how long until there is. An IPv6 client is counted by its
+// /64, which a single host commonly has whole.
 func (l *limiter) allow(addr netip.Addr, now time.Time) (bool, time.Duration) {
 	if l.rate <= 0 {
 		return true, 0
+	}
+	addr = addr.Unmap()
+	if addr.Is6() {
+		addr = netip.PrefixFrom(addr, 64).Masked().Addr()
 	}
 	b := addr.As16()
 	sh := &l.shards[maphash.Bytes(l.seed, b[:])%limiterShards]

@@ -37,8 +37,9 @@ func ServePlain(ctx context.Context, l net.Listener, p *Proxy, behindLB bool, tr
 // ServeTLS serves HTTPS (h2 and HTTP/1.1) on l with tlsConfig, as
 // ServePlain does plain HTTP. tlsConfig is not changed: a copy gets
 // "h2" and "http/1.1" first in NextProtos, keeping the protocols it has
-// (such as "acme-tls/1"). The PROXY header, when allowed, comes before
-// the TLS handshake.
+// (such as "acme-tls/1"); a config that GetConfigForClient returns must
+// list "h2" itself for HTTP/2. The PROXY header, when allowed, comes
+// before the TLS handshake.
 func ServeTLS(ctx context.Context, l net.Listener, p *Proxy, tlsConfig *tls.Config, behindLB bool, trustedLB []netip.Prefix) error {
 	if tlsConfig == nil {
 		return errors.New("ingress: ServeTLS: no TLS config")

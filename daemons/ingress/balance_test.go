@@ -194,3 +194,20 @@ func TestProxyTableSwapKeepsStreams(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// TestProxyTimeout: a backend that does not answer within
+// ResponseHeaderTimeout gets the request a 504, and counts as failed.
+func TestProxyTimeout(t *testing.T) {
+	stuck := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	port, ips := loopbackBackends(t, 1, stuck)
+	p := New(Config{ResponseHeaderTimeout: 50 * time.Millisecond})
+	p.SetTable(tableFor(ips, api.IngressRoute{Host: "web.example", Port: port}))
+	c := clientTo(t, startPlain(t, p, false, nil))
+	resp, body := do(t, c, newReq(t, "GET", "http://web.example/", "", nil))
+	if resp.StatusCode != 504 {
+		t.Errorf("GET of a stuck backend: %d %q, want 504", resp.StatusCode, body)
+	}
+	if got := testutil.ToFloat64(p.metrics.upstream.WithLabelValues("web.example/")); got != 1 {
+		t.Errorf("upstream errors after a timeout: %v, want 1", got)
+	}
+}

@@ -74,6 +74,11 @@ func TestMatchPrecedence(t *testing.T) {
 	if got, want := tb.Hosts(), []string{"*.shop.example", "admin.shop.example", "shop.example"}; !slices.Equal(got, want) {
 		t.Errorf("Hosts() = %v, want %v", got, want)
 	}
+	for host, want := range map[string]bool{"shop.example": true, "X.Shop.Example:443": true, "a.b.shop.example": false, "example": false} {
+		if got := tb.HasHost(host); got != want {
+			t.Errorf("HasHost(%q) = %v, want %v", host, got, want)
+		}
+	}
 	var keys []string
 	for _, r := range tb.Routes() {
 		keys = append(keys, r.Key())

@@ -434,3 +434,48 @@ func TestShutdownDrains(t *testing.T) {
 		})
 	}
 }
+
+// TestServeTLSBehindLB: on HTTPS the PROXY header comes before the TLS
+// handshake.
+func TestServeTLSBehindLB(t *testing.T) {
+	port, ips := loopbackBackends(t, 1, echo("b1"))
+	p := New(Config{})
+	p.SetTable(tableFor(ips, api.IngressRoute{Host: "secure.example", Port: port}))
+	cert, pool := selfSigned(t, "secure.example")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeTLS(ctx, l, p, &tls.Config{Certificates: []tls.Certificate{cert}}, true, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeTLS: %v", err)
+		}
+	}()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := raw.Write(proxyHeaderBytes(t, 2, "192.0.2.44:5000", "127.0.0.1:443")); err != nil {
+		t.Fatal(err)
+	}
+	c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "secure.example", NextProtos: []string{"http/1.1"}})
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: secure.example\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatalf("TLS after a PROXY header: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if s := decodeSeen(t, string(b)); s.XFF != "192.0.2.44" || s.XFP != "https" {
+		t.Errorf("backend saw XFF %q proto %q, want 192.0.2.44 https", s.XFF, s.XFP)
+	}
+}

@@ -117,8 +117,8 @@ func (f *fakeStore) IngressDelete(_ context.Context, _, key string) error {
 }
 
 func (f *fakeStore) IngressLock(_ context.Context, _, name string, req api.IngressLockRequest) (*api.IngressLock, error) {
-	if req.Holder == "" || req.TTL <= 0 || req.TTL.D() > time.Duration(api.MaxIngressLock) {
-		return nil, api.Errorf(api.CodeInvalid, "bad lock request %+v", req)
+	if name == "" || strings.Contains(name, "/") || req.Holder == "" || req.TTL <= 0 || req.TTL.D() > time.Duration(api.MaxIngressLock) {
+		return nil, api.Errorf(api.CodeInvalid, "bad lock request %s %+v (the name is one path segment of the API)", name, req)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -204,8 +204,9 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 }
 
 // lockName is the store's name for certmagic's lock: certmagic's names
-// hold domain names, wildcards included ("issue_cert_*.example.com").
-func lockName(name string) string { return "certmagic/" + certmagic.StorageKeys.Safe(name) }
+// hold domain names, wildcards included ("issue_cert_*.example.com"); the
+// store's are one path segment of its API.
+func lockName(name string) string { return "certmagic-" + certmagic.StorageKeys.Safe(name) }
 
 // Lock takes the lease name, blocking (polling with backoff) while another
 // holder has it, until ctx ends.

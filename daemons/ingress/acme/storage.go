@@ -351,17 +351,19 @@ func (s *Storage) RenewLockLease(ctx context.Context, name string, _ time.Durati
 // Unlock releases the lease name. It uses its own timeout, not ctx alone:
 // certmagic unlocks with the context of an operation that may just have
 // been canceled, and a lease left behind would stall every node for its
-// TTL.
+// TTL. Unlocking a name this Storage does not hold (any more) does
+// nothing: Close and certmagic may both release one lock.
 func (s *Storage) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
-	h := s.held[name]
+	h, held := s.held[name]
 	delete(s.held, name)
 	tok := s.local[name]
 	s.mu.Unlock()
-	if h != nil {
-		close(h.stop)
-		<-h.done
+	if !held {
+		return nil
 	}
+	close(h.stop)
+	<-h.done
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := s.store.IngressUnlock(ctx, s.node, lockName(name), s.holder)

@@ -200,3 +200,36 @@ type forbidden struct{ *fakeStore }
 func (forbidden) IngressLock(context.Context, string, string, api.IngressLockRequest) (*api.IngressLock, error) {
 	return nil, api.Errorf(api.CodeForbidden, "node is not an ingress node")
 }
+
+// Close and certmagic may release one lock at once; the second does
+// nothing.
+func TestStorageUnlockTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeStore()
+		s := NewStorage(f, "node-a", time.Minute, nil)
+		ctx := context.Background()
+		if err := s.Lock(ctx, "n"); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		go func() { errs <- s.Unlock(ctx, "n") }()
+		go func() { s.Close(); errs <- nil }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Errorf("Unlock beside Close: %v", err)
+			}
+		}
+		if err := s.Unlock(ctx, "n"); err != nil {
+			t.Errorf("a third Unlock: %v", err)
+		}
+		if h := f.holderOf(lockName("n")); h != "" {
+			t.Errorf("lock held by %q after Unlock and Close, want nobody", h)
+		}
+		if err := s.Lock(ctx, "n"); err != nil {
+			t.Fatalf("Lock again: %v", err)
+		}
+		if err := s.Unlock(ctx, "n"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -82,9 +82,27 @@ func BenchmarkFirstCertificate(b *testing.B) {
 	}
 }
 
+func TestNewRefusesBadConfig(t *testing.T) {
+	ok := Config{Store: newFakeStore(), NodeID: "node-a", CA: "https://ca.example/dir"}
+	for name, edit := range map[string]func(*Config){
+		"no store":           func(c *Config) { c.Store = nil },
+		"no node":            func(c *Config) { c.NodeID = "" },
+		"no CA":              func(c *Config) { c.CA = "" },
+		"ratio 1":            func(c *Config) { c.RenewalRatio = 1 },
+		"missing roots file": func(c *Config) { c.CARootsFile = "/nonexistent/ca.pem" },
+	} {
+		c := ok
+		edit(&c)
+		if m, err := New(c); err == nil {
+			m.Close()
+			t.Errorf("New with %s succeeded", name)
+		}
+	}
+}
+
 func TestTLSALPN01Issues(t *testing.T) {
 	env := startPebble(t, 0)
-	m := env.newManager(t, newFakeStore(), "node-a", nil)
+	m := env.newManager(t, newFakeStore(), "node-a", func(c *Config) { c.CARoots, c.CARootsFile = nil, env.caFile })
 	env.serve(m)
 	var httpHits atomic.Int64
 	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,10 +130,10 @@ func TestTLSALPN01Issues(t *testing.T) {
 	}
 }
 
-// A certificate is renewed before it expires: pebble issues 12-second
+// A certificate is renewed before it expires: pebble issues 15-second
 // certificates, renewal comes two thirds in.
 func TestRenewal(t *testing.T) {
-	env := startPebble(t, 12*time.Second)
+	env := startPebble(t, 15*time.Second)
 	m := env.newManager(t, newFakeStore(), "node-a", func(c *Config) { c.RenewCheckInterval = 250 * time.Millisecond })
 	env.serve(m)
 	const host = "renew.shop.test"
@@ -126,7 +144,7 @@ func TestRenewal(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 	if life := first[0].NotAfter.Sub(first[0].NotBefore); life > time.Minute {
-		t.Fatalf("pebble issued a certificate for %s, want the 12s of certificateValidityPeriod", life)
+		t.Fatalf("pebble issued a certificate for %s, want the 15s of certificateValidityPeriod", life)
 	}
 	var next []*x509.Certificate
 	waitFor(t, "a renewed certificate", func() bool {

@@ -43,6 +43,7 @@ const pebbleBin = "/usr/bin/pebble"
 type pebbleEnv struct {
 	dirURL string         // the ACME directory, through the counting proxy
 	roots  *x509.CertPool // trust for pebble's (and the proxy's) HTTPS
+	caFile string         // the same, as a PEM file
 	issued *x509.CertPool // pebble's root, which signs what it issues
 
 	httpPort, tlsPort int
@@ -70,6 +71,8 @@ func startPebble(t testing.TB, validity time.Duration) *pebbleEnv {
 	caPEM, certPEM, keyPEM := testCA(t)
 	env.roots = x509.NewCertPool()
 	env.roots.AppendCertsFromPEM(caPEM)
+	env.caFile = filepath.Join(dir, "ca.pem")
+	must(t, os.WriteFile(env.caFile, caPEM, 0o600))
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	must(t, os.WriteFile(certFile, certPEM, 0o600))
 	must(t, os.WriteFile(keyFile, keyPEM, 0o600))

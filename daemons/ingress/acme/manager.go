@@ -97,6 +97,7 @@ type Manager struct {
 	managed    map[string]managedName // ACME names being managed
 	secrets    map[string]loadedSecret
 	lastErr    map[string]string // by host: the last error getting its certificate
+	conflicts  map[string]bool   // the last routes' conflicts, logged once
 	errorsSeen *prometheus.CounterVec
 
 	// fromStore counts the http-01 challenges answered from the store
@@ -242,11 +243,20 @@ func (m *Manager) configForCert(c certmagic.Certificate) (*certmagic.Config, err
 // the background, and Status tells how it stands.
 func (m *Manager) SetRoutes(routes []api.IngressRoute) {
 	t, conflicts := planRoutes(routes, m.cfg.DNSHook != "")
+	// Log what is new: SetRoutes comes with every change of the table.
+	m.mu.Lock()
+	seen := make(map[string]bool, len(conflicts))
 	for _, c := range conflicts {
-		m.log.Error("acme: routes of one host disagree on its certificate", "conflict", c)
+		seen[c] = true
+		if !m.conflicts[c] {
+			m.log.Error("acme: routes of one host disagree on its certificate", "conflict", c)
+		}
 	}
+	m.conflicts = seen
+	m.mu.Unlock()
+	old := *m.table.Load()
 	for h, p := range t {
-		if p.Err != "" {
+		if p.Err != "" && old[h].Err != p.Err {
 			m.log.Error("acme: host gets no certificate", "host", h, "err", p.Err)
 		}
 	}

@@ -35,7 +35,9 @@ type Config struct {
 	Store Store
 	// NodeID is this node's ID; every Store call is made for it.
 	NodeID string
-	// CA is the ACME directory URL.
+	// CA is the ACME directory URL. Empty: no ACME; routes with TLS
+	// source acme get no certificate (their status says why), those with
+	// a secret's are served.
 	CA string
 	// CARoots are the roots to trust for the CA's HTTPS endpoint (nil:
 	// the system's), or CARootsFile a PEM file of them.
@@ -117,8 +119,8 @@ type loadedSecret struct {
 
 // New returns a Manager. It manages nothing until SetRoutes. Close it.
 func New(cfg Config) (*Manager, error) {
-	if cfg.Store == nil || cfg.NodeID == "" || cfg.CA == "" {
-		return nil, errors.New("acme: Config needs Store, NodeID and CA")
+	if cfg.Store == nil || cfg.NodeID == "" {
+		return nil, errors.New("acme: Config needs Store and NodeID")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -242,7 +244,7 @@ func (m *Manager) configForCert(c certmagic.Certificate) (*certmagic.Config, err
 // (re)loaded from their secrets. It returns at once; the work is done in
 // the background, and Status tells how it stands.
 func (m *Manager) SetRoutes(routes []api.IngressRoute) {
-	t, conflicts := planRoutes(routes, m.cfg.DNSHook != "")
+	t, conflicts := planRoutes(routes, m.cfg.CA != "", m.cfg.DNSHook != "")
 	// Log what is new: SetRoutes comes with every change of the table.
 	m.mu.Lock()
 	seen := make(map[string]bool, len(conflicts))

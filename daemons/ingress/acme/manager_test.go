@@ -87,7 +87,6 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	for name, edit := range map[string]func(*Config){
 		"no store":           func(c *Config) { c.Store = nil },
 		"no node":            func(c *Config) { c.NodeID = "" },
-		"no CA":              func(c *Config) { c.CA = "" },
 		"ratio 1":            func(c *Config) { c.RenewalRatio = 1 },
 		"missing roots file": func(c *Config) { c.CARootsFile = "/nonexistent/ca.pem" },
 	} {

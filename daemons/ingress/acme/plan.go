@@ -30,7 +30,7 @@ type table map[string]hostPlan
 // Where the routes of one host disagree (validation elsewhere should
 // refuse that), a secret beats acme, then the first route by path wins;
 // conflicts lists what was overruled.
-func planRoutes(routes []api.IngressRoute, haveDNSHook bool) (t table, conflicts []string) {
+func planRoutes(routes []api.IngressRoute, haveCA, haveDNSHook bool) (t table, conflicts []string) {
 	sorted := make([]api.IngressRoute, len(routes))
 	copy(sorted, routes)
 	sort.SliceStable(sorted, func(i, j int) bool {
@@ -42,7 +42,7 @@ func planRoutes(routes []api.IngressRoute, haveDNSHook bool) (t table, conflicts
 	t = make(table)
 	for _, r := range sorted {
 		host := normalizeHost(r.Host)
-		p, ok := planRoute(host, r.TLS, haveDNSHook)
+		p, ok := planRoute(host, r.TLS, haveCA, haveDNSHook)
 		if !ok {
 			continue
 		}
@@ -68,7 +68,7 @@ func describe(p hostPlan) string {
 }
 
 // planRoute is one route's certificate; false if it has none.
-func planRoute(host string, tls *api.IngressTLS, haveDNSHook bool) (hostPlan, bool) {
+func planRoute(host string, tls *api.IngressTLS, haveCA, haveDNSHook bool) (hostPlan, bool) {
 	src, chal, secret := api.TLSAcme, api.ChallengeHTTP01, ""
 	if tls != nil {
 		if tls.Source != "" {
@@ -104,6 +104,8 @@ func planRoute(host string, tls *api.IngressTLS, haveDNSHook bool) (hostPlan, bo
 		p.Err = "a wildcard host needs the dns-01 challenge (or a certificate from a secret)"
 	case chal == api.ChallengeDNS01 && !haveDNSHook:
 		p.Err = "the dns-01 challenge needs warren-ingress's --dns-hook"
+	case !haveCA:
+		p.Err = "this ingress node has no ACME CA (warren ingress --acme-ca URL); give the route a certificate from a secret, or TLS source none"
 	}
 	return p, true
 }

@@ -42,7 +42,7 @@ func TestPlanRoutes(t *testing.T) {
 			{Host: "p.example", Path: "/a"},
 		}, false, map[string]string{"p.example": "acme http-01"}},
 	} {
-		got, _ := planRoutes(c.routes, c.hook)
+		got, _ := planRoutes(c.routes, true, c.hook)
 		if len(got) != len(c.want) {
 			t.Errorf("%s: planRoutes(%v) = %v, want hosts %v", c.name, c.routes, got, c.want)
 			continue
@@ -68,7 +68,7 @@ func TestTableLookup(t *testing.T) {
 		{Host: "shop.example"},
 		{Host: "*.shop.example", TLS: &api.IngressTLS{Source: "secret", Secret: "w"}},
 		{Host: "a.shop.example"},
-	}, false)
+	}, true, false)
 	for name, want := range map[string]string{
 		"shop.example":      "shop.example",
 		"SHOP.example.":     "shop.example",
@@ -88,5 +88,20 @@ func TestTableLookup(t *testing.T) {
 	names := tab.acmeNames()
 	if len(names) != 2 || names["shop.example"] != api.ChallengeHTTP01 || names["a.shop.example"] != api.ChallengeHTTP01 {
 		t.Errorf("acmeNames() = %v, want shop.example and a.shop.example with http-01 (the wildcard is from a secret)", names)
+	}
+}
+
+// TestPlanWithoutCA: with no ACME CA, an ACME route's host gets an error
+// that says what to do, and a secret's route is served as before.
+func TestPlanWithoutCA(t *testing.T) {
+	tab, _ := planRoutes([]api.IngressRoute{
+		{Host: "shop.example"},
+		{Host: "static.example", TLS: &api.IngressTLS{Source: api.TLSSecret, Secret: "s"}},
+	}, false, false)
+	if p := tab["shop.example"]; !strings.Contains(p.Err, "--acme-ca") {
+		t.Errorf("shop.example without a CA: %+v", p)
+	}
+	if p := tab["static.example"]; p.Err != "" || p.Secret != "s" {
+		t.Errorf("static.example without a CA: %+v", p)
 	}
 }

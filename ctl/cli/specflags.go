@@ -140,7 +140,7 @@ const (
 		"host=shop.example.com,path=/api,port=8080[,strip-prefix][,rewrite=/v2][,tls=acme|none|secret:NAME]" +
 		"[,challenge=http-01|tls-alpn-01|dns-01][,redirect=true|false][,proxy-protocol=v1|v2]"
 	ingressMWHelp = "set the middleware of an ingress route of the service: host=HOST[,path=PATH],KEY=VALUE... with " +
-		"allow=CIDR;CIDR, deny=CIDR;CIDR, rate=R (requests a second per client; 0 removes), burst=N, basic-auth=SECRET (htpasswd -B lines), realm=TEXT, " +
+		"allow=CIDR;CIDR (quote the ; or repeat allow=), deny=CIDR;CIDR, rate=R (requests a second per client; 0 removes), burst=N, basic-auth=SECRET (htpasswd -B lines), realm=TEXT, " +
 		"req-header-set=K:V, req-header-add=K:V, req-header-rm=K, resp-header-set=K:V, resp-header-add=K:V, resp-header-rm=K " +
 		"(quote an item holding a comma)"
 )

@@ -201,7 +201,9 @@ type IngressMiddleware struct {
 //
 // host and path name the route (path: "/" if left out). The keys:
 //
-//	allow=CIDR;CIDR...   only these clients (replaces the list; empty clears it)
+//	allow=CIDR;CIDR...   only these clients: replaces the list (allow= again
+//	                     in the same value adds to it, as ';' does, without
+//	                     quoting it from a shell; an empty one clears it)
 //	deny=CIDR;CIDR...    refuse these clients (as allow)
 //	rate=R, burst=N      a rate limit per client, R requests a second (rate=0 removes it)
 //	basic-auth=SECRET    ask for a user from the secret's htpasswd -B lines (empty removes it)
@@ -223,6 +225,7 @@ func ParseIngressMiddleware(s string) (IngressMiddleware, error) {
 	var rate *float64
 	var burst *int
 	var realm *string
+	lists := map[string][]string{} // allow and deny, as given (nil: cleared)
 	for _, kv := range items {
 		k, v := kv[0], kv[1]
 		switch k {
@@ -235,11 +238,7 @@ func ParseIngressMiddleware(s string) (IngressMiddleware, error) {
 			if err != nil {
 				return m, fmt.Errorf("%s %q: %s: %w", flag, s, k, err)
 			}
-			if k == "allow" {
-				edit(func(r *api.IngressRoute) error { r.Allow = list; return nil })
-			} else {
-				edit(func(r *api.IngressRoute) error { r.Deny = list; return nil })
-			}
+			lists[k] = append(lists[k], list...)
 		case "rate":
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f < 0 || f != f {
@@ -324,6 +323,12 @@ func ParseIngressMiddleware(s string) (IngressMiddleware, error) {
 			}
 			return nil
 		})
+	}
+	if l, ok := lists["allow"]; ok {
+		edit(func(r *api.IngressRoute) error { r.Allow = l; return nil })
+	}
+	if l, ok := lists["deny"]; ok {
+		edit(func(r *api.IngressRoute) error { r.Deny = l; return nil })
 	}
 	if realm != nil { // after basic-auth, wherever it was given
 		edit(func(r *api.IngressRoute) error {

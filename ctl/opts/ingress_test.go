@@ -109,6 +109,8 @@ func TestIngressMiddleware(t *testing.T) {
 	}{
 		{in: "host=shop.example.com,path=/api,allow=10.0.0.0/8;192.168.0.1,deny=10.1.2.3/16",
 			want: `{"host":"shop.example.com","path":"/api","port":80,"allow":["10.0.0.0/8","192.168.0.1/32"],"deny":["10.1.0.0/16"]}`},
+		{in: "host=shop.example.com,path=/api,allow=10.0.0.0/8,allow=192.168.0.0/16;::1,deny=10.1.0.0/16,deny=10.2.0.0/16",
+			want: `{"host":"shop.example.com","path":"/api","port":80,"allow":["10.0.0.0/8","192.168.0.0/16","::1/128"],"deny":["10.1.0.0/16","10.2.0.0/16"]}`},
 		{in: "host=SHOP.example.com,path=/api/,rate=10,burst=20,basic-auth=users,realm=Shop admin",
 			want: `{"host":"shop.example.com","path":"/api","port":80,"rateLimit":{"rate":10,"burst":20},"basicAuth":{"secret":"users","realm":"Shop admin"}}`},
 		{in: `host=shop.example.com,path=/api,req-header-set=X-Prefix: /api,req-header-add=X-B:2,req-header-rm=Cookie,"resp-header-set=Cache-Control:no-cache, no-store",resp-header-rm=Server`,

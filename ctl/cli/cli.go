@@ -363,6 +363,6 @@ warrenctl operator add). The commands follow "docker service" and
 	root.PersistentFlags().StringVar(&s.tlsDir, "tls-dir", "",
 		"the directory of an operator certificate (operator.key, operator.crt, ca.crt: warrenctl operator add --out DIR) for an https:// host (default $"+EnvTLSDir+")")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, msg: err.Error()} })
-	root.AddCommand(s.serviceCmd(), s.secretCmd(), s.configCmd(), s.nodeCmd(), s.volumeCmd(), s.imageCmd(), s.joinTokenCmd(), s.operatorCmd(), s.caCmd(), s.clusterCmd(), s.unlockCmd(), s.unlockKeyCmd(), s.applyCmd(), s.eventsCmd(), s.stackCmd(), s.localCmd(), s.completionCmd(), s.versionCmd())
+	root.AddCommand(s.serviceCmd(), s.secretCmd(), s.configCmd(), s.nodeCmd(), s.volumeCmd(), s.ingressCmd(), s.imageCmd(), s.joinTokenCmd(), s.operatorCmd(), s.caCmd(), s.clusterCmd(), s.unlockCmd(), s.unlockKeyCmd(), s.applyCmd(), s.eventsCmd(), s.stackCmd(), s.localCmd(), s.completionCmd(), s.versionCmd())
 	return root
 }

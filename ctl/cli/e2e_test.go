@@ -424,3 +424,45 @@ func TestExecThroughTheAgent(t *testing.T) {
 		t.Errorf("service exec on a complete task: exit %d, stderr %q; want 1 and why", r.code, r.stderr)
 	}
 }
+
+// TestIngressRoutesEndToEnd: routes go in with service create and update,
+// a route another service claims is refused with its name, and a route
+// change leaves the running task alone.
+func TestIngressRoutesEndToEnd(t *testing.T) {
+	c := startCluster(t)
+	c.must("service", "create", "--name", "shop", "--ingress", "host=Shop.Example.com,path=/api/,port=8080",
+		"--ingress-mw", "host=shop.example.com,path=/api,allow=10.0.0.0/8", "localhost/busybox", "sleep", "100")
+	c.waitFor("shop's task to run", func() bool { return len(c.runningTasks("shop")) == 1 })
+	before, err := c.m.Client.Service(c.ctx, "shop", client.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := before.Spec.Ingress; len(got) != 1 || got[0].Host != "shop.example.com" || got[0].Path != "/api" || len(got[0].Allow) != 1 {
+		t.Errorf("service create --ingress stored routes %+v, want shop.example.com /api allowing 10.0.0.0/8", got)
+	}
+	task := c.runningTasks("shop")[0]
+
+	r := c.run("service", "create", "-d", "--name", "other", "--ingress", "host=shop.example.com,path=/api,port=80", "localhost/busybox")
+	if r.code != 1 || !strings.Contains(r.stderr, `ingress route host=shop.example.com path=/api is already claimed by service "shop"`) {
+		t.Errorf("create claiming shop's route: exit %d, stderr %q; want 1 naming shop", r.code, r.stderr)
+	}
+	r = c.run("service", "create", "-d", "--name", "bad", "--ingress", "host=10.0.0.1,port=80", "localhost/busybox")
+	if r.code != 1 || !strings.Contains(r.stderr, "ingress[0].host") || !strings.Contains(r.stderr, "is an IP address") {
+		t.Errorf("create with an IP address for a host: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	c.must("service", "update", "--ingress-add", "host=www.example.com,port=8080", "--ingress-rm", "shop.example.com/api", "shop")
+	after, _ := c.m.Client.Service(c.ctx, "shop", client.ReadOptions{})
+	if len(after.Spec.Ingress) != 1 || after.Spec.Ingress[0].Host != "www.example.com" || after.SpecVersion != before.SpecVersion {
+		t.Errorf("after update of the routes: routes %+v, specVersion %d → %d; want www.example.com alone, the same specVersion",
+			after.Spec.Ingress, before.SpecVersion, after.SpecVersion)
+	}
+	if ts := c.runningTasks("shop"); len(ts) != 1 || ts[0].ID != task.ID {
+		t.Errorf("a route change replaced the task: %v, want %s still running", ts, task.ID)
+	}
+	c.must("service", "create", "-d", "--name", "other", "--ingress", "host=shop.example.com,path=/api,port=80", "localhost/busybox")
+	r = c.must("service", "inspect", "--pretty", "shop")
+	if !strings.Contains(r.stdout, "Route = www.example.com/") {
+		t.Errorf("service inspect --pretty does not show the route:\n%s", r.stdout)
+	}
+}

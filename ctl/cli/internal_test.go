@@ -242,3 +242,53 @@ func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestSpecFlagsIngress: --ingress-rm, then --ingress-add, then
+// --ingress-mw on the routes the same command leaves; a middleware for a
+// route the service does not have is refused.
+func TestSpecFlagsIngress(t *testing.T) {
+	cur := api.ServiceSpec{Name: "shop", Image: "nginx", Replicas: 1, Ingress: []api.IngressRoute{
+		{Host: "old.example.com", Path: "/", Port: 80}, {Host: "shop.example.com", Path: "/", Port: 80}}}
+	run := func(update bool, args ...string) (api.ServiceSpec, error) {
+		var f specFlags
+		cmd := &cobra.Command{Use: "x"}
+		f.register(cmd, update)
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		spec := cloneSpec(&cur)
+		if !update {
+			spec = api.ServiceSpec{Image: "nginx"}
+		}
+		err := f.apply(cmd.Flags(), &spec, func(string) string { return "" })
+		return spec, err
+	}
+	spec, err := run(true, "--ingress-rm", "old.example.com", "--ingress-add", "host=shop.example.com,path=/api,port=9000,strip-prefix",
+		"--ingress-mw", "host=shop.example.com,path=/api,allow=10.0.0.0/8;192.168.0.0/16,rate=10,burst=20",
+		"--ingress-mw", "host=shop.example.com,resp-header-set=X-Frame-Options:DENY")
+	if err != nil {
+		t.Fatalf("update with ingress flags: %v", err)
+	}
+	got, _ := json.Marshal(spec.Ingress)
+	want := `[{"host":"shop.example.com","path":"/","port":80,"responseHeaders":{"set":{"X-Frame-Options":"DENY"}}},` +
+		`{"host":"shop.example.com","path":"/api","port":9000,"stripPrefix":true,"allow":["10.0.0.0/8","192.168.0.0/16"],"rateLimit":{"rate":10,"burst":20}}]`
+	if string(got) != want {
+		t.Errorf("update with ingress flags gave routes\n%s\nwant\n%s", got, want)
+	}
+	if len(cur.Ingress) != 2 || cur.Ingress[0].Host != "old.example.com" {
+		t.Errorf("the current spec was changed: %+v", cur.Ingress)
+	}
+
+	_, err = run(true, "--ingress-rm", "shop.example.com", "--ingress-mw", "host=shop.example.com,rate=1")
+	if want := `no ingress route host=shop.example.com path=/ on service shop: add it with --ingress first`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a middleware for the route the same command removes = %v, want %q", err, want)
+	}
+
+	spec, err = run(false, "--ingress", "host=a.example.com,port=80", "--ingress-mw", "host=a.example.com,basic-auth=users")
+	if err != nil || len(spec.Ingress) != 1 || spec.Ingress[0].BasicAuth == nil || spec.Ingress[0].BasicAuth.Secret != "users" {
+		t.Errorf("create with --ingress and --ingress-mw = %+v, %v; want one route with basic auth", spec.Ingress, err)
+	}
+	if _, err = run(false, "--ingress-mw", "host=a.example.com,rate=1"); err == nil || !strings.Contains(err.Error(), "on the new service: add it with --ingress first") {
+		t.Errorf("create with only --ingress-mw = %v, want it refused", err)
+	}
+}

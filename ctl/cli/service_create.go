@@ -34,6 +34,9 @@ or why it would wait) and changes nothing.`,
   warrenctl service create --name dns --mode global -p 53:53/udp --constraint node.labels.dns==yes localhost/dns
   warrenctl service create --name job --restart-condition on-failure --limit-memory 64M busybox sh -c 'echo hi; sleep 60'
   warrenctl service create --dry-run --name web --reserve-memory 1G nginx
+  warrenctl service create --name shop -p 8080 --ingress host=shop.example.com,port=8080 \
+      --ingress host=shop.example.com,path=/api,port=9000,strip-prefix \
+      --ingress-mw host=shop.example.com,path=/api,allow=10.0.0.0/8,rate=10,burst=20 localhost/shop
   warrenctl service create --name ntp --cap-drop ALL --cap-add SYS_TIME --user 65534 --pids-limit 64 localhost/ntpd`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -32,8 +32,8 @@ writes it back naming the version it read. If someone else changed the
 service in between, it reads it again and retries.
 
 A change that reaches the containers (image, env, ports, limits, ...)
-rolls out by the service's update policy; replicas, labels and the
-policies themselves change without restarting tasks. Unless -d is given,
+rolls out by the service's update policy; replicas, labels, ingress
+routes and the policies themselves change without restarting tasks. Unless -d is given,
 warrenctl waits until the tasks run the new spec, printing progress on
 stderr, slot by slot, until the update completes (exit 0), pauses or
 is rolled back by its failure action (exit 1, with the reason).
@@ -47,6 +47,8 @@ nothing.
   warrenctl service update --env-add LOG_LEVEL=debug --env-rm OLD web
   warrenctl service update --publish-add 8443:443 --publish-rm 80 web
   warrenctl service update --replicas 5 --update-parallelism 2 web
+  warrenctl service update --ingress-add host=www.example.com,port=80,tls=secret:www-cert --ingress-rm old.example.com web
+  warrenctl service update --ingress-mw host=www.example.com,basic-auth=web-users,realm=Staff web
   warrenctl service update --rollback web`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: s.completeService,

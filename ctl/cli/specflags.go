@@ -37,7 +37,9 @@ type specFlags struct {
 	configAdd, configRm         []string
 	mountAdd, mountRm           []string
 	capAddRm, capDropRm         []string
-	// both
+	ingressRm                   []string
+	// both (--ingress on create, --ingress-add on update)
+	ingressAdd, ingressMW       []string
 	capAdd, capDrop             []string
 	securityOpts                []string
 	pidsLimit                   int64
@@ -67,6 +69,7 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.secretAdd, "secret", nil, "mount a secret read-only on a tmpfs: NAME[,target=PATH,uid=N,gid=N,mode=0400] (target: /run/secrets/NAME; a relative one is under /run/secrets)")
 		fs.StringArrayVar(&f.configAdd, "config", nil, "mount a config read-only: NAME[,target=PATH,uid=N,gid=N,mode=0444] (target: /NAME, or any absolute path)")
 		fs.StringArrayVar(&f.mounts, "mount", nil, mountHelp)
+		fs.StringArrayVar(&f.ingressAdd, "ingress", nil, ingressHelp)
 		cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{api.ModeReplicated, api.ModeGlobal}, cobra.ShellCompDirectiveNoFileComp))
 		cmd.RegisterFlagCompletionFunc("constraint", completeConstraint)
 	} else {
@@ -86,10 +89,13 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "unpublish a port, named by its target port (80) or in full (8080:80/tcp)")
 		fs.StringArrayVar(&f.mountAdd, "mount-add", nil, mountHelp)
 		fs.StringArrayVar(&f.mountRm, "mount-rm", nil, "remove the mount at a destination in the container: /data")
+		fs.StringArrayVar(&f.ingressAdd, "ingress-add", nil, ingressHelp+" (a route of the same host and path is replaced, middleware and all)")
+		fs.StringArrayVar(&f.ingressRm, "ingress-rm", nil, "remove an HTTP ingress route: HOST or HOST/PATH, e.g. shop.example.com/api")
 		cmd.RegisterFlagCompletionFunc("constraint-add", completeConstraint)
 		fs.StringArrayVar(&f.capAddRm, "cap-add-rm", nil, "forget a capability --cap-add added (the default applies to it again)")
 		fs.StringArrayVar(&f.capDropRm, "cap-drop-rm", nil, "forget a capability --cap-drop dropped (the default applies to it again)")
 	}
+	fs.StringArrayVar(&f.ingressMW, "ingress-mw", nil, ingressMWHelp)
 	capsHelp := "a Linux capability (NET_ADMIN or CAP_NET_ADMIN, or ALL)"
 	fs.StringArrayVar(&f.capAdd, "cap-add", nil, "add "+capsHelp+" to Docker's default set")
 	fs.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop "+capsHelp+"; --cap-drop ALL --cap-add X keeps X alone")
@@ -128,6 +134,16 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 		cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 	}
 }
+
+const (
+	ingressHelp = "route HTTP(S) requests for a host and path prefix to the tasks' port (warren-ingress): " +
+		"host=shop.example.com,path=/api,port=8080[,strip-prefix][,rewrite=/v2][,tls=acme|none|secret:NAME]" +
+		"[,challenge=http-01|tls-alpn-01|dns-01][,redirect=true|false][,proxy-protocol=v1|v2]"
+	ingressMWHelp = "set the middleware of an ingress route of the service: host=HOST[,path=PATH],KEY=VALUE... with " +
+		"allow=CIDR;CIDR (quote the ; or repeat allow=), deny=CIDR;CIDR, rate=R (requests a second per client; 0 removes), burst=N, basic-auth=SECRET (htpasswd -B lines), realm=TEXT, " +
+		"req-header-set=K:V, req-header-add=K:V, req-header-rm=K, resp-header-set=K:V, resp-header-add=K:V, resp-header-rm=K " +
+		"(quote an item holding a comma)"
+)
 
 const mountHelp = "mount a volume, host path or tmpfs: type=volume,src=NAME,dst=/data[,readonly] | type=bind,src=/host/path,dst=/path[,readonly] (under a path the node allows: warren agent --allow-bind) | type=tmpfs,dst=/path[,size=64m][,mode=1777]"
 
@@ -311,6 +327,27 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 		// A port published again at the same place replaces the old one.
 		spec.Ports = slices.DeleteFunc(spec.Ports, func(have api.PortConfig) bool { return have.Key() == pc.Key() })
 		spec.Ports = append(spec.Ports, pc)
+	}
+
+	// Ingress routes: remove, add, then the middleware of the routes
+	// the spec has after both.
+	if len(f.ingressRm)+len(f.ingressAdd) > 0 {
+		routes, err := opts.SetIngress(spec.Ingress, f.ingressRm, f.ingressAdd)
+		if err != nil {
+			return err
+		}
+		spec.Ingress = routes
+	}
+	for _, v := range f.ingressMW {
+		m, err := opts.ParseIngressMiddleware(v)
+		if err != nil {
+			return err
+		}
+		routes, err := m.Apply(spec.Ingress, spec.Name)
+		if err != nil {
+			return err
+		}
+		spec.Ingress = routes
 	}
 
 	// Mounts.

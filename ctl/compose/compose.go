@@ -19,13 +19,19 @@
 //     random ports);
 //   - a port bound to a host_ip is published in host mode;
 //   - deploy.resources.limits.pids becomes the service's pids limit.
+//
+// One extension key of a service is Warren's: x-warren-ingress, a list of
+// HTTP ingress routes in the shape of a manifest's ingress list
+// (api.IngressRoute's YAML), becomes the service's routes.
 package compose
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -36,6 +42,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -266,6 +273,13 @@ func (st *Stack) service(name string, s *types.ServiceConfig, secrets, configs, 
 	if d := s.Deploy; d != nil {
 		errs = append(errs, deploy(&spec, d)...)
 	}
+	if x, ok := s.Extensions[ExtIngress]; ok {
+		routes, err := ingress(x)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		spec.Ingress = routes
+	}
 	spec.Labels[api.LabelStack] = st.Name
 	refs := func(kind string, defined map[string]string, src []types.FileReferenceConfig) []api.FileRef {
 		var out []api.FileRef
@@ -467,4 +481,51 @@ func mount(v types.ServiceVolumeConfig, volumes map[string]string) (api.Mount, e
 		return m, fmt.Errorf("volumes: %s: type %q is not supported: use volume, bind or tmpfs", v.Target, v.Type)
 	}
 	return m, nil
+}
+
+// ExtIngress is the service extension key that holds its ingress routes.
+const ExtIngress = "x-warren-ingress"
+
+// ingress reads the value of x-warren-ingress, as the loader left it, as
+// a list of routes; a key a route does not have is refused. A value the
+// loader interpolated is a string ("${PORT}" gives "8080"): it is read
+// again as YAML reads a plain number or boolean, so that it can be a port.
+func ingress(x any) ([]api.IngressRoute, error) {
+	var n yaml.Node
+	err := n.Encode(x)
+	var raw []byte
+	if err == nil {
+		replain(&n)
+		raw, err = yaml.Marshal(&n)
+	}
+	if err == nil {
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		var routes []api.IngressRoute
+		if err = dec.Decode(&routes); err == nil || errors.Is(err, io.EOF) {
+			return routes, nil
+		}
+	}
+	msg := err.Error()
+	if te, ok := err.(*yaml.TypeError); ok {
+		msg = strings.Join(te.Errors, "; ")
+	}
+	return nil, fmt.Errorf("%s: not a list of routes (- host: shop.example.com, port: 8080, ...): %s", ExtIngress, strings.TrimPrefix(msg, "yaml: "))
+}
+
+// replain makes every string scalar under n that reads as a number or a
+// boolean a plain one, so that it is read as one.
+func replain(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		var v any
+		if yaml.Unmarshal([]byte(n.Value), &v) == nil {
+			switch v.(type) {
+			case int, int64, uint64, float64, bool:
+				n.Tag, n.Style = "", 0
+			}
+		}
+	}
+	for _, c := range n.Content {
+		replain(c)
+	}
 }

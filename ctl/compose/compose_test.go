@@ -218,3 +218,45 @@ func TestVariables(t *testing.T) {
 		t.Errorf("Load without TAG = %v; want the file's message, set TAG", err)
 	}
 }
+
+// x-warren-ingress on a service gives its routes, in a manifest's shape.
+func TestIngressExtension(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "compose.yml")
+	os.WriteFile(f, []byte(`services:
+  web:
+    image: localhost/web:1
+    x-warren-ingress:
+      - host: shop.example.com
+        port: 8080
+      - host: shop.example.com
+        path: /api/
+        port: ${API_PORT}
+        stripPrefix: true
+        tls: {source: secret, secret: shop-cert}
+        rateLimit: {rate: 10, burst: 20}
+`), 0o644)
+	st, err := Load(context.Background(), []string{f}, "shop", Options{Environ: []string{"API_PORT=9000"}})
+	if err != nil {
+		t.Fatalf("Load(a service with x-warren-ingress) = %v", err)
+	}
+	web := find(st, "shop-web")
+	if len(web.Ingress) != 2 || web.Ingress[1].Path != "/api" || web.Ingress[1].Port != 9000 || !web.Ingress[1].StripPrefix ||
+		web.Ingress[1].TLS == nil || web.Ingress[1].TLS.Secret != "shop-cert" || web.Ingress[1].RateLimit == nil || web.Ingress[1].RateLimit.Burst != 20 {
+		t.Errorf("x-warren-ingress read as %+v", web.Ingress)
+	}
+	if slices.Contains(st.Unsupported, "services.web.x-warren-ingress") {
+		t.Errorf("x-warren-ingress is named unsupported: %v", st.Unsupported)
+	}
+	for _, tc := range []struct{ ext, want string }{
+		{"x-warren-ingress:\n      - host: a.example.com\n        prot: 80\n", `field prot not found`},
+		{"x-warren-ingress: {host: a.example.com}\n", "not a list of routes"},
+		{"x-warren-ingress:\n      - host: a_b.example.com\n        port: 80\n", "ingress[0].host"},
+	} {
+		os.WriteFile(f, []byte("services:\n  web:\n    image: a\n    "+tc.ext), 0o644)
+		_, err := Load(context.Background(), []string{f}, "shop", Options{Environ: []string{}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "services.web: ") {
+			t.Errorf("Load(%q) = %v; want an error on services.web holding %q", tc.ext, err, tc.want)
+		}
+	}
+}

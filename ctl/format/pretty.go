@@ -204,6 +204,7 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 			}
 		}
 	}
+	ingressRoutes(&p, sp.Ingress)
 	return p.write(w)
 }
 

@@ -26,9 +26,15 @@ func (d *Document) Validate() error {
 }
 
 // CheckSet finds what no single document shows: two documents for one
-// service name, and ports of two services that conflict
-// (api.PortConfig.ConflictsWith, the rule the managers apply).
+// service name, ports of two services that conflict
+// (api.PortConfig.ConflictsWith, the rule the managers apply), and an
+// ingress route (host and path, api.IngressRoute.Key) two services claim.
 func CheckSet(docs []Document) error {
+	type claim struct {
+		doc *Document
+		i   int
+	}
+	routes := map[api.IngressKey]claim{}
 	type published struct {
 		port api.PortConfig
 		doc  *Document
@@ -55,6 +61,19 @@ func CheckSet(docs []Document) error {
 		}
 		for i, p := range d.Spec.Ports {
 			seen = append(seen, published{p, d, i})
+		}
+		for i, r := range d.Spec.Ingress {
+			k := r.Key()
+			o, ok := routes[k]
+			if !ok {
+				routes[k] = claim{d, i}
+				continue
+			}
+			if o.doc != d { // twice in one service: Validate says so
+				field := fmt.Sprintf("ingress[%d]", i)
+				ps = append(ps, Problem{d.File, d.LineOf(field), fmt.Sprintf("%s: route %s is also claimed by service %q at %s:%d; a route goes to one service",
+					field, k, o.doc.Spec.Name, o.doc.File, o.doc.LineOf(fmt.Sprintf("ingress[%d]", o.i)))})
+			}
 		}
 	}
 	return ps.err()

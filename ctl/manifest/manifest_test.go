@@ -241,3 +241,59 @@ pidsLimit: -7
 		}
 	}
 }
+
+func TestReadIngress(t *testing.T) {
+	const in = `name: shop
+image: localhost/shop:1
+ingress:
+  - host: shop.example.com
+    port: 8080
+  - host: shop.example.com
+    path: /api/
+    port: 9000
+    stripPrefix: true
+    tls: {source: secret, secret: shop-cert}
+    allow: [10.0.0.0/8, 192.168.1.7]
+    rateLimit: {rate: 10, burst: 20}
+    basicAuth: {secret: shop-users, realm: Shop}
+    requestHeaders:
+      set: {X-Prefix: /api}
+      remove: [Cookie]
+    proxyProtocol: v2
+---
+name: other
+image: localhost/other:1
+ingress:
+  - host: Shop.Example.com
+    path: /api
+    port: 80
+  - host: bad_host.example.com
+    port: 80
+`
+	docs, err := Read("shop.yaml", []byte(in))
+	if err != nil {
+		t.Fatalf("Read(shop.yaml) = %v", err)
+	}
+	shop := docs[0].Spec
+	api.NormalizeSpec(&shop)
+	if len(shop.Ingress) != 2 {
+		t.Fatalf("shop read with %d routes, want 2: %+v", len(shop.Ingress), shop.Ingress)
+	}
+	r := shop.Ingress[1]
+	if r.Path != "/api" || !r.StripPrefix || r.TLS == nil || r.TLS.Secret != "shop-cert" || strings.Join(r.Allow, " ") != "10.0.0.0/8 192.168.1.7/32" ||
+		r.RateLimit == nil || r.RateLimit.Burst != 20 || r.BasicAuth == nil || r.BasicAuth.Realm != "Shop" ||
+		r.RequestHeaders == nil || r.RequestHeaders.Set["X-Prefix"] != "/api" || r.ProxyProtocol != "v2" {
+		t.Errorf("shop's second route read (and normalized) as %+v", r)
+	}
+	if err := docs[0].Validate(); err != nil {
+		t.Errorf("shop.Validate() = %v", err)
+	}
+	err = docs[1].Validate()
+	if err == nil || !strings.Contains(err.Error(), "shop.yaml:25: ingress[1].host:") || !strings.Contains(err.Error(), "holds '_'") {
+		t.Errorf("other.Validate() = %v, want the bad host named at shop.yaml:25", err)
+	}
+	err = CheckSet(docs)
+	if want := `shop.yaml:22: ingress[0]: route host=shop.example.com path=/api is also claimed by service "shop" at shop.yaml:6`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("CheckSet = %v, want %q", err, want)
+	}
+}

@@ -189,6 +189,10 @@ const fullSpecJSON = `{
   "restartPolicy": {"condition": "on-failure", "delay": "10s", "maxAttempts": 3, "window": "2m"},
   "resources": {"limits": {"cpus": 0.5, "memory": "64M"}, "reservations": {"cpus": "0.25", "memory": 33554432}},
   "ports": [{"target": 80, "published": 8080, "protocol": "tcp", "hostAddr": "10.0.0.1"}],
+  "ingress": [{"host": "shop.example.com", "path": "/api", "port": 80, "rewrite": "/v2", "tls": {"source": "acme", "challenge": "tls-alpn-01"},
+    "httpsRedirect": true, "allow": ["10.0.0.0/8"], "deny": ["10.1.0.0/16"], "rateLimit": {"rate": 10, "burst": 20},
+    "basicAuth": {"secret": "users", "realm": "shop"}, "requestHeaders": {"set": {"X-A": "1"}, "remove": ["Cookie"]},
+    "responseHeaders": {"add": {"X-B": "2"}}, "proxyProtocol": "v2"}],
   "updateConfig": {"parallelism": 2, "delay": "5s", "failureAction": "rollback", "monitor": "30s", "maxFailureRatio": 0.25, "order": "start-first"},
   "stopGracePeriod": "30s",
   "healthCheck": {"type": "http", "port": 80, "path": "/healthz", "status": "200-299", "interval": "5s", "timeout": "2s", "retries": 5, "startPeriod": "1m"}
@@ -219,6 +223,20 @@ resources:
   reservations: {cpus: "0.25", memory: 33554432}
 ports:
   - {target: 80, published: 8080, protocol: tcp, hostAddr: 10.0.0.1}
+ingress:
+  - host: shop.example.com
+    path: /api
+    port: 80
+    rewrite: /v2
+    tls: {source: acme, challenge: tls-alpn-01}
+    httpsRedirect: true
+    allow: [10.0.0.0/8]
+    deny: [10.1.0.0/16]
+    rateLimit: {rate: 10, burst: 20}
+    basicAuth: {secret: users, realm: shop}
+    requestHeaders: {set: {X-A: "1"}, remove: [Cookie]}
+    responseHeaders: {add: {X-B: "2"}}
+    proxyProtocol: v2
 updateConfig: {parallelism: 2, delay: 5s, failureAction: rollback, monitor: 30s, maxFailureRatio: 0.25, order: start-first}
 stopGracePeriod: 30s
 healthCheck: {type: http, port: 80, path: /healthz, status: 200-299, interval: 5s, timeout: 2s, retries: 5, startPeriod: 1m}
@@ -240,6 +258,10 @@ func checkFullSpec(t *testing.T, how string, s *api.ServiceSpec) {
 		s.Seccomp != api.SeccompUnconfined || !s.AllowNewPrivileges || s.PidsLimit != 512 {
 		t.Errorf("%s: capAdd %q capDrop %q seccomp %q allowNewPrivileges %v pidsLimit %d, want [NET_ADMIN] [net_raw] unconfined true 512",
 			how, s.CapAdd, s.CapDrop, s.Seccomp, s.AllowNewPrivileges, s.PidsLimit)
+	}
+	if len(s.Ingress) != 1 || s.Ingress[0].RateLimit == nil || s.Ingress[0].RateLimit.Burst != 20 || s.Ingress[0].HTTPSRedirect == nil ||
+		s.Ingress[0].RequestHeaders == nil || s.Ingress[0].RequestHeaders.Set["X-A"] != "1" {
+		t.Errorf("%s: ingress %+v, want one route with a rate limit of burst 20, a redirect and a header X-A set", how, s.Ingress)
 	}
 	if p := s.UpdateConfig.Parallelism; p == nil || *p != 2 {
 		t.Errorf("%s: update parallelism %v, want 2", how, p)

@@ -6,8 +6,9 @@ package api
 // the same on both sides.
 
 // NormalizeSpec fills in what an empty field means, so that stored specs
-// and comparisons are explicit: mode replicated, and each port's defaults
-// (PortConfig.Normalized).
+// and comparisons are explicit: mode replicated, each port's defaults
+// (PortConfig.Normalized), and each ingress route's host, path and CIDRs
+// in their canonical form (IngressRoute.Normalized).
 func NormalizeSpec(s *ServiceSpec) {
 	if s.Mode == "" {
 		s.Mode = ModeReplicated
@@ -23,6 +24,9 @@ func NormalizeSpec(s *ServiceSpec) {
 	}
 	for i := range s.Mounts {
 		s.Mounts[i] = s.Mounts[i].Normalized()
+	}
+	for i := range s.Ingress {
+		s.Ingress[i] = s.Ingress[i].Normalized()
 	}
 }
 

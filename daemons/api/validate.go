@@ -245,6 +245,7 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 	validateOffline(&fe, s.Offline)
 	validateResources(&fe, s.Resources)
 	validatePorts(&fe, s.Ports)
+	validateIngress(&fe, s.Ingress)
 	validateMounts(&fe, s.Mounts)
 	validateUpdate(&fe, "updateConfig", s.UpdateConfig, false)
 	if s.RollbackConfig != nil {

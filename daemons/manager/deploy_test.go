@@ -93,7 +93,9 @@ func TestDeployCreatesUpdatesAndPrunes(t *testing.T) {
 func TestDeployBadInputChangesNothing(t *testing.T) {
 	m := managertest.Start(t, managertest.Options{})
 	c := ctx(t)
-	if _, err := m.Client.CreateService(c, depSpec("web", "localhost/nginx:1", 8080)); err != nil {
+	web := depSpec("web", "localhost/nginx:1", 8080)
+	web.Ingress = []api.IngressRoute{{Host: "www.example.com", Port: 80}}
+	if _, err := m.Client.CreateService(c, web); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Client.Deploy(c, api.DeploymentRequest{Name: "shop", Services: []api.ServiceSpec{depSpec("shop-db", "localhost/db:1", 0)}}); err != nil {
@@ -145,6 +147,11 @@ func TestDeployBadInputChangesNothing(t *testing.T) {
 		{"another stack's label", `{"name":"shop","services":[{"name":"shop-x","image":"a","labels":{"warren.stack":"other"}}]}`, 400, "belongs to stack other"},
 		{"a mode change", `{"name":"shop","services":[` + good + `,{"name":"shop-db","image":"a","mode":"global"}]}`, 400, "mode cannot change"},
 		{"a missing secret", `{"name":"shop","services":[` + good + `,{"name":"shop-x","image":"a","secrets":[{"name":"nope"}]}]}`, 404, `secret "nope", which does not exist`},
+		{"a route claimed twice", `{"name":"shop","services":[{"name":"shop-a","image":"a","ingress":[{"host":"shop.example.com","path":"/api","port":80}]},` +
+			`{"name":"shop-b","image":"a","ingress":[{"host":"Shop.example.com","path":"/api/","port":81}]}]}`, 400,
+			"ingress route host=shop.example.com path=/api is claimed by services[0] (shop-a) too"},
+		{"a route another service claims", `{"name":"shop","services":[{"name":"shop-a","image":"a","ingress":[{"host":"www.example.com","port":80}]}]}`, 409,
+			`ingress route host=www.example.com path=/ is already claimed by service "web"`},
 	} {
 		status, e := post(tc.body)
 		if status != tc.status || !strings.Contains(e.Error(), tc.want) {
@@ -158,5 +165,57 @@ func TestDeployBadInputChangesNothing(t *testing.T) {
 	}
 	if after := state(); after != before {
 		t.Errorf("refused deployments changed the services: %s → %s", before, after)
+	}
+}
+
+// TestDeployMovesARoute: a stack may move an ingress route from one of its
+// services to another in one deployment, and a route change alone does
+// not update the tasks.
+func TestDeployMovesARoute(t *testing.T) {
+	m := managertest.Start(t, managertest.Options{})
+	c := ctx(t)
+	route := []api.IngressRoute{{Host: "shop.example.com", Path: "/api", Port: 80}}
+	a, b := depSpec("shop-a", "localhost/a:1", 0), depSpec("shop-b", "localhost/b:1", 0)
+	a.Ingress = route
+	if _, err := m.Client.Deploy(c, api.DeploymentRequest{Name: "shop", Services: []api.ServiceSpec{a, b}}); err != nil {
+		t.Fatalf("Deploy(shop: a with the route, b) = %v", err)
+	}
+	before, _ := m.Client.Service(c, "shop-b", client.ReadOptions{Consistent: true})
+	a.Ingress, b.Ingress = nil, route
+	d, err := m.Client.Deploy(c, api.DeploymentRequest{Name: "shop", Services: []api.ServiceSpec{b, a}})
+	if err != nil {
+		t.Fatalf("Deploy(shop: the route moved from a to b) = %v, want it accepted", err)
+	}
+	if got := actions(d); got != "shop-a=updated shop-b=updated" {
+		t.Errorf("the move: %s, want both updated", got)
+	}
+	after, _ := m.Client.Service(c, "shop-b", client.ReadOptions{Consistent: true})
+	if len(after.Spec.Ingress) != 1 || after.SpecVersion != before.SpecVersion {
+		t.Errorf("shop-b after the move: routes %+v, specVersion %d → %d; want the route, and the same specVersion (no task replaced)",
+			after.Spec.Ingress, before.SpecVersion, after.SpecVersion)
+	}
+}
+
+// TestDryRunOfARouteChange: a dry run of a change of routes alone says
+// no task is replaced, as the write itself does.
+func TestDryRunOfARouteChange(t *testing.T) {
+	m := managertest.Start(t, managertest.Options{})
+	c := ctx(t)
+	spec := depSpec("web", "localhost/nginx:1", 0)
+	cur, err := m.Client.CreateService(c, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Ingress = []api.IngressRoute{{Host: "www.example.com", Port: 80}}
+	dr, err := m.Client.UpdateServiceDryRun(c, cur.ID, spec, 0)
+	if err != nil {
+		t.Fatalf("UpdateServiceDryRun(web, a route added) = %v", err)
+	}
+	if dr.Service.SpecVersion != cur.SpecVersion || dr.Service.UpdateStatus != nil || len(dr.Stops) != 0 {
+		t.Errorf("dry run of a route added: specVersion %d → %d, update %+v, %d stops; want no update",
+			cur.SpecVersion, dr.Service.SpecVersion, dr.Service.UpdateStatus, len(dr.Stops))
+	}
+	if len(dr.Service.Spec.Ingress) != 1 {
+		t.Errorf("dry run of a route added shows routes %+v, want the new one", dr.Service.Spec.Ingress)
 	}
 }

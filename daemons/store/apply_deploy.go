@@ -17,8 +17,14 @@ import (
 // to, pause (autoRollback).
 //
 // Removes are applied last and never fail (a service already gone is
-// skipped): a removed service's name and ports are therefore not free for
-// the creates of the same deployment.
+// skipped): a removed service's name, ports and ingress routes are
+// therefore not free for the creates of the same deployment.
+//
+// Ingress routes can move between the deployment's services: before its
+// creates and updates, each updated service gives up the routes its new
+// spec no longer has, so another service of the deployment may claim
+// them, whatever the order. Two of its services claiming one route are
+// refused as a conflict.
 type Deploy struct {
 	ID string `json:"id"`
 	// Name is the stack's name, or "" for a deployment of no stack (an
@@ -41,7 +47,7 @@ type Deploy struct {
 // compares the whole database, so a writer added to those appliers
 // without being added here fails it.) The events they derive are held
 // back until the whole deployment is applied (wtx.held).
-var deployBuckets = [][]byte{bServices, bServiceNames, bPorts}
+var deployBuckets = [][]byte{bServices, bServiceNames, bPorts, bIngressRoutes}
 
 // DeployResult is what a deployment did, service by service (the
 // services it left unchanged are among its updates).
@@ -80,6 +86,11 @@ func applyDeploy(w *wtx, c *Deploy) any {
 		return api.Errorf(api.CodeInternal, "deployment %s: %s: %v; nothing was changed", c.ID, what, err)
 	}
 	out := &DeployResult{ID: c.ID}
+	for _, u := range c.Updates {
+		if s := w.service(u.ID); s != nil {
+			w.releaseRoutes(s.ID, s.Spec.Ingress, u.Spec.Ingress)
+		}
+	}
 	for _, s := range c.Creates {
 		now := c.At.UTC().Format(timeLayout)
 		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateUpdating, SpecVersion: w.index, StartedAt: now, ProgressAt: now, Deployment: c.ID}

@@ -50,8 +50,17 @@ func applyClusterInit(w *wtx, c *ClusterInit) any {
 // and the FSM again when it applies the write, against the state of that
 // moment.
 //
+// It refuses an ingress route (host and path) another service claims,
+// looked up in the route index: the cost is that of the spec's routes, not
+// of the number of services. InDeployment says which routes the same
+// write frees.
+//
 // It also refuses a spec that mounts a volume that does not exist.
-func (v *View) CheckServiceConflicts(self string, spec *api.ServiceSpec) error {
+func (v *View) CheckServiceConflicts(self string, spec *api.ServiceSpec, opts ...ConflictOption) error {
+	var o conflictOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := v.checkVolumesExist(spec); err != nil {
 		return err
 	}
@@ -74,7 +83,21 @@ func (v *View) CheckServiceConflicts(self string, spec *api.ServiceSpec) error {
 		return api.Errorf(api.CodeConflict, "port %s (mode %s) conflicts with port %s of service %q (mode %s): an ingress port is taken on every node; choose another published port, or publish both in mode host",
 			p.Key(), mine, theirs.Key(), name, their)
 	}
-	return nil
+	return v.checkRoutes(self, spec, o)
+}
+
+// claim moves what service serviceID holds in the indexes (published
+// ports, ingress routes) from spec old to spec next; nil is no spec.
+func (w *wtx) claim(serviceID string, old, next *api.ServiceSpec) {
+	var none api.ServiceSpec
+	if old == nil {
+		old = &none
+	}
+	if next == nil {
+		next = &none
+	}
+	w.setPorts(serviceID, old.Ports, next.Ports)
+	w.setRoutes(serviceID, old.Ingress, next.Ingress)
 }
 
 func (w *wtx) setPorts(serviceID string, old, ports []api.PortConfig) {
@@ -114,17 +137,18 @@ func applyServiceCreate(w *wtx, c *ServiceCreate) any {
 	}
 	s.SpecVersion = w.index
 	w.must(w.tx.Bucket(bServiceNames).Put([]byte(s.Spec.Name), []byte(s.ID)))
-	w.setPorts(s.ID, nil, s.Spec.Ports)
+	w.claim(s.ID, nil, &s.Spec)
 	w.putService(&s, api.OpCreate)
 	return &s
 }
 
-// taskSpecChanged says whether a spec change reaches the containers: a
-// change of replicas, labels, restart or update policy does not restart
-// tasks.
-func taskSpecChanged(a, b *api.ServiceSpec) bool {
+// TaskSpecChanged says whether a spec change reaches the containers (it
+// gives the service a new SpecVersion, and the tasks an update): a
+// change of replicas, labels, restart or update policy, or ingress routes
+// (warren-ingress follows them) does not restart tasks.
+func TaskSpecChanged(a, b *api.ServiceSpec) bool {
 	strip := func(s api.ServiceSpec) []byte {
-		s.Replicas, s.Labels = 0, nil
+		s.Replicas, s.Labels, s.Ingress = 0, nil, nil
 		s.RestartPolicy, s.UpdateConfig = api.RestartPolicy{}, api.UpdateConfig{}
 		raw, _ := json.Marshal(s)
 		return raw
@@ -160,7 +184,7 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 		w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
 		w.must(w.tx.Bucket(bServiceNames).Put([]byte(c.Spec.Name), []byte(s.ID)))
 	}
-	w.setPorts(s.ID, s.Spec.Ports, c.Spec.Ports)
+	w.claim(s.ID, &s.Spec, &c.Spec)
 	w.changeSpec(s, &c.Spec, c.At, c.Rollback, c.Deployment)
 	w.putService(s, api.OpUpdate)
 	return s
@@ -171,11 +195,11 @@ func applyServiceUpdate(w *wtx, c *ServiceUpdate) any {
 // A rollback to the previous spec keeps the tasks the update never
 // reached (SameAsVersions).
 func (w *wtx) changeSpec(s *api.Service, spec *api.ServiceSpec, at time.Time, rollback bool, deployment string) {
-	if taskSpecChanged(&s.Spec, spec) {
+	if TaskSpecChanged(&s.Spec, spec) {
 		// A rollback to the previous spec keeps the tasks made from it,
 		// under any of the versions it had.
 		var same []uint64
-		if rollback && s.PreviousSpec != nil && !taskSpecChanged(s.PreviousSpec, spec) {
+		if rollback && s.PreviousSpec != nil && !TaskSpecChanged(s.PreviousSpec, spec) {
 			same = append([]uint64{s.PreviousSpecVersion}, s.PreviousSameAs...)
 			same = same[:min(len(same), api.MaxSameAs)]
 		}
@@ -336,7 +360,7 @@ func (w *wtx) rollbackOne(s *api.Service, reason string, at time.Time) {
 		w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
 		w.must(w.tx.Bucket(bServiceNames).Put([]byte(prev.Name), []byte(s.ID)))
 	}
-	w.setPorts(s.ID, s.Spec.Ports, prev.Ports)
+	w.claim(s.ID, &s.Spec, &prev)
 	w.changeSpec(s, &prev, at, true, dep)
 	if s.UpdateStatus == nil || s.UpdateStatus.State != api.UpdateRollingBack {
 		s.UpdateStatus = &api.UpdateStatus{State: api.UpdateRollingBack, SpecVersion: s.SpecVersion, StartedAt: at.UTC().Format(timeLayout),
@@ -382,7 +406,7 @@ func applyServiceDelete(w *wtx, c *ServiceDelete) any {
 	}
 	w.must(w.tx.Bucket(bServices).Delete([]byte(s.ID)))
 	w.must(w.tx.Bucket(bServiceNames).Delete([]byte(s.Spec.Name)))
-	w.setPorts(s.ID, s.Spec.Ports, nil)
+	w.claim(s.ID, &s.Spec, nil)
 	raw, _ := json.Marshal(s)
 	w.record(api.OpDelete, api.KindService, s.ID, "", "", raw, api.PublicService(s))
 	for _, t := range w.view().Tasks(TaskFilter{ServiceID: s.ID}) {

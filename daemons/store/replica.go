@@ -74,7 +74,7 @@ func keysOf(raw []byte) (replicaKeys, error) {
 // replaceAll swaps the whole replica for a resend.
 func (r *Replica) replaceAll(evs []api.Event, index uint64) error {
 	err := r.state.update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes} {
+		for _, b := range [][]byte{bServices, bServiceNames, bPorts, bIngressRoutes, bTasks, bTasksBySvc, bTasksByNode, bNodes} {
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}

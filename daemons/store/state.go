@@ -39,7 +39,10 @@ var (
 	bConfigNames  = []byte("config_names")
 	bConfigValues = []byte("config_values")
 	bVolumes      = []byte("volumes") // name → api.Volume
-	allBuckets    = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal,
+	// bIngressRoutes indexes the ingress routes services claim: host, 0,
+	// path, 0, service ID → nothing (apply_ingress.go).
+	bIngressRoutes = []byte("ingress_routes")
+	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bIngressRoutes, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal,
 		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues, bVolumes, bEvents}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
@@ -114,8 +117,17 @@ func openBolt(path string, synced bool) (*bolt.DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w (is another warren manager using this data dir?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		// A state written before routes were indexed gets its index
+		// built from its services (a snapshot restored is opened here
+		// too).
+		indexRoutes := tx.Bucket(bIngressRoutes) == nil
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if indexRoutes {
+			if err := rebuildRouteIndex(tx); err != nil {
 				return err
 			}
 		}

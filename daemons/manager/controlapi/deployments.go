@@ -81,6 +81,7 @@ func (s *Server) deploymentSpecs(body *deploymentBody) ([]api.ServiceSpec, error
 	specs := make([]api.ServiceSpec, len(body.Services))
 	var fields []api.FieldError
 	seen := map[string]int{}
+	routes := map[api.IngressKey]int{}
 	for i, raw := range body.Services {
 		spec := &specs[i]
 		if err := unmarshalSpec(raw, spec); err != nil {
@@ -105,6 +106,20 @@ func (s *Server) deploymentSpecs(body *deploymentBody) ([]api.ServiceSpec, error
 			continue
 		}
 		seen[spec.Name] = i
+		// A route claimed twice in one spec is the validator's to name.
+		for _, r := range spec.Ingress {
+			k := r.Key()
+			j, ok := routes[k]
+			if !ok {
+				routes[k] = i
+				continue
+			}
+			if j != i {
+				fields = append(fields, api.FieldError{Field: fmt.Sprintf("services[%d] (%s)", i, spec.Name),
+					Message: fmt.Sprintf("ingress route %s is claimed by services[%d] (%s) too: a route goes to one service; keep it in one", k, j, specs[j].Name)})
+				break
+			}
+		}
 	}
 	if len(fields) > 0 {
 		return nil, refused(body.Name, fields, api.CodeInvalid)
@@ -141,6 +156,14 @@ func (s *Server) deployOnce(ctx context.Context, body *deploymentBody, specs []a
 	var fields []api.FieldError
 	code := api.CodeInvalid
 	wanted := map[string]bool{}
+	// The deployment's services that exist get these specs: a route one
+	// of them gives up is free for the others (store.InDeployment).
+	next := map[string]*api.ServiceSpec{}
+	for i := range specs {
+		if cur := byName[specs[i].Name]; cur != nil {
+			next[cur.ID] = &specs[i]
+		}
+	}
 	for i := range specs {
 		spec := &specs[i]
 		wanted[spec.Name] = true
@@ -150,7 +173,7 @@ func (s *Server) deployOnce(ctx context.Context, body *deploymentBody, specs []a
 			self = cur.ID
 			api.CarryPins(spec, &cur.Spec) // a pinned version stays, as with apply
 		}
-		err := s.checkService(ctx, spec, self)
+		err := s.checkService(ctx, spec, self, store.InDeployment(next))
 		if err == nil && cur != nil && body.Name != "" && cur.Spec.Labels[api.LabelStack] != body.Name {
 			err = api.Errorf(api.CodeConflict, "a service named %q exists and is not part of stack %s: remove it, or rename the stack's service", spec.Name, body.Name)
 		}

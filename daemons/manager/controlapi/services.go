@@ -43,7 +43,7 @@ func unmarshalSpec(raw json.RawMessage, spec *api.ServiceSpec) error {
 // reach Raft; the FSM checks the conflicts again when it applies the write.
 // A request sent again (it was applied before) skips the state check: the
 // state has its own write in it, and Propose answers the first result.
-func (s *Server) checkService(ctx context.Context, spec *api.ServiceSpec, self string) error {
+func (s *Server) checkService(ctx context.Context, spec *api.ServiceSpec, self string, opts ...store.ConflictOption) error {
 	api.NormalizeSpec(spec)
 	if err := api.ValidateServiceSpec(spec); err != nil {
 		return err
@@ -55,7 +55,7 @@ func (s *Server) checkService(ctx context.Context, spec *api.ServiceSpec, self s
 		if err := v.ResolveFileRefs(spec); err != nil {
 			return err
 		}
-		return v.CheckServiceConflicts(self, spec)
+		return v.CheckServiceConflicts(self, spec, opts...)
 	})
 }
 
@@ -233,8 +233,9 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request) {
 	}
 	if httpx.Bool(r, "dry-run") {
 		next := *cur
-		if !api.SpecEqual(&cur.Spec, &spec) {
-			next.Spec, next.SpecVersion = spec, s.store.AppliedIndex()+1
+		next.Spec = spec
+		if store.TaskSpecChanged(&cur.Spec, &spec) { // as the FSM decides it
+			next.SpecVersion = s.store.AppliedIndex() + 1
 			next.UpdateStatus = &api.UpdateStatus{State: orchestrator.UpdateUpdating, StartedAt: time.Now().UTC().Format(time.RFC3339)}
 		}
 		httpx.JSON(w, http.StatusOK, s.dryRun(&next))

@@ -37,9 +37,10 @@ type IngressKey struct {
 func (k IngressKey) String() string { return "host=" + k.Host + " path=" + k.Path }
 
 // Key returns the host and path the route claims, normalized as
-// NormalizeSpec stores them.
+// NormalizeSpec stores them (a trailing dot, which validation refuses,
+// is dropped too).
 func (r IngressRoute) Key() IngressKey {
-	return IngressKey{Host: strings.ToLower(r.Host), Path: normalizeIngressPath(r.Path)}
+	return IngressKey{Host: strings.ToLower(strings.TrimSuffix(strings.TrimSpace(r.Host), ".")), Path: normalizeIngressPath(r.Path)}
 }
 
 // Wildcard says whether the route's host is a wildcard ("*.example.com").

@@ -96,12 +96,14 @@ func BuildTable(o TableOptions, services []*api.Service, tasks []*api.Task) *Tab
 	hosts := map[string]bool{}
 	for _, s := range svcs {
 		for _, spec := range s.Spec.Ingress {
-			host := normalizeRouteHost(spec.Host)
+			// Specs are stored normalized (api.NormalizeSpec); Key is
+			// that normalization, for one that was not.
+			k := spec.Key()
+			host := k.Host
 			if host == "" {
 				continue
 			}
-			spec.Host = host
-			spec.Path = normalizeRoutePath(spec.Path)
+			spec.Host, spec.Path = k.Host, k.Path
 			key := host + spec.Path
 			if seen[key] {
 				continue
@@ -224,24 +226,6 @@ func NormalizeHost(host string) string {
 	}
 	host = strings.TrimSuffix(host, ".")
 	return strings.ToLower(host)
-}
-
-func normalizeRouteHost(h string) string {
-	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
-}
-
-func normalizeRoutePath(p string) string {
-	if p == "" || p == "/" {
-		return "/"
-	}
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p
-	}
-	p = strings.TrimRight(p, "/")
-	if p == "" {
-		return "/"
-	}
-	return p
 }
 
 // CleanPath is the path a request is routed by: p with dot segments and

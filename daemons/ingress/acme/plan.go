@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/ingress"
 )
 
 // hostPlan is where one routed host's certificate comes from.
@@ -41,7 +42,7 @@ func planRoutes(routes []api.IngressRoute, haveCA, haveDNSHook bool) (t table, c
 	})
 	t = make(table)
 	for _, r := range sorted {
-		host := normalizeHost(r.Host)
+		host := r.Key().Host
 		p, ok := planRoute(host, r.TLS, haveCA, haveDNSHook)
 		if !ok {
 			continue
@@ -110,10 +111,9 @@ func planRoute(host string, tls *api.IngressTLS, haveCA, haveDNSHook bool) (host
 	return p, true
 }
 
-// normalizeHost lowers a host name and drops a trailing dot.
-func normalizeHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
-}
+// normalizeHost is the name a client asked for (SNI, Host), as routes
+// name hosts.
+func normalizeHost(h string) string { return ingress.NormalizeHost(strings.TrimSpace(h)) }
 
 // lookup finds the plan that serves name: the exact host first, then the
 // wildcard of one label ("*.shop.example" for "a.shop.example", not for

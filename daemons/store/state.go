@@ -40,7 +40,7 @@ var (
 	bConfigValues = []byte("config_values")
 	bVolumes      = []byte("volumes") // name → api.Volume
 	allBuckets    = [][]byte{bMeta, bServices, bServiceNames, bPorts, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal,
-		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues, bVolumes, bEvents}
+		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues, bVolumes, bEvents, bIngress, bIngressLocks}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")

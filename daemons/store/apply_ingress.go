@@ -386,3 +386,29 @@ func init() {
 		return true
 	}
 }
+
+// RouteSecrets is the secrets an ingress route names: its certificate's
+// (source secret) and its basic auth users'.
+func RouteSecrets(rt *api.IngressRoute) []string {
+	var out []string
+	if rt.TLS != nil && rt.TLS.Source == api.TLSSecret && rt.TLS.Secret != "" {
+		out = append(out, rt.TLS.Secret)
+	}
+	if rt.BasicAuth != nil && rt.BasicAuth.Secret != "" {
+		out = append(out, rt.BasicAuth.Secret)
+	}
+	return out
+}
+
+// IngressNamesSecret says whether some service's ingress route names the
+// secret name: what an ingress node must show to be given its value.
+func (v *View) IngressNamesSecret(name string) bool {
+	for _, s := range v.Services() {
+		for i := range s.Spec.Ingress {
+			if slices.Contains(RouteSecrets(&s.Spec.Ingress[i]), name) {
+				return true
+			}
+		}
+	}
+	return false
+}

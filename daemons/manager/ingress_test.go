@@ -143,6 +143,7 @@ func TestIngressStoreThroughFollowersAndWorkers(t *testing.T) {
 		{fi, f.ID, "", false, "acme/ certificates/"},
 		{wi, "wrk1", "certificates", true, "certificates/acme-v02.example/a.example/a.example.crt certificates/acme-v02.example/a.example/a.example.key"},
 		{wi, "wrk1", "certificates/acme-v02.example", false, "certificates/acme-v02.example/a.example/"},
+		{wi, "wrk1", "certificates/acme-v02.example/", false, "certificates/acme-v02.example/a.example/"},
 	} {
 		l, err := tc.c.IngressList(ctx, tc.node, tc.prefix, tc.recursive)
 		var got []string
@@ -196,6 +197,17 @@ func TestIngressStoreThroughFollowersAndWorkers(t *testing.T) {
 	}
 	if _, err := fi.IngressLock(ctx, f.ID, "issue_cert_a.example", api.IngressLockRequest{Holder: "ingress-" + f.ID, TTL: api.Duration(time.Minute)}); err != nil {
 		t.Errorf("IngressLock of a released lock: %v", err)
+	}
+
+	// A lock's name may have slashes, as a key does.
+	if _, err := wi.IngressLock(ctx, "wrk1", "locks/a.example", api.IngressLockRequest{Holder: "ingress-wrk1", TTL: api.Duration(time.Minute)}); err != nil {
+		t.Errorf("IngressLock(locks/a.example) through the worker: %v", err)
+	}
+	if _, err := fi.IngressLock(ctx, f.ID, "locks/a.example", api.IngressLockRequest{Holder: "ingress-" + f.ID, TTL: api.Duration(time.Minute)}); !api.IsCode(err, api.CodeConflict) {
+		t.Errorf("IngressLock(locks/a.example) held by wrk1 = %v, want a conflict", err)
+	}
+	if err := wi.IngressUnlock(ctx, "wrk1", "locks/a.example", "ingress-wrk1"); err != nil {
+		t.Errorf("IngressUnlock(locks/a.example): %v", err)
 	}
 
 	// Sealed at rest: no manager's data dir (state, Raft log, snapshots)

@@ -3,6 +3,7 @@ package controlapi
 import (
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
@@ -46,7 +47,8 @@ func (s *Server) ingressGet(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	if !q.Has("key") {
-		prefix := q.Get("prefix")
+		// "certificates/" is taken as "certificates".
+		prefix := strings.TrimSuffix(q.Get("prefix"), "/")
 		if prefix != "" {
 			if err := store.ValidateIngressKey("prefix", prefix); err != nil {
 				httpx.Error(w, err)

@@ -51,8 +51,10 @@ func ingressClient(t *testing.T, m *manager.Manager) *client.Client {
 	return c
 }
 
-// labelIngress makes node an ingress node.
-func labelIngress(t *testing.T, c *client.Client, node string) {
+// labelIngress makes node an ingress node, and waits until each of
+// others' (managers') state says so: each checks the label against its
+// own state.
+func labelIngress(t *testing.T, c *client.Client, node string, others ...*client.Client) {
 	t.Helper()
 	n, err := c.Node(ctx(t), node)
 	if err != nil {
@@ -65,6 +67,15 @@ func labelIngress(t *testing.T, c *client.Client, node string) {
 	spec.Labels[api.LabelIngress] = "true"
 	if _, err := c.UpdateNodeSpec(ctx(t), node, spec, n.Version); err != nil {
 		t.Fatalf("label node %s: %v", node, err)
+	}
+	for _, o := range others {
+		eventually(t, "the label reaches every manager", 5*time.Second, func() error {
+			n, err := o.Node(ctx(t), node)
+			if err != nil || n.Spec.Labels[api.LabelIngress] != "true" {
+				return errorf("node %s: %+v, %v", node, n, err)
+			}
+			return nil
+		})
 	}
 }
 
@@ -115,8 +126,12 @@ func TestIngressStoreThroughFollowersAndWorkers(t *testing.T) {
 	leader := c.WaitLeader()
 	f := c.Followers()[0]
 	w := c.AddWorker("wrk1")
-	labelIngress(t, leader.Client, f.ID)
-	labelIngress(t, leader.Client, "wrk1")
+	var mgrs []*client.Client
+	for _, m := range c.Managers[:3] {
+		mgrs = append(mgrs, m.Client)
+	}
+	labelIngress(t, leader.Client, f.ID, mgrs...)
+	labelIngress(t, leader.Client, "wrk1", mgrs...)
 	fi, wi := ingressClient(t, f.Manager), ingressClient(t, w.Manager)
 
 	const value = "-----BEGIN EC PRIVATE KEY----- the-ingress-test-account-key"
@@ -225,6 +240,12 @@ func TestIngressStoreThroughFollowersAndWorkers(t *testing.T) {
 func ingressAuthz(t *testing.T, c *managertest.Cluster, leader, f, w *managertest.Member) {
 	ctx := ctx(t)
 	wrk2 := c.AddWorker("wrk2") // no ingress label
+	for _, m := range c.Managers[:3] {
+		eventually(t, "every manager knows wrk2", 5*time.Second, func() error {
+			_, err := m.Client.Node(ctx, "wrk2")
+			return err
+		})
+	}
 	if _, err := leader.Client.AddOperator(ctx, api.OperatorRequest{Name: "vera", Role: string(authz.RoleAdmin), CSR: operatorCSR(t)}); err != nil {
 		t.Fatalf("operator add: %v", err)
 	}
@@ -295,10 +316,12 @@ func ingressAuthz(t *testing.T, c *managertest.Cluster, leader, f, w *managertes
 		t.Fatalf("create a service with ingress routes: %v", err)
 	}
 	fi, wi := ingressClient(t, f.Manager), ingressClient(t, w.Manager)
-	eventually(t, "the follower sees the service", 5*time.Second, func() error {
-		_, err := f.Client.Service(ctx, "shop", client.ReadOptions{})
-		return err
-	})
+	for _, m := range c.Managers[:3] {
+		eventually(t, "every manager sees the service", 5*time.Second, func() error {
+			_, err := m.Client.Service(ctx, "shop", client.ReadOptions{})
+			return err
+		})
+	}
 	if got, err := wi.IngressSecret(ctx, "wrk1", "shop-tls"); err != nil || !bytes.Contains(got, tlsKey) {
 		t.Errorf("IngressSecret(shop-tls) through the worker = %d bytes, %v; want the secret a route names", len(got), err)
 	}
@@ -362,5 +385,40 @@ func TestIngressStoreSurvivesARestart(t *testing.T) {
 	obj, err := ingressClient(t, m.Manager).IngressGet(ctx, m.NodeID(), "acme/k")
 	if err != nil || string(obj.Value) != "kept across a restart" {
 		t.Errorf("IngressGet after a restart = %+v, %v", obj, err)
+	}
+}
+
+// A data key rotation seals the ingress store's values again: they read
+// the same after it, under the new key.
+func TestIngressValuesTakePartInKeyRotation(t *testing.T) {
+	m := managertest.Start(t, managertest.Options{})
+	ctx := ctx(t)
+	labelIngress(t, m.Client, m.NodeID())
+	ic := ingressClient(t, m.Manager)
+	if err := ic.IngressPut(ctx, m.NodeID(), "acme/k", []byte("rotated with the rest")); err != nil {
+		t.Fatal(err)
+	}
+	before, err := m.Client.CheckKeys(ctx)
+	if err != nil || before.Checked < 2 {
+		t.Fatalf("check before: %+v, %v; want the CA key and the ingress value at least", before, err)
+	}
+	rot, err := m.Client.RotateDataKey(ctx)
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	eventually(t, "the rotation done", 20*time.Second, func() error {
+		k, err := m.Client.Keys(ctx)
+		if err != nil || k.Rotating || len(k.Keys) != 1 || k.Keys[0].ID != rot.Active {
+			return errorf("%+v, %v", k, err)
+		}
+		return nil
+	})
+	chk, err := m.Client.CheckKeys(ctx)
+	if err != nil || chk.Checked != before.Checked || chk.Readable != chk.Checked || chk.NotActive != 0 {
+		t.Errorf("check after the rotation: %+v, %v (before: %+v)", chk, err, before)
+	}
+	obj, err := ic.IngressGet(ctx, m.NodeID(), "acme/k")
+	if err != nil || string(obj.Value) != "rotated with the rest" {
+		t.Errorf("IngressGet after the rotation = %+v, %v", obj, err)
 	}
 }

@@ -56,18 +56,20 @@ func ingressClient(t *testing.T, m *manager.Manager) *client.Client {
 // own state.
 func labelIngress(t *testing.T, c *client.Client, node string, others ...*client.Client) {
 	t.Helper()
-	n, err := c.Node(ctx(t), node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := n.Spec
-	if spec.Labels == nil {
-		spec.Labels = map[string]string{}
-	}
-	spec.Labels[api.LabelIngress] = "true"
-	if _, err := c.UpdateNodeSpec(ctx(t), node, spec, n.Version); err != nil {
-		t.Fatalf("label node %s: %v", node, err)
-	}
+	// The node's record moves on meanwhile (its status): read it again.
+	eventually(t, "label node "+node, 5*time.Second, func() error {
+		n, err := c.Node(ctx(t), node)
+		if err != nil {
+			return err
+		}
+		spec := n.Spec
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		spec.Labels[api.LabelIngress] = "true"
+		_, err = c.UpdateNodeSpec(ctx(t), node, spec, n.Version)
+		return err
+	})
 	for _, o := range others {
 		eventually(t, "the label reaches every manager", 5*time.Second, func() error {
 			n, err := o.Node(ctx(t), node)

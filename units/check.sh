@@ -59,7 +59,7 @@ if [ $scores_only = 0 ]; then
 		echo "units-check: systemd-analyze verify: ${#units[@]} units clean"
 	fi
 
-	if ! out=$(systemd-sysusers --root="$root" 2>&1) || ! grep -q '^warren:' "$root/etc/group" || ! grep -q '^warren-view:' "$root/etc/group" || ! grep -q '^warren-manager:' "$root/etc/passwd"; then
+	if ! out=$(systemd-sysusers --root="$root" 2>&1) || ! grep -q '^warren:' "$root/etc/group" || ! grep -q '^warren-view:' "$root/etc/group" || ! grep -q '^warren-ingress:' "$root/etc/group" || ! grep -q '^warren-manager:' "$root/etc/passwd"; then
 		echo "units-check: systemd-sysusers: $out" >&2
 		fail=1
 	fi

@@ -16,8 +16,8 @@
 // The router (routes.go, router.go) is where authorization lives, once:
 // every route of the API declares who may call it (authz.Rule) and where
 // it runs (here, on the leader, or on the node that runs its task). A
-// request is authenticated (the local socket; the read-only socket; a
-// node-port certificate checked against the cluster's records, or, from a
+// request is authenticated (the local socket; the read-only socket;
+// warren-ingress's socket, authz.RoleIngress; a node-port certificate checked against the cluster's records, or, from a
 // manager only, the caller it passes a request on for), checked against
 // its route's rule, and run; a request passed on to the leader, or to the
 // node that runs its task, carries its original caller and is checked
@@ -40,4 +40,10 @@
 // Every exec is logged (slog, "audit": the caller, the task, the command)
 // by the manager where the caller entered, and again ("exec", "exec ended")
 // by the manager of the node that runs it: the store has no event log yet.
+//
+// The ingress store (store/apply_ingress.go), which ingress nodes share
+// for ACME, lives on the managers only: its routes run on the leader, a
+// worker's manager relays its own node's requests (reads too) as the
+// node, and the rule (ingressRule) admits an ingress node's warren-ingress
+// for its own node, never an operator certificate or the read socket.
 package manager

@@ -317,8 +317,13 @@ func (m *Manager) IsLeader() bool { return m.core != nil && m.core.IsLeader() }
 func (m *Manager) Serve(l net.Listener) error { return m.serve(l, m.Handler()) }
 
 // ServeReadOnly serves the API on a second local socket whose callers may
-// only read (warren-dns, warren-ingress).
+// only read (warren-dns).
 func (m *Manager) ServeReadOnly(l net.Listener) error { return m.serve(l, m.ReadOnlyHandler()) }
+
+// ServeIngress serves the API on the local socket of warren-ingress,
+// whose callers read, and share this node's ingress state with the other
+// ingress nodes.
+func (m *Manager) ServeIngress(l net.Listener) error { return m.serve(l, m.IngressHandler()) }
 
 func (m *Manager) serve(l net.Listener, h http.Handler) error {
 	membership.ClearDeadline(l)

@@ -162,10 +162,18 @@ func (m *Manager) Handler() http.Handler {
 }
 
 // ReadOnlyHandler serves the API to a local socket whose callers may only
-// read (the viewer role): warren-dns and warren-ingress use it.
+// read (the viewer role): warren-dns uses it.
 func (m *Manager) ReadOnlyHandler() http.Handler {
 	viewer := authz.Caller{Kind: authz.Local, Role: authz.RoleViewer, NodeID: m.nodeID}
 	return m.withAuthn(func(*http.Request) (authz.Caller, error) { return viewer, nil })
+}
+
+// IngressHandler serves the API to the local socket of warren-ingress:
+// its callers read as viewers do, and use the ingress store, locks and
+// route secrets of this node (authz.RoleIngress).
+func (m *Manager) IngressHandler() http.Handler {
+	ingress := authz.Caller{Kind: authz.Local, Role: authz.RoleIngress, NodeID: m.nodeID}
+	return m.withAuthn(func(*http.Request) (authz.Caller, error) { return ingress, nil })
 }
 
 // nodePortHandler serves the API on the node port: callers are who their

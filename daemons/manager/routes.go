@@ -6,6 +6,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/manager/authz"
+	"github.com/warren-edge/warren/daemons/manager/controlapi"
 	"github.com/warren-edge/warren/daemons/store"
 )
 
@@ -24,6 +25,43 @@ func (m *Manager) fileRule(kind string) authz.Rule {
 		}
 		if !holds {
 			return api.Errorf(api.CodeNotFound, "node %s runs no task that uses %s %s version %s", node, kind, id, r.PathValue("version"))
+		}
+		return nil
+	}}
+}
+
+// ingressRule is who may use the ingress store, its locks and (secret)
+// the secrets ingress routes name: the warren-ingress of node {ref} (on
+// its node's ingress socket, or its node's certificate, which its
+// worker's manager relays the request with), and the node's local admin.
+// Never an operator certificate, the read socket, nor another node (Own,
+// Self). And only an ingress node: node {ref} has the label
+// api.LabelIngress "true" (Scope, on every manager's hop, against its
+// state; a worker's replica holds no labels, and relays the request as
+// the node to a manager, which checks). A secret no route names is not
+// found, whoever asks.
+func (m *Manager) ingressRule(secret bool) authz.Rule {
+	return authz.Rule{Who: authz.Admin | authz.Ingress | authz.Nodes, Self: true, Own: true, Scope: func(c authz.Caller, r *http.Request) error {
+		if m.work != nil {
+			return nil
+		}
+		ref := r.PathValue("ref")
+		var n *api.Node
+		named := true
+		m.store.View(func(v *store.View) error {
+			n, _ = v.NodeByID(ref)
+			if secret {
+				named = v.IngressNamesSecret(r.PathValue("name"))
+			}
+			return nil
+		})
+		admin := c.Kind == authz.Local && c.Role == authz.RoleAdmin
+		if !admin && (n == nil || n.Spec.Labels[api.LabelIngress] != "true") {
+			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: node %s is not an ingress node (give it the label %s=true: warrenctl node update --label-add %s=true %s)",
+				c, r.Method, r.URL.Path, ref, api.LabelIngress, api.LabelIngress, ref)
+		}
+		if !named {
+			return controlapi.ErrIngressSecret(r.PathValue("name"))
 		}
 		return nil
 	}}
@@ -145,6 +183,19 @@ func (m *Manager) routeTable() []route {
 		{"PUT /v1/configs/{ref}", writers, onLeader, c.Configs.Update},
 		{"DELETE /v1/configs/{ref}", writers, onLeader, c.Configs.Delete},
 		{"GET /v1/nodes/{ref}/configs/{id}/{version}", m.fileRule(api.KindConfig), nodeWrite, c.Configs.Node},
+
+		// The ingress store, its locks, and the secrets ingress routes
+		// name: for an ingress node's warren-ingress, on the leader (a
+		// worker relays its own node's requests, as the node).
+		{"GET /v1/nodes/{ref}/ingress/store", m.ingressRule(false), nodeWrite, c.Ingress.Get},
+		{"PUT /v1/nodes/{ref}/ingress/store", m.ingressRule(false), nodeWrite, c.Ingress.Put},
+		{"DELETE /v1/nodes/{ref}/ingress/store", m.ingressRule(false), nodeWrite, c.Ingress.Delete},
+		{"POST /v1/nodes/{ref}/ingress/locks/{name...}", m.ingressRule(false), nodeWrite, c.Ingress.Lock},
+		{"DELETE /v1/nodes/{ref}/ingress/locks/{name...}", m.ingressRule(false), nodeWrite, c.Ingress.Unlock},
+		{"GET /v1/nodes/{ref}/ingress/secrets/{name}", m.ingressRule(true), nodeWrite, c.Ingress.Secret},
+		// Every ingress route, its backends and its certificate's state
+		// (no key material), for warrenctl ingress ls.
+		{"GET /v1/ingress/routes", readers, readLeader, c.Ingress.Routes},
 
 		// A worker's certificate watches its own node's scope only (the
 		// handler narrows it to the caller).

@@ -49,6 +49,12 @@ const (
 	// CmdDeploy applies a deployment: several services, all or nothing.
 	CmdDeploy         CommandType = 29
 	CmdServicePromote CommandType = 30
+	// The ingress store (apply_ingress.go): a key put, a key and those
+	// under it deleted, a lock taken or renewed, a lock released.
+	CmdIngressPut    CommandType = 31
+	CmdIngressDelete CommandType = 32
+	CmdIngressLock   CommandType = 33
+	CmdIngressUnlock CommandType = 34
 )
 
 var commandNames = map[CommandType]string{
@@ -65,6 +71,8 @@ var commandNames = map[CommandType]string{
 	CmdServicePromote: "service-promote",
 	CmdEvent:          "event",
 	CmdDeploy:         "deploy",
+	CmdIngressPut:     "ingress-put", CmdIngressDelete: "ingress-delete",
+	CmdIngressLock: "ingress-lock", CmdIngressUnlock: "ingress-unlock",
 }
 
 func (t CommandType) String() string {

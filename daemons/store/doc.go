@@ -32,4 +32,9 @@
 // the put helpers make, in the same transaction, and kept in the state
 // (a bounded count and age), so snapshots carry them and every manager
 // holds the same ones.
+//
+// The ingress store (apply_ingress.go) is a small key/value store with
+// leases as locks, for what warren-ingress shares between ingress nodes;
+// its values are sealed like secrets' and it is never published to
+// watchers.
 package store

@@ -77,6 +77,10 @@ var appliers = map[CommandType]applyFunc{
 	CmdConfigRemove:   decoded(applyConfigRemove),
 	CmdEvent:          decoded(applyEvent),
 	CmdDeploy:         decoded(applyDeploy),
+	CmdIngressPut:     decoded(applyIngressPut),
+	CmdIngressDelete:  decoded(applyIngressDelete),
+	CmdIngressLock:    decoded(applyIngressLockTake),
+	CmdIngressUnlock:  decoded(applyIngressLockRelease),
 }
 
 func init() { appliers[CmdOnce] = applyOnceEntry } // applyOnce refers to appliers

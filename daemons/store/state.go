@@ -40,10 +40,10 @@ var (
 	bConfigValues = []byte("config_values")
 	bVolumes      = []byte("volumes") // name → api.Volume
 	// bIngressRoutes indexes the ingress routes services claim: host, 0,
-	// path, 0, service ID → nothing (apply_ingress.go).
+	// path, 0, service ID → nothing (apply_ingress_routes.go).
 	bIngressRoutes = []byte("ingress_routes")
 	allBuckets     = [][]byte{bMeta, bServices, bServiceNames, bPorts, bIngressRoutes, bTasks, bTasksBySvc, bTasksByNode, bNodes, bRequests, bRequestsByAt, bJournal,
-		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues, bVolumes, bEvents}
+		bSecrets, bSecretNames, bSecretValues, bConfigs, bConfigNames, bConfigValues, bVolumes, bEvents, bIngress, bIngressLocks}
 	kAppliedIndex  = []byte("applied_index")
 	kCluster       = []byte("cluster")
 	kTokens        = []byte("tokens")

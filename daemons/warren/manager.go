@@ -24,7 +24,8 @@ func runManager(args []string) error {
 	cfg := manager.Config{Labels: labelsFlag{}}
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/warren/manager", "directory for the Raft log, snapshots, state and node identity")
 	apiSocket := fs.String("api-socket", "/run/warren/api.sock", "unix socket of the local API (systemd socket name: api)")
-	readSocket := fs.String("read-socket", "", "unix socket of the read-only local API, for warren-dns and warren-ingress (systemd socket name: read); empty: none")
+	readSocket := fs.String("read-socket", "", "unix socket of the read-only local API, for warren-dns (systemd socket name: read); empty: none")
+	ingressSocket := fs.String("ingress-socket", "", "unix socket of warren-ingress's local API: reads, and this node's share of the ingress store (systemd socket name: ingress); empty: none")
 	fs.StringVar(&cfg.AgentSocket, "agent-socket", "/run/warren/agent.sock", "this node's agent, which serves images and task logs")
 	fs.StringVar(&cfg.ListenAddr, "listen-addr", "", "the node port, HOST:PORT, mTLS between nodes (systemd socket name: node); empty: this node only")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "", "HOST:PORT other nodes reach the node port at (default: derived from --listen-addr)")
@@ -102,6 +103,13 @@ Flags:
 		}
 		defer readL.Close()
 	}
+	var ingressL net.Listener
+	if *ingressSocket != "" || systemd.Has("ingress") {
+		if ingressL, err = systemd.UnixListenerFor("ingress", *ingressSocket, "warren-ingress"); err != nil {
+			return err
+		}
+		defer ingressL.Close()
+	}
 	var nodeL net.Listener
 	if cfg.ListenAddr != "" || systemd.Has("node") {
 		if nodeL, err = systemd.TCPListener("node", cfg.ListenAddr); err != nil {
@@ -133,10 +141,13 @@ Flags:
 		if err != nil && ctx.Err() == nil {
 			log.Warn("not ready yet; serving anyway", "err", err)
 		}
-		serveErr := make(chan error, 2)
+		serveErr := make(chan error, 3)
 		go func() { serveErr <- m.Serve(keepOpen{apiL}) }()
 		if readL != nil {
 			go func() { serveErr <- m.ServeReadOnly(keepOpen{readL}) }()
+		}
+		if ingressL != nil {
+			go func() { serveErr <- m.ServeIngress(keepOpen{ingressL}) }()
 		}
 		log.Info("serving", "socket", *apiSocket, "node", m.NodeID(), "data_dir", cfg.DataDir)
 		if !ready {
@@ -182,6 +193,9 @@ Flags:
 			}
 			if readL != nil && !systemd.Has("read") {
 				os.Remove(*readSocket)
+			}
+			if ingressL != nil && !systemd.Has("ingress") {
+				os.Remove(*ingressSocket)
 			}
 			return nil
 		}

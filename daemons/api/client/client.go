@@ -186,6 +186,11 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		}
 		raw = b
 	}
+	return c.requestRaw(ctx, method, path, raw, "")
+}
+
+// requestRaw is request with a body sent as it is, of type ct ("": JSON).
+func (c *Client) requestRaw(ctx context.Context, method, path string, raw []byte, ct string) (*http.Response, error) {
 	// A write is named once, so that sending it again (below, or through
 	// a manager that passes it on to a new leader) applies it once.
 	reqID := ""
@@ -197,9 +202,12 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		deadline = time.Now().Add(c.Retry)
 	}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		var hdr http.Header
+		hdr := http.Header{}
 		if reqID != "" {
-			hdr = http.Header{api.RequestIDHeader: {reqID}}
+			hdr.Set(api.RequestIDHeader, reqID)
+		}
+		if ct != "" {
+			hdr.Set("Content-Type", ct)
 		}
 		resp, err := c.send(ctx, method, path, raw, hdr)
 		if err == nil || deadline.IsZero() || !retryable(err) || time.Now().Add(backoff).After(deadline) {

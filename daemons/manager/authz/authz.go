@@ -3,7 +3,9 @@
 // middleware checks it on every hop, from the caller the request names:
 //
 //	local socket ─▶ Caller{local, admin}      (root or group warren)
-//	read socket  ─▶ Caller{local, viewer}     (warren-dns, warren-ingress)
+//	read socket  ─▶ Caller{local, viewer}     (warren-dns)
+//	ingress sock ─▶ Caller{local, ingress}    (warren-ingress: a viewer, and
+//	                                           the ingress routes of its own node)
 //	node port    ─▶ the certificate's identity, checked against the
 //	                cluster's records on every request: a removed node, a
 //	                demoted manager, a revoked operator lose their rights at once
@@ -58,8 +60,17 @@ const (
 // Roles lists the roles, strongest first.
 var Roles = []Role{RoleAdmin, RoleOperator, RoleViewer}
 
-// Valid says whether r is a known role.
+// RoleIngress is the role of the ingress socket's callers (warren-ingress
+// on its node): what a viewer may, and its own node's ingress store,
+// locks and route secrets. A local caller's role only: no operator holds
+// it.
+const RoleIngress Role = "ingress"
+
+// Valid says whether r is a known role of a person (an operator's).
 func (r Role) Valid() bool { return r == RoleAdmin || r == RoleOperator || r == RoleViewer }
+
+// validLocal says whether r is a role a local socket gives.
+func (r Role) validLocal() bool { return r.Valid() || r == RoleIngress }
 
 // Caller is who a request comes from.
 type Caller struct {
@@ -141,6 +152,9 @@ const (
 	Workers
 	// Anyone: no certificate needed (joining).
 	Anyone
+	// Ingress: the ingress socket's callers (warren-ingress), who are
+	// Viewers too.
+	Ingress
 )
 
 // The usual sets.
@@ -160,6 +174,10 @@ func (c Caller) who() Who {
 			return Operators
 		case RoleViewer:
 			return Viewers
+		case RoleIngress:
+			if c.Kind == Local {
+				return Viewers | Ingress
+			}
 		}
 	case Manager:
 		return Managers
@@ -183,10 +201,11 @@ type Rule struct {
 	// managers' grace (Caller.Expired): the renewal route, and no other.
 	// Every route without it refuses such a caller, whatever Who says.
 	Expired bool
-	// Own marks a node's own data (its tasks' secret values): no operator
+	// Own marks a node's own data (its tasks' secret values; what its
+	// warren-ingress shares with other ingress nodes): no operator
 	// certificate may call the route, whatever Who says, and a local
-	// caller (the node's agent, on its node's socket) only for its own
-	// node's {ref}, never passed on by another manager.
+	// caller (the node's agent or warren-ingress, on its node's socket)
+	// only for its own node's {ref}, never passed on by another manager.
 	Own bool
 	// Scope, if set, is a check against the cluster's state that the
 	// caller must pass as well (that node {ref} runs a task that uses the
@@ -217,7 +236,7 @@ func (rule Rule) Check(c Caller, r *http.Request) error {
 		case c.Kind == Operator:
 			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: only the node that runs a task using it gets it", c, r.Method, r.URL.Path)
 		case c.Kind == Local && (r.PathValue("ref") != c.NodeID || (c.Via != "" && c.Via != c.NodeID)):
-			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: a node's socket serves that node's own tasks only", c, r.Method, r.URL.Path)
+			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: a node's socket serves that node's own tasks and data only", c, r.Method, r.URL.Path)
 		}
 	}
 	if rule.Scope != nil {
@@ -255,6 +274,9 @@ func refusal(c Caller, r *http.Request, rule Rule) error {
 	need := "the admin role"
 	if rule.Who&Operators != 0 {
 		need = "the operator or admin role"
+	}
+	if rule.Who&Ingress != 0 {
+		need += ", or warren-ingress on the ingress socket of that node (/run/warren/ingress.sock)"
 	}
 	return api.Errorf(api.CodeForbidden, "%s may not call %s: it needs %s", c, route, need)
 }
@@ -307,7 +329,7 @@ func Decode(s, via string) (Caller, error) {
 	c := Caller{Kind: Kind(v.Get("kind")), Role: Role(v.Get("role")), NodeID: v.Get("node"), Name: v.Get("name"), Via: via}
 	switch c.Kind {
 	case Local:
-		if !c.Role.Valid() || c.NodeID == "" {
+		if !c.Role.validLocal() || c.NodeID == "" {
 			return Caller{}, fmt.Errorf("authz: %s: a local caller needs a role and a node", Header)
 		}
 	case Operator:

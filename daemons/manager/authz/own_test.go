@@ -34,8 +34,8 @@ func TestOwnRouteWithScope(t *testing.T) {
 		{"the node, an old version", Caller{Kind: Worker, NodeID: "w1"}, "/v1/nodes/w1/secrets/s1/1", "runs no task"},
 		{"a stolen worker certificate asking for another node's", Caller{Kind: Worker, NodeID: "w2"}, "/v1/nodes/w1/secrets/s1/2", "acts only for itself"},
 		{"a manager's certificate for another node", Caller{Kind: Manager, NodeID: "m1"}, "/v1/nodes/w1/secrets/s1/2", "acts only for itself"},
-		{"a local admin of another node", Caller{Kind: Local, Role: RoleAdmin, NodeID: "m1"}, "/v1/nodes/w1/secrets/s1/2", "own tasks only"},
-		{"a local admin passed on by another manager", Caller{Kind: Local, Role: RoleAdmin, NodeID: "w1", Via: "m1"}, "/v1/nodes/w1/secrets/s1/2", "own tasks only"},
+		{"a local admin of another node", Caller{Kind: Local, Role: RoleAdmin, NodeID: "m1"}, "/v1/nodes/w1/secrets/s1/2", "own tasks and data only"},
+		{"a local admin passed on by another manager", Caller{Kind: Local, Role: RoleAdmin, NodeID: "w1", Via: "m1"}, "/v1/nodes/w1/secrets/s1/2", "own tasks and data only"},
 		{"an admin operator", Caller{Kind: Operator, Role: RoleAdmin, Name: "alice"}, "/v1/nodes/w1/secrets/s1/2", "only the node that runs a task"},
 		{"a viewer", Caller{Kind: Local, Role: RoleViewer, NodeID: "w1"}, "/v1/nodes/w1/secrets/s1/2", "needs the admin role"},
 	}

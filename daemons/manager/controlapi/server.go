@@ -115,6 +115,8 @@ type Handlers struct {
 	// Secrets and configs (secrets.go): Secrets for secrets, Configs for
 	// configs.
 	Secrets, Configs FileHandlers
+	// Ingress is the ingress store's (ingress.go).
+	Ingress IngressHandlers
 }
 
 // FileHandlers are the handlers of secrets or of configs.
@@ -143,6 +145,7 @@ func (s *Server) Handlers() Handlers {
 		Watch: s.watch, ServiceLogs: s.serviceLogs, TaskLogs: s.taskLogs, Exec: s.exec, Agent: s.proxyAgent, Blob: s.blob, Prestage: s.prestage,
 		Events:  s.events,
 		Secrets: s.fileHandlers(api.KindSecret), Configs: s.fileHandlers(api.KindConfig),
+		Ingress: s.ingressHandlers(),
 	}
 }
 

@@ -85,6 +85,10 @@ func (r *Replica) Run(ctx context.Context) error {
 	return fmt.Errorf("ingress: watch: %w", err)
 }
 
+// Republish builds the table of the current state again and hands it to
+// OnTable (something OnTable depends on changed).
+func (r *Replica) Republish() { r.mirror.Republish() }
+
 // Apply feeds a batch as if the watch brought it (tests).
 func (r *Replica) Apply(b api.WatchBatch) error { return r.mirror.Apply(b) }
 

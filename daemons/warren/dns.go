@@ -229,9 +229,9 @@ func bindDNS(ctx context.Context, log *slog.Logger, addr string) (net.PacketConn
 	}
 }
 
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string, c prometheus.Collector) error {
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, cs ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))...)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--metrics-listen: %w", err)
@@ -266,11 +266,15 @@ func dnsName(s string) (string, bool) {
 	return s + ".", ok
 }
 
+// unreachableSetter is told which nodes the mesh does not reach now
+// (warren-dns's and warren-ingress's replicas).
+type unreachableSetter interface{ SetUnreachable(nodes []string) }
+
 // followMeshStatus reads the agent's mesh status file every 2 s and tells
 // the replica which nodes are out of reach. A file that is missing means
 // none (no mesh, or an agent that has not synced yet); one that cannot be
 // read or parsed keeps the last good answer and is logged once.
-func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r *wdns.Replica) {
+func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r unreachableSetter) {
 	var last []byte
 	warned := false
 	tick := time.NewTicker(2 * time.Second)

@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"rejoin":  {runRejoin, "join a worker whose certificate lapsed to its cluster again, keeping its ID"},
 	"agent":   {runAgent, "this node's containers, networking and published ports"},
 	"dns":     {runDNS, "service discovery for containers; other names go upstream"},
+	"ingress": {runIngress, "HTTP and HTTPS routing into services, with ACME certificates"},
 	"mesh":    {runMesh, "this node's WireGuard mesh interface (kernel or userspace)"},
 	"version": {runVersion, "print the version"},
 }

@@ -10,7 +10,7 @@ systemd-tmpfiles --create /usr/lib/tmpfiles.d/warren.conf || true
 
 # Enable what units/system-preset says.
 systemctl preset warren-config.service warren-cgroup-rw.service warren-stop-containers.service \
-	warren-manager.socket warren-manager-read.socket warren-manager.service \
+	warren-manager.socket warren-manager-read.socket warren-manager-ingress.socket warren-manager.service \
 	warren-agent.socket warren-agent.service warren-mesh.service \
 	warren-dns.socket warren-dns-tcp.socket warren-dns.service \
 	warren-ingress.socket warren-ingress-https.socket warren-ingress.service

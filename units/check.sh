@@ -70,6 +70,7 @@ if [ $scores_only = 0 ]; then
 	if ! out=$(systemctl --root="$root" preset "${units[@]}" 2>&1) ||
 		[ ! -L "$root/etc/systemd/system/sockets.target.wants/warren-manager.socket" ] ||
 		[ ! -L "$root/etc/systemd/system/sockets.target.wants/warren-manager-read.socket" ] ||
+		[ ! -L "$root/etc/systemd/system/sockets.target.wants/warren-manager-ingress.socket" ] ||
 		[ ! -L "$root/etc/systemd/system/multi-user.target.wants/warren-agent.service" ] ||
 		[ -e "$root/etc/systemd/system/sockets.target.wants/warren-ingress.socket" ]; then
 		echo "units-check: systemctl preset: $out" >&2

@@ -199,6 +199,7 @@ func (c *Cluster) AddHost(name string) (*Host, error) {
 	}
 	h.Socket = filepath.Join(h.Dir, "api.sock")
 	h.AgentSocket = filepath.Join(h.Dir, "agent.sock")
+	h.IngressSocket = filepath.Join(h.Dir, "ingress.sock")
 	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -547,7 +548,7 @@ func (c *Cluster) leaderOnce(ctx context.Context, not []*Host) (*Host, error) {
 // Dump writes the tail of every process's log through logf.
 func (c *Cluster) Dump(logf func(string, ...any), lines int) {
 	for _, h := range c.Hosts() {
-		for _, p := range []*Proc{h.Manager, h.Agent} {
+		for _, p := range []*Proc{h.Manager, h.Agent, h.Ingress} {
 			if p != nil {
 				logf("--- %s %s (pid %d), last %d lines of %s:\n%s", h.Name, p.Name, p.PID(), lines, p.LogPath, p.LogTail(lines))
 			}

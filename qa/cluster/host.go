@@ -34,13 +34,16 @@ type Host struct {
 	Dir  string
 	Role string // api.RoleManager or api.RoleWorker once started
 
-	Socket      string         // its manager's unix socket
-	AgentSocket string         // its agent's unix socket
-	Client      *client.Client // on Socket
+	Socket string // its manager's unix socket
+	// IngressSocket is its manager's socket for warren-ingress.
+	IngressSocket string
+	AgentSocket   string         // its agent's unix socket
+	Client        *client.Client // on Socket
 
 	Manager   *Proc
 	Agent     *Proc
 	Mesh      *Proc  // warren mesh, the host's WireGuard interface
+	Ingress   *Proc  // warren ingress, once StartIngress ran
 	MeshIface string // its name: each host has its own, since the
 	// userspace devices' control sockets share /run/wireguard
 	Containerd *containerdtest.Daemon
@@ -56,6 +59,7 @@ type Host struct {
 func (h *Host) managerArgv(extra ...string) []string {
 	argv := []string{"ip", "netns", "exec", h.NS, h.c.cfg.Bin, "manager",
 		"--data-dir", filepath.Join(h.Dir, "data"), "--api-socket", h.Socket, "--agent-socket", h.AgentSocket,
+		"--ingress-socket", h.IngressSocket,
 		"--listen-addr", h.Addr, "--hostname", h.Name, "--log-level", "info"}
 	argv = append(argv, h.c.cfg.ManagerArgs...)
 	return append(argv, extra...)
@@ -342,10 +346,36 @@ func Alive(pid uint32) bool {
 	return pid > 0 && syscall.Kill(int(pid), 0) == nil
 }
 
-// close stops the host's processes: the agent, the manager, then
+// StartIngress runs `warren ingress` in the host's namespace on its
+// manager's ingress socket, plain HTTP on port 80 and HTTPS on 443 of its
+// LAN address, with extra flags last; it waits until port 80 accepts.
+func (h *Host) StartIngress(extra ...string) error {
+	argv := []string{"ip", "netns", "exec", h.NS, h.c.cfg.Bin, "ingress", "--api-socket", h.IngressSocket,
+		"--http-listen", netip.AddrPortFrom(h.IP, 80).String(), "--https-listen", netip.AddrPortFrom(h.IP, 443).String(),
+		"--access-log-sample", "1", "--log-level", "debug"}
+	p, err := startProc("ingress", filepath.Join(h.Dir, "ingress.log"), append(argv, extra...))
+	if err != nil {
+		return err
+	}
+	h.Ingress = p
+	return h.waitUp(p, "warren ingress", 30*time.Second, "does not accept on port 80", func() bool {
+		c, err := h.DialContext(context.Background(), "tcp", netip.AddrPortFrom(h.IP, 80).String())
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// close stops the host's processes: ingress, the agent, the manager, then
 // containerd with every container it ran.
 func (h *Host) close() error {
 	var errs []error
+	if h.Ingress != nil {
+		if err := h.Ingress.Stop(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if h.Agent != nil {
 		if err := h.Agent.Stop(5 * time.Second); err != nil {
 			errs = append(errs, err)

@@ -1,0 +1,386 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// ingressClient sends requests from h (a host on the LAN) to whatever
+// address the URL names, with Host set by the caller; no keep-alive, so
+// that each request is a new connection through the proxy's listener.
+func ingressClient(h *Host, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout,
+		Transport: &http.Transport{DialContext: h.DialContext, DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // checked by hand where it matters
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// hostGet GETs url with Host host through hc: status and trimmed body.
+func hostGet(ctx context.Context, hc *http.Client, url, host string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(b)), err
+}
+
+// labelIngress makes h an ingress node (api.LabelIngress).
+func labelIngress(t *testing.T, ctx context.Context, m, h *Host) {
+	t.Helper()
+	n, err := m.Client.Node(ctx, h.NodeID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := n.Spec
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[api.LabelIngress] = "true"
+	if _, err := m.Client.UpdateNodeSpec(ctx, h.NodeID(), spec, n.Version); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowCGI is a busybox httpd whose /cgi-bin/slow answers "done" after 4 s
+// (a long request), and / answers its text.
+func slowCGI(name, text string) api.ServiceSpec {
+	return api.ServiceSpec{Name: name, Image: "localhost/busybox", Replicas: 1,
+		Args: []string{"sh", "-c", "mkdir -p /www/cgi-bin && echo " + text + " > /www/index.html && " +
+			`printf '#!/bin/sh\necho Content-Type: text/plain\necho\nsleep 4\necho done\n' > /www/cgi-bin/slow && chmod +x /www/cgi-bin/slow && ` +
+			`httpd -f -p 8080 -h /www & pid=$!; trap 'kill $pid; exit 0' TERM; wait`},
+		Placement:       api.Placement{Constraints: []string{"node.role==worker"}},
+		StopGracePeriod: api.Duration(2 * time.Second)}
+}
+
+// TestIngressAcrossNodes (issue 14): warren-ingress on two workers routes
+// HTTP by host and path to a service's real containers on both nodes;
+// an unknown host gets 404; a route's deny list refuses the LAN host; a
+// route change during a long request does not break it; a route that
+// conflicts with another service's is refused at write time and changes
+// nothing.
+func TestIngressAcrossNodes(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 6*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	lan, err := c.AddHost("lan1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*Host{w1, w2} {
+		labelIngress(t, ctx, m, h)
+		if err := h.StartIngress(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop := WebService("shop", 2, 0, "")
+	shop.Ports = nil
+	shop.Ingress = []api.IngressRoute{{Host: "shop.example", Port: 8080, TLS: &api.IngressTLS{Source: api.TLSNone}}}
+	if _, err := m.Client.CreateService(ctx, shop); err != nil {
+		t.Fatal(err)
+	}
+	slow := slowCGI("slow", "slow-root")
+	slow.Ingress = []api.IngressRoute{{Host: "shop.example", Path: "/cgi-bin", Port: 8080, TLS: &api.IngressTLS{Source: api.TLSNone}}}
+	if _, err := m.Client.CreateService(ctx, slow); err != nil {
+		t.Fatal(err)
+	}
+	hc := ingressClient(lan, 10*time.Second)
+
+	// Both tasks answer through each node's ingress: the proxy balances
+	// over the tasks of every node.
+	for _, h := range []*Host{w1, w2} {
+		url := fmt.Sprintf("http://%s/", h.IP)
+		seen := map[string]bool{}
+		eventually(t, 2*time.Minute, "both shop tasks answering through "+h.Name, func() error {
+			for range 20 {
+				code, body, err := hostGet(ctx, hc, url, "shop.example")
+				if err != nil {
+					return err
+				}
+				if code != http.StatusOK {
+					return fmt.Errorf("%d %q", code, body)
+				}
+				seen[body] = true
+			}
+			if len(seen) < 2 {
+				return fmt.Errorf("answers so far: %v", seen)
+			}
+			return nil
+		})
+		t.Logf("%s: answers %v", h.Name, seen)
+	}
+	if code, body, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w1.IP), "nobody.example"); err != nil || code != http.StatusNotFound {
+		t.Errorf("an unknown host: %d %q %v; want 404", code, body, err)
+	}
+
+	// A conflicting route is refused at write time, and nothing changes.
+	other := slowCGI("other", "other")
+	other.Ingress = []api.IngressRoute{{Host: "shop.example", Path: "/", Port: 8080}}
+	if _, err := m.Client.CreateService(ctx, other); !api.IsCode(err, api.CodeConflict) || !strings.Contains(err.Error(), "shop") {
+		t.Errorf("a service claiming shop.example/ again: %v; want a conflict naming shop", err)
+	}
+
+	// A long request keeps going while the routes change under it.
+	url := fmt.Sprintf("http://%s/cgi-bin/slow", w1.IP)
+	var wg sync.WaitGroup
+	var code int
+	var body string
+	var lerr error
+	wg.Add(1)
+	started := time.Now()
+	go func() {
+		defer wg.Done()
+		code, body, lerr = hostGet(ctx, hc, url, "shop.example")
+	}()
+	time.Sleep(time.Second)
+	svc, err := m.Client.Service(ctx, "slow", client.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := svc.Spec
+	spec.Ingress = append(spec.Ingress, api.IngressRoute{Host: "slow.example", Port: 8080, TLS: &api.IngressTLS{Source: api.TLSNone}})
+	if _, err := m.Client.UpdateService(ctx, "slow", spec, svc.Version); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the new route answering", func() error {
+		code, body, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w1.IP), "slow.example")
+		if err != nil || code != http.StatusOK || body != "slow-root" {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	wg.Wait()
+	if lerr != nil || code != http.StatusOK || body != "done" {
+		t.Errorf("the long request across a route change: %d %q %v after %s; want 200 done", code, body, lerr, time.Since(started))
+	}
+	if ts, _ := m.Client.Tasks(ctx, client.TaskQuery{Service: "slow"}); len(liveTasks(ts)) != 1 || liveTasks(ts)[0].Status.State != api.TaskRunning {
+		t.Errorf("a route change touched the tasks: %s", describeTasks(ts))
+	}
+
+	// A deny list with the LAN host refuses it (403); elsewhere it is let in.
+	svc, _ = m.Client.Service(ctx, "shop", client.ReadOptions{})
+	spec = svc.Spec
+	spec.Ingress[0].Deny = []string{lan.IP.String() + "/32"}
+	if _, err := m.Client.UpdateService(ctx, "shop", spec, svc.Version); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the LAN host refused", func() error {
+		code, body, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w2.IP), "shop.example")
+		if err != nil || code != http.StatusForbidden {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+
+	// The routes and their backends, as an operator lists them.
+	routes, err := m.Client.IngressRoutes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, r := range routes {
+		lines = append(lines, fmt.Sprintf("%s %s%s → %d backends, cert %s", r.Service, r.Route.Host, r.Route.Path, len(r.Backends), r.Cert.State))
+	}
+	t.Logf("routes:\n%s", strings.Join(lines, "\n"))
+	if len(routes) != 3 {
+		t.Errorf("%d routes listed, want 3", len(routes))
+	}
+	for _, h := range []*Host{w1, w2} {
+		if n := h.Ingress.CountLog(`"host":"shop.example"`); n == 0 {
+			t.Errorf("%s's access log has no line for shop.example", h.Name)
+		}
+	}
+}
+
+// pebbleTLS writes a CA and a certificate for ip, which pebble serves its
+// directory with; roots is the CA's PEM file, for warren-ingress.
+func pebbleTLS(t *testing.T, dir string, ip netip.Addr) (roots, cert, key string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "qa pebble CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip.String()},
+		IPAddresses: []net.IP{ip.AsSlice()}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(leafKey)
+	roots, cert, key = filepath.Join(dir, "roots.pem"), filepath.Join(dir, "pebble.pem"), filepath.Join(dir, "pebble.key")
+	for f, b := range map[string][]byte{
+		roots: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		cert:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		key:   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+	} {
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return roots, cert, key
+}
+
+// startPebble runs pebble and its test DNS server (pebble-challtestsrv) on
+// host ca: every A query is answered with answerIP, so that the CA
+// validates challenges against that node's ingress, whichever node asked.
+// It returns the directory URL, the roots file and pebble's process.
+func startPebble(t *testing.T, ca *Host, answerIP netip.Addr) (dirURL, roots string, p *Proc) {
+	t.Helper()
+	dir := filepath.Join(ca.Dir, "pebble")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	roots, cert, key := pebbleTLS(t, dir, ca.IP)
+	cfg := fmt.Sprintf(`{"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+  "certificate": %q, "privateKey": %q, "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
+  "externalAccountBindingRequired": false}}`, cert, key)
+	cfgPath := filepath.Join(dir, "pebble.json")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dns, err := startProc("challtestsrv", filepath.Join(dir, "challtestsrv.log"), []string{"ip", "netns", "exec", ca.NS,
+		"pebble-challtestsrv", "-defaultIPv4", answerIP.String(), "-defaultIPv6", "", "-dns01", "127.0.0.1:8053",
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-management", "127.0.0.1:8055"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Stop(2 * time.Second) })
+	p, err = startProc("pebble", filepath.Join(dir, "pebble.log"), []string{"ip", "netns", "exec", ca.NS,
+		"env", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0",
+		"pebble", "-config", cfgPath, "-dnsserver", "127.0.0.1:8053"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- pebble log:\n%s", p.LogTail(40))
+		}
+		p.Stop(2 * time.Second)
+	})
+	return fmt.Sprintf("https://%s:14000/dir", ca.IP), roots, p
+}
+
+// TestIngressACME (issue 14): two ingress nodes serve one certificate
+// for a route's host, which pebble issued over HTTP-01 from one order:
+// only one node asked the CA, and the CA's validation went to w1's
+// ingress whichever node started the order. Plain HTTP is then
+// redirected to HTTPS.
+func TestIngressACME(t *testing.T) {
+	if _, err := exec.LookPath("pebble"); err != nil {
+		t.Skip("pebble is not installed (make deps installs it)")
+	}
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 6*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	lan, err := c.AddHost("lan1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := c.AddHost("ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirURL, roots, pebble := startPebble(t, ca, w1.IP)
+	for _, h := range []*Host{w1, w2} {
+		labelIngress(t, ctx, m, h)
+		if err := h.StartIngress("--acme-ca", dirURL, "--acme-ca-roots", roots, "--acme-email", "ops@shop.example"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop := WebService("shop", 2, 0, "")
+	shop.Ports = nil
+	shop.Ingress = []api.IngressRoute{{Host: "shop.example", Port: 8080}}
+	start := time.Now()
+	if _, err := m.Client.CreateService(ctx, shop); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Minute, "the certificate of shop.example valid", func() error {
+		routes, err := m.Client.IngressRoutes(ctx)
+		if err != nil {
+			return err
+		}
+		if len(routes) != 1 {
+			return fmt.Errorf("%d routes listed, want 1", len(routes))
+		}
+		if r := routes[0]; r.Route.Host != "shop.example" || r.Cert.State != "valid" {
+			return fmt.Errorf("route %s, cert %+v", r.Route.Host, r.Cert)
+		}
+		return nil
+	})
+	t.Logf("certificate valid %.1f s after the service was created", time.Since(start).Seconds())
+
+	// Both nodes present the same certificate, issued by pebble.
+	serials := map[string]string{}
+	eventually(t, time.Minute, "both nodes presenting the certificate", func() error {
+		for _, h := range []*Host{w1, w2} {
+			conn, err := lan.DialContext(ctx, "tcp", netip.AddrPortFrom(h.IP, 443).String())
+			if err != nil {
+				return err
+			}
+			tc := tls.Client(conn, &tls.Config{ServerName: "shop.example", InsecureSkipVerify: true})
+			err = tc.HandshakeContext(ctx)
+			if err != nil {
+				conn.Close()
+				return fmt.Errorf("%s: %w", h.Name, err)
+			}
+			leaf := tc.ConnectionState().PeerCertificates[0]
+			tc.Close()
+			if !strings.Contains(leaf.Issuer.String(), "Pebble") || !slices.Contains(leaf.DNSNames, "shop.example") {
+				return fmt.Errorf("%s presents %v issued by %s", h.Name, leaf.DNSNames, leaf.Issuer)
+			}
+			serials[h.Name] = leaf.SerialNumber.String()
+		}
+		return nil
+	})
+	if serials["w1"] != serials["w2"] {
+		t.Errorf("w1 and w2 present different certificates: %v", serials)
+	}
+	if n := pebble.CountLog("/order-plz"); n != 1 {
+		t.Errorf("pebble got %d new orders; want 1 (one node asks, the other reuses its certificate)", n)
+	}
+
+	// Through HTTPS the route answers; plain HTTP is redirected.
+	hc := ingressClient(lan, 10*time.Second)
+	if code, body, err := hostGet(ctx, hc, fmt.Sprintf("https://%s/", w2.IP), "shop.example"); err != nil || code != http.StatusOK {
+		t.Errorf("HTTPS through w2: %d %q %v", code, body, err)
+	}
+	if code, _, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w2.IP), "shop.example"); err != nil || code != http.StatusPermanentRedirect {
+		t.Errorf("plain HTTP through w2: %d %v; want 308 to HTTPS", code, err)
+	}
+}

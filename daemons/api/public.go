@@ -10,6 +10,8 @@ package api
 func PublicService(s *Service) *Service {
 	p := &Service{Meta: s.Meta, SpecVersion: s.SpecVersion}
 	p.Spec = publicSpec(&s.Spec)
+	// The HTTP routes: every node's warren-ingress routes by them.
+	p.Spec.Ingress = s.Spec.Ingress
 	return p
 }
 
@@ -28,10 +30,15 @@ func PublicTask(t *Task) *Task {
 }
 
 // PublicNode keeps a node's name, role, address, state, mesh end (its
-// public key and port: every node needs them to reach it) and the images
-// it holds (where a node fetches an image from).
+// public key and port: every node needs them to reach it), the images
+// it holds (where a node fetches an image from) and, of its labels, only
+// LabelIngress (a worker's warren-ingress asks whether its node is one).
 func PublicNode(n *Node) *Node {
-	return &Node{Meta: n.Meta, Spec: NodeSpec{Role: n.Spec.Role, Availability: n.Spec.Availability},
+	var labels map[string]string
+	if v, ok := n.Spec.Labels[LabelIngress]; ok {
+		labels = map[string]string{LabelIngress: v}
+	}
+	return &Node{Meta: n.Meta, Spec: NodeSpec{Role: n.Spec.Role, Availability: n.Spec.Availability, Labels: labels},
 		Description: NodeDescription{Hostname: n.Description.Hostname, Addr: n.Description.Addr, Mesh: n.Description.Mesh,
 			Images: n.Description.Images},
 		Status: n.Status, Subnet: n.Subnet}

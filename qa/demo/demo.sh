@@ -3,8 +3,9 @@
 # machine, as root. It starts containerd, warren-manager and warren-agent
 # from bin/, loads a busybox image built from Debian's busybox-static,
 # deploys a web service with 3 replicas published on port 8080, reaches it
-# from the host and from another network namespace, kills one container to
-# show it come back, and leaves the cluster running for you to explore.
+# from the host and from another network namespace, routes HTTP to it by
+# host name through warren-ingress, kills one container to show it come
+# back, and leaves the cluster running for you to explore.
 #
 #   qa/demo/demo.sh        start (or restart) the demo
 #   qa/demo/demo.sh stop   stop it and remove everything it made
@@ -42,6 +43,7 @@ stop() {
       sleep 0.2
     done
   fi
+  stop_pid ingress
   stop_pid dns
   stop_pid agent
   stop_pid manager
@@ -92,12 +94,15 @@ echo $! > "$RUN/containerd.pid"
 for _ in $(seq 100); do [ -S "$RUN/containerd/containerd.sock" ] && break; sleep 0.1; done
 [ -S "$RUN/containerd/containerd.sock" ] || die "containerd did not start; see $RUN/containerd.log"
 
-say "Starting warren-mesh, warren-manager, warren-agent and warren-dns (logs in $RUN/*.log)"
+say "Starting warren-mesh, warren-manager, warren-agent, warren-dns and warren-ingress (logs in $RUN/*.log)"
 # The node's WireGuard interface (userspace where the kernel has no
 # WireGuard); one node has no peers, but node inspect shows its end.
 "$BIN/warren" mesh --iface warren-wg >"$RUN/mesh.log" 2>&1 &
 echo $! > "$RUN/mesh.pid"
-"$BIN/warren" manager --data-dir "$RUN/manager" --api-socket "$RUN/api.sock" --agent-socket "$RUN/agent.sock" >"$RUN/manager.log" 2>&1 &
+# The node is an ingress node (label warren.ingress=true): its
+# warren-ingress routes HTTP by host name.
+"$BIN/warren" manager --data-dir "$RUN/manager" --api-socket "$RUN/api.sock" --agent-socket "$RUN/agent.sock" \
+  --ingress-socket "$RUN/ingress.sock" --label warren.ingress=true >"$RUN/manager.log" 2>&1 &
 echo $! > "$RUN/manager.pid"
 "$BIN/warren" agent --api-socket "$RUN/api.sock" --containerd-socket "$RUN/containerd/containerd.sock" \
   --data-dir "$RUN/agent" --agent-socket "$RUN/agent.sock" --netns-dir "$RUN/netns" \
@@ -107,6 +112,10 @@ echo $! > "$RUN/agent.pid"
 # bridge; dns waits for the address to appear).
 "$BIN/warren" dns --api-socket "$RUN/api.sock" --listen 10.240.0.1:53 --mesh-status "$RUN/mesh-status.json" >"$RUN/dns.log" 2>&1 &
 echo $! > "$RUN/dns.pid"
+# warren-ingress on port 8088 of the host (80 and 443 under systemd).
+"$BIN/warren" ingress --api-socket "$RUN/ingress.sock" --http-listen 127.0.0.1:8088 \
+  --mesh-status "$RUN/mesh-status.json" >"$RUN/ingress.log" 2>"$RUN/ingress.err" &
+echo $! > "$RUN/ingress.pid"
 for _ in $(seq 150); do
   "$BIN/warrenctl" node ls 2>/dev/null | grep -qi ready && [ -S "$RUN/agent.sock" ] && break
   sleep 0.2
@@ -134,6 +143,13 @@ ip -n "$CLIENT_NS" addr add 192.168.250.2/30 dev eth0
 ip -n "$CLIENT_NS" link set eth0 up && ip -n "$CLIENT_NS" link set lo up
 run ip netns exec "$CLIENT_NS" curl -s --max-time 3 http://192.168.250.1:8080/
 
+say "HTTP routing by host name: warren-ingress sends web.demo to the web tasks"
+run "$BIN/warrenctl" service update --detach --ingress-add host=web.demo,port=80,tls=none web
+for _ in $(seq 50); do curl -sf --max-time 2 -H 'Host: web.demo' http://127.0.0.1:8088/ >/dev/null && break; sleep 0.2; done
+run curl -s --max-time 3 -H 'Host: web.demo' http://127.0.0.1:8088/
+run curl -s --max-time 3 -H 'Host: web.demo' http://127.0.0.1:8088/
+run "$BIN/warrenctl" ingress ls
+
 say "Service discovery: from inside a container, 'web' resolves to the healthy tasks"
 task=$("$BIN/warrenctl" service ps web -q --no-trunc -f desired-state=running | head -n1)
 run ctr --address "$RUN/containerd/containerd.sock" -n warren task exec --exec-id demo-lookup "$task" nslookup web
@@ -157,5 +173,7 @@ cat <<TXT
   bin/warrenctl service update --env-add GREETING=hi web
   bin/warrenctl node ls
   curl http://localhost:8080/
+  curl -H 'Host: web.demo' http://127.0.0.1:8088/
+  bin/warrenctl ingress ls
   make demo-stop        # stop it and remove everything it made
 TXT

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/qa/testimage"
 )
 
 // benchIngress measures warren-ingress (issue 14) on a real node: requests
@@ -75,24 +77,44 @@ func benchIngress(r *report) error {
 	if _, err := c.CreateFile(ctx, api.KindSecret, api.SecretRequest{Name: "bench-tls", Data: pemBytes}); err != nil {
 		return err
 	}
+	// Two backends: busybox httpd (forks a process per connection, so it
+	// is the bottleneck) and hello, a small static Go server, which lets
+	// the proxies be what is measured.
+	hello, err := helloImage(n.dir)
+	if err != nil {
+		return err
+	}
+	if _, err := c.LoadImage(ctx, bytes.NewReader(hello)); err != nil {
+		return err
+	}
 	redirect := false
-	if _, err := c.CreateService(ctx, api.ServiceSpec{Name: "web", Image: "localhost/busybox", Replicas: 1,
-		Args: []string{"sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
-		Ingress: []api.IngressRoute{
-			{Host: "bench.example", Port: 8080, HTTPSRedirect: &redirect, TLS: &api.IngressTLS{Source: api.TLSSecret, Secret: "bench-tls"}},
-		}}); err != nil {
-		return err
+	none := &api.IngressTLS{Source: api.TLSNone}
+	for _, spec := range []api.ServiceSpec{
+		{Name: "web", Image: "localhost/busybox", Replicas: 1,
+			Args: []string{"sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www"},
+			Ingress: []api.IngressRoute{
+				{Host: "bench.example", Port: 8080, HTTPSRedirect: &redirect, TLS: &api.IngressTLS{Source: api.TLSSecret, Secret: "bench-tls"}},
+			}},
+		{Name: "fast", Image: "localhost/hello", Replicas: 1, Command: []string{"/bin/hello", ":8080"},
+			Ingress: []api.IngressRoute{{Host: "fast.example", Port: 8080, TLS: none}}},
+	} {
+		if _, err := c.CreateService(ctx, spec); err != nil {
+			return err
+		}
 	}
-	if err := waitRunning(ctx, c, "web", 1, time.Minute); err != nil {
-		return err
+	backends := map[string]string{}
+	for _, svc := range []string{"web", "fast"} {
+		if err := waitRunning(ctx, c, svc, 1, time.Minute); err != nil {
+			return err
+		}
+		ts, err := c.Tasks(ctx, client.TaskQuery{Service: svc})
+		if err != nil || len(ts) != 1 {
+			return fmt.Errorf("the %s task: %v (%d tasks)", svc, err, len(ts))
+		}
+		backends[svc] = net.JoinHostPort(ts[0].RunningAddr().String(), "8080")
 	}
-	ts, err := c.Tasks(ctx, client.TaskQuery{Service: "web"})
-	if err != nil || len(ts) != 1 {
-		return fmt.Errorf("the web task: %v (%d tasks)", err, len(ts))
-	}
-	backend := net.JoinHostPort(ts[0].RunningAddr().String(), "8080")
 
-	// warren-ingress in the node's namespace, where the task's address is.
+	// warren-ingress in the node's namespace, where the tasks' addresses are.
 	ing := exec.Command("ip", "netns", "exec", n.ns, binPath("warren"), "ingress",
 		"--api-socket", ingressSock,
 		"--http-listen", "127.0.0.1:8081", "--https-listen", "127.0.0.1:8443",
@@ -102,15 +124,17 @@ func benchIngress(r *report) error {
 		return err
 	}
 	defer func() { ing.Process.Signal(os.Interrupt); ing.Wait() }()
-	if err := waitHTTP(n.ns, "http://127.0.0.1:8081/", 30*time.Second); err != nil {
-		return fmt.Errorf("warren-ingress: %w", err)
+	for _, host := range []string{"bench.example", "fast.example"} {
+		if err := waitHTTP(n.ns, "http://127.0.0.1:8081/", host, 30*time.Second); err != nil {
+			return fmt.Errorf("warren-ingress: %w", err)
+		}
 	}
 	pid := ing.Process.Pid // ip netns exec execs it: the same process
 	time.Sleep(time.Second)
-	r.add("warren-ingress resident memory, idle (1 route)", fmt.Sprintf("%.1f MB", rssMB(pid)), "< 24 MB", "")
+	r.add("warren-ingress resident memory, idle (2 routes)", fmt.Sprintf("%.1f MB", rssMB(pid)), "< 24 MB", "")
 
-	// nginx, proxying to the same task with keep-alive upstream connections,
-	// as warren-ingress does.
+	// nginx, proxying to the same tasks with keep-alive upstream
+	// connections, as warren-ingress does: 8082 to web, 8084 to fast.
 	ngDir := filepath.Join(n.dir, "nginx")
 	os.MkdirAll(ngDir, 0o755)
 	conf := fmt.Sprintf(`worker_processes auto;
@@ -121,12 +145,17 @@ http {
   access_log off;
   client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
   upstream web { server %[2]s; keepalive 64; }
+  upstream fast { server %[3]s; keepalive 64; }
   server {
     listen 127.0.0.1:8082;
     location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
   }
+  server {
+    listen 127.0.0.1:8084;
+    location / { proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
+  }
 }
-`, ngDir, backend)
+`, ngDir, backends["web"], backends["fast"])
 	if err := os.WriteFile(filepath.Join(ngDir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -136,39 +165,43 @@ http {
 		return err
 	}
 	defer func() { ng.Process.Signal(os.Interrupt); ng.Wait() }()
-	if err := waitHTTP(n.ns, "http://127.0.0.1:8082/", 10*time.Second); err != nil {
-		return fmt.Errorf("nginx: %w", err)
+	for _, port := range []string{"8082", "8084"} {
+		if err := waitHTTP(n.ns, "http://127.0.0.1:"+port+"/", "bench.example", 10*time.Second); err != nil {
+			return fmt.Errorf("nginx: %w", err)
+		}
 	}
 
-	// The task alone (busybox httpd forks a process per connection): the
-	// floor both proxies stand on.
-	direct, err := runWrk(n.ns, "http://"+backend+"/")
-	if err != nil {
-		return fmt.Errorf("wrk to the task: %w", err)
-	}
-	r.add("busybox httpd task alone, same wrk (no proxy)", direct.String(), "", "")
-
-	// Twice each, interleaved, so that neither gets the quieter moment.
-	var wi, wn []wrkResult
 	var peak float64
-	for range 2 {
-		stop := sampleRSS(pid, &peak)
-		w, err := runWrk(n.ns, "http://127.0.0.1:8081/")
-		stop()
+	for _, b := range []struct{ what, svc, host, nginx string }{
+		{"busybox httpd", "web", "bench.example", "8082"},
+		{"a static Go server", "fast", "fast.example", "8084"},
+	} {
+		direct, err := runWrk(n.ns, "http://"+backends[b.svc]+"/", b.host)
 		if err != nil {
-			return fmt.Errorf("wrk through warren-ingress: %w", err)
+			return fmt.Errorf("wrk to the %s task: %w", b.svc, err)
 		}
-		wi = append(wi, w)
-		if w, err = runWrk(n.ns, "http://127.0.0.1:8082/"); err != nil {
-			return fmt.Errorf("wrk through nginx: %w", err)
+		r.add(b.what+" task alone, wrk 2 threads × 32 connections, 10 s", direct.String(), "", "")
+		// Twice each, interleaved, so that neither gets the quieter moment.
+		var wi, wn []wrkResult
+		for range 2 {
+			stop := sampleRSS(pid, &peak)
+			w, err := runWrk(n.ns, "http://127.0.0.1:8081/", b.host)
+			stop()
+			if err != nil {
+				return fmt.Errorf("wrk through warren-ingress: %w", err)
+			}
+			wi = append(wi, w)
+			if w, err = runWrk(n.ns, "http://127.0.0.1:"+b.nginx+"/", b.host); err != nil {
+				return fmt.Errorf("wrk through nginx: %w", err)
+			}
+			wn = append(wn, w)
 		}
-		wn = append(wn, w)
+		bi, bn := best(wi), best(wn)
+		r.add("  warren-ingress → that task, same wrk", bi.String(), "≥ nginx", "")
+		r.add("  nginx (Debian) → that task, same wrk, same run", bn.String(), "", "")
+		r.add("  warren-ingress / nginx, requests per second", fmt.Sprintf("%.2f", bi.rate/bn.rate), "≥ 1.00", "")
 	}
-	bi, bn := best(wi), best(wn)
-	r.add("warren-ingress → busybox httpd task, wrk 2 threads × 32 connections, 10 s", bi.String(), "≥ nginx", "")
-	r.add("nginx (Debian) → the same task, same wrk, same run", bn.String(), "", "")
-	r.add("warren-ingress / nginx, requests per second", fmt.Sprintf("%.2f", bi.rate/bn.rate), "≥ 1.00", "")
-	r.add("warren-ingress resident memory, under that load (peak)", fmt.Sprintf("%.1f MB", peak), "", "")
+	r.add("warren-ingress resident memory, under those loads (peak)", fmt.Sprintf("%.1f MB", peak), "", "")
 
 	// TLS handshakes: a new connection and a full handshake each (no
 	// session resumption), 8 at a time, for 5 s.
@@ -181,13 +214,13 @@ http {
 }
 
 // waitHTTP waits until url answers hello, from inside namespace ns, with
-// Host bench.example.
-func waitHTTP(ns, url string, d time.Duration) error {
+// Host host.
+func waitHTTP(ns, url, host string, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	var out []byte
 	var err error
 	for time.Now().Before(deadline) {
-		out, err = exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "-m", "2", "-H", "Host: bench.example", url).CombinedOutput()
+		out, err = exec.Command("ip", "netns", "exec", ns, "curl", "-sS", "-m", "2", "-H", "Host: "+host, url).CombinedOutput()
 		if err == nil && strings.Contains(string(out), "hello") {
 			return nil
 		}
@@ -225,10 +258,10 @@ var (
 	wrkPct  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
 )
 
-// runWrk runs wrk in namespace ns against url with Host bench.example.
-func runWrk(ns, url string) (wrkResult, error) {
+// runWrk runs wrk in namespace ns against url with Host host.
+func runWrk(ns, url, host string) (wrkResult, error) {
 	out, err := exec.Command("ip", "netns", "exec", ns, "wrk", "-t2", "-c32", "-d10s", "--latency",
-		"-H", "Host: bench.example", url).CombinedOutput()
+		"-H", "Host: "+host, url).CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("%v: %s", err, out)
 	}
@@ -341,4 +374,24 @@ func selfSigned(name string) ([]byte, error) {
 	}
 	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	return append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})...), nil
+}
+
+// helloImage builds qa/testimage/hello (static) into dir and returns the
+// image localhost/hello: busybox with /bin/hello.
+func helloImage(dir string) ([]byte, error) {
+	bin := filepath.Join(dir, "hello")
+	cmd := exec.Command("go", "build", "-o", bin, "./qa/testimage/hello")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build hello: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	var img bytes.Buffer
+	if err := testimage.Build(&img, testimage.Options{Name: "localhost/hello:latest", Extra: map[string][]byte{"bin/hello": b}}); err != nil {
+		return nil, err
+	}
+	return img.Bytes(), nil
 }

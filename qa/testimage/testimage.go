@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -87,6 +88,9 @@ type Options struct {
 	// Padding adds /padding, a file of this many random bytes (which gzip
 	// cannot shrink): an image of a given size, for transfer figures.
 	Padding int
+	// Extra are more executable files, by path in the image without a
+	// leading slash, in directories the image has (e.g. "bin/hello").
+	Extra map[string][]byte
 }
 
 // Image is a built image held in memory: its blobs and their digests.
@@ -136,7 +140,7 @@ func Make(opts Options) (*Image, error) {
 	if err := checkStatic(opts.Busybox, bb); err != nil {
 		return nil, err
 	}
-	layerTar, err := rootfsTar(bb, opts.Applets, opts.Padding)
+	layerTar, err := rootfsTar(bb, opts.Applets, opts.Padding, opts.Extra)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +349,7 @@ type file struct {
 
 // rootfsTar returns the uncompressed layer: busybox, its applet links,
 // passwd and group, and the usual empty directories.
-func rootfsTar(busybox []byte, applets []string, padding int) ([]byte, error) {
+func rootfsTar(busybox []byte, applets []string, padding int, extra map[string][]byte) ([]byte, error) {
 	files := []file{
 		{name: "bin/", dir: true, mode: 0o755},
 		{name: "bin/busybox", data: busybox, mode: 0o755},
@@ -377,6 +381,12 @@ func rootfsTar(busybox []byte, applets []string, padding int) ([]byte, error) {
 			return nil, fmt.Errorf("testimage: padding: %w", err)
 		}
 		files = append(files, file{name: "padding", data: pad, mode: 0o644})
+	}
+	for name, data := range extra {
+		if name == "" || strings.HasPrefix(name, "/") || strings.Contains("/"+name+"/", "/../") || seen[path.Base(name)] && path.Dir(name) == "bin" {
+			return nil, fmt.Errorf("testimage: bad extra file name %q", name)
+		}
+		files = append(files, file{name: name, data: data, mode: 0o755})
 	}
 	var buf bytes.Buffer
 	if err := writeTar(&buf, files); err != nil {

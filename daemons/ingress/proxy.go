@@ -167,6 +167,9 @@ func New(cfg Config) *Proxy {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.proxyError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		// Without a pool every response allocates and clears a 32 KiB
+		// copy buffer (a tenth of the proxy's CPU in BenchmarkProxy).
+		BufferPool: &copyBuffers,
 	}
 	p.state.Store(&tableState{table: BuildTable(TableOptions{}, nil, nil), routes: map[*Route]*routeState{}})
 	if cfg.Registerer != nil {
@@ -176,6 +179,14 @@ func New(cfg Config) *Proxy {
 	}
 	return p
 }
+
+// copyBuffers are the response copy buffers of every proxy.
+var copyBuffers = bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
 
 // Collector returns the proxy's metrics, to register elsewhere.
 func (p *Proxy) Collector() prometheus.Collector { return p.metrics }

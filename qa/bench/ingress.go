@@ -211,6 +211,21 @@ http {
 		return fmt.Errorf("TLS handshakes: %w", err)
 	}
 	r.add("warren-ingress TLS handshakes (ECDSA P-256, TLS 1.3, concurrency 8)", fmt.Sprintf("%.0f /s", hs), "", "")
+
+	// ACME: pebble (Debian's test CA) issuing over http-01, from a route
+	// appearing to its certificate served (the acme package's benchmark:
+	// certmagic and the package's storage, over an in-memory store).
+	if _, err := exec.LookPath("pebble"); err != nil {
+		r.add("time to first certificate from pebble", "not measured: pebble is missing (make deps)", "", "")
+		return nil
+	}
+	out, err := exec.Command("go", "test", "-run", "^$", "-bench", "BenchmarkFirstCertificate", "-benchtime", "5x", "./daemons/ingress/acme/").CombinedOutput()
+	m := regexp.MustCompile(`BenchmarkFirstCertificate\S*\s+\d+\s+(\d+) ns/op`).FindSubmatch(out)
+	if err != nil || m == nil {
+		return fmt.Errorf("BenchmarkFirstCertificate: %v: %s", err, out)
+	}
+	ns, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	r.add("time to first certificate from pebble (http-01, mean of 5)", time.Duration(ns).Round(time.Millisecond).String(), "", "")
 	return nil
 }
 

@@ -100,12 +100,7 @@ func (r *Replica) Connected() bool { return r.mirror.Status().Connected }
 
 // Alive returns an error if the watch loop showed no sign of life for
 // maxAge. A loop waiting to reconnect to an absent manager is alive.
-func (r *Replica) Alive(maxAge time.Duration) error {
-	if age := time.Since(r.mirror.Status().Alive); age > maxAge {
-		return fmt.Errorf("ingress: the watch loop has been stuck for %s", age.Round(time.Second))
-	}
-	return nil
-}
+func (r *Replica) Alive(maxAge time.Duration) error { return r.mirror.Alive(maxAge) }
 
 // Status is a one-line state of the watch for systemd's STATUS=.
 func (r *Replica) Status() string {

@@ -3,8 +3,10 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
 )
@@ -74,6 +76,16 @@ func (m *Mirror) Synced() <-chan struct{} { return m.synced }
 
 // Status is the watch's.
 func (m *Mirror) Status() FollowStatus { return m.follow.Status() }
+
+// Alive returns an error if the watch loop showed no sign of life for
+// maxAge: it is stuck. A loop waiting to reconnect to an absent manager
+// is alive.
+func (m *Mirror) Alive(maxAge time.Duration) error {
+	if age := time.Since(m.Status().Alive); age > maxAge {
+		return fmt.Errorf("the watch loop has been stuck for %s", age.Round(time.Second))
+	}
+	return nil
+}
 
 // Republish calls Publish again with the current state (something else
 // it builds from has changed).

@@ -105,6 +105,67 @@ type Manager struct {
 	// fromStore counts the http-01 challenges answered from the store
 	// (a challenge another node, or this one, started).
 	fromStore atomic.Int64
+
+	// lookups and challenges bound the store reads http-01 requests
+	// cause.
+	lookups    windowLimiter
+	challenges flights
+}
+
+// flights coalesces reads of one key: a call that comes while a read of
+// the same key is under way waits for it and shares its result.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+type flight struct {
+	done chan struct{}
+	b    []byte
+	err  error
+}
+
+func (f *flights) do(key string, read func() ([]byte, error)) ([]byte, error) {
+	f.mu.Lock()
+	if fl, ok := f.m[key]; ok {
+		f.mu.Unlock()
+		<-fl.done
+		return fl.b, fl.err
+	}
+	if f.m == nil {
+		f.m = map[string]*flight{}
+	}
+	fl := &flight{done: make(chan struct{})}
+	f.m[key] = fl
+	f.mu.Unlock()
+	fl.b, fl.err = read()
+	f.mu.Lock()
+	delete(f.m, key)
+	f.mu.Unlock()
+	close(fl.done)
+	return fl.b, fl.err
+}
+
+// windowLimiter counts events per key in one-second windows.
+type windowLimiter struct {
+	mu     sync.Mutex
+	window time.Time
+	counts map[string]int
+}
+
+// allow counts an event of key at now and says whether it is within
+// limit for the current second.
+func (l *windowLimiter) allow(key string, limit int, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Second || l.counts == nil {
+		l.window, l.counts = now, map[string]int{}
+	}
+	if l.counts[key] >= limit {
+		return false
+	}
+	l.counts[key]++
+	return true
 }
 
 type managedName struct {
@@ -549,12 +610,27 @@ func (m *Manager) answerFromStore(w http.ResponseWriter, r *http.Request) bool {
 		host = h
 	}
 	host = normalizeHost(host)
-	if host == "" {
+	// Each lookup is a read on the managers, so a client must not cause
+	// one per request. The lookups of one host are coalesced: a request
+	// that comes while one is under way shares its answer (a read takes a
+	// millisecond or so; the CA asks only after the challenge is stored,
+	// so it never shares a read that began before). Names this node has
+	// no http-01 route for (one whose route has not reached this node
+	// yet, or a made-up name) share 10 lookups a second besides. A miss is
+	// not remembered: that would let anyone who asks for a host's
+	// challenge just before the CA does hide the real one.
+	p, ok := m.table.Load().lookup(host)
+	routed := ok && p.Source == api.TLSAcme && p.Challenge == api.ChallengeHTTP01
+	if !routed && !m.lookups.allow("", 10, time.Now()) {
 		return false
 	}
 	key := path.Join("acme", certmagic.StorageKeys.Safe(m.issuers[api.ChallengeHTTP01].IssuerKey()),
 		"challenge_tokens", certmagic.StorageKeys.Safe(host)+".json")
-	b, err := m.storage.Load(r.Context(), key)
+	b, err := m.challenges.do(key, func() ([]byte, error) {
+		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+		defer cancel()
+		return m.storage.Load(ctx, key)
+	})
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			m.log.Warn("acme: looking up an http-01 challenge in the store", "host", host, "err", err)

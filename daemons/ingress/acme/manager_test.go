@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -451,4 +452,60 @@ func poolOf(c *x509.Certificate) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(c)
 	return p
+}
+
+// TestChallengeLookupsBounded: a flood of http-01 requests costs the
+// managers a bounded number of store reads: 10 a second for names no
+// route has, and reads of one key coalesce.
+func TestChallengeLookupsBounded(t *testing.T) {
+	var l windowLimiter
+	t0 := time.Unix(1000, 0)
+	count := func(key string, limit int, at time.Time) (n int) {
+		for range 1000 {
+			if l.allow(key, limit, at) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("", 10, t0); n != 10 {
+		t.Errorf("unrouted names: %d lookups in a second, want 10", n)
+	}
+	if n := count("", 10, t0.Add(time.Second)); n != 10 {
+		t.Errorf("the next second: %d lookups, want 10 again", n)
+	}
+}
+
+func TestChallengeReadsCoalesce(t *testing.T) {
+	var f flights
+	release := make(chan struct{})
+	var reads atomic.Int32
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.do("k", func() ([]byte, error) { reads.Add(1); close(started); <-release; return []byte("v"), nil })
+	}()
+	<-started
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if b, err := f.do("k", func() ([]byte, error) { reads.Add(1); return []byte("other"), nil }); err != nil || (string(b) != "v" && string(b) != "other") {
+				t.Errorf("do: %q %v", b, err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let them queue behind the read under way
+	close(release)
+	wg.Wait()
+	if n := reads.Load(); n > 3 {
+		t.Errorf("%d reads for 21 lookups of one key during one read; want them shared", n)
+	}
+	// Once done, a new lookup reads again: a miss is never remembered.
+	f.do("k", func() ([]byte, error) { reads.Add(1); return nil, nil })
+	if f.m["k"] != nil {
+		t.Errorf("a finished read stays in flight")
+	}
 }

@@ -120,14 +120,16 @@ type flights struct {
 }
 
 type flight struct {
-	done chan struct{}
-	b    []byte
-	err  error
+	done    chan struct{}
+	b       []byte
+	err     error
+	waiters int // calls sharing it (guarded by flights.mu)
 }
 
 func (f *flights) do(key string, read func() ([]byte, error)) ([]byte, error) {
 	f.mu.Lock()
 	if fl, ok := f.m[key]; ok {
+		fl.waiters++
 		f.mu.Unlock()
 		<-fl.done
 		return fl.b, fl.err

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -497,10 +498,21 @@ func TestChallengeReadsCoalesce(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // let them queue behind the read under way
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		f.mu.Lock()
+		n := f.m["k"].waiters
+		f.mu.Unlock()
+		if n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 20 lookups joined the read under way", n)
+		}
+		runtime.Gosched()
+	}
 	close(release)
 	wg.Wait()
-	if n := reads.Load(); n > 3 {
+	if n := reads.Load(); n != 1 {
 		t.Errorf("%d reads for 21 lookups of one key during one read; want them shared", n)
 	}
 	// Once done, a new lookup reads again: a miss is never remembered.

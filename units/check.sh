@@ -63,6 +63,18 @@ if [ $scores_only = 0 ]; then
 		echo "units-check: systemd-sysusers: $out" >&2
 		fail=1
 	fi
+	# A dynamic user takes User= or else the unit's name, and systemd
+	# refuses to start the unit when that name is a user or group already
+	# (warren-ingress.service against group warren-ingress).
+	for s in "${services[@]}"; do
+		grep -qx 'DynamicUser=yes' "$here/$s" || continue
+		name=$(sed -n 's/^User=//p' "$here/$s" | tail -n1)
+		name=${name:-${s%.service}}
+		if grep -q "^$name:" "$root/etc/passwd" "$root/etc/group"; then
+			echo "units-check: $s: its dynamic user's name $name is a user or group of sysusers.d already: systemd would refuse to start it (status=217/USER); set User= to a free name" >&2
+			fail=1
+		fi
+	done
 	if ! out=$(systemd-tmpfiles --root="$root" --create 2>&1) || [ "$(stat -c %a "$root/run/warren")" != 751 ]; then
 		echo "units-check: systemd-tmpfiles: $out" >&2
 		fail=1

@@ -64,6 +64,11 @@ type NodeDescription struct {
 	NanoCPUs      int64  `json:"nanoCPUs" yaml:"nanoCPUs"`
 	MemoryBytes   int64  `json:"memoryBytes" yaml:"memoryBytes"`
 	EngineVersion string `json:"engineVersion,omitempty" yaml:"engineVersion,omitempty"`
+	// RaftCommands is the newest Raft command type the node's manager
+	// applies (store.LastCommand of its warren). The leader proposes a
+	// newer command only once every manager applies it: a manager older
+	// than a command it is sent stops (store: unknown command type).
+	RaftCommands int `json:"raftCommands,omitempty" yaml:"raftCommands,omitempty"`
 	// Addr is the node's address as the cluster reaches it.
 	Addr string `json:"addr,omitempty" yaml:"addr,omitempty"`
 	// Mesh is the node's end of the WireGuard mesh, once its agent set it
@@ -93,7 +98,7 @@ type NodeCertificate struct {
 // added.)
 func (d NodeDescription) Equal(o NodeDescription) bool {
 	return d.Hostname == o.Hostname && d.OS == o.OS && d.Arch == o.Arch && d.NanoCPUs == o.NanoCPUs &&
-		d.MemoryBytes == o.MemoryBytes && d.EngineVersion == o.EngineVersion && d.Addr == o.Addr &&
+		d.MemoryBytes == o.MemoryBytes && d.EngineVersion == o.EngineVersion && d.RaftCommands == o.RaftCommands && d.Addr == o.Addr &&
 		(d.Mesh == o.Mesh || d.Mesh != nil && o.Mesh != nil && *d.Mesh == *o.Mesh) && slices.Equal(d.Images, o.Images) &&
 		(d.Certificate == o.Certificate || d.Certificate != nil && o.Certificate != nil && d.Certificate.NotAfter.Equal(o.Certificate.NotAfter)) &&
 		(d.Disk == o.Disk || d.Disk != nil && o.Disk != nil && *d.Disk == *o.Disk)

@@ -25,6 +25,9 @@ func applyNodeRegister(w *wtx, c *NodeRegister) any {
 		if d.EngineVersion == "" {
 			d.EngineVersion = n.Description.EngineVersion
 		}
+		if d.RaftCommands == 0 {
+			d.RaftCommands = n.Description.RaftCommands
+		}
 		if !c.ImagesSet {
 			d.Images = n.Description.Images
 		} else if len(d.Images) == 0 {
@@ -266,5 +269,31 @@ func applyOperatorDrop(w *wtx, c *OperatorDrop) any {
 	b, _ := json.Marshal(ops)
 	w.must(w.tx.Bucket(bMeta).Put(kOperators, b))
 	w.revoke(Revocation{Kind: RevokedOperator, ID: c.Name, Until: c.RevokeUntil}, c.At)
+	return nil
+}
+
+// CommandGate says whether the leader may propose a command of type t
+// now: every manager must apply it, or it would stop at the entry (a
+// rolling upgrade of the managers, with the leader upgraded first). An
+// error says which manager to upgrade.
+func (v *View) CommandGate(t CommandType) error {
+	if t < FirstGatedCommand {
+		return nil
+	}
+	for _, n := range v.Nodes() {
+		if n.Spec.Role != api.RoleManager {
+			continue
+		}
+		if have := CommandType(n.Description.RaftCommands); have < t {
+			name := n.Description.Hostname
+			if name == "" {
+				name = n.ID
+			}
+			if have == 0 {
+				return api.Errorf(api.CodeUnavailable, "manager %s has not said which commands it applies, and this write is a %s (%d), which a manager older than this warren would stop at: retry in a moment (a manager says it once it runs); if this persists, that manager runs an older warren: upgrade it", name, t, int(t))
+			}
+			return api.Errorf(api.CodeUnavailable, "manager %s applies commands up to %d, and this write is a %s (%d), which it would stop at: upgrade every manager to this warren's version, then retry", name, have, t, int(t))
+		}
+	}
 	return nil
 }

@@ -57,6 +57,15 @@ const (
 	CmdIngressUnlock CommandType = 34
 )
 
+// LastCommand is the newest command type this warren applies; a manager
+// says it in its description (api.NodeDescription.RaftCommands).
+const LastCommand = CmdIngressUnlock
+
+// FirstGatedCommand is the oldest command type the leader proposes only
+// once every manager says it applies it (CommandGate). Managers older than
+// the gate say nothing, and are taken to apply the commands before it.
+const FirstGatedCommand = CmdEvent
+
 var commandNames = map[CommandType]string{
 	CmdClusterInit: "cluster-init", CmdServiceCreate: "service-create",
 	CmdServiceUpdate: "service-update", CmdServiceScale: "service-scale",

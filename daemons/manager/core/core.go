@@ -189,10 +189,16 @@ const applyTimeout = 10 * time.Second
 // command comes back as its *api.Error. It waits for the commit at most
 // until ctx's deadline, and at most applyTimeout. While this manager's
 // disk is full, every command is refused with DiskFull's error: the one
-// place the manager's writes, its own loops' included, are refused.
+// place the manager's writes, its own loops' included, are refused. So is
+// a command some manager would not apply (store.View.CommandGate).
 func (c *Core) Propose(ctx context.Context, t store.CommandType, payload any) (any, error) {
 	if err := c.DiskFull(); err != nil {
 		return nil, err
+	}
+	var gate error
+	c.View(func(v *store.View) error { gate = v.CommandGate(t); return nil })
+	if gate != nil {
+		return nil, gate
 	}
 	b, err := store.Encode(t, payload)
 	if err != nil {

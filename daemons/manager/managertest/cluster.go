@@ -209,11 +209,18 @@ func StartCluster(t testing.TB, n int, o Options) *Cluster {
 	l := c.WaitLeader()
 	// Each manager registers its node record once it runs; until the
 	// leader has them all, a manager's forwarded calls are answered "not
-	// in the records yet".
+	// in the records yet", and the newer commands are held back (the
+	// leader's command gate: each says which it applies).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ns, err := l.Client.Nodes(context.Background(), client.ReadOptions{})
-		if err == nil && len(ns) >= n {
+		said := 0
+		for _, nd := range ns {
+			if nd.Description.RaftCommands > 0 {
+				said++
+			}
+		}
+		if err == nil && len(ns) >= n && said >= n {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -189,6 +189,8 @@ func LocalDescription(hostname string) api.NodeDescription {
 		Arch:        runtime.GOARCH,
 		NanoCPUs:    int64(runtime.NumCPU()) * 1e9,
 		MemoryBytes: totalMemory(),
+		// What this warren's manager applies (the leader's CommandGate).
+		RaftCommands: int(store.LastCommand),
 	}
 }
 

@@ -91,6 +91,7 @@ func (m *Membership) registerOnce(ctx context.Context) error {
 	if self != nil {
 		want := self.Description
 		want.Hostname, want.OS, want.Arch, want.NanoCPUs, want.MemoryBytes = desc.Hostname, desc.OS, desc.Arch, desc.NanoCPUs, desc.MemoryBytes
+		want.RaftCommands = desc.RaftCommands
 		if desc.Addr != "" {
 			want.Addr = desc.Addr
 		}

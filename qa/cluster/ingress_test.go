@@ -304,8 +304,8 @@ func startPebble(t *testing.T, ca *Host, answerIP netip.Addr) (dirURL, roots str
 // TestIngressACME (issue 14): two ingress nodes serve one certificate
 // for a route's host, which pebble issued over HTTP-01 from one order:
 // only one node asked the CA, and the CA's validation went to w1's
-// ingress whichever node started the order. Plain HTTP is then
-// redirected to HTTPS.
+// ingress whichever node started the order. HTTPS answers over HTTP/1.1
+// and HTTP/2; plain HTTP is then redirected to HTTPS.
 func TestIngressACME(t *testing.T) {
 	if _, err := exec.LookPath("pebble"); err != nil {
 		t.Skip("pebble is not installed (make deps installs it)")
@@ -384,6 +384,19 @@ func TestIngressACME(t *testing.T) {
 	hc := ingressClient(lan, 10*time.Second, "shop.example")
 	if code, body, err := hostGet(ctx, hc, fmt.Sprintf("https://%s/", w2.IP), "shop.example"); err != nil || code != http.StatusOK {
 		t.Errorf("HTTPS through w2: %d %q %v", code, body, err)
+	}
+	// HTTP/2 over TLS (ALPN h2), verified against the CA's chain this time.
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: lan.DialContext,
+		ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{ServerName: "shop.example", InsecureSkipVerify: true}}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://%s/", w1.IP), nil)
+	req.Host = "shop.example"
+	if resp, err := h2.Do(req); err != nil {
+		t.Errorf("HTTP/2 through w1: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+			t.Errorf("HTTP/2 through w1: %s %s; want HTTP/2.0 200", resp.Proto, resp.Status)
+		}
 	}
 	if code, _, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w2.IP), "shop.example"); err != nil || code != http.StatusPermanentRedirect {
 		t.Errorf("plain HTTP through w2: %d %v; want 308 to HTTPS", code, err)

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,7 @@ func runIngress(args []string) error {
 	httpListen := fs.String("http-listen", "", "ADDR:PORT for plain HTTP when systemd passes no socket named http (e.g. :80)")
 	httpsListen := fs.String("https-listen", "", "ADDR:PORT for HTTPS when systemd passes no socket named https (e.g. :443); empty: no HTTPS")
 	var behindLB, trustedProxies prefixesFlag
-	fs.Var(&behindLB, "proxy-protocol-from", "CIDRs of the load balancers in front of this node: connections from them must open with a PROXY protocol header (v1 or v2), on both listeners; a PROXY header from anyone else is refused (repeatable or comma-separated)")
+	fs.Var(&behindLB, "proxy-protocol-from", "CIDRs of the load balancers in front of this node: connections from them may open with a PROXY protocol header (v1 or v2), on both listeners, whose client address is then the request's; a PROXY header from anyone else is refused (repeatable or comma-separated)")
 	fs.Var(&trustedProxies, "trusted-proxies", "CIDRs of the hops whose X-Forwarded-For, -Proto and -Host are believed (repeatable or comma-separated; default none: they are replaced)")
 	acmeCA := fs.String("acme-ca", "", "ACME directory URL of the CA routes with TLS source acme get certificates from (empty: none; such routes serve plain HTTP only)")
 	acmeRoots := fs.String("acme-ca-roots", "", "PEM file of the roots to trust for the CA's HTTPS (default: the system's)")
@@ -79,8 +80,13 @@ func runIngress(args []string) error {
 	if *sample < 0 || *sample > 1 {
 		return fmt.Errorf("--access-log-sample %v: use a share from 0 to 1", *sample)
 	}
-	if *acmeRoots != "" && *acmeCA == "" {
-		return errors.New("--acme-ca-roots needs --acme-ca")
+	for name, v := range map[string]string{"--acme-ca-roots": *acmeRoots, "--acme-email": *acmeEmail, "--dns-hook": *dnsHook} {
+		if v != "" && *acmeCA == "" {
+			return fmt.Errorf("%s needs --acme-ca (the ACME directory URL)", name)
+		}
+	}
+	if *dnsHook != "" && !filepath.IsAbs(*dnsHook) {
+		return fmt.Errorf("--dns-hook %q: give the command's absolute path", *dnsHook)
 	}
 	log, err := newLogger(*logLevel, "ingress")
 	if err != nil {

@@ -35,6 +35,7 @@ var sections = []section{
 	{"dns", benchDNS},
 	{"mesh", benchMesh},
 	{"ha", benchHA},
+	{"idle", benchIdle},
 	{"fleet", benchFleet},
 	{"rollout", benchRollout},
 	{"ingress", benchIngress},

@@ -112,6 +112,9 @@ type HeaderRules struct {
 // certificates are refused those routes.
 const LabelIngress = "warren.ingress"
 
+// IsIngressNode says whether n is an ingress node (LabelIngress "true").
+func (n *Node) IsIngressNode() bool { return n != nil && n.Spec.Labels[LabelIngress] == "true" }
+
 // The ingress store is a small key/value store in Raft for what ACME
 // needs to share between ingress nodes: the account key, certificates
 // and their keys, challenge tokens. Values are sealed at rest like

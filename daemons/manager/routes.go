@@ -56,7 +56,7 @@ func (m *Manager) ingressRule(secret bool) authz.Rule {
 			return nil
 		})
 		admin := c.Kind == authz.Local && c.Role == authz.RoleAdmin
-		if !admin && (n == nil || n.Spec.Labels[api.LabelIngress] != "true") {
+		if !admin && !n.IsIngressNode() {
 			return api.Errorf(api.CodeForbidden, "%s may not call %s %s: node %s is not an ingress node (give it the label %s=true: warrenctl node update --label-add %s=true %s)",
 				c, r.Method, r.URL.Path, ref, api.LabelIngress, api.LabelIngress, ref)
 		}

@@ -232,7 +232,7 @@ func ingressNode(ctx context.Context, log *slog.Logger, api *client.Client) (id 
 			var n *wapi.Node
 			if n, err = api.Node(ictx, info.NodeID); err == nil {
 				cancel()
-				labelled := isIngressNode(n)
+				labelled := n.IsIngressNode()
 				if !labelled {
 					log.Warn(notIngressNode, "fix", fmt.Sprintf("warrenctl node update --label-add %s=true %s", wapi.LabelIngress, info.NodeID))
 				}
@@ -254,8 +254,6 @@ func ingressNode(ctx context.Context, log *slog.Logger, api *client.Client) (id 
 
 const notIngressNode = "this node is not an ingress node: it routes nothing (every request gets 404) until it is labelled"
 
-func isIngressNode(n *wapi.Node) bool { return n.Spec.Labels[wapi.LabelIngress] == "true" }
-
 // followIngressLabel checks every 5 s whether this node is an ingress node
 // and calls changed when that changes (a manager it cannot reach keeps
 // the last answer).
@@ -274,7 +272,7 @@ func followIngressLabel(ctx context.Context, log *slog.Logger, api *client.Clien
 		if err != nil {
 			continue
 		}
-		if now := isIngressNode(n); now != enabled.Load() {
+		if now := n.IsIngressNode(); now != enabled.Load() {
 			enabled.Store(now)
 			if now {
 				log.Info("this node is an ingress node now: routing", "label", wapi.LabelIngress+"=true")

@@ -125,3 +125,5 @@ require (
 )
 
 tool honnef.co/go/tools/cmd/staticcheck
+
+replace github.com/hashicorp/raft => ./third_party/raft

@@ -93,7 +93,19 @@ type followerReplication struct {
 	// allowPipeline is used to determine when to pipeline the AppendEntries RPCs.
 	// It is private to this replication goroutine.
 	allowPipeline bool
+
+	// [warren] sentCommit and sentAt are the commit index the pipeline last
+	// sent this follower, and when. Private to the replication goroutine.
+	sentCommit uint64
+	sentAt     time.Time
 }
+
+// [warren] idleCommitRefresh is how often an idle pipeline still sends a
+// follower the commit index it already sent (see pipelineTimeout): a
+// follower that restarted, and so forgot it, learns it within about this
+// long with no writes, and the leader notices a broken pipeline
+// connection.
+const idleCommitRefresh = time.Second
 
 // notifyAll is used to notify all the waiting verify futures
 // if the follower believes we are still the leader.
@@ -492,7 +504,7 @@ SEND:
 		case <-s.triggerCh:
 			lastLogIdx, _ := r.getLastLog()
 			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
-		case <-randomTimeout(r.config().CommitTimeout):
+		case <-r.pipelineTimeout(s, atomic.LoadUint64(&nextIndex)):
 			lastLogIdx, _ := r.getLastLog()
 			shouldStop = r.pipelineSend(s, pipeline, &nextIndex, lastLogIdx)
 		}
@@ -505,6 +517,26 @@ SEND:
 	case <-r.shutdownCh:
 	}
 	return nil
+}
+
+// [warren] pipelineTimeout is when the pipeline next sends the follower
+// what it has, with nothing new: after CommitTimeout (as upstream) while
+// the follower may not know the latest commit index; once it was sent
+// every entry and a commit index that covers them all, only the idle
+// refresh is due, since anything new comes with a log entry, which wakes
+// the pipeline through triggerCh. Upstream sends an AppendEntries every
+// 1-2 CommitTimeouts whether or not there is anything to say: at Warren's
+// 20 ms that was most of the messages, wakeups and CPU of idle managers.
+func (r *Raft) pipelineTimeout(s *followerReplication, nextIndex uint64) <-chan time.Time {
+	lastLogIdx, _ := r.getLastLog()
+	if nextIndex > lastLogIdx && s.sentCommit == lastLogIdx && r.getCommitIndex() == lastLogIdx {
+		wait := idleCommitRefresh - time.Since(s.sentAt)
+		if wait < r.config().CommitTimeout {
+			wait = r.config().CommitTimeout
+		}
+		return time.After(wait)
+	}
+	return randomTimeout(r.config().CommitTimeout)
 }
 
 // pipelineSend is used to send data over a pipeline. It is a helper to
@@ -521,6 +553,7 @@ func (r *Raft) pipelineSend(s *followerReplication, p AppendPipeline, nextIdx *u
 		r.logger.Error("failed to pipeline appendEntries", "peer", s.peer, "error", err)
 		return true
 	}
+	s.sentCommit, s.sentAt = req.LeaderCommitIndex, time.Now() // [warren]
 
 	// Increase the next send log to avoid re-sending old logs
 	if n := len(req.Entries); n > 0 {

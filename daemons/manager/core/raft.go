@@ -65,9 +65,11 @@ type raftStores struct {
 // small devices. CommitTimeout is how soon an idle leader tells followers
 // what is committed: a read on a follower right after a write through it
 // waits for that (see awaitForwarded), and so do the follower's watchers.
-// Each follower gets a message every 1–2 × CommitTimeout even when idle:
-// at 20 ms, 3 idle managers spend about 10% of one core on Raft's traffic
-// (heartbeats included); at 5 ms, 20%.
+// Upstream Raft sends each follower a message every 1–2 × CommitTimeout
+// even when idle; Warren's copy (third_party/raft) sends only while a
+// follower may not know the commit index, and once a second otherwise.
+// What idle managers still send is Raft's heartbeats, every 1/10 to 2/10
+// of HeartbeatTimeout to each follower (qa/bench idle).
 const (
 	defaultHeartbeatTimeout = 300 * time.Millisecond
 	defaultLeaderLease      = 150 * time.Millisecond

@@ -107,6 +107,38 @@ type followerReplication struct {
 // connection.
 const idleCommitRefresh = time.Second
 
+// [warren] heartbeatInterval: the leader heartbeats each follower every
+// LeaderLeaseTimeout/2, and at most every HeartbeatTimeout/3 (75 ms at
+// Warren's 300 ms timeout and 150 ms lease), at the same instants for
+// every follower (alignedTimeout). Upstream sends each follower its own
+// heartbeat every 1-2 HeartbeatTimeout/10, at random (30-60 ms here): on
+// idle managers each one costs far more CPU in thread wakeups than in the
+// message, and heartbeats were most of what an idle cluster did.
+// The bounds: the leader steps down when a quorum has not answered
+// within LeaderLeaseTimeout (checkLeaderLease), so an idle leader must
+// hear from its followers well inside the lease (a heartbeat may be up to
+// half a lease late); a follower starts an election after 1-2
+// HeartbeatTimeouts without contact, so it sees at least three heartbeats
+// inside the shortest one. Heartbeats every HeartbeatTimeout/3 alone
+// cost spurious elections at a 500 ms timeout with the 150 ms lease
+// (qa/bench ha): 167 ms between heartbeats outran the lease.
+func heartbeatInterval(c Config) time.Duration {
+	iv := c.LeaderLeaseTimeout / 2
+	if hb := c.HeartbeatTimeout / 3; hb < iv {
+		iv = hb
+	}
+	return iv
+}
+
+// [warren] alignedTimeout fires at the next multiple of iv on the wall
+// clock, so the leader's heartbeats to all its followers share one timer
+// wakeup instead of one each. Heartbeats need no jitter: that is for
+// election timeouts.
+func alignedTimeout(iv time.Duration) <-chan time.Time {
+	now := time.Now()
+	return time.After(now.Truncate(iv).Add(iv).Sub(now))
+}
+
 // notifyAll is used to notify all the waiting verify futures
 // if the follower believes we are still the leader.
 func (s *followerReplication) notifyAll(leader bool) {
@@ -411,7 +443,7 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 		// Wait for the next heartbeat interval or forced notify
 		select {
 		case <-s.notifyCh:
-		case <-randomTimeout(r.config().HeartbeatTimeout / 10):
+		case <-alignedTimeout(heartbeatInterval(r.config())): // [warren]
 		case <-stopCh:
 			return
 		}

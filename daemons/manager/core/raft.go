@@ -68,8 +68,9 @@ type raftStores struct {
 // Upstream Raft sends each follower a message every 1–2 × CommitTimeout
 // even when idle; Warren's copy (third_party/raft) sends only while a
 // follower may not know the commit index, and once a second otherwise.
-// What idle managers still send is Raft's heartbeats, every 1/10 to 2/10
-// of HeartbeatTimeout to each follower (qa/bench idle).
+// What idle managers still send is Raft's heartbeats, to all followers at
+// once every half LeaderLeaseTimeout (75 ms here; upstream: each on its
+// own every 1/10 to 2/10 of HeartbeatTimeout), see third_party/raft.
 const (
 	defaultHeartbeatTimeout = 300 * time.Millisecond
 	defaultLeaderLease      = 150 * time.Millisecond

@@ -77,8 +77,6 @@ func New(cfg Config, c Core) *Leader {
 // them when it is not any more, until ctx ends.
 func (l *Leader) Run(ctx context.Context) {
 	notify := l.core.LeaderCh()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
 	var stop context.CancelFunc
 	var wg sync.WaitGroup
 	for {
@@ -107,10 +105,16 @@ func (l *Leader) Run(ctx context.Context) {
 			wg.Wait()
 			return
 		case <-notify:
-		case <-tick.C:
+		case <-time.After(core.UntilAligned(stateEvery)):
 		}
 	}
 }
+
+// stateEvery is how often Run looks at Raft's state without being told
+// (LeaderCh tells it of leadership changes; a candidate's state only
+// shows in the metric), aligned with the manager's other periodic
+// wakeups (core.SleepAligned).
+const stateEvery = time.Second
 
 // lead runs while this manager is the leader.
 func (l *Leader) lead(ctx context.Context) {
@@ -151,13 +155,9 @@ const pruneEvery = time.Second
 // value leaves the state with it). The FSM checks again when it applies
 // the removal, against the state of that moment.
 func (l *Leader) pruneVersions(ctx context.Context) {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		if core.SleepAligned(ctx, pruneEvery) != nil {
 			return
-		case <-t.C:
 		}
 		for _, k := range []struct {
 			kind string
@@ -258,13 +258,9 @@ func planKey(p api.TaskPlan) []byte {
 
 // monitorNodes marks nodes down when their agent stops reporting.
 func (l *Leader) monitorNodes(ctx context.Context) {
-	tick := time.NewTicker(l.cfg.NodeTimeout / 4)
-	defer tick.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		if core.SleepAligned(ctx, l.cfg.NodeTimeout/4) != nil {
 			return
-		case <-tick.C:
 		}
 		var nodes []*api.Node
 		l.core.View(func(v *store.View) error { nodes = v.Nodes(); return nil })

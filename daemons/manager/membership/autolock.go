@@ -9,6 +9,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/keys"
+	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -305,7 +306,7 @@ func (m *Membership) keepKeys(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-m.keysWake:
-		case <-time.After(time.Second):
+		case <-time.After(core.UntilAligned(time.Second)):
 		}
 	}
 }

@@ -129,15 +129,19 @@ func (m *Membership) rotateCA(w http.ResponseWriter, r *http.Request) {
 // followCA keeps this node's trust and certificate in step with the
 // cluster's CA: from the state on a manager, from a manager on a worker.
 func (m *Membership) followCA(ctx context.Context) {
-	every := 2 * time.Second
-	if m.isWorker() {
-		every = workerCAPoll
-	}
 	for {
-		if err := m.followCAOnce(ctx); err != nil {
+		err := m.followCAOnce(ctx)
+		if err != nil {
 			m.log.Debug("follow the CA", "err", err)
 		}
-		if core.Sleep(ctx, every) != nil {
+		wait := m.pace
+		switch {
+		case m.isWorker():
+			wait = func(ctx context.Context) error { return core.Sleep(ctx, workerCAPoll) }
+		case err != nil:
+			wait = func(ctx context.Context) error { return core.SleepAligned(ctx, checkBusy) }
+		}
+		if wait(ctx) != nil {
 			return
 		}
 	}

@@ -236,6 +236,7 @@ func (m *Membership) keepKEK(ctx context.Context) {
 	}
 	path := keys.KEKFile(m.cfg.DataDir)
 	for {
+		inStep := false // the file is there and follows the cluster
 		st, check, err := keys.KEKFileInfo(path)
 		switch {
 		case err != nil:
@@ -251,9 +252,15 @@ func (m *Membership) keepKEK(ctx context.Context) {
 			os.Remove(path)
 			m.fetchKEK(ctx, path)
 		case !m.cfg.Keys.Locked():
-			m.syncKEKFile(path, st, check)
+			inStep = m.syncKEKFile(path, st, check)
 		}
-		if core.Sleep(ctx, time.Second) != nil {
+		// Until it is in step (no file yet, a fetch that failed, a
+		// locked manager), look again each second.
+		wait := m.pace
+		if !inStep {
+			wait = func(ctx context.Context) error { return core.SleepAligned(ctx, checkBusy) }
+		}
+		if wait(ctx) != nil {
 			return
 		}
 	}
@@ -306,33 +313,35 @@ func (m *Membership) fetchKEK(ctx context.Context, path string) {
 }
 
 // syncKEKFile rewrites an unlocked manager's key file when the cluster's
-// autolock setting or unlock key changed.
-func (m *Membership) syncKEKFile(path, st, check string) {
+// autolock setting or unlock key changed; it says whether the file now
+// follows the cluster.
+func (m *Membership) syncKEKFile(path, st, check string) bool {
 	k := m.keyring()
 	if k == nil {
-		return
+		return false
 	}
 	want := "clear"
 	if k.Autolock {
 		want = "sealed"
 	}
 	if st == want && (!k.Autolock || check == k.UnlockCheck) {
-		return
+		return true
 	}
 	kek, err := m.cfg.Keys.KEK()
 	if err != nil {
-		return
+		return false
 	}
 	var u keys.UnlockKey
 	if k.Autolock {
 		if u, err = m.unlockKey(k); err != nil {
 			m.log.Error("autolock: open the unlock key", "err", err)
-			return
+			return false
 		}
 	}
 	if err := keys.WriteKEK(path, kek, u); err != nil {
 		m.log.Error("autolock: rewrite the key file", "err", err)
-		return
+		return false
 	}
 	m.log.Info("autolock: the key file follows the cluster", "autolock", k.Autolock)
+	return true
 }

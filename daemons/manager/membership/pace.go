@@ -1,0 +1,36 @@
+package membership
+
+import (
+	"context"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/manager/core"
+)
+
+// Background checks that follow the state (the CA, the keyring) run at
+// most once per checkBusy while the state changes, and once per checkIdle
+// when it does not: an idle manager then wakes for them every few
+// seconds, not every second.
+const (
+	checkBusy = time.Second
+	checkIdle = 10 * time.Second
+)
+
+// pace waits before a background check's next pass: until the next
+// multiple of checkBusy (aligned with the manager's other periodic
+// wakeups), then, unless the state changed meanwhile, until the state
+// changes or the next multiple of checkIdle. It returns ctx's error when
+// ctx ends first.
+func (m *Membership) pace(ctx context.Context) error {
+	changed := m.store.Hub().Wait()
+	if err := core.SleepAligned(ctx, checkBusy); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-changed:
+	case <-time.After(core.UntilAligned(checkIdle)):
+	}
+	return nil
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/orchestrator"
 	"github.com/warren-edge/warren/daemons/store"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Core is what the leader's loops need of the manager's core.
@@ -105,7 +106,7 @@ func (l *Leader) Run(ctx context.Context) {
 			wg.Wait()
 			return
 		case <-notify:
-		case <-time.After(core.UntilAligned(stateEvery)):
+		case <-time.After(wake.Until(stateEvery)):
 		}
 	}
 }
@@ -113,7 +114,7 @@ func (l *Leader) Run(ctx context.Context) {
 // stateEvery is how often Run looks at Raft's state without being told
 // (LeaderCh tells it of leadership changes; a candidate's state only
 // shows in the metric), aligned with the manager's other periodic
-// wakeups (core.SleepAligned).
+// wakeups (package wake).
 const stateEvery = time.Second
 
 // lead runs while this manager is the leader.
@@ -156,7 +157,7 @@ const pruneEvery = time.Second
 // the removal, against the state of that moment.
 func (l *Leader) pruneVersions(ctx context.Context) {
 	for {
-		if core.SleepAligned(ctx, pruneEvery) != nil {
+		if wake.Sleep(ctx, pruneEvery) != nil {
 			return
 		}
 		for _, k := range []struct {
@@ -259,7 +260,9 @@ func planKey(p api.TaskPlan) []byte {
 // monitorNodes marks nodes down when their agent stops reporting.
 func (l *Leader) monitorNodes(ctx context.Context) {
 	for {
-		if core.SleepAligned(ctx, l.cfg.NodeTimeout/4) != nil {
+		// Each second (sharing the manager's 1 s wakeup), or more
+		// often under a short timeout.
+		if wake.Sleep(ctx, min(l.cfg.NodeTimeout/4, time.Second)) != nil {
 			return
 		}
 		var nodes []*api.Node

@@ -13,6 +13,7 @@ import (
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // CA rotation with no downtime (daemons/pki/README.md has the states):
@@ -134,14 +135,15 @@ func (m *Membership) followCA(ctx context.Context) {
 		if err != nil {
 			m.log.Debug("follow the CA", "err", err)
 		}
-		wait := m.pace
 		switch {
 		case m.isWorker():
-			wait = func(ctx context.Context) error { return core.Sleep(ctx, workerCAPoll) }
+			err = core.Sleep(ctx, workerCAPoll)
 		case err != nil:
-			wait = func(ctx context.Context) error { return core.SleepAligned(ctx, checkBusy) }
+			err = wake.Sleep(ctx, checkBusy)
+		default:
+			err = m.pace(ctx, nil)
 		}
-		if wait(ctx) != nil {
+		if err != nil {
 			return
 		}
 	}

@@ -10,11 +10,11 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/keys"
-	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Encryption at rest on the managers (package keys for the scheme):
@@ -256,11 +256,12 @@ func (m *Membership) keepKEK(ctx context.Context) {
 		}
 		// Until it is in step (no file yet, a fetch that failed, a
 		// locked manager), look again each second.
-		wait := m.pace
-		if !inStep {
-			wait = func(ctx context.Context) error { return core.SleepAligned(ctx, checkBusy) }
+		if inStep {
+			err = m.pace(ctx, nil)
+		} else {
+			err = wake.Sleep(ctx, checkBusy)
 		}
-		if wait(ctx) != nil {
+		if err != nil {
 			return
 		}
 	}

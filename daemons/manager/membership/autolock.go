@@ -9,7 +9,6 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/keys"
-	"github.com/warren-edge/warren/daemons/manager/core"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/store"
 )
@@ -302,11 +301,10 @@ func (m *Membership) keepKeys(ctx context.Context) {
 		if worked {
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		// Values in the clear or under an old key come with changes
+		// to the state, or with a new leader (within checkIdle).
+		if m.pace(ctx, m.keysWake) != nil {
 			return
-		case <-m.keysWake:
-		case <-time.After(core.UntilAligned(time.Second)):
 		}
 	}
 }

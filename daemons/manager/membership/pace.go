@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/warren-edge/warren/daemons/manager/core"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Background checks that follow the state (the CA, the keyring) run at
@@ -19,18 +19,23 @@ const (
 // pace waits before a background check's next pass: until the next
 // multiple of checkBusy (aligned with the manager's other periodic
 // wakeups), then, unless the state changed meanwhile, until the state
-// changes or the next multiple of checkIdle. It returns ctx's error when
-// ctx ends first.
-func (m *Membership) pace(ctx context.Context) error {
+// changes or the next multiple of checkIdle. A signal on kick (nil: none)
+// ends the wait at once. It returns ctx's error when ctx ends first.
+func (m *Membership) pace(ctx context.Context, kick <-chan struct{}) error {
 	changed := m.store.Hub().Wait()
-	if err := core.SleepAligned(ctx, checkBusy); err != nil {
-		return err
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-kick:
+		return nil
+	case <-time.After(wake.Until(checkBusy)):
 	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-kick:
 	case <-changed:
-	case <-time.After(core.UntilAligned(checkIdle)):
+	case <-time.After(wake.Until(checkIdle)):
 	}
 	return nil
 }

@@ -934,17 +934,10 @@ func (r *Raft) leaderLoop() {
 		case <-lease:
 			r.mainThreadSaturation.working()
 			// Check if we've exceeded the lease, potentially stepping down
-			maxDiff := r.checkLeaderLease()
-
-			// Next check interval should adjust for the last node we've
-			// contacted, without going negative
-			checkInterval := r.config().LeaderLeaseTimeout - maxDiff
-			if checkInterval < minCheckInterval {
-				checkInterval = minCheckInterval
-			}
+			r.checkLeaderLease()
 
 			// Renew the lease timer
-			lease = time.After(checkInterval)
+			lease = r.nextLeaseCheck() // [warren]
 
 		case <-r.leaderNotifyCh:
 			for _, repl := range r.leaderState.replState {
@@ -1027,6 +1020,29 @@ func (r *Raft) leadershipTransfer(id ServerID, address ServerAddress, repl *foll
 		err = fmt.Errorf("failed to make TimeoutNow RPC to %v: %v", id, err)
 	}
 	doneCh <- err
+}
+
+// [warren] nextLeaseCheck is when the leader next checks its lease:
+// with the heartbeats (heartbeatInterval, on the same wall-clock
+// multiples), so an idle leader wakes once for both. Upstream checks
+// again LeaderLeaseTimeout after the oldest contact, an unaligned timer
+// wakeup 7-13 times a second. A follower that answers every heartbeat was
+// last heard from less than one interval (half a lease) before each
+// check; a leader cut off from its quorum steps down 1-1.5 leases after
+// it last heard from it, against about one lease upstream. With no other
+// voter there is nothing to check: once a second then picks up a change
+// of configuration.
+func (r *Raft) nextLeaseCheck() <-chan time.Time {
+	voters := 0
+	for _, server := range r.configurations.latest.Servers {
+		if server.Suffrage == Voter {
+			voters++
+		}
+	}
+	if voters <= 1 {
+		return alignedTimeout(time.Second)
+	}
+	return alignedTimeout(heartbeatInterval(r.config()))
 }
 
 // checkLeaderLease is used to check if we can contact a quorum of nodes

@@ -21,6 +21,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/daemons/keys"
+	"github.com/warren-edge/warren/daemons/wake"
 	"github.com/warren-edge/warren/netcfg/wg"
 )
 
@@ -340,8 +341,6 @@ func (a *Agent) kickReconcile() {
 
 // reconcileLoop runs Step after every change, and every few seconds.
 func (a *Agent) reconcileLoop(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
 	wakeT := time.NewTimer(time.Hour)
 	defer wakeT.Stop()
 	for {
@@ -349,7 +348,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.kick:
-		case <-tick.C:
+		case <-time.After(wake.Until(5 * time.Second)):
 		case <-wakeT.C:
 		}
 		a.mu.Lock()
@@ -698,8 +697,6 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	// The node's name and resources were fixed when it joined; a heartbeat
 	// tells the managers only what the agent knows: its engine and its end of
 	// the mesh.
-	tick := time.NewTicker(a.cfg.HeartbeatEvery)
-	defer tick.Stop()
 	failing := false
 	var sent []api.NodeImage // the images the managers have, once known
 	sentOK := false
@@ -747,7 +744,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.beatNow:
-		case <-tick.C:
+		case <-time.After(wake.Until(a.cfg.HeartbeatEvery)):
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // The folders of the data directory that hold a file or folder per task.
@@ -101,13 +102,11 @@ func (a *Agent) resolvConf() string {
 // is copied to NAME.1 and truncated in place (the shim appends, so it
 // writes on at the new end).
 func (a *Agent) logLoop(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wake.Until(time.Second)):
 		}
 		matches, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, logsDir, "*.log"))
 		if n%10 == 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/wake"
 	"github.com/warren-edge/warren/netcfg/atomicfile"
 	"github.com/warren-edge/warren/netcfg/ipam"
 	"github.com/warren-edge/warren/netcfg/wg"
@@ -68,15 +69,13 @@ func (a *Agent) meshLoop(ctx context.Context) {
 		}
 		return nil
 	})
-	tick := time.NewTicker(meshEvery)
-	defer tick.Stop()
 	failing, netSet := "", false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-		case <-tick.C:
+		case <-time.After(wake.Until(meshEvery)):
 		}
 		mu.Lock()
 		self, peers, ok := meshPeers(a.nodeID, nodes, a.log.Warn)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // ForwarderConfig tunes a Forwarder; zero values take the defaults.
@@ -299,13 +301,11 @@ func (rc *ResolvConf) Follow(ctx context.Context, f *Forwarder, every time.Durat
 	if log == nil {
 		log = slog.Default()
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wake.Until(every)):
 		}
 		ups, changed, err := rc.Load(f)
 		switch {

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Buckets of the state database.
@@ -203,13 +204,11 @@ func (s *State) Checkpoint() error {
 // RunCheckpoints checkpoints the database once writes have paused for
 // idle, until ctx ends.
 func (s *State) RunCheckpoints(ctx context.Context, idle time.Duration) {
-	t := time.NewTicker(idle / 2)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wake.Until(idle / 2)):
 		}
 		s.dur.mu.Lock()
 		due := !s.dur.clean && time.Since(s.dur.lastWrite) >= idle

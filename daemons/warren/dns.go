@@ -25,6 +25,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api/client"
 	wdns "github.com/warren-edge/warren/daemons/dns"
 	"github.com/warren-edge/warren/daemons/systemd"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // upstreamsFlag collects repeated --upstream ADDR flags.
@@ -277,8 +278,6 @@ type unreachableSetter interface{ SetUnreachable(nodes []string) }
 func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r unreachableSetter) {
 	var last []byte
 	warned := false
-	tick := time.NewTicker(2 * time.Second)
-	defer tick.Stop()
 	for {
 		b, err := os.ReadFile(path)
 		switch {
@@ -305,7 +304,7 @@ func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r unre
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wake.Until(2 * time.Second)):
 		}
 	}
 }

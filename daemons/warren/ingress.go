@@ -23,6 +23,7 @@ import (
 	"github.com/warren-edge/warren/daemons/ingress"
 	"github.com/warren-edge/warren/daemons/ingress/acme"
 	"github.com/warren-edge/warren/daemons/systemd"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // prefixesFlag collects CIDRs, repeated or comma-separated.
@@ -258,13 +259,11 @@ const notIngressNode = "this node is not an ingress node: it routes nothing (eve
 // and calls changed when that changes (a manager it cannot reach keeps
 // the last answer).
 func followIngressLabel(ctx context.Context, log *slog.Logger, api *client.Client, nodeID string, enabled *atomic.Bool, changed func()) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wake.Until(5 * time.Second)):
 		}
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		n, err := api.Node(ictx, nodeID)

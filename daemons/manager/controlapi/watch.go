@@ -12,6 +12,7 @@ import (
 	"github.com/warren-edge/warren/daemons/manager/authz"
 	"github.com/warren-edge/warren/daemons/manager/httpx"
 	"github.com/warren-edge/warren/daemons/store"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // watchFilter reads ?kind=task,service&node=REF&service=REF.
@@ -74,8 +75,6 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush() // the client knows at once that the stream is open
 
 	ctx := r.Context()
-	ping := time.NewTicker(api.WatchPing)
-	defer ping.Stop()
 	buf := make([]store.Change, 0, 256)
 	resync := after == 0
 	for {
@@ -113,7 +112,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 			return
 		case <-wait:
-		case <-ping.C:
+		case <-time.After(wake.Until(api.WatchPing)): // with the process's other periodic wakeups
 			if _, err := w.Write(controlLine(api.OpPing, after)); err != nil {
 				return
 			}

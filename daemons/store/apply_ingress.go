@@ -403,12 +403,37 @@ func RouteSecrets(rt *api.IngressRoute) []string {
 // IngressNamesSecret says whether some service's ingress route names the
 // secret name: what an ingress node must show to be given its value.
 func (v *View) IngressNamesSecret(name string) bool {
+	return len(v.IngressSecretUsers(name)) > 0
+}
+
+// IngressSecretUsers is the services (by name, sorted) whose ingress
+// routes name the secret name.
+func (v *View) IngressSecretUsers(name string) []string {
+	var out []string
 	for _, s := range v.Services() {
 		for i := range s.Spec.Ingress {
 			if slices.Contains(RouteSecrets(&s.Spec.Ingress[i]), name) {
-				return true
+				out = append(out, s.Spec.Name)
+				break
 			}
 		}
 	}
-	return false
+	slices.Sort(out)
+	return out
+}
+
+// CheckRouteSecrets refuses a spec whose ingress routes name a secret
+// that does not exist (a route would answer with no certificate, or
+// refuse every user), saying which and how to make it.
+func (v *View) CheckRouteSecrets(spec *api.ServiceSpec) error {
+	for i := range spec.Ingress {
+		rt := &spec.Ingress[i]
+		for _, name := range RouteSecrets(rt) {
+			if v.tx.Bucket(secretKind.names).Get([]byte(name)) == nil {
+				return api.Errorf(api.CodeNotFound, "service %q: the ingress route %s names secret %q, which does not exist: create it first with warrenctl secret create %s FILE",
+					spec.Name, rt.Host+rt.Path, name, name)
+			}
+		}
+	}
+	return nil
 }

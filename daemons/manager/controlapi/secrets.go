@@ -3,6 +3,7 @@ package controlapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/warren-edge/warren/daemons/api"
@@ -181,6 +182,9 @@ func (s *Server) deleteFile(kind string) http.HandlerFunc {
 		cmd := store.CmdSecretRemove
 		if kind == api.KindConfig {
 			cmd = store.CmdConfigRemove
+		} else if err := s.checkNoRouteNames(cur.Spec.Name); err != nil {
+			httpx.Error(w, err)
+			return
 		}
 		if _, err := s.raft.Propose(r.Context(), cmd, store.SecretRemove{ID: cur.ID}); err != nil {
 			httpx.Error(w, err)
@@ -188,6 +192,20 @@ func (s *Server) deleteFile(kind string) http.HandlerFunc {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// checkNoRouteNames refuses to remove a secret that an ingress route
+// names. The tasks' own uses are the FSM's rule (removeFile); this one is
+// checked here, before the command, so that log entries committed before
+// it apply as they did.
+func (s *Server) checkNoRouteNames(name string) error {
+	return s.store.View(func(v *store.View) error {
+		if users := v.IngressSecretUsers(name); len(users) > 0 {
+			return api.Errorf(api.CodeConflict, "secret %q is named by the ingress routes of service %s: change or remove those routes first (warrenctl service update --ingress-add ... or --ingress-rm HOST/PATH SERVICE)",
+				name, strings.Join(users, ", "))
+		}
+		return nil
+	})
 }
 
 // nodeFile gives node {ref} the value of version {version} of the secret

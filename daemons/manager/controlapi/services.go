@@ -55,6 +55,9 @@ func (s *Server) checkService(ctx context.Context, spec *api.ServiceSpec, self s
 		if err := v.ResolveFileRefs(spec); err != nil {
 			return err
 		}
+		if err := v.CheckRouteSecrets(spec); err != nil {
+			return err
+		}
 		return v.CheckServiceConflicts(self, spec, opts...)
 	})
 }

@@ -24,6 +24,11 @@ type ReplicaConfig struct {
 	// OnTable is called with each new table, and the routes of every
 	// service (the certificate manager's input), under the replica's lock.
 	OnTable func(t *Table, routes []api.IngressRoute)
+	// OnlyIngressNode: the tables route only while this node
+	// (Table.NodeID) is an ingress node (api.Node.IsIngressNode), as the
+	// same watch tells; otherwise OnTable gets an empty table and no
+	// routes (every request gets 404, no certificate is asked for).
+	OnlyIngressNode bool
 	// MinBackoff and MaxBackoff tune the watch (zero: the follower's
 	// defaults).
 	MinBackoff, MaxBackoff time.Duration
@@ -39,7 +44,12 @@ type Replica struct {
 
 	mu          sync.Mutex // guards unreachable
 	unreachable map[string]bool
+
+	routing, published bool // under the mirror's lock (publish)
 }
+
+// NotIngressNode is what warren-ingress says on a node without the label.
+const NotIngressNode = "this node is not an ingress node: it routes nothing (every request gets 404) until it is labelled"
 
 // NewReplica makes a replica; Run starts it.
 func NewReplica(cfg ReplicaConfig) *Replica {
@@ -47,7 +57,7 @@ func NewReplica(cfg ReplicaConfig) *Replica {
 		cfg.Logger = slog.Default()
 	}
 	r := &Replica{cfg: cfg}
-	r.mirror = client.NewMirror(client.MirrorOptions{
+	mo := client.MirrorOptions{
 		Follow: client.FollowOptions{Client: cfg.API, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Logger: cfg.Logger},
 		KeepService: func(s *api.Service) *api.Service {
 			if len(s.Spec.Ingress) == 0 {
@@ -57,7 +67,20 @@ func NewReplica(cfg ReplicaConfig) *Replica {
 		},
 		KeepTask: keepTask,
 		Publish:  r.publish,
-	})
+	}
+	if cfg.OnlyIngressNode {
+		mo.KeepNode = func(n *api.Node) *api.Node {
+			if n.ID != cfg.Table.NodeID {
+				return nil
+			}
+			k := &api.Node{Meta: api.Meta{ID: n.ID}}
+			if n.IsIngressNode() {
+				k.Spec.Labels = map[string]string{api.LabelIngress: "true"}
+			}
+			return k
+		}
+	}
+	r.mirror = client.NewMirror(mo)
 	return r
 }
 
@@ -139,6 +162,19 @@ func (r *Replica) publish(st *client.MirrorState) {
 	o := r.cfg.Table
 	o.Index, o.Unreachable = st.Index, r.unreachable
 	r.mu.Unlock()
+	if r.cfg.OnlyIngressNode {
+		routing := st.Nodes[o.NodeID].IsIngressNode()
+		switch {
+		case r.published && routing && !r.routing:
+			r.cfg.Logger.Info("this node is an ingress node now: routing", "label", api.LabelIngress+"=true")
+		case r.published && !routing && r.routing:
+			r.cfg.Logger.Warn(NotIngressNode)
+		}
+		r.routing, r.published = routing, true
+		if !routing {
+			services, tasks, routes = nil, nil, nil
+		}
+	}
 	t := BuildTable(o, services, tasks)
 	if r.cfg.OnTable != nil {
 		r.cfg.OnTable(t, routes)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	wapi "github.com/warren-edge/warren/daemons/api"
@@ -23,7 +22,6 @@ import (
 	"github.com/warren-edge/warren/daemons/ingress"
 	"github.com/warren-edge/warren/daemons/ingress/acme"
 	"github.com/warren-edge/warren/daemons/systemd"
-	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // prefixesFlag collects CIDRs, repeated or comma-separated.
@@ -116,14 +114,10 @@ func runIngress(args []string) error {
 		return err
 	}
 	defer api.Close()
-	nodeID, labelled, err := ingressNode(ctx, log, api)
+	nodeID, err := ingressNode(ctx, log, api)
 	if err != nil {
 		return err
 	}
-	// Only an ingress node routes: elsewhere every request gets 404 and
-	// no certificate is asked for, until the label comes.
-	var enabled atomic.Bool
-	enabled.Store(labelled)
 
 	// Certificates: from ACME (--acme-ca) or from secrets, the same on
 	// every ingress node through the cluster's ingress store.
@@ -150,12 +144,12 @@ func runIngress(args []string) error {
 
 	var routesMu sync.Mutex
 	var lastRoutes int
+	// Only an ingress node routes: elsewhere every request gets 404 and
+	// no certificate is asked for, until the label comes.
 	replica := ingress.NewReplica(ingress.ReplicaConfig{API: api, Logger: log,
-		Table: ingress.TableOptions{NodeID: nodeID, LocalOnly: *localOnly},
+		Table:           ingress.TableOptions{NodeID: nodeID, LocalOnly: *localOnly},
+		OnlyIngressNode: true,
 		OnTable: func(t *ingress.Table, routes []wapi.IngressRoute) {
-			if !enabled.Load() {
-				t, routes = ingress.BuildTable(ingress.TableOptions{NodeID: nodeID, Index: t.Index()}, nil, nil), nil
-			}
 			proxy.SetTable(t)
 			certs.SetRoutes(routes)
 			routesMu.Lock()
@@ -165,7 +159,6 @@ func runIngress(args []string) error {
 	replicaDone := make(chan struct{})
 	go func() { replica.Run(ctx); close(replicaDone) }()
 	go followMeshStatus(ctx, log, *meshStatus, replica)
-	go followIngressLabel(ctx, log, api, nodeID, &enabled, replica.Republish)
 
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
@@ -221,10 +214,11 @@ func runIngress(args []string) error {
 	return err
 }
 
-// ingressNode asks the local manager for this node's ID and whether it
-// is an ingress node, waiting for the manager to answer (systemd may
-// start ingress first).
-func ingressNode(ctx context.Context, log *slog.Logger, api *client.Client) (id string, labelled bool, err error) {
+// ingressNode asks the local manager for this node's ID, and says at
+// once if this is not an ingress node (the replica follows the label
+// after), waiting for the manager to answer (systemd may start ingress
+// first).
+func ingressNode(ctx context.Context, log *slog.Logger, api *client.Client) (id string, err error) {
 	logged := false
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -233,11 +227,10 @@ func ingressNode(ctx context.Context, log *slog.Logger, api *client.Client) (id 
 			var n *wapi.Node
 			if n, err = api.Node(ictx, info.NodeID); err == nil {
 				cancel()
-				labelled := n.IsIngressNode()
-				if !labelled {
-					log.Warn(notIngressNode, "fix", fmt.Sprintf("warrenctl node update --label-add %s=true %s", wapi.LabelIngress, info.NodeID))
+				if !n.IsIngressNode() {
+					log.Warn(ingress.NotIngressNode, "fix", fmt.Sprintf("warrenctl node update --label-add %s=true %s", wapi.LabelIngress, info.NodeID))
 				}
-				return info.NodeID, labelled, nil
+				return info.NodeID, nil
 			}
 		}
 		cancel()
@@ -247,38 +240,8 @@ func ingressNode(ctx context.Context, log *slog.Logger, api *client.Client) (id 
 		}
 		select {
 		case <-ctx.Done():
-			return "", false, ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(time.Second):
-		}
-	}
-}
-
-const notIngressNode = "this node is not an ingress node: it routes nothing (every request gets 404) until it is labelled"
-
-// followIngressLabel checks every 5 s whether this node is an ingress node
-// and calls changed when that changes (a manager it cannot reach keeps
-// the last answer).
-func followIngressLabel(ctx context.Context, log *slog.Logger, api *client.Client, nodeID string, enabled *atomic.Bool, changed func()) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wake.Until(5 * time.Second)):
-		}
-		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n, err := api.Node(ictx, nodeID)
-		cancel()
-		if err != nil {
-			continue
-		}
-		if now := n.IsIngressNode(); now != enabled.Load() {
-			enabled.Store(now)
-			if now {
-				log.Info("this node is an ingress node now: routing", "label", wapi.LabelIngress+"=true")
-			} else {
-				log.Warn(notIngressNode)
-			}
-			changed()
 		}
 	}
 }

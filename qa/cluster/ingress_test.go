@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -61,15 +62,26 @@ func hostGet(ctx context.Context, hc *http.Client, url, host string) (int, strin
 // labelIngress makes h an ingress node (api.LabelIngress).
 func labelIngress(t *testing.T, ctx context.Context, m, h *Host) {
 	t.Helper()
+	setIngressLabel(t, ctx, m, h, "true")
+}
+
+// setIngressLabel sets h's api.LabelIngress to value ("": none).
+func setIngressLabel(t *testing.T, ctx context.Context, m, h *Host, value string) {
+	t.Helper()
 	n, err := m.Client.Node(ctx, h.NodeID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	spec := n.Spec
+	spec.Labels = maps.Clone(spec.Labels)
 	if spec.Labels == nil {
 		spec.Labels = map[string]string{}
 	}
-	spec.Labels[api.LabelIngress] = "true"
+	if value == "" {
+		delete(spec.Labels, api.LabelIngress)
+	} else {
+		spec.Labels[api.LabelIngress] = value
+	}
 	// The node changes under us (its agent): no version check.
 	if _, err := m.Client.UpdateNodeSpec(ctx, h.NodeID(), spec, 0); err != nil {
 		t.Fatal(err)
@@ -146,6 +158,24 @@ func TestIngressAcrossNodes(t *testing.T) {
 	if code, body, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w1.IP), "nobody.example"); err != nil || code != http.StatusNotFound {
 		t.Errorf("an unknown host: %d %q %v; want 404", code, body, err)
 	}
+
+	// The label is followed through the worker's own watch: without it
+	// w2 routes nothing (404), with it again it routes at once.
+	setIngressLabel(t, ctx, m, w2, "")
+	w2url := fmt.Sprintf("http://%s/", w2.IP)
+	eventually(t, 30*time.Second, "w2 unlabelled answers 404", func() error {
+		if code, body, err := hostGet(ctx, hc, w2url, "shop.example"); err != nil || code != http.StatusNotFound {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
+	labelIngress(t, ctx, m, w2)
+	eventually(t, 30*time.Second, "w2 labelled again routes", func() error {
+		if code, body, err := hostGet(ctx, hc, w2url, "shop.example"); err != nil || code != http.StatusOK {
+			return fmt.Errorf("%d %q %v", code, body, err)
+		}
+		return nil
+	})
 
 	// A conflicting route is refused at write time, and nothing changes.
 	other := slowCGI("other", "other")

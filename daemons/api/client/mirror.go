@@ -14,24 +14,28 @@ import (
 // MirrorOptions configure a Mirror.
 type MirrorOptions struct {
 	// Follow is the watch followed; its Query's Kinds are set to services
-	// and tasks.
+	// and tasks, and nodes with KeepNode.
 	Follow FollowOptions
 	// KeepService and KeepTask return what of an object the mirror keeps
 	// (a smaller copy; nil drops it, as if deleted). Nil functions keep
 	// objects whole.
 	KeepService func(*api.Service) *api.Service
 	KeepTask    func(*api.Task) *api.Task
+	// KeepNode, if set, makes the mirror follow the nodes too, keeping
+	// what it returns of each (nil drops it). Without it, none.
+	KeepNode func(*api.Node) *api.Node
 	// Publish is called after each batch with the state the batch left,
 	// and again after Republish. It runs under the mirror's lock: it must
 	// not keep the maps, only build from them.
 	Publish func(st *MirrorState)
 }
 
-// MirrorState is the services and tasks a Mirror holds, by ID, whole at
-// Index.
+// MirrorState is the services and tasks (and nodes, with KeepNode) a
+// Mirror holds, by ID, whole at Index.
 type MirrorState struct {
 	Services map[string]*api.Service
 	Tasks    map[string]*api.Task
+	Nodes    map[string]*api.Node
 	Index    uint64
 }
 
@@ -59,13 +63,16 @@ type Mirror struct {
 func NewMirror(o MirrorOptions) *Mirror {
 	o.Follow = o.Follow.withDefaults()
 	o.Follow.Query.Kinds = []string{api.KindService, api.KindTask}
+	if o.KeepNode != nil {
+		o.Follow.Query.Kinds = append(o.Follow.Query.Kinds, api.KindNode)
+	}
 	m := &Mirror{o: o, log: o.Follow.Logger, synced: make(chan struct{}), st: emptyMirror()}
 	m.follow = NewFollower(o.Follow)
 	return m
 }
 
 func emptyMirror() MirrorState {
-	return MirrorState{Services: map[string]*api.Service{}, Tasks: map[string]*api.Task{}}
+	return MirrorState{Services: map[string]*api.Service{}, Tasks: map[string]*api.Task{}, Nodes: map[string]*api.Node{}}
 }
 
 // Run follows the watch until ctx ends; see Follower.Run.
@@ -125,6 +132,10 @@ func (m *Mirror) applyEvent(ev api.Event) {
 		keep(m, ev, m.st.Services, m.o.KeepService, func(s *api.Service) string { return s.ID })
 	case api.KindTask:
 		keep(m, ev, m.st.Tasks, m.o.KeepTask, func(t *api.Task) string { return t.ID })
+	case api.KindNode:
+		if m.o.KeepNode != nil {
+			keep(m, ev, m.st.Nodes, m.o.KeepNode, func(n *api.Node) string { return n.ID })
+		}
 	}
 }
 

@@ -281,7 +281,7 @@ func (a *Agent) connect(ctx context.Context) (*api.Info, error) {
 			return nil, ctx.Err()
 		}
 		a.log.Warn("waiting for the manager", "err", err)
-		if sleepCtx(ctx, backoff) != nil {
+		if wake.For(ctx, backoff) != nil {
 			return nil, ctx.Err()
 		}
 		backoff = min(2*backoff, 2*time.Second)
@@ -302,7 +302,7 @@ func (a *Agent) node(ctx context.Context, id string) (*api.Node, error) {
 			return nil, fmt.Errorf("agent: read this node: %w", err)
 		}
 		a.log.Info("waiting for the manager to register this node", "node", id)
-		if sleepCtx(ctx, backoff) != nil {
+		if wake.For(ctx, backoff) != nil {
 			return nil, ctx.Err()
 		}
 		backoff = min(2*backoff, 2*time.Second)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // reporter sends task statuses to the manager in batches. It keeps only the
@@ -86,7 +87,7 @@ func (r *reporter) run(ctx context.Context) {
 					return
 				}
 				r.log.Warn("report task status", "err", err)
-				if sleepCtx(ctx, backoff) != nil {
+				if wake.For(ctx, backoff) != nil {
 					return
 				}
 				backoff = min(2*backoff, 5*time.Second)
@@ -129,15 +130,4 @@ func (r *reporter) flush(ctx context.Context) (more bool, err error) {
 		}
 	}
 	return len(r.pending) > 0, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

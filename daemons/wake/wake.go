@@ -20,8 +20,13 @@ func Until(d time.Duration) time.Duration {
 
 // Sleep waits until the next multiple of d on the wall clock, or until
 // ctx ends (then it returns ctx's error).
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(Until(d))
+func Sleep(ctx context.Context, d time.Duration) error { return For(ctx, Until(d)) }
+
+// For waits d, unaligned, or until ctx ends (then it returns ctx's
+// error): for waits that follow an event (a retry, a backoff), not the
+// clock.
+func For(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

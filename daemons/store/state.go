@@ -202,13 +202,15 @@ func (s *State) Checkpoint() error {
 }
 
 // RunCheckpoints checkpoints the database once writes have paused for
-// idle, until ctx ends.
+// idle, until ctx ends. It looks once per idle, on the process's shared
+// wall-clock wakeups (package wake): a checkpoint comes 1-2 idles after
+// the last write.
 func (s *State) RunCheckpoints(ctx context.Context, idle time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wake.Until(idle / 2)):
+		case <-time.After(wake.Until(idle)):
 		}
 		s.dur.mu.Lock()
 		due := !s.dur.clean && time.Since(s.dur.lastWrite) >= idle

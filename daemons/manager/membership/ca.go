@@ -13,7 +13,6 @@ import (
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
-	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // CA rotation with no downtime (daemons/pki/README.md has the states):
@@ -135,13 +134,10 @@ func (m *Membership) followCA(ctx context.Context) {
 		if err != nil {
 			m.log.Debug("follow the CA", "err", err)
 		}
-		switch {
-		case m.isWorker():
+		if m.isWorker() {
 			err = core.Sleep(ctx, workerCAPoll)
-		case err != nil:
-			err = wake.Sleep(ctx, checkBusy)
-		default:
-			err = m.pace(ctx, nil)
+		} else {
+			err = m.paceCheck(ctx, err == nil)
 		}
 		if err != nil {
 			return

@@ -14,7 +14,6 @@ import (
 	"github.com/warren-edge/warren/daemons/manager/peer"
 	"github.com/warren-edge/warren/daemons/pki"
 	"github.com/warren-edge/warren/daemons/store"
-	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Encryption at rest on the managers (package keys for the scheme):
@@ -256,12 +255,7 @@ func (m *Membership) keepKEK(ctx context.Context) {
 		}
 		// Until it is in step (no file yet, a fetch that failed, a
 		// locked manager), look again each second.
-		if inStep {
-			err = m.pace(ctx, nil)
-		} else {
-			err = wake.Sleep(ctx, checkBusy)
-		}
-		if err != nil {
+		if m.paceCheck(ctx, inStep) != nil {
 			return
 		}
 	}

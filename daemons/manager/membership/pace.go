@@ -39,3 +39,13 @@ func (m *Membership) pace(ctx context.Context, kick <-chan struct{}) error {
 	}
 	return nil
 }
+
+// paceCheck waits before the next pass of a check that follows the
+// state: pace when the last pass left things in step, else the next
+// multiple of checkBusy (a fetch failed, a file is missing).
+func (m *Membership) paceCheck(ctx context.Context, inStep bool) error {
+	if inStep {
+		return m.pace(ctx, nil)
+	}
+	return wake.Sleep(ctx, checkBusy)
+}

@@ -121,11 +121,7 @@ func benchIdleNode(r *report) error {
 
 // running says whether pid is a live process (not gone, not a zombie).
 func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	f := procStat(pid)
 	return len(f) > 0 && f[0] != "Z"
 }
 

@@ -495,13 +495,7 @@ func roundTrips(a *meshNode, addr netip.AddrPort, n int) ([]time.Duration, error
 // cpuTime is the user and system time a process has used, from
 // /proc/PID/stat (in USER_HZ ticks, 100 a second on Linux).
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name may hold spaces: fields count from after ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	f := procStat(pid)
 	if len(f) < 13 {
 		return 0
 	}
@@ -511,6 +505,17 @@ func cpuTime(pid int) time.Duration {
 		return 0
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// procStat is the fields of /proc/PID/stat after the command name (which
+// may hold spaces), from the state on; nil if pid is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 }
 
 // loadAvg is the 1-minute load average.

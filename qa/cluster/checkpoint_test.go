@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warren-edge/warren/daemons/agent"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // killRepetitions is how many times TestKillDuringChangesLeavesACheckpoint
@@ -43,14 +44,14 @@ func TestKillDuringChangesLeavesACheckpoint(t *testing.T) {
 		defer close(streamDone)
 		for sctx.Err() == nil {
 			m.Client.ScaleService(sctx, "stream", uint64(1+rand.IntN(5)))
-			sleep(sctx, time.Duration(50+rand.IntN(150))*time.Millisecond)
+			wake.For(sctx, time.Duration(50+rand.IntN(150))*time.Millisecond)
 		}
 	}()
 	defer func() { stop(); <-streamDone }()
 
 	seen := map[uint64]bool{}
 	for i := range killRepetitions {
-		sleep(ctx, time.Duration(rand.IntN(400))*time.Millisecond)
+		wake.For(ctx, time.Duration(rand.IntN(400))*time.Millisecond)
 		withManager := i%10 == 9
 		if err := w.Agent.Kill(); err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/wake"
 	"github.com/warren-edge/warren/qa/containerdtest"
 	"github.com/warren-edge/warren/qa/testimage"
 )
@@ -455,7 +456,7 @@ func (c *Cluster) WaitNodeReady(ctx context.Context, h *Host) error {
 			last = fmt.Sprintf("%s says %s: %s", m.Name, n.Status.State, n.Status.Message)
 			break
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := wake.For(ctx, 50*time.Millisecond); err != nil {
 			return fmt.Errorf("cluster: node %s (%s) not ready: %s", h.Name, id, last)
 		}
 	}
@@ -493,7 +494,7 @@ func (c *Cluster) Leader(ctx context.Context, not ...*Host) (*Host, error) {
 			return h, nil
 		}
 		last = err
-		if sleep(ctx, 20*time.Millisecond) != nil {
+		if wake.For(ctx, 20*time.Millisecond) != nil {
 			return nil, fmt.Errorf("cluster: no leader: %w", last)
 		}
 	}
@@ -626,15 +627,4 @@ func mountsUnder(dir string) []string {
 	}
 	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
 	return mps
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/wake"
 	"github.com/warren-edge/warren/netcfg/link"
 	"github.com/warren-edge/warren/qa/containerdtest"
 )
@@ -126,7 +127,7 @@ func (h *Host) WaitHealthy(ctx context.Context) error {
 			}
 		}
 		cancel()
-		if sleep(ctx, 20*time.Millisecond) != nil {
+		if wake.For(ctx, 20*time.Millisecond) != nil {
 			return fmt.Errorf("cluster: %s: manager not healthy: %v", h.Name, last)
 		}
 	}
@@ -146,7 +147,7 @@ func (h *Host) WaitVoter(ctx context.Context) error {
 			return nil
 		}
 		last = fmt.Sprint(info, err)
-		if sleep(ctx, 20*time.Millisecond) != nil {
+		if wake.For(ctx, 20*time.Millisecond) != nil {
 			return fmt.Errorf("cluster: %s: not a voter: %s", h.Name, last)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Write is one write a Load made, acknowledged or not.
@@ -95,7 +96,7 @@ func (l *Load) run(ctx context.Context, h *Host, writer int) {
 		} else {
 			// A refused write comes back at once (no leader, a socket
 			// whose manager is gone): do not spin.
-			sleep(ctx, 10*time.Millisecond)
+			wake.For(ctx, 10*time.Millisecond)
 		}
 	}
 }

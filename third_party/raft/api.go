@@ -167,6 +167,17 @@ type Raft struct {
 	shutdownCh   chan struct{}
 	shutdownLock sync.Mutex
 
+	// [warren] heartbeatGate: processHeartbeat runs on the transport's
+	// goroutines, not the main thread, so Shutdown's wait for the main
+	// threads does not cover it; it holds this for reading while it
+	// works, and shutdownFuture.Error takes it for writing once before it
+	// returns. A caller may then close the stores: a heartbeat that came
+	// in time has finished, a later one sees shutdownCh closed. Upstream
+	// (hashicorp/raft#717) panics with "failed to save current term:
+	// database not open" when a heartbeat of a newer term lands during
+	// the shutdown; Warren's tests hit it.
+	heartbeatGate sync.RWMutex
+
 	// snapshots is used to store and retrieve snapshots
 	snapshots SnapshotStore
 

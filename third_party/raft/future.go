@@ -173,6 +173,8 @@ func (s *shutdownFuture) Error() error {
 		return nil
 	}
 	s.raft.waitShutdown()
+	s.raft.heartbeatGate.Lock() // [warren] no heartbeat is still at work
+	s.raft.heartbeatGate.Unlock()
 	if closeable, ok := s.raft.trans.(WithClose); ok {
 		closeable.Close()
 	}

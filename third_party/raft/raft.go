@@ -1433,6 +1433,8 @@ func (r *Raft) processRPC(rpc RPC) {
 // be called from the main thread.
 func (r *Raft) processHeartbeat(rpc RPC) {
 	defer metrics.MeasureSince([]string{"raft", "rpc", "processHeartbeat"}, time.Now())
+	r.heartbeatGate.RLock() // [warren] see heartbeatGate
+	defer r.heartbeatGate.RUnlock()
 
 	// Check if we are shutdown, just ignore the RPC
 	select {

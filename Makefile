@@ -9,7 +9,7 @@ LDFLAGS  := -s -w -X main.Version=$(VERSION)
 export CGO_ENABLED := 0
 
 # Debian packages the build, the tests, the demo and the image need.
-DEB_PACKAGES := containerd runc nftables iproute2 busybox-static systemd-container \
+DEB_PACKAGES := containerd runc crun nftables iproute2 busybox-static systemd-container \
                 docker-registry curl ca-certificates pebble wrk nginx-light
 
 .PHONY: all build deps test unit lint bench demo demo-stop clean

@@ -28,6 +28,7 @@ func runAgent(args []string) error {
 	fs := flag.NewFlagSet("warren agent", flag.ContinueOnError)
 	apiSocket := fs.String("api-socket", "/run/warren/api.sock", "unix socket of this node's warren-manager")
 	containerdSocket := fs.String("containerd-socket", "/run/containerd/containerd.sock", "containerd's gRPC socket")
+	ociRuntime := fs.String("oci-runtime", ctrd.OCIRuntimeAuto, "what the containerd shim runs containers with: runc, crun, or auto (crun where it is installed and the cgroups allow it, else runc)")
 	namespace := fs.String("containerd-namespace", "warren", "containerd namespace of Warren's containers and images")
 	dataDir := fs.String("data-dir", "/var/lib/warren/agent", "directory for container logs, network files and the address pool")
 	agentSocket := fs.String("agent-socket", "/run/warren/agent.sock", "unix socket of the agent's local API (systemd socket name: agent)")
@@ -72,7 +73,12 @@ func runAgent(args []string) error {
 		return err
 	}
 	defer l.Close()
-	rt, err := ctrd.New(ctx, ctrd.Options{Socket: *containerdSocket, Namespace: *namespace, PlainHTTPRegistries: plainHTTP})
+	ociBinary, why, err := ctrd.ChooseOCIBinary(*ociRuntime, "")
+	if err != nil {
+		return err
+	}
+	log.Info("OCI runtime", "use", why)
+	rt, err := ctrd.New(ctx, ctrd.Options{Socket: *containerdSocket, Namespace: *namespace, PlainHTTPRegistries: plainHTTP, OCIBinary: ociBinary})
 	if err != nil {
 		return fmt.Errorf("%w: is containerd running at %s?", err, *containerdSocket)
 	}
@@ -80,6 +86,9 @@ func runAgent(args []string) error {
 	engine := "containerd"
 	if v, err := rt.Client().Version(ctx); err == nil {
 		engine = "containerd " + v.Version
+	}
+	if ociBinary != "" {
+		engine += ", " + filepath.Base(ociBinary)
 	}
 	api, err := client.New("unix://" + *apiSocket)
 	if err != nil {

@@ -56,6 +56,11 @@ type Options struct {
 	// Runtime is the containerd runtime (shim) name; DefaultRuntime if empty.
 	// Grouping needs the runc v2 shim.
 	Runtime string
+	// OCIBinary is the OCI runtime the runc v2 shim runs: "" for runc (the
+	// shim's default), or crun (a path, or a name on PATH), which speaks
+	// runc's command line and starts a container for less CPU.
+	// ChooseOCIBinary picks it; New checks that it can be found.
+	OCIBinary string
 	// FIFODir is where Exec makes the FIFOs of its output; containerd's
 	// default (/run/containerd/fifo) if empty.
 	FIFODir string
@@ -129,6 +134,9 @@ var _ runtime.Runtime = (*Runtime)(nil)
 // Options.ConnectTimeout it returns an error wrapping runtime.ErrUnavailable.
 func New(ctx context.Context, opts Options) (*Runtime, error) {
 	opts = opts.withDefaults()
+	if err := checkOCIBinary(opts.OCIBinary); err != nil {
+		return nil, err
+	}
 	client, err := containerd.New(opts.Socket,
 		containerd.WithDefaultNamespace(opts.Namespace),
 		containerd.WithTimeout(opts.ConnectTimeout))

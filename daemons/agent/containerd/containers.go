@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,8 +53,8 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) error 
 			containerd.WithImageName(ref),
 			containerd.WithSnapshotter(r.opts.Snapshotter),
 			containerd.WithNewSnapshot(spec.ID, img),
-			containerd.WithRuntime(r.opts.Runtime, nil),
-			containerd.WithNewSpec(specOpts(img, spec)...),
+			containerd.WithRuntime(r.opts.Runtime, r.runtimeOptions()),
+			containerd.WithNewSpec(append(specOpts(img, spec), r.ociVersion)...),
 			containerd.WithContainerLabels(labels),
 		)
 		return err
@@ -310,11 +311,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		task, err = c.NewTask(ctx, ioc)
 	}
 	if err != nil {
-		return classifyStartErr("start "+id, err)
+		return classifyStartErr("start "+id, specCommand(info), err)
 	}
 	if err := task.Start(ctx); err != nil {
 		task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-		return classifyStartErr("start "+id, err)
+		return classifyStartErr("start "+id, specCommand(info), err)
 	}
 	return nil
 }
@@ -532,4 +533,25 @@ func bootTime() time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// specCommand is the command a container runs (its spec's first argument),
+// or "" if its spec does not say.
+func specCommand(info containers.Container) string {
+	if info.Spec == nil {
+		return ""
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(info.Spec.GetValue(), &s); err != nil || s.Process == nil {
+		return ""
+	}
+	return firstArg(s.Process.Args)
+}
+
+// firstArg is args[0], or "" if there is none.
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }

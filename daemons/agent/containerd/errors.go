@@ -28,22 +28,29 @@ const minCPUQuota = 1000
 const cpuPeriod = 100000
 
 // execNotFound matches runc's message for a missing executable, in the
-// forms runc 1.1 gives for a name looked up on PATH and for a path.
-var execNotFound = regexp.MustCompile(`exec: "([^"]*)": (executable file not found in \$PATH|stat [^:]*: no such file or directory|no such file or directory)`)
+// forms runc 1.1 gives for a name looked up on PATH and for a path, and
+// crun's (1.8), which says the same for both.
+var execNotFound = regexp.MustCompile("exec: \"([^\"]*)\": (executable file not found in \\$PATH|stat [^:]*: no such file or directory|no such file or directory)" +
+	"|executable file `([^`]*)` not found in \\$PATH: No such file or directory")
 
-// execDenied matches runc's message for a command that is not executable.
-var execDenied = regexp.MustCompile(`exec: "([^"]*)": permission denied`)
+// execDenied matches runc's message for a command that is not executable,
+// and crun's, which does not name the command.
+var execDenied = regexp.MustCompile(`exec: "([^"]*)": permission denied|open executable: (Permission denied)`)
 
 // classifyStartErr turns the error of creating or starting a process into
 // one wrapping a runtime sentinel when it is one the agent can act on.
-// what names the operation and id for the message.
-func classifyStartErr(what string, err error) error {
+// what names the operation and id for the message; cmd is the command
+// that was started, for messages that do not name it ("" if unknown).
+func classifyStartErr(what, cmd string, err error) error {
 	msg := err.Error()
 	if m := execNotFound.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("containerd: %s: command %q not found in the image: %w", what, m[1], runtime.ErrCommandNotFound)
+		return fmt.Errorf("containerd: %s: command %q not found in the image: %w", what, m[1]+m[3], runtime.ErrCommandNotFound)
 	}
 	if m := execDenied.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("containerd: %s: command %q in the image is not executable: %w", what, m[1], runtime.ErrCommandNotFound)
+		if m[1] != "" {
+			cmd = m[1]
+		}
+		return fmt.Errorf("containerd: %s: command %q in the image is not executable: %w", what, cmd, runtime.ErrCommandNotFound)
 	}
 	if strings.Contains(msg, "unable to set memory limit") || strings.Contains(msg, "OOM-killed") ||
 		strings.Contains(msg, "memory.limit_in_bytes") || strings.Contains(msg, "memory.max") {

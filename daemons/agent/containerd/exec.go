@@ -175,7 +175,7 @@ func (r *Runtime) startExec(ctx context.Context, id string, mustRun bool, set fu
 	}
 	proc, err := task.Exec(ctx, "exec-"+randomHex(8), &pspec, cio.NewCreator(copts...))
 	if err != nil {
-		return nil, nil, nil, classifyStartErr("exec in "+id, err)
+		return nil, nil, nil, classifyStartErr("exec in "+id, firstArg(pspec.Args), err)
 	}
 	done := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -189,7 +189,7 @@ func (r *Runtime) startExec(ctx context.Context, id string, mustRun bool, set fu
 	}
 	if err := proc.Start(ctx); err != nil {
 		done()
-		return nil, nil, nil, classifyStartErr("exec in "+id, err)
+		return nil, nil, nil, classifyStartErr("exec in "+id, firstArg(pspec.Args), err)
 	}
 	return proc, statusC, done, nil
 }

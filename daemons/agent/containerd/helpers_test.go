@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,45 @@ import (
 	"github.com/warren-edge/warren/qa/containerdtest"
 	"github.com/warren-edge/warren/qa/testimage"
 )
+
+// ociRuntimeEnv names the OCI runtime the tests of this run use: runc
+// when unset. TestMain runs them all a second time under crun when this
+// machine can run it.
+const ociRuntimeEnv = "WARREN_TEST_OCI_RUNTIME"
+
+// ociBinary is Options.OCIBinary for this run's tests.
+var ociBinary string
+
+func TestMain(m *testing.M) {
+	setting := os.Getenv(ociRuntimeEnv)
+	if setting == "" {
+		setting = OCIRuntimeRunc
+	}
+	bin, _, err := ChooseOCIBinary(setting, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ociBinary = bin
+	code := m.Run()
+	if code != 0 || os.Getenv(ociRuntimeEnv) != "" || os.Geteuid() != 0 {
+		os.Exit(code)
+	}
+	// The same tests under crun, in a child of this test binary.
+	if _, why, _ := ChooseOCIBinary(OCIRuntimeAuto, ""); !strings.HasPrefix(why, "crun") {
+		fmt.Fprintf(os.Stderr, "the tests did not run under crun: %s\n", why)
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), ociRuntimeEnv+"="+OCIRuntimeCrun)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	fmt.Fprintln(os.Stderr, "the same tests under crun:")
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "under crun: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
 
 // testNS is the containerd namespace of the tests: not "warren", so that a
 // test's cgroups (/testNS/ID) never meet those of a real agent.
@@ -62,6 +102,7 @@ func (e *env) newRuntime() *Runtime {
 		FIFODir:      filepath.Join(e.d.Dir, "fifo"),
 		ReconnectMin: 50 * time.Millisecond,
 		ReconnectMax: 500 * time.Millisecond,
+		OCIBinary:    ociBinary,
 	})
 	if err != nil {
 		e.t.Fatalf("New: %v", err)

@@ -274,6 +274,11 @@ func TestStartErrors(t *testing.T) {
 	if c := e.inspect(s.ID); c.State != runtime.StateCreated {
 		t.Errorf("after a failed Start the container is %s, want created", c.State)
 	}
+	s = spec("nx", "/etc/passwd")
+	e.r.Create(bg, s)
+	if err := e.r.Start(bg, s.ID); !errors.Is(err, runtime.ErrCommandNotFound) || !strings.Contains(err.Error(), "/etc/passwd") {
+		t.Errorf("Start of a file that is not executable: %v; want ErrCommandNotFound naming it", err)
+	}
 
 	s = spec("mem", "sleep", "1")
 	s.MemoryLimit = 1 << 20

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,15 +51,22 @@ func TestClassifyStartErr(t *testing.T) {
 			runtime.ErrCommandNotFound, "not executable"},
 		{`failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: error setting cgroup config for procHooks process: unable to set memory limit to 4096 (current usage: 1826816, peak usage: 1990656): unknown`,
 			runtime.ErrInvalidSpec, "unable to set memory limit to 4096 (current usage: 1826816"},
+		// crun 1.8.1, as the runc v2 shim's BinaryName.
+		{"failed to create shim task: OCI runtime create failed: executable file `no-such-command` not found in $PATH: No such file or directory: unknown",
+			runtime.ErrCommandNotFound, `"no-such-command"`},
+		{"OCI runtime exec failed: executable file `/bin/nope` not found in $PATH: No such file or directory: unknown",
+			runtime.ErrCommandNotFound, `"/bin/nope"`},
+		{"failed to create shim task: OCI runtime create failed: open executable: Permission denied: unknown",
+			runtime.ErrCommandNotFound, `"/etc/passwd" in the image is not executable`},
 		{`connection error: desc = "transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: connection refused": unavailable`,
 			runtime.ErrUnavailable, "connection refused"},
 	} {
-		err := classifyStartErr("start x", errors.New(c.msg))
+		err := classifyStartErr("start x", "/etc/passwd", errors.New(c.msg))
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.mentions) || !strings.HasPrefix(err.Error(), "containerd: start x: ") {
 			t.Errorf("classifyStartErr(%q) = %v; want an error wrapping %v that mentions %s", c.msg, err, c.want, c.mentions)
 		}
 	}
-	if err := classifyStartErr("start x", errors.New("something else")); errors.Is(err, runtime.ErrCommandNotFound) || errors.Is(err, runtime.ErrInvalidSpec) {
+	if err := classifyStartErr("start x", "", errors.New("something else")); errors.Is(err, runtime.ErrCommandNotFound) || errors.Is(err, runtime.ErrInvalidSpec) {
 		t.Errorf("an unknown error was classified: %v", err)
 	}
 }
@@ -286,5 +294,50 @@ func TestOCIMountsTmpfsOptions(t *testing.T) {
 		if !slices.Equal(m.Options, want[i]) {
 			t.Errorf("ociMounts: mount %d (%s) options %v, want %v", i, m.Destination, m.Options, want[i])
 		}
+	}
+}
+
+func TestChooseOCIBinary(t *testing.T) {
+	// A cgroup root that is not cgroup2: hybrid when unified/ has
+	// controllers, legacy when it has none or is absent.
+	root := t.TempDir()
+	unified := filepath.Join(root, "unified")
+	if err := os.Mkdir(unified, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := crunCgroupsOK(root); err != nil {
+		t.Errorf("no unified/cgroup.controllers: %v; want crun allowed", err)
+	}
+	os.WriteFile(filepath.Join(unified, "cgroup.controllers"), []byte("\n"), 0o644)
+	if err := crunCgroupsOK(root); err != nil {
+		t.Errorf("no controllers on cgroup2: %v; want crun allowed", err)
+	}
+	os.WriteFile(filepath.Join(unified, "cgroup.controllers"), []byte("hugetlb\n"), 0o644)
+	if err := crunCgroupsOK(root); err == nil || !strings.Contains(err.Error(), "hugetlb") {
+		t.Errorf("hugetlb on cgroup2: %v; want an error naming it", err)
+	}
+	if err := crunCgroupsOK(filepath.Join(root, "missing")); err == nil {
+		t.Error("a missing cgroup root: want an error")
+	}
+
+	if bin, why, err := ChooseOCIBinary("runc", root); bin != "" || err != nil || why == "" {
+		t.Errorf(`ChooseOCIBinary("runc") = %q, %q, %v; want "" and a reason`, bin, why, err)
+	}
+	if _, _, err := ChooseOCIBinary("youki", root); err == nil || !strings.Contains(err.Error(), "auto, runc or crun") {
+		t.Errorf(`ChooseOCIBinary("youki") = %v; want an error naming the choices`, err)
+	}
+	// crun where it cannot run: auto falls back to runc and says why;
+	// asking for crun is an error that says why.
+	bin, why, err := ChooseOCIBinary("auto", root)
+	if bin != "" || err != nil || !strings.HasPrefix(why, "runc: crun cannot be used: ") {
+		t.Errorf(`ChooseOCIBinary("auto") on hybrid cgroups = %q, %q, %v; want runc with the reason`, bin, why, err)
+	}
+	if _, _, err := ChooseOCIBinary("crun", root); err == nil || !strings.Contains(err.Error(), "--oci-runtime=runc") {
+		t.Errorf(`ChooseOCIBinary("crun") on hybrid cgroups = %v; want an error saying what to do`, err)
+	}
+	os.Remove(filepath.Join(unified, "cgroup.controllers"))
+	bin, why, err = ChooseOCIBinary("auto", root)
+	if _, lerr := exec.LookPath("crun"); lerr == nil && (bin == "" || err != nil || !strings.HasPrefix(why, "crun")) {
+		t.Errorf(`ChooseOCIBinary("auto") with crun installed = %q, %q, %v; want crun`, bin, why, err)
 	}
 }

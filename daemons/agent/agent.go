@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -898,11 +899,24 @@ func cpuShares(nanoCPUs int64) uint64 {
 // one `runc create` at a time: 100 containers in one shim start in 7.9 s,
 // spread over 8 shims in 5.3 s (2 cores, BenchmarkParallelStart), for 44 MB
 // of shim PSS instead of 21 MB. So a service gets one shim per tasksPerShim
-// tasks, at most maxShims, its tasks spread over them by slot; a service of
-// a few tasks still shares one. A group is also a failure domain: if its
-// shim dies, its containers are reported dead and restarted.
+// tasks, at most maxShims, its tasks spread over them by slot.
+//
+// A service of no more than tasksPerShim tasks here gets no shim of its
+// own: it shares one of maxShims shims with the node's other small services,
+// chosen by its ID (so its tasks stay together). A shim costs about 2.5 MB
+// of PSS with one container in it and 40-60 KB more per container: 150
+// one-replica services in a shim each cost 418 MB of shim PSS (qa/bench
+// -only shape), 2.7 MB per task.
+//
+// A group is also a failure domain: if its shim dies, its containers are
+// reported dead and restarted; for a shared shim, those of a few services.
 func groupOf(t *api.Task, tasksOfService int) string {
-	shims := min(max((tasksOfService+tasksPerShim-1)/tasksPerShim, 1), maxShims)
+	if tasksOfService <= tasksPerShim {
+		h := fnv.New32a()
+		h.Write([]byte(t.ServiceID))
+		return fmt.Sprintf("warren-shared-%d", h.Sum32()%maxShims)
+	}
+	shims := min((tasksOfService+tasksPerShim-1)/tasksPerShim, maxShims)
 	return fmt.Sprintf("warren-%s-%d", t.ServiceID, t.Slot%uint64(shims))
 }
 

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/warren-edge/warren/daemons/api"
@@ -25,10 +27,31 @@ func TestGroupOf(t *testing.T) {
 			}
 		}
 	}
-	if a, b := groupOf(&api.Task{ServiceID: "a", Slot: 1}, 1), groupOf(&api.Task{ServiceID: "b", Slot: 1}, 1); a == b {
-		t.Errorf("two services share shim %s", a)
+	// Small services share the node's few shared shims; a service's tasks
+	// stay in one.
+	shared := map[string]int{}
+	for i := range 150 {
+		svc := fmt.Sprintf("svc%d", i)
+		g := groupOf(&api.Task{ServiceID: svc, Slot: 1}, 1)
+		for slot := uint64(2); slot <= tasksPerShim; slot++ {
+			if o := groupOf(&api.Task{ServiceID: svc, Slot: slot}, tasksPerShim); o != g {
+				t.Fatalf("service %s of %d tasks is in shims %s and %s", svc, tasksPerShim, g, o)
+			}
+		}
+		shared[g]++
 	}
-	if g := groupOf(&api.Task{ServiceID: "g", Slot: 0}, 1); g != "warren-g-0" {
-		t.Errorf("a global task's group is %q", g)
+	if len(shared) != maxShims {
+		t.Errorf("150 one-task services are in %d shims %v; want %d", len(shared), shared, maxShims)
+	}
+	for name, k := range shared {
+		if k > 2*150/maxShims {
+			t.Errorf("shared shim %s serves %d of 150 services, uneven: %v", name, k, shared)
+		}
+	}
+	if g := groupOf(&api.Task{ServiceID: "g", Slot: 0}, 1); !strings.HasPrefix(g, "warren-shared-") {
+		t.Errorf("a global task's group is %q; want a shared shim", g)
+	}
+	if g := groupOf(&api.Task{ServiceID: "big", Slot: 3}, 13); g != "warren-big-1" {
+		t.Errorf("a task of a 13-task service is in %q; want warren-big-1", g)
 	}
 }

@@ -28,7 +28,9 @@ func startManager(extra ...string) (*proc, *client.Client, error) {
 	}
 	sock := filepath.Join(dir, "api.sock")
 	args := append([]string{"manager", "--data-dir", filepath.Join(dir, "data"), "--api-socket", sock, "--log-level", "warn"}, extra...)
-	cmd := exec.Command(binPath("warren"), args...)
+	// At the priority warren-manager.service gives it (Nice=-10): the
+	// control plane before the containers.
+	cmd := exec.Command("nice", append([]string{"-n", "-10", binPath("warren")}, args...)...)
 	cmd.Stderr = daemonLog("manager")
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start %s: %w (run make build first)", binPath("warren"), err)

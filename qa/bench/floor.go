@@ -13,52 +13,63 @@ import (
 	"github.com/warren-edge/warren/qa/testimage"
 )
 
-// startFloor is what containerd and an OCI runtime alone take to create
-// and start n containers of the busybox image, par at a time, in groups
-// shims (as the agent puts a service's tasks in a few shims): the floor
-// under Warren's scale-up figure. It runs them in a containerd namespace
-// of its own on the node's containerd, with no network namespace (the
-// agent's veth and namespace are Warren's own cost), then removes them.
-func startFloor(socket, dir, ociBinary string, n, par, groups int) (time.Duration, error) {
+// floor runs containers through containerd and an OCI runtime alone, in a
+// containerd namespace of its own on a bench node's containerd: the floor
+// under Warren's figures for starting containers. Its containers get no
+// network namespace of Warren's (that work is Warren's own cost).
+type floor struct {
+	r   *ctrd.Runtime
+	ids []string
+}
+
+// newFloor connects to the containerd at socket and loads the busybox
+// image; ociBinary is Options.OCIBinary ("" for runc).
+func newFloor(socket, dir, ociBinary string) (*floor, error) {
 	ctx := context.Background()
 	r, err := ctrd.New(ctx, ctrd.Options{Socket: socket, Namespace: "warren-floor", OCIBinary: ociBinary,
 		FIFODir: filepath.Join(dir, "floor-fifo")})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer r.Close()
 	var img bytes.Buffer
 	if err := testimage.Build(&img, testimage.Options{Name: "localhost/busybox:latest"}); err != nil {
-		return 0, err
+		r.Close()
+		return nil, err
 	}
 	if _, err := r.ImportImage(ctx, &img); err != nil {
-		return 0, err
+		r.Close()
+		return nil, err
 	}
+	return &floor{r: r}, nil
+}
+
+// start creates and starts n containers named prefix-I, par at a time, in
+// groups shims (0: each in a shim of its own), and says how long it took.
+// They run until close.
+func (f *floor) start(prefix string, n, par, groups int) (time.Duration, error) {
+	ctx := context.Background()
 	specs := make([]runtime.ContainerSpec, n)
 	for i := range specs {
-		specs[i] = runtime.ContainerSpec{ID: fmt.Sprintf("floor-%d", i), Image: "localhost/busybox:latest",
-			Command: sleeper, Group: fmt.Sprintf("floor-%d", i%groups)}
-	}
-	defer func() {
-		for _, s := range specs {
-			r.Stop(ctx, s.ID, time.Millisecond)
-			r.Delete(ctx, s.ID)
+		specs[i] = runtime.ContainerSpec{ID: fmt.Sprintf("%s-%d", prefix, i), Image: "localhost/busybox:latest", Command: sleeper}
+		if groups > 0 {
+			specs[i].Group = fmt.Sprintf("%s-%d", prefix, i%groups)
 		}
-	}()
+		f.ids = append(f.ids, specs[i].ID)
+	}
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	start := time.Now()
+	began := time.Now()
 	for _, s := range specs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			err := r.Create(ctx, s)
+			err := f.r.Create(ctx, s)
 			if err == nil {
-				err = r.Start(ctx, s.ID)
+				err = f.r.Start(ctx, s.ID)
 			}
 			if err != nil {
 				mu.Lock()
@@ -68,7 +79,17 @@ func startFloor(socket, dir, ociBinary string, n, par, groups int) (time.Duratio
 		}()
 	}
 	wg.Wait()
-	return time.Since(start), firstErr
+	return time.Since(began), firstErr
+}
+
+// close removes the floor's containers.
+func (f *floor) close() {
+	ctx := context.Background()
+	for _, id := range f.ids {
+		f.r.Stop(ctx, id, time.Millisecond)
+		f.r.Delete(ctx, id)
+	}
+	f.r.Close()
 }
 
 // floorRuntimes are the OCI runtimes this machine can run a floor with:

@@ -32,6 +32,7 @@ var sections = []section{
 	{"secrets", benchSecrets},
 	{"events", benchEvents},
 	{"node", benchNode},
+	{"shape", benchShape},
 	{"dns", benchDNS},
 	{"mesh", benchMesh},
 	{"ha", benchHA},

@@ -103,7 +103,12 @@ func benchNode(r *report) error {
 	// in as many shims.
 	for _, oci := range floorRuntimes() {
 		bin, _, _ := ctrd.ChooseOCIBinary(oci, "")
-		floor, err := startFloor(n.ctrd.Socket, n.dir, bin, 100, 8, len(shims))
+		f, err := newFloor(n.ctrd.Socket, n.dir, bin)
+		if err != nil {
+			return err
+		}
+		floor, err := f.start("floor", 100, 8, len(shims))
+		f.close()
 		if err != nil {
 			return fmt.Errorf("containerd floor with %s: %w", oci, err)
 		}

@@ -81,6 +81,8 @@ func TestWarrenConfig(t *testing.T) {
 		{"bind mounts allowed", "allow_bind = /srv/www,/data\nlog_level = warn\n",
 			[]string{`WARREN_AGENT_FLAGS="--allow-bind=/srv/www --allow-bind=/data --log-level=warn"`}, "", ""},
 		{"relative allow_bind", "allow_bind = srv\n", nil, "", `allow_bind "srv" is not an absolute path`},
+		{"OCI runtime", "oci_runtime = runc\n", []string{`WARREN_AGENT_FLAGS="--oci-runtime=runc"`}, "", ""},
+		{"bad OCI runtime", "oci_runtime = youki\n", nil, "", "oci_runtime must be auto, runc or crun"},
 		{"allow_bind with ..", "allow_bind = /srv/../etc\n", nil, "", `allow_bind "/srv/../etc" holds ..`},
 		{"unknown key", "rolle=manager\n", nil, "", `unknown key "rolle"`},
 		{"bad role", "role=boss\n", nil, "", "role must be manager or worker"},

@@ -160,6 +160,43 @@ func TestNodePortBoundsSlowAndGreedyClients(t *testing.T) {
 	}
 }
 
+// A host that opens and drops connections gets so many TLS handshakes per
+// second and no more: the manager runs before the node's containers, and
+// handshakes cost it CPU.
+func TestNodePortLimitsHandshakesPerAddress(t *testing.T) {
+	defer membership.SetNodePortLimitsForTest(2*time.Second, 100)()
+	defer membership.SetHandshakeRateForTest(3, time.Hour)()
+	a := startFirstManager(t, t.TempDir())
+	// Three let in: each waits mid-handshake (no ClientHello comes) until
+	// the deadline; the fourth is closed at once.
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", a.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", a.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("a fourth handshake from one address (3 allowed): %v, want the connection closed at once", err)
+	}
+	held[0].SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := held[0].Read(make([]byte, 1)); !isTimeout(err) {
+		t.Errorf("one of the three handshakes allowed: %v, want it still open (waiting for a ClientHello)", err)
+	}
+}
+
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -100,4 +101,15 @@ func floorRuntimes() []string {
 		out = append(out, ctrd.OCIRuntimeCrun)
 	}
 	return out
+}
+
+// agentOCI is the OCI runtime the bench's agent runs containers with (its
+// --oci-runtime=auto): the binary for Options.OCIBinary and its name.
+func agentOCI() (bin, name string) {
+	bin, why, _ := ctrd.ChooseOCIBinary(ctrd.OCIRuntimeAuto, "")
+	if bin == "" {
+		fmt.Fprintf(os.Stderr, "  (the agent runs containers with %s)\n", why)
+		return "", ctrd.OCIRuntimeRunc
+	}
+	return bin, ctrd.OCIRuntimeCrun
 }

@@ -74,7 +74,7 @@ func benchNode(r *report) error {
 		return err
 	}
 	scale := time.Since(start)
-	_, used, _ := ctrd.ChooseOCIBinary(ctrd.OCIRuntimeAuto, "")
+	_, used := agentOCI()
 	r.add("one service scaled 0 → 100 replicas, all running", scale.Round(10*time.Millisecond).String()+" (agent's OCI runtime: "+used+")", "< 4 s", "Swarm 14.8 s; Nomad 13.7 s")
 	time.Sleep(2 * time.Second)
 	agentRSS := rssMB(agent.Process.Pid)
@@ -113,7 +113,7 @@ func benchNode(r *report) error {
 			return fmt.Errorf("containerd floor with %s: %w", oci, err)
 		}
 		ratio := ""
-		if strings.HasPrefix(used, oci) {
+		if used == oci {
 			ratio = fmt.Sprintf("; Warren's 0 → 100 is %.2f× this", scale.Seconds()/floor.Seconds())
 		}
 		r.add(fmt.Sprintf("containerd + %s alone: 100 containers started, 8 at a time, %d shims", oci, len(shims)),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	ctrd "github.com/warren-edge/warren/daemons/agent/containerd"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/qa/containerdtest"
@@ -26,7 +25,7 @@ func benchShape(r *report) error {
 	}
 	defer n.close()
 	c, ctx := n.c, context.Background()
-	bin, used, _ := ctrd.ChooseOCIBinary(ctrd.OCIRuntimeAuto, "")
+	bin, used := agentOCI()
 
 	// The reference: as many creates, with tasks no node can take.
 	nowhere := func(s *api.ServiceSpec) {

@@ -160,12 +160,13 @@ func wantAnyNode(id string) func(pki.Identity) error {
 
 // nodePort serves the node port on a listener.
 type nodePort struct {
-	m      *Membership
-	l      net.Listener
-	conns  *connLimiter
-	raft   *streamLayer
-	httpL  *chanListener
-	server *http.Server
+	m          *Membership
+	l          net.Listener
+	conns      *connLimiter
+	handshakes *rateLimiter // per address
+	raft       *streamLayer
+	httpL      *chanListener
+	server     *http.Server
 }
 
 // chanListener hands connections accepted elsewhere to an http.Server.
@@ -198,6 +199,14 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 var (
 	handshakeTimeout = 10 * time.Second
 	maxConnsPerHost  = 256
+	// Each address may start handshakeBurst TLS handshakes at once, then
+	// one per handshakeEvery (50/s). A handshake costs the manager real
+	// CPU, and the manager runs before the node's containers
+	// (warren-manager.service: Nice=-10): a host that only opens and
+	// drops connections must not be able to buy that priority. 64 at once
+	// lets a site of devices behind one NAT come back together.
+	handshakeBurst = 64
+	handshakeEvery = 20 * time.Millisecond
 )
 
 const (
@@ -214,7 +223,7 @@ const (
 )
 
 func newNodePort(m *Membership, l net.Listener) *nodePort {
-	np := &nodePort{m: m, l: l, conns: newConnLimiter(maxConns, maxConnsPerHost),
+	np := &nodePort{m: m, l: l, conns: newConnLimiter(maxConns, maxConnsPerHost), handshakes: newRateLimiter(handshakeBurst, handshakeEvery),
 		raft:  &streamLayer{m: m, addr: l.Addr(), accept: make(chan net.Conn), done: make(chan struct{})},
 		httpL: &chanListener{addr: l.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}}
 	np.server = &http.Server{
@@ -245,6 +254,11 @@ func (np *nodePort) serve() {
 			np.httpL.Close()
 			np.raft.Close()
 			return
+		}
+		if ok, _ := np.handshakes.allow(hostOf(c.RemoteAddr()), time.Now()); !ok {
+			np.m.log.Debug("node port: connection refused: too many handshakes from this address", "from", c.RemoteAddr())
+			c.Close()
+			continue
 		}
 		lc, ok := np.conns.admit(c)
 		if !ok {

@@ -27,6 +27,14 @@ func SetNodePortLimitsForTest(handshake time.Duration, perHost int) func() {
 	return func() { handshakeTimeout, maxConnsPerHost = oldH, oldP }
 }
 
+// SetHandshakeRateForTest lets each address start burst handshakes at
+// once on node ports opened from now on, then one per every.
+func SetHandshakeRateForTest(burst int, every time.Duration) func() {
+	oldB, oldE := handshakeBurst, handshakeEvery
+	handshakeBurst, handshakeEvery = burst, every
+	return func() { handshakeBurst, handshakeEvery = oldB, oldE }
+}
+
 // SetRenewRetryForTest makes a worker whose renewal failed try again
 // within d.
 func SetRenewRetryForTest(d time.Duration) func() {

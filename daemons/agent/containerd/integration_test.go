@@ -895,3 +895,45 @@ func TestConfinementInARealContainer(t *testing.T) {
 		}
 	})
 }
+
+// A shim that dies takes every container of its group with it, whatever
+// service each belongs to (the agent puts small services in shared
+// shims), and each of their exits is reported, so that the agent restarts
+// them all; a container of another group runs on.
+func TestSharedShimCrashReportsEveryContainer(t *testing.T) {
+	e := setup(t)
+	var shared []string
+	for _, svc := range []string{"svc-a", "svc-b", "svc-c"} {
+		s := spec(svc, "sleep", "1000")
+		s.Group = "shared-0"
+		s.Labels["io.warren.service"] = svc
+		shared = append(shared, e.run(s))
+	}
+	before, _ := containerdtest.ShimPIDs(e.d.Socket)
+	other := spec("other", "sleep", "1000")
+	other.Group = "shared-1"
+	otherID := e.run(other)
+	after, _ := containerdtest.ShimPIDs(e.d.Socket)
+	if len(before) != 1 || len(after) != 2 {
+		t.Fatalf("shims: %v for the shared group, %v with another group; want 1, then 2", before, after)
+	}
+	if err := syscall.Kill(before[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range shared {
+		e.exits.wait(t, id, 20*time.Second)
+		waitFor(t, 10*time.Second, id+" to be seen stopped", func() bool {
+			c, err := e.r.Inspect(bg, id)
+			return err == nil && c.State != runtime.StateRunning
+		})
+	}
+	if c := e.inspect(otherID); c.State != runtime.StateRunning {
+		t.Errorf("the container of another shim is %s, want running", c.State)
+	}
+	// Each can be started again, in a new shim.
+	for _, id := range shared {
+		if err := e.r.Start(bg, id); err != nil {
+			t.Errorf("Start(%s) after its shim died: %v", id, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -133,31 +134,48 @@ func TestNodePortBoundsSlowAndGreedyClients(t *testing.T) {
 		t.Logf("a silent connection was closed after %s", time.Since(start).Round(10*time.Millisecond))
 	}
 	// Four held open (mid-handshake), the fifth is closed at once.
+	dialHeld(t, a.addr, 4)
+	time.Sleep(50 * time.Millisecond)
+	if err := closedAtOnce(t, a.addr); err != nil {
+		t.Errorf("a fifth connection from one address (limit 4): %v, want it closed at once", err)
+	}
+}
+
+// dialHeld opens n connections to addr that say nothing (so each waits
+// mid-handshake), closed when the test ends.
+func dialHeld(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
 	var held []net.Conn
-	for range 4 {
-		c, err := net.Dial("tcp", a.addr)
+	for range n {
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { c.Close() })
 		held = append(held, c)
 	}
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	time.Sleep(50 * time.Millisecond)
-	extra, err := net.Dial("tcp", a.addr)
+	return held
+}
+
+// closedAtOnce opens a connection to addr and says whether the node port
+// closed it at once (nil), as it does one it refuses; one let in would
+// stay open until the handshake deadline (2 s in these tests).
+func closedAtOnce(t *testing.T, addr string) error {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer extra.Close()
-	// Refused, it is closed at once; let in, it would stay open until the
-	// handshake deadline (2 s).
-	extra.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
-	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
-		t.Errorf("a fifth connection from one address (limit 4): %v, want it closed at once", err)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	_, err = c.Read(make([]byte, 1))
+	switch {
+	case err == nil:
+		return errors.New("it sent something")
+	case isTimeout(err):
+		return errors.New("it was left open")
 	}
+	return nil
 }
 
 // A host that opens and drops connections gets so many TLS handshakes per
@@ -169,26 +187,8 @@ func TestNodePortLimitsHandshakesPerAddress(t *testing.T) {
 	a := startFirstManager(t, t.TempDir())
 	// Three let in: each waits mid-handshake (no ClientHello comes) until
 	// the deadline; the fourth is closed at once.
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			c.Close()
-		}
-	}()
-	for range 3 {
-		c, err := net.Dial("tcp", a.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
-	extra, err := net.Dial("tcp", a.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer extra.Close()
-	extra.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
-	if _, err := extra.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+	held := dialHeld(t, a.addr, 3)
+	if err := closedAtOnce(t, a.addr); err != nil {
 		t.Errorf("a fourth handshake from one address (3 allowed): %v, want the connection closed at once", err)
 	}
 	held[0].SetReadDeadline(time.Now().Add(500 * time.Millisecond))

@@ -79,20 +79,9 @@ func benchNode(r *report) error {
 	time.Sleep(2 * time.Second)
 	agentRSS := rssMB(agent.Process.Pid)
 	r.add("agent resident memory, 100 containers", fmt.Sprintf("%.1f MB", agentRSS), "", "dockerd 242 MB with 300 tasks")
-	shims, _ := containerdtest.ShimPIDs(n.ctrd.TTRPCSocket)
-	if len(shims) == 0 {
-		shims, _ = containerdtest.ShimPIDs(n.ctrd.Socket)
-	}
-	var shimPSS int64
-	for _, pid := range shims {
-		if v, err := containerdtest.PSS(pid); err == nil {
-			shimPSS += v
-		}
-	}
-	agentPSS, _ := containerdtest.PSS(agent.Process.Pid)
-	idlePSS := int64(0) // the agent's own idle share is not per task
-	per := float64(shimPSS+agentPSS-idlePSS) / 100 / (1 << 20)
-	r.add("memory per running task, Warren's share (agent + shim PSS / 100)", fmt.Sprintf("%.2f MB (%d shim(s) %.1f MB, agent %.1f MB)", per, len(shims), float64(shimPSS)/(1<<20), float64(agentPSS)/(1<<20)), "< 1.5 MB", "Swarm ≈ 2.4 MB per task in shims")
+	shims, shimPSS, agentPSS := n.memory()
+	per := float64(shimPSS+agentPSS) / 100 / (1 << 20)
+	r.add("memory per running task, Warren's share (agent + shim PSS / 100)", fmt.Sprintf("%.2f MB (%d shim(s) %.1f MB, agent %.1f MB)", per, shims, float64(shimPSS)/(1<<20), float64(agentPSS)/(1<<20)), "< 1.5 MB", "Swarm ≈ 2.4 MB per task in shims")
 	c.RemoveService(ctx, "scale", 0)
 	waitNoContainers(ctx, c)
 	// The kernel frees the 100 network namespaces in the background, a
@@ -107,7 +96,7 @@ func benchNode(r *report) error {
 		if err != nil {
 			return err
 		}
-		floor, err := f.start("floor", 100, 8, len(shims))
+		floor, err := f.start("floor", 100, 8, shims)
 		f.close()
 		if err != nil {
 			return fmt.Errorf("containerd floor with %s: %w", oci, err)
@@ -116,7 +105,7 @@ func benchNode(r *report) error {
 		if used == oci {
 			ratio = fmt.Sprintf("; Warren's 0 → 100 is %.2f× this", scale.Seconds()/floor.Seconds())
 		}
-		r.add(fmt.Sprintf("containerd + %s alone: 100 containers started, 8 at a time, %d shims", oci, len(shims)),
+		r.add(fmt.Sprintf("containerd + %s alone: 100 containers started, 8 at a time, %d shims", oci, shims),
 			floor.Round(10*time.Millisecond).String()+ratio, "Warren ≤ 1.1× it", "")
 		time.Sleep(5 * time.Second)
 	}
@@ -198,6 +187,22 @@ func startBenchNode(extra ...string) (n *benchNodeEnv, err error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// memory is what the node's shims and agent hold: the number of shims,
+// their PSS together and the agent's, in bytes.
+func (n *benchNodeEnv) memory() (shims int, shimPSS, agentPSS int64) {
+	pids, _ := containerdtest.ShimPIDs(n.ctrd.TTRPCSocket)
+	if len(pids) == 0 {
+		pids, _ = containerdtest.ShimPIDs(n.ctrd.Socket)
+	}
+	for _, pid := range pids {
+		if v, err := containerdtest.PSS(pid); err == nil {
+			shimPSS += v
+		}
+	}
+	agentPSS, _ = containerdtest.PSS(n.agent.Process.Pid)
+	return len(pids), shimPSS, agentPSS
 }
 
 // close undoes what startBenchNode did, last first.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
-	"github.com/warren-edge/warren/qa/containerdtest"
 )
 
 // benchShape measures the shape of real work (issue 15), on one real
@@ -65,17 +64,7 @@ func benchShape(r *report) error {
 	}
 	bigScale := time.Since(start)
 	time.Sleep(2 * time.Second)
-	shims, _ := containerdtest.ShimPIDs(n.ctrd.TTRPCSocket)
-	if len(shims) == 0 {
-		shims, _ = containerdtest.ShimPIDs(n.ctrd.Socket)
-	}
-	var shimPSS int64
-	for _, pid := range shims {
-		if v, err := containerdtest.PSS(pid); err == nil {
-			shimPSS += v
-		}
-	}
-	agentPSS, _ := containerdtest.PSS(n.agent.Process.Pid)
+	shims, shimPSS, agentPSS := n.memory()
 
 	start = time.Now()
 	c.RemoveService(ctx, "big", 0)
@@ -112,7 +101,7 @@ func benchShape(r *report) error {
 		"≤ 1.5× containerd alone", "Warren 17.4 s before (issue 15)")
 	r.add(fmt.Sprintf("shape: all %d services removed, until no task is left", small+1), removeAll.Round(10*time.Millisecond).String(), "", "Warren 43 s before (issue 15)")
 	r.add(fmt.Sprintf("shape: memory per running task, %d tasks (agent + shim PSS / %d)", small+scale, small+scale),
-		fmt.Sprintf("%.2f MB (%d shims %.1f MB, agent %.1f MB)", float64(shimPSS+agentPSS)/float64(small+scale)/(1<<20), len(shims), float64(shimPSS)/(1<<20), float64(agentPSS)/(1<<20)),
+		fmt.Sprintf("%.2f MB (%d shims %.1f MB, agent %.1f MB)", float64(shimPSS+agentPSS)/float64(small+scale)/(1<<20), shims, float64(shimPSS)/(1<<20), float64(agentPSS)/(1<<20)),
 		"< 1 MB", "2.7 MB before (issue 15)")
 	return nil
 }

@@ -44,6 +44,7 @@ deps:
 # the rest, since they want the machine to themselves.
 test: deps build lint
 	$(GO) test -count=1 -timeout 25m ./...
+	cd third_party/raft && $(GO) vet . && $(GO) test -count=1 -run Warren .
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory qa; \
 	else echo "make test: not root, so the appliance tests (make qa) did not run"; fi
 

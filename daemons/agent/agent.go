@@ -562,7 +562,7 @@ func (a *Agent) start(ctx context.Context, t *api.Task, local bool) {
 	}
 	phase("inspect")
 	a.mu.Lock()
-	if ex, ok := a.pendingExits[t.ID]; ok && c.State == rt.StateRunning {
+	if ex, ok := a.pendingExits[t.ID]; ok && c.State == rt.StateRunning && !staleExit(ex, c) {
 		c.State, c.Exit = rt.StateStopped, &ex
 	}
 	delete(a.pendingExits, t.ID)
@@ -661,10 +661,14 @@ func (a *Agent) exitLoop(ctx context.Context) {
 				return
 			}
 			a.mu.Lock()
-			if c, ok := a.containers[ex.ID]; ok {
+			c, ok := a.containers[ex.ID]
+			switch {
+			case ok && staleExit(ex, c):
+				// The container it was, stopped for a restart in place.
+			case ok:
 				c.State, c.Exit = rt.StateStopped, &ex
 				a.containers[ex.ID] = c
-			} else {
+			default:
 				a.pendingExits[ex.ID] = ex
 			}
 			a.mu.Unlock()
@@ -672,6 +676,14 @@ func (a *Agent) exitLoop(ctx context.Context) {
 			a.kickReconcile()
 		}
 	}
+}
+
+// staleExit says ex is the exit of an earlier container of c's task: one
+// that stopped before c started. A restart in place (break-glass, an
+// override) stops the container and starts a new one with the same ID, and
+// the old one's exit can arrive after the new one runs.
+func staleExit(ex rt.Exit, c rt.Container) bool {
+	return !ex.At.IsZero() && !c.StartedAt.IsZero() && ex.At.Before(c.StartedAt)
 }
 
 // imagesChanged says the node's images changed (a load, a fetch, a pull):

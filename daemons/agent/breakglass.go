@@ -18,6 +18,7 @@ import (
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/agent/step"
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // Break-glass (api/breakglass.go): the routes of the agent socket an
@@ -329,6 +330,28 @@ func (a *Agent) withOverride(t *api.Task) *api.Task {
 // managers replace it), sticky changes stay and are reported; then the
 // journal goes to the managers.
 func (a *Agent) reconnected(ctx context.Context) {
+	done := map[string]bool{}
+	for {
+		waiting := a.revertOverrides(ctx, done)
+		if !waiting {
+			break
+		}
+		// A task the agent was busy with (its override still being
+		// applied, say) is seen to once that is over: skipped, its revert
+		// or its report would never come. Cut off again, the next
+		// reconnection sees to it.
+		if off, _ := a.CutOff(); off || wake.For(ctx, 50*time.Millisecond) != nil {
+			return
+		}
+	}
+	a.kickReconcile()
+	a.sendJournal(ctx)
+}
+
+// revertOverrides does reconnected's work for the tasks with an override
+// that are not in done and not busy, and adds them to done; waiting says
+// some were busy.
+func (a *Agent) revertOverrides(ctx context.Context, done map[string]bool) (waiting bool) {
 	type revert struct {
 		t    *api.Task
 		l    *step.Local
@@ -338,7 +361,11 @@ func (a *Agent) reconnected(ctx context.Context) {
 	a.mu.Lock()
 	for id, l := range a.local {
 		t := a.tasks[id]
-		if l.Override == nil || t == nil || a.busy[id] {
+		if l.Override == nil || t == nil || done[id] {
+			continue
+		}
+		if a.busy[id] {
+			waiting = true
 			continue
 		}
 		switch {
@@ -350,6 +377,7 @@ func (a *Agent) reconnected(ctx context.Context) {
 			todo = append(todo, revert{t, l, "report"})
 		}
 		a.busy[id] = true
+		done[id] = true
 	}
 	a.mu.Unlock()
 	for _, x := range todo {
@@ -381,8 +409,7 @@ func (a *Agent) reconnected(ctx context.Context) {
 				Action: api.LocalRevert, Task: x.t.ID, Detail: x.kind + ": " + detail, Result: result})
 		}
 	}
-	a.kickReconcile()
-	a.sendJournal(ctx)
+	return waiting
 }
 
 func (a *Agent) journalRetryAt() time.Time {

@@ -76,7 +76,9 @@ func cutOffWorld(t *testing.T) (context.Context, *managertest.Cluster, *managert
 	return ctx, cl, cl.Managers[0], w, n
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+// waitFor polls cond until it holds, for 20 s at most; on a timeout, the
+// optional last says what was seen last.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool, last ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -84,6 +86,9 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if len(last) > 0 {
+		t.Fatalf("timed out waiting for %s; last seen: %s", what, last[0]())
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
@@ -343,17 +348,21 @@ func TestBreakGlassOnCutOffNode(t *testing.T) {
 	}
 
 	cl.Heal()
+	var seen string
 	waitFor(t, ctx, "the stop reverted, the override kept and recorded", func() bool {
+		seen = fmt.Sprintf("stopped task's container %s", n.container(stopID).State)
 		if n.container(stopID).State != runtime.StateRunning {
 			return false
 		}
 		for _, tk := range tasksOf(ctx, mgr.Client, "web") {
 			if tk.ID == pinID {
+				seen = fmt.Sprintf("pinned task's status at the managers %+v", tk.Status)
 				return tk.Status.Offline != nil && tk.Status.Offline.Override != nil && slices.Contains(tk.Status.Offline.Override.Env, "MODE=degraded")
 			}
 		}
+		seen = "the pinned task is not at the managers"
 		return false
-	})
+	}, func() string { return seen })
 	var held []api.JournalEntry
 	waitFor(t, ctx, "the journal at the managers", func() bool {
 		held, _ = mgr.Client.NodeJournal(ctx, "w1")

@@ -93,12 +93,15 @@ func (f *floor) close() {
 	f.r.Close()
 }
 
+// ociRuntime is an OCI runtime by name, with its Options.OCIBinary.
+type ociRuntime struct{ name, bin string }
+
 // floorRuntimes are the OCI runtimes this machine can run a floor with:
 // runc always, crun where it is installed and the cgroups allow it.
-func floorRuntimes() []string {
-	out := []string{ctrd.OCIRuntimeRunc}
-	if _, _, err := ctrd.ChooseOCIBinary(ctrd.OCIRuntimeCrun, ""); err == nil {
-		out = append(out, ctrd.OCIRuntimeCrun)
+func floorRuntimes() []ociRuntime {
+	out := []ociRuntime{{name: ctrd.OCIRuntimeRunc}}
+	if bin, _, err := ctrd.ChooseOCIBinary(ctrd.OCIRuntimeCrun, ""); err == nil {
+		out = append(out, ociRuntime{ctrd.OCIRuntimeCrun, bin})
 	}
 	return out
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	ctrd "github.com/warren-edge/warren/daemons/agent/containerd"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	"github.com/warren-edge/warren/netcfg/nft"
@@ -91,22 +90,21 @@ func benchNode(r *report) error {
 	// as many containers, as many at a time (the agent starts 8 at once),
 	// in as many shims.
 	for _, oci := range floorRuntimes() {
-		bin, _, _ := ctrd.ChooseOCIBinary(oci, "")
-		f, err := newFloor(n.ctrd.Socket, n.dir, bin)
+		f, err := newFloor(n.ctrd.Socket, n.dir, oci.bin)
 		if err != nil {
 			return err
 		}
-		floor, err := f.start("floor", 100, 8, shims)
+		took, err := f.start("floor", 100, 8, shims)
 		f.close()
 		if err != nil {
-			return fmt.Errorf("containerd floor with %s: %w", oci, err)
+			return fmt.Errorf("containerd floor with %s: %w", oci.name, err)
 		}
 		ratio := ""
-		if used == oci {
-			ratio = fmt.Sprintf("; Warren's 0 → 100 is %.2f× this", scale.Seconds()/floor.Seconds())
+		if used == oci.name {
+			ratio = fmt.Sprintf("; Warren's 0 → 100 is %.2f× this", scale.Seconds()/took.Seconds())
 		}
-		r.add(fmt.Sprintf("containerd + %s alone: 100 containers started, 8 at a time, %d shims", oci, shims),
-			floor.Round(10*time.Millisecond).String()+ratio, "Warren ≤ 1.1× it", "")
+		r.add(fmt.Sprintf("containerd + %s alone: 100 containers started, 8 at a time, %d shims", oci.name, shims),
+			took.Round(10*time.Millisecond).String()+ratio, "Warren ≤ 1.1× it", "")
 		time.Sleep(5 * time.Second)
 	}
 	return benchNFT(r, n.ns)

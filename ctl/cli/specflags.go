@@ -53,6 +53,7 @@ type specFlags struct {
 	restartMaxAttempts          uint64
 	update, rollback            policyFlags
 	stopGrace                   time.Duration
+	stopDrain                   time.Duration
 	workdir, user, entrypoint   string
 	readOnly                    bool
 }
@@ -118,6 +119,7 @@ func (f *specFlags) register(cmd *cobra.Command, update bool) {
 	f.update.register(cmd, "update")
 	f.rollback.register(cmd, "rollback")
 	fs.DurationVar(&f.stopGrace, "stop-grace-period", 0, "time between SIGTERM and SIGKILL when a task stops (default 10s)")
+	fs.DurationVar(&f.stopDrain, "stop-drain", 0, "time a task that gets traffic keeps running, out of every node's ports, DNS and routes, before its SIGTERM (default 1s)")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fs.StringVarP(&f.user, "user", "u", "", "user to run as: USER, UID, USER:GROUP or UID:GID")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", `replace the image's entrypoint, split like a shell would: --entrypoint "sh -c"`)
@@ -424,6 +426,9 @@ func (f *specFlags) apply(fs *pflag.FlagSet, spec *api.ServiceSpec, getenv func(
 	}
 	if set("stop-grace-period") {
 		spec.StopGracePeriod = api.Duration(f.stopGrace)
+	}
+	if set("stop-drain") {
+		spec.StopDrain = api.Duration(f.stopDrain)
 	}
 	return nil
 }

@@ -151,6 +151,7 @@ func PrettyService(w io.Writer, s *api.Service, now time.Time) error {
 		p.kv(1, "Read Only", "true")
 	}
 	p.kv(1, "Stop Grace Period", sp.EffectiveStopGrace())
+	p.kv(1, "Stop Drain", sp.EffectiveStopDrain())
 	security(&p, 1, sp)
 	if lim, res := sp.Resources.Limits, sp.Resources.Reservations; lim != (api.ResourceAmounts{}) || res != (api.ResourceAmounts{}) {
 		p.head(0, "Resources")

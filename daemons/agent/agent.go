@@ -112,6 +112,7 @@ type Agent struct {
 	pendingExits map[string]rt.Exit
 	busy         map[string]bool
 	reported     map[string]api.TaskState
+	draining     map[string]time.Time // task → when its drain ends (step.ActDrain)
 	addrs        map[string]netip.Addr
 	netns        map[string]string             // task → its network namespace path
 	health       map[string]context.CancelFunc // task → its probe loop
@@ -190,7 +191,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Logger, api: cfg.API, rt: cfg.Runtime, net: cfg.Network,
 		kick: make(chan struct{}, 1), beatNow: make(chan struct{}, 1), starts: make(chan struct{}, cfg.MaxParallelStarts),
 		tasks: map[string]*api.Task{}, containers: map[string]rt.Container{}, pendingExits: map[string]rt.Exit{},
-		busy: map[string]bool{}, reported: map[string]api.TaskState{}, addrs: map[string]netip.Addr{},
+		busy: map[string]bool{}, reported: map[string]api.TaskState{}, draining: map[string]time.Time{}, addrs: map[string]netip.Addr{},
 		netns: map[string]string{}, health: map[string]context.CancelFunc{}, healthNow: map[string]string{},
 		local: map[string]*step.Local{}, cutOff: true, lastContact: time.Now(),
 		ready: make(chan struct{}), openFile: os.Open, logIdx: newLogIndexer(time.Now)}
@@ -354,14 +355,20 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		}
 		a.mu.Lock()
 		acts, wake := step.Step(a.tasks, step.Observed{Containers: a.containers, Busy: a.busy, Reported: a.reported, Synced: a.synced,
-			Now: time.Now(), CutOff: a.cutOff, CutOffAt: a.lastContact, Local: a.local, Undelivered: a.rep.undelivered})
+			Draining: a.draining, Now: time.Now(), CutOff: a.cutOff, CutOffAt: a.lastContact, Local: a.local, Undelivered: a.rep.undelivered})
 		if !wake.IsZero() {
 			wakeT.Reset(max(time.Until(wake), time.Millisecond))
 		}
 		for _, act := range acts {
-			if act.Kind == step.ActReport {
+			switch act.Kind {
+			case step.ActReport:
 				a.reported[act.TaskID] = act.Status.State
 				continue
+			case step.ActDrain:
+				a.draining[act.TaskID] = act.Until
+				continue
+			case step.ActStop, step.ActRemove:
+				delete(a.draining, act.TaskID)
 			}
 			a.busy[act.TaskID] = true
 		}
@@ -374,11 +381,14 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			a.log.Error("node checkpoint", "err", err)
 		}
 		for _, act := range acts {
-			if act.Kind == step.ActReport {
+			switch act.Kind {
+			case step.ActReport:
 				a.report(act.TaskID, *act.Status)
-				continue
+			case step.ActDrain:
+				a.log.Info("task told to stop: out of this node's ports now, stopped once every node has heard", "task", act.TaskID, "drain", time.Until(act.Until).Round(time.Millisecond))
+			default:
+				go a.do(ctx, act)
 			}
-			go a.do(ctx, act)
 		}
 		a.publishPorts(ctx)
 		if synced {
@@ -796,6 +806,11 @@ func (a *Agent) applyTasks(b api.WatchBatch) error {
 	}
 	if b.Reset {
 		a.tasks, a.synced = make(map[string]*api.Task, len(b.Events)), true
+		for id := range a.draining {
+			if !hasEvent(b.Events, id) {
+				delete(a.draining, id)
+			}
+		}
 		for id := range a.local {
 			if !hasEvent(b.Events, id) {
 				delete(a.local, id)
@@ -810,6 +825,7 @@ func (a *Agent) applyTasks(b api.WatchBatch) error {
 		case ev.Op == api.OpDelete:
 			delete(a.tasks, ev.ID)
 			delete(a.reported, ev.ID)
+			delete(a.draining, ev.ID)
 			delete(a.local, ev.ID)
 			a.cpDirty = true
 		case put[i] != nil:

@@ -109,6 +109,14 @@ type ServiceSpec struct {
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL
 	// (default 10s).
 	StopGracePeriod Duration `json:"stopGracePeriod,omitempty" yaml:"stopGracePeriod,omitempty"`
+	// StopDrain is how long a task that gets traffic keeps running after
+	// it is told to stop, before its SIGTERM (default 1s). Its own node
+	// takes it out of the node's ports at once; the drain gives every
+	// other node's watch, and the warren-dns and warren-ingress of every
+	// node, the time to do the same, so that no node sends a connection
+	// to a process that is gone. A task that gets no traffic (not running,
+	// no address, unhealthy) stops at once.
+	StopDrain Duration `json:"stopDrain,omitempty" yaml:"stopDrain,omitempty"`
 	// HealthCheck probes each task; an unhealthy task leaves DNS and is
 	// replaced under the restart policy.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty" yaml:"healthCheck,omitempty"`
@@ -461,6 +469,7 @@ func (s *Service) InCanary() bool {
 // Defaults used when a spec leaves a field empty.
 const (
 	DefaultStopGracePeriod = Duration(10e9)
+	DefaultStopDrain       = Duration(1e9)
 	DefaultRestartDelay    = Duration(5e9)
 	DefaultUpdateMonitor   = Duration(5e9)
 	DefaultUpdateDeadline  = Duration(10 * 60e9)
@@ -561,6 +570,14 @@ func (s *ServiceSpec) EffectiveStopGrace() Duration {
 		return DefaultStopGracePeriod
 	}
 	return s.StopGracePeriod
+}
+
+// EffectiveStopDrain returns the stop drain with its default.
+func (s *ServiceSpec) EffectiveStopDrain() Duration {
+	if s.StopDrain == 0 {
+		return DefaultStopDrain
+	}
+	return s.StopDrain
 }
 
 // EffectiveCondition returns the restart condition with its default.

@@ -167,7 +167,16 @@ func (t *Task) RunningAddr() netip.Addr {
 // still starting its health check (Health "" means the service has no
 // check, or the agent did not report one: it counts as healthy).
 func (t *Task) Serving() bool {
-	if t.DesiredState != TaskRunning || t.Standby || !t.RunningAddr().IsValid() {
+	return t.DesiredState == TaskRunning && !t.Standby && t.Reachable()
+}
+
+// Reachable says whether the task could take a connection a node sends
+// it: it runs with an address and passes its health check (or has none).
+// A reachable task told to stop may still get traffic from a node that
+// has yet to hear of the stop: it drains before its SIGTERM
+// (ServiceSpec.StopDrain).
+func (t *Task) Reachable() bool {
+	if !t.RunningAddr().IsValid() {
 		return false
 	}
 	if t.Spec.HealthCheck != nil {

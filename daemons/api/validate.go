@@ -27,6 +27,7 @@ const (
 	MaxConstraints  = 32
 	MinMemoryLimit  = 6 << 20 // below this runc and the kernel refuse or the task cannot start
 	MaxDurationSpec = Duration(24 * 3600e9)
+	MaxStopDrain    = Duration(5 * 60e9)
 	MaxCapabilities = 64      // entries of capAdd or of capDrop
 	MaxPidsLimit    = 4194304 // the kernel's PID_MAX_LIMIT
 )
@@ -268,6 +269,10 @@ func ValidateServiceSpec(s *ServiceSpec) error {
 		}
 	}
 	validateDuration(&fe, "stopGracePeriod", s.StopGracePeriod)
+	validateDuration(&fe, "stopDrain", s.StopDrain)
+	if s.StopDrain > MaxStopDrain {
+		fe.add("stopDrain", "%s is more than %s: a drain only needs to outlast the watches of the nodes (1s is the default)", s.StopDrain, MaxStopDrain)
+	}
 	if s.HealthCheck != nil {
 		validateHealth(&fe, *s.HealthCheck)
 	}

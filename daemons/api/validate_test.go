@@ -549,6 +549,10 @@ func TestValidateServiceSpecDurations(t *testing.T) {
 		{"grace period of a day", func(s *api.ServiceSpec) { s.StopGracePeriod = api.MaxDurationSpec }, nil},
 		{"negative grace period", func(s *api.ServiceSpec) { s.StopGracePeriod = -1 }, []string{"stopGracePeriod"}},
 		{"grace period over a day", func(s *api.ServiceSpec) { s.StopGracePeriod = api.MaxDurationSpec + 1 }, []string{"stopGracePeriod"}},
+		{"stop drain", func(s *api.ServiceSpec) { s.StopDrain = sec(5) }, nil},
+		{"stop drain at its limit", func(s *api.ServiceSpec) { s.StopDrain = api.MaxStopDrain }, nil},
+		{"negative stop drain", func(s *api.ServiceSpec) { s.StopDrain = -1 }, []string{"stopDrain"}},
+		{"stop drain over its limit", func(s *api.ServiceSpec) { s.StopDrain = api.MaxStopDrain + 1 }, []string{"stopDrain"}},
 	})
 }
 

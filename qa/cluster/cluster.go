@@ -127,14 +127,22 @@ func New(cfg Config) (c *Cluster, err error) {
 	}
 	// A frame to or from a port in @cut is dropped: that host is cut off.
 	// (nft 1.0.6: no rule may end on the line of a closing brace.)
+	// A TCP segment to or from a manager's node port on a port in @hold is
+	// dropped: that host hears nothing from the managers (TCP sends it
+	// again once released), its other traffic flows.
 	ruleset := `table bridge wcut {
 	set cut {
+		type ifname
+	}
+	set hold {
 		type ifname
 	}
 	chain cutfwd {
 		type filter hook forward priority 0; policy accept;
 		iifname @cut drop
 		oifname @cut drop
+		iifname @hold tcp dport ` + strconv.Itoa(NodePort) + ` drop
+		oifname @hold tcp sport ` + strconv.Itoa(NodePort) + ` drop
 	}
 }
 `

@@ -185,6 +185,26 @@ func (h *Host) Heal() error {
 	return nil
 }
 
+// Hold keeps what the managers send from reaching the host (its watches,
+// the answers to its calls), and what it sends them, until Release; its
+// other traffic flows. A worker held for a moment is one whose watch lags.
+func (h *Host) Hold() error {
+	if err := h.c.nft("", "add", "element", "bridge", "wcut", "hold", "{ "+strconv.Quote(h.link)+" }"); err != nil {
+		return err
+	}
+	h.c.logf("%s: held from the managers", h.Name)
+	return nil
+}
+
+// Release undoes Hold.
+func (h *Host) Release() error {
+	if err := h.c.nft("", "delete", "element", "bridge", "wcut", "hold", "{ "+strconv.Quote(h.link)+" }"); err != nil {
+		return err
+	}
+	h.c.logf("%s: released", h.Name)
+	return nil
+}
+
 // IsCut says whether the host is cut off.
 func (h *Host) IsCut() bool {
 	h.mu.Lock()

@@ -25,10 +25,14 @@ const (
 	ActRemove
 	// ActReport only reports a status.
 	ActReport
+	// ActDrain starts the drain of a task told to stop that other nodes
+	// may still send traffic to (api.ServiceSpec.StopDrain): the agent
+	// records Until (Observed.Draining), and the task is stopped then.
+	ActDrain
 )
 
 func (k ActionKind) String() string {
-	return [...]string{"start", "stop", "remove", "report"}[k]
+	return [...]string{"start", "stop", "remove", "report", "drain"}[k]
 }
 
 // Action is one thing to do for one task.
@@ -52,6 +56,8 @@ type Action struct {
 	// Quiet (ActStop): a break-glass hold, not the task's end: nothing is
 	// reported.
 	Quiet bool
+	// Until (ActDrain): when the drain ends and the task is stopped.
+	Until time.Time
 }
 
 func (a Action) String() string {
@@ -74,6 +80,8 @@ type Observed struct {
 	// Synced: the task list is complete (the watch has synced), so a
 	// container without a task is really an orphan.
 	Synced bool
+	// Draining: when the drain of each task being drained ends (ActDrain).
+	Draining map[string]time.Time
 
 	// Now is the clock's value for this step.
 	Now time.Time
@@ -246,6 +254,13 @@ func Step(tasks map[string]*api.Task, obs Observed) ([]Action, time.Time) {
 			// Made but never started (the agent stopped half-way): start over.
 			out = append(out, Action{Kind: ActStart, TaskID: id, Task: t})
 		case !wanted && hasC && c.State == runtime.StateRunning:
+			if until, draining := drain(t, obs); draining {
+				if _, ok := obs.Draining[id]; !ok {
+					out = append(out, Action{Kind: ActDrain, TaskID: id, Task: t, Until: until})
+				}
+				wakeAt(until)
+				break
+			}
 			grace := t.Spec.EffectiveStopGrace().D()
 			out = append(out, Action{Kind: ActStop, TaskID: id, Task: t, Grace: grace})
 		case !wanted && hasC:
@@ -261,6 +276,22 @@ func Step(tasks map[string]*api.Task, obs Observed) ([]Action, time.Time) {
 		}
 	}
 	return out, wake
+}
+
+// drain says whether a running task told to stop is (still) to be drained
+// first, and until when: other nodes route to it as long as they have yet
+// to see the stop and the status they hold says it is reachable. The drain
+// starts when the agent first sees the stop. A task whose status the
+// managers have ended is stopped at once.
+func drain(t *api.Task, obs Observed) (time.Time, bool) {
+	if t.DesiredState == api.TaskRunning || !t.Reachable() {
+		return time.Time{}, false
+	}
+	until, ok := obs.Draining[t.ID]
+	if !ok {
+		until = obs.Now.Add(t.Spec.EffectiveStopDrain().D())
+	}
+	return until, obs.Now.Before(until)
 }
 
 // untold says whether the node restarted t in place more often than the

@@ -140,3 +140,55 @@ func TestStepCutOff(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestStepDrainsBeforeStop: a task told to stop that other nodes may still
+// route to (its status: running, with an address, healthy) is drained
+// first, from when the agent sees the stop, and stopped when the drain
+// ends; a task no node routes to is stopped at once.
+func TestStepDrainsBeforeStop(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	task := func(mods ...func(*api.Task)) *api.Task {
+		tk := &api.Task{Meta: api.Meta{ID: "a"}, DesiredState: api.TaskShutdown,
+			Status: api.TaskStatus{State: api.TaskRunning, Addr: "10.0.0.5"},
+			Spec:   api.ServiceSpec{StopDrain: api.Duration(2 * time.Second)}}
+		for _, m := range mods {
+			m(tk)
+		}
+		return tk
+	}
+	running := map[string]runtime.Container{"a": {ID: "a", State: runtime.StateRunning}}
+	for _, c := range []struct {
+		what     string
+		task     *api.Task
+		draining map[string]time.Time
+		now      time.Time
+		want     string
+		wake     time.Time
+	}{
+		{what: "stop seen: the drain starts", task: task(), now: t0, want: "drain a", wake: t0.Add(2 * time.Second)},
+		{what: "during the drain: nothing to do but wait", task: task(), draining: map[string]time.Time{"a": t0.Add(2 * time.Second)}, now: t0.Add(time.Second), wake: t0.Add(2 * time.Second)},
+		{what: "the drain ended: stopped", task: task(), draining: map[string]time.Time{"a": t0.Add(2 * time.Second)}, now: t0.Add(2 * time.Second), want: "stop a"},
+		{what: "a removed service's task drains too", task: task(func(t *api.Task) { t.DesiredState = api.TaskRemove }), now: t0, want: "drain a", wake: t0.Add(2 * time.Second)},
+		{what: "the default drain", task: task(func(t *api.Task) { t.Spec.StopDrain = 0 }), now: t0, want: "drain a", wake: t0.Add(api.DefaultStopDrain.D())},
+		{what: "no address: no node routes to it, stopped at once", task: task(func(t *api.Task) { t.Status.Addr = "" }), now: t0, want: "stop a"},
+		{what: "unhealthy: stopped at once", task: task(func(t *api.Task) {
+			t.Spec.HealthCheck = &api.HealthCheck{Type: api.HealthTCP, Port: 80}
+			t.Status.Health = api.HealthUnhealthy
+		}), now: t0, want: "stop a"},
+		{what: "its end already recorded: stopped at once", task: task(func(t *api.Task) { t.Status.State = api.TaskFailed }), now: t0, want: "stop a"},
+		{what: "still wanted: left running", task: task(func(t *api.Task) { t.DesiredState = api.TaskRunning }), now: t0},
+	} {
+		obs := Observed{Containers: running, Busy: map[string]bool{}, Reported: map[string]api.TaskState{}, Synced: true, Now: c.now, Draining: c.draining}
+		acts, wake := Step(map[string]*api.Task{"a": c.task}, obs)
+		var got []string
+		for _, a := range acts {
+			got = append(got, a.String())
+			if a.Kind == ActDrain && !a.Until.Equal(c.wake) {
+				t.Errorf("%s: drain until %s, want %s", c.what, a.Until, c.wake)
+			}
+		}
+		if strings.Join(got, "; ") != c.want || !wake.Equal(c.wake) {
+			t.Errorf("%s: Step = %q, wake %s; want %q, wake %s", c.what, strings.Join(got, "; "), wake, c.want, c.wake)
+		}
+	}
+}

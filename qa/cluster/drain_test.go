@@ -1,0 +1,96 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/daemons/api/client"
+)
+
+// TestStopDrainAcrossNodes: a node that hears of a task's stop late sends
+// it no connection after its process is gone. w1 publishes the port of two
+// tasks that run on w2; w1 is held from the managers for a second while
+// the service is scaled to one, so w1's watch, and with it w1's ports,
+// lag the stop by more than a second. The task told to stop drains for 3s
+// (stopDrain) before its SIGTERM: under a steady load through w1, no
+// request fails. (With no drain, w2 stops the task at once and w1 keeps
+// sending it connections until its watch catches up.)
+func TestStopDrainAcrossNodes(t *testing.T) {
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 4*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	lan, err := c.AddHost("lan1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := WebService("web", 2, 8080, api.OrderStopFirst)
+	spec.Placement.Constraints = []string{"node.hostname==" + w2.Name}
+	spec.StopDrain = api.Duration(3 * time.Second)
+	if _, err := m.Client.CreateService(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s:8080/", w1.IP)
+	waitAnswering(t, ctx, m, lan, url, "web", 2)
+	tl := WatchTasks(ctx, m, "web", c.Hosts()...)
+
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	load := HTTPLoad(lctx, lan.DialContext, url, 50)
+	begin := time.Now()
+	time.Sleep(time.Second)
+	if err := w1.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	held := true
+	defer func() {
+		if held {
+			w1.Release()
+		}
+	}()
+	if _, err := m.Client.ScaleService(ctx, "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := w1.Release(); err != nil {
+		t.Fatal(err)
+	}
+	held = false
+	// The stopped task ends (drained, then stopped), and the load runs on
+	// a while past it.
+	eventually(t, time.Minute, "one task stopped, one running", func() error {
+		ts, err := m.Client.Tasks(ctx, client.TaskQuery{Service: "web"})
+		if err != nil {
+			return err
+		}
+		stopped := 0
+		for _, tk := range ts {
+			if tk.DesiredState != api.TaskRunning && tk.Status.State == api.TaskShutdown {
+				stopped++
+			}
+		}
+		if stopped != 1 || len(liveTasks(ts)) != 1 {
+			return fmt.Errorf("tasks:%s", describeTasks(ts))
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	stopLoad()
+	load.Wait()
+	t.Logf("%d requests, %d failed; answers by task: %v", load.Sent(), load.Failed(), load.Bodies())
+	if load.Failed() > 0 {
+		var b strings.Builder
+		for _, f := range load.Failures() {
+			fmt.Fprintf(&b, "\n  %s", f)
+		}
+		t.Errorf("%d of %d requests through w1 failed when a task on w2 stopped; the first:%s\nthe tasks' changes, as m1's watch delivered them:\n%s",
+			load.Failed(), load.Sent(), b.String(), tl.Between(begin, time.Now()))
+	}
+	// Both tasks answered the load: it ran across the stop.
+	if len(load.Bodies()) != 2 {
+		t.Errorf("answers %v: want both tasks'", load.Bodies())
+	}
+}

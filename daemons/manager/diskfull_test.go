@@ -153,16 +153,32 @@ func writeUntilFull(t *testing.T, cl *client.Client, o *outcomes, prefix string)
 // the full period, and each write whose entry was committed when the disk
 // filled, once; none that was refused.
 //
-// With the whole data dir on the tmpfs, the Raft log is the first to fail;
-// with the Raft log on a tmpfs of its own, the state database is, and the
-// entries committed but not applied must apply once space is back.
+// Each runs with the Raft log in raft-wal (the default) and in bbolt.
+// With the whole data dir on the tmpfs, a bbolt log is the first to fail;
+// a raft-wal log allocates each of its files whole, so the state database
+// fails first. With the Raft log on a tmpfs of its own, the state
+// database fails, and the entries committed but not applied must apply
+// once space is back. (TestWALFileOnAFullDisk: a raft-wal log that must
+// make a new file on a full disk.)
 func TestFullDiskRefusesWritesAndResumes(t *testing.T) {
-	t.Run("raft log", func(t *testing.T) { testFullDisk(t, false) })
-	t.Run("state database", func(t *testing.T) { testFullDisk(t, true) })
+	for _, logStore := range []string{"wal", "bbolt"} {
+		t.Run("one disk/"+logStore, func(t *testing.T) { testFullDisk(t, false, logStore) })
+		t.Run("raft log apart/"+logStore, func(t *testing.T) { testFullDisk(t, true, logStore) })
+	}
 }
 
-func testFullDisk(t *testing.T, logApart bool) {
-	disk := smallDisk(t, 8<<20)
+// diskFor is the size of a small disk for a manager's data dir with its
+// Raft log in logStore: 8 MiB, and for a raft-wal log room for its file
+// and for the next (the space a manager waits for before it resumes).
+func diskFor(logStore string) int {
+	if logStore == "wal" {
+		return 24 << 20
+	}
+	return 8 << 20
+}
+
+func testFullDisk(t *testing.T, logApart bool, logStore string) {
+	disk := smallDisk(t, diskFor(logStore))
 	dataDir := filepath.Join(disk, "warren")
 	if logApart {
 		if err := os.MkdirAll(filepath.Join(dataDir, "raft"), 0o700); err != nil {
@@ -174,7 +190,7 @@ func testFullDisk(t *testing.T, logApart bool) {
 		}
 		t.Cleanup(func() { unix.Unmount(filepath.Join(dataDir, "raft"), unix.MNT_DETACH) })
 	}
-	m := managertest.Start(t, managertest.Options{DataDir: dataDir})
+	m := managertest.Start(t, managertest.Options{DataDir: dataDir, RaftLogStore: logStore})
 	c := ctx(t)
 	o := newOutcomes()
 	for i := range 5 {
@@ -253,10 +269,10 @@ func TestFullDiskOfTheLeader(t *testing.T) {
 	disks, dirs := map[string]string{}, map[string]string{}
 	for i := 1; i <= 3; i++ {
 		id := fmt.Sprintf("mgr%d", i)
-		disks[id] = smallDisk(t, 8<<20)
+		disks[id] = smallDisk(t, diskFor("wal"))
 		dirs[id] = filepath.Join(disks[id], "warren")
 	}
-	cl := managertest.StartCluster(t, 3, managertest.Options{DataDirs: dirs})
+	cl := managertest.StartCluster(t, 3, managertest.Options{DataDirs: dirs, RaftLogStore: "wal"})
 	c := ctx(t)
 	o := newOutcomes()
 	old := cl.WaitLeader()

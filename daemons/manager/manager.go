@@ -96,8 +96,9 @@ type Config struct {
 	// ForceNewCluster makes this manager the only voter of its cluster,
 	// keeping the state: the recovery from a lost quorum.
 	ForceNewCluster bool
-	// RaftLogStore is "bbolt" (the default) or "wal" (raft-wal, faster
-	// writes). A data dir keeps the store it started with.
+	// RaftLogStore is "wal" (raft-wal) or "bbolt"; empty: the data dir's
+	// own, or wal for a new one. A data dir keeps the store it started
+	// with.
 	RaftLogStore string
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string

@@ -65,7 +65,8 @@ type disk struct {
 }
 
 // probeBytes is how much the data dir must take again before Raft
-// restarts: enough for a few batches of the state database and the log.
+// restarts: enough for a few batches of the state database and the log
+// (a raft-wal log needs room for its next file too: raftStores.logSpace).
 const probeBytes = 1 << 20
 
 // Probe waits: the first probe comes firstProbeWait after Raft stopped;
@@ -169,12 +170,16 @@ func (c *Core) restartWhenSpace(cfg Config, stopDrain func()) bool {
 		}
 		wait = min(2*wait, maxProbeWait)
 		// The Raft log may be on a partition of its own.
-		if probeSpace(c.disk.dir) != nil || probeSpace(filepath.Join(c.disk.dir, "raft")) != nil {
+		if probeSpace(c.disk.dir, probeBytes) != nil || probeSpace(filepath.Join(c.disk.dir, "raft"), c.stores.logSpace()) != nil {
 			continue
 		}
 		c.disk.mu.Lock()
 		failures := c.disk.failures
 		c.disk.mu.Unlock()
+		if err := c.stores.reopenLog(); err != nil {
+			c.log.Warn("open the Raft log again after a full disk", "err", err)
+			continue
+		}
 		stopDrain()
 		c.fsm.Resume()
 		rn, err := c.newRaftNode(c.stores, cfg, false)
@@ -198,14 +203,14 @@ func (c *Core) restartWhenSpace(cfg Config, stopDrain func()) bool {
 	}
 }
 
-// probeSpace checks that dir takes probeBytes again: statfs says so, and a
-// file of that size is written, synced and removed.
-func probeSpace(dir string) error {
+// probeSpace checks that dir takes n bytes again: statfs says so, and a
+// file of probeBytes is written, synced and removed.
+func probeSpace(dir string, n int64) error {
 	free, err := store.FreeBytes(dir)
 	if err != nil {
 		return err
 	}
-	if free < probeBytes {
+	if free < n {
 		return fmt.Errorf("%d bytes free", free)
 	}
 	f, err := os.CreateTemp(dir, ".space-probe-*")

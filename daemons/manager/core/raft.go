@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +14,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	wal "github.com/hashicorp/raft-wal"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/warren-edge/warren/daemons/store"
@@ -53,6 +53,30 @@ type raftStores struct {
 	trans   kept
 	conf    raft.Config
 	closers []func() error // the log and stable stores
+	// logKind is where the log is kept: "wal" or "bbolt"; wal is the
+	// raft-wal log, if it is.
+	logKind string
+	wal     *walLog
+}
+
+// reopenLog opens a raft-wal log again (no Raft instance may run): after a
+// full disk, one that failed to move to a new file refuses every write
+// until then.
+func (st *raftStores) reopenLog() error {
+	if st.wal == nil {
+		return nil
+	}
+	return st.wal.reopen()
+}
+
+// logSpace is the free space the Raft log's directory must have again
+// before Raft restarts after a full disk: a raft-wal log may have to make
+// its next file, whole, before it writes.
+func (st *raftStores) logSpace() int64 {
+	if st.logKind == "wal" {
+		return walSegmentBytes + probeBytes
+	}
+	return probeBytes
 }
 
 // Raft timing for a LAN of small devices. Elections start after
@@ -95,7 +119,8 @@ type Config struct {
 	CommitTimeout    time.Duration
 	// ForceNewCluster makes this manager the only voter, keeping the state.
 	ForceNewCluster bool
-	// RaftLogStore is "bbolt" (default) or "wal".
+	// RaftLogStore is "wal", "bbolt", or "" (the data dir's, wal for a
+	// new one): logStoreKind.
 	RaftLogStore string
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
@@ -130,6 +155,45 @@ func (c Config) EffectiveCommitTimeout() time.Duration {
 	return defaultCommitTimeout
 }
 
+// logStoreKind decides where the Raft log in dir is kept: want ("bbolt",
+// "wal", or "" for the data dir's own choice), checked against what the
+// data dir started with (its logstore file). A new data dir records its
+// choice, raft-wal unless told otherwise.
+func logStoreKind(dir, want string) (string, error) {
+	switch want {
+	case "", "bbolt", "wal":
+	default:
+		return "", fmt.Errorf("manager: raft log store %q: use wal or bbolt (or leave it out: a data dir keeps the store it started with, a new one uses wal)", want)
+	}
+	marker := filepath.Join(dir, "logstore")
+	b, err := os.ReadFile(marker)
+	switch {
+	case err == nil:
+		have := strings.TrimSpace(string(b))
+		if have != "bbolt" && have != "wal" {
+			return "", fmt.Errorf("manager: %s says the Raft log is kept in %q, which this warren does not know: restore the file (wal or bbolt)", marker, have)
+		}
+		if want != "" && want != have {
+			return "", fmt.Errorf("manager: this data dir's Raft log is kept in %s: start it with --raft-log-store %s, or without the flag", have, have)
+		}
+		return have, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("manager: %w", err)
+	}
+	if want == "" {
+		want = "wal"
+		if _, err := os.Stat(filepath.Join(dir, "raft.db")); err == nil {
+			// A data dir from before the logstore file: bbolt was all
+			// there was.
+			want = "bbolt"
+		}
+	}
+	if err := store.WriteFileAtomic(marker, []byte(want+"\n")); err != nil {
+		return "", fmt.Errorf("manager: %w", err)
+	}
+	return want, nil
+}
+
 // openRaft opens the Raft stores and starts the first Raft instance over
 // them (bootstrapping or forcing a new cluster as cfg says).
 func openRaft(m *Core, cfg Config) (*raftStores, *raftNode, error) {
@@ -150,6 +214,10 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
+	kind, err := logStoreKind(dir, cfg.RaftLogStore)
+	if err != nil {
+		return nil, err
+	}
 	logger := HCLog(cfg.Logger.With("component", "raft"), hclog.LevelFromString(cfg.RaftLogLevel))
 	bs, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(dir, "raft.db"),
@@ -158,46 +226,29 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manager: open raft log %s: %w (is another warren manager using this data dir?)", dir, err)
 	}
-	// The log store: bbolt (the default; the stable store is always bbolt)
-	// or raft-wal, an append-only log with one fdatasync per batch where
-	// bbolt needs two (about 0.5 ms against 2.5 ms a batch here).
+	// The log store: raft-wal (the default for a new data dir), an
+	// append-only log with one fsync per batch, or bbolt, which needs two
+	// and rewrites its pages (the stable store is always bbolt).
 	var logStore raft.LogStore = bs
+	var walStore *walLog
 	var closers []func() error
-	kind := cfg.RaftLogStore
-	if kind == "" {
-		kind = "bbolt"
-	}
-	// A data dir keeps the log store it started with.
-	marker := filepath.Join(dir, "logstore")
-	if b, err := os.ReadFile(marker); err == nil {
-		if have := strings.TrimSpace(string(b)); have != kind {
-			bs.Close()
-			return nil, fmt.Errorf("manager: this data dir's Raft log is kept in %s: start it with --raft-log-store %s", have, have)
-		}
-	} else if err := store.WriteFileAtomic(marker, []byte(kind+"\n")); err != nil {
-		bs.Close()
-		return nil, fmt.Errorf("manager: %w", err)
-	}
 	switch kind {
-	case "", "bbolt":
+	case "bbolt":
 	case "wal":
 		if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
 			bs.Close()
 			return nil, fmt.Errorf("manager: %w", err)
 		}
-		w, err := wal.Open(filepath.Join(dir, "wal"))
+		w, err := openWAL(filepath.Join(dir, "wal"), walSegmentBytes)
 		if err != nil {
 			bs.Close()
-			return nil, fmt.Errorf("manager: open raft wal: %w", err)
+			return nil, fmt.Errorf("manager: %w", err)
 		}
-		logStore = w
+		logStore, walStore = w, w
 		closers = append(closers, w.Close)
-	default:
-		bs.Close()
-		return nil, fmt.Errorf("manager: raft log store %q: use bbolt or wal", cfg.RaftLogStore)
 	}
 	closers = append(closers, bs.Close)
-	st := &raftStores{logs: guardedLog{logStore, m.diskFull}, stable: guardedStable{bs, m.diskFull}, closers: closers}
+	st := &raftStores{logs: guardedLog{logStore, m.diskFull}, stable: guardedStable{bs, m.diskFull}, closers: closers, logKind: kind, wal: walStore}
 	if st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, logger); err != nil {
 		st.close()
 		return nil, fmt.Errorf("manager: snapshot store: %w", err)

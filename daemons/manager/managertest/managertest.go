@@ -46,6 +46,8 @@ type Options struct {
 	// manager's).
 	HeartbeatTimeout time.Duration
 	CommitTimeout    time.Duration
+	// RaftLogStore is the managers' --raft-log-store (default: theirs).
+	RaftLogStore string
 }
 
 // Start runs a manager until the test ends.
@@ -65,7 +67,7 @@ func Start(t testing.TB, o Options) *Manager {
 		logLevel = slog.LevelInfo
 	}
 	m, err := manager.New(manager.Config{
-		DataDir: o.DataDir, Hostname: "node-1",
+		DataDir: o.DataDir, Hostname: "node-1", RaftLogStore: o.RaftLogStore,
 		RescheduleGrace: o.RescheduleGrace, NodeTimeout: o.NodeTimeout, RaftLogLevel: "error",
 		AgentSocket: o.AgentSocket,
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})),

@@ -100,6 +100,12 @@ type Config struct {
 	// own, or wal for a new one. A data dir keeps the store it started
 	// with.
 	RaftLogStore string
+	// RaftTrailingLogs is how many entries a snapshot leaves in the Raft
+	// log (default Raft's, 10240), and RaftWALSegmentBytes the size of a
+	// raft-wal log's files (default 8 MiB); tests make a follower catch up
+	// from a snapshot with few and small.
+	RaftTrailingLogs    uint64
+	RaftWALSegmentBytes int
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
 	Logger       *slog.Logger
@@ -276,7 +282,7 @@ func New(cfg Config) (*Manager, error) {
 		Stream: m.mem.Stream(), Transport: cfg.RaftTransport,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, CommitTimeout: cfg.CommitTimeout,
 		ForceNewCluster: cfg.ForceNewCluster, RaftLogStore: cfg.RaftLogStore, RaftLogLevel: cfg.RaftLogLevel,
-		Logger: cfg.Logger, OnApply: m.metrics.observeApply, OnCommit: m.metrics.observeCommit,
+		TrailingLogs: cfg.RaftTrailingLogs, WALSegmentBytes: cfg.RaftWALSegmentBytes, Logger: cfg.Logger, OnApply: m.metrics.observeApply, OnCommit: m.metrics.observeCommit,
 		OnEvents: m.metrics.countEvents})
 	if err != nil {
 		cancel()

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -124,7 +125,12 @@ type Config struct {
 	RaftLogStore string
 	// RaftLogLevel is the level of Raft's own log lines (default warn).
 	RaftLogLevel string
-	Logger       *slog.Logger
+	// TrailingLogs is how many entries a snapshot leaves in the log
+	// (zero: Raft's default), and WALSegmentBytes the size of a raft-wal
+	// log's files (zero: walSegmentBytes); tests lower both.
+	TrailingLogs    uint64
+	WALSegmentBytes int
+	Logger          *slog.Logger
 	// OnApply observes each batch the FSM applies; OnCommit each proposal's
 	// time to commit (metrics).
 	OnApply  func(n int, d time.Duration)
@@ -239,7 +245,7 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 			bs.Close()
 			return nil, fmt.Errorf("manager: %w", err)
 		}
-		w, err := openWAL(filepath.Join(dir, "wal"), walSegmentBytes)
+		w, err := openWAL(filepath.Join(dir, "wal"), cmp.Or(cfg.WALSegmentBytes, walSegmentBytes))
 		if err != nil {
 			bs.Close()
 			return nil, fmt.Errorf("manager: %w", err)
@@ -279,6 +285,9 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 	rc.ElectionTimeout = rc.HeartbeatTimeout
 	rc.LeaderLeaseTimeout = min(defaultLeaderLease, rc.HeartbeatTimeout)
 	rc.CommitTimeout = cfg.EffectiveCommitTimeout()
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true
 	st.conf = *rc

@@ -246,11 +246,13 @@ func (m *Member) start(o Options, voters []string) {
 		DataDir: m.DataDir, Hostname: m.ID, NodeID: m.ID, BootstrapVoters: voters,
 		RaftTransport: m.trans, Peers: peers{self: m.ID, role: pki.RoleManager, net: m.cluster.net},
 		RescheduleGrace: o.RescheduleGrace, NodeTimeout: o.NodeTimeout, RaftLogLevel: "error",
-		RaftLogStore:     o.RaftLogStore,
-		HeartbeatTimeout: o.HeartbeatTimeout,
-		CommitTimeout:    o.CommitTimeout,
-		AgentSocket:      o.AgentSockets[m.ID],
-		Logger:           logger.With("manager", m.ID),
+		RaftLogStore:        o.RaftLogStore,
+		RaftTrailingLogs:    o.RaftTrailingLogs,
+		RaftWALSegmentBytes: o.RaftWALSegmentBytes,
+		HeartbeatTimeout:    o.HeartbeatTimeout,
+		CommitTimeout:       o.CommitTimeout,
+		AgentSocket:         o.AgentSockets[m.ID],
+		Logger:              logger.With("manager", m.ID),
 	})
 	if err != nil {
 		t.Fatalf("start manager %s: %v", m.ID, err)

@@ -48,6 +48,10 @@ type Options struct {
 	CommitTimeout    time.Duration
 	// RaftLogStore is the managers' --raft-log-store (default: theirs).
 	RaftLogStore string
+	// RaftTrailingLogs and RaftWALSegmentBytes are the managers'
+	// (manager.Config).
+	RaftTrailingLogs    uint64
+	RaftWALSegmentBytes int
 }
 
 // Start runs a manager until the test ends.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -569,5 +570,47 @@ func TestForceNewClusterRecoversFromALostQuorum(t *testing.T) {
 	}
 	if _, err := cl.CreateService(ctx, api.ServiceSpec{Name: "after", Image: "busybox", Replicas: 1}); err != nil {
 		t.Errorf("a write after recovery: %v", err)
+	}
+}
+
+// TestWritesThroughAFollowerAtConcurrency: a follower passes writes to the
+// leader over a pool of node-port connections. Many at once must not make
+// it open and drop connections faster than the leader's handshake limit
+// for one address takes them (which refuses the rest): every write of 32
+// clients at once through a follower succeeds.
+func TestWritesThroughAFollowerAtConcurrency(t *testing.T) {
+	ms := startManagers(t, t.TempDir())
+	c := ctx(t)
+	var follower *netNode
+	eventually(t, "a follower", 10*time.Second, func() error {
+		for _, n := range ms {
+			if !n.IsLeader() {
+				follower = n
+				return nil
+			}
+		}
+		return fmt.Errorf("no follower")
+	})
+	const n, conc = 600, 32
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []error
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				if _, err := follower.cl().CreateService(c, small(fmt.Sprintf("via-follower-%d", i))); err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Errorf("%d of %d writes through a follower, %d at once, failed; the first: %v", len(failed), n, conc, failed[0])
 	}
 }

@@ -422,7 +422,14 @@ func (p *tlsPeers) client(id string, anyNode bool) (*http.Client, string, error)
 			d := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: peerDialTimeout, KeepAliveConfig: peerKeepAlive}}
 			return d.DialContext(ctx, "tcp", addr)
 		},
-		MaxIdleConnsPerHost: 4,
+		// Up to handshakeBurst connections to a peer are kept between
+		// calls. A burst of calls (writes passed on to the leader, 32 at
+		// once) then dials once and reuses its connections; with fewer
+		// kept, each call after the burst dialed anew, and the peer's
+		// limit of handshakes for one address refused the excess. The
+		// number of connections is not capped: a log or exec stream holds
+		// one for as long as it runs.
+		MaxIdleConnsPerHost: handshakeBurst,
 		IdleConnTimeout:     60 * time.Second,
 	}
 	c := &peerClient{addr: addr, client: &http.Client{Transport: tr}}

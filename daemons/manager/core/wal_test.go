@@ -232,3 +232,40 @@ func TestLogStoreKind(t *testing.T) {
 		}
 	}
 }
+
+// TestWALTailTruncation: a follower drops the tail of its log that the
+// leader's does not have (Raft's DeleteRange up to the last index), writes
+// the leader's entries in their place, and is restarted. raft-wal 0.4.0
+// marked the truncated file sealed without its index block, and the log
+// could not be opened again ("sealed segment has no index block", which
+// Raft panics on: the manager could not start); third_party/raft-wal writes
+// the block first.
+func TestWALTailTruncation(t *testing.T) {
+	dir := t.TempDir()
+	const segment = 1 << 20
+	w, err := openWAL(dir, segment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 10; i++ {
+		if err := w.StoreLogs([]*raft.Log{walEntry(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.DeleteRange(8, 10); err != nil {
+		t.Fatalf("drop the tail: %v", err)
+	}
+	for i := uint64(8); i <= 12; i++ {
+		if err := w.StoreLogs([]*raft.Log{walEntry(i)}); err != nil {
+			t.Fatalf("write %d after the tail was dropped: %v", i, err)
+		}
+	}
+	if err := w.reopen(); err != nil {
+		t.Fatalf("open again after a dropped tail: %v", err)
+	}
+	if err := w.DeleteRange(12, 12); err != nil {
+		t.Fatalf("drop the tail again: %v", err)
+	}
+	w.Close()
+	checkWAL(t, dir, segment, 11)
+}

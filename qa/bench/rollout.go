@@ -118,9 +118,7 @@ func benchRolloutLoad(ctx context.Context, r *report, c *cluster.Cluster, lan *c
 	if failed > 0 {
 		fmt.Fprintf(os.Stderr, "  %s: load from %s, update at %s, completed at %s, load stopped at %s; first failures:\n",
 			order, begin.Format("15:04:05.000"), start.Format("15:04:05.000"), start.Add(took).Format("15:04:05.000"), end.Format("15:04:05.000"))
-		for _, f := range load.Failures() {
-			fmt.Fprintf(os.Stderr, "    %s\n", f)
-		}
+		fmt.Fprintf(os.Stderr, "%s\n", strings.TrimPrefix(load.FailureLines("    "), "\n"))
 		fmt.Fprintf(os.Stderr, "  the tasks' changes as m1's watch delivered them:\n%s", tl.Between(begin, end))
 	}
 	return m.Client.RemoveService(ctx, name, 0)

@@ -54,12 +54,8 @@ func TestRolloutBlueGreen(t *testing.T) {
 		load.Wait()
 		t.Logf("%s: %d requests, %d failed; answers: %v", what, load.Sent(), load.Failed(), load.Bodies())
 		if load.Failed() > 0 {
-			var b strings.Builder
-			for _, f := range load.Failures() {
-				fmt.Fprintf(&b, "\n  %s", f)
-			}
 			t.Errorf("%s: %d of %d requests failed; the first:%s\nthe tasks' changes:\n%s",
-				what, load.Failed(), load.Sent(), b.String(), tl.Between(begin, time.Now()))
+				what, load.Failed(), load.Sent(), load.FailureLines("  "), tl.Between(begin, time.Now()))
 		}
 		return load
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,12 +81,8 @@ func TestStopDrainAcrossNodes(t *testing.T) {
 	load.Wait()
 	t.Logf("%d requests, %d failed; answers by task: %v", load.Sent(), load.Failed(), load.Bodies())
 	if load.Failed() > 0 {
-		var b strings.Builder
-		for _, f := range load.Failures() {
-			fmt.Fprintf(&b, "\n  %s", f)
-		}
 		t.Errorf("%d of %d requests through w1 failed when a task on w2 stopped; the first:%s\nthe tasks' changes, as m1's watch delivered them:\n%s",
-			load.Failed(), load.Sent(), b.String(), tl.Between(begin, time.Now()))
+			load.Failed(), load.Sent(), load.FailureLines("  "), tl.Between(begin, time.Now()))
 	}
 	// Both tasks answered the load: it ran across the stop.
 	if len(load.Bodies()) != 2 {

@@ -149,6 +149,16 @@ func (l *LoadResult) Failures() []HTTPFailure {
 	return append([]HTTPFailure(nil), l.failures...)
 }
 
+// FailureLines is Failures, one per line, each line starting with a
+// newline and indent: for a test's error or a bench's report.
+func (l *LoadResult) FailureLines(indent string) string {
+	var b strings.Builder
+	for _, f := range l.Failures() {
+		fmt.Fprintf(&b, "\n%s%s", indent, f)
+	}
+	return b.String()
+}
+
 // Bodies counts the successful answers by their body (trimmed, its first
 // 256 bytes; up to 100 distinct bodies): which backends served the load.
 func (l *LoadResult) Bodies() map[string]int {

@@ -579,12 +579,8 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	load.Wait()
 	t.Logf("%d requests, %d failed; answers by release and task: %v", load.Sent(), load.Failed(), load.Bodies())
 	if load.Failed() > 0 {
-		var b strings.Builder
-		for _, f := range load.Failures() {
-			fmt.Fprintf(&b, "\n  %s", f)
-		}
 		t.Errorf("%d of %d requests failed during the update; the first:%s\nthe tasks' changes, as m1's watch delivered them:\n%s",
-			load.Failed(), load.Sent(), b.String(), tl.Between(begin, time.Now()))
+			load.Failed(), load.Sent(), load.FailureLines("  "), tl.Between(begin, time.Now()))
 	}
 	var old, updated int
 	for body, n := range load.Bodies() {

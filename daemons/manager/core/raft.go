@@ -54,10 +54,8 @@ type raftStores struct {
 	trans   kept
 	conf    raft.Config
 	closers []func() error // the log and stable stores
-	// logKind is where the log is kept: "wal" or "bbolt"; wal is the
-	// raft-wal log, if it is.
-	logKind string
-	wal     *walLog
+	// wal is the log, if it is kept in raft-wal.
+	wal *walLog
 }
 
 // reopenLog opens a raft-wal log again (no Raft instance may run): after a
@@ -74,8 +72,8 @@ func (st *raftStores) reopenLog() error {
 // before Raft restarts after a full disk: a raft-wal log may have to make
 // its next file, whole, before it writes.
 func (st *raftStores) logSpace() int64 {
-	if st.logKind == "wal" {
-		return walSegmentBytes + probeBytes
+	if st.wal != nil {
+		return int64(st.wal.segment) + probeBytes
 	}
 	return probeBytes
 }
@@ -254,7 +252,7 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 		closers = append(closers, w.Close)
 	}
 	closers = append(closers, bs.Close)
-	st := &raftStores{logs: guardedLog{logStore, m.diskFull}, stable: guardedStable{bs, m.diskFull}, closers: closers, logKind: kind, wal: walStore}
+	st := &raftStores{logs: guardedLog{logStore, m.diskFull}, stable: guardedStable{bs, m.diskFull}, closers: closers, wal: walStore}
 	if st.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, logger); err != nil {
 		st.close()
 		return nil, fmt.Errorf("manager: snapshot store: %w", err)

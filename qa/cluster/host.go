@@ -163,7 +163,7 @@ func (h *Host) NodeID() string {
 // Cut drops every frame to and from the host on the LAN: its processes
 // keep running, unreachable.
 func (h *Host) Cut() error {
-	if err := h.c.nft("", "add", "element", "bridge", "wcut", "cut", "{ "+strconv.Quote(h.link)+" }"); err != nil {
+	if err := h.lanSet("add", "cut"); err != nil {
 		return err
 	}
 	h.mu.Lock()
@@ -175,7 +175,7 @@ func (h *Host) Cut() error {
 
 // Heal undoes Cut.
 func (h *Host) Heal() error {
-	if err := h.c.nft("", "delete", "element", "bridge", "wcut", "cut", "{ "+strconv.Quote(h.link)+" }"); err != nil {
+	if err := h.lanSet("delete", "cut"); err != nil {
 		return err
 	}
 	h.mu.Lock()
@@ -185,11 +185,17 @@ func (h *Host) Heal() error {
 	return nil
 }
 
+// lanSet adds the host's LAN port to a set of the LAN's wcut table, or
+// deletes it (op "add" or "delete"; set "cut" or "hold").
+func (h *Host) lanSet(op, set string) error {
+	return h.c.nft("", op, "element", "bridge", "wcut", set, "{ "+strconv.Quote(h.link)+" }")
+}
+
 // Hold keeps what the managers send from reaching the host (its watches,
 // the answers to its calls), and what it sends them, until Release; its
 // other traffic flows. A worker held for a moment is one whose watch lags.
 func (h *Host) Hold() error {
-	if err := h.c.nft("", "add", "element", "bridge", "wcut", "hold", "{ "+strconv.Quote(h.link)+" }"); err != nil {
+	if err := h.lanSet("add", "hold"); err != nil {
 		return err
 	}
 	h.c.logf("%s: held from the managers", h.Name)
@@ -198,7 +204,7 @@ func (h *Host) Hold() error {
 
 // Release undoes Hold.
 func (h *Host) Release() error {
-	if err := h.c.nft("", "delete", "element", "bridge", "wcut", "hold", "{ "+strconv.Quote(h.link)+" }"); err != nil {
+	if err := h.lanSet("delete", "hold"); err != nil {
 		return err
 	}
 	h.c.logf("%s: released", h.Name)

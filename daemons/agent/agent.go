@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -806,16 +807,9 @@ func (a *Agent) applyTasks(b api.WatchBatch) error {
 	}
 	if b.Reset {
 		a.tasks, a.synced = make(map[string]*api.Task, len(b.Events)), true
-		for id := range a.draining {
-			if !hasEvent(b.Events, id) {
-				delete(a.draining, id)
-			}
-		}
-		for id := range a.local {
-			if !hasEvent(b.Events, id) {
-				delete(a.local, id)
-			}
-		}
+		// What the node keeps of tasks the new list no longer has goes.
+		maps.DeleteFunc(a.draining, func(id string, _ time.Time) bool { return !hasEvent(b.Events, id) })
+		maps.DeleteFunc(a.local, func(id string, _ *step.Local) bool { return !hasEvent(b.Events, id) })
 	}
 	if b.Reset {
 		a.cpDirty = true

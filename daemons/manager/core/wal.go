@@ -60,7 +60,7 @@ func (l *walLog) open() error {
 func (l *walLog) reopen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := errors.Join(l.w.Close(), l.meta.Close()); err != nil {
+	if err := l.closeLocked(); err != nil {
 		return fmt.Errorf("close raft wal %s: %w", l.dir, err)
 	}
 	return l.open()
@@ -70,8 +70,12 @@ func (l *walLog) reopen() error {
 func (l *walLog) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return errors.Join(l.w.Close(), l.meta.Close())
+	return l.closeLocked()
 }
+
+// closeLocked closes the log, then its metadata database (raft-wal's
+// Close leaves it open). Callers hold l.mu.
+func (l *walLog) closeLocked() error { return errors.Join(l.w.Close(), l.meta.Close()) }
 
 func (l *walLog) FirstIndex() (uint64, error) {
 	l.mu.RLock()

@@ -145,32 +145,33 @@ func TestWALTornTail(t *testing.T) {
 	for end > 0 && b[end-1] == 0 {
 		end--
 	}
+	// overwrite writes p after the last frame, as a torn write would.
+	overwrite := func(p []byte) {
+		t.Helper()
+		f, err := os.OpenFile(files[0], os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(p, int64(end)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, torn := range [][]byte{
 		bytes.Repeat([]byte{0xff}, 37),                           // garbage
 		walEntryFrameLike(),                                      // what looks like the start of a frame
 		append(bytes.Repeat([]byte{0}, 8), []byte("partial")...), // a frame header of zeros, then data
 	} {
-		f, err := os.OpenFile(files[0], os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteAt(torn, int64(end)); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		overwrite(torn)
 		checkWAL(t, dir, segment, n)
 		if t.Failed() {
 			t.Fatalf("torn tail %d (%q after the last frame): entries lost", i, torn)
 		}
 		// Zeros again, as before the torn write, for the next case.
-		f, _ = os.OpenFile(files[0], os.O_WRONLY, 0)
-		f.WriteAt(make([]byte, len(torn)), int64(end))
-		f.Close()
+		overwrite(make([]byte, len(torn)))
 	}
 	// A torn tail, then new writes: they follow the last whole entry.
-	f, _ := os.OpenFile(files[0], os.O_WRONLY, 0)
-	f.WriteAt(bytes.Repeat([]byte{0xab}, 100), int64(end))
-	f.Close()
+	overwrite(bytes.Repeat([]byte{0xab}, 100))
 	if w, err = openWAL(dir, segment); err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,9 @@ func runIngress(args []string) error {
 	acmeCA := fs.String("acme-ca", "", "ACME directory URL of the CA routes with TLS source acme get certificates from (empty: none; such routes serve plain HTTP only)")
 	acmeRoots := fs.String("acme-ca-roots", "", "PEM file of the roots to trust for the CA's HTTPS (default: the system's)")
 	acmeEmail := fs.String("acme-email", "", "contact address of the ACME account")
+	renewCheck := fs.Duration("acme-renew-check", acme.DefaultRenewCheck, "how often certificates are checked for renewal (each is renewed two thirds into its lifetime)")
+	cleanEvery := fs.Duration("acme-clean-every", acme.DefaultCleanEvery, "how often the cluster's store is cleaned of expired certificates (one ingress node cleans per period)")
+	expiredGrace := fs.Duration("acme-expired-grace", acme.DefaultExpiredGrace, "how long a certificate that no route renews any more stays in the store after it expires")
 	dnsHook := fs.String("dns-hook", "", "command that publishes dns-01 TXT records: run as HOOK present|cleanup FQDN VALUE")
 	localOnly := fs.Bool("local-only", false, "balance over this node's tasks only (no mesh between the nodes' container networks)")
 	meshStatus := fs.String("mesh-status", wapi.MeshStatusFile, "the agent's file of the nodes this node's mesh does not reach now (their tasks are left out)")
@@ -82,6 +85,11 @@ func runIngress(args []string) error {
 	for name, v := range map[string]string{"--acme-ca-roots": *acmeRoots, "--acme-email": *acmeEmail, "--dns-hook": *dnsHook} {
 		if v != "" && *acmeCA == "" {
 			return fmt.Errorf("%s needs --acme-ca (the ACME directory URL)", name)
+		}
+	}
+	for name, d := range map[string]time.Duration{"--acme-renew-check": *renewCheck, "--acme-clean-every": *cleanEvery, "--acme-expired-grace": *expiredGrace} {
+		if d <= 0 {
+			return fmt.Errorf("%s %v: give a duration above zero, such as 10m", name, d)
 		}
 	}
 	if *dnsHook != "" && !filepath.IsAbs(*dnsHook) {
@@ -123,7 +131,8 @@ func runIngress(args []string) error {
 	// every ingress node through the cluster's ingress store.
 	certs, err := acme.New(acme.Config{Store: api, NodeID: nodeID, CA: *acmeCA, CARootsFile: *acmeRoots,
 		Email: *acmeEmail, DNSHook: *dnsHook, Logger: log.With("part", "acme"),
-		HTTPPort: portOf(httpL.Addr()), TLSPort: portOf(addrOf(httpsL))})
+		HTTPPort: portOf(httpL.Addr()), TLSPort: portOf(addrOf(httpsL)),
+		RenewCheckInterval: *renewCheck, CleanEvery: *cleanEvery, ExpiredGrace: *expiredGrace})
 	if err != nil {
 		return err
 	}

@@ -169,3 +169,15 @@ func (f *fakeStore) holderOf(name string) string {
 }
 
 var _ Store = (*fakeStore)(nil)
+
+// keys lists the store's keys, sorted.
+func (f *fakeStore) keys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.objs))
+	for k := range f.objs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

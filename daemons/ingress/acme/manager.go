@@ -65,9 +65,22 @@ type Config struct {
 	// LockTTL is the lease of a lock of the store (default 2 minutes).
 	LockTTL time.Duration
 	// RenewCheckInterval is how often certificates are checked for
-	// renewal (default certmagic's, 10 minutes).
+	// renewal (default DefaultRenewCheck).
 	RenewCheckInterval time.Duration
+	// CleanEvery is how often the cluster's store is cleaned of
+	// certificates expired for longer than ExpiredGrace: one node of the
+	// cluster cleans per period, under the store's lock (default
+	// DefaultCleanEvery and DefaultExpiredGrace). A certificate is left
+	// behind when no route names its host any more.
+	CleanEvery, ExpiredGrace time.Duration
 }
+
+// The defaults of Config.RenewCheckInterval, CleanEvery and ExpiredGrace.
+const (
+	DefaultRenewCheck   = certmagic.DefaultRenewCheckInterval
+	DefaultCleanEvery   = 24 * time.Hour
+	DefaultExpiredGrace = 7 * 24 * time.Hour
+)
 
 // DefaultRenewalRatio renews a certificate two thirds into its lifetime.
 const DefaultRenewalRatio = 2.0 / 3.0
@@ -91,6 +104,7 @@ type Manager struct {
 	cancel    context.CancelFunc
 	kick      chan struct{}
 	done      chan struct{}
+	cleaning  sync.WaitGroup // cleanLoop
 	closeOnce sync.Once
 
 	table atomic.Pointer[table]
@@ -194,6 +208,15 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.RenewalRatio <= 0 || cfg.RenewalRatio >= 1 {
 		return nil, fmt.Errorf("acme: RenewalRatio %v is not between 0 and 1", cfg.RenewalRatio)
 	}
+	if cfg.CleanEvery == 0 {
+		cfg.CleanEvery = DefaultCleanEvery
+	}
+	if cfg.ExpiredGrace == 0 {
+		cfg.ExpiredGrace = DefaultExpiredGrace
+	}
+	if cfg.CleanEvery < 0 || cfg.ExpiredGrace < 0 {
+		return nil, fmt.Errorf("acme: CleanEvery %v and ExpiredGrace %v must not be negative", cfg.CleanEvery, cfg.ExpiredGrace)
+	}
 	if cfg.HTTPPort == 0 {
 		cfg.HTTPPort = 80
 	}
@@ -271,7 +294,34 @@ func New(cfg Config) (*Manager, error) {
 		m.issuers[chal] = iss
 	}
 	go m.run()
+	if cfg.CA != "" {
+		m.cleaning.Go(func() { m.cleanLoop(zl) })
+	}
 	return m, nil
+}
+
+// cleanLoop removes expired certificates from the store: soon after the
+// start, then every CleanEvery. certmagic.CleanStorage takes the store's
+// lock and skips the work when another node did it within CleanEvery, so
+// that the cluster cleans once per period however many ingress nodes
+// there are, and a node that restarts often does not clean each time.
+func (m *Manager) cleanLoop(zl *zap.Logger) {
+	wait := min(m.cfg.CleanEvery, time.Minute)
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = m.cfg.CleanEvery
+		err := certmagic.CleanStorage(m.ctx, m.storage, certmagic.CleanStorageOptions{
+			Logger: zl, InstanceID: m.storage.holder, Interval: m.cfg.CleanEvery,
+			ExpiredCerts: true, ExpiredCertGracePeriod: m.cfg.ExpiredGrace,
+		})
+		if err != nil && m.ctx.Err() == nil {
+			m.log.Warn("acme: cleaning expired certificates out of the store", "err", err, "again_in", wait)
+		}
+	}
 }
 
 // Close stops managing certificates: it cancels issuances under way,
@@ -280,6 +330,7 @@ func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.cancel()
 		<-m.done
+		m.cleaning.Wait()
 		m.cache.Stop()
 		m.storage.Close()
 	})

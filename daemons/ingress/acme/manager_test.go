@@ -163,6 +163,55 @@ func TestRenewal(t *testing.T) {
 	}
 }
 
+// A certificate no route names any more is cleaned out of the store once
+// it has been expired for the grace; one still routed is renewed and kept.
+// Two nodes share the store.
+func TestExpiredCertificatesCleaned(t *testing.T) {
+	env := startPebble(t, 15*time.Second)
+	store := newFakeStore()
+	clean := func(c *Config) {
+		c.RenewCheckInterval = 250 * time.Millisecond
+		c.CleanEvery, c.ExpiredGrace = time.Second, time.Second
+	}
+	a := env.newManager(t, store, "node-a", clean)
+	b := env.newManager(t, store, "node-b", clean)
+	env.serve(a)
+	const gone, kept = "gone.shop.test", "kept.shop.test"
+	routes := []api.IngressRoute{{Host: gone, Port: 8080}, {Host: kept, Port: 8080}}
+	a.SetRoutes(routes)
+	b.SetRoutes(routes)
+	waitCert(t, a, gone)
+	waitCert(t, a, kept)
+	certsOf := func(host string) []string {
+		var out []string
+		for _, o := range store.keys() {
+			if strings.HasPrefix(o, "certificates/") && strings.Contains(o, "/"+host+"/") {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	if n := len(certsOf(gone)); n != 3 {
+		t.Fatalf("the store holds %v for %s, want its .crt, .key and .json", certsOf(gone), gone)
+	}
+	first, err := env.handshake(gone, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetRoutes(routes[1:])
+	b.SetRoutes(routes[1:])
+	waitFor(t, "the certificate of "+gone+" cleaned out of the store", func() bool { return len(certsOf(gone)) == 0 })
+	if now := time.Now(); now.Before(first[0].NotAfter.Add(time.Second)) {
+		t.Errorf("cleaned at %s, before the certificate had been expired for the grace (it ends %s)", now, first[0].NotAfter)
+	}
+	if n := len(certsOf(kept)); n != 3 {
+		t.Errorf("the store holds %v for %s, still routed; want its .crt, .key and .json", certsOf(kept), kept)
+	}
+	if _, err := env.handshake(kept, nil); err != nil {
+		t.Errorf("handshake for %s after the cleaning: %v", kept, err)
+	}
+}
+
 // Two ingress nodes on one store both serve the certificate; the CA got
 // one order.
 func TestTwoNodesOneOrder(t *testing.T) {

@@ -181,7 +181,7 @@ func waitAnswering(t *testing.T, ctx context.Context, m, lan *Host, url, svc str
 		l := HTTPLoad(lctx, lan.DialContext, url, 50)
 		<-lctx.Done()
 		if l.Wait(); l.Failed() > 0 || len(l.Bodies()) != n {
-			return fmt.Errorf("%d of %d requests failed, answers %v", l.Failed(), l.Sent(), l.Bodies())
+			return fmt.Errorf("%d of %d requests failed, answers %v; the first:%s", l.Failed(), l.Sent(), l.Bodies(), l.FailureLines("  "))
 		}
 		return nil
 	})

@@ -554,10 +554,16 @@ func (c *Cluster) leaderOnce(ctx context.Context, not []*Host) (*Host, error) {
 	return h, nil
 }
 
-// Dump writes the tail of every process's log through logf.
+// Dump writes what a failed test needs through logf: first the mesh as
+// every host's WireGuard device has it (short, so that it survives a
+// shortened output), then the tail of every process's log.
 func (c *Cluster) Dump(logf func(string, ...any), lines int) {
-	for _, h := range c.Hosts() {
-		for _, p := range []*Proc{h.Manager, h.Agent, h.Ingress} {
+	hosts := c.Hosts()
+	if s := meshState(hosts, time.Now()); s != "" {
+		logf("--- the mesh, as each host's device has it:\n%s", s)
+	}
+	for _, h := range hosts {
+		for _, p := range []*Proc{h.Manager, h.Agent, h.Mesh, h.Ingress} {
 			if p != nil {
 				logf("--- %s %s (pid %d), last %d lines of %s:\n%s", h.Name, p.Name, p.PID(), lines, p.LogPath, p.LogTail(lines))
 			}

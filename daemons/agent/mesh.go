@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,12 +71,14 @@ func (a *Agent) meshLoop(ctx context.Context) {
 		return nil
 	})
 	failing, netSet := "", false
+	next := meshEvery
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-		case <-time.After(wake.Until(meshEvery)):
+			next = meshSoon
+		case <-time.After(wake.Until(next)):
 		}
 		mu.Lock()
 		self, peers, ok := meshPeers(a.nodeID, nodes, a.log.Warn)
@@ -105,8 +108,29 @@ func (a *Agent) meshLoop(ctx context.Context) {
 			a.log.Info("mesh in step again", "iface", st.Iface, "peers", len(st.Peers))
 			failing = ""
 		}
-		a.setMesh(st)
+		if a.setMesh(st) {
+			a.publishPorts(ctx) // a node in or out of reach: its tasks too
+		}
+		next = nextMeshSync(st, next)
 	}
+}
+
+// meshSoon is the first wait before the mesh loop looks again at a peer
+// out of reach: a new peer shakes hands within milliseconds, and its
+// tasks are backends only once the loop has seen it (meshReaches).
+const meshSoon = 250 * time.Millisecond
+
+// nextMeshSync is the wait before the next sync: meshEvery while every
+// peer is in reach, else from meshSoon doubling up to meshEvery, so that
+// a node that joins is reachable within a fraction of a second and one
+// that is gone costs no more than the others.
+func nextMeshSync(st wg.Status, last time.Duration) time.Duration {
+	for _, p := range st.Peers {
+		if !p.Reachable {
+			return min(max(2*last, meshSoon), meshEvery)
+		}
+	}
+	return meshEvery
 }
 
 // meshPeers computes this node's side and its peers from the node records:
@@ -156,18 +180,27 @@ func meshPeers(self string, nodes map[string]*api.Node, warn func(msg string, ar
 }
 
 // setMesh records the mesh's state: the heartbeat reports this node's end,
-// and the agent socket serves the peers' reachability.
-func (a *Agent) setMesh(st wg.Status) {
+// and the agent socket serves the peers' reachability. It says whether
+// the nodes in reach changed.
+func (a *Agent) setMesh(st wg.Status) (reachChanged bool) {
 	m := &api.NodeMesh{PublicKey: a.cfg.Mesh.PublicKey().String(), Port: uint16(a.cfg.Mesh.Port()), Mode: st.Mode, MTU: st.MTU}
 	reach := api.MeshReach{Unreachable: []string{}}
+	var inReach []string
 	for _, p := range st.Peers {
-		if !p.Reachable && p.NodeID != "" {
+		switch {
+		case p.NodeID == "":
+		case p.Reachable:
+			inReach = append(inReach, p.NodeID)
+		default:
 			reach.Unreachable = append(reach.Unreachable, p.NodeID)
 		}
 	}
 	raw, _ := json.Marshal(reach)
 	a.mu.Lock()
 	a.meshStatus = &st
+	if in := strings.Join(inReach, ","); in != a.meshInReach {
+		a.meshInReach, reachChanged = in, true
+	}
 	newDesc := a.meshDesc == nil || *a.meshDesc != *m
 	a.meshDesc = m
 	changed := !bytes.Equal(raw, a.meshReach)
@@ -176,11 +209,11 @@ func (a *Agent) setMesh(st wg.Status) {
 		a.beatSoon()
 	}
 	if !changed || a.cfg.MeshStatusFile == "" {
-		return
+		return reachChanged
 	}
 	if err := atomicfile.Write(a.cfg.MeshStatusFile, raw, 0o644); err != nil {
 		a.log.Warn("mesh: write the status file for warren-dns", "file", a.cfg.MeshStatusFile, "err", err)
-		return
+		return reachChanged
 	}
 	if len(reach.Unreachable) > 0 {
 		a.log.Info("mesh: nodes out of reach", "nodes", reach.Unreachable)
@@ -188,6 +221,7 @@ func (a *Agent) setMesh(st wg.Status) {
 	a.mu.Lock()
 	a.meshReach = raw
 	a.mu.Unlock()
+	return reachChanged
 }
 
 // meshDescription is this node's end of the mesh for the heartbeat, nil

@@ -26,11 +26,13 @@ import (
 // A task is a backend while it serves (api.Task.Serving): the other
 // nodes' as the store says, the node's own as the agent sees them
 // (serving), so a new task gets no connection before its health check
-// passes, nor one on standby.
+// passes, nor one on standby. Another node's task is one only while the
+// mesh reaches its node (meshReaches).
 //
 //	reconcile (local tasks) ──┐
-//	health probe (local) ─────┼─▶ publishPorts: desiredPorts ─▶ Network.Publish (one transaction)
-//	ingress watch (fleet) ────┘
+//	health probe (local) ─────┤
+//	ingress watch (fleet) ────┼─▶ publishPorts: desiredPorts ─▶ Network.Publish (one transaction)
+//	mesh sync (reachability) ─┘
 
 // portState is what the agent keeps about published ports.
 type portState struct {
@@ -82,6 +84,7 @@ func (a *Agent) publishPorts(ctx context.Context) {
 		return
 	}
 	a.ports.published = key
+	a.log.Debug("ports published", "ports", key)
 	a.checkIngress(ctx, ports)
 }
 
@@ -99,9 +102,33 @@ func (a *Agent) desiredPorts() (ports, dropped []Published) {
 		backends = append(backends, backend{a.addrs[id], t.Spec.Ports})
 	}
 	for _, f := range a.ports.fleet {
-		backends = append(backends, backend{f.addr, f.ports})
+		if a.meshReaches(f.node) {
+			backends = append(backends, backend{f.addr, f.ports})
+		}
 	}
 	return portsOf(backends)
+}
+
+// meshReaches says whether another node's tasks are backends of this
+// node's ingress ports as far as the mesh goes: its peer shook hands lately
+// and was heard from (wg.PeerStatus.Reachable, the rule behind the mesh
+// status file that warren-dns and warren-ingress follow). A node the mesh
+// does not reach, or not yet, would take connections and drop them. An
+// agent without a mesh leaves the choice to the network, which publishes
+// no other node's task then (netcfg/nft). Callers hold a.mu.
+func (a *Agent) meshReaches(node string) bool {
+	if a.cfg.Mesh == nil {
+		return true
+	}
+	if a.meshStatus == nil {
+		return false
+	}
+	for _, p := range a.meshStatus.Peers {
+		if p.NodeID == node {
+			return p.Reachable
+		}
+	}
+	return false
 }
 
 // serving says whether a task of this node is a backend of its ports. The

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -11,10 +12,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/agent/step"
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/netcfg/wg"
 )
 
 // Ports of the tests' services.
@@ -218,5 +223,81 @@ func TestIngressPortHeldByAnotherProgram(t *testing.T) {
 	a.publishPorts(ctx)
 	if len(net.publishes) != 2 || len(net.checks) != 0 {
 		t.Errorf("after a new backend: %d publishes (want 2), ports checked %v (want none)", len(net.publishes), net.checks)
+	}
+}
+
+// fakeMesh is a MeshNet whose syncs the tests make up (setMesh).
+type fakeMesh struct{}
+
+func (fakeMesh) PublicKey() wgtypes.Key { return wgtypes.Key{1} }
+func (fakeMesh) Port() int              { return 51820 }
+func (fakeMesh) Iface() string          { return "wg-test" }
+func (fakeMesh) Sync(wg.Self, []wg.Peer, time.Time) (wg.Status, error) {
+	return wg.Status{}, errors.New("fakeMesh: not synced by tests")
+}
+
+// TestFleetBackendsNeedTheMesh: another node's task is a backend of this
+// node's ingress ports only while the mesh reaches its node. One that has
+// not shaken hands yet, that goes silent, or that is no peer at all is
+// left out, and each change of the nodes in reach publishes once.
+func TestFleetBackendsNeedTheMesh(t *testing.T) {
+	a, _ := testAgent(t)
+	net := &FakeNetwork{}
+	a.net, a.cfg.Mesh, a.synced = net, fakeMesh{}, true
+	ctx := context.Background()
+	runLocal(a, "web1", "web", "10.240.1.2", webPort)
+	a.applyFleet(api.WatchBatch{Reset: true, Events: events(t,
+		remote("web2", "web", "n2", api.TaskRunning, "10.240.2.5", "", nil, webPort),
+		remote("web3", "web", "n3", api.TaskRunning, "10.240.3.5", "", nil, webPort))})
+	peer := func(node string, reachable bool) wg.PeerStatus {
+		return wg.PeerStatus{NodeID: node, Reachable: reachable}
+	}
+	steps := []struct {
+		name    string
+		peers   []wg.PeerStatus // nil: no sync
+		changed bool
+		want    string
+	}{
+		{"before the first sync", nil, false, "[10.240.1.2:80]"},
+		{"n2 in reach, n3 not yet", []wg.PeerStatus{peer("n2", true), peer("n3", false)}, true, "[10.240.1.2:80 10.240.2.5:80]"},
+		{"both in reach", []wg.PeerStatus{peer("n2", true), peer("n3", true)}, true, "[10.240.1.2:80 10.240.2.5:80 10.240.3.5:80]"},
+		{"the same again", []wg.PeerStatus{peer("n2", true), peer("n3", true)}, false, "[10.240.1.2:80 10.240.2.5:80 10.240.3.5:80]"},
+		{"n2 silent", []wg.PeerStatus{peer("n2", false), peer("n3", true)}, true, "[10.240.1.2:80 10.240.3.5:80]"},
+		{"n3 no peer any more", []wg.PeerStatus{peer("n2", false)}, true, "[10.240.1.2:80]"},
+	}
+	for _, s := range steps {
+		if s.peers != nil {
+			if changed := a.setMesh(wg.Status{Peers: s.peers}); changed != s.changed {
+				t.Errorf("%s: setMesh said the nodes in reach changed=%v, want %v", s.name, changed, s.changed)
+			}
+		}
+		a.publishPorts(ctx)
+		last := net.publishes[len(net.publishes)-1]
+		if len(last) != 1 || fmt.Sprint(last[0].Backends) != s.want {
+			t.Errorf("%s: published %v, want port 8080 to %s", s.name, last, s.want)
+		}
+	}
+	if n := len(net.publishes); n != 5 {
+		t.Errorf("%d publishes, want 5 (one per change of the backends)", n)
+	}
+}
+
+func TestNextMeshSync(t *testing.T) {
+	in := wg.Status{Peers: []wg.PeerStatus{{NodeID: "n2", Reachable: true}}}
+	out := wg.Status{Peers: []wg.PeerStatus{{NodeID: "n2", Reachable: true}, {NodeID: "n3"}}}
+	for _, c := range []struct {
+		st         wg.Status
+		last, want time.Duration
+	}{
+		{in, meshSoon, meshEvery},
+		{wg.Status{}, meshSoon, meshEvery},
+		{out, 0, meshSoon},
+		{out, meshSoon, 2 * meshSoon},
+		{out, meshEvery, meshEvery},
+		{out, 4 * time.Second, meshEvery},
+	} {
+		if got := nextMeshSync(c.st, c.last); got != c.want {
+			t.Errorf("nextMeshSync(peers %+v, after %v) = %v, want %v", c.st.Peers, c.last, got, c.want)
+		}
 	}
 }

@@ -296,6 +296,12 @@ func pebbleTLS(t *testing.T, dir string, ip netip.Addr) (roots, cert, key string
 // validates challenges against that node's ingress, whichever node asked.
 // It returns the directory URL, the roots file and pebble's process.
 func startPebble(t *testing.T, ca *Host, answerIP netip.Addr) (dirURL, roots string, p *Proc) {
+	return startPebbleFor(t, ca, answerIP, 0)
+}
+
+// startPebbleFor is startPebble with certificates of the given lifetime
+// (0: pebble's default, 5 years).
+func startPebbleFor(t *testing.T, ca *Host, answerIP netip.Addr, validity time.Duration) (dirURL, roots string, p *Proc) {
 	t.Helper()
 	dir := filepath.Join(ca.Dir, "pebble")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -304,7 +310,7 @@ func startPebble(t *testing.T, ca *Host, answerIP netip.Addr) (dirURL, roots str
 	roots, cert, key := pebbleTLS(t, dir, ca.IP)
 	cfg := fmt.Sprintf(`{"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
   "certificate": %q, "privateKey": %q, "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false}}`, cert, key)
+  "externalAccountBindingRequired": false, "certificateValidityPeriod": %d}}`, cert, key, uint64(validity/time.Second))
 	cfgPath := filepath.Join(dir, "pebble.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -410,11 +416,17 @@ func TestIngressACME(t *testing.T) {
 		t.Errorf("pebble got %d new orders; want 1 (one node asks, the other reuses its certificate)", n)
 	}
 
-	// Through HTTPS the route answers; plain HTTP is redirected.
+	// Through HTTPS the route answers, once its tasks serve (the
+	// certificate may come first); plain HTTP is redirected.
 	hc := ingressClient(lan, 10*time.Second, "shop.example")
-	if code, body, err := hostGet(ctx, hc, fmt.Sprintf("https://%s/", w2.IP), "shop.example"); err != nil || code != http.StatusOK {
-		t.Errorf("HTTPS through w2: %d %q %v", code, body, err)
-	}
+	eventually(t, time.Minute, "HTTPS through w1 and w2 answering 200", func() error {
+		for _, h := range []*Host{w1, w2} {
+			if code, body, err := hostGet(ctx, hc, fmt.Sprintf("https://%s/", h.IP), "shop.example"); err != nil || code != http.StatusOK {
+				return fmt.Errorf("%s: %d %q %v", h.Name, code, body, err)
+			}
+		}
+		return nil
+	})
 	// HTTP/2 over TLS (ALPN h2), verified against the CA's chain this time.
 	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: lan.DialContext,
 		ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{ServerName: "shop.example", InsecureSkipVerify: true}}}
@@ -430,5 +442,143 @@ func TestIngressACME(t *testing.T) {
 	}
 	if code, _, err := hostGet(ctx, hc, fmt.Sprintf("http://%s/", w2.IP), "shop.example"); err != nil || code != http.StatusPermanentRedirect {
 		t.Errorf("plain HTTP through w2: %d %v; want 308 to HTTPS", code, err)
+	}
+}
+
+// TestIngressACMERenewal (issue 14): with 20-second certificates, two
+// ingress nodes on the real Raft store renew a route's certificate before
+// it expires and both present the new one, from one order to the CA. When
+// no route names a host any more, its certificate is cleaned out of the
+// cluster's store once expired for the grace.
+func TestIngressACMERenewal(t *testing.T) {
+	if _, err := exec.LookPath("pebble"); err != nil {
+		t.Skip("pebble is not installed (make deps installs it)")
+	}
+	c := startCluster(t, 1, 2)
+	ctx := ctxFor(t, 4*time.Minute)
+	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
+	lan, err := c.AddHost("lan1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := c.AddHost("ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirURL, roots, pebble := startPebbleFor(t, ca, w1.IP, 20*time.Second)
+	for _, h := range []*Host{w1, w2} {
+		labelIngress(t, ctx, m, h)
+		if err := h.StartIngress("--acme-ca", dirURL, "--acme-ca-roots", roots,
+			"--acme-renew-check", "1s", "--acme-clean-every", "2s", "--acme-expired-grace", "1s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop := WebService("shop", 1, 0, "")
+	shop.Ports = nil
+	shop.Ingress = []api.IngressRoute{{Host: "shop.example", Port: 8080}}
+	sv, err := m.Client.CreateService(ctx, shop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// leaves returns the certificate each node presents for host.
+	leaves := func(host string) (map[string]*x509.Certificate, error) {
+		out := map[string]*x509.Certificate{}
+		for _, h := range []*Host{w1, w2} {
+			conn, err := lan.DialContext(ctx, "tcp", netip.AddrPortFrom(h.IP, 443).String())
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true})
+			err = tc.HandshakeContext(ctx)
+			if err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("%s: %w", h.Name, err)
+			}
+			out[h.Name] = tc.ConnectionState().PeerCertificates[0]
+			tc.Close()
+		}
+		return out, nil
+	}
+	var first *x509.Certificate
+	eventually(t, 2*time.Minute, "both nodes presenting pebble's certificate of shop.example", func() error {
+		ls, err := leaves("shop.example")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(ls["w1"].Issuer.String(), "Pebble") || ls["w1"].SerialNumber.Cmp(ls["w2"].SerialNumber) != 0 {
+			return fmt.Errorf("w1 presents %s from %s, w2 %s", ls["w1"].SerialNumber, ls["w1"].Issuer, ls["w2"].SerialNumber)
+		}
+		first = ls["w1"]
+		return nil
+	})
+	if life := first.NotAfter.Sub(first.NotBefore); life > time.Minute {
+		t.Fatalf("pebble issued a certificate for %s; want 20s", life)
+	}
+	eventually(t, time.Minute, "both nodes presenting a renewed certificate", func() error {
+		ls, err := leaves("shop.example")
+		if err != nil {
+			return err
+		}
+		for name, l := range ls {
+			if l.SerialNumber.Cmp(first.SerialNumber) == 0 {
+				return fmt.Errorf("%s still presents the first certificate", name)
+			}
+		}
+		if ls["w1"].SerialNumber.Cmp(ls["w2"].SerialNumber) != 0 {
+			return fmt.Errorf("w1 presents %s, w2 %s", ls["w1"].SerialNumber, ls["w2"].SerialNumber)
+		}
+		return nil
+	})
+	if now := time.Now(); !now.Before(first.NotAfter) {
+		t.Errorf("both nodes presented the renewed certificate at %s, after the first expired (%s)", now, first.NotAfter)
+	}
+	if n := pebble.CountLog("/order-plz"); n != 2 {
+		t.Errorf("pebble got %d new orders; want 2 (the issuance, then one renewal for both nodes)", n)
+	}
+
+	// The route moves to another host: the old host's certificate is no
+	// longer renewed, and once expired for the grace it leaves the store.
+	store, err := client.New("unix://" + w2.IngressSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	certKeys := func(host string) ([]string, error) {
+		objs, err := store.IngressList(ctx, w2.NodeID(), "certificates", true)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, o := range objs {
+			if strings.Contains(o.Key, "/"+host+"/") {
+				out = append(out, o.Key)
+			}
+		}
+		return out, nil
+	}
+	if keys, err := certKeys("shop.example"); err != nil || len(keys) != 3 {
+		t.Fatalf("the store holds %v for shop.example (%v); want its .crt, .key and .json", keys, err)
+	}
+	ls, err := leaves("shop.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ls["w1"]
+	shop.Ingress = []api.IngressRoute{{Host: "new.example", Port: 8080}}
+	if _, err := m.Client.UpdateService(ctx, "shop", shop, sv.Version); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, "the certificate of shop.example cleaned out of the store", func() error {
+		keys, err := certKeys("shop.example")
+		if err != nil || len(keys) > 0 {
+			return fmt.Errorf("%v (%v)", keys, err)
+		}
+		return nil
+	})
+	if now := time.Now(); now.Before(last.NotAfter.Add(time.Second)) {
+		t.Errorf("cleaned at %s, before the last certificate had been expired for the grace (it ends %s)", now, last.NotAfter)
+	}
+	if keys, err := certKeys("new.example"); err != nil || len(keys) != 3 {
+		t.Errorf("the store holds %v for new.example, routed (%v); want its .crt, .key and .json", keys, err)
 	}
 }

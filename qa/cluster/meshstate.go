@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"os/exec"
 	"sort"
 	"strings"
 	"time"
@@ -11,8 +12,9 @@ import (
 )
 
 // meshState describes the WireGuard device of every host that runs one,
-// a line per peer named by host: its endpoint, its last handshake, the
-// bytes each way and the subnets routed to it. A failed test prints it
+// with the routes through it, and a line per peer named by host: its
+// endpoint, its last handshake, the bytes each way and the subnets it may
+// send from. A failed test prints it
 // first: a cross-node request that fails is most often a mesh that does
 // not carry it, and the logs do not say which side.
 func meshState(hosts []*Host, now time.Time) string {
@@ -45,7 +47,9 @@ func meshState(hosts []*Host, now time.Time) string {
 			fmt.Fprintf(&b, "  %s: no device %s\n", h.Name, h.MeshIface)
 			continue
 		}
-		fmt.Fprintf(&b, "  %s (%s, port %d): %d peers\n", h.Name, h.MeshIface, d.ListenPort, len(d.Peers))
+		routes, _ := exec.Command("ip", "-n", h.NS, "-4", "-o", "route", "show", "dev", h.MeshIface).CombinedOutput()
+		fmt.Fprintf(&b, "  %s (%s, port %d): %d peers; routes: %s\n", h.Name, h.MeshIface, d.ListenPort, len(d.Peers),
+			strings.Join(strings.Fields(strings.ReplaceAll(string(routes), "\n", ";")), " "))
 		peers := append([]wgtypes.Peer(nil), d.Peers...)
 		sort.Slice(peers, func(i, j int) bool { return names[peers[i].PublicKey] < names[peers[j].PublicKey] })
 		for _, p := range peers {

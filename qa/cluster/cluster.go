@@ -32,6 +32,10 @@ var DefaultSubnet = netip.MustParsePrefix("10.78.0.0/24")
 // its own address).
 const NodePort = 4243
 
+// MeshPort is the UDP port of every host's end of the mesh (the agent's
+// default).
+const MeshPort = 51820
+
 // Config describes a cluster before any host exists.
 type Config struct {
 	// Bin is the warren binary every process runs.
@@ -129,12 +133,17 @@ func New(cfg Config) (c *Cluster, err error) {
 	// (nft 1.0.6: no rule may end on the line of a closing brace.)
 	// A TCP segment to or from a manager's node port on a port in @hold is
 	// dropped: that host hears nothing from the managers (TCP sends it
-	// again once released), its other traffic flows.
+	// again once released), its other traffic flows. A WireGuard datagram
+	// to or from a port in @nomesh is dropped: that host's mesh is cut, its
+	// link to the managers is not.
 	ruleset := `table bridge wcut {
 	set cut {
 		type ifname
 	}
 	set hold {
+		type ifname
+	}
+	set nomesh {
 		type ifname
 	}
 	chain cutfwd {
@@ -143,6 +152,8 @@ func New(cfg Config) (c *Cluster, err error) {
 		oifname @cut drop
 		iifname @hold tcp dport ` + strconv.Itoa(NodePort) + ` drop
 		oifname @hold tcp sport ` + strconv.Itoa(NodePort) + ` drop
+		iifname @nomesh udp dport ` + strconv.Itoa(MeshPort) + ` drop
+		oifname @nomesh udp dport ` + strconv.Itoa(MeshPort) + ` drop
 	}
 }
 `

@@ -186,7 +186,7 @@ func (h *Host) Heal() error {
 }
 
 // lanSet adds the host's LAN port to a set of the LAN's wcut table, or
-// deletes it (op "add" or "delete"; set "cut" or "hold").
+// deletes it (op "add" or "delete"; set "cut", "hold" or "nomesh").
 func (h *Host) lanSet(op, set string) error {
 	return h.c.nft("", op, "element", "bridge", "wcut", set, "{ "+strconv.Quote(h.link)+" }")
 }
@@ -208,6 +208,26 @@ func (h *Host) Release() error {
 		return err
 	}
 	h.c.logf("%s: released", h.Name)
+	return nil
+}
+
+// MeshCut drops the host's WireGuard traffic on the LAN until MeshHeal:
+// the other nodes' containers cannot reach its containers, nor it theirs,
+// while it and the managers still hear each other.
+func (h *Host) MeshCut() error {
+	if err := h.lanSet("add", "nomesh"); err != nil {
+		return err
+	}
+	h.c.logf("%s: mesh cut", h.Name)
+	return nil
+}
+
+// MeshHeal undoes MeshCut.
+func (h *Host) MeshHeal() error {
+	if err := h.lanSet("delete", "nomesh"); err != nil {
+		return err
+	}
+	h.c.logf("%s: mesh healed", h.Name)
 	return nil
 }
 

@@ -70,7 +70,7 @@ func (a *Agent) meshLoop(ctx context.Context) {
 		}
 		return nil
 	})
-	failing, netSet := "", false
+	failing, netFailing, netSet := "", "", false
 	next := meshEvery
 	for {
 		select {
@@ -96,13 +96,21 @@ func (a *Agent) meshLoop(ctx context.Context) {
 		}
 		if st.Fresh || !netSet {
 			// The interface may be new (warren mesh restarted): the
-			// published ports' rules and its sysctls again.
+			// published ports' rules and its sysctls again, and again at
+			// the next sync until that works.
+			var err error
 			if a.net != nil {
-				if err := a.net.SetMesh(ctx, st.Iface); err != nil {
-					a.log.Warn("mesh: published ports through the mesh", "err", err)
-				}
+				err = a.net.SetMesh(ctx, st.Iface)
 			}
-			netSet = true
+			netSet = err == nil
+			switch {
+			case err != nil && err.Error() != netFailing:
+				a.log.Warn("mesh: published ports through the mesh", "err", err)
+				netFailing = err.Error()
+			case err == nil && netFailing != "":
+				a.log.Info("mesh: published ports through the mesh again", "iface", st.Iface)
+				netFailing = ""
+			}
 		}
 		if failing != "" {
 			a.log.Info("mesh in step again", "iface", st.Iface, "peers", len(st.Peers))

@@ -273,6 +273,39 @@ func TestDistributedHTTP01(t *testing.T) {
 	}
 }
 
+// The CA's tls-alpn-01 validation reaches node-b while node-a made the
+// order: node-b answers with the challenge's certificate from the store
+// (certmagic keeps it there), though no route has reached node-b.
+func TestDistributedTLSALPN01(t *testing.T) {
+	env := startPebble(t, 0)
+	store := newFakeStore()
+	a := env.newManager(t, store, "node-a", nil)
+	b := env.newManager(t, store, "node-b", nil)
+	var httpHits atomic.Int64
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpHits.Add(1)
+		http.NotFound(w, r)
+	}))
+	env.httpHandler.Store(&h)
+	env.tlsConfig.Store(b.TLSConfig())
+
+	const host = "alpn-spread.shop.test"
+	routes := []api.IngressRoute{{Host: host, Port: 8080, TLS: &api.IngressTLS{Challenge: api.ChallengeTLSALPN01}}}
+	a.SetRoutes(routes)
+	waitCert(t, a, host)
+	if n := httpHits.Load(); n != 0 {
+		t.Errorf("pebble made %d HTTP requests; a tls-alpn-01 route is validated over TLS only", n)
+	}
+	b.SetRoutes(routes)
+	waitCert(t, b, host)
+	if n := env.newOrders.Load(); n != 1 {
+		t.Errorf("pebble got %d new orders, want 1 (node-b takes node-a's certificate from the store)", n)
+	}
+	if chain, err := env.handshake(host, nil); err != nil || !slices.Contains(chain[0].DNSNames, host) {
+		t.Errorf("node-b's handshake for %s: %v", host, err)
+	}
+}
+
 // A handshake for a name no route names fails and sends nothing to the
 // CA, however many such names come.
 func TestUnroutedNameAsksNothing(t *testing.T) {

@@ -255,6 +255,15 @@ func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
 		others = slices.DeleteFunc(w.view().servicesOfDeployment(dep), func(o *api.Service) bool { return o.ID == s.ID || o.Rolling() })
 	}
 	rolls := s.PreviousSpec != nil || slices.ContainsFunc(others, func(o *api.Service) bool { return o.PreviousSpec != nil })
+	all := append(others[:len(others):len(others)], s)
+	if err := w.view().checkRollback(all); err != nil {
+		for _, o := range all {
+			if o.PreviousSpec != nil || createdBy(o, dep) {
+				w.pauseRefused(o, rb.Reason, err, at)
+			}
+		}
+		return s.Spec.Name + ": " + err.Error()
+	}
 	if s.PreviousSpec != nil {
 		w.rollbackOne(s, rb.Reason, at)
 	} else {
@@ -270,6 +279,45 @@ func (w *wtx) autoRollback(rb api.Rollback, at time.Time) string {
 		}
 	}
 	return ""
+}
+
+// checkRollback says whether the services that have a previous spec can
+// go back to it together, as the checks of an update would have it
+// (CheckServiceConflicts, the routes they swap among them free for each
+// other): another service may have taken a name, a port or a route one of
+// them gave up since.
+func (v *View) checkRollback(svcs []*api.Service) error {
+	next := map[string]*api.ServiceSpec{}
+	for _, s := range svcs {
+		if s.PreviousSpec != nil {
+			next[s.ID] = s.PreviousSpec
+		}
+	}
+	for _, s := range svcs {
+		if s.PreviousSpec == nil {
+			continue
+		}
+		if err := v.CheckServiceConflicts(s.ID, s.PreviousSpec, InDeployment(next)); err != nil {
+			return fmt.Errorf("service %q cannot go back to its previous spec: %w", s.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// pauseRefused pauses the update of s, whose automatic rollback (for
+// reason) err refused: it keeps the spec it has, and the message says
+// why and what the operator can do.
+func (w *wtx) pauseRefused(s *api.Service, reason string, err error, at time.Time) {
+	st := api.UpdateStatus{SpecVersion: s.SpecVersion}
+	if s.UpdateStatus != nil {
+		st = *s.UpdateStatus
+	}
+	st.State = api.UpdatePaused
+	st.Message = fmt.Sprintf("update paused: %s, and the automatic rollback was refused: %v; fix the spec and update the service again, or free what its previous spec needs and run warrenctl service rollback %s",
+		reason, err, s.Spec.Name)
+	st.ProgressAt = at.UTC().Format(time.RFC3339Nano)
+	s.UpdateStatus = &st
+	w.putService(s, api.OpUpdate)
 }
 
 // createdBy says whether s is a service that deployment dep ("": any)

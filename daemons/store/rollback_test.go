@@ -2,6 +2,7 @@ package store
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +107,96 @@ func TestRollbackChainKeepsTasks(t *testing.T) {
 			t.Fatalf("after rollback %d: tasks of the failed version %d are current", i+1, s.SpecVersion)
 		}
 	}
+}
+
+// TestAutoRollbackRefused: an automatic rollback whose previous spec
+// claims what another service has taken since (a route, a port, a name)
+// is refused, as the same update would be: the service keeps its spec and
+// its update pauses, saying why; the indexes still hold one owner each.
+func TestAutoRollbackRefused(t *testing.T) {
+	route := func(host string) []api.IngressRoute { return []api.IngressRoute{{Host: host, Port: 80}} }
+	for _, c := range []struct {
+		name  string
+		v1    func(*api.ServiceSpec)       // web's spec before the update
+		v2    func(*api.ServiceSpec)       // its update
+		taker func(*api.ServiceSpec)       // what the other service takes since
+		owner func(v *View) (string, bool) // who owns it after the refused rollback, and whether that is "other"
+		want  string
+	}{
+		{"a route", func(s *api.ServiceSpec) { s.Ingress = route("shop.example") }, func(s *api.ServiceSpec) { s.Ingress = route("new.example") },
+			func(s *api.ServiceSpec) { s.Ingress = route("shop.example") },
+			func(v *View) (string, bool) {
+				o := v.RouteOwner(api.IngressRoute{Host: "shop.example", Port: 80}.Key(), "")
+				return o, o == "id-other"
+			}, "shop.example"},
+		{"a port", func(s *api.ServiceSpec) { s.Ports = []api.PortConfig{{Target: 80, Published: 8080}} }, func(s *api.ServiceSpec) { s.Ports = []api.PortConfig{{Target: 80, Published: 8081}} },
+			func(s *api.ServiceSpec) { s.Ports = []api.PortConfig{{Target: 80, Published: 8080}} },
+			func(v *View) (string, bool) {
+				o, _ := v.portOwner(api.PortConfig{Target: 80, Published: 8080}, "")
+				return o, o == "id-other"
+			}, "port 8080/tcp"},
+		{"a name", func(s *api.ServiceSpec) { s.Name = "web" }, func(s *api.ServiceSpec) { s.Name = "web2" },
+			func(s *api.ServiceSpec) { s.Name = "web" },
+			func(v *View) (string, bool) {
+				o := string(v.tx.Bucket(bServiceNames).Get([]byte("web")))
+				return o, o == "id-other"
+			}, `a service named "web" exists`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			v1 := spec("web", 1)
+			c.v1(&v1)
+			h.createService("id-web", v1)
+			h.createService("id-other", spec("other", 1))
+			v2 := v1
+			c.v2(&v2)
+			s := h.mustApply(CmdServiceUpdate, ServiceUpdate{ID: "id-web", Spec: v2, At: t0}).(*api.Service)
+			taken := spec("other", 1)
+			c.taker(&taken)
+			h.mustApply(CmdServiceUpdate, ServiceUpdate{ID: "id-other", Spec: taken, At: t0})
+
+			h.mustApply(CmdTaskPlan, api.TaskPlan{At: t0.Add(time.Minute), Rollbacks: []api.Rollback{{ServiceID: "id-web", SpecVersion: s.SpecVersion, Reason: "1 of 1 tasks failed"}}})
+			got := h.service("id-web")
+			if got.SpecVersion != s.SpecVersion || !api.SpecEqual(&got.Spec, &v2) {
+				t.Errorf("the refused rollback changed the spec: %+v", got.Spec)
+			}
+			if st := got.UpdateStatus; st.State != api.UpdatePaused || !strings.Contains(st.Message, "automatic rollback was refused") ||
+				!strings.Contains(st.Message, c.want) || !strings.Contains(st.Message, "1 of 1 tasks failed") {
+				t.Errorf("status %+v: want paused, saying the rollback was refused because of %s", st, c.want)
+			}
+			h.view(func(v *View) {
+				if o, ok := c.owner(v); !ok {
+					t.Errorf("after the refused rollback, %s is owned by %q, want id-other", c.want, o)
+				}
+			})
+		})
+	}
+}
+
+// TestAutoRollbackSwapsRoutes: a deployment that moved a route from one
+// of its services to another rolls back as one: the route goes back,
+// which checked one service at a time would look like a conflict.
+func TestAutoRollbackSwapsRoutes(t *testing.T) {
+	h := newHarness(t)
+	a, b := spec("a", 1), spec("b", 1)
+	a.Ingress = []api.IngressRoute{{Host: "shop.example", Port: 80}}
+	h.createService("a", a)
+	h.createService("b", b)
+	a2, b2 := a, b
+	a2.Ingress, b2.Ingress = nil, a.Ingress
+	a2.Image, b2.Image = "localhost/busybox:2", "localhost/busybox:2" // an update of the tasks, part of the deployment
+	h.mustApply(CmdDeploy, Deploy{ID: "stack@1", At: t0, Updates: []ServiceUpdate{{ID: "a", Spec: a2, At: t0}, {ID: "b", Spec: b2, At: t0}}})
+	got := h.service("b")
+	h.mustApply(CmdTaskPlan, api.TaskPlan{At: t0.Add(time.Minute), Rollbacks: []api.Rollback{{ServiceID: "b", SpecVersion: got.SpecVersion, Reason: "b failed"}}})
+	for id, want := range map[string]int{"a": 1, "b": 0} {
+		s := h.service(id)
+		if len(s.Spec.Ingress) != want || !s.Rolling() {
+			t.Errorf("service %s: routes %v, status %+v; want %d route(s), rolling back", id, s.Spec.Ingress, s.UpdateStatus, want)
+		}
+	}
+	h.view(func(v *View) {
+		if o := v.RouteOwner(a.Ingress[0].Key(), ""); o != "a" {
+			t.Errorf("the route is owned by %q after the rollback, want a", o)
+		}
+	})
 }

@@ -122,7 +122,7 @@ type Agent struct {
 	meshStatus   *wg.Status                    // the mesh as last synced
 	meshDesc     *api.NodeMesh                 // this node's end, for the heartbeat
 	meshReach    []byte                        // what MeshStatusFile holds
-	meshInReach  string                        // the peers in reach at the last sync, by node ID, comma-separated
+	meshInReach  map[string]bool               // the nodes whose peers were in reach at the last sync (nil: none yet)
 	cluster      netip.Prefix                  // the cluster's container range
 
 	// Offline autonomy (offline.go) and the checkpoint (checkpoint.go).

@@ -3,9 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -193,12 +193,12 @@ func meshPeers(self string, nodes map[string]*api.Node, warn func(msg string, ar
 func (a *Agent) setMesh(st wg.Status) (reachChanged bool) {
 	m := &api.NodeMesh{PublicKey: a.cfg.Mesh.PublicKey().String(), Port: uint16(a.cfg.Mesh.Port()), Mode: st.Mode, MTU: st.MTU}
 	reach := api.MeshReach{Unreachable: []string{}}
-	var inReach []string
+	inReach := make(map[string]bool, len(st.Peers))
 	for _, p := range st.Peers {
 		switch {
 		case p.NodeID == "":
 		case p.Reachable:
-			inReach = append(inReach, p.NodeID)
+			inReach[p.NodeID] = true
 		default:
 			reach.Unreachable = append(reach.Unreachable, p.NodeID)
 		}
@@ -206,8 +206,8 @@ func (a *Agent) setMesh(st wg.Status) (reachChanged bool) {
 	raw, _ := json.Marshal(reach)
 	a.mu.Lock()
 	a.meshStatus = &st
-	if in := strings.Join(inReach, ","); in != a.meshInReach {
-		a.meshInReach, reachChanged = in, true
+	if a.meshInReach == nil || !maps.Equal(inReach, a.meshInReach) {
+		a.meshInReach, reachChanged = inReach, true
 	}
 	newDesc := a.meshDesc == nil || *a.meshDesc != *m
 	a.meshDesc = m

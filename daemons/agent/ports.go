@@ -117,18 +117,7 @@ func (a *Agent) desiredPorts() (ports, dropped []Published) {
 // agent without a mesh leaves the choice to the network, which publishes
 // no other node's task then (netcfg/nft). Callers hold a.mu.
 func (a *Agent) meshReaches(node string) bool {
-	if a.cfg.Mesh == nil {
-		return true
-	}
-	if a.meshStatus == nil {
-		return false
-	}
-	for _, p := range a.meshStatus.Peers {
-		if p.NodeID == node {
-			return p.Reachable
-		}
-	}
-	return false
+	return a.cfg.Mesh == nil || a.meshInReach[node]
 }
 
 // serving says whether a task of this node is a backend of its ports. The

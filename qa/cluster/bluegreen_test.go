@@ -157,6 +157,37 @@ func checkOneStep(t *testing.T, what string, answers []HTTPAnswer, from, to stri
 	}
 }
 
+// webCluster is a cluster of one manager and two workers and a host
+// "lan1", running a service whose port 8080 the LAN reaches on w1.
+type webCluster struct {
+	c         *Cluster
+	ctx       context.Context
+	m, w1, w2 *Host
+	lan       *Host
+	spec      api.ServiceSpec
+	url       string // the port on w1
+}
+
+// startWeb starts a webCluster (its context ends after 4 minutes), creates
+// the service spec makes (it may name the hosts) and waits until n
+// healthy tasks answer on w1's port.
+func startWeb(t *testing.T, spec func(c *Cluster) api.ServiceSpec, n int) *webCluster {
+	t.Helper()
+	c := startCluster(t, 1, 2)
+	wc := &webCluster{c: c, ctx: ctxFor(t, 4*time.Minute), m: c.Host("m1"), w1: c.Host("w1"), w2: c.Host("w2")}
+	var err error
+	if wc.lan, err = c.AddHost("lan1"); err != nil {
+		t.Fatal(err)
+	}
+	wc.spec = spec(c)
+	if _, err := wc.m.Client.CreateService(wc.ctx, wc.spec); err != nil {
+		t.Fatal(err)
+	}
+	wc.url = fmt.Sprintf("http://%s:8080/", wc.w1.IP)
+	waitAnswering(t, wc.ctx, wc.m, wc.lan, wc.url, wc.spec.Name, n)
+	return wc
+}
+
 // waitAnswering waits until the service has n healthy tasks and the port
 // answers steadily (every node publishes the others' tasks once its watch
 // has them healthy).
@@ -176,15 +207,21 @@ func waitAnswering(t *testing.T, ctx context.Context, m, lan *Host, url, svc str
 		if healthy != n {
 			return fmt.Errorf("%d healthy", healthy)
 		}
-		lctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		l := HTTPLoad(lctx, lan.DialContext, url, 50)
-		<-lctx.Done()
-		if l.Wait(); l.Failed() > 0 || len(l.Bodies()) != n {
-			return fmt.Errorf("%d of %d requests failed, answers %v; the first:%s", l.Failed(), l.Sent(), l.Bodies(), l.FailureLines("  "))
-		}
-		return nil
+		return answeredBy(ctx, lan, url, n, 500*time.Millisecond)
 	})
+}
+
+// answeredBy sends url 50 requests a second from lan for d, and says
+// whether all of them succeeded, answered by n tasks (distinct bodies).
+func answeredBy(ctx context.Context, lan *Host, url string, n int, d time.Duration) error {
+	lctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	l := HTTPLoad(lctx, lan.DialContext, url, 50)
+	<-lctx.Done()
+	if l.Wait(); l.Failed() > 0 || len(l.Bodies()) != n {
+		return fmt.Errorf("%d of %d requests failed, answers %v; the first:%s", l.Failed(), l.Sent(), l.Bodies(), l.FailureLines("  "))
+	}
+	return nil
 }
 
 func tasksWhere(ctx context.Context, m *Host, svc string, keep func(*api.Task) bool) map[string]bool {

@@ -19,22 +19,14 @@ import (
 // request fails. (With no drain, w2 stops the task at once and w1 keeps
 // sending it connections until its watch catches up.)
 func TestStopDrainAcrossNodes(t *testing.T) {
-	c := startCluster(t, 1, 2)
-	ctx := ctxFor(t, 4*time.Minute)
-	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
-	lan, err := c.AddHost("lan1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := WebService("web", 2, 8080, api.OrderStopFirst)
-	spec.Placement.Constraints = []string{"node.hostname==" + w2.Name}
-	spec.StopDrain = api.Duration(3 * time.Second)
-	if _, err := m.Client.CreateService(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://%s:8080/", w1.IP)
-	waitAnswering(t, ctx, m, lan, url, "web", 2)
-	tl := WatchTasks(ctx, m, "web", c.Hosts()...)
+	wc := startWeb(t, func(c *Cluster) api.ServiceSpec {
+		spec := WebService("web", 2, 8080, api.OrderStopFirst)
+		spec.Placement.Constraints = []string{"node.hostname==" + c.Host("w2").Name}
+		spec.StopDrain = api.Duration(3 * time.Second)
+		return spec
+	}, 2)
+	ctx, m, w1, lan, url := wc.ctx, wc.m, wc.w1, wc.lan, wc.url
+	tl := WatchTasks(ctx, m, "web", wc.c.Hosts()...)
 
 	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()

@@ -294,14 +294,9 @@ func pebbleTLS(t *testing.T, dir string, ip netip.Addr) (roots, cert, key string
 // startPebble runs pebble and its test DNS server (pebble-challtestsrv) on
 // host ca: every A query is answered with answerIP, so that the CA
 // validates challenges against that node's ingress, whichever node asked.
-// It returns the directory URL, the roots file and pebble's process.
-func startPebble(t *testing.T, ca *Host, answerIP netip.Addr) (dirURL, roots string, p *Proc) {
-	return startPebbleFor(t, ca, answerIP, 0)
-}
-
-// startPebbleFor is startPebble with certificates of the given lifetime
-// (0: pebble's default, 5 years).
-func startPebbleFor(t *testing.T, ca *Host, answerIP netip.Addr, validity time.Duration) (dirURL, roots string, p *Proc) {
+// Its certificates last validity (0: pebble's default, 5 years). It
+// returns the directory URL, the roots file and pebble's process.
+func startPebble(t *testing.T, ca *Host, answerIP netip.Addr, validity time.Duration) (dirURL, roots string, p *Proc) {
 	t.Helper()
 	dir := filepath.Join(ca.Dir, "pebble")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -337,33 +332,73 @@ func startPebbleFor(t *testing.T, ca *Host, answerIP netip.Addr, validity time.D
 	return fmt.Sprintf("https://%s:14000/dir", ca.IP), roots, p
 }
 
-// TestIngressACME (issue 14): two ingress nodes serve one certificate
-// for a route's host, which pebble issued over HTTP-01 from one order:
-// only one node asked the CA, and the CA's validation went to w1's
-// ingress whichever node started the order. HTTPS answers over HTTP/1.1
-// and HTTP/2; plain HTTP is then redirected to HTTPS.
-func TestIngressACME(t *testing.T) {
+// acmeCluster is a cluster of one manager and two ingress workers that
+// get certificates from a pebble on host "ca", whose validations reach
+// w1, with a host "lan1" to ask from.
+type acmeCluster struct {
+	ctx       context.Context
+	m, w1, w2 *Host
+	lan       *Host
+	pebble    *Proc
+}
+
+// startACME starts an acmeCluster whose pebble issues certificates of
+// the given lifetime (0: its default), the ingress daemons started with
+// extra flags; the test's context ends after d.
+func startACME(t *testing.T, d, validity time.Duration, extra ...string) *acmeCluster {
+	t.Helper()
 	if _, err := exec.LookPath("pebble"); err != nil {
 		t.Skip("pebble is not installed (make deps installs it)")
 	}
 	c := startCluster(t, 1, 2)
-	ctx := ctxFor(t, 6*time.Minute)
-	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
-	lan, err := c.AddHost("lan1")
-	if err != nil {
+	ac := &acmeCluster{ctx: ctxFor(t, d), m: c.Host("m1"), w1: c.Host("w1"), w2: c.Host("w2")}
+	var err error
+	if ac.lan, err = c.AddHost("lan1"); err != nil {
 		t.Fatal(err)
 	}
 	ca, err := c.AddHost("ca")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirURL, roots, pebble := startPebble(t, ca, w1.IP)
-	for _, h := range []*Host{w1, w2} {
-		labelIngress(t, ctx, m, h)
-		if err := h.StartIngress("--acme-ca", dirURL, "--acme-ca-roots", roots, "--acme-email", "ops@shop.example"); err != nil {
+	dirURL, roots, pebble := startPebble(t, ca, ac.w1.IP, validity)
+	ac.pebble = pebble
+	for _, h := range []*Host{ac.w1, ac.w2} {
+		labelIngress(t, ac.ctx, ac.m, h)
+		if err := h.StartIngress(append([]string{"--acme-ca", dirURL, "--acme-ca-roots", roots}, extra...)...); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return ac
+}
+
+// presented returns the certificate each ingress worker presents for
+// host, by the worker's name.
+func (ac *acmeCluster) presented(host string) (map[string]*x509.Certificate, error) {
+	out := map[string]*x509.Certificate{}
+	for _, h := range []*Host{ac.w1, ac.w2} {
+		conn, err := ac.lan.DialContext(ac.ctx, "tcp", netip.AddrPortFrom(h.IP, 443).String())
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true})
+		if err := tc.HandshakeContext(ac.ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		out[h.Name] = tc.ConnectionState().PeerCertificates[0]
+		tc.Close()
+	}
+	return out, nil
+}
+
+// TestIngressACME (issue 14): two ingress nodes serve one certificate
+// for a route's host, which pebble issued over HTTP-01 from one order:
+// only one node asked the CA, and the CA's validation went to w1's
+// ingress whichever node started the order. HTTPS answers over HTTP/1.1
+// and HTTP/2; plain HTTP is then redirected to HTTPS.
+func TestIngressACME(t *testing.T) {
+	ac := startACME(t, 6*time.Minute, 0, "--acme-email", "ops@shop.example")
+	ctx, m, w1, w2, lan, pebble := ac.ctx, ac.m, ac.w1, ac.w2, ac.lan, ac.pebble
 	shop := WebService("shop", 2, 0, "")
 	shop.Ports = nil
 	shop.Ingress = []api.IngressRoute{{Host: "shop.example", Port: 8080}}
@@ -389,23 +424,15 @@ func TestIngressACME(t *testing.T) {
 	// Both nodes present the same certificate, issued by pebble.
 	serials := map[string]string{}
 	eventually(t, time.Minute, "both nodes presenting the certificate", func() error {
-		for _, h := range []*Host{w1, w2} {
-			conn, err := lan.DialContext(ctx, "tcp", netip.AddrPortFrom(h.IP, 443).String())
-			if err != nil {
-				return err
-			}
-			tc := tls.Client(conn, &tls.Config{ServerName: "shop.example", InsecureSkipVerify: true})
-			err = tc.HandshakeContext(ctx)
-			if err != nil {
-				conn.Close()
-				return fmt.Errorf("%s: %w", h.Name, err)
-			}
-			leaf := tc.ConnectionState().PeerCertificates[0]
-			tc.Close()
+		leaves, err := ac.presented("shop.example")
+		if err != nil {
+			return err
+		}
+		for name, leaf := range leaves {
 			if !strings.Contains(leaf.Issuer.String(), "Pebble") || !slices.Contains(leaf.DNSNames, "shop.example") {
-				return fmt.Errorf("%s presents %v issued by %s", h.Name, leaf.DNSNames, leaf.Issuer)
+				return fmt.Errorf("%s presents %v issued by %s", name, leaf.DNSNames, leaf.Issuer)
 			}
-			serials[h.Name] = leaf.SerialNumber.String()
+			serials[name] = leaf.SerialNumber.String()
 		}
 		return nil
 	})
@@ -451,53 +478,15 @@ func TestIngressACME(t *testing.T) {
 // no route names a host any more, its certificate is cleaned out of the
 // cluster's store once expired for the grace.
 func TestIngressACMERenewal(t *testing.T) {
-	if _, err := exec.LookPath("pebble"); err != nil {
-		t.Skip("pebble is not installed (make deps installs it)")
-	}
-	c := startCluster(t, 1, 2)
-	ctx := ctxFor(t, 4*time.Minute)
-	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
-	lan, err := c.AddHost("lan1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := c.AddHost("ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirURL, roots, pebble := startPebbleFor(t, ca, w1.IP, 20*time.Second)
-	for _, h := range []*Host{w1, w2} {
-		labelIngress(t, ctx, m, h)
-		if err := h.StartIngress("--acme-ca", dirURL, "--acme-ca-roots", roots,
-			"--acme-renew-check", "1s", "--acme-clean-every", "2s", "--acme-expired-grace", "1s"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ac := startACME(t, 4*time.Minute, 20*time.Second, "--acme-renew-check", "1s", "--acme-clean-every", "2s", "--acme-expired-grace", "1s")
+	ctx, m, w2, pebble := ac.ctx, ac.m, ac.w2, ac.pebble
+	leaves := ac.presented
 	shop := WebService("shop", 1, 0, "")
 	shop.Ports = nil
 	shop.Ingress = []api.IngressRoute{{Host: "shop.example", Port: 8080}}
 	sv, err := m.Client.CreateService(ctx, shop)
 	if err != nil {
 		t.Fatal(err)
-	}
-	// leaves returns the certificate each node presents for host.
-	leaves := func(host string) (map[string]*x509.Certificate, error) {
-		out := map[string]*x509.Certificate{}
-		for _, h := range []*Host{w1, w2} {
-			conn, err := lan.DialContext(ctx, "tcp", netip.AddrPortFrom(h.IP, 443).String())
-			if err != nil {
-				return nil, err
-			}
-			tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true})
-			err = tc.HandshakeContext(ctx)
-			if err != nil {
-				conn.Close()
-				return nil, fmt.Errorf("%s: %w", h.Name, err)
-			}
-			out[h.Name] = tc.ConnectionState().PeerCertificates[0]
-			tc.Close()
-		}
-		return out, nil
 	}
 	var first *x509.Certificate
 	eventually(t, 2*time.Minute, "both nodes presenting pebble's certificate of shop.example", func() error {

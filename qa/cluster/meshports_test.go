@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -17,19 +15,8 @@ import (
 // is one again when its mesh comes back. Before that rule, w1 sent half
 // its connections to w2's tasks over a mesh that carried nothing.
 func TestPortsFollowTheMesh(t *testing.T) {
-	c := startCluster(t, 1, 2)
-	ctx := ctxFor(t, 4*time.Minute)
-	m, w1, w2 := c.Host("m1"), c.Host("w1"), c.Host("w2")
-	lan, err := c.AddHost("lan1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := WebService("web", 4, 8080, "")
-	if _, err := m.Client.CreateService(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://%s:8080/", w1.IP)
-	waitAnswering(t, ctx, m, lan, url, "web", 4)
+	wc := startWeb(t, func(*Cluster) api.ServiceSpec { return WebService("web", 4, 8080, "") }, 4)
+	ctx, m, w1, w2, lan, url := wc.ctx, wc.m, wc.w1, wc.w2, wc.lan, wc.url
 	onW1 := len(tasksWhere(ctx, m, "web", func(t *api.Task) bool { return t.NodeID == w1.NodeID() }))
 	if onW1 == 0 || onW1 == 4 {
 		t.Fatalf("%d of the 4 tasks on w1: want them spread over both workers", onW1)
@@ -45,18 +32,9 @@ func TestPortsFollowTheMesh(t *testing.T) {
 			w2.MeshHeal()
 		}
 	}()
-	// answering says whether a short load through w1 all succeeded, from
-	// n tasks.
-	answering := func(n int) error {
-		lctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		l := HTTPLoad(lctx, lan.DialContext, url, 50)
-		<-lctx.Done()
-		if l.Wait(); l.Failed() > 0 || len(l.Bodies()) != n {
-			return fmt.Errorf("%d of %d requests failed, answers %v; the first:%s", l.Failed(), l.Sent(), l.Bodies(), l.FailureLines("  "))
-		}
-		return nil
-	}
+	// answering says whether a second's load through w1 all succeeded,
+	// from n tasks.
+	answering := func(n int) error { return answeredBy(ctx, lan, url, n, time.Second) }
 	eventually(t, wg.HeardFresh+time.Minute, "w1's port answering from w1's own tasks only", func() error { return answering(onW1) })
 	t.Logf("w2's tasks left w1's port %.1f s after w2's mesh was cut", time.Since(cut).Seconds())
 	if err := answering(onW1); err != nil {

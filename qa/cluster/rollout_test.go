@@ -548,22 +548,11 @@ func TestRolloutWaves(t *testing.T) {
 // connection (w1's own tasks and w2's, over the mesh). Every request is
 // answered, and both releases answered some.
 func TestRollingUpdateUnderLoad(t *testing.T) {
-	c := startCluster(t, 1, 2)
-	ctx := ctxFor(t, 4*time.Minute)
-	m, w1 := c.Host("m1"), c.Host("w1")
-	lan, err := c.AddHost("lan1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := WebService("web", 4, 8080, api.OrderStartFirst)
-	if _, err := m.Client.CreateService(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://%s:8080/", w1.IP)
 	// Every task healthy, and the port answering steadily: w1 publishes
 	// w2's tasks once its watch has them healthy.
-	waitAnswering(t, ctx, m, lan, url, "web", 4)
-	tl := WatchTasks(ctx, m, "web", c.Hosts()...)
+	wc := startWeb(t, func(*Cluster) api.ServiceSpec { return WebService("web", 4, 8080, api.OrderStartFirst) }, 4)
+	ctx, m, lan, url, spec := wc.ctx, wc.m, wc.lan, wc.url, wc.spec
+	tl := WatchTasks(ctx, m, "web", wc.c.Hosts()...)
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()
 	begin := time.Now()

@@ -2,6 +2,8 @@ package acme
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -174,10 +176,5 @@ var _ Store = (*fakeStore)(nil)
 func (f *fakeStore) keys() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]string, 0, len(f.objs))
-	for k := range f.objs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(f.objs))
 }

@@ -164,7 +164,11 @@ func TestAutolock(t *testing.T) {
 	}
 	nodes, err := a.cl().Nodes(c, client.ReadOptions{})
 	if err != nil || len(nodes) != 1 || nodes[0].Manager == nil || !nodes[0].Manager.Locked {
-		t.Errorf("node ls on a locked manager: %v; want itself shown locked", err)
+		var seen []string
+		for _, n := range nodes {
+			seen = append(seen, fmt.Sprintf("%s role %s manager %+v", n.ID, n.Spec.Role, n.Manager))
+		}
+		t.Errorf("node ls on a locked manager: %v, nodes %v; want itself shown locked", err, seen)
 	}
 	if _, err := a.cl().CheckKeys(c); !api.IsCode(err, api.CodeUnavailable) {
 		t.Errorf("a key check on a locked manager: %v; want it refused", err)

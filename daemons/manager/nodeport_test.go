@@ -62,6 +62,15 @@ func startFirstManager(t *testing.T, base string) *netNode {
 		_, err := a.cl().JoinToken(ctx(t), api.RoleManager, false, 0)
 		return err
 	})
+	// Its own node record comes a moment later (registerSelf): a test
+	// that restarts it, locked, would find none.
+	eventually(t, "the first manager's node record", 15*time.Second, func() error {
+		nodes, err := a.cl().Nodes(ctx(t), client.ReadOptions{})
+		if err == nil && len(nodes) != 1 {
+			err = fmt.Errorf("%d nodes", len(nodes))
+		}
+		return err
+	})
 	return a
 }
 

@@ -22,43 +22,17 @@ import (
 //   - a release whose health check fails is never served: the update
 //     rolls back on its own and its set stops.
 func TestRolloutBlueGreen(t *testing.T) {
-	c := startCluster(t, 1, 2)
-	ctx := ctxFor(t, 8*time.Minute)
-	m, w1 := c.Host("m1"), c.Host("w1")
-	lan, err := c.AddHost("lan1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := WebService("web", 3, 8080, api.OrderBlueGreen)
-	spec.UpdateConfig.KeepOld = api.Duration(3 * time.Minute)
-	spec.UpdateConfig.FailureAction = api.FailureRollback
-	if _, err := m.Client.CreateService(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://%s:8080/", w1.IP)
-	waitAnswering(t, ctx, m, lan, url, "web", 3)
+	wc := startWeb(t, 8*time.Minute, func(*Cluster) api.ServiceSpec {
+		spec := WebService("web", 3, 8080, api.OrderBlueGreen)
+		spec.UpdateConfig.KeepOld = api.Duration(3 * time.Minute)
+		spec.UpdateConfig.FailureAction = api.FailureRollback
+		return spec
+	}, 3)
+	ctx, m, spec := wc.ctx, wc.m, wc.spec
 	firstSet := liveIDs(ctx, m, "web")
 
 	// underLoad runs fn with the load on, and a second of load after it.
-	underLoad := func(what string, fn func()) *LoadResult {
-		t.Helper()
-		tl := WatchTasks(ctx, m, "web", c.Hosts()...)
-		lctx, stop := context.WithCancel(ctx)
-		defer stop()
-		begin := time.Now()
-		load := HTTPLoad(lctx, lan.DialContext, url, 50)
-		time.Sleep(time.Second)
-		fn()
-		time.Sleep(time.Second)
-		stop()
-		load.Wait()
-		t.Logf("%s: %d requests, %d failed; answers: %v", what, load.Sent(), load.Failed(), load.Bodies())
-		if load.Failed() > 0 {
-			t.Errorf("%s: %d of %d requests failed; the first:%s\nthe tasks' changes:\n%s",
-				what, load.Failed(), load.Sent(), load.FailureLines("  "), tl.Between(begin, time.Now()))
-		}
-		return load
-	}
+	underLoad := func(what string, fn func()) *LoadResult { return wc.underLoad(t, what, time.Second, time.Second, fn) }
 
 	// 1. The switch to release 2.
 	spec.Env = []string{"RELEASE=2"}
@@ -168,13 +142,13 @@ type webCluster struct {
 	url       string // the port on w1
 }
 
-// startWeb starts a webCluster (its context ends after 4 minutes), creates
-// the service spec makes (it may name the hosts) and waits until n
-// healthy tasks answer on w1's port.
-func startWeb(t *testing.T, spec func(c *Cluster) api.ServiceSpec, n int) *webCluster {
+// startWeb starts a webCluster (its context ends after d), creates the
+// service spec makes (it may name the hosts) and waits until n healthy
+// tasks answer on w1's port.
+func startWeb(t *testing.T, d time.Duration, spec func(c *Cluster) api.ServiceSpec, n int) *webCluster {
 	t.Helper()
 	c := startCluster(t, 1, 2)
-	wc := &webCluster{c: c, ctx: ctxFor(t, 4*time.Minute), m: c.Host("m1"), w1: c.Host("w1"), w2: c.Host("w2")}
+	wc := &webCluster{c: c, ctx: ctxFor(t, d), m: c.Host("m1"), w1: c.Host("w1"), w2: c.Host("w2")}
 	var err error
 	if wc.lan, err = c.AddHost("lan1"); err != nil {
 		t.Fatal(err)
@@ -186,6 +160,30 @@ func startWeb(t *testing.T, spec func(c *Cluster) api.ServiceSpec, n int) *webCl
 	wc.url = fmt.Sprintf("http://%s:8080/", wc.w1.IP)
 	waitAnswering(t, wc.ctx, wc.m, wc.lan, wc.url, wc.spec.Name, n)
 	return wc
+}
+
+// underLoad sends the service's port on w1 50 requests a second from the
+// LAN host for before, while fn runs, and for after; it logs the counts
+// and fails t if any request failed during what, with the first failures
+// and the changes to the service's tasks over the load.
+func (wc *webCluster) underLoad(t *testing.T, what string, before, after time.Duration, fn func()) *LoadResult {
+	t.Helper()
+	tl := WatchTasks(wc.ctx, wc.m, wc.spec.Name, wc.c.Hosts()...)
+	lctx, stop := context.WithCancel(wc.ctx)
+	defer stop()
+	begin := time.Now()
+	load := HTTPLoad(lctx, wc.lan.DialContext, wc.url, 50)
+	time.Sleep(before)
+	fn()
+	time.Sleep(after)
+	stop()
+	load.Wait()
+	t.Logf("%s: %d requests, %d failed; answers: %v", what, load.Sent(), load.Failed(), load.Bodies())
+	if load.Failed() > 0 {
+		t.Errorf("%s: %d of %d requests failed; the first:%s\nthe tasks' changes, as m1's watch delivered them:\n%s",
+			what, load.Failed(), load.Sent(), load.FailureLines("  "), tl.Between(begin, time.Now()))
+	}
+	return load
 }
 
 // waitAnswering waits until the service has n healthy tasks and the port

@@ -163,73 +163,52 @@ func (h *Host) NodeID() string {
 // Cut drops every frame to and from the host on the LAN: its processes
 // keep running, unreachable.
 func (h *Host) Cut() error {
-	if err := h.lanSet("add", "cut"); err != nil {
+	if err := h.lanSet("add", "cut", "cut off the LAN"); err != nil {
 		return err
 	}
 	h.mu.Lock()
 	h.cut = true
 	h.mu.Unlock()
-	h.c.logf("%s: cut off the LAN", h.Name)
 	return nil
 }
 
 // Heal undoes Cut.
 func (h *Host) Heal() error {
-	if err := h.lanSet("delete", "cut"); err != nil {
+	if err := h.lanSet("delete", "cut", "back on the LAN"); err != nil {
 		return err
 	}
 	h.mu.Lock()
 	h.cut = false
 	h.mu.Unlock()
-	h.c.logf("%s: back on the LAN", h.Name)
 	return nil
 }
 
 // lanSet adds the host's LAN port to a set of the LAN's wcut table, or
-// deletes it (op "add" or "delete"; set "cut", "hold" or "nomesh").
-func (h *Host) lanSet(op, set string) error {
-	return h.c.nft("", op, "element", "bridge", "wcut", set, "{ "+strconv.Quote(h.link)+" }")
+// deletes it (op "add" or "delete"; set "cut", "hold" or "nomesh"), and
+// logs what it did (said).
+func (h *Host) lanSet(op, set, said string) error {
+	if err := h.c.nft("", op, "element", "bridge", "wcut", set, "{ "+strconv.Quote(h.link)+" }"); err != nil {
+		return err
+	}
+	h.c.logf("%s: %s", h.Name, said)
+	return nil
 }
 
 // Hold keeps what the managers send from reaching the host (its watches,
 // the answers to its calls), and what it sends them, until Release; its
 // other traffic flows. A worker held for a moment is one whose watch lags.
-func (h *Host) Hold() error {
-	if err := h.lanSet("add", "hold"); err != nil {
-		return err
-	}
-	h.c.logf("%s: held from the managers", h.Name)
-	return nil
-}
+func (h *Host) Hold() error { return h.lanSet("add", "hold", "held from the managers") }
 
 // Release undoes Hold.
-func (h *Host) Release() error {
-	if err := h.lanSet("delete", "hold"); err != nil {
-		return err
-	}
-	h.c.logf("%s: released", h.Name)
-	return nil
-}
+func (h *Host) Release() error { return h.lanSet("delete", "hold", "released") }
 
 // MeshCut drops the host's WireGuard traffic on the LAN until MeshHeal:
 // the other nodes' containers cannot reach its containers, nor it theirs,
 // while it and the managers still hear each other.
-func (h *Host) MeshCut() error {
-	if err := h.lanSet("add", "nomesh"); err != nil {
-		return err
-	}
-	h.c.logf("%s: mesh cut", h.Name)
-	return nil
-}
+func (h *Host) MeshCut() error { return h.lanSet("add", "nomesh", "mesh cut") }
 
 // MeshHeal undoes MeshCut.
-func (h *Host) MeshHeal() error {
-	if err := h.lanSet("delete", "nomesh"); err != nil {
-		return err
-	}
-	h.c.logf("%s: mesh healed", h.Name)
-	return nil
-}
+func (h *Host) MeshHeal() error { return h.lanSet("delete", "nomesh", "mesh healed") }
 
 // IsCut says whether the host is cut off.
 func (h *Host) IsCut() bool {

@@ -15,7 +15,7 @@ import (
 // is one again when its mesh comes back. Before that rule, w1 sent half
 // its connections to w2's tasks over a mesh that carried nothing.
 func TestPortsFollowTheMesh(t *testing.T) {
-	wc := startWeb(t, func(*Cluster) api.ServiceSpec { return WebService("web", 4, 8080, "") }, 4)
+	wc := startWeb(t, 4*time.Minute, func(*Cluster) api.ServiceSpec { return WebService("web", 4, 8080, "") }, 4)
 	ctx, m, w1, w2, lan, url := wc.ctx, wc.m, wc.w1, wc.w2, wc.lan, wc.url
 	onW1 := len(tasksWhere(ctx, m, "web", func(t *api.Task) bool { return t.NodeID == w1.NodeID() }))
 	if onW1 == 0 || onW1 == 4 {

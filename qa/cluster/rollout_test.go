@@ -550,27 +550,15 @@ func TestRolloutWaves(t *testing.T) {
 func TestRollingUpdateUnderLoad(t *testing.T) {
 	// Every task healthy, and the port answering steadily: w1 publishes
 	// w2's tasks once its watch has them healthy.
-	wc := startWeb(t, func(*Cluster) api.ServiceSpec { return WebService("web", 4, 8080, api.OrderStartFirst) }, 4)
-	ctx, m, lan, url, spec := wc.ctx, wc.m, wc.lan, wc.url, wc.spec
-	tl := WatchTasks(ctx, m, "web", wc.c.Hosts()...)
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	begin := time.Now()
-	load := HTTPLoad(lctx, lan.DialContext, url, 50)
-	time.Sleep(2 * time.Second)
-	spec.Env = []string{"RELEASE=2"}
-	if _, err := m.Client.UpdateService(ctx, "web", spec, 0); err != nil {
-		t.Fatal(err)
-	}
-	waitUpdate(t, ctx, m, "web", api.UpdateCompleted, 3*time.Minute)
-	time.Sleep(2 * time.Second)
-	stop()
-	load.Wait()
-	t.Logf("%d requests, %d failed; answers by release and task: %v", load.Sent(), load.Failed(), load.Bodies())
-	if load.Failed() > 0 {
-		t.Errorf("%d of %d requests failed during the update; the first:%s\nthe tasks' changes, as m1's watch delivered them:\n%s",
-			load.Failed(), load.Sent(), load.FailureLines("  "), tl.Between(begin, time.Now()))
-	}
+	wc := startWeb(t, 4*time.Minute, func(*Cluster) api.ServiceSpec { return WebService("web", 4, 8080, api.OrderStartFirst) }, 4)
+	ctx, m, spec := wc.ctx, wc.m, wc.spec
+	load := wc.underLoad(t, "the update", 2*time.Second, 2*time.Second, func() {
+		spec.Env = []string{"RELEASE=2"}
+		if _, err := m.Client.UpdateService(ctx, "web", spec, 0); err != nil {
+			t.Fatal(err)
+		}
+		waitUpdate(t, ctx, m, "web", api.UpdateCompleted, 3*time.Minute)
+	})
 	var old, updated int
 	for body, n := range load.Bodies() {
 		switch {

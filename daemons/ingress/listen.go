@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -95,7 +96,15 @@ func wrapLB(l net.Listener, behindLB bool, trustedLB []netip.Prefix) net.Listene
 	}
 }
 
+// serve runs srv on l until ctx ends, then drains it: open requests get
+// up to DrainTimeout, upgraded connections (WebSocket), which
+// http.Server.Shutdown does not wait for, up to UpgradeDrain; those
+// still open then are closed.
 func serve(ctx context.Context, srv *http.Server, l net.Listener, p *Proxy, run func(net.Listener) error) error {
+	up := &upgrades{conns: map[net.Conn]struct{}{}}
+	srv.BaseContext = func(net.Listener) context.Context {
+		return context.WithValue(context.Background(), upgradesKey{}, up)
+	}
 	done := make(chan error, 1)
 	go func() { done <- run(l) }()
 	select {
@@ -105,11 +114,84 @@ func serve(ctx context.Context, srv *http.Server, l net.Listener, p *Proxy, run 
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 	defer cancel()
+	uctx, ucancel := context.WithTimeout(sctx, p.cfg.UpgradeDrain)
+	defer ucancel()
+	closed := make(chan int, 1)
+	go func() { closed <- up.drain(uctx) }()
 	err := srv.Shutdown(sctx)
 	if err != nil {
 		srv.Close()
 		err = fmt.Errorf("ingress: shut down %s: %w", l.Addr(), err)
 	}
+	if n := <-closed; n > 0 {
+		p.log.Info("closed upgraded connections still open at the drain bound", "listener", l.Addr(), "connections", n, "bound", p.cfg.UpgradeDrain)
+	}
 	<-done
 	return err
+}
+
+// upgrades are a server's hijacked connections (upgrades: WebSocket),
+// from the handler's Hijack until its ServeHTTP returns.
+type upgrades struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	empty chan struct{} // closed when the last one ends, while draining
+	shut  bool          // draining: any that start now are closed at once
+}
+
+type upgradesKey struct{}
+
+// upgradesOf is the tracker of the server that serves ctx's request
+// (nil for a proxy not run by serve, as in tests of the handler alone).
+func upgradesOf(ctx context.Context) *upgrades {
+	u, _ := ctx.Value(upgradesKey{}).(*upgrades)
+	return u
+}
+
+// add notes c; it says false (and c must be closed) once draining is
+// over.
+func (u *upgrades) add(c net.Conn) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.shut {
+		return false
+	}
+	u.conns[c] = struct{}{}
+	return true
+}
+
+func (u *upgrades) remove(c net.Conn) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.conns, c)
+	if len(u.conns) == 0 && u.empty != nil {
+		close(u.empty)
+		u.empty = nil
+	}
+}
+
+// drain waits until every upgraded connection has ended or ctx ends,
+// then closes those left and refuses new ones; it returns how many it
+// closed.
+func (u *upgrades) drain(ctx context.Context) int {
+	u.mu.Lock()
+	var empty chan struct{}
+	if len(u.conns) > 0 {
+		u.empty = make(chan struct{})
+		empty = u.empty
+	}
+	u.mu.Unlock()
+	if empty != nil {
+		select {
+		case <-empty:
+		case <-ctx.Done():
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.shut = true
+	for c := range u.conns {
+		c.Close()
+	}
+	return len(u.conns)
 }

@@ -435,6 +435,93 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
+// TestShutdownDrainsUpgrades: http.Server.Shutdown does not wait for
+// hijacked connections; serve does. A WebSocket open at the stop may end
+// on its own within UpgradeDrain (the server waits for it), or is closed
+// at that bound.
+func TestShutdownDrainsUpgrades(t *testing.T) {
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, msg); err != nil {
+				return
+			}
+		}
+	})
+	port, ips := loopbackBackends(t, 1, ws)
+	for _, tt := range []struct {
+		name   string
+		bound  time.Duration
+		client bool // the client ends the connection during the drain
+	}{{"ends", 30 * time.Second, true}, {"bounded", 300 * time.Millisecond, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := New(Config{UpgradeDrain: tt.bound})
+			p.SetTable(tableFor(ips, api.IngressRoute{Host: "ws.example", Port: port}))
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- ServePlain(ctx, l, p, false, nil) }()
+			dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer dcancel()
+			conn, _, err := websocket.Dial(dctx, "ws://ws.example/", &websocket.DialOptions{HTTPClient: clientTo(t, l.Addr().String())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			echo := func() error {
+				if err := conn.Write(dctx, websocket.MessageText, []byte("hi")); err != nil {
+					return err
+				}
+				_, got, err := conn.Read(dctx)
+				if err == nil && string(got) != "hi" {
+					err = fmt.Errorf("echo %q", got)
+				}
+				return err
+			}
+			if err := echo(); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			if !tt.client {
+				if err := <-done; err != nil {
+					t.Errorf("ServePlain: %v, want nil (upgrades closed at their bound are not an error)", err)
+				}
+				if err := echo(); err == nil {
+					t.Error("the WebSocket still echoes after its drain bound, want it closed")
+				}
+				return
+			}
+			// The server waits for the WebSocket, which goes on working.
+			for range 5 {
+				if err := echo(); err != nil {
+					t.Fatalf("a WebSocket open at the stop: %v", err)
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("ServePlain returned (%v) with a WebSocket open", err)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			conn.Close(websocket.StatusNormalClosure, "")
+			if err := <-done; err != nil {
+				t.Errorf("ServePlain after the WebSocket ended: %v, want nil", err)
+			}
+		})
+	}
+}
+
 // TestServeTLSBehindLB: on HTTPS the PROXY header comes before the TLS
 // handshake.
 func TestServeTLSBehindLB(t *testing.T) {

@@ -81,9 +81,16 @@ type Config struct {
 	// limit remembers (default 65536).
 	RateLimitClients int
 	// DrainTimeout bounds the wait for open requests when a server shuts
-	// down (default 30s).
+	// down (default 30s); UpgradeDrain the wait for upgraded connections
+	// (WebSocket) to end on their own (default 5s, at most DrainTimeout).
+	// Those usually stay open for as long as they are let, and a
+	// restart waits for the drain: new connections queue meanwhile.
 	DrainTimeout time.Duration
+	UpgradeDrain time.Duration
 }
+
+// DefaultUpgradeDrain is Config.UpgradeDrain's default.
+const DefaultUpgradeDrain = 5 * time.Second
 
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
@@ -100,6 +107,8 @@ func (c *Config) setDefaults() {
 	def(&c.EjectBase, 30*time.Second)
 	def(&c.EjectMax, 5*time.Minute)
 	def(&c.DrainTimeout, 30*time.Second)
+	def(&c.UpgradeDrain, DefaultUpgradeDrain)
+	c.UpgradeDrain = min(c.UpgradeDrain, c.DrainTimeout)
 	if c.EjectAfter <= 0 {
 		c.EjectAfter = 3
 	}
@@ -278,11 +287,14 @@ type reqState struct {
 // ServeHTTP routes and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
-	rw := &respWriter{ResponseWriter: w}
+	rw := &respWriter{ResponseWriter: w, up: upgradesOf(r.Context())}
 	fwd := p.forwarded(r)
 	e := entry{start: start, client: fwd.client.String(), host: r.Host, method: r.Method, path: r.URL.Path}
 	rq := &reqState{fwd: fwd}
 	defer func() {
+		if rw.hijacked != nil && rw.up != nil {
+			rw.up.remove(rw.hijacked)
+		}
 		d := p.now().Sub(start)
 		e.status, e.bytes, e.backend, e.err = rw.status, rw.bytes, rq.backend, rq.err
 		if e.status == 0 {
@@ -551,11 +563,14 @@ type releaseRWC struct {
 
 func (r *releaseRWC) Close() error { err := r.ReadWriteCloser.Close(); r.done(); return err }
 
-// respWriter notes a response's status and size.
+// respWriter notes a response's status and size, and a hijacked
+// connection in its server's upgrades.
 type respWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status   int
+	bytes    int64
+	up       *upgrades
+	hijacked net.Conn
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -581,8 +596,18 @@ func (w *respWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).
 // Hijack hands the connection over (upgrades); the response is a 101.
 func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil && w.status == 0 {
+	if err != nil {
+		return c, brw, err
+	}
+	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return c, brw, err
+	if w.up != nil {
+		if !w.up.add(c) {
+			c.Close()
+			return nil, nil, errors.New("ingress: the server is shutting down")
+		}
+		w.hijacked = c
+	}
+	return c, brw, nil
 }

@@ -67,6 +67,7 @@ func runIngress(args []string) error {
 	meshStatus := fs.String("mesh-status", wapi.MeshStatusFile, "the agent's file of the nodes this node's mesh does not reach now (their tasks are left out)")
 	sample := fs.Float64("access-log-sample", 0.01, "share of requests in the access log, 0 to 1 (5xx and upstream errors are always logged)")
 	metricsListen := fs.String("metrics-listen", "", "ADDR:PORT to serve Prometheus /metrics on (default: none)")
+	drain := fs.Duration("drain-timeout", 20*time.Second, fmt.Sprintf("at a stop, how long open requests may take to finish; upgraded connections (WebSocket) get up to %v of it to end, then are closed (keep it under the unit's TimeoutStopSec)", ingress.DefaultUpgradeDrain))
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Second, "report ready after this long even if the routes have not come from the manager yet")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -87,7 +88,7 @@ func runIngress(args []string) error {
 			return fmt.Errorf("%s needs --acme-ca (the ACME directory URL)", name)
 		}
 	}
-	for name, d := range map[string]time.Duration{"--acme-renew-check": *renewCheck, "--acme-clean-every": *cleanEvery, "--acme-expired-grace": *expiredGrace} {
+	for name, d := range map[string]time.Duration{"--drain-timeout": *drain, "--acme-renew-check": *renewCheck, "--acme-clean-every": *cleanEvery, "--acme-expired-grace": *expiredGrace} {
 		if d <= 0 {
 			return fmt.Errorf("%s %v: give a duration above zero, such as 10m", name, d)
 		}
@@ -138,6 +139,7 @@ func runIngress(args []string) error {
 	}
 	defer certs.Close()
 	pcfg := ingress.Config{Logger: log, TrustedProxies: trustedProxies,
+		DrainTimeout: *drain, UpgradeDrain: min(ingress.DefaultUpgradeDrain, *drain),
 		AccessLog: ingress.AccessLog{SampleRate: *sample, Writer: os.Stdout},
 		Challenge: certs.HTTPChallengeHandler(),
 		Secret: func(name string) ([]byte, error) {
@@ -172,8 +174,10 @@ func runIngress(args []string) error {
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 	serveErr := make(chan error, 2)
+	servers := 1
 	go func() { serveErr <- ingress.ServePlain(serveCtx, httpL, proxy, len(behindLB) > 0, behindLB) }()
 	if httpsL != nil {
+		servers++
 		go func() {
 			serveErr <- ingress.ServeTLS(serveCtx, httpsL, proxy, certs.TLSConfig(), len(behindLB) > 0, behindLB)
 		}()
@@ -214,10 +218,17 @@ func runIngress(args []string) error {
 	case <-ctx.Done():
 	case err = <-serveErr:
 		log.Error("ingress server stopped", "err", err)
+		servers--
 	}
 	systemd.Stopping()
-	log.Info("stopping: draining open requests")
+	log.Info("stopping: draining open requests", "bound", pcfg.DrainTimeout, "upgraded_bound", pcfg.UpgradeDrain)
 	stopServing()
+	// The table stays as it is while the servers drain.
+	for ; servers > 0; servers-- {
+		if derr := <-serveErr; derr != nil {
+			log.Warn("drain", "err", derr)
+		}
+	}
 	stop()
 	<-replicaDone
 	return err

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -253,6 +254,26 @@ func TestIngressAcrossNodes(t *testing.T) {
 		if n := h.Ingress.CountLog(`"host":"shop.example"`); n == 0 {
 			t.Errorf("%s's access log has no line for shop.example", h.Name)
 		}
+	}
+
+	// A stop drains: a long request open when w1's ingress is told to
+	// stop finishes, and the daemon exits after it, cleanly.
+	wg.Add(1)
+	started = time.Now()
+	go func() {
+		defer wg.Done()
+		code, body, lerr = hostGet(ctx, hc, url, "shop.example")
+	}()
+	time.Sleep(time.Second)
+	if err := w1.Ingress.Signal(syscall.SIGTERM, 20*time.Second); err != nil {
+		t.Error(err)
+	}
+	wg.Wait()
+	if lerr != nil || code != http.StatusOK || body != "done" {
+		t.Errorf("a long request open at the stop: %d %q %v after %s; want 200 done", code, body, lerr, time.Since(started))
+	}
+	if w1.Ingress.CountLog("stopping: draining open requests") != 1 {
+		t.Error("w1's ingress did not log its drain")
 	}
 }
 

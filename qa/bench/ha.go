@@ -24,7 +24,7 @@ const haRuns = 5
 // (qa/cluster), and workers with their own containerd for the join time.
 //
 //   - leader kill -9 → first write accepted again, for Raft heartbeat
-//     timeouts of 300 ms (the default), 500 ms and 200 ms, with the
+//     timeouts of 450 ms (the default), 300 ms and 200 ms, with the
 //     elections nobody asked for under 1,000 creates at each;
 //   - committed write latency through the leader's and a follower's socket;
 //   - service creates per second, 1,000 at concurrency 8 (leader and
@@ -42,7 +42,7 @@ func benchHA(r *report) error {
 		return fmt.Errorf("%w (run make build first)", err)
 	}
 	var managerJoins []time.Duration
-	for i, hb := range []string{"", "500ms", "200ms"} {
+	for i, hb := range []string{"", "300ms", "200ms"} {
 		joins, err := benchHATiming(r, bin, hb, i == 0)
 		if err != nil {
 			return fmt.Errorf("raft timeout %s: %w", orDefault(hb), err)
@@ -56,7 +56,7 @@ func benchHA(r *report) error {
 
 func orDefault(hb string) string {
 	if hb == "" {
-		return "300ms (default)"
+		return "450ms (default)"
 	}
 	return hb
 }

@@ -44,7 +44,7 @@ type Config struct {
 	// added gets .10+i.
 	Subnet netip.Prefix
 	// ManagerArgs are added to every `warren manager` command line, e.g.
-	// --node-timeout 2s --reschedule-grace 8s --raft-heartbeat-timeout 300ms.
+	// --node-timeout 2s --reschedule-grace 8s --raft-heartbeat-timeout 200ms.
 	ManagerArgs []string
 	// AgentArgs are added to every `warren agent` command line.
 	AgentArgs []string

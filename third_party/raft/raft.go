@@ -160,7 +160,8 @@ func (r *Raft) runFollower() {
 	leaderAddr, leaderID := r.LeaderWithID()
 	r.logger.Info("entering follower state", "follower", r, "leader-address", leaderAddr, "leader-id", leaderID)
 	metrics.IncrCounter([]string{"raft", "state", "follower"}, 1)
-	heartbeatTimer := randomTimeout(r.config().HeartbeatTimeout)
+	since := time.Now()                                              // [warren]
+	heartbeatTimer := contactDue(since, r.config().HeartbeatTimeout) // [warren]
 
 	for r.getState() == Follower {
 		r.mainThreadSaturation.sleeping()
@@ -212,15 +213,21 @@ func (r *Raft) runFollower() {
 
 		case <-heartbeatTimer:
 			r.mainThreadSaturation.working()
-			// Restart the heartbeat timer
 			hbTimeout := r.config().HeartbeatTimeout
-			heartbeatTimer = randomTimeout(hbTimeout)
 
-			// Check if we have had a successful contact
-			lastContact := r.LastContact()
-			if time.Since(lastContact) < hbTimeout {
+			// [warren] Check if we have had a successful contact
+			// since the timer was set, or are early (followerNotifyCh):
+			// then wait on from the last contact (contactDue).
+			// Upstream checks against HeartbeatTimeout on a timer of
+			// its own, every 1-2 HeartbeatTimeouts.
+			if lastContact := r.LastContact(); lastContact.After(since) || time.Since(since) < hbTimeout {
+				since = later(since, lastContact)
+				heartbeatTimer = contactDue(since, hbTimeout)
 				continue
 			}
+			// Restart the heartbeat timer
+			since = time.Now()
+			heartbeatTimer = contactDue(since, hbTimeout)
 
 			// Heartbeat failed! Transition to the candidate state
 			lastLeaderAddr, lastLeaderID := r.LeaderWithID()

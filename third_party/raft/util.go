@@ -39,6 +39,33 @@ func randomTimeout(minVal time.Duration) <-chan time.Time {
 	return time.After(minVal + extra)
 }
 
+// [warren] contactDue fires when a follower that last heard from the
+// leader at since (or entered the follower state then) has waited
+// HeartbeatTimeout plus a random half of it more: the election timeout.
+// Upstream checks the last contact on a timer of 1-2 HeartbeatTimeouts
+// that the contacts do not move, so a follower notices a dead leader 1-3
+// timeouts after its last heartbeat; here it is 1-1.5. That lets Warren
+// run a longer timeout, and so fewer heartbeats (heartbeatInterval), at
+// the same failover time. The jitter still spreads the followers'
+// elections apart (a split vote is what it is for), and a healthy
+// follower's timer still fires about once per timeout, not once per
+// heartbeat.
+func contactDue(since time.Time, hbTimeout time.Duration) <-chan time.Time {
+	if hbTimeout <= 0 {
+		return nil
+	}
+	jitter := time.Duration(rand.Int63()) % (hbTimeout/2 + 1)
+	return time.After(time.Until(since.Add(hbTimeout + jitter)))
+}
+
+// [warren] later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // min returns the minimum.
 func min(a, b uint64) uint64 {
 	if a <= b {

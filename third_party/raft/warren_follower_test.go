@@ -1,0 +1,116 @@
+//go:debug asynctimerchan=0
+
+package raft
+
+import (
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// warrenTrio starts three voters on in-memory transports, fully
+// connected, with Warren's timing for a HeartbeatTimeout of hb, inside a
+// synctest bubble (time is virtual, so durations are exact).
+func warrenTrio(t *testing.T, hb time.Duration) ([]*Raft, []*InmemTransport) {
+	t.Helper()
+	var rafts []*Raft
+	var trans []*InmemTransport
+	var conf Configuration
+	for i := 0; i < 3; i++ {
+		id := ServerID(fmt.Sprintf("n%d", i))
+		addr, tr := NewInmemTransport(ServerAddress(id))
+		trans = append(trans, tr)
+		conf.Servers = append(conf.Servers, Server{Suffrage: Voter, ID: id, Address: addr})
+	}
+	for i, a := range trans {
+		for j, b := range trans {
+			if i != j {
+				a.Connect(b.LocalAddr(), b)
+			}
+		}
+	}
+	for i, tr := range trans {
+		c := DefaultConfig()
+		c.LocalID = conf.Servers[i].ID
+		c.HeartbeatTimeout, c.ElectionTimeout = hb, hb
+		c.LeaderLeaseTimeout = hb * 2 / 3
+		c.LogLevel = "off"
+		logs, stable, snaps := NewInmemStore(), NewInmemStore(), NewInmemSnapshotStore()
+		if err := BootstrapCluster(c, logs, stable, snaps, tr, conf); err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRaft(c, &MockFSM{}, logs, stable, snaps, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rafts = append(rafts, r)
+	}
+	t.Cleanup(func() {
+		for _, r := range rafts {
+			r.Shutdown().Error()
+		}
+	})
+	return rafts, trans
+}
+
+func leaderOf(rafts []*Raft) *Raft {
+	for _, r := range rafts {
+		if r.State() == Leader {
+			return r
+		}
+	}
+	return nil
+}
+
+// [warren] An idle healthy cluster holds no election (the heartbeats,
+// every third of the timeout, keep the followers quiet and the leader's
+// lease), and a follower starts one 1-1.5 HeartbeatTimeouts after it
+// last heard from a leader that died (contactDue; upstream: 1-3).
+func TestWarrenElectionAfterLastContact(t *testing.T) {
+	const hb = 450 * time.Millisecond
+	for run := 0; run < 20; run++ {
+		synctest.Test(t, func(t *testing.T) {
+			rafts, trans := warrenTrio(t, hb)
+			var leader *Raft
+			for leader == nil {
+				time.Sleep(10 * time.Millisecond)
+				leader = leaderOf(rafts)
+			}
+			term := leader.CurrentTerm()
+			time.Sleep(time.Duration(10+run) * time.Second)
+			if l := leaderOf(rafts); l != leader || l.CurrentTerm() != term {
+				t.Fatalf("run %d: an idle cluster changed leader or term (%v, term %d → %d)", run, l, term, rafts[0].CurrentTerm())
+			}
+
+			// The leader goes silent: nothing it sends arrives.
+			trans[indexOf(rafts, leader)].DisconnectAll()
+			var followers []*Raft
+			var heard time.Time
+			for _, r := range rafts {
+				if r != leader {
+					followers = append(followers, r)
+					heard = later(heard, r.LastContact())
+				}
+			}
+			for {
+				time.Sleep(time.Millisecond)
+				if followers[0].State() != Follower || followers[1].State() != Follower {
+					break
+				}
+			}
+			if d := time.Since(heard); d < hb || d > hb*3/2+time.Millisecond {
+				t.Fatalf("run %d: the first election started %v after the last heartbeat, want %v to %v", run, d, hb, hb*3/2)
+			}
+		})
+	}
+}
+
+func indexOf(rafts []*Raft, r *Raft) int {
+	for i, x := range rafts {
+		if x == r {
+			return i
+		}
+	}
+	return -1
+}

@@ -82,6 +82,7 @@ func (a *Agent) meshLoop(ctx context.Context) {
 		}
 		mu.Lock()
 		self, peers, ok := meshPeers(a.nodeID, nodes, a.log.Warn)
+		others := notPeers(a.nodeID, nodes, peers)
 		mu.Unlock()
 		if !ok {
 			continue // this node's record is not in yet
@@ -116,7 +117,7 @@ func (a *Agent) meshLoop(ctx context.Context) {
 			a.log.Info("mesh in step again", "iface", st.Iface, "peers", len(st.Peers))
 			failing = ""
 		}
-		if a.setMesh(st) {
+		if a.setMesh(st, others) {
 			a.publishPorts(ctx) // a node in or out of reach: its tasks too
 		}
 		next = nextMeshSync(st, next)
@@ -187,12 +188,31 @@ func meshPeers(self string, nodes map[string]*api.Node, warn func(msg string, ar
 	return s, out, true
 }
 
+// notPeers are the nodes other than self that have no peer among peers,
+// sorted.
+func notPeers(self string, nodes map[string]*api.Node, peers []wg.Peer) []string {
+	peer := make(map[string]bool, len(peers))
+	for _, p := range peers {
+		peer[p.NodeID] = true
+	}
+	var out []string
+	for id := range nodes {
+		if id != self && !peer[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // setMesh records the mesh's state: the heartbeat reports this node's end,
-// and the agent socket serves the peers' reachability. It says whether
-// the nodes in reach changed.
-func (a *Agent) setMesh(st wg.Status) (reachChanged bool) {
+// the agent socket serves the peers' reachability, and MeshStatusFile
+// tells warren-dns and warren-ingress the nodes out of reach (the silent
+// peers and the nodes that are not peers). It says whether the nodes in
+// reach changed.
+func (a *Agent) setMesh(st wg.Status, notPeers []string) (reachChanged bool) {
 	m := &api.NodeMesh{PublicKey: a.cfg.Mesh.PublicKey().String(), Port: uint16(a.cfg.Mesh.Port()), Mode: st.Mode, MTU: st.MTU}
-	reach := api.MeshReach{Unreachable: []string{}}
+	reach := api.MeshReach{Unreachable: []string{}, NotPeers: notPeers}
 	inReach := make(map[string]bool, len(st.Peers))
 	for _, p := range st.Peers {
 		switch {

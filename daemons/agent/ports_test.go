@@ -267,7 +267,7 @@ func TestFleetBackendsNeedTheMesh(t *testing.T) {
 	}
 	for _, s := range steps {
 		if s.peers != nil {
-			if changed := a.setMesh(wg.Status{Peers: s.peers}); changed != s.changed {
+			if changed := a.setMesh(wg.Status{Peers: s.peers}, nil); changed != s.changed {
 				t.Errorf("%s: setMesh said the nodes in reach changed=%v, want %v", s.name, changed, s.changed)
 			}
 		}

@@ -18,6 +18,20 @@ type MeshReach struct {
 	// handshake within WireGuard's session lifetime, or nothing heard for
 	// two keepalives), or has never shaken hands.
 	Unreachable []string `json:"unreachable"`
+	// NotPeers are the other nodes the mesh has no peer for: no mesh key
+	// yet (a node joining, or one whose agent runs without the mesh),
+	// or a record the mesh cannot use. Their tasks are out of reach too;
+	// only the silent peers are worth an operator's attention.
+	NotPeers []string `json:"not_peers,omitempty"`
+}
+
+// Out is every node whose tasks this node cannot reach: the one rule
+// warren-dns and warren-ingress leave tasks out by, as the agent's ports
+// do.
+func (r MeshReach) Out() []string {
+	out := slices.Concat(r.Unreachable, r.NotPeers)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // ParseMeshReach decodes MeshStatusFile's content.
@@ -27,5 +41,6 @@ func ParseMeshReach(b []byte) (MeshReach, error) {
 		return MeshReach{}, fmt.Errorf("mesh status: %w (the agent rewrites it every few seconds; remove it if it persists)", err)
 	}
 	slices.Sort(r.Unreachable)
+	slices.Sort(r.NotPeers)
 	return r, nil
 }

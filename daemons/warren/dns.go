@@ -297,7 +297,7 @@ func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r unre
 				if len(reach.Unreachable) > 0 {
 					log.Info("nodes out of this node's reach: their tasks are left out of answers", "nodes", reach.Unreachable)
 				}
-				r.SetUnreachable(reach.Unreachable)
+				r.SetUnreachable(reach.Out())
 				last, warned = b, false
 			}
 		}

@@ -292,10 +292,10 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 
 	ioc := cio.NullIO
 	if p := info.Labels[labelLogPath]; p != "" {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("containerd: start %s: log directory: %w", id, err)
+		var err error
+		if ioc, err = logFile(p); err != nil {
+			return fmt.Errorf("containerd: start %s: %w", id, err)
 		}
-		ioc = cio.LogFile(p)
 	}
 	task, err := c.NewTask(ctx, ioc)
 	// The shim can die before containerd dials it ("failed to start shim:
@@ -555,3 +555,40 @@ func firstArg(args []string) string {
 	}
 	return args[0]
 }
+
+// logFile is the IO of a task whose stdout and stderr are appended to
+// the file at p, by the shim, so output is kept while the agent is down.
+//
+// It is cio.LogFile but for one thing. For a file:// URI the runc shim
+// (containerd 1.6 to 2.4, process/io.go copyPipes) opens the file once and
+// shares it between its two copiers, counting them, but the stdout copier
+// closes the file itself, not through the count: when stdout ends first
+// (at the container's exit both end together), the stderr copier's last
+// writes fail ("error copying stderr" in containerd's log) and are lost:
+// the last words of a container that crashes. TestLogFile caught it, once
+// in a clean-clone run. Here the shim gets the file as two plain paths
+// that differ only in spelling, so it opens it once per stream, each
+// O_APPEND, and each copier closes its own.
+func logFile(p string) (cio.Creator, error) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	// The shim opens plain paths without O_CREATE.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	f.Close()
+	dir, base := filepath.Split(p)
+	cfg := cio.Config{Stdout: p, Stderr: dir + "./" + base}
+	return func(string) (cio.IO, error) { return logIO{cfg}, nil }, nil
+}
+
+// logIO is a task's IO that the shim does alone: nothing to wait for or
+// close on this side.
+type logIO struct{ cfg cio.Config }
+
+func (l logIO) Config() cio.Config { return l.cfg }
+func (logIO) Cancel()              {}
+func (logIO) Wait()                {}
+func (logIO) Close() error         { return nil }

@@ -360,6 +360,18 @@ func TestLogFile(t *testing.T) {
 		return strings.HasPrefix(string(b), "earlier\n") && strings.Contains(string(b), "to-stdout\n") && strings.Contains(string(b), "to-stderr\n")
 	})
 
+	// stderr written after stdout has ended is kept (logFile: the runc
+	// shim's own file log closed the file under the stderr copier, and
+	// lost this line every time).
+	s = spec("late", "sh", "-c", "echo out; exec 1>&-; sleep 0.3; echo last-words >&2; exit 3")
+	s.LogPath = filepath.Join(logs, "late.log")
+	id = e.run(s)
+	e.exits.wait(t, id, 10*time.Second)
+	waitFor(t, 5*time.Second, "stderr after stdout closed in the log", func() bool {
+		b, _ := os.ReadFile(s.LogPath)
+		return string(b) == "out\nlast-words\n"
+	})
+
 	// copy+truncate rotation: the shim appends (O_APPEND), so after a
 	// truncate the next lines land at the start, not after a hole.
 	s = spec("rot", "sh", "-c", `i=0; while true; do echo line$i; i=$((i+1)); sleep 0.02; done`)

@@ -162,6 +162,9 @@ func (r *Raft) runFollower() {
 	metrics.IncrCounter([]string{"raft", "state", "follower"}, 1)
 	since := time.Now()                                              // [warren]
 	heartbeatTimer := contactDue(since, r.config().HeartbeatTimeout) // [warren]
+	if r.loneVoter() {                                               // [warren]
+		heartbeatTimer = time.After(0)
+	}
 
 	for r.getState() == Follower {
 		r.mainThreadSaturation.sleeping()
@@ -203,7 +206,11 @@ func (r *Raft) runFollower() {
 
 		case b := <-r.bootstrapCh:
 			r.mainThreadSaturation.working()
-			b.respond(r.liveBootstrap(b.configuration))
+			err := r.liveBootstrap(b.configuration)
+			b.respond(err)
+			if err == nil && r.loneVoter() { // [warren] a new single-manager cluster
+				heartbeatTimer = time.After(0)
+			}
 
 		case <-r.leaderNotifyCh:
 			//  Ignore since we are not the leader
@@ -220,7 +227,7 @@ func (r *Raft) runFollower() {
 			// then wait on from the last contact (contactDue).
 			// Upstream checks against HeartbeatTimeout on a timer of
 			// its own, every 1-2 HeartbeatTimeouts.
-			if lastContact := r.LastContact(); lastContact.After(since) || time.Since(since) < hbTimeout {
+			if lastContact := r.LastContact(); !r.loneVoter() && (lastContact.After(since) || time.Since(since) < hbTimeout) {
 				since = later(since, lastContact)
 				heartbeatTimer = contactDue(since, hbTimeout)
 				continue
@@ -260,6 +267,23 @@ func (r *Raft) runFollower() {
 			return
 		}
 	}
+}
+
+// [warren] loneVoter says whether this server is the only voter of its
+// latest configuration: a single-manager cluster, as most edge sites
+// run. It has no leader to wait for, so it elects itself at once rather
+// than after a heartbeat timeout (about half a second at every start).
+func (r *Raft) loneVoter() bool {
+	voters := 0
+	for _, s := range r.configurations.latest.Servers {
+		if s.Suffrage == Voter {
+			if s.ID != r.localID {
+				return false
+			}
+			voters++
+		}
+	}
+	return voters == 1
 }
 
 // liveBootstrap attempts to seed an initial configuration for the cluster. See

@@ -85,22 +85,25 @@ func TestWarrenElectionAfterLastContact(t *testing.T) {
 
 			// The leader goes silent: nothing it sends arrives.
 			trans[indexOf(rafts, leader)].DisconnectAll()
-			var followers []*Raft
-			var heard time.Time
+			// Each follower is measured from its own last heartbeat (one
+			// may have had one more than the other).
+			heard := map[*Raft]time.Time{}
 			for _, r := range rafts {
 				if r != leader {
-					followers = append(followers, r)
-					heard = later(heard, r.LastContact())
+					heard[r] = r.LastContact()
 				}
 			}
-			for {
+			for first := (*Raft)(nil); first == nil; {
 				time.Sleep(time.Millisecond)
-				if followers[0].State() != Follower || followers[1].State() != Follower {
-					break
+				for r, at := range heard {
+					if r.State() == Follower {
+						continue
+					}
+					first = r
+					if d := time.Since(at); d < hb || d > hb*3/2+time.Millisecond {
+						t.Fatalf("run %d: an election started %v after the follower's last heartbeat, want %v to %v", run, d, hb, hb*3/2)
+					}
 				}
-			}
-			if d := time.Since(heard); d < hb || d > hb*3/2+time.Millisecond {
-				t.Fatalf("run %d: the first election started %v after the last heartbeat, want %v to %v", run, d, hb, hb*3/2)
 			}
 		})
 	}
@@ -113,4 +116,44 @@ func indexOf(rafts []*Raft, r *Raft) int {
 		}
 	}
 	return -1
+}
+
+// [warren] A lone voter (a single-manager cluster) has no leader to wait
+// for: at every start it elects itself at once, not after a heartbeat
+// timeout. It stays leader while idle.
+func TestWarrenLoneVoterElectsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := DefaultConfig()
+		c.LocalID = "solo"
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 450*time.Millisecond, 450*time.Millisecond, 300*time.Millisecond
+		c.LogLevel = "off"
+		addr, tr := NewInmemTransport("solo")
+		logs, stable, snaps := NewInmemStore(), NewInmemStore(), NewInmemSnapshotStore()
+		for restart := 0; restart < 2; restart++ {
+			start := time.Now()
+			r, err := NewRaft(c, &MockFSM{}, logs, stable, snaps, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if restart == 0 {
+				// A new cluster, bootstrapped live as the manager does.
+				if err := r.BootstrapCluster(Configuration{Servers: []Server{{Suffrage: Voter, ID: "solo", Address: addr}}}).Error(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for r.State() != Leader {
+				time.Sleep(time.Millisecond)
+			}
+			if d := time.Since(start); d > 5*time.Millisecond {
+				t.Errorf("start %d: a lone voter became leader after %v, want at once", restart, d)
+			}
+			time.Sleep(10 * time.Second)
+			if r.State() != Leader {
+				t.Errorf("start %d: an idle lone voter is %v", restart, r.State())
+			}
+			if err := r.Shutdown().Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }

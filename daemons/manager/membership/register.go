@@ -62,14 +62,17 @@ func (m *Membership) initialise(ctx context.Context) error {
 }
 
 // registerSelf keeps this manager's node registered with its current
-// description and address, through the leader, whoever it is.
+// description and address, through the leader, whoever it is. It tries
+// again soon, then every 250 ms: the manager serves once it is
+// registered (Healthy), and a new cluster is initialised a few
+// milliseconds after its first election.
 func (m *Membership) registerSelf(ctx context.Context) {
-	for {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
 		err := m.registerOnce(ctx)
 		if err == nil {
 			return
 		}
-		if core.Sleep(ctx, 250*time.Millisecond) != nil {
+		if core.Sleep(ctx, wait) != nil {
 			return
 		}
 	}

@@ -29,8 +29,10 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 )
 
-func TestWebSocketEcho(t *testing.T) {
-	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// wsEcho is a WebSocket backend that sends each message back after
+// prefix.
+func wsEcho(prefix string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -41,12 +43,15 @@ func TestWebSocketEcho(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo: "), msg...)); err != nil {
+			if err := c.Write(r.Context(), typ, append([]byte(prefix), msg...)); err != nil {
 				return
 			}
 		}
 	})
-	port, ips := loopbackBackends(t, 1, ws)
+}
+
+func TestWebSocketEcho(t *testing.T) {
+	port, ips := loopbackBackends(t, 1, wsEcho("echo: "))
 	log := &syncBuffer{}
 	p := New(Config{AccessLog: AccessLog{SampleRate: 1, Writer: log}})
 	p.SetTable(tableFor(ips, api.IngressRoute{Host: "ws.example", Port: port}))
@@ -440,23 +445,7 @@ func TestShutdownDrains(t *testing.T) {
 // on its own within UpgradeDrain (the server waits for it), or is closed
 // at that bound.
 func TestShutdownDrainsUpgrades(t *testing.T) {
-	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, msg); err != nil {
-				return
-			}
-		}
-	})
-	port, ips := loopbackBackends(t, 1, ws)
+	port, ips := loopbackBackends(t, 1, wsEcho(""))
 	for _, tt := range []struct {
 		name   string
 		bound  time.Duration

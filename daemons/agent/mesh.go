@@ -208,11 +208,11 @@ func notPeers(self string, nodes map[string]*api.Node, peers []wg.Peer) []string
 // setMesh records the mesh's state: the heartbeat reports this node's end,
 // the agent socket serves the peers' reachability, and MeshStatusFile
 // tells warren-dns and warren-ingress the nodes out of reach (the silent
-// peers and the nodes that are not peers). It says whether the nodes in
-// reach changed.
-func (a *Agent) setMesh(st wg.Status, notPeers []string) (reachChanged bool) {
+// peers and the others: the nodes that are not peers). It says whether
+// the nodes in reach changed.
+func (a *Agent) setMesh(st wg.Status, others []string) (reachChanged bool) {
 	m := &api.NodeMesh{PublicKey: a.cfg.Mesh.PublicKey().String(), Port: uint16(a.cfg.Mesh.Port()), Mode: st.Mode, MTU: st.MTU}
-	reach := api.MeshReach{Unreachable: []string{}, NotPeers: notPeers}
+	reach := api.MeshReach{Unreachable: []string{}, NotPeers: others}
 	inReach := make(map[string]bool, len(st.Peers))
 	for _, p := range st.Peers {
 		switch {

@@ -139,9 +139,9 @@ func runIngress(args []string) error {
 	}
 	defer certs.Close()
 	pcfg := ingress.Config{Logger: log, TrustedProxies: trustedProxies,
-		DrainTimeout: *drain, UpgradeDrain: min(ingress.DefaultUpgradeDrain, *drain),
-		AccessLog: ingress.AccessLog{SampleRate: *sample, Writer: os.Stdout},
-		Challenge: certs.HTTPChallengeHandler(),
+		DrainTimeout: *drain,
+		AccessLog:    ingress.AccessLog{SampleRate: *sample, Writer: os.Stdout},
+		Challenge:    certs.HTTPChallengeHandler(),
 		Secret: func(name string) ([]byte, error) {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
@@ -221,7 +221,7 @@ func runIngress(args []string) error {
 		servers--
 	}
 	systemd.Stopping()
-	log.Info("stopping: draining open requests", "bound", pcfg.DrainTimeout, "upgraded_bound", pcfg.UpgradeDrain)
+	log.Info("stopping: draining open requests", "bound", *drain)
 	stopServing()
 	// The table stays as it is while the servers drain.
 	for ; servers > 0; servers-- {

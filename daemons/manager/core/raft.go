@@ -87,8 +87,9 @@ func (st *raftStores) logSpace() int64 {
 //
 // The lease is two thirds of HeartbeatTimeout, so a follower sees three
 // heartbeats inside its shortest timeout and a cut-off leader steps down
-// by the time the others can first elect a new one. At 450 ms: heartbeats every
-// 150 ms, elections 450-675 ms after the last one.
+// by the time the others can first elect a new one. At 450 ms: heartbeats
+// every 150 ms, elections 450-675 ms after the last one, and more
+// headroom than before for SD-card fsync stalls and GC pauses.
 //
 // Heartbeats are most of what idle managers send, and each wakes every
 // process it touches. Measured with three idle managers (qa/bench idle,

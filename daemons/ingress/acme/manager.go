@@ -337,6 +337,14 @@ func (m *Manager) Close() error {
 	return nil
 }
 
+// manages tells whether a route names name with a certificate from ACME.
+func (m *Manager) manages(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.managed[name]
+	return ok
+}
+
 // configForCert tells certmagic's cache which config manages a cached
 // certificate: the one of its name's challenge type.
 func (m *Manager) configForCert(c certmagic.Certificate) (*certmagic.Config, error) {
@@ -716,6 +724,16 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 	}
 	switch event {
 	case "cert_obtaining":
+		if !m.manages(name) {
+			// A renewal certmagic queued before the last route of the
+			// name went away: apply took the certificate out of the
+			// cache, but the job would put the renewed one back and
+			// renew it for ever after. Stop it here, and take out what
+			// a reload from the store may have put back since.
+			m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
+			m.log.Info("acme: not renewing a certificate no route names any more", "host", name)
+			return fmt.Errorf("acme: no route names %s any more; not asking the CA for it", name)
+		}
 		h, err := m.loadHold(ctx, name)
 		if err != nil || !time.Now().Before(h.Until) {
 			return nil

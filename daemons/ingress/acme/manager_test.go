@@ -2,6 +2,7 @@ package acme
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -64,6 +65,42 @@ warren_ingress_certificate_expiry_seconds{host=%q} %d
 	waitFor(t, "the host to be let go", func() bool { return !m.HasCert(host) && len(m.Status()) == 0 })
 	if _, err := env.handshake(host, nil); err == nil {
 		t.Errorf("handshake for %s succeeded after its route went", host)
+	}
+}
+
+// A renewal certmagic queued before the last route of a host went away
+// (its maintenance picks what to renew, then renews outside its lock) is
+// stopped before it reaches the CA, and the certificate a reload from the
+// store put back in the cache is taken out again. Without this the job
+// put the renewed certificate back in the cache, and the host was renewed
+// for ever after with no route naming it (qa/cluster saw it).
+func TestReleasedHostNotRenewed(t *testing.T) {
+	env := startPebble(t, 0)
+	m := env.newManager(t, newFakeStore(), "node-a", nil)
+	env.serve(m)
+	const host = "released.shop.test"
+	m.SetRoutes([]api.IngressRoute{{Host: host, Port: 8080}})
+	waitCert(t, m, host)
+	inCache := func() int { return len(m.cache.AllMatchingCertificates(host)) }
+	m.SetRoutes(nil)
+	waitFor(t, "the host to be let go", func() bool { return !m.manages(host) && inCache() == 0 })
+
+	// What certmagic's queued jobs do: reload the stored certificate into
+	// the cache; renew it.
+	cfg := m.configs[api.ChallengeHTTP01]
+	if _, err := cfg.CacheManagedCertificate(context.Background(), host); err != nil {
+		t.Fatal(err)
+	}
+	orders := env.newOrders.Load()
+	err := cfg.RenewCertSync(context.Background(), host, true)
+	if err == nil || !strings.Contains(err.Error(), "no route names "+host) {
+		t.Errorf("renewing %s with no route naming it: %v; want it refused", host, err)
+	}
+	if n := env.newOrders.Load() - orders; n != 0 {
+		t.Errorf("pebble got %d new orders for a host no route names; want 0", n)
+	}
+	if n := inCache(); n != 0 {
+		t.Errorf("the cache holds %d certificates of %s after the refused renewal; want 0", n, host)
 	}
 }
 

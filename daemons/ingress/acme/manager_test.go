@@ -30,11 +30,8 @@ import (
 
 func TestHTTP01Issues(t *testing.T) {
 	env := startPebble(t, 0)
-	m := env.newManager(t, newFakeStore(), "node-a", nil)
-	env.serve(m)
 	const host = "http01.shop.test"
-	m.SetRoutes([]api.IngressRoute{{Host: host, Port: 8080}})
-	took := waitCert(t, m, host)
+	m, took := env.routed(t, host, nil)
 	t.Logf("time to first certificate (http-01, pebble): %s", took)
 
 	chain, err := env.handshake(host, nil)
@@ -76,11 +73,8 @@ warren_ingress_certificate_expiry_seconds{host=%q} %d
 // for ever after with no route naming it (qa/cluster saw it).
 func TestReleasedHostNotRenewed(t *testing.T) {
 	env := startPebble(t, 0)
-	m := env.newManager(t, newFakeStore(), "node-a", nil)
-	env.serve(m)
 	const host = "released.shop.test"
-	m.SetRoutes([]api.IngressRoute{{Host: host, Port: 8080}})
-	waitCert(t, m, host)
+	m, _ := env.routed(t, host, nil)
 	inCache := func() int { return len(m.cache.AllMatchingCertificates(host)) }
 	m.SetRoutes(nil)
 	waitFor(t, "the host to be let go", func() bool { return !m.manages(host) && inCache() == 0 })
@@ -172,11 +166,8 @@ func TestTLSALPN01Issues(t *testing.T) {
 // certificates, renewal comes two thirds in.
 func TestRenewal(t *testing.T) {
 	env := startPebble(t, 15*time.Second)
-	m := env.newManager(t, newFakeStore(), "node-a", func(c *Config) { c.RenewCheckInterval = 250 * time.Millisecond })
-	env.serve(m)
 	const host = "renew.shop.test"
-	m.SetRoutes([]api.IngressRoute{{Host: host, Port: 8080}})
-	waitCert(t, m, host)
+	env.routed(t, host, func(c *Config) { c.RenewCheckInterval = 250 * time.Millisecond })
 	first, err := env.handshake(host, nil)
 	if err != nil {
 		t.Fatalf("handshake: %v", err)

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/warren-edge/warren/daemons/api"
 )
 
 // The pebble tests run Debian's pebble (an ACME test CA) on loopback:
@@ -262,6 +264,16 @@ func (env *pebbleEnv) newManager(t testing.TB, store Store, node string, edit fu
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// routed starts a Manager on a store of its own, served by env, with one
+// route to host, and waits for its certificate (how long it took).
+func (env *pebbleEnv) routed(t testing.TB, host string, edit func(*Config)) (*Manager, time.Duration) {
+	t.Helper()
+	m := env.newManager(t, newFakeStore(), "node-a", edit)
+	env.serve(m)
+	m.SetRoutes([]api.IngressRoute{{Host: host, Port: 8080}})
+	return m, waitCert(t, m, host)
 }
 
 // waitCert waits until m serves a certificate for host.

@@ -93,7 +93,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	if pc := s.cfg.PacketConn; pc != nil {
-		start(&dns.Server{PacketConn: pc, Handler: h, UDPSize: readSize, MsgAcceptFunc: accept}, "udp "+pc.LocalAddr().String())
+		// The UDP loop's read timeout only wakes the loop to read again
+		// (miekg/dns's default is 2 s); a stop unblocks the read by a
+		// deadline in the past. An idle server then sleeps.
+		start(&dns.Server{PacketConn: pc, Handler: h, UDPSize: readSize, MsgAcceptFunc: accept, ReadTimeout: time.Hour}, "udp "+pc.LocalAddr().String())
 	}
 	if l := s.cfg.Listener; l != nil {
 		start(&dns.Server{Listener: limitListener(l, s.cfg.MaxTCPConns), Handler: h, MsgAcceptFunc: accept,

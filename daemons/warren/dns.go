@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,7 +24,6 @@ import (
 	"github.com/warren-edge/warren/daemons/api/client"
 	wdns "github.com/warren-edge/warren/daemons/dns"
 	"github.com/warren-edge/warren/daemons/systemd"
-	"github.com/warren-edge/warren/daemons/wake"
 )
 
 // upstreamsFlag collects repeated --upstream ADDR flags.
@@ -265,46 +263,4 @@ func dnsName(s string) (string, bool) {
 		}) >= 0
 	})
 	return s + ".", ok
-}
-
-// unreachableSetter is told which nodes the mesh does not reach now
-// (warren-dns's and warren-ingress's replicas).
-type unreachableSetter interface{ SetUnreachable(nodes []string) }
-
-// followMeshStatus reads the agent's mesh status file every 2 s and tells
-// the replica which nodes are out of reach. A file that is missing means
-// none (no mesh, or an agent that has not synced yet); one that cannot be
-// read or parsed keeps the last good answer and is logged once.
-func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r unreachableSetter) {
-	var last []byte
-	warned := false
-	for {
-		b, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			b, err = []byte(`{"unreachable":[]}`), nil
-		case err != nil && !warned:
-			log.Warn("mesh status", "err", err)
-			warned = true
-		}
-		if err == nil && !bytes.Equal(b, last) {
-			if reach, perr := wapi.ParseMeshReach(b); perr != nil {
-				if !warned {
-					log.Warn("mesh status", "file", path, "err", perr)
-					warned = true
-				}
-			} else {
-				if len(reach.Unreachable) > 0 {
-					log.Info("nodes out of this node's reach: their tasks are left out of answers", "nodes", reach.Unreachable)
-				}
-				r.SetUnreachable(reach.Out())
-				last, warned = b, false
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wake.Until(2 * time.Second)):
-		}
-	}
 }

@@ -111,6 +111,7 @@ type Manager struct {
 
 	mu         sync.Mutex
 	managed    map[string]managedName // ACME names being managed
+	strays     map[string]bool        // names no route names, whose renewal was refused (apply takes them out of the cache)
 	secrets    map[string]loadedSecret
 	lastErr    map[string]string // by host: the last error getting its certificate
 	conflicts  map[string]bool   // the last routes' conflicts, logged once
@@ -249,6 +250,7 @@ func New(cfg Config) (*Manager, error) {
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		managed: make(map[string]managedName),
+		strays:  make(map[string]bool),
 		secrets: make(map[string]loadedSecret),
 		lastErr: make(map[string]string),
 		errorsSeen: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -337,12 +339,28 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// manages tells whether a route names name with a certificate from ACME.
-func (m *Manager) manages(name string) bool {
+// stray tells whether no route names name with a certificate from ACME
+// any more, for an attempt certmagic started anyway: a renewal queued
+// before the last route went (apply took the certificate out of the
+// cache, but the job would put the renewed one back, and it would be
+// renewed for ever after), or one of a certificate that a reload from
+// the store put back. Such a name is marked for apply, which takes it out
+// of the cache; apply alone does, so that this cannot undo a route that
+// names it again.
+func (m *Manager) stray(name string) bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	_, ok := m.managed[name]
-	return ok
+	if !ok {
+		m.strays[name] = true
+	}
+	m.mu.Unlock()
+	if !ok {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	return !ok
 }
 
 // configForCert tells certmagic's cache which config manages a cached
@@ -438,12 +456,20 @@ func (m *Manager) apply(t table) {
 			gone = append(gone, certmagic.SubjectIssuer{Subject: name})
 		}
 	}
+	released := len(gone)
+	for name := range m.strays {
+		if _, ok := want[name]; !ok {
+			gone = append(gone, certmagic.SubjectIssuer{Subject: name})
+		}
+	}
+	clear(m.strays)
 	m.mu.Unlock()
+	for _, g := range gone[:released] {
+		m.log.Info("acme: no route names this host any more; its certificate is no longer renewed here", "host", g.Subject)
+	}
+	// Out of the cache before any ManageAsync below caches a name again.
 	if len(gone) > 0 {
 		m.cache.RemoveManaged(gone)
-		for _, g := range gone {
-			m.log.Info("acme: no route names this host any more; its certificate is no longer renewed here", "host", g.Subject)
-		}
 	}
 	for _, j := range jobs {
 		m.log.Info("acme: managing certificate", "host", j.name, "challenge", j.cfg)
@@ -724,13 +750,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 	}
 	switch event {
 	case "cert_obtaining":
-		if !m.manages(name) {
-			// A renewal certmagic queued before the last route of the
-			// name went away: apply took the certificate out of the
-			// cache, but the job would put the renewed one back and
-			// renew it for ever after. Stop it here, and take out what
-			// a reload from the store may have put back since.
-			m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
+		if m.stray(name) {
 			m.log.Info("acme: not renewing a certificate no route names any more", "host", name)
 			return fmt.Errorf("acme: no route names %s any more; not asking the CA for it", name)
 		}

@@ -145,7 +145,7 @@ func benchNodePort(r *report) error {
 	if err != nil {
 		return fmt.Errorf("through the node port: %w", err)
 	}
-	r.add("GET /v1/services/{id} on the node port, operator certificate (viewer), mTLS 1.3",
+	r.add("GET /v1/services/{id} on the node port, operator certificate (viewer), mTLS 1.3, one at a time",
 		"p50 "+ms(np50)+", p99 "+ms(np99)+" (unix socket, same run: p50 "+ms(lp50)+", p99 "+ms(lp99)+")", "", "")
 	return nil
 }

@@ -141,7 +141,7 @@ func benchHATiming(r *report, bin, hb string, full bool) ([]time.Duration, error
 		}
 		r.add("service creates/s, 3 managers (1,000, concurrency 8), leader's socket", rateSummary(viaLeader), "≥ 1,500/s", "Swarm 1,637/s (1 manager)")
 		r.add("service creates/s, 3 managers, concurrency 32, leader's socket", rateSummary(viaLeader32), "≥ 1,500/s", "")
-		r.add("service creates/s, 3 managers, a follower's socket (forwarded)", rateSummary(viaFollower), "", "")
+		r.add("service creates/s, 3 managers (1,000, concurrency 8), a follower's socket (forwarded)", rateSummary(viaFollower), "", "")
 		// Committed write latency: one label update at a time.
 		for _, via := range []*cluster.Host{leader, follower} {
 			lat, err := writeLatency(ctx, via, 2000)

@@ -355,12 +355,17 @@ func (m *Manager) stray(name string) bool {
 	}
 	m.mu.Unlock()
 	if !ok {
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
+		m.applySoon()
 	}
 	return !ok
+}
+
+// applySoon has run apply the route table again, without waiting.
+func (m *Manager) applySoon() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
 }
 
 // configForCert tells certmagic's cache which config manages a cached
@@ -403,10 +408,7 @@ func (m *Manager) SetRoutes(routes []api.IngressRoute) {
 		}
 	}
 	m.table.Store(&t)
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
+	m.applySoon()
 }
 
 // run applies the latest route table, one change at a time.

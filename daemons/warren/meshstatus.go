@@ -52,7 +52,7 @@ func followMeshStatusEvery(ctx context.Context, log *slog.Logger, path string, r
 	warned := false
 	for {
 		if w == nil {
-			w = watchDir(dir) // before the read: a change after it is an event
+			w = wake.WatchDir(dir) // before the read: a change after it is an event
 		}
 		b, err := os.ReadFile(path)
 		switch {
@@ -76,66 +76,12 @@ func followMeshStatusEvery(ctx context.Context, log *slog.Logger, path string, r
 				last, warned = b, false
 			}
 		}
-		if !waitMeshStatus(ctx, &w, path, dir, poll, safety) {
+		wait := poll
+		if w != nil {
+			wait = safety
+		}
+		if _, ok := wake.ForChange(ctx, &w, dir, wait, func(p string) bool { return p == path }); !ok {
 			return
 		}
 	}
-}
-
-// waitMeshStatus waits for a change of the file at path, or for the next
-// read by the clock; false means ctx is done. It drops the watcher (*w)
-// when the directory went away or the watcher failed, so that the caller
-// watches again.
-func waitMeshStatus(ctx context.Context, w **fsnotify.Watcher, path, dir string, poll, safety time.Duration) bool {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	wait := poll
-	if *w != nil {
-		events, errs, wait = (*w).Events, (*w).Errors, safety
-	}
-	timer := time.NewTimer(wake.Until(wait))
-	defer timer.Stop()
-	drop := func() {
-		(*w).Close()
-		*w = nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-timer.C:
-			return true
-		case ev, ok := <-events:
-			switch {
-			case !ok:
-				drop()
-				return true
-			case filepath.Clean(ev.Name) == path:
-				return true
-			case filepath.Clean(ev.Name) == dir && ev.Has(fsnotify.Remove|fsnotify.Rename):
-				drop()
-				return true
-			}
-		case _, ok := <-errs:
-			// An overflowed queue may have lost the event: read again.
-			if !ok {
-				drop()
-			}
-			return true
-		}
-	}
-}
-
-// watchDir watches dir for changes of its entries, or returns nil when
-// it cannot (dir does not exist yet, or inotify failed).
-func watchDir(dir string) *fsnotify.Watcher {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil
-	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return nil
-	}
-	return w
 }

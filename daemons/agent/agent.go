@@ -150,6 +150,8 @@ type Agent struct {
 	openFile func(name string) (*os.File, error)
 	// logIdx indexes the task logs by time, for ?since (logindex.go).
 	logIdx *logIndexer
+	// logPasses counts logLoop's samples (tests read it).
+	logPasses atomic.Int64
 	// blobs serves the blobs of this node's images to other nodes; nil
 	// when the runtime cannot (images.go).
 	blobs http.Handler

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/wake"
@@ -97,24 +99,96 @@ func (a *Agent) resolvConf() string {
 	return out.String()
 }
 
-// logLoop samples the containers' log files every second for their
-// indexes (logindex.go) and, every 10 s, caps them: a file over the limit
-// is copied to NAME.1 and truncated in place (the shim appends, so it
-// writes on at the new end).
+// How logLoop runs. It samples the log files for their indexes
+// (logindex.go) at the whole second after one was written, so at most
+// once every logSampleEvery: it watches the logs directory with inotify,
+// and the agent of a node whose containers are quiet does not wake for
+// them. While the directory cannot be watched it samples every
+// logSampleEvery, as it did before it watched. It caps the files (rotates
+// those over the limit, removes those of tasks that are gone) at most
+// every logCapEvery as it samples, and every logSafety in any case; that
+// is also when a file whose write event was lost gets its checkpoint.
+//
+// A file's first write event since the previous sample says when it
+// began to grow: its checkpoint is taken logEventSlack before the event
+// reached the agent (sampleOne), not at the previous sample, which may be
+// long before. The slack covers the time the event took; were it later
+// still (an agent stalled that long), ?since would show a line written
+// just before the time asked for, never miss one. An event that arrives
+// within the slack of a sample's end is not used: it may be of a write
+// before the sample.
+const (
+	logSampleEvery = time.Second
+	logCapEvery    = 10 * time.Second
+	logSafety      = time.Minute
+	logEventSlack  = 100 * time.Millisecond
+)
+
+// logLoop samples and caps the containers' log files (logSampleEvery). A
+// file over the limit is copied to NAME.1 and truncated in place (the
+// shim appends, so it writes on at the new end).
 func (a *Agent) logLoop(ctx context.Context) {
-	for n := 1; ; n++ {
-		select {
-		case <-ctx.Done():
+	a.logLoopEvery(ctx, logSampleEvery, logCapEvery, logSafety)
+}
+
+func (a *Agent) logLoopEvery(ctx context.Context, every, capEvery, safety time.Duration) {
+	dir := filepath.Join(a.cfg.DataDir, logsDir)
+	var w *fsnotify.Watcher
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
+	// first: when each file began to grow since the previous sample, by
+	// its first write event; zero for one whose first event came within
+	// logEventSlack of the sample's end, which may tell of a write the
+	// sample already saw, or hide one it did not.
+	first := map[string]time.Time{}
+	sampled := time.Now()
+	note := func(p string) bool {
+		if filepath.Dir(p) != dir || !strings.HasSuffix(p, ".log") {
+			return false // ID.log.idx, ID.log.1: the agent's own
+		}
+		if _, ok := first[p]; !ok {
+			t := time.Now().Add(-logEventSlack)
+			if !t.After(sampled) {
+				t = time.Time{}
+			}
+			first[p] = t
+		}
+		return true
+	}
+	noteOnly := func(p string) bool { note(p); return false }
+	lastCap := time.Now() // the first cap waits for the agent to know its tasks
+	for {
+		if w == nil {
+			w = wake.WatchDir(dir)
+		}
+		wait := every
+		if w != nil {
+			wait = safety
+		}
+		written, ok := wake.ForChange(ctx, &w, dir, wait, note)
+		if !ok {
 			return
-		case <-time.After(wake.Until(time.Second)):
 		}
-		matches, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, logsDir, "*.log"))
-		if n%10 == 0 {
+		if written {
+			// Sample at the next whole second, after that second's writes.
+			if _, ok := wake.ForChange(ctx, &w, dir, every, noteOnly); !ok {
+				return
+			}
+		}
+		a.logPasses.Add(1)
+		matches, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		if now := time.Now(); now.Sub(lastCap) >= capEvery {
 			matches = a.capLogs(matches)
+			lastCap = now
 		}
-		if err := a.logIdx.sample(matches); err != nil {
+		if err := a.logIdx.sample(matches, first); err != nil {
 			a.log.Warn("log index", "err", err)
 		}
+		clear(first)
+		sampled = time.Now()
 	}
 }
 

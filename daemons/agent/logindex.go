@@ -16,16 +16,18 @@ import (
 
 // The log index. A container's output reaches its log file as the shim
 // wrote it, with no time on the lines, so ?since=T cannot be read from
-// the file. The agent samples each log file's length every second
-// (logLoop) and keeps, next to ID.log in ID.log.idx, the checkpoints
-// where the file had grown: a checkpoint (T, Off) says the file was Off
-// bytes long at T, so the bytes before Off were written at or before T
-// and those from Off on after T. ?since=T starts at the first checkpoint
-// at or after T, at the next line start: the lines shown were all written
-// after T, and a line written in the second before that checkpoint may
-// be missed. That is the precision: the sampling period, one second
-// (more while the agent is down: a file that grew then has no checkpoint
-// for it).
+// the file. The agent samples each log file's length in the second after
+// it was written (logLoop) and keeps, next to ID.log in ID.log.idx, the
+// checkpoints where the file had grown: a checkpoint (T, Off) says the
+// file was Off bytes long at T, so the bytes before Off were written at or
+// before T and those from Off on after T. Its T is the previous sample
+// or, when the file had been quiet since, just before the write event
+// that ended the quiet (logEventSlack). ?since=T starts at the first
+// checkpoint at or after T, at the next line start: the lines shown were
+// all written after T, and a line written in the second before that
+// checkpoint may be missed. That is the precision: the sampling period,
+// one second (more while the agent is down: a file that grew then has no
+// checkpoint for it).
 //
 // The index is appended to (one line "UNIXNANO OFFSET" per checkpoint)
 // and read back when the agent restarts. At most one checkpoint a
@@ -184,14 +186,15 @@ func writeIndex(path string, cps []checkpoint) error {
 }
 
 // sample records the length of each log file in paths (all of them:
-// a file not in paths is forgotten until it comes back).
-func (ix *logIndexer) sample(paths []string) error {
+// a file not in paths is forgotten until it comes back). quiet holds, by
+// path, times until which files kept their size (sampleOne).
+func (ix *logIndexer) sample(paths []string, quiet map[string]time.Time) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	now := ix.now()
 	var errs []error
 	for _, p := range paths {
-		if err := ix.sampleOne(p, now); err != nil {
+		if err := ix.sampleOne(p, now, quiet[p]); err != nil {
 			errs = append(errs, fmt.Errorf("agent: log index of %s: %w", p, err))
 		}
 	}
@@ -199,7 +202,12 @@ func (ix *logIndexer) sample(paths []string) error {
 	return errors.Join(errs...)
 }
 
-func (ix *logIndexer) sampleOne(p string, now time.Time) error {
+// sampleOne samples the file at p. quiet, when not zero, is a time until
+// which the file kept the size it had at the previous sample (logLoop
+// learns it from the file's first write event since then): the
+// checkpoint of its growth is taken then, not at the previous sample,
+// which is long before when the task was quiet and nothing woke the loop.
+func (ix *logIndexer) sampleOne(p string, now, quiet time.Time) error {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil // gone since the glob
@@ -219,6 +227,9 @@ func (ix *logIndexer) sampleOne(p string, now time.Time) error {
 		} else {
 			return nil
 		}
+	}
+	if quiet.After(li.lastT) && quiet.Before(now) {
+		li.lastT = quiet
 	}
 	switch {
 	case size < li.lastSize:

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -42,7 +43,7 @@ func TestLogsSince(t *testing.T) {
 	}
 	sample := func(at time.Duration) {
 		clk = t0.Add(at)
-		if err := s.a.logIdx.sample([]string{path}); err != nil {
+		if err := s.a.logIdx.sample([]string{path}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,4 +144,96 @@ func TestThinKeepsADayAndOneAMinuteBefore(t *testing.T) {
 			t.Fatalf("thin returned checkpoints out of order at %d: %v, %v", i, got[i-1].T, got[i].T)
 		}
 	}
+}
+
+// TestLogLoopWakesForWrites runs the log loop on the agent's logs
+// directory, with real inotify and a short period: with nothing written
+// it does not sample (a quiet node's agent does not wake for its logs); a
+// write is sampled within a period, and its checkpoint is at its write
+// event, not at the previous sample, so ?since=T finds a line written
+// after a quiet stretch that began before T. With the directory gone it
+// samples on its clock, and it watches again once the directory is back.
+func TestLogLoopWakesForWrites(t *testing.T) {
+	s := newSocketAgent(t)
+	srv := httptest.NewServer(s.a.Handler())
+	defer srv.Close()
+	const every = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.a.logLoopEvery(ctx, every, time.Hour, time.Hour); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	id := api.NewID()
+	path, err := s.a.logPath(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(text string) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(text)
+		f.Close()
+	}
+	passes := func() int64 { return s.a.logPasses.Load() }
+	waitPasses := func(n int64, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); passes() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d samples, want %d", what, passes(), n)
+			}
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		before := passes()
+		time.Sleep(6 * every)
+		if n := passes() - before; n > 1 {
+			t.Fatalf("%s: %d samples in %v with nothing written", what, n, 6*every)
+		}
+	}
+
+	quiet("at the start")
+	// Another task's log first: the task's own is then new to a loop
+	// that has sampled, as it is on a running node.
+	other, err := s.a.logPath(api.NewID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, []byte("other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitPasses(1, "after another task's write")
+	write("one\n")
+	waitPasses(2, "after a write")
+	quiet("after it") // the sample's own index write wakes nothing
+
+	since := time.Now()
+	time.Sleep(2 * logEventSlack)
+	write("two\n")
+	waitPasses(3, "after a second write")
+	resp, err := http.Get(srv.URL + "/v1/tasks/" + id + "/logs?since=" + url.QueryEscape(api.FormatLogSince(since)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "two\n" {
+		t.Errorf("logs?since= a time in the quiet stretch before the second write: %q, want %q", b, "two\n")
+	}
+
+	dir := filepath.Dir(path)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	n := passes()
+	waitPasses(n+4, "with the logs directory gone (on the clock)")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * every) // a period to watch it again
+	quiet("with the directory back")
+	write("three\n")
+	waitPasses(passes()+1, "after a write in the directory made again")
 }

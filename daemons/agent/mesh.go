@@ -5,6 +5,8 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -239,6 +241,9 @@ func (a *Agent) setMesh(st wg.Status, others []string) (reachChanged bool) {
 	if !changed || a.cfg.MeshStatusFile == "" {
 		return reachChanged
 	}
+	// Its directory, when missing (the image's tmpfiles.d makes it):
+	// 0755, which warren-dns and warren-ingress need to watch it.
+	_ = os.MkdirAll(filepath.Dir(a.cfg.MeshStatusFile), 0o755)
 	if err := atomicfile.Write(a.cfg.MeshStatusFile, raw, 0o644); err != nil {
 		a.log.Warn("mesh: write the status file for warren-dns", "file", a.cfg.MeshStatusFile, "err", err)
 		return reachChanged

@@ -8,9 +8,12 @@ import (
 )
 
 // MeshStatusFile is where a node's agent says which of the other nodes its
-// mesh reaches now, for the node's warren-dns: DNS answers only with
-// addresses the asking node can reach.
-const MeshStatusFile = "/run/warren/mesh-status.json"
+// mesh reaches now, for the node's warren-dns and warren-ingress: they
+// answer only with addresses the node can reach. It has a directory of
+// its own, which anyone may list: the two daemons run as users of their
+// own and watch the directory for changes (inotify), which needs the
+// right to list it, and /run/warren may only be passed through.
+const MeshStatusFile = "/run/warren/mesh/status.json"
 
 // MeshReach is the content of MeshStatusFile.
 type MeshReach struct {

@@ -82,8 +82,15 @@ func benchIdleNode(r *report) error {
 		return err
 	}
 	defer n.close()
+	// The mesh status's directory exists, as on a booted node
+	// (tmpfiles.d): warren-dns watches it instead of reading on a clock.
+	meshDir := filepath.Join(n.dir, "mesh")
+	if err := os.MkdirAll(meshDir, 0o755); err != nil {
+		return err
+	}
 	dns := exec.Command(binPath("warren"), "dns", "--api-socket", strings.TrimPrefix(n.c.Host(), "unix://"),
-		"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--log-level", "warn")
+		"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", "--log-level", "warn",
+		"--mesh-status", filepath.Join(meshDir, "status.json"))
 	dns.Stderr = daemonLog("dns")
 	if err := dns.Start(); err != nil {
 		return err

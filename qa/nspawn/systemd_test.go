@@ -56,6 +56,28 @@ func TestBootSettles(t *testing.T) {
 	if info.ClusterID == "" || info.RaftState != "Leader" {
 		t.Errorf("manager info after boot = %+v, want a cluster with this node leading", info)
 	}
+
+	// The daemons that follow files wait for inotify, not for a clock
+	// (wake.WatchDir): the agent its containers' logs, warren-dns and
+	// warren-ingress the agent's mesh status. Under each unit's user and
+	// sandbox the watch must be allowed, or the daemon reads on a clock
+	// instead, which works but wakes an idle node for nothing.
+	for _, d := range c.Running() {
+		if d == "warren-manager" {
+			continue
+		}
+		pid, err := h.MainPID(ctx, d+".service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := h.Exec(ctx, fmt.Sprintf("cat /proc/%d/fdinfo/* | grep -c '^inotify wd:' || true", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(out) == "0" {
+			t.Errorf("%s (pid %d) holds no inotify watch: it reads its files on a clock (its user cannot watch their directory?)", d, pid)
+		}
+	}
 }
 
 func managerInfo(ctx context.Context, h *Host) (*api.Info, error) {

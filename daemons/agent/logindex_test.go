@@ -28,19 +28,7 @@ func TestLogsSince(t *testing.T) {
 	clk := t0
 	now := func() time.Time { return clk }
 	s.a.logIdx.now = now
-	id := api.NewID()
-	path, err := s.a.logPath(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(text string) {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(text)
-		f.Close()
-	}
+	id, path, write := taskLog(t, s.a)
 	sample := func(at time.Duration) {
 		clk = t0.Add(at)
 		if err := s.a.logIdx.sample([]string{path}, nil); err != nil {
@@ -163,19 +151,7 @@ func TestLogLoopWakesForWrites(t *testing.T) {
 	go func() { s.a.logLoopEvery(ctx, every, time.Hour, time.Hour); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	id := api.NewID()
-	path, err := s.a.logPath(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(text string) {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(text)
-		f.Close()
-	}
+	id, path, write := taskLog(t, s.a)
 	passes := func() int64 { return s.a.logPasses.Load() }
 	waitPasses := func(n int64, what string) {
 		t.Helper()
@@ -236,4 +212,23 @@ func TestLogLoopWakesForWrites(t *testing.T) {
 	quiet("with the directory back")
 	write("three\n")
 	waitPasses(passes()+1, "after a write in the directory made again")
+}
+
+// taskLog is a new task's log file in a's logs directory, and a function
+// that appends to it as the shim does.
+func taskLog(t *testing.T, a *Agent) (id, path string, write func(text string)) {
+	t.Helper()
+	id = api.NewID()
+	path, err := a.logPath(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, path, func(text string) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(text)
+		f.Close()
+	}
 }

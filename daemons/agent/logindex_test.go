@@ -232,3 +232,40 @@ func taskLog(t *testing.T, a *Agent) (id, path string, write func(text string)) 
 		f.Close()
 	}
 }
+
+// TestLogLoopCaps: the loop caps the logs with no write to wake it (its
+// safety period): a known task's log over the limit is rotated to ID.log.1,
+// and the log of a task the agent does not know is removed.
+func TestLogLoopCaps(t *testing.T) {
+	s := newSocketAgent(t)
+	s.a.cfg.LogMaxBytes = 8
+	known, knownPath, writeKnown := taskLog(t, s.a)
+	_, gonePath, writeGone := taskLog(t, s.a)
+	s.a.mu.Lock()
+	s.a.tasks[known] = &api.Task{Meta: api.Meta{ID: known}}
+	s.a.mu.Unlock()
+	writeKnown("more than eight bytes\n")
+	writeGone("a task that is gone\n")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		s.a.logLoopEvery(ctx, 50*time.Millisecond, 50*time.Millisecond, 200*time.Millisecond)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rotated, _ := os.ReadFile(knownPath + ".1")
+		_, goneErr := os.Stat(gonePath)
+		if string(rotated) == "more than eight bytes\n" && os.IsNotExist(goneErr) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: %s.1 holds %q (want the log), the unknown task's log: %v (want it removed)", filepath.Base(knownPath), rotated, goneErr)
+		}
+	}
+	if b, err := os.ReadFile(knownPath); err != nil || len(b) != 0 {
+		t.Errorf("the rotated log holds %q, %v; want it empty", b, err)
+	}
+}

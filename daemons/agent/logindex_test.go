@@ -169,26 +169,41 @@ func TestLogLoopWakesForWrites(t *testing.T) {
 			t.Fatalf("%s: %d samples in %v with nothing written", what, n, 6*every)
 		}
 	}
+	// sampled waits until the index has seen the file at p size bytes
+	// long.
+	sampled := func(p string, size int64, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			s.a.logIdx.mu.Lock()
+			li := s.a.logIdx.files[p]
+			got := int64(-1)
+			if li != nil {
+				got = li.lastSize
+			}
+			s.a.logIdx.mu.Unlock()
+			if got == size {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the index saw %s at %d bytes, want %d", what, filepath.Base(p), got, size)
+			}
+		}
+	}
 
 	quiet("at the start")
 	// Another task's log first: the task's own is then new to a loop
 	// that has sampled, as it is on a running node.
-	other, err := s.a.logPath(api.NewID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(other, []byte("other\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	waitPasses(1, "after another task's write")
+	_, other, writeOther := taskLog(t, s.a)
+	writeOther("other\n")
+	sampled(other, 6, "after another task's write")
 	write("one\n")
-	waitPasses(2, "after a write")
+	sampled(path, 4, "after a write")
 	quiet("after it") // the sample's own index write wakes nothing
 
 	since := time.Now()
 	time.Sleep(2 * logEventSlack)
 	write("two\n")
-	waitPasses(3, "after a second write")
+	sampled(path, 8, "after a second write")
 	resp, err := http.Get(srv.URL + "/v1/tasks/" + id + "/logs?since=" + url.QueryEscape(api.FormatLogSince(since)))
 	if err != nil {
 		t.Fatal(err)
@@ -208,10 +223,19 @@ func TestLogLoopWakesForWrites(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * every) // a period to watch it again
-	quiet("with the directory back")
+	// Once it watches the directory again, the clock no longer wakes it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		before := passes()
+		time.Sleep(6 * every)
+		if passes()-before <= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with the directory back: still %d samples in %v with nothing written", passes()-before, 6*every)
+		}
+	}
 	write("three\n")
-	waitPasses(passes()+1, "after a write in the directory made again")
+	sampled(path, 6, "after a write in the directory made again")
 }
 
 // taskLog is a new task's log file in a's logs directory, and a function

@@ -339,11 +339,15 @@ func eligibleGlobal(n *api.Node, s *api.ServiceSpec) bool {
 func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 	var live []*api.Task
 	for _, t := range ts {
-		if !r.live(t) {
+		// A standby task of another spec: a set switched away from, or
+		// a blue/green set abandoned by a rollback. One that ended
+		// before the rollback (its check failed, say) is stopped too,
+		// or it would stay wanted for ever.
+		if t.Standby && !s.IsCurrent(t) && (r.live(t) || r.desired(t) == api.TaskRunning) {
+			r.standbyOld(t, u)
 			continue
 		}
-		if t.Standby && !s.IsCurrent(t) {
-			r.standbyOld(t, u)
+		if !r.live(t) {
 			continue
 		}
 		if t.Standby && !u.blueGreen {

@@ -1,6 +1,7 @@
 package orchestrator_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -196,6 +197,16 @@ func TestReconcileBlueGreen(t *testing.T) {
 			return build(3, 10*sec, false, func(s *api.Service) { s.UpdateStatus.State = api.UpdatePaused })
 		}},
 	})
+	// A rollback before the switch stops a new task that had already
+	// failed (ended with its desired state still running) with the rest
+	// of its set: none of the set stays wanted.
+	rb := build(3, 2*sec, false, rollingBack)
+	ended(api.TaskFailed, ago(sec), 1)(rb.Tasks[5])
+	rbPlan, _ := orchestrator.Reconcile(rb, opts())
+	if got := render(rbPlan); !slices.Contains(got, "update c-new desired=shutdown") || !slices.Contains(got, "update a-new desired=shutdown") {
+		t.Errorf("a rollback before the switch with c-new failed: plan %v, want every new task's desired state shutdown", got)
+	}
+
 	// A failed new task fails the update before any switch.
 	i := build(3, 10*sec, false)
 	ended(api.TaskFailed, ago(sec), 1)(i.Tasks[5])

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	rt "github.com/warren-edge/warren/daemons/agent/runtime"
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/wake"
@@ -133,12 +131,8 @@ func (a *Agent) logLoop(ctx context.Context) {
 
 func (a *Agent) logLoopEvery(ctx context.Context, every, capEvery, safety time.Duration) {
 	dir := filepath.Join(a.cfg.DataDir, logsDir)
-	var w *fsnotify.Watcher
-	defer func() {
-		if w != nil {
-			w.Close()
-		}
-	}()
+	logs := wake.NewDir(dir)
+	defer logs.Close()
 	// first: when each file began to grow since the previous sample, by
 	// its first write event; zero for one whose first event came within
 	// logEventSlack of the sample's end, which may tell of a write the
@@ -161,20 +155,14 @@ func (a *Agent) logLoopEvery(ctx context.Context, every, capEvery, safety time.D
 	noteOnly := func(p string) bool { note(p); return false }
 	lastCap := time.Now() // the first cap waits for the agent to know its tasks
 	for {
-		if w == nil {
-			w = wake.WatchDir(dir)
-		}
-		wait := every
-		if w != nil {
-			wait = safety
-		}
-		written, ok := wake.ForChange(ctx, &w, dir, wait, note)
+		logs.Watch()
+		written, ok := logs.Wait(ctx, every, safety, note)
 		if !ok {
 			return
 		}
 		if written {
 			// Sample at the next whole second, after that second's writes.
-			if _, ok := wake.ForChange(ctx, &w, dir, every, noteOnly); !ok {
+			if _, ok := logs.Wait(ctx, every, every, noteOnly); !ok {
 				return
 			}
 		}

@@ -8,42 +8,52 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// WatchDir watches dir for changes of its entries (inotify), so that a
-// loop waits for a file to change instead of reading it on a clock; it
-// returns nil when it cannot (dir does not exist yet, or inotify failed),
-// and the loop then reads on its clock.
-func WatchDir(dir string) *fsnotify.Watcher {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil
-	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return nil
-	}
-	return w
+// Dir follows the entries of a directory: through inotify while the
+// directory can be watched, so that a loop waits for a file to change
+// instead of reading it on a clock, and on a clock while it cannot (it
+// does not exist yet, or inotify failed). A Dir belongs to one goroutine.
+type Dir struct {
+	path string
+	w    *fsnotify.Watcher // nil: not watched
 }
 
-// ForChange waits until an entry of dir that match accepts (by its
-// cleaned path) is changed, until the next multiple of d on the wall
-// clock, or until ctx ends (ok is false then). changed says a change
-// ended the wait, or an overflowed queue, which may have lost one. *w is
-// dir's watcher (WatchDir), or nil to wait for the clock alone; ForChange
-// closes it and sets it to nil when dir went away or the watcher failed,
-// so that the caller watches again.
-func ForChange(ctx context.Context, w **fsnotify.Watcher, dir string, d time.Duration, match func(path string) bool) (changed, ok bool) {
+// NewDir follows the directory at path; call Watch before the first read.
+func NewDir(path string) *Dir { return &Dir{path: filepath.Clean(path)} }
+
+// Watch watches the directory if it is not watched (it may exist only
+// now, or have come back). Call it before reading what a change would
+// make stale: a change after it is an event.
+func (d *Dir) Watch() {
+	if d.w != nil {
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return
+	}
+	if err := w.Add(d.path); err != nil {
+		w.Close()
+		return
+	}
+	d.w = w
+}
+
+// Wait waits until an entry that match accepts (by its cleaned path) is
+// changed, until the next multiple of poll on the wall clock while the
+// directory is not watched and of safety while it is, or until ctx ends
+// (ok is false then). changed says a change ended the wait, or an
+// overflowed queue, which may have lost one. When the directory went away
+// or the watcher failed, it stops watching, so that the next Watch
+// watches again.
+func (d *Dir) Wait(ctx context.Context, poll, safety time.Duration, match func(path string) bool) (changed, ok bool) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	if *w != nil {
-		events, errs = (*w).Events, (*w).Errors
+	wait := poll
+	if d.w != nil {
+		events, errs, wait = d.w.Events, d.w.Errors, safety
 	}
-	timer := time.NewTimer(Until(d))
+	timer := time.NewTimer(Until(wait))
 	defer timer.Stop()
-	drop := func() {
-		(*w).Close()
-		*w = nil
-	}
-	dir = filepath.Clean(dir)
 	for {
 		select {
 		case <-ctx.Done():
@@ -53,19 +63,27 @@ func ForChange(ctx context.Context, w **fsnotify.Watcher, dir string, d time.Dur
 		case ev, open := <-events:
 			switch name := filepath.Clean(ev.Name); {
 			case !open:
-				drop()
+				d.Close()
 				return false, true
-			case name == dir && ev.Has(fsnotify.Remove|fsnotify.Rename):
-				drop()
+			case name == d.path && ev.Has(fsnotify.Remove|fsnotify.Rename):
+				d.Close()
 				return false, true
 			case match(name):
 				return true, true
 			}
 		case _, open := <-errs:
 			if !open {
-				drop()
+				d.Close()
 			}
 			return true, true
 		}
+	}
+}
+
+// Close stops watching.
+func (d *Dir) Close() {
+	if d.w != nil {
+		d.w.Close()
+		d.w = nil
 	}
 }

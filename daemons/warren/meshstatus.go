@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	wapi "github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/wake"
 )
@@ -41,19 +39,12 @@ func followMeshStatus(ctx context.Context, log *slog.Logger, path string, r unre
 
 func followMeshStatusEvery(ctx context.Context, log *slog.Logger, path string, r unreachableSetter, poll, safety time.Duration) {
 	path = filepath.Clean(path)
-	dir := filepath.Dir(path)
-	var w *fsnotify.Watcher
-	defer func() {
-		if w != nil {
-			w.Close()
-		}
-	}()
+	dir := wake.NewDir(filepath.Dir(path))
+	defer dir.Close()
 	var last []byte
 	warned := false
 	for {
-		if w == nil {
-			w = wake.WatchDir(dir) // before the read: a change after it is an event
-		}
+		dir.Watch() // before the read: a change after it is an event
 		b, err := os.ReadFile(path)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -76,11 +67,7 @@ func followMeshStatusEvery(ctx context.Context, log *slog.Logger, path string, r
 				last, warned = b, false
 			}
 		}
-		wait := poll
-		if w != nil {
-			wait = safety
-		}
-		if _, ok := wake.ForChange(ctx, &w, dir, wait, func(p string) bool { return p == path }); !ok {
+		if _, ok := dir.Wait(ctx, poll, safety, func(p string) bool { return p == path }); !ok {
 			return
 		}
 	}

@@ -58,7 +58,7 @@ func TestBootSettles(t *testing.T) {
 	}
 
 	// The daemons that follow files wait for inotify, not for a clock
-	// (wake.WatchDir): the agent its containers' logs, warren-dns and
+	// (wake.Dir): the agent its containers' logs, warren-dns and
 	// warren-ingress the agent's mesh status. Under each unit's user and
 	// sandbox the watch must be allowed, or the daemon reads on a clock
 	// instead, which works but wakes an idle node for nothing.

@@ -132,7 +132,7 @@ func runAgent(args []string) error {
 	select {
 	case <-a.Ready():
 		log.Info("ready", "socket", *agentSocket, "node", a.NodeID())
-		systemd.Ready(a.Status())
+		serving(log, a.Status())
 	case err := <-runErr:
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err

@@ -150,7 +150,7 @@ func runDNS(args []string) error {
 	case <-ctx.Done():
 	}
 	log.Info("serving", "udp", socks[0], "tcp", socks[1], "domain", *domain, "upstreams", fwd.Upstreams())
-	systemd.Ready(status())
+	serving(log, status())
 
 	// The watchdog is fed while the server answers its own probe over UDP
 	// and TCP and the watch loop is alive (waiting for an absent manager

@@ -201,7 +201,7 @@ func runIngress(args []string) error {
 	case <-ctx.Done():
 	}
 	log.Info("serving", "http", httpL.Addr(), "https", addrOf(httpsL), "node", nodeID, "acme_ca", *acmeCA)
-	systemd.Ready(status())
+	serving(log, status())
 
 	// The watchdog is fed while the watch loop is alive (waiting for an
 	// absent manager counts: routing goes on from the last state) and the

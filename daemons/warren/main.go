@@ -17,6 +17,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/warren-edge/warren/daemons/procs"
+	"github.com/warren-edge/warren/daemons/systemd"
 )
 
 type command struct {
@@ -117,4 +120,17 @@ func (l labelsFlag) Set(s string) error {
 	}
 	l[k] = v
 	return nil
+}
+
+// serving tells systemd that the daemon serves, and lets go of the pages of
+// the binary that start-up touched: every daemon runs the package
+// initialisers of all of them (procs.ReleaseStartupPages).
+func serving(log *slog.Logger, status string) {
+	systemd.Ready(status)
+	n, err := procs.ReleaseStartupPages()
+	if err != nil {
+		log.Warn("could not release the start-up pages of the binary", "err", err)
+		return
+	}
+	log.Debug("released the start-up pages of the binary", "bytes", n)
 }

@@ -151,7 +151,7 @@ Flags:
 		}
 		log.Info("serving", "socket", *apiSocket, "node", m.NodeID(), "data_dir", cfg.DataDir)
 		if !ready {
-			systemd.Ready(m.Status())
+			serving(log, m.Status())
 			ready = true
 		}
 		// The watchdog is fed while the Raft loop (or a worker's replica

@@ -53,7 +53,7 @@ func runMesh(args []string) error {
 	defer d.Close()
 	status := func() string { return fmt.Sprintf("%s: %s WireGuard", d.Name, d.Mode) }
 	log.Info("ready", "iface", d.Name, "mode", d.Mode)
-	systemd.Ready(status())
+	serving(log, status())
 	go systemd.Watchdog(ctx, log, func(context.Context) error { return nil }, status)
 	err = d.Wait(ctx)
 	systemd.Stopping()

@@ -97,6 +97,7 @@ func benchIdleNode(r *report) error {
 	}
 	defer func() { dns.Process.Signal(syscall.SIGTERM); dns.Wait() }()
 	time.Sleep(idleSettle)
+	r.add("warren-dns resident memory, idle (no services)", fmt.Sprintf("%.1f MB (%.1f MB anonymous)", rssMB(dns.Process.Pid), statusMB(dns.Process.Pid, "RssAnon")), "< 24 MB", "")
 	procs := []struct {
 		name string
 		pid  int

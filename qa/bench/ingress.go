@@ -203,6 +203,10 @@ http {
 		r.add("  warren-ingress / nginx, requests per second", fmt.Sprintf("%.2f", bi.rate/bn.rate), "≥ 1.00", "")
 	}
 	r.add("warren-ingress resident memory, under those loads (peak)", fmt.Sprintf("%.1f MB", peak), "", "")
+	// Idle again: what the loads left mapped (the proxy's code and the
+	// heap the runtime has not given back yet).
+	time.Sleep(time.Second)
+	r.add("warren-ingress resident memory, idle again after those loads", fmt.Sprintf("%.1f MB (%.1f MB anonymous)", rssMB(pid), statusMB(pid, "RssAnon")), "", "")
 
 	// TLS handshakes: a new connection and a full handshake each (no
 	// session resumption), 8 at a time, for 5 s.

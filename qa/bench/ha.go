@@ -67,6 +67,7 @@ func newHACluster(bin string, args ...string) (*cluster.Cluster, []time.Duration
 	if err != nil {
 		return nil, nil, err
 	}
+	stopOnInterrupt(func() { c.Close() }) // idempotent: after the caller's Close, it does nothing
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var joins []time.Duration

@@ -10,9 +10,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"os/signal"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -71,6 +76,7 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "bench: the daemons' logs are in %s\n", logDir)
+	stopLiveOnSignal()
 	want := map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		if s != "" {
@@ -157,3 +163,55 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+// live is what the sections have started and not stopped yet
+// (containerd daemons, network namespaces, clusters), stopped if the
+// bench is interrupted: an interrupted bench left them running.
+var live struct {
+	sync.Mutex
+	next int
+	stop map[int]func()
+}
+
+// stopOnInterrupt registers stop to run if the bench is interrupted
+// (SIGINT, SIGTERM). The func it returns runs stop, once, and forgets it.
+func stopOnInterrupt(stop func()) (done func()) {
+	var once sync.Once
+	run := func() { once.Do(stop) }
+	live.Lock()
+	if live.stop == nil {
+		live.stop = map[int]func(){}
+	}
+	id := live.next
+	live.next++
+	live.stop[id] = run
+	live.Unlock()
+	return func() {
+		live.Lock()
+		delete(live.stop, id)
+		live.Unlock()
+		run()
+	}
+}
+
+// stopLiveOnSignal stops what is live, the latest first, and exits, on
+// SIGINT or SIGTERM.
+func stopLiveOnSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping what it started\n", s)
+		live.Lock()
+		ids := slices.Sorted(maps.Keys(live.stop))
+		stops := make([]func(), 0, len(ids))
+		for _, id := range slices.Backward(ids) {
+			stops = append(stops, live.stop[id])
+		}
+		live.Unlock()
+		for _, stop := range stops {
+			stop()
+		}
+		os.Exit(1)
+	}()
+}

@@ -120,6 +120,7 @@ type benchNodeEnv struct {
 	c                  *client.Client
 	agent              *exec.Cmd
 	undo               []func()
+	done               func() // undoAll, once
 }
 
 // startBenchNode starts a node; extra are more flags of the manager.
@@ -131,6 +132,7 @@ func startBenchNode(extra ...string) (n *benchNodeEnv, err error) {
 		return nil, err
 	}
 	n = &benchNodeEnv{}
+	n.done = stopOnInterrupt(n.undoAll)
 	defer func() {
 		if err != nil {
 			n.close()
@@ -203,8 +205,11 @@ func (n *benchNodeEnv) memory() (shims int, shimPSS, agentPSS int64) {
 	return len(pids), shimPSS, agentPSS
 }
 
-// close undoes what startBenchNode did, last first.
-func (n *benchNodeEnv) close() {
+// close undoes what startBenchNode did, last first (once; or when the
+// bench is interrupted).
+func (n *benchNodeEnv) close() { n.done() }
+
+func (n *benchNodeEnv) undoAll() {
 	for i := len(n.undo) - 1; i >= 0; i-- {
 		n.undo[i]()
 	}

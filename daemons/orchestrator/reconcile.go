@@ -384,10 +384,18 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 		return // its old task is still stopping (stop-first): wait for the end
 	}
 	// A slot whose last task was made from another spec (a rollback
-	// returned from it) is refilled whatever the restart policy says.
-	// During a blue/green update it waits on standby for the switch.
+	// returned from it, or an update replaces it) is refilled whatever
+	// the restart policy says. During a blue/green update it waits on
+	// standby for the switch.
 	standby := u.blueGreen && !u.switching
 	if last == nil || r.desired(last) != api.TaskRunning || r.state(last) == api.TaskOrphaned || !s.IsCurrent(last) {
+		if last != nil && r.desired(last) == api.TaskRunning && r.state(last).Terminal() && r.state(last) != api.TaskOrphaned {
+			// It ended on its own and is replaced: no longer wanted,
+			// or it would stay wanted for ever. (An orphaned task
+			// stays wanted: its node may bring it back, and dedupe
+			// then keeps one of the two.)
+			r.stop(last, api.TaskShutdown, "replaced")
+		}
 		r.create(s, k, last, false, standby)
 		return
 	}

@@ -404,7 +404,8 @@ func TestReconcileRollingUpdate(t *testing.T) {
 	n1, n2 := node("n1"), node("n2")
 	// web builds web×3 rolling out spec version 10 with cfg. Its slots hold
 	// the tasks of slots, by slot: "old" (a running version 5 task),
-	// "stopped" (version 5, shut down), "new" (version 10, running since
+	// "stopped" (version 5, shut down), "dead" (version 5, failed on its
+	// own, still wanted running), "new" (version 10, running since
 	// newSince), "starting" (version 10) or "failed" (version 10, failed
 	// a second ago, made after the update started).
 	type slots [3]string
@@ -425,6 +426,8 @@ func TestReconcileRollingUpdate(t *testing.T) {
 					ts = append(ts, task(id+"old", svc, slot, node, api.TaskRunning, specVersion(5)))
 				case "stopped":
 					ts = append(ts, task(id+"old", svc, slot, node, api.TaskShutdown, specVersion(5), desired(api.TaskShutdown), version(6)))
+				case "dead":
+					ts = append(ts, task(id+"old", svc, slot, node, api.TaskRunning, specVersion(5), ended(api.TaskFailed, ago(sec), 0)))
 				case "new", "starting", "failed":
 					ts = append(ts, task(id+"old", svc, slot, node, api.TaskShutdown, specVersion(5), desired(api.TaskShutdown), version(6)))
 					nt := task(id+"new", svc, slot, node, api.TaskRunning, created(ago(30*sec)), version(8))
@@ -456,6 +459,12 @@ func TestReconcileRollingUpdate(t *testing.T) {
 		{name: "stop-first: old task stopped, new one made", in: web(stopFirst, upd, slots{"stopped", "old", "old"}),
 			want: []string{"create new01 web.1 state=new"}, wake: deadline},
 		{name: "stop-first: new task starting, next batch waits", in: web(stopFirst, upd, slots{"starting", "old", "old"}), wake: deadline},
+		// An old task that ended on its own (still wanted running) is
+		// replaced by one of the new spec, and is no longer wanted: it
+		// stayed wanted for ever, listed as wanted and failed, never
+		// pruned from the history.
+		{name: "stop-first: old task ended on its own, new one made", in: web(stopFirst, upd, slots{"dead", "old", "old"}),
+			want: []string{"update a-old desired=shutdown", "create new01 web.1 state=new"}, wake: deadline},
 		{name: "stop-first: new task runs, next batch", in: web(stopFirst, upd, slots{"new", "old", "old"}),
 			want: []string{counted, "update b-old desired=shutdown"}, wake: deadline},
 		{name: "stop-first: new task runs, within its monitor: next batch waits", in: func() orchestrator.Input {

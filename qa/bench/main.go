@@ -169,16 +169,22 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) 
 // bench is interrupted: an interrupted bench left them running.
 var live struct {
 	sync.Mutex
-	next int
-	stop map[int]func()
+	next     int
+	stop     map[int]func()
+	stopping bool // interrupted: what starts now is stopped at once
 }
 
 // stopOnInterrupt registers stop to run if the bench is interrupted
-// (SIGINT, SIGTERM). The func it returns runs stop, once, and forgets it.
+// (stopLiveOnSignal). The func it returns runs stop, once, and forgets it.
 func stopOnInterrupt(stop func()) (done func()) {
 	var once sync.Once
 	run := func() { once.Do(stop) }
 	live.Lock()
+	if live.stopping {
+		live.Unlock()
+		run()
+		return run
+	}
 	if live.stop == nil {
 		live.stop = map[int]func(){}
 	}
@@ -195,14 +201,16 @@ func stopOnInterrupt(stop func()) (done func()) {
 }
 
 // stopLiveOnSignal stops what is live, the latest first, and exits, on
-// SIGINT or SIGTERM.
+// SIGINT, SIGTERM or SIGHUP, or when what reads its output went away
+// (SIGPIPE: `make bench | head` would otherwise die on its next line).
 func stopLiveOnSignal() {
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	go func() {
 		s := <-sig
-		fmt.Fprintf(os.Stderr, "bench: %v: stopping what it started\n", s)
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping what it started\n", s) // on a broken pipe it fails, and that is all
 		live.Lock()
+		live.stopping = true
 		ids := slices.Sorted(maps.Keys(live.stop))
 		stops := make([]func(), 0, len(ids))
 		for _, id := range slices.Backward(ids) {

@@ -389,20 +389,12 @@ func (r *reconciler) slot(s *api.Service, k key, ts []*api.Task, u *rollout) {
 	// standby for the switch.
 	standby := u.blueGreen && !u.switching
 	if last == nil || r.desired(last) != api.TaskRunning || r.state(last) == api.TaskOrphaned || !s.IsCurrent(last) {
-		if last != nil && r.desired(last) == api.TaskRunning && r.state(last).Terminal() && r.state(last) != api.TaskOrphaned {
-			// It ended on its own and is replaced: no longer wanted,
-			// or it would stay wanted for ever. (An orphaned task
-			// stays wanted: its node may bring it back, and dedupe
-			// then keeps one of the two.)
-			r.stop(last, api.TaskShutdown, "replaced")
-		}
 		r.create(s, k, last, false, standby)
 		return
 	}
 	if !r.mayRestart(s, last) {
 		return
 	}
-	r.stop(last, api.TaskShutdown, "replaced")
 	r.create(s, k, last, true, standby)
 }
 
@@ -484,9 +476,16 @@ func (r *reconciler) mayRestart(s *api.Service, last *api.Task) bool {
 	return ok
 }
 
-// create adds a new task to the slot. After a restart it carries the
-// attempt and window counts forward.
+// create adds a new task to the slot, in place of last if there is one.
+// After a restart it carries the attempt and window counts forward.
 func (r *reconciler) create(s *api.Service, k key, last *api.Task, restart, standby bool) {
+	if last != nil && r.desired(last) == api.TaskRunning && r.state(last).Terminal() && r.state(last) != api.TaskOrphaned {
+		// last ended on its own and is replaced: no longer wanted, or
+		// it would stay wanted for ever. (An orphaned task stays
+		// wanted: its node may bring it back, and dedupe then keeps one
+		// of the two.)
+		r.stop(last, api.TaskShutdown, "replaced")
+	}
 	t := api.Task{
 		Meta:         api.Meta{ID: r.opts.NewID()},
 		ServiceID:    s.ID,

@@ -73,23 +73,28 @@ func serve(h Handler, r *dns.Msg) *dns.Msg {
 
 // startServer serves h on 127.0.0.1, UDP and TCP on the same port, until
 // the test ends.
-func startServer(t testing.TB, h Handler) (*Server, netip.AddrPort) {
+// listenPair listens on one loopback port for both UDP and TCP, as a DNS
+// server does. The kernel picks the UDP port; the same TCP port may be taken
+// (by any connection of another test running in parallel), so it tries again.
+func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
-	var pc net.PacketConn
-	var l net.Listener
 	for range 20 {
-		var err error
-		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
 			t.Fatal(err)
 		}
-		if l, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
-			break
+		if l, err := net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			return pc, l
 		}
 		pc.Close()
 	}
-	if l == nil {
-		t.Fatal("no port free for both UDP and TCP")
-	}
+	t.Fatal("no loopback port free for both UDP and TCP")
+	return nil, nil
+}
+
+func startServer(t testing.TB, h Handler) (*Server, netip.AddrPort) {
+	t.Helper()
+	pc, l := listenPair(t)
 	s := NewServer(ServerConfig{Handler: h, PacketConn: pc, Listener: l, Logger: quiet()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

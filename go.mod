@@ -130,3 +130,5 @@ tool honnef.co/go/tools/cmd/staticcheck
 replace github.com/hashicorp/raft => ./third_party/raft
 
 replace github.com/hashicorp/raft-wal => ./third_party/raft-wal
+
+replace golang.zx2c4.com/wireguard => ./third_party/wireguard-go

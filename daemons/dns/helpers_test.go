@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/warren-edge/warren/daemons/dns/internal/loopback"
 )
 
 // recorder is a ResponseWriter that fits, packs and unpacks the response
@@ -73,23 +74,14 @@ func serve(h Handler, r *dns.Msg) *dns.Msg {
 
 // startServer serves h on 127.0.0.1, UDP and TCP on the same port, until
 // the test ends.
-// listenPair listens on one loopback port for both UDP and TCP, as a DNS
-// server does. The kernel picks the UDP port; the same TCP port may be taken
-// (by any connection of another test running in parallel), so it tries again.
+// listenPair listens on one loopback port for both UDP and TCP.
 func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l, err := net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
-			return pc, l
-		}
-		pc.Close()
+	pc, l, err := loopback.ListenPair()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no loopback port free for both UDP and TCP")
-	return nil, nil
+	return pc, l
 }
 
 func startServer(t testing.TB, h Handler) (*Server, netip.AddrPort) {

@@ -13,7 +13,6 @@ package dnsbench
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,6 +31,7 @@ import (
 	"github.com/warren-edge/warren/daemons/api"
 	"github.com/warren-edge/warren/daemons/api/client"
 	wdns "github.com/warren-edge/warren/daemons/dns"
+	"github.com/warren-edge/warren/daemons/dns/internal/loopback"
 	"github.com/warren-edge/warren/daemons/manager"
 )
 
@@ -246,12 +246,12 @@ type dnsProc struct {
 }
 
 func startDNS(ctx context.Context, cfg Config, sock, dir string) (*dnsProc, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if _, err := os.Stat(cfg.Binary); err == nil {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		cmd := exec.CommandContext(ctx, cfg.Binary, "dns", "--api-socket", sock, "--listen", addr,
 			"--upstream", "127.0.0.1:9", "--log-level", "warn")
 		cmd.Stderr = os.Stderr
@@ -275,15 +275,12 @@ func startDNS(ctx context.Context, cfg Config, sock, dir string) (*dnsProc, erro
 	if err != nil {
 		return nil, err
 	}
-	pc, err := net.ListenPacket("udp", addr)
+	pc, l, err := loopback.ListenPair()
 	if err != nil {
-		return nil, err
+		c.Close()
+		return nil, fmt.Errorf("dnsbench: %w", err)
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		pc.Close()
-		return nil, err
-	}
+	addr := pc.LocalAddr().String()
 	sctx, cancel := context.WithCancel(ctx)
 	r := wdns.NewReplica(wdns.ReplicaConfig{API: c, Logger: cfg.Logger})
 	srv := wdns.NewServer(wdns.ServerConfig{Handler: wdns.Guard(wdns.Zone(r, wdns.NewForwarder(wdns.ForwarderConfig{Logger: cfg.Logger}))),
@@ -295,22 +292,17 @@ func startDNS(ctx context.Context, cfg Config, sock, dir string) (*dnsProc, erro
 	return &dnsProc{addr: addr, stop: func() { cancel(); wg.Wait(); c.Close() }}, nil
 }
 
-// freePort finds a port free for both UDP and TCP on loopback.
+// freePort finds a port free for both UDP and TCP on loopback, for the
+// warren binary to listen on (it may be taken again before it does).
 func freePort() (int, error) {
-	for range 20 {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", pc.LocalAddr().String())
-		pc.Close()
-		if err == nil {
-			l.Close()
-			return port, nil
-		}
+	pc, l, err := loopback.ListenPair()
+	if err != nil {
+		return 0, fmt.Errorf("dnsbench: %w", err)
 	}
-	return 0, errors.New("dnsbench: no free port")
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	pc.Close()
+	l.Close()
+	return port, nil
 }
 
 // cpu is the CPU time the process used so far (user and system).

@@ -119,14 +119,24 @@ func benchHATiming(r *report, bin, hb string, full bool) ([]time.Duration, error
 	// Creates: 1,000 services at concurrency 8, through the leader's socket
 	// and through a follower's (forwarded), haRuns times each.
 	var viaLeader, viaFollower, viaLeader32 []float64
+	var leaderCPU, followerCPU []float64 // ms of CPU per create, leader's socket
 	for run := range haRuns {
 		for _, via := range []*cluster.Host{leader, follower} {
+			cpu0 := managersCPU(c)
 			rate, err := createRate(ctx, via, fmt.Sprintf("r%d-%s", run, via.Name), 8)
 			if err != nil {
 				return nil, err
 			}
 			if via == leader {
 				viaLeader = append(viaLeader, rate)
+				for i, m := range c.Managers() {
+					perCreate := float64(cpuTime(m.Manager.PID())-cpu0[i]) / float64(time.Millisecond) / createRateN
+					if m == leader {
+						leaderCPU = append(leaderCPU, perCreate)
+					} else {
+						followerCPU = append(followerCPU, perCreate)
+					}
+				}
 			} else {
 				viaFollower = append(viaFollower, rate)
 			}
@@ -142,6 +152,10 @@ func benchHATiming(r *report, bin, hb string, full bool) ([]time.Duration, error
 		}
 		r.add("service creates/s, 3 managers (1,000, concurrency 8), leader's socket", rateSummary(viaLeader), "≥ 1,500/s", "Swarm 1,637/s (1 manager)")
 		r.add("service creates/s, 3 managers, concurrency 32, leader's socket", rateSummary(viaLeader32), "≥ 1,500/s", "")
+		// The rate swings with what else the machine runs; the CPU each
+		// create costs swings far less, so it shows a change of the path.
+		r.add("manager CPU per create, 3 managers (concurrency 8, leader's socket)",
+			fmt.Sprintf("leader %s, each follower %s (median of %d runs)", msPerCreate(leaderCPU), msPerCreate(followerCPU), haRuns), "", "")
 		r.add("service creates/s, 3 managers (1,000, concurrency 8), a follower's socket (forwarded)", rateSummary(viaFollower), "", "")
 		// Committed write latency: one label update at a time.
 		for _, via := range []*cluster.Host{leader, follower} {
@@ -201,8 +215,28 @@ func countElections(c *cluster.Cluster) int {
 
 // createRate creates 1,000 services (replicas 0), conc at a time, through
 // h's socket and returns creates per second.
+// createRateN is how many services createRate creates.
+const createRateN = 1000
+
+// managersCPU is the CPU time each of c's managers has used so far, in the
+// order of c.Managers().
+func managersCPU(c *cluster.Cluster) []time.Duration {
+	var cpu []time.Duration
+	for _, m := range c.Managers() {
+		cpu = append(cpu, cpuTime(m.Manager.PID()))
+	}
+	return cpu
+}
+
+// msPerCreate is the median of CPU costs per create, in ms.
+func msPerCreate(v []float64) string {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return fmt.Sprintf("%.2f ms", s[len(s)/2])
+}
+
 func createRate(ctx context.Context, h *cluster.Host, prefix string, conc int) (float64, error) {
-	const n = 1000
+	const n = createRateN
 	c, err := client.New("unix://" + h.Socket)
 	if err != nil {
 		return 0, err

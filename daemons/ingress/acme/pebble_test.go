@@ -99,53 +99,76 @@ func startPebble(t testing.TB, validity time.Duration) *pebbleEnv {
 	go serveTLS(tlsLn, env)
 	t.Cleanup(func() { tlsLn.Close() })
 
-	listenAddr, mgmtAddr := freeAddr(t), freeAddr(t)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  listenAddr,
-		"managementListenAddress":        mgmtAddr,
-		"certificate":                    certFile,
-		"privateKey":                     keyFile,
-		"httpPort":                       env.httpPort,
-		"tlsPort":                        env.tlsPort,
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-		"certificateValidityPeriod":      uint64(validity / time.Second),
-	}}
-	cfgFile := filepath.Join(dir, "pebble.json")
-	b, _ := json.Marshal(cfg)
-	must(t, os.WriteFile(cfgFile, b, 0o600))
-
-	cmd := exec.Command(pebbleBin, "-config", cfgFile, "-dnsserver", env.dns.addr)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("pebble's output:\n%s", tail(out.String(), 60))
-		}
-	})
-
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.roots}}}
 	var directory struct {
 		NewOrder string `json:"newOrder"`
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := client.Get("https://" + listenAddr + "/dir")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&directory)
-			resp.Body.Close()
-			if err == nil && directory.NewOrder != "" {
+	// pebble binds its two addresses itself. freeAddr found them free, but
+	// a connection of a test running beside may take one first; pebble
+	// then exits at once, and starts again on two others.
+	var listenAddr, mgmtAddr string
+	for attempt := 1; ; attempt++ {
+		listenAddr, mgmtAddr = freeAddr(t), freeAddr(t)
+		cfg := map[string]any{"pebble": map[string]any{
+			"listenAddress":                  listenAddr,
+			"managementListenAddress":        mgmtAddr,
+			"certificate":                    certFile,
+			"privateKey":                     keyFile,
+			"httpPort":                       env.httpPort,
+			"tlsPort":                        env.tlsPort,
+			"ocspResponderURL":               "",
+			"externalAccountBindingRequired": false,
+			"certificateValidityPeriod":      uint64(validity / time.Second),
+		}}
+		cfgFile := filepath.Join(dir, "pebble.json")
+		b, _ := json.Marshal(cfg)
+		must(t, os.WriteFile(cfgFile, b, 0o600))
+
+		cmd := exec.Command(pebbleBin, "-config", cfgFile, "-dnsserver", env.dns.addr)
+		cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
+		out := new(lockedBuffer)
+		cmd.Stdout, cmd.Stderr = out, out
+		must(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			<-exited
+			if t.Failed() {
+				t.Logf("pebble's output:\n%s", tail(out.String(), 60))
+			}
+		})
+
+		deadline := time.Now().Add(15 * time.Second)
+		var err error
+		dead := false
+		for {
+			var resp *http.Response
+			if resp, err = client.Get("https://" + listenAddr + "/dir"); err == nil {
+				err = json.NewDecoder(resp.Body).Decode(&directory)
+				resp.Body.Close()
+				if err == nil && directory.NewOrder != "" {
+					break
+				}
+			}
+			select {
+			case <-exited:
+				dead, err = true, fmt.Errorf("pebble exited: %s", cmd.ProcessState)
+			default:
+			}
+			if dead || time.Now().After(deadline) {
 				break
 			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not answer on %s: %v\n%s", listenAddr, err, out.String())
+		if err == nil && directory.NewOrder != "" {
+			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		if attempt < 3 && dead && strings.Contains(out.String(), "address already in use") {
+			t.Logf("pebble could not bind %s or %s, taken since: starting it on others", listenAddr, mgmtAddr)
+			continue
+		}
+		t.Fatalf("pebble did not answer on %s: %v\n%s", listenAddr, err, out.String())
 	}
 	newOrderURL, err := url.Parse(directory.NewOrder)
 	must(t, err)

@@ -157,3 +157,56 @@ func TestWarrenLoneVoterElectsAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// [warren] When the leader dies, the follower with the longer log is
+// elected as soon as it times out, even if the other follower, whose log
+// is shorter, has not timed out yet. Upstream's follower refused every
+// (pre-)vote while it still knew a leader, that is until its own timer
+// fired; the longer log's candidate then waited a whole election timeout
+// (1-2 HeartbeatTimeouts) before it asked again, and the shorter log's
+// could not win: failover took up to 1.5 HeartbeatTimeouts more.
+func TestWarrenLongerLogElectedAtItsTimeout(t *testing.T) {
+	const hb = 450 * time.Millisecond
+	for run := 0; run < 30; run++ {
+		synctest.Test(t, func(t *testing.T) {
+			rafts, trans := warrenTrio(t, hb)
+			var leader *Raft
+			for leader == nil {
+				time.Sleep(10 * time.Millisecond)
+				leader = leaderOf(rafts)
+			}
+			time.Sleep(time.Second)
+			li := indexOf(rafts, leader)
+			var ahead, behind int
+			for i := range rafts {
+				if i != li {
+					ahead, behind = behind, i
+				}
+			}
+			// behind misses the last entry, which the leader commits
+			// with ahead; then the leader dies.
+			trans[li].Disconnect(trans[behind].LocalAddr())
+			trans[behind].Disconnect(trans[li].LocalAddr())
+			if err := leader.Apply([]byte("x"), time.Second).Error(); err != nil {
+				t.Fatal(err)
+			}
+			dead := time.Now()
+			trans[li].DisconnectAll()
+			for i := range trans {
+				trans[i].Disconnect(trans[li].LocalAddr())
+			}
+			for {
+				time.Sleep(time.Millisecond)
+				if l := leaderOf([]*Raft{rafts[ahead], rafts[behind]}); l != nil {
+					if l != rafts[ahead] {
+						t.Fatalf("run %d: the follower with the shorter log was elected", run)
+					}
+					break
+				}
+			}
+			if d := time.Since(dead); d > hb*3/2+10*time.Millisecond {
+				t.Fatalf("run %d: a new leader %v after the old one died; want within 1.5 HeartbeatTimeouts (%v)", run, d, hb*3/2)
+			}
+		})
+	}
+}

@@ -19,6 +19,10 @@ import (
 // printed.
 const haRuns = 5
 
+// failoverRunsDefault is how many times the leader is killed with the
+// default Raft timing.
+const failoverRunsDefault = 15
+
 // benchHA measures issue 5's figures on clusters of real processes: three
 // managers, each in a network namespace of its own on a shared bridge
 // (qa/cluster), and workers with their own containerd for the join time.
@@ -189,8 +193,14 @@ func benchHATiming(r *report, bin, hb string, full bool) ([]time.Duration, error
 	// Failover: kill -9 the leader while writers write through every
 	// manager; the time to the first write acknowledged that was sent
 	// after the kill.
+	// The default timing gets more kills: the budget is for each one, and
+	// a rare slow election shows only in a longer series.
+	kills := haRuns
+	if full {
+		kills = failoverRunsDefault
+	}
 	var took []time.Duration
-	for run := range haRuns {
+	for run := range kills {
 		d, err := failoverOnce(ctx, c, fmt.Sprintf("f%d", run))
 		if err != nil {
 			return nil, fmt.Errorf("failover run %d: %w", run+1, err)
@@ -198,8 +208,14 @@ func benchHATiming(r *report, bin, hb string, full bool) ([]time.Duration, error
 		took = append(took, d)
 	}
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	over := 0
+	for _, d := range took {
+		if d >= time.Second {
+			over++
+		}
+	}
 	r.add("leader kill -9 → first write accepted, raft timeout "+orDefault(hb),
-		fmt.Sprintf("median %s (%s … %s, %d runs)", ms(took[len(took)/2]), ms(took[0]), ms(took[len(took)-1]), len(took)),
+		fmt.Sprintf("median %s (%s … %s, %d runs, %d of them ≥ 1 s)", ms(took[len(took)/2]), ms(took[0]), ms(took[len(took)-1]), len(took), over),
 		"< 1 s", "Swarm 10–22 s (median 11.5 s); Nomad 3.3 s")
 	return joins, nil
 }

@@ -156,8 +156,9 @@ func benchHATiming(r *report, bin, hb string, full bool) ([]time.Duration, error
 		}
 		r.add("service creates/s, 3 managers (1,000, concurrency 8), leader's socket", rateSummary(viaLeader), "≥ 1,500/s", "Swarm 1,637/s (1 manager)")
 		r.add("service creates/s, 3 managers, concurrency 32, leader's socket", rateSummary(viaLeader32), "≥ 1,500/s", "")
-		// The rate swings with what else the machine runs; the CPU each
-		// create costs swings far less, so it shows a change of the path.
+		// The rate swings with what else the machine runs (2× between
+		// runs of one build); the CPU each create costs swings less
+		// (about 1.5×), so it shows a change of the path better.
 		r.add("manager CPU per create, 3 managers (concurrency 8, leader's socket)",
 			fmt.Sprintf("leader %s, each follower %s (median of %d runs)", msPerCreate(leaderCPU), msPerCreate(followerCPU), haRuns), "", "")
 		r.add("service creates/s, 3 managers (1,000, concurrency 8), a follower's socket (forwarded)", rateSummary(viaFollower), "", "")
@@ -229,8 +230,6 @@ func countElections(c *cluster.Cluster) int {
 	return n
 }
 
-// createRate creates 1,000 services (replicas 0), conc at a time, through
-// h's socket and returns creates per second.
 // createRateN is how many services createRate creates.
 const createRateN = 1000
 
@@ -251,6 +250,8 @@ func msPerCreate(v []float64) string {
 	return fmt.Sprintf("%.2f ms", s[len(s)/2])
 }
 
+// createRate creates createRateN services (replicas 0), conc at a time,
+// through h's socket and returns creates per second.
 func createRate(ctx context.Context, h *cluster.Host, prefix string, conc int) (float64, error) {
 	const n = createRateN
 	c, err := client.New("unix://" + h.Socket)

@@ -275,13 +275,14 @@ func (r *Raft) runFollower() {
 // fired, 1-1.5 HeartbeatTimeouts after its last contact (contactDue).
 // When the leader died and the follower with the longer log timed out
 // first, the other refused it; the candidate then waited a whole election
-// timeout (1-2 HeartbeatTimeouts) to ask again, and the other, with the
-// shorter log, could not win meanwhile: failover took up to 1.5 s more
-// than the timeout (30 leader kills on qa/cluster: 6 over 1 s). As the Raft thesis
-// has it (4.2.3), a follower now refuses only within the shortest time it
-// would wait itself, HeartbeatTimeout, of hearing from its leader. That
+// timeout (1-2 HeartbeatTimeouts) before it asked again, and the other,
+// with the shorter log, could not win meanwhile (30 leader kills on
+// qa/cluster: 6 took over 1 s). As the Raft thesis has it (4.2.3), a
+// follower now refuses only within the shortest time it would wait
+// itself, HeartbeatTimeout, of hearing from its leader (the transport's
+// heartbeat path keeps that fresh while the main loop is busy). That
 // still keeps a server cut off alone from disrupting a live leader: the
-// others hear from it. The leader itself always refuses.
+// others hear from the leader and refuse it. The leader always refuses.
 func (r *Raft) stickyLeader(candidate ServerAddress) (ServerAddress, ServerID, bool) {
 	leaderAddr, leaderID := r.LeaderWithID()
 	if leaderAddr == "" || leaderAddr == candidate {

@@ -177,12 +177,7 @@ func TestWarrenLongerLogElectedAtItsTimeout(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 			li := indexOf(rafts, leader)
-			var ahead, behind int
-			for i := range rafts {
-				if i != li {
-					ahead, behind = behind, i
-				}
-			}
+			ahead, behind := (li+1)%3, (li+2)%3
 			// behind misses the last entry, which the leader commits
 			// with ahead; then the leader dies.
 			trans[li].Disconnect(trans[behind].LocalAddr())

@@ -72,8 +72,6 @@ func serve(h Handler, r *dns.Msg) *dns.Msg {
 	return rec.msg()
 }
 
-// startServer serves h on 127.0.0.1, UDP and TCP on the same port, until
-// the test ends.
 // listenPair listens on one loopback port for both UDP and TCP.
 func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
@@ -84,6 +82,8 @@ func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
 	return pc, l
 }
 
+// startServer serves h on 127.0.0.1, UDP and TCP on the same port, until
+// the test ends.
 func startServer(t testing.TB, h Handler) (*Server, netip.AddrPort) {
 	t.Helper()
 	pc, l := listenPair(t)

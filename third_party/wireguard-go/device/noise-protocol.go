@@ -593,7 +593,7 @@ func (device *Device) ConsumeMessageResponse(msg *MessageResponse) *Peer {
 	if !ok {
 		return nil
 	}
-	if warrenTestHookResponseChecked != nil {
+	if warrenTestHookResponseChecked != nil { // [warren] tests only
 		warrenTestHookResponseChecked()
 	}
 

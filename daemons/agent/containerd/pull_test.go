@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 
 	"github.com/warren-edge/warren/daemons/agent/runtime"
+	"github.com/warren-edge/warren/qa/testport"
 )
 
 // startRegistry runs Debian's docker-registry (distribution 2.8) on a free
@@ -27,12 +28,7 @@ func startRegistry(t *testing.T) string {
 	if err != nil {
 		t.Skip("docker-registry not installed (apt-get install docker-registry): skipping the pull test")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testport.Addr(t) // docker-registry binds it itself
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 0.1

@@ -31,6 +31,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/warren-edge/warren/daemons/api"
+	"github.com/warren-edge/warren/qa/testport"
 )
 
 // The pebble tests run Debian's pebble (an ACME test CA) on loopback:
@@ -103,12 +104,13 @@ func startPebble(t testing.TB, validity time.Duration) *pebbleEnv {
 	var directory struct {
 		NewOrder string `json:"newOrder"`
 	}
-	// pebble binds its two addresses itself. freeAddr found them free, but
-	// a connection of a test running beside may take one first; pebble
-	// then exits at once, and starts again on two others.
+	// pebble binds its two addresses itself. testport found them free and
+	// outside the range outgoing connections take their ports from; if one
+	// was taken before pebble bound it all the same, pebble exits at once,
+	// and starts again on two others.
 	var listenAddr, mgmtAddr string
 	for attempt := 1; ; attempt++ {
-		listenAddr, mgmtAddr = freeAddr(t), freeAddr(t)
+		listenAddr, mgmtAddr = testport.Addr(t), testport.Addr(t)
 		cfg := map[string]any{"pebble": map[string]any{
 			"listenAddress":                  listenAddr,
 			"managementListenAddress":        mgmtAddr,
@@ -396,13 +398,6 @@ func listen(t testing.TB) net.Listener {
 	must(t, err)
 	t.Cleanup(func() { ln.Close() })
 	return ln
-}
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func must(t testing.TB, err error) {

@@ -41,7 +41,7 @@ func runManager(args []string) error {
 	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", 6*time.Second, "silence after which a node is marked down (at least 3 agent heartbeats of 2s)")
 	fs.DurationVar(&cfg.CertGrace, "cert-grace", 30*24*time.Hour, "how long after a node's certificate expired (a node cut off that long) the managers still renew it; after it the node joins again with warren rejoin and a token. 0: none. Give every manager the same")
 	fs.StringVar(&cfg.RaftLogStore, "raft-log-store", "", "where the Raft log is kept: wal (raft-wal, the default for a new data dir) or bbolt; a data dir keeps the store it started with")
-	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft's election timeout: a follower that has not heard from the leader for 1-1.5 times this starts an election, and the leader heartbeats every third of it (default 450ms, made for a LAN)")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", 0, "Raft's election timeout: a follower that has not heard from the leader for 1-1.5 times this starts an election, and the leader heartbeats every half of it (default 450ms, made for a LAN)")
 	fs.DurationVar(&cfg.CommitTimeout, "raft-commit-timeout", 0, "how soon an idle leader tells followers what is committed, which a write through a follower waits for (default 20ms)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {

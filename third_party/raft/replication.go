@@ -108,23 +108,25 @@ type followerReplication struct {
 const idleCommitRefresh = time.Second
 
 // [warren] heartbeatInterval: the leader heartbeats each follower every
-// LeaderLeaseTimeout/2, and at most every HeartbeatTimeout/3 (150 ms at
-// Warren's 450 ms timeout and 300 ms lease), at the same instants for
-// every follower (alignedTimeout). Upstream sends each follower its own
+// LeaderLeaseTimeout/2, and at most every HeartbeatTimeout/2 (225 ms at
+// Warren's 450 ms timeout and lease), at the same instants for every
+// follower (alignedTimeout). Upstream sends each follower its own
 // heartbeat every 1-2 HeartbeatTimeout/10, at random (45-90 ms here): on
 // idle managers each one costs far more CPU in thread wakeups than in the
-// message, and heartbeats were most of what an idle cluster did.
+// message, and heartbeats are most of what an idle cluster does.
 // The bounds: the leader steps down when a quorum has not answered
 // within LeaderLeaseTimeout (checkLeaderLease), so an idle leader must
 // hear from its followers well inside the lease (a heartbeat may be up to
 // half a lease late); a follower starts an election after 1-1.5
 // HeartbeatTimeouts without contact (contactDue), so it sees at least
-// three heartbeats inside the shortest one. Heartbeats every HeartbeatTimeout/3 alone
-// cost spurious elections at a 500 ms timeout with the 150 ms lease
-// (qa/bench ha): 167 ms between heartbeats outran the lease.
+// two heartbeats inside the shortest one, and its pre-vote fails while
+// the other followers still hear the leader (stickyLeader). Heartbeats
+// every HeartbeatTimeout/3 alone cost spurious elections at a 500 ms
+// timeout with a 150 ms lease (qa/bench ha): 167 ms between heartbeats
+// outran the lease.
 func heartbeatInterval(c Config) time.Duration {
 	iv := c.LeaderLeaseTimeout / 2
-	if hb := c.HeartbeatTimeout / 3; hb < iv {
+	if hb := c.HeartbeatTimeout / 2; hb < iv {
 		iv = hb
 	}
 	return iv

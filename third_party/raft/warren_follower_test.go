@@ -34,7 +34,7 @@ func warrenTrio(t *testing.T, hb time.Duration) ([]*Raft, []*InmemTransport) {
 		c := DefaultConfig()
 		c.LocalID = conf.Servers[i].ID
 		c.HeartbeatTimeout, c.ElectionTimeout = hb, hb
-		c.LeaderLeaseTimeout = hb * 2 / 3
+		c.LeaderLeaseTimeout = hb
 		c.LogLevel = "off"
 		logs, stable, snaps := NewInmemStore(), NewInmemStore(), NewInmemSnapshotStore()
 		if err := BootstrapCluster(c, logs, stable, snaps, tr, conf); err != nil {
@@ -64,7 +64,7 @@ func leaderOf(rafts []*Raft) *Raft {
 }
 
 // [warren] An idle healthy cluster holds no election (the heartbeats,
-// every third of the timeout, keep the followers quiet and the leader's
+// every half of the timeout, keep the followers quiet and the leader's
 // lease), and a follower starts one 1-1.5 HeartbeatTimeouts after it
 // last heard from a leader that died (contactDue; upstream: 1-3).
 func TestWarrenElectionAfterLastContact(t *testing.T) {

@@ -85,20 +85,30 @@ func (st *raftStores) logSpace() int64 {
 // at the same instants, every half LeaderLeaseTimeout (heartbeatInterval),
 // and steps down when a quorum has not answered for 1-1.5 leases.
 //
-// The lease is two thirds of HeartbeatTimeout, so a follower sees three
-// heartbeats inside its shortest timeout and a cut-off leader steps down
-// by the time the others can first elect a new one. At 450 ms: heartbeats
-// every 150 ms, elections 450-675 ms after the last one, and more
-// headroom than before for SD-card fsync stalls and GC pauses.
+// The lease is HeartbeatTimeout, so a follower sees two heartbeats inside
+// its shortest timeout, and a cut-off leader steps down 1-1.5 timeouts
+// after it last heard from a quorum: about when the others elect a new
+// one. At 450 ms: heartbeats every 225 ms, elections 450-675 ms after
+// the last one.
 //
-// Heartbeats are most of what idle managers send, and each wakes every
-// process it touches. Measured with three idle managers (qa/bench idle,
-// ha): 300 ms with a 150 ms lease sent 88 TCP segments/s with 480 thread
-// wakeups/s; 450 ms sends 48/s with 280/s, and fails over in the same
-// median time (652 ms both; 607-685 against 411-756). The CPU counters
-// of this shared VM did not show the difference: 2.0-3.3 % of a core
-// after, 2.4-5.7 % before, in runs of the same build.
+// Heartbeats are most of what idle managers send, and each one costs
+// more in thread wakeups than in the message (Go's sysmon thread alone
+// makes most of a follower's context switches). Three idle managers
+// (qa/bench idle, 60 s):
+//   - 300 ms timeout with a 150 ms lease: 88 TCP segments/s, 480 thread
+//     wakeups/s;
+//   - 450 ms with a 300 ms lease (heartbeats every 150 ms): 48/s,
+//     294-325/s, 1.47-1.48 % of a core;
+//   - 450 ms with a 450 ms lease (every 225 ms): 34/s, 248-280/s,
+//     0.87-0.95 % (runs alternated with the line above), and the same
+//     failover time (qa/bench ha).
 //
+// A longer lease costs nothing in safety (Raft's terms keep a deposed
+// leader from committing; Warren serves no read on the strength of a
+// lease), only time: a leader cut off from its quorum gives up its
+// leadership, and with it the writes it holds, 150-225 ms later than
+// with the shorter lease.
+
 // CommitTimeout is how soon an idle leader tells followers what is
 // committed: a read on a follower right after a write through it waits
 // for that (see awaitForwarded), and so do the follower's watchers.
@@ -111,7 +121,7 @@ const (
 )
 
 // leaderLease is the LeaderLeaseTimeout for a HeartbeatTimeout of hb.
-func leaderLease(hb time.Duration) time.Duration { return hb * 2 / 3 }
+func leaderLease(hb time.Duration) time.Duration { return hb }
 
 // Config is how the core's Raft node is started.
 type Config struct {
@@ -285,8 +295,14 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 		_, trans = raft.NewInmemTransport(raft.ServerAddress(m.nodeID))
 	}
 	st.trans = keep(trans)
+	st.conf = raftConfig(cfg, m.nodeID, logger)
+	return st, nil
+}
+
+// raftConfig is Raft's configuration for node nodeID under cfg.
+func raftConfig(cfg Config, nodeID string, logger hclog.Logger) raft.Config {
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(m.nodeID)
+	rc.LocalID = raft.ServerID(nodeID)
 	rc.Logger = logger
 	rc.NoSnapshotRestoreOnStart = true
 	rc.HeartbeatTimeout = defaultHeartbeatTimeout
@@ -301,8 +317,7 @@ func openRaftStores(m *Core, cfg Config) (*raftStores, error) {
 	}
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true
-	st.conf = *rc
-	return st, nil
+	return *rc
 }
 
 // newRaftNode starts a Raft instance over st: the first of the core

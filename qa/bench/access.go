@@ -36,7 +36,7 @@ func benchFirstWrite(r *report) error {
 			os.RemoveAll(dir)
 			return err
 		}
-		p := &proc{cmd: cmd, dir: dir}
+		p := newProc(cmd, dir)
 		var appeared time.Time
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Microsecond) {
 			if _, err := os.Stat(sock); err == nil {

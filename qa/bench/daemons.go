@@ -16,8 +16,9 @@ import (
 
 // proc is a daemon the bench started from bin/.
 type proc struct {
-	cmd *exec.Cmd
-	dir string
+	cmd  *exec.Cmd
+	dir  string
+	done func() // stops it, once (stopOnInterrupt)
 }
 
 // startManager runs bin/warren manager on a fresh data dir.
@@ -35,7 +36,7 @@ func startManager(extra ...string) (*proc, *client.Client, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start %s: %w (run make build first)", binPath("warren"), err)
 	}
-	p := &proc{cmd: cmd, dir: dir}
+	p := newProc(cmd, dir)
 	c, err := client.New("unix://" + sock)
 	if err != nil {
 		p.stop()
@@ -56,7 +57,18 @@ func startManager(extra ...string) (*proc, *client.Client, error) {
 	}
 }
 
-func (p *proc) stop() {
+// newProc is the daemon cmd, started, with its data dir: stopped when
+// the bench is interrupted, if not before.
+func newProc(cmd *exec.Cmd, dir string) *proc {
+	p := &proc{cmd: cmd, dir: dir}
+	p.done = stopOnInterrupt(p.kill)
+	return p
+}
+
+// stop stops the daemon and removes its data dir.
+func (p *proc) stop() { p.done() }
+
+func (p *proc) kill() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { p.cmd.Wait(); close(done) }()

@@ -95,7 +95,7 @@ func benchIdleNode(r *report) error {
 	if err := dns.Start(); err != nil {
 		return err
 	}
-	defer func() { dns.Process.Signal(syscall.SIGTERM); dns.Wait() }()
+	defer stopOnInterrupt(func() { dns.Process.Signal(syscall.SIGTERM); dns.Wait() })()
 	time.Sleep(idleSettle)
 	r.add("warren-dns resident memory, idle (no services)", fmt.Sprintf("%.1f MB (%.1f MB anonymous)", rssMB(dns.Process.Pid), statusMB(dns.Process.Pid, "RssAnon")), "< 24 MB", "")
 	procs := []struct {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // row is one line of the table.
@@ -208,6 +210,9 @@ func stopLiveOnSignal() {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	go func() {
 		s := <-sig
+		for s == syscall.SIGPIPE && !outputGone() {
+			s = <-sig
+		}
 		fmt.Fprintf(os.Stderr, "bench: %v: stopping what it started\n", s) // on a broken pipe it fails, and that is all
 		live.Lock()
 		live.stopping = true
@@ -222,4 +227,23 @@ func stopLiveOnSignal() {
 		}
 		os.Exit(1)
 	}()
+}
+
+// outputGone says whether what reads the bench's output (stdout or
+// stderr) went away. Once SIGPIPE is caught, it comes for a write to any
+// pipe or connection whose other end closed, a section's own (the DNS
+// bench's TCP client, say), and that write fails with EPIPE for the
+// section to handle; only a closed output stops the bench. A pipe whose
+// reader is gone polls POLLERR.
+func outputGone() bool {
+	fds := []unix.PollFd{{Fd: 1, Events: unix.POLLOUT}, {Fd: 2, Events: unix.POLLOUT}}
+	if _, err := unix.Poll(fds, 0); err != nil {
+		return false
+	}
+	for _, f := range fds {
+		if f.Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -10,6 +10,8 @@
 package testport
 
 import (
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -25,16 +27,49 @@ const lowest = 10000
 // ephemeral range.
 func Addr(t testing.TB) string {
 	t.Helper()
+	addr, err := Free("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// Free returns 127.0.0.1:PORT, with PORT free now on each of networks
+// ("tcp", "udp") and outside the ephemeral range: for a bench that starts
+// a server the same way a test does.
+func Free(networks ...string) (string, error) {
 	top := ephemeralStart() - 1
 	for range 100 {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lowest+rand.IntN(top-lowest+1)))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
+		if free(addr, networks) {
+			return addr, nil
 		}
 	}
-	t.Fatalf("testport: no free port in %d-%d", lowest, top)
-	return ""
+	return "", fmt.Errorf("testport: no port free for %v in %d-%d", networks, lowest, top)
+}
+
+// free says whether addr can be bound on each of networks.
+func free(addr string, networks []string) bool {
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for _, n := range networks {
+		var c io.Closer
+		var err error
+		if strings.HasPrefix(n, "udp") {
+			c, err = net.ListenPacket(n, addr)
+		} else {
+			c, err = net.Listen(n, addr)
+		}
+		if err != nil {
+			return false
+		}
+		closers = append(closers, c)
+	}
+	return true
 }
 
 // ephemeralStart is the first port of the ephemeral range: 32768, the

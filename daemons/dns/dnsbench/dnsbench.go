@@ -33,6 +33,7 @@ import (
 	wdns "github.com/warren-edge/warren/daemons/dns"
 	"github.com/warren-edge/warren/daemons/dns/internal/loopback"
 	"github.com/warren-edge/warren/daemons/manager"
+	"github.com/warren-edge/warren/qa/testport"
 )
 
 // Figure is one line of the bench table.
@@ -247,11 +248,12 @@ type dnsProc struct {
 
 func startDNS(ctx context.Context, cfg Config, sock, dir string) (*dnsProc, error) {
 	if _, err := os.Stat(cfg.Binary); err == nil {
-		port, err := freePort()
+		// The binary binds the port itself: one below the ephemeral
+		// range, which no outgoing connection of a test beside can take.
+		addr, err := testport.Free("tcp4", "udp4")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dnsbench: %w", err)
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		cmd := exec.CommandContext(ctx, cfg.Binary, "dns", "--api-socket", sock, "--listen", addr,
 			"--upstream", "127.0.0.1:9", "--log-level", "warn")
 		cmd.Stderr = os.Stderr
@@ -290,19 +292,6 @@ func startDNS(ctx context.Context, cfg Config, sock, dir string) (*dnsProc, erro
 	go func() { defer wg.Done(); r.Run(sctx) }()
 	go func() { defer wg.Done(); srv.Serve(sctx) }()
 	return &dnsProc{addr: addr, stop: func() { cancel(); wg.Wait(); c.Close() }}, nil
-}
-
-// freePort finds a port free for both UDP and TCP on loopback, for the
-// warren binary to listen on (it may be taken again before it does).
-func freePort() (int, error) {
-	pc, l, err := loopback.ListenPair()
-	if err != nil {
-		return 0, fmt.Errorf("dnsbench: %w", err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
-	l.Close()
-	return port, nil
 }
 
 // cpu is the CPU time the process used so far (user and system).

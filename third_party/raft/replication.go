@@ -108,11 +108,12 @@ type followerReplication struct {
 const idleCommitRefresh = time.Second
 
 // [warren] heartbeatInterval: the leader heartbeats each follower every
-// LeaderLeaseTimeout/2, and at most every HeartbeatTimeout/2 (225 ms at
-// Warren's 450 ms timeout and lease), at the same instants for every
-// follower (alignedTimeout). Upstream sends each follower its own
-// heartbeat every 1-2 HeartbeatTimeout/10, at random (45-90 ms here): on
-// idle managers each one costs far more CPU in thread wakeups than in the
+// LeaderLeaseTimeout/2 (225 ms at Warren's 450 ms timeout and lease), at
+// the same instants for every follower (alignedTimeout). ValidateConfig
+// keeps the lease within HeartbeatTimeout, so that is at most every
+// HeartbeatTimeout/2. Upstream sends each follower its own heartbeat
+// every 1-2 HeartbeatTimeout/10, at random (45-90 ms here): on idle
+// managers each one costs far more CPU in thread wakeups than in the
 // message, and heartbeats are most of what an idle cluster does.
 // The bounds: the leader steps down when a quorum has not answered
 // within LeaderLeaseTimeout (checkLeaderLease), so an idle leader must
@@ -124,13 +125,7 @@ const idleCommitRefresh = time.Second
 // every HeartbeatTimeout/3 alone cost spurious elections at a 500 ms
 // timeout with a 150 ms lease (qa/bench ha): 167 ms between heartbeats
 // outran the lease.
-func heartbeatInterval(c Config) time.Duration {
-	iv := c.LeaderLeaseTimeout / 2
-	if hb := c.HeartbeatTimeout / 2; hb < iv {
-		iv = hb
-	}
-	return iv
-}
+func heartbeatInterval(c Config) time.Duration { return c.LeaderLeaseTimeout / 2 }
 
 // [warren] alignedTimeout fires at the next multiple of iv on the wall
 // clock, so the leader's heartbeats to all its followers share one timer

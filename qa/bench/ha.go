@@ -245,9 +245,15 @@ func managersCPU(c *cluster.Cluster) []time.Duration {
 
 // msPerCreate is the median of CPU costs per create, in ms.
 func msPerCreate(v []float64) string {
+	s := sortedFloats(v)
+	return fmt.Sprintf("%.2f ms", s[len(s)/2])
+}
+
+// sortedFloats is a sorted copy of v.
+func sortedFloats(v []float64) []float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
-	return fmt.Sprintf("%.2f ms", s[len(s)/2])
+	return s
 }
 
 // createRate creates createRateN services (replicas 0), conc at a time,
@@ -267,8 +273,7 @@ func createRate(ctx context.Context, h *cluster.Host, prefix string, conc int) (
 }
 
 func rateSummary(rates []float64) string {
-	s := append([]float64(nil), rates...)
-	sort.Float64s(s)
+	s := sortedFloats(rates)
 	return fmt.Sprintf("median %.0f/s (%.0f … %.0f, %d runs)", s[len(s)/2], s[0], s[len(s)-1], len(s))
 }
 

@@ -49,6 +49,7 @@ test: deps build lint
 	$(GO) test -count=1 -timeout 25m ./...
 	cd third_party/raft && $(GO) vet . && $(GO) test -count=1 -run Warren .
 	cd third_party/wireguard-go && $(GO) vet ./device && $(GO) test -count=1 -run Warren ./device
+	cd third_party/go-msgpack && $(GO) vet ./codec
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory qa; \
 	else echo "make test: not root, so the appliance tests (make qa) did not run"; fi
 

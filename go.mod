@@ -132,3 +132,5 @@ replace github.com/hashicorp/raft => ./third_party/raft
 replace github.com/hashicorp/raft-wal => ./third_party/raft-wal
 
 replace golang.zx2c4.com/wireguard => ./third_party/wireguard-go
+
+replace github.com/hashicorp/go-msgpack/v2 => ./third_party/go-msgpack

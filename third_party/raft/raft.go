@@ -369,6 +369,7 @@ func (r *Raft) runCandidate() {
 	preVoteGrantedVotes := 0
 	preVoteRefusedVotes := 0
 	grantedVotes := 0
+	deniedVotes, lost := 0, false // [warren] see lostElectionRetry
 	votesNeeded := r.quorumSize()
 	r.logger.Debug("calculated votes needed", "needed", votesNeeded, "term", term)
 
@@ -430,6 +431,19 @@ func (r *Raft) runCandidate() {
 			if vote.Granted {
 				grantedVotes++
 				r.logger.Debug("vote granted", "from", vote.voterID, "term", vote.Term, "tally", grantedVotes)
+			} else {
+				deniedVotes++ // [warren] a refusal, or a voter that did not answer
+			}
+			// [warren] The pre-vote, when there was one, found no
+			// leader and this log up to date; a majority refusing now
+			// means they voted for another candidate of this term: try
+			// again soon, not at the end of the election timer (which
+			// a quick retry's pre-vote still falls back to if a leader
+			// has been found meanwhile).
+			if !lost && r.voters()-deniedVotes < votesNeeded {
+				lost = true
+				r.logger.Info("election lost, trying again soon", "term", vote.Term, "tally", grantedVotes, "refused", deniedVotes)
+				electionTimer = lostElectionRetry(electionTimeout)
 			}
 
 			// Check if we've become the leader
@@ -1156,13 +1170,19 @@ func (r *Raft) checkLeaderLease() time.Duration {
 // the main thread.
 // TODO: revisit usage
 func (r *Raft) quorumSize() int {
+	return r.voters()/2 + 1
+}
+
+// voters is the number of voters in the latest configuration. [warren]
+// split out of quorumSize for runCandidate's lost election.
+func (r *Raft) voters() int {
 	voters := 0
 	for _, server := range r.configurations.latest.Servers {
 		if server.Suffrage == Voter {
 			voters++
 		}
 	}
-	return voters/2 + 1
+	return voters
 }
 
 // restoreUserSnapshot is used to manually consume an external snapshot, such

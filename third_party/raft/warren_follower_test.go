@@ -205,3 +205,55 @@ func TestWarrenLongerLogElectedAtItsTimeout(t *testing.T) {
 		})
 	}
 }
+
+// [warren] Two followers that time out in the same instant split the
+// vote: each asks for the same term and votes for itself. The two
+// candidates then try again within half an election timeout
+// (lostElectionRetry), not after a whole one or more: the new leader is
+// in place at most 1.5 HeartbeatTimeouts after the last heartbeat.
+func TestWarrenSplitVoteRetriesSoon(t *testing.T) {
+	const hb = 450 * time.Millisecond
+	defer func(j func(time.Duration) time.Duration) { contactJitter = j }(contactJitter)
+	contactJitter = func(time.Duration) time.Duration { return 0 } // both followers time out together
+	const runs = 60 // a split in about 1 of 4: one at least, all but surely
+	splits := 0
+	for run := 0; run < runs; run++ {
+		synctest.Test(t, func(t *testing.T) {
+			rafts, trans := warrenTrio(t, hb)
+			var leader *Raft
+			for leader == nil {
+				time.Sleep(10 * time.Millisecond)
+				leader = leaderOf(rafts)
+			}
+			time.Sleep(time.Second)
+			term := leader.CurrentTerm()
+			li := indexOf(rafts, leader)
+			trans[li].DisconnectAll()
+			for i := range trans {
+				trans[i].Disconnect(trans[li].LocalAddr())
+			}
+			var heard time.Time
+			for i, r := range rafts {
+				if i != li {
+					heard = later(heard, r.LastContact())
+				}
+			}
+			others := []*Raft{rafts[(li+1)%3], rafts[(li+2)%3]}
+			for leaderOf(others) == nil {
+				time.Sleep(time.Millisecond)
+			}
+			d := time.Since(heard)
+			newTerm := leaderOf(others).CurrentTerm()
+			if newTerm > term+1 {
+				splits++
+			}
+			if d > hb*3/2+10*time.Millisecond {
+				t.Errorf("run %d: a new leader (term %d → %d) %v after the last heartbeat, want at most %v", run, term, newTerm, d, hb*3/2)
+			}
+		})
+	}
+	t.Logf("%d of %d failovers split the vote", splits, runs)
+	if splits == 0 {
+		t.Error("no failover split the vote: the test checked nothing")
+	}
+}

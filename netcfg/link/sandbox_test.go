@@ -3,6 +3,7 @@ package link_test
 import (
 	"errors"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -164,14 +166,20 @@ func TestDeleteSandboxLeavesNothing(t *testing.T) {
 	linksBefore := linkNames(t, hostNS.NL)
 	mountsBefore := nstest.MountsUnder(h.NetnsDir())
 
-	mustCreate(t, h, "a", "10.88.3.2/24")
-	mustCreate(t, h, "b", "10.88.3.3/24")
+	// The test's handles into each namespace hold it, as a process in it
+	// would: its pair stays, down, until they are closed.
+	held := []*nstest.NS{mustCreate(t, h, "a", "10.88.3.2/24"), mustCreate(t, h, "b", "10.88.3.3/24")}
 	if ids, err := h.ListSandboxes(); err != nil || !slices.Equal(ids, []string{"a", "b"}) {
 		t.Errorf("ListSandboxes() = %v, %v; want [a b]", ids, err)
 	}
 	for _, id := range []string{"a", "b"} {
 		if err := h.DeleteSandbox(id); err != nil {
 			t.Errorf("DeleteSandbox(%s): %v", id, err)
+		}
+		if l, err := hostNS.NL.LinkByName(link.VethName(id)); err != nil {
+			t.Errorf("after DeleteSandbox(%s) of a namespace still held, its host end: %v, want it there, down", id, err)
+		} else if l.Attrs().Flags&net.FlagUp != 0 {
+			t.Errorf("after DeleteSandbox(%s), its host end %s is up, want down: the bridge still sends it frames", id, l.Attrs().Name)
 		}
 		if err := h.DeleteSandbox(id); err != nil {
 			t.Errorf("DeleteSandbox(%s) a second time: %v, want nil", id, err)
@@ -183,8 +191,20 @@ func TestDeleteSandboxLeavesNothing(t *testing.T) {
 	if ids, err := h.ListSandboxes(); err != nil || len(ids) != 0 {
 		t.Errorf("after deleting all, ListSandboxes() = %v, %v; want none", ids, err)
 	}
-	if got := linkNames(t, hostNS.NL); !slices.Equal(got, linksBefore) {
-		t.Errorf("host namespace links after deleting all sandboxes: %v, want %v", got, linksBefore)
+	// The pairs go with their namespaces, which the kernel deletes soon
+	// after the last hold on them goes.
+	for _, ns := range held {
+		ns.NL.Close()
+		ns.Handle.Close()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	got := linkNames(t, hostNS.NL)
+	for !slices.Equal(got, linksBefore) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		got = linkNames(t, hostNS.NL)
+	}
+	if !slices.Equal(got, linksBefore) {
+		t.Errorf("host namespace links 20 s after deleting all sandboxes: %v, want %v", got, linksBefore)
 	}
 	// The directory is a mount point (shared, as iproute2 makes /run/netns);
 	// nothing else may stay mounted.
@@ -193,6 +213,25 @@ func TestDeleteSandboxLeavesNothing(t *testing.T) {
 	}
 	if err := h.DeleteSandbox("never-made"); err != nil {
 		t.Errorf("DeleteSandbox of an unknown id: %v, want nil", err)
+	}
+}
+
+// A sandbox made again under the ID of one just deleted, whose namespace
+// is still held (its process has not ended yet), gets a pair of its own:
+// the old host end, down, is taken out of the way.
+func TestCreateSandboxAgainWhileTheOldLingers(t *testing.T) {
+	h, hostNS := newNode(t)
+	old := mustCreate(t, h, "a", "10.88.3.2/24")
+	if err := h.DeleteSandbox("a"); err != nil {
+		t.Fatalf("DeleteSandbox(a): %v", err)
+	}
+	a := mustCreate(t, h, "a", "10.88.3.5/24")
+	a.ServeTCP(t, "10.88.3.5:7000", "from the new a")
+	if got, err := hostNS.ReadLine("10.88.3.5:7000"); err != nil || got != "from the new a" {
+		t.Errorf("from the host to the new sandbox: got %q, %v", got, err)
+	}
+	if _, err := old.NL.LinkByName(link.SandboxIfname); err == nil {
+		t.Errorf("the old sandbox, still held, still has its %s: its pair was not taken out of the way", link.SandboxIfname)
 	}
 }
 

@@ -442,7 +442,7 @@ func (r *Raft) runCandidate() {
 			// has been found meanwhile).
 			if !lost && r.voters()-deniedVotes < votesNeeded {
 				lost = true
-				r.logger.Info("election lost, trying again soon", "term", vote.Term, "tally", grantedVotes, "refused", deniedVotes)
+				r.logger.Warn("election lost, trying again soon", "term", vote.Term, "tally", grantedVotes, "refused", deniedVotes)
 				electionTimer = lostElectionRetry(electionTimeout)
 			}
 

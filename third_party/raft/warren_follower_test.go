@@ -215,7 +215,8 @@ func TestWarrenSplitVoteRetriesSoon(t *testing.T) {
 	const hb = 450 * time.Millisecond
 	defer func(j func(time.Duration) time.Duration) { contactJitter = j }(contactJitter)
 	contactJitter = func(time.Duration) time.Duration { return 0 } // both followers time out together
-	const runs = 60 // a split in about 1 of 4: one at least, all but surely
+	// A split in about 1 of 4 runs: one at least, all but surely.
+	const runs = 60
 	splits := 0
 	for run := 0; run < runs; run++ {
 		synctest.Test(t, func(t *testing.T) {

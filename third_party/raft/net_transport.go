@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -189,6 +190,7 @@ type netConn struct {
 	w      *bufio.Writer
 	dec    *codec.Decoder
 	enc    *codec.Encoder
+	reused bool // [warren] taken from the pool (see genericRPC)
 }
 
 func (n *netConn) Release() error {
@@ -376,7 +378,18 @@ func (n *NetworkTransport) getPooledConn(target ServerAddress) *netConn {
 	num := len(conns)
 	conn, conns[num-1] = conns[num-1], nil
 	n.connPool[target] = conns[:num-1]
+	conn.reused = true // [warren]
 	return conn
+}
+
+// [warren] dropPooled closes the pooled connections to target.
+func (n *NetworkTransport) dropPooled(target ServerAddress) {
+	n.connPoolLock.Lock()
+	defer n.connPoolLock.Unlock()
+	for _, conn := range n.connPool[target] {
+		conn.Release()
+	}
+	delete(n.connPool, target)
 }
 
 // getConnFromAddressProvider returns a connection from the server address provider if available, or defaults to a connection using the target server address
@@ -486,14 +499,45 @@ func (n *NetworkTransport) genericRPC(id ServerID, target ServerAddress, rpcType
 	if err != nil {
 		return err
 	}
+	err = n.rpcOn(conn, rpcType, args, resp)
+	// [warren] A pooled connection dies unseen while it waits when the
+	// peer restarts (a manager back after a crash or a reboot): the
+	// first RPC on it fails at once, EOF or reset, without reaching the
+	// peer. Upstream returned that error, and a vote lost that way cost
+	// the candidate a whole election timeout: the slow failovers on
+	// qa/cluster (2 of 60 leader kills over 1 s) were candidates whose
+	// vote or pre-vote to a manager restarted earlier came back EOF. The
+	// pool's other connections to the peer are as stale; they go, and
+	// the RPC is sent once more on a new one. Votes, pre-votes and
+	// AppendEntries may be sent twice (Raft answers the same); not
+	// TimeoutNow.
+	if err != nil && conn.reused && rpcType != rpcTimeoutNow && staleConnErr(err) {
+		n.dropPooled(conn.target)
+		if conn, err = n.getConnFromAddressProvider(id, target); err != nil {
+			return err
+		}
+		err = n.rpcOn(conn, rpcType, args, resp)
+	}
+	return err
+}
 
+// [warren] staleConnErr says whether err is how an RPC fails on a
+// connection whose peer end is gone.
+func staleConnErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// rpcOn sends one RPC on conn and decodes its response ([warren] split
+// out of genericRPC, to send again).
+func (n *NetworkTransport) rpcOn(conn *netConn, rpcType uint8, args interface{}, resp interface{}) error {
 	// Set a deadline
 	if n.timeout > 0 {
 		conn.conn.SetDeadline(time.Now().Add(n.timeout))
 	}
 
 	// Send the RPC
-	if err = sendRPC(conn, rpcType, args); err != nil {
+	if err := sendRPC(conn, rpcType, args); err != nil {
 		return err
 	}
 

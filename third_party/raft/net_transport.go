@@ -504,9 +504,9 @@ func (n *NetworkTransport) genericRPC(id ServerID, target ServerAddress, rpcType
 	// peer restarts (a manager back after a crash or a reboot): the
 	// first RPC on it fails at once, EOF or reset, without reaching the
 	// peer. Upstream returned that error, and a vote lost that way cost
-	// the candidate a whole election timeout: the slow failovers on
-	// qa/cluster (2 of 60 leader kills over 1 s) were candidates whose
-	// vote or pre-vote to a manager restarted earlier came back EOF. The
+	// the candidate a whole election timeout: a leader kill on qa/cluster
+	// took 1.4 s because the candidate's pre-vote to the other manager,
+	// restarted earlier, came back EOF (2 of 60 kills over 1 s). The
 	// pool's other connections to the peer are as stale; they go, and
 	// the RPC is sent once more on a new one. Votes, pre-votes and
 	// AppendEntries may be sent twice (Raft answers the same); not

@@ -369,7 +369,7 @@ func (r *Raft) runCandidate() {
 	preVoteGrantedVotes := 0
 	preVoteRefusedVotes := 0
 	grantedVotes := 0
-	deniedVotes, lost := 0, false // [warren] see lostElectionRetry
+	deniedVotes, lost, preVoted := 0, false, false // [warren] see lostElectionRetry
 	votesNeeded := r.quorumSize()
 	r.logger.Debug("calculated votes needed", "needed", votesNeeded, "term", term)
 
@@ -410,6 +410,7 @@ func (r *Raft) runCandidate() {
 				electionTimer = randomTimeout(electionTimeout)
 				prevoteCh = nil
 				voteCh = r.electSelf()
+				preVoted = true // [warren]
 			}
 			// Check if we've lost the pre-vote and wait for the election to timeout so we can do another time of
 			// prevote.
@@ -434,13 +435,14 @@ func (r *Raft) runCandidate() {
 			} else {
 				deniedVotes++ // [warren] a refusal, or a voter that did not answer
 			}
-			// [warren] The pre-vote, when there was one, found no
-			// leader and this log up to date; a majority refusing now
-			// means they voted for another candidate of this term: try
-			// again soon, not at the end of the election timer (which
-			// a quick retry's pre-vote still falls back to if a leader
-			// has been found meanwhile).
-			if !lost && r.voters()-deniedVotes < votesNeeded {
+			// [warren] The pre-vote found no leader and this log up to
+			// date; a majority refusing now (or not answering) means
+			// they voted for another candidate of this term: try again
+			// soon, not at the end of the election timer. The retry
+			// starts with a pre-vote again, which falls back to the
+			// timer if a leader has been found meanwhile. Without a
+			// pre-vote (a leadership transfer), a lost election waits.
+			if preVoted && !lost && r.voters()-deniedVotes < votesNeeded {
 				lost = true
 				r.logger.Warn("election lost, trying again soon", "term", vote.Term, "tally", grantedVotes, "refused", deniedVotes)
 				electionTimer = lostElectionRetry(electionTimeout)

@@ -158,7 +158,7 @@ func startBenchNode(extra ...string) (n *benchNodeEnv, err error) {
 		return nil, err
 	}
 	n.undo = append(n.undo, n.mgr.stop)
-	netnsDir := filepath.Join(n.dir, "netns")
+	netnsDir := filepath.Join(n.dir, "netns") // waitClean reads it
 	n.agent = exec.Command(binPath("warren"), "agent", "--api-socket", strings.TrimPrefix(n.c.Host(), "unix://"),
 		"--containerd-socket", n.ctrd.Socket, "--data-dir", filepath.Join(n.dir, "agent"), "--agent-socket", n.agentSock,
 		"--netns-dir", netnsDir, "--host-netns", "/run/netns/"+n.ns, "--mesh=false", "--log-level", "warn")
@@ -187,6 +187,23 @@ func startBenchNode(extra ...string) (n *benchNodeEnv, err error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// waitClean waits until the node's tasks are gone from the store and the
+// agent has deleted their containers and network namespaces (it removes a
+// task's namespace file last).
+func (n *benchNodeEnv) waitClean(ctx context.Context) error {
+	if err := waitNoContainers(ctx, n.c); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if entries, err := os.ReadDir(filepath.Join(n.dir, "netns")); err == nil && len(entries) == 0 {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("task network namespaces remain on the node 2 minutes after their tasks went")
 }
 
 // memory is what the node's shims and agent hold: the number of shims,

@@ -222,8 +222,8 @@ func configureSandbox(sbx *netlink.Handle, eth netlink.Link, addr netip.Prefix, 
 }
 
 // DeleteSandbox removes sandbox id's network namespace file and sets its
-// veth pair down; the kernel deletes the pair with the namespace, soon
-// after (see deleteSandbox).
+// veth pair down, off the bridge; the kernel deletes the pair with the
+// namespace, soon after (see deleteSandbox).
 // Parts that are already gone are not an error, so it also cleans up after
 // a half-made sandbox.
 func (h *Host) DeleteSandbox(id string) error {
@@ -245,16 +245,21 @@ func (h *Host) deleteSandbox(id string) error {
 	// batch of its own, soon after (about 15 ms here). Deleting the veth
 	// here waited for the kernel's RCU grace periods instead, about 25 ms
 	// a sandbox under this Host's lock: removing 100 tasks cost the agent
-	// 3 s. Down, the host end takes no frame from the bridge meanwhile,
+	// 3 s. Down and off the bridge, the host end takes no frame meanwhile,
 	// so an address given out again at once is not answered by the old
-	// sandbox. The namespace may outlive its file while a process is
-	// still in it; it then keeps its pair, down, until that process ends.
+	// sandbox. The namespace may outlive its file while something holds
+	// it (a process still in it; anyone who opened the file, which is
+	// world-readable like iproute2's): it then keeps its pair, down and
+	// off the bridge, so that holding many cannot fill the bridge's ports.
 	name := VethName(id)
 	l, err := h.nl.LinkByName(name)
 	switch {
 	case err == nil:
 		if err := h.nl.LinkSetDown(l); err != nil && !isNotFound(err) {
 			return fmt.Errorf("set %s down: %w", name, err)
+		}
+		if err := h.nl.LinkSetNoMaster(l); err != nil && !isNotFound(err) {
+			return fmt.Errorf("take %s off the bridge: %w", name, err)
 		}
 	case !isNotFound(err):
 		return fmt.Errorf("find %s: %w", name, err)

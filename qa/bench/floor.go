@@ -57,22 +57,46 @@ func (f *floor) start(prefix string, n, par, groups int) (time.Duration, error) 
 		}
 		f.ids = append(f.ids, specs[i].ID)
 	}
-	sem := make(chan struct{}, par)
+	return timedEach(len(specs), par, func(i int) error {
+		if err := f.r.Create(ctx, specs[i]); err != nil {
+			return err
+		}
+		return f.r.Start(ctx, specs[i].ID)
+	})
+}
+
+// removeAll stops (SIGTERM, as the agent does) and deletes every
+// container of the floor at once, as the agent removes a node's tasks,
+// and says how long it took.
+func (f *floor) removeAll() (time.Duration, error) {
+	ctx := context.Background()
+	el, err := timedEach(len(f.ids), len(f.ids), func(i int) error {
+		if _, err := f.r.Stop(ctx, f.ids[i], 10*time.Second); err != nil {
+			return err
+		}
+		return f.r.Delete(ctx, f.ids[i])
+	})
+	if err == nil {
+		f.ids = nil
+	}
+	return el, err
+}
+
+// timedEach runs fn(0) … fn(n-1), par at a time, and says how long they
+// took together and one of their errors.
+func timedEach(n, par int, fn func(i int) error) (time.Duration, error) {
+	sem := make(chan struct{}, max(par, 1))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
 	began := time.Now()
-	for _, s := range specs {
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			err := f.r.Create(ctx, s)
-			if err == nil {
-				err = f.r.Start(ctx, s.ID)
-			}
-			if err != nil {
+			if err := fn(i); err != nil {
 				mu.Lock()
 				firstErr = err
 				mu.Unlock()
@@ -81,38 +105,6 @@ func (f *floor) start(prefix string, n, par, groups int) (time.Duration, error) 
 	}
 	wg.Wait()
 	return time.Since(began), firstErr
-}
-
-// removeAll stops (SIGTERM, as the agent does) and deletes every
-// container of the floor at once, as the agent removes a node's tasks,
-// and says how long it took.
-func (f *floor) removeAll() (time.Duration, error) {
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	began := time.Now()
-	for _, id := range f.ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := f.r.Stop(ctx, id, 10*time.Second)
-			if err == nil {
-				err = f.r.Delete(ctx, id)
-			}
-			if err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(began)
-	if firstErr == nil {
-		f.ids = nil
-	}
-	return el, firstErr
 }
 
 // close removes the floor's containers.

@@ -54,6 +54,25 @@ func warrenTrio(t *testing.T, hb time.Duration) ([]*Raft, []*InmemTransport) {
 	return rafts, trans
 }
 
+// awaitLeader waits until one of rafts leads, and returns it.
+func awaitLeader(rafts []*Raft) *Raft {
+	for {
+		time.Sleep(10 * time.Millisecond)
+		if l := leaderOf(rafts); l != nil {
+			return l
+		}
+	}
+}
+
+// isolate cuts trans[i] off from every other transport, both ways: what
+// it sends is lost, and what is sent to it fails at once.
+func isolate(trans []*InmemTransport, i int) {
+	trans[i].DisconnectAll()
+	for _, tr := range trans {
+		tr.Disconnect(trans[i].LocalAddr())
+	}
+}
+
 func leaderOf(rafts []*Raft) *Raft {
 	for _, r := range rafts {
 		if r.State() == Leader {
@@ -72,11 +91,7 @@ func TestWarrenElectionAfterLastContact(t *testing.T) {
 	for run := 0; run < 20; run++ {
 		synctest.Test(t, func(t *testing.T) {
 			rafts, trans := warrenTrio(t, hb)
-			var leader *Raft
-			for leader == nil {
-				time.Sleep(10 * time.Millisecond)
-				leader = leaderOf(rafts)
-			}
+			leader := awaitLeader(rafts)
 			term := leader.CurrentTerm()
 			time.Sleep(time.Duration(10+run) * time.Second)
 			if l := leaderOf(rafts); l != leader || l.CurrentTerm() != term {
@@ -170,11 +185,7 @@ func TestWarrenLongerLogElectedAtItsTimeout(t *testing.T) {
 	for run := 0; run < 30; run++ {
 		synctest.Test(t, func(t *testing.T) {
 			rafts, trans := warrenTrio(t, hb)
-			var leader *Raft
-			for leader == nil {
-				time.Sleep(10 * time.Millisecond)
-				leader = leaderOf(rafts)
-			}
+			leader := awaitLeader(rafts)
 			time.Sleep(time.Second)
 			li := indexOf(rafts, leader)
 			ahead, behind := (li+1)%3, (li+2)%3
@@ -186,10 +197,7 @@ func TestWarrenLongerLogElectedAtItsTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			dead := time.Now()
-			trans[li].DisconnectAll()
-			for i := range trans {
-				trans[i].Disconnect(trans[li].LocalAddr())
-			}
+			isolate(trans, li)
 			for {
 				time.Sleep(time.Millisecond)
 				if l := leaderOf([]*Raft{rafts[ahead], rafts[behind]}); l != nil {
@@ -221,18 +229,11 @@ func TestWarrenSplitVoteRetriesSoon(t *testing.T) {
 	for run := 0; run < runs; run++ {
 		synctest.Test(t, func(t *testing.T) {
 			rafts, trans := warrenTrio(t, hb)
-			var leader *Raft
-			for leader == nil {
-				time.Sleep(10 * time.Millisecond)
-				leader = leaderOf(rafts)
-			}
+			leader := awaitLeader(rafts)
 			time.Sleep(time.Second)
 			term := leader.CurrentTerm()
 			li := indexOf(rafts, leader)
-			trans[li].DisconnectAll()
-			for i := range trans {
-				trans[i].Disconnect(trans[li].LocalAddr())
-			}
+			isolate(trans, li)
 			var heard time.Time
 			for i, r := range rafts {
 				if i != li {

@@ -22,6 +22,14 @@ type Pool struct {
 	byOwner map[string]netip.Addr
 	byAddr  map[netip.Addr]string
 	last    netip.Addr // the address handed out most recently; invalid if none
+
+	// Group commit (Save): gen counts changes; savedGen is the change
+	// the file at savedPath holds; saving is closed when the save under
+	// way ends (nil if none is).
+	gen       uint64
+	savedGen  uint64
+	savedPath string
+	saving    chan struct{}
 }
 
 // GatewayOf is a container subnet's gateway, the node's bridge address: its
@@ -98,6 +106,7 @@ func (p *Pool) Allocate(owner string) (netip.Addr, error) {
 	p.byOwner[owner] = a
 	p.byAddr[a] = owner
 	p.last = a
+	p.gen++
 	return a, nil
 }
 
@@ -117,6 +126,7 @@ func (p *Pool) Release(owner string) {
 	if a, ok := p.byOwner[owner]; ok {
 		delete(p.byOwner, owner)
 		delete(p.byAddr, a)
+		p.gen++
 	}
 }
 

@@ -102,20 +102,56 @@ func (p *Pool) decode(data []byte) error {
 // Save writes the pool to path atomically: it writes a temporary file in the
 // same directory, syncs it, renames it over path and syncs the directory, so
 // that after a crash path holds either the old or the new pool.
+//
+// Saves commit as a group: when Save returns nil, path holds every change
+// made before it was called, but one write may carry the changes of many
+// callers. A caller that finds a write under way waits for it and, if it
+// did not carry the caller's changes, writes once more for all who waited.
+// So tasks attached at once share their fsyncs instead of queueing for one
+// each.
 func (p *Pool) Save(path string) error {
-	data, err := p.encode()
-	if err != nil {
-		return fmt.Errorf("ipam: save %s: %w", path, err)
+	p.mu.Lock()
+	want := p.gen
+	for p.savedPath != path || p.savedGen < want {
+		if p.saving != nil {
+			done := p.saving
+			p.mu.Unlock()
+			<-done
+			p.mu.Lock()
+			continue
+		}
+		done := make(chan struct{})
+		p.saving = done
+		gen, f := p.gen, p.fileLocked()
+		p.mu.Unlock()
+		err := write(path, f)
+		p.mu.Lock()
+		p.saving = nil
+		close(done)
+		if err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		p.savedPath, p.savedGen = path, gen
 	}
-	if err := atomicfile.Write(path, data, 0o644); err != nil {
+	p.mu.Unlock()
+	return nil
+}
+
+// write encodes f and writes it to path atomically.
+func write(path string, f file) error {
+	data, err := marshal(f)
+	if err == nil {
+		err = atomicfile.Write(path, data, 0o644)
+	}
+	if err != nil {
 		return fmt.Errorf("ipam: save %s: %w", path, err)
 	}
 	return nil
 }
 
-// encode returns the JSON file form of p.
-func (p *Pool) encode() ([]byte, error) {
-	p.mu.Lock()
+// fileLocked returns the file form of p. Callers hold p.mu.
+func (p *Pool) fileLocked() file {
 	f := file{
 		Version:     fileVersion,
 		Subnet:      p.subnet.String(),
@@ -127,8 +163,18 @@ func (p *Pool) encode() ([]byte, error) {
 	for owner, a := range p.byOwner {
 		f.Allocations[owner] = a.String()
 	}
-	p.mu.Unlock()
+	return f
+}
 
+// encode returns the JSON file form of p.
+func (p *Pool) encode() ([]byte, error) {
+	p.mu.Lock()
+	f := p.fileLocked()
+	p.mu.Unlock()
+	return marshal(f)
+}
+
+func marshal(f file) ([]byte, error) {
 	data, err := json.MarshalIndent(f, "", "  ") // map keys are sorted: stable output
 	if err != nil {
 		return nil, err

@@ -1,10 +1,12 @@
 package ipam
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -97,6 +99,77 @@ func TestSaveToMissingDirectory(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ipam: save "+path) {
 		t.Errorf("Save(%s) error = %v, want one naming the file", path, err)
 	}
+	// A failed save is not a saved state: once the directory is there,
+	// Save writes, though nothing changed since.
+	mustAllocate(t, p, "a")
+	if err := p.Save(path); err == nil {
+		t.Fatalf("Save(%s) succeeded without its directory", path)
+	}
+	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Save(path); err != nil {
+		t.Fatalf("Save once the directory is there: %v", err)
+	}
+	if q, err := Load(path, p.Subnet()); err != nil || q.InUse() != 1 {
+		t.Errorf("after a failed Save and a good one, the file holds %v (err %v); want a's address", q.Owners(), err)
+	}
+}
+
+// TestSaveCarriesEveryChangeBeforeIt saves from many goroutines at once, as
+// the agent attaches tasks: Save commits them as a group, and yet when a
+// caller's Save returns, the file holds that caller's change, allocation
+// and release alike.
+func TestSaveCarriesEveryChangeBeforeIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	p := mustPool(t, "10.88.0.0/20")
+	const workers, rounds = 16, 15
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				owner := fmt.Sprintf("w%d-r%d", w, r)
+				a, err := p.Allocate(owner)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := p.Save(path); err != nil {
+					t.Error(err)
+					return
+				}
+				if got, ok := savedOwner(t, path, p.Subnet(), owner); !ok || got != a {
+					t.Errorf("after %s's Save returned, the file gives it %v (held: %v); want %v", owner, got, ok, a)
+				}
+				if r%2 == 1 {
+					continue
+				}
+				p.Release(owner)
+				if err := p.Save(path); err != nil {
+					t.Error(err)
+					return
+				}
+				if got, ok := savedOwner(t, path, p.Subnet(), owner); ok {
+					t.Errorf("after %s's release was saved, the file still gives it %v", owner, got)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if q, err := Load(path, p.Subnet()); err != nil || q.InUse() != p.InUse() {
+		t.Errorf("at the end the file holds %d addresses (err %v), the pool %d", q.InUse(), err, p.InUse())
+	}
+}
+
+func savedOwner(t *testing.T, path string, subnet netip.Prefix, owner string) (netip.Addr, bool) {
+	q, err := Load(path, subnet)
+	if err != nil {
+		t.Errorf("Load: %v", err)
+		return netip.Addr{}, false
+	}
+	return q.Lookup(owner)
 }
 
 func TestLoadRejectsBadFiles(t *testing.T) {

@@ -131,23 +131,27 @@ func (n *HostNetwork) meshLocalnet() error {
 	return nil
 }
 
-// Attach gives the task an address and a namespace on the bridge.
+// Attach gives the task an address and a namespace on the bridge. The
+// address is saved before the namespace gets it, so that a crash never hands
+// it out twice; tasks attached at once share the save (ipam.Pool.Save).
 func (n *HostNetwork) Attach(ctx context.Context, id string) (string, netip.Addr, error) {
 	// The namespace's file is named by the ID: only an ID Warren makes.
 	if err := api.ValidateID(id); err != nil {
 		return "", netip.Addr{}, fmt.Errorf("agent: network namespace: %w", err)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	addr, err := n.pool.Allocate(id)
+	host, pool, err := n.parts()
 	if err != nil {
 		return "", netip.Addr{}, err
 	}
-	if err := n.pool.Save(n.poolPath()); err != nil {
-		n.pool.Release(id)
+	addr, err := pool.Allocate(id)
+	if err != nil {
 		return "", netip.Addr{}, err
 	}
-	ns, err := n.host.CreateSandbox(id, n.Bridge, netip.PrefixFrom(addr, n.subnet.Bits()), n.pool.Gateway())
+	if err := pool.Save(n.poolPath()); err != nil {
+		pool.Release(id)
+		return "", netip.Addr{}, err
+	}
+	ns, err := host.CreateSandbox(id, n.Bridge, netip.PrefixFrom(addr, pool.Subnet().Bits()), pool.Gateway())
 	if err != nil {
 		return "", netip.Addr{}, err
 	}
@@ -159,16 +163,30 @@ func (n *HostNetwork) Detach(ctx context.Context, id string) error {
 	if err := api.ValidateID(id); err != nil {
 		return fmt.Errorf("agent: network namespace: %w", err)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.host.DeleteSandbox(id); err != nil {
+	host, pool, err := n.parts()
+	if err != nil {
 		return err
 	}
-	if _, ok := n.pool.Lookup(id); ok {
-		n.pool.Release(id)
-		return n.pool.Save(n.poolPath())
+	if err := host.DeleteSandbox(id); err != nil {
+		return err
+	}
+	if _, ok := pool.Lookup(id); ok {
+		pool.Release(id)
+		return pool.Save(n.poolPath())
 	}
 	return nil
+}
+
+// parts returns the links and the address pool Setup made. Each is safe
+// for concurrent use, so tasks attach and detach without n.mu, which
+// would queue them behind each other's fsyncs.
+func (n *HostNetwork) parts() (*link.Host, *ipam.Pool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.host == nil {
+		return nil, nil, errors.New("agent: network: used before Setup")
+	}
+	return n.host, n.pool, nil
 }
 
 // Attached lists tasks holding a namespace or an address.

@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/warren-edge/warren/netcfg/link"
 )
@@ -83,4 +86,54 @@ func TestHostNetworkMesh(t *testing.T) {
 	if rs := ruleset(); !strings.Contains(rs, `iifname "wvlater0" accept`) {
 		t.Errorf("after SetMesh(wvlater0) the ruleset does not admit it:\n%s", rs)
 	}
+}
+
+// BenchmarkHostNetworkAttachDetach attaches 100 tasks, 8 at a time as the
+// agent starts them (Config.MaxParallelStarts), then detaches them all,
+// 8 at a time, in a namespace of its own, with the address pool on disk
+// as on a node. It reports the wall time per task of each (root only).
+func BenchmarkHostNetworkAttachDetach(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("skipping: needs root to make a network namespace")
+	}
+	ns, err := link.NewNetNS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ns.Close() })
+	ctx := context.Background()
+	nsDir := b.TempDir()
+	b.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) }) // Setup made it a mount point
+	n := &HostNetwork{NetNSPath: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns)), NetnsDir: nsDir, StateDir: b.TempDir()}
+	b.Cleanup(func() { n.Close() })
+	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24")}); err != nil {
+		b.Fatal(err)
+	}
+	const tasks, par = 100, 8
+	each := func(fn func(id string) error) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, par)
+		for i := range tasks {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := fn(fmt.Sprintf("%025d", i)); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	var attach, detach time.Duration
+	for b.Loop() {
+		attach += each(func(id string) error { _, _, err := n.Attach(ctx, id); return err })
+		detach += each(func(id string) error { return n.Detach(ctx, id) })
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N*tasks) }
+	b.ReportMetric(per(attach), "ms/attach")
+	b.ReportMetric(per(detach), "ms/detach")
+	b.ReportMetric(0, "ns/op")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -17,8 +18,20 @@ import (
 // ensureSharedDir creates dir and makes it a shared mount point, as iproute2
 // does with /run/netns, so that namespace mounts made in it later also show
 // in mount namespaces copied from this one before (containers' runtimes).
+//
+// Unlike iproute2's, dir is root's alone (0700, made so if it was not): a
+// namespace file that anyone may open lets anyone keep a removed task's
+// namespace, and its veth pair, alive for as long as they like. Only root
+// opens them: the agent, containerd and runc. The paths still show in
+// /proc/self/mountinfo, but the directory cannot be passed.
 func ensureSharedDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return err
 	}
 	madeMount := false
@@ -68,7 +81,7 @@ var errNotNetNS = errors.New("not a network namespace")
 // createNetNSFile creates a network namespace and bind-mounts it on path,
 // which must not exist.
 func createNetNSFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o400)
 	if err != nil {
 		return err
 	}

@@ -248,9 +248,10 @@ func (h *Host) deleteSandbox(id string) error {
 	// 3 s. Down and off the bridge, the host end takes no frame meanwhile,
 	// so an address given out again at once is not answered by the old
 	// sandbox. The namespace may outlive its file while something holds
-	// it (a process still in it; anyone who opened the file, which is
-	// world-readable like iproute2's): it then keeps its pair, down and
-	// off the bridge, so that holding many cannot fill the bridge's ports.
+	// it (a process still in it; a root process that opened the file:
+	// unlike iproute2's, the directory is root's alone): it then keeps its
+	// pair, down and off the bridge, so that holding many cannot fill the
+	// bridge's ports.
 	name := VethName(id)
 	l, err := h.nl.LinkByName(name)
 	switch {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,6 +234,51 @@ func TestCreateSandboxAgainWhileTheOldLingers(t *testing.T) {
 	}
 	if _, err := old.NL.LinkByName(link.SandboxIfname); err == nil {
 		t.Errorf("the old sandbox, still held, still has its %s: its pair was not taken out of the way", link.SandboxIfname)
+	}
+}
+
+// Only root may open a sandbox's namespace file: anyone who holds one open
+// keeps a removed task's namespace, and its pair, alive. The directory is
+// made root's alone even if it was not (an agent upgraded in place).
+func TestSandboxNamespacesAreRootsAlone(t *testing.T) {
+	ns := nstest.New(t)
+	dir := nstest.NetnsDir(t)
+	// Passable by all up to dir, as /run/warren is on a node, and dir
+	// open to all as before: the mode must come from Host.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := filepath.Join(filepath.Dir(dir), "probe")
+	if err := os.WriteFile(probe, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	h, err := link.Open(link.Config{NetNSPath: ns.Path, NetnsDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := h.EnsureBridge(bridge, gw); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "a")
+	mustCreate(t, h, "a", "10.88.3.2/24")
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("%s after CreateSandbox: %v, %v; want mode 0700", dir, st.Mode(), err)
+	}
+	openAsNobody := func(file string) ([]byte, error) {
+		cmd := exec.Command("sh", "-c", `exec 3<"$0"`, file)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		return cmd.CombinedOutput()
+	}
+	// The probe shows that nobody can pass the directories above and
+	// open a file there: what stops it below is the mode of dir.
+	if out, err := openAsNobody(probe); err != nil {
+		t.Fatalf("nobody cannot open %s beside the namespace directory: %v\n%s", probe, err, out)
+	}
+	if out, err := openAsNobody(path); err == nil || !strings.Contains(string(out), "denied") {
+		t.Errorf("nobody opening %s: %v\n%s; want permission denied", path, err, out)
 	}
 }
 

@@ -21,15 +21,7 @@ import (
 // last published, now with the other nodes' backends, and lets
 // localhost:PORT through the mesh; SetMesh("") undoes it.
 func TestHostNetworkMesh(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to make a network namespace")
-	}
-	ns, err := link.NewNetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() }) // the namespace and all in it go
-	path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
+	path := nodeNetNS(t)
 	inNS := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command("nsenter", append([]string{"--net=" + path, "--"}, args...)...).CombinedOutput()
@@ -79,7 +71,7 @@ func TestHostNetworkMesh(t *testing.T) {
 
 	// A mesh whose interface is not there yet: the ruleset is applied,
 	// and the error says what does not work.
-	err = n.SetMesh(ctx, "wvlater0")
+	err := n.SetMesh(ctx, "wvlater0")
 	if err == nil || !strings.Contains(err.Error(), "localhost:PORT") {
 		t.Errorf("SetMesh(wvlater0), no such interface = %v; want an error about localhost:PORT", err)
 	}
@@ -93,18 +85,11 @@ func TestHostNetworkMesh(t *testing.T) {
 // 8 at a time, in a namespace of its own, with the address pool on disk
 // as on a node. It reports the wall time per task of each (root only).
 func BenchmarkHostNetworkAttachDetach(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("skipping: needs root to make a network namespace")
-	}
-	ns, err := link.NewNetNS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ns.Close() })
+	path := nodeNetNS(b)
 	ctx := context.Background()
 	nsDir := b.TempDir()
-	b.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) }) // Setup made it a mount point
-	n := &HostNetwork{NetNSPath: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns)), NetnsDir: nsDir, StateDir: b.TempDir()}
+	b.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) }) // Attach made it a mount point
+	n := &HostNetwork{NetNSPath: path, NetnsDir: nsDir, StateDir: b.TempDir()}
 	b.Cleanup(func() { n.Close() })
 	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24")}); err != nil {
 		b.Fatal(err)
@@ -136,4 +121,19 @@ func BenchmarkHostNetworkAttachDetach(b *testing.B) {
 	b.ReportMetric(per(attach), "ms/attach")
 	b.ReportMetric(per(detach), "ms/detach")
 	b.ReportMetric(0, "ns/op")
+}
+
+// nodeNetNS makes a network namespace to play the node, gone when the test
+// ends with all in it, and returns its path (root only: it skips
+// otherwise).
+func nodeNetNS(tb testing.TB) string {
+	if os.Geteuid() != 0 {
+		tb.Skip("skipping: needs root to make a network namespace")
+	}
+	ns, err := link.NewNetNS()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ns.Close() })
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
 }

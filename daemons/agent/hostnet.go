@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -41,6 +42,14 @@ type HostNetwork struct {
 	cluster netip.Prefix
 	mesh    string
 	ports   []Published // as last published, for SetMesh
+
+	// taskMu keeps Attach and Detach of one task one at a time (a start
+	// can meet the cleanup of leftovers): otherwise a Detach between an
+	// Attach's address and its namespace would leave a namespace whose
+	// address the pool gives out again. Tasks are spread over the locks
+	// by their ID, so that different tasks do not wait for each other
+	// (they share the pool's saves, which n.mu would queue).
+	taskMu [16]sync.Mutex
 }
 
 var _ Network = (*HostNetwork)(nil)
@@ -143,6 +152,7 @@ func (n *HostNetwork) Attach(ctx context.Context, id string) (string, netip.Addr
 	if err != nil {
 		return "", netip.Addr{}, err
 	}
+	defer n.lockTask(id)()
 	addr, err := pool.Allocate(id)
 	if err != nil {
 		return "", netip.Addr{}, err
@@ -167,6 +177,7 @@ func (n *HostNetwork) Detach(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	defer n.lockTask(id)()
 	if err := host.DeleteSandbox(id); err != nil {
 		return err
 	}
@@ -177,9 +188,18 @@ func (n *HostNetwork) Detach(ctx context.Context, id string) error {
 	return nil
 }
 
+// lockTask locks task id's lock and returns its unlock.
+func (n *HostNetwork) lockTask(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	mu := &n.taskMu[h.Sum32()%uint32(len(n.taskMu))]
+	mu.Lock()
+	return mu.Unlock
+}
+
 // parts returns the links and the address pool Setup made. Each is safe
 // for concurrent use, so tasks attach and detach without n.mu, which
-// would queue them behind each other's fsyncs.
+// would queue them behind each other's fsyncs (see taskMu).
 func (n *HostNetwork) parts() (*link.Host, *ipam.Pool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

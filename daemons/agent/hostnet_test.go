@@ -137,3 +137,39 @@ func nodeNetNS(tb testing.TB) string {
 	tb.Cleanup(func() { ns.Close() })
 	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
 }
+
+// TestHostNetworkAttachDetachSameTask races an Attach and a Detach of one
+// task, again and again (the agent's cleanup of leftover sandboxes can meet
+// a start of the same task): whichever wins, the task ends with both a
+// namespace and its address, or with neither. A namespace whose address
+// the pool gave back would get that address handed out again.
+func TestHostNetworkAttachDetachSameTask(t *testing.T) {
+	path := nodeNetNS(t)
+	ctx := context.Background()
+	nsDir := t.TempDir()
+	t.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) })
+	n := &HostNetwork{NetNSPath: path, NetnsDir: nsDir, StateDir: t.TempDir()}
+	t.Cleanup(func() { n.Close() })
+	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	const id = "0000000000000000000000001"
+	for round := range 100 {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); n.Attach(ctx, id) }()
+		go func() { defer wg.Done(); n.Detach(ctx, id) }()
+		wg.Wait()
+		sandboxes, err := n.host.ListSandboxes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, addressed := n.pool.Lookup(id)
+		if hasNS := len(sandboxes) == 1; hasNS != addressed {
+			t.Fatalf("round %d: after an Attach and a Detach at once, the task has a namespace: %v, an address: %v; want both or neither", round, hasNS, addressed)
+		}
+		if err := n.Detach(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

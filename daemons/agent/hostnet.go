@@ -43,12 +43,13 @@ type HostNetwork struct {
 	mesh    string
 	ports   []Published // as last published, for SetMesh
 
-	// taskMu keeps Attach and Detach of one task one at a time (a start
-	// can meet the cleanup of leftovers): otherwise a Detach between an
-	// Attach's address and its namespace would leave a namespace whose
-	// address the pool gives out again. Tasks are spread over the locks
-	// by their ID, so that different tasks do not wait for each other
-	// (they share the pool's saves, which n.mu would queue).
+	// taskMu keeps Attach and Detach of one task one at a time: a Detach
+	// between an Attach's address and its namespace would leave a
+	// namespace whose address the pool gives out again. The agent keeps a
+	// task's actions apart already (busy tasks), but HostNetwork is safe
+	// for concurrent use on its own. Tasks are spread over the locks by
+	// their ID, so that different tasks do not wait for each other (they
+	// share the pool's saves, which n.mu would queue).
 	taskMu [16]sync.Mutex
 }
 

@@ -85,15 +85,8 @@ func TestHostNetworkMesh(t *testing.T) {
 // 8 at a time, in a namespace of its own, with the address pool on disk
 // as on a node. It reports the wall time per task of each (root only).
 func BenchmarkHostNetworkAttachDetach(b *testing.B) {
-	path := nodeNetNS(b)
 	ctx := context.Background()
-	nsDir := b.TempDir()
-	b.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) }) // Attach made it a mount point
-	n := &HostNetwork{NetNSPath: path, NetnsDir: nsDir, StateDir: b.TempDir()}
-	b.Cleanup(func() { n.Close() })
-	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24")}); err != nil {
-		b.Fatal(err)
-	}
+	n := taskNetwork(b)
 	const tasks, par = 100, 8
 	each := func(fn func(id string) error) time.Duration {
 		start := time.Now()
@@ -139,20 +132,14 @@ func nodeNetNS(tb testing.TB) string {
 }
 
 // TestHostNetworkAttachDetachSameTask races an Attach and a Detach of one
-// task, again and again (the agent's cleanup of leftover sandboxes can meet
-// a start of the same task): whichever wins, the task ends with both a
-// namespace and its address, or with neither. A namespace whose address
-// the pool gave back would get that address handed out again.
+// task, again and again (the agent keeps a task's actions apart, but
+// HostNetwork is safe for concurrent use on its own): whichever wins, the
+// task ends with both a namespace and its address, or with neither. A
+// namespace whose address the pool gave back would get that address
+// handed out again.
 func TestHostNetworkAttachDetachSameTask(t *testing.T) {
-	path := nodeNetNS(t)
 	ctx := context.Background()
-	nsDir := t.TempDir()
-	t.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) })
-	n := &HostNetwork{NetNSPath: path, NetnsDir: nsDir, StateDir: t.TempDir()}
-	t.Cleanup(func() { n.Close() })
-	if err := n.Setup(ctx, NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24")}); err != nil {
-		t.Fatal(err)
-	}
+	n := taskNetwork(t)
 	const id = "0000000000000000000000001"
 	for round := range 100 {
 		var wg sync.WaitGroup
@@ -172,4 +159,19 @@ func TestHostNetworkAttachDetachSameTask(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// taskNetwork is a HostNetwork set up in a namespace of nodeNetNS, on
+// 10.88.3.0/24, with its task namespaces and address pool in temporary
+// directories, ready for Attach.
+func taskNetwork(tb testing.TB) *HostNetwork {
+	path := nodeNetNS(tb)
+	nsDir := tb.TempDir()
+	tb.Cleanup(func() { syscall.Unmount(nsDir, syscall.MNT_DETACH) }) // Attach makes it a mount point
+	n := &HostNetwork{NetNSPath: path, NetnsDir: nsDir, StateDir: tb.TempDir()}
+	tb.Cleanup(func() { n.Close() })
+	if err := n.Setup(context.Background(), NodeNet{Subnet: netip.MustParsePrefix("10.88.3.0/24")}); err != nil {
+		tb.Fatal(err)
+	}
+	return n
 }

@@ -241,8 +241,8 @@ func TestCreateSandboxAgainWhileTheOldLingers(t *testing.T) {
 // keeps a removed task's namespace, and its pair, alive. The directory is
 // made root's alone even if it was not (an agent upgraded in place).
 func TestSandboxNamespacesAreRootsAlone(t *testing.T) {
-	ns := nstest.New(t)
-	dir := nstest.NetnsDir(t)
+	h, _ := newNode(t)
+	dir := h.NetnsDir()
 	// Passable by all up to dir, as /run/warren is on a node, and dir
 	// open to all as before: the mode must come from Host.
 	for _, d := range []string{filepath.Dir(dir), dir} {
@@ -252,14 +252,6 @@ func TestSandboxNamespacesAreRootsAlone(t *testing.T) {
 	}
 	probe := filepath.Join(filepath.Dir(dir), "probe")
 	if err := os.WriteFile(probe, nil, 0o444); err != nil {
-		t.Fatal(err)
-	}
-	h, err := link.Open(link.Config{NetNSPath: ns.Path, NetnsDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	if err := h.EnsureBridge(bridge, gw); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "a")

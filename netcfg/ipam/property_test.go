@@ -130,3 +130,11 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	u := toUint(p.Addr()) | (1<<(32-p.Bits()) - 1)
 	return fromUint(u)
 }
+
+// encode returns the JSON file form of p, as Save writes it.
+func (p *Pool) encode() ([]byte, error) {
+	p.mu.Lock()
+	f := p.fileLocked()
+	p.mu.Unlock()
+	return marshal(f)
+}

@@ -166,14 +166,7 @@ func (p *Pool) fileLocked() file {
 	return f
 }
 
-// encode returns the JSON file form of p.
-func (p *Pool) encode() ([]byte, error) {
-	p.mu.Lock()
-	f := p.fileLocked()
-	p.mu.Unlock()
-	return marshal(f)
-}
-
+// marshal returns f as Save writes it.
 func marshal(f file) ([]byte, error) {
 	data, err := json.MarshalIndent(f, "", "  ") // map keys are sorted: stable output
 	if err != nil {
